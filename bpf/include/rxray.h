@@ -1,0 +1,144 @@
+/* rxray kernel/user ABI: every struct and constant that crosses the boundary.
+ * Rust mirrors live in crates/rxray-kernel/src/abi.rs and are checked against this object's BTF. */
+#ifndef RXRAY_H
+#define RXRAY_H
+
+/* ---- limits ---- */
+#define RXRAY_PAYLOAD_MAX 256     /* payload bytes an event can carry */
+#define RXRAY_PAYLOAD_DEFAULT 128 /* payload bytes copied unless configured */
+#define RXRAY_MAX_VLANS 2         /* 802.1ad outer + 802.1Q inner */
+#define RXRAY_MAX_IPV6_EXT 8      /* extension headers walked before giving up */
+#define RXRAY_TCP_OPT_MAX 40      /* TCP option bytes (doff 15) */
+
+/* ---- feature flags in rxray_config.features ---- */
+#define RXRAY_FEAT_EVENTS (1U << 0) /* emit one rxray_pkt_event per packet */
+
+/* ---- rxray_pkt_event.layers: which headers were parsed ---- */
+#define RXRAY_L_ETH (1U << 0)
+#define RXRAY_L_VLAN (1U << 1)    /* at least one 802.1Q tag */
+#define RXRAY_L_QINQ (1U << 2)    /* an 802.1ad (0x88a8) outer tag */
+#define RXRAY_L_ARP (1U << 3)
+#define RXRAY_L_IPV4 (1U << 4)
+#define RXRAY_L_IPV6 (1U << 5)
+#define RXRAY_L_IP_OPTS (1U << 6) /* IPv4 header carries options (IHL > 5) */
+#define RXRAY_L_FRAG (1U << 7)    /* an IP fragment (first or later) */
+#define RXRAY_L_TCP (1U << 8)
+#define RXRAY_L_UDP (1U << 9)
+#define RXRAY_L_ICMP (1U << 10)
+#define RXRAY_L_ICMPV6 (1U << 11)
+
+/* ---- rxray_pkt_event.frag_flags ---- */
+#define RXRAY_FRAG_DF (1U << 0) /* IPv4 don't-fragment */
+#define RXRAY_FRAG_MF (1U << 1) /* more fragments follow */
+
+/* ---- rxray_pkt_event.tcp_opts: which TCP options were present ---- */
+#define RXRAY_TCPOPT_MSS (1U << 0)
+#define RXRAY_TCPOPT_WSCALE (1U << 1)
+#define RXRAY_TCPOPT_SACK_OK (1U << 2)
+#define RXRAY_TCPOPT_SACK (1U << 3)
+#define RXRAY_TCPOPT_TS (1U << 4)
+
+/* ---- malformed categories (rxray_pkt_event.malformed; counter RXRAY_C_MAL_BASE + n) ----
+ * A malformed packet is passed to the stack untouched; its event carries what parsed cleanly before
+ * the fault, and nothing after it. */
+enum rxray_malformed {
+	RXRAY_MAL_NONE = 0,
+	RXRAY_MAL_ETH_TRUNC = 1,      /* shorter than an Ethernet header */
+	RXRAY_MAL_VLAN_TRUNC = 2,     /* VLAN tag cut short */
+	RXRAY_MAL_VLAN_DEPTH = 3,     /* more than RXRAY_MAX_VLANS tags */
+	RXRAY_MAL_ARP_TRUNC = 4,      /* ARP (Ethernet/IPv4) body cut short */
+	RXRAY_MAL_IPV4_TRUNC = 5,     /* IPv4 header, or the bytes its total length claims, cut short */
+	RXRAY_MAL_IPV4_HDR = 6,       /* version != 4, IHL < 5, or total length < IHL */
+	RXRAY_MAL_IPV6_TRUNC = 7,     /* IPv6 fixed header or payload length cut short */
+	RXRAY_MAL_IPV6_HDR = 8,       /* version != 6 */
+	RXRAY_MAL_IPV6_EXT_TRUNC = 9, /* an extension header runs past the packet */
+	RXRAY_MAL_IPV6_EXT_CHAIN = 10,/* more than RXRAY_MAX_IPV6_EXT extension headers */
+	RXRAY_MAL_TCP_TRUNC = 11,     /* TCP header (or its options) cut short */
+	RXRAY_MAL_TCP_HDR = 12,       /* data offset < 5 */
+	RXRAY_MAL_TCP_OPT = 13,       /* an option with an impossible length */
+	RXRAY_MAL_UDP_TRUNC = 14,     /* UDP header cut short */
+	RXRAY_MAL_UDP_LEN = 15,       /* UDP length < 8 or beyond the IP payload */
+	RXRAY_MAL_ICMP_TRUNC = 16,    /* ICMP/ICMPv6 header cut short */
+	RXRAY_MAL_COUNT = 17,
+};
+
+/* ---- per-CPU counters: index into the rxray_stats array ---- */
+enum rxray_counter {
+	RXRAY_C_PACKETS = 0,   /* packets seen by the program */
+	RXRAY_C_BYTES = 1,     /* their wire bytes */
+	RXRAY_C_EVENTS = 2,    /* events written to the ring buffer */
+	RXRAY_C_LOST = 3,      /* events the ring buffer had no room for */
+	RXRAY_C_MALFORMED = 4, /* packets with any malformed category */
+	RXRAY_C_MAL_BASE = 8,  /* + enum rxray_malformed: per category */
+	RXRAY_C_COUNT = 32,
+};
+
+/* Per-CPU counters: the single entry of the rxray_stats per-CPU array; user space sums the CPUs. */
+struct rxray_stats {
+	__u64 c[RXRAY_C_COUNT]; /* indexed by enum rxray_counter */
+};
+
+/* Runtime configuration: one entry of the rxray_config array map. */
+struct rxray_config {
+	__u32 features;    /* RXRAY_FEAT_* */
+	__u32 payload_snap;/* payload bytes copied per event, 0..RXRAY_PAYLOAD_MAX */
+	__u64 clock_ns;    /* when non-zero, the clock programs read (simulation); else bpf_ktime_get_ns */
+};
+
+/* One incoming packet, as XDP saw it. Multi-byte fields are host order; addresses and MACs are
+ * network byte order as on the wire. IPv4 addresses occupy the first 4 bytes of saddr/daddr. */
+struct rxray_pkt_event {
+	__u64 ts_ns;          /* CLOCK_MONOTONIC at XDP entry */
+	__u32 ifindex;
+	__u32 rx_queue;
+	__u32 wire_len;       /* frame bytes (linear + fragments) */
+	__u32 layers;         /* RXRAY_L_* */
+	__u16 malformed;      /* enum rxray_malformed */
+	__u16 payload_off;    /* offset of the first byte after the last parsed header */
+	__u16 payload_len;    /* bytes copied into payload[] */
+	__u16 eth_proto;      /* ethertype after any VLAN tags */
+	__u8 dst_mac[6];
+	__u8 src_mac[6];
+	__u16 vlan_tpid[RXRAY_MAX_VLANS]; /* outermost first */
+	__u16 vlan_tci[RXRAY_MAX_VLANS];
+	__u8 vlan_count;
+	__u8 ip_ver;          /* 0, 4 or 6 */
+	__u8 l4_proto;        /* IPv4 protocol, or IPv6 next header after the extension headers */
+	__u8 ttl;             /* TTL / hop limit */
+	__u8 tos;             /* DSCP << 2 | ECN (IPv6 traffic class) */
+	__u8 ipv6_ext_count;
+	__u16 ip_hdr_len;     /* IPv4 IHL * 4; IPv6 40 + extension headers */
+	__u16 ip_total_len;   /* IPv4 total length; IPv6 40 + payload length */
+	__u8 frag_flags;      /* RXRAY_FRAG_* */
+	__u8 tcp_flags;       /* FIN SYN RST PSH ACK URG ECE CWR as bits 0..7 */
+	__u32 ip_id;          /* IPv4 identification; IPv6 fragment identification */
+	__u16 frag_off;       /* fragment offset in bytes */
+	__u16 arp_op;
+	__u32 ipv6_flow_label;
+	__u8 ipv6_exts[RXRAY_MAX_IPV6_EXT]; /* header types walked, in order */
+	__u8 saddr[16];       /* ARP: sender protocol address */
+	__u8 daddr[16];       /* ARP: target protocol address */
+	__u8 arp_sha[6];
+	__u8 arp_tha[6];
+	__u16 sport;
+	__u16 dport;
+	__u32 tcp_seq;
+	__u32 tcp_ack;
+	__u16 tcp_window;
+	__u8 tcp_opts;        /* RXRAY_TCPOPT_* */
+	__u8 tcp_wscale;
+	__u16 tcp_mss;
+	__u8 tcp_hdr_len;     /* data offset * 4 */
+	__u8 icmp_type;
+	__u32 tcp_tsval;
+	__u32 tcp_tsecr;
+	__u8 icmp_code;
+	__u8 _pad0;
+	__u16 icmp_id;        /* echo request/reply only */
+	__u16 icmp_seq;
+	__u16 l4_len;         /* UDP length field; TCP/ICMP: IP payload bytes */
+	__u16 _pad1[2];
+	__u8 payload[RXRAY_PAYLOAD_MAX];
+};
+
+#endif

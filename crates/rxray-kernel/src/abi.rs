@@ -1,0 +1,175 @@
+//! Rust mirrors of bpf/include/rxray.h, the kernel/user ABI.
+//! The C header is the source of truth; `tests/abi_btf.rs` checks every size and field offset here
+//! against the BTF of the compiled object.
+#![allow(missing_docs)]
+
+pub const PAYLOAD_MAX: usize = 256;
+pub const PAYLOAD_DEFAULT: u32 = 128;
+pub const MAX_VLANS: usize = 2;
+pub const MAX_IPV6_EXT: usize = 8;
+
+pub const FEAT_EVENTS: u32 = 1 << 0;
+
+pub const L_ETH: u32 = 1 << 0;
+pub const L_VLAN: u32 = 1 << 1;
+pub const L_QINQ: u32 = 1 << 2;
+pub const L_ARP: u32 = 1 << 3;
+pub const L_IPV4: u32 = 1 << 4;
+pub const L_IPV6: u32 = 1 << 5;
+pub const L_IP_OPTS: u32 = 1 << 6;
+pub const L_FRAG: u32 = 1 << 7;
+pub const L_TCP: u32 = 1 << 8;
+pub const L_UDP: u32 = 1 << 9;
+pub const L_ICMP: u32 = 1 << 10;
+pub const L_ICMPV6: u32 = 1 << 11;
+
+pub const FRAG_DF: u8 = 1 << 0;
+pub const FRAG_MF: u8 = 1 << 1;
+
+pub const TCPOPT_MSS: u8 = 1 << 0;
+pub const TCPOPT_WSCALE: u8 = 1 << 1;
+pub const TCPOPT_SACK_OK: u8 = 1 << 2;
+pub const TCPOPT_SACK: u8 = 1 << 3;
+pub const TCPOPT_TS: u8 = 1 << 4;
+
+/// `enum rxray_malformed`, in order; index 0 is "none".
+pub const MALFORMED_NAMES: [&str; 17] = [
+    "none",
+    "eth_truncated",
+    "vlan_truncated",
+    "vlan_too_deep",
+    "arp_truncated",
+    "ipv4_truncated",
+    "ipv4_bad_header",
+    "ipv6_truncated",
+    "ipv6_bad_header",
+    "ipv6_ext_truncated",
+    "ipv6_ext_chain_too_long",
+    "tcp_truncated",
+    "tcp_bad_header",
+    "tcp_bad_option",
+    "udp_truncated",
+    "udp_bad_length",
+    "icmp_truncated",
+];
+pub const MAL_COUNT: usize = 17;
+
+pub const C_PACKETS: usize = 0;
+pub const C_BYTES: usize = 1;
+pub const C_EVENTS: usize = 2;
+pub const C_LOST: usize = 3;
+pub const C_MALFORMED: usize = 4;
+pub const C_MAL_BASE: usize = 8;
+pub const C_COUNT: usize = 32;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub c: [u64; C_COUNT],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    pub features: u32,
+    pub payload_snap: u32,
+    pub clock_ns: u64,
+}
+
+// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for Stats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Config {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PktEvent {
+    pub ts_ns: u64,
+    pub ifindex: u32,
+    pub rx_queue: u32,
+    pub wire_len: u32,
+    pub layers: u32,
+    pub malformed: u16,
+    pub payload_off: u16,
+    pub payload_len: u16,
+    pub eth_proto: u16,
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub vlan_tpid: [u16; MAX_VLANS],
+    pub vlan_tci: [u16; MAX_VLANS],
+    pub vlan_count: u8,
+    pub ip_ver: u8,
+    pub l4_proto: u8,
+    pub ttl: u8,
+    pub tos: u8,
+    pub ipv6_ext_count: u8,
+    pub ip_hdr_len: u16,
+    pub ip_total_len: u16,
+    pub frag_flags: u8,
+    pub tcp_flags: u8,
+    pub ip_id: u32,
+    pub frag_off: u16,
+    pub arp_op: u16,
+    pub ipv6_flow_label: u32,
+    pub ipv6_exts: [u8; MAX_IPV6_EXT],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub arp_sha: [u8; 6],
+    pub arp_tha: [u8; 6],
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_window: u16,
+    pub tcp_opts: u8,
+    pub tcp_wscale: u8,
+    pub tcp_mss: u16,
+    pub tcp_hdr_len: u8,
+    pub icmp_type: u8,
+    pub tcp_tsval: u32,
+    pub tcp_tsecr: u32,
+    pub icmp_code: u8,
+    pub _pad0: u8,
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    pub l4_len: u16,
+    pub _pad1: [u16; 2],
+    pub payload: [u8; PAYLOAD_MAX],
+}
+
+impl PktEvent {
+    /// Reads an event from a ring-buffer record; `None` when the record is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < std::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: the length was checked; PktEvent is plain-old-data for which every bit pattern
+        // is valid, and read_unaligned has no alignment requirement.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<Self>()) })
+    }
+}
+
+/// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
+pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
+    macro_rules! layout {
+        ($c:literal, $t:ty, [$($f:ident),* $(,)?]) => {
+            ($c, std::mem::size_of::<$t>(), vec![$((stringify!($f), std::mem::offset_of!($t, $f))),*])
+        };
+    }
+    vec![
+        layout!("rxray_stats", Stats, [c]),
+        layout!("rxray_config", Config, [features, payload_snap, clock_ns]),
+        layout!(
+            "rxray_pkt_event",
+            PktEvent,
+            [
+                ts_ns, ifindex, rx_queue, wire_len, layers, malformed, payload_off, payload_len,
+                eth_proto, dst_mac, src_mac, vlan_tpid, vlan_tci, vlan_count, ip_ver, l4_proto, ttl,
+                tos, ipv6_ext_count, ip_hdr_len, ip_total_len, frag_flags, tcp_flags, ip_id, frag_off,
+                arp_op, ipv6_flow_label, ipv6_exts, saddr, daddr, arp_sha, arp_tha, sport, dport,
+                tcp_seq, tcp_ack, tcp_window, tcp_opts, tcp_wscale, tcp_mss, tcp_hdr_len, icmp_type,
+                tcp_tsval, tcp_tsecr, icmp_code, _pad0, icmp_id, icmp_seq, l4_len, _pad1, payload
+            ]
+        ),
+    ]
+}

@@ -1,0 +1,47 @@
+//! rxray's kernel side seen from user space: the embedded eBPF objects, loading and attaching them,
+//! and turning ring-buffer records into `rxray_engine::event::Packet`s.
+pub mod abi;
+mod decode;
+mod ingress;
+
+pub use decode::{decode, Clock};
+pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
+
+use std::io;
+
+/// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
+pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");
+/// The benchmark floor: an XDP program that only returns XDP_PASS.
+pub static BENCH_PASS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_pass.bpf.o");
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("rxray needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON) to load eBPF programs: run it with sudo")]
+    NotPrivileged,
+    #[error("this kernel has no usable BPF support ({0}); rxray needs Linux 5.18 or newer with CONFIG_BPF_SYSCALL")]
+    NoBpf(String),
+    #[error("no interface named {0:?} in this network namespace (list them with `ip link`)")]
+    NoSuchInterface(String),
+    #[error("attaching XDP to {iface}: {detail}")]
+    Attach { iface: String, detail: String },
+    #[error("loading the eBPF program: {0}")]
+    Load(String),
+    #[error("eBPF map {map}: {detail}")]
+    Map { map: &'static str, detail: String },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Maps a load-time error to the clear message a user needs (privileges, missing BPF).
+pub(crate) fn classify_load_error(e: impl std::fmt::Display + std::fmt::Debug) -> KernelError {
+    let text = format!("{e}: {e:?}");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 && (text.contains("EPERM") || text.contains("Operation not permitted") || text.contains("os error 1)")) {
+        return KernelError::NotPrivileged;
+    }
+    if text.contains("ENOSYS") || text.contains("Function not implemented") {
+        return KernelError::NoBpf(e.to_string());
+    }
+    KernelError::Load(text)
+}

@@ -1,0 +1,179 @@
+//! `rxray watch`: attach the XDP ingress program and print every packet it reports.
+use crate::{line, XdpModeArg};
+use anyhow::{bail, Context, Result};
+use rxray_kernel::{abi, decode, AttachMode, Clock, Ingress, IngressOptions, Totals};
+use std::{
+    io::{self, Write},
+    os::fd::AsRawFd,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    /// Print JSON Lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many packets.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Payload bytes to copy per packet (0..=256).
+    #[arg(short = 's', long = "snap", default_value_t = abi::PAYLOAD_DEFAULT)]
+    pub snap: u32,
+    /// Ring-buffer size in bytes (power of two, at least 4096).
+    #[arg(long = "ring-size", default_value_t = 8 << 20)]
+    pub ring_size: u32,
+    /// Test aid: wait this long after attaching before reading events (forces ring-buffer loss).
+    #[arg(long = "stall-ms", hide = true, default_value_t = 0)]
+    pub stall_ms: u64,
+}
+
+fn up_interfaces() -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for ent in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")? {
+        let name = ent?.file_name().to_string_lossy().into_owned();
+        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).unwrap_or_default();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+        // IFF_UP = 1, IFF_LOOPBACK = 8
+        if flags & 1 != 0 && flags & 8 == 0 {
+            v.push(name);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+pub fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("rxray needs root to load eBPF programs: run it with sudo");
+    }
+    Ok(())
+}
+
+pub fn run(a: WatchArgs) -> Result<()> {
+    require_root()?;
+    if a.snap > abi::PAYLOAD_MAX as u32 {
+        bail!("--snap {} is more than the {} payload bytes an event carries", a.snap, abi::PAYLOAD_MAX);
+    }
+    let ifaces = if a.ifaces.is_empty() { up_interfaces()? } else { a.ifaces.clone() };
+    if ifaces.is_empty() {
+        bail!("no interface is up here; name one with -i (see `ip link`)");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+
+    let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true };
+    let mut ingress = Ingress::load(&opts)?;
+    let mode = match a.xdp_mode {
+        XdpModeArg::Native => AttachMode::Native,
+        XdpModeArg::Generic => AttachMode::Generic,
+        XdpModeArg::Auto => AttachMode::Auto,
+    };
+    let mut names = Vec::new();
+    for i in &ifaces {
+        let att = ingress.attach(i, mode)?;
+        names.push(format!("{} ({} XDP)", att.iface, att.mode));
+    }
+    eprintln!("rxray: watching {}; Ctrl-C to stop", names.join(", "));
+    if a.stall_ms > 0 {
+        std::thread::sleep(Duration::from_millis(a.stall_ms));
+    }
+
+    let clock = Clock::now();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut delivered = 0u64;
+    let start = Instant::now();
+    let fd = ingress.ring().as_raw_fd();
+    let iface_of: Vec<(u32, String)> = ingress.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
+    let iface_name = |idx: u32| iface_of.iter().find(|(i, _)| *i == idx).map(|(_, n)| n.as_str()).unwrap_or("?");
+    let mut done = false;
+    while !done {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut batch = 0;
+        while let Some(item) = ingress.ring().next() {
+            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
+            drop(item);
+            delivered += 1;
+            batch += 1;
+            let pkt = decode(&ev, &clock, iface_name(ev.ifindex));
+            let res = if a.json {
+                serde_json::to_writer(&mut out, &pkt).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
+            } else {
+                writeln!(out, "{}", line::format(&pkt))
+            };
+            if res.is_err() {
+                // stdout closed (e.g. `| head`): stop quietly.
+                done = true;
+                break;
+            }
+            if a.count.is_some_and(|c| delivered >= c) {
+                done = true;
+                break;
+            }
+            if batch >= 4096 {
+                break;
+            }
+        }
+        if out.flush().is_err() {
+            done = true;
+        }
+        if stopping {
+            // Signalled: everything already in the ring has been drained above.
+            if ingress.ring().next().is_none() {
+                break;
+            }
+            continue;
+        }
+        if batch == 0 && !done {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
+    drop(out);
+    let totals = ingress.totals()?;
+    print_summary(&totals, delivered, start.elapsed(), a.json);
+    Ok(())
+}
+
+fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool) {
+    let by: Vec<(&str, u64)> = abi::MALFORMED_NAMES
+        .iter()
+        .zip(t.malformed_by.iter())
+        .skip(1)
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    if json {
+        let m: serde_json::Map<String, serde_json::Value> =
+            by.iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(*n))).collect();
+        let v = serde_json::json!({"summary": {
+            "packets": t.packets, "bytes": t.bytes, "delivered": delivered, "lost": t.lost,
+            "malformed": t.malformed, "malformed_by": m, "seconds": took.as_secs_f64(),
+        }});
+        eprintln!("{v}");
+    } else {
+        let mal = if by.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "))
+        };
+        eprintln!(
+            "\n{} packets seen, {} delivered, {} lost (ring buffer full), {} malformed{mal}",
+            t.packets, delivered, t.lost, t.malformed
+        );
+    }
+}
