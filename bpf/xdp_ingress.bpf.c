@@ -161,7 +161,7 @@ __noinline int rxray_parse_tcp_opts(struct xdp_md *ctx, __u32 off, __u32 len, st
 
 /* L4 at byte off; the IP payload ends at byte end. Returns a malformed category or 0 and leaves
  * e->payload_off after the L4 header. */
-__noinline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 end, struct rxray_pkt_event *e)
+static __always_inline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 end, struct rxray_pkt_event *e)
 {
 	if (!ctx || !e)
 		return 0;
@@ -188,15 +188,17 @@ __noinline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 end, struct r
 		e->tcp_flags = ((__u8 *)th)[13];
 		e->tcp_hdr_len = hlen;
 		e->l4_len = avail;
-		struct tcp_opt_out o = {};
-		int mal = rxray_parse_tcp_opts(ctx, off + sizeof(*th), hlen - sizeof(*th), &o);
-		e->tcp_mss = o.mss;
-		e->tcp_wscale = o.wscale;
-		e->tcp_opts = o.opts;
-		e->tcp_tsval = o.tsval;
-		e->tcp_tsecr = o.tsecr;
-		if (mal)
-			return mal;
+		if (hlen > sizeof(*th)) {
+			struct tcp_opt_out o = {};
+			int mal = rxray_parse_tcp_opts(ctx, off + sizeof(*th), hlen - sizeof(*th), &o);
+			e->tcp_mss = o.mss;
+			e->tcp_wscale = o.wscale;
+			e->tcp_opts = o.opts;
+			e->tcp_tsval = o.tsval;
+			e->tcp_tsecr = o.tsecr;
+			if (mal)
+				return mal;
+		}
 		e->payload_off = off + hlen;
 		return 0;
 	}
@@ -236,7 +238,7 @@ __noinline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 end, struct r
 }
 
 /* IPv4 at byte off (e->payload_off == off on entry). */
-__noinline int rxray_parse_ipv4(struct xdp_md *ctx, __u32 off, struct rxray_pkt_event *e)
+static __always_inline int rxray_parse_ipv4(struct xdp_md *ctx, __u32 off, struct rxray_pkt_event *e)
 {
 	if (!ctx || !e)
 		return 0;
@@ -421,7 +423,6 @@ int rxray_xdp(struct xdp_md *ctx)
 	if (!cfg || !st)
 		return XDP_PASS;
 
-	__u64 now = rx_now(cfg);
 	__u32 wire_len = bpf_xdp_get_buff_len(ctx);
 	st->c[RXRAY_C_PACKETS]++;
 	st->c[RXRAY_C_BYTES] += wire_len;
@@ -441,7 +442,8 @@ int rxray_xdp(struct xdp_md *ctx)
 			return XDP_PASS;
 	}
 	__builtin_memset(e, 0, __builtin_offsetof(struct rxray_pkt_event, payload));
-	e->ts_ns = now;
+	/* The precise clock costs ~30 ns here: read it only for packets that become events. */
+	e->ts_ns = ring ? rx_now(cfg) : 0;
 	e->ifindex = ctx->ingress_ifindex;
 	e->rx_queue = ctx->rx_queue_index;
 	e->wire_len = wire_len;
@@ -475,7 +477,12 @@ int rxray_xdp(struct xdp_md *ctx)
 		if (n != 0 && bpf_xdp_load_bytes(ctx, start, e->payload, n) == 0)
 			e->payload_len = n;
 	}
-	bpf_ringbuf_submit(e, 0);
+	/* Waking the reader per event costs microseconds; wake it only once a batch has built up. The
+	 * reader also polls with a short timeout, so a quiet link's events are never stuck. */
+	__u64 wake = bpf_ringbuf_query(&rxray_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wake);
 	st->c[RXRAY_C_EVENTS]++;
 	return XDP_PASS;
 }

@@ -83,6 +83,7 @@ struct rxray_config {
 	__u32 features;    /* RXRAY_FEAT_* */
 	__u32 payload_snap;/* payload bytes copied per event, 0..RXRAY_PAYLOAD_MAX */
 	__u64 clock_ns;    /* when non-zero, the clock programs read (simulation); else bpf_ktime_get_ns */
+	__u64 wakeup_bytes;/* wake the ring-buffer reader once this many bytes are waiting */
 };
 
 /* One incoming packet, as XDP saw it. Multi-byte fields are host order; addresses and MACs are

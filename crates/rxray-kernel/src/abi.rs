@@ -74,6 +74,7 @@ pub struct Config {
     pub features: u32,
     pub payload_snap: u32,
     pub clock_ns: u64,
+    pub wakeup_bytes: u64,
 }
 
 // SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
@@ -158,7 +159,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     }
     vec![
         layout!("rxray_stats", Stats, [c]),
-        layout!("rxray_config", Config, [features, payload_snap, clock_ns]),
+        layout!("rxray_config", Config, [features, payload_snap, clock_ns, wakeup_bytes]),
         layout!(
             "rxray_pkt_event",
             PktEvent,

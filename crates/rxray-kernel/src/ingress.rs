@@ -99,6 +99,8 @@ impl Ingress {
             features: if opts.events { abi::FEAT_EVENTS } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
+            // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
+            wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
         };
         let mut me = Ingress { ebpf, ring, attached: Vec::new(), config };
         me.write_config()?;
@@ -169,6 +171,12 @@ impl Ingress {
     /// The loaded program, e.g. for BPF_PROG_TEST_RUN.
     pub fn program(&self) -> &Xdp {
         self.ebpf.program("rxray_xdp").expect("loaded").try_into().expect("XDP")
+    }
+
+    /// The program and the ring buffer at once: run the one while another thread drains the other.
+    pub fn split(&mut self) -> (&Xdp, &mut RingBuf<MapData>) {
+        let prog = self.ebpf.program("rxray_xdp").expect("loaded").try_into().expect("XDP");
+        (prog, &mut self.ring)
     }
 
     pub fn totals(&self) -> Result<Totals, KernelError> {

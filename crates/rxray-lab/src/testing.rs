@@ -1,0 +1,74 @@
+//! Helpers every rxray test that needs root, namespaces or outside tools shares: the skip rule
+//! (under CI=true a test that cannot run fails; elsewhere it says why and skips), unique names,
+//! and scratch directories.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Under CI=true a test that cannot run fails; elsewhere it prints why and is skipped.
+pub fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("CI=true and this test cannot run: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether `tool --version` starts, i.e. the tool is installed.
+pub fn have(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// True when the test may go on: root is there. Otherwise skips (or fails under CI).
+pub fn need_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    skip_or_fail("needs root for namespaces and eBPF");
+    false
+}
+
+/// A lab name unique on this machine: "rxt" + pid + per-process counter.
+pub fn unique_name() -> String {
+    format!("rxt{}n{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let p = std::env::temp_dir().join(format!("rxray-test-{}", unique_name()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
