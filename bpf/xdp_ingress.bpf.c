@@ -18,6 +18,7 @@
 #define IPPROTO_AH_ 51
 #define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_ICMPV6_ 58
+#define EEXIST 17
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -39,6 +40,37 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rxray_config);
 } rxray_config SEC(".maps");
+
+/* Flow table: sized by the loader; a full table fails inserts, which are counted (RXRAY_C_FLOW_FAIL). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rxray_flow_key);
+	__type(value, struct rxray_flow_stats);
+} rxray_flows SEC(".maps");
+
+/* First fragments' ports, so later fragments join their flow. LRU: an old entry only costs the
+ * attribution of a fragment that arrives after it was evicted (it then counts in the fragments bucket). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rxray_frag_key);
+	__type(value, struct rxray_frag_ports);
+} rxray_frags SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RXRAY_P_COUNT);
+	__type(key, __u32);
+	__type(value, struct rxray_count);
+} rxray_protos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct rxray_count);
+} rxray_ifaces SEC(".maps");
 
 /* Where a packet is parsed when no ring-buffer record is taken (events off, or ring full). */
 struct {
@@ -414,6 +446,133 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct rxray_pkt_even
 	return 0;
 }
 
+static __always_inline __u32 size_bucket(__u32 len)
+{
+	if (len <= 64)
+		return 0;
+	if (len <= 128)
+		return 1;
+	if (len <= 256)
+		return 2;
+	if (len <= 512)
+		return 3;
+	if (len <= 1024)
+		return 4;
+	if (len <= 1518)
+		return 5;
+	if (len <= 9018)
+		return 6;
+	return 7;
+}
+
+static __always_inline __u32 proto_class(const struct rxray_pkt_event *e, __u32 mal)
+{
+	if (mal)
+		return RXRAY_P_MALFORMED;
+	if (e->layers & RXRAY_L_ARP)
+		return RXRAY_P_ARP;
+	if (!e->ip_ver)
+		return RXRAY_P_OTHER_L2;
+	__u32 base = e->ip_ver == 4 ? RXRAY_P_IPV4_TCP : RXRAY_P_IPV6_TCP;
+	if (e->l4_proto == IPPROTO_TCP)
+		return base;
+	if (e->l4_proto == IPPROTO_UDP)
+		return base + 1;
+	if (e->l4_proto == IPPROTO_ICMP || e->l4_proto == IPPROTO_ICMPV6_)
+		return base + 2;
+	return base + 3;
+}
+
+static __always_inline void count(struct rxray_count *c, __u32 len)
+{
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+}
+
+/* Per-interface, per-protocol and per-flow counters for one parsed packet. Exact whatever the ring
+ * buffer does: they are kept here, not derived from events. */
+__noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, struct rxray_stats *st,
+			     __u32 mal, __u64 now)
+{
+	if (!ctx || !e || !st)
+		return 0;
+	__u32 len = e->wire_len;
+	__u32 idx = proto_class(e, mal) & (RXRAY_P_COUNT - 1);
+	count(bpf_map_lookup_elem(&rxray_protos, &idx), len);
+
+	__u32 ifindex = e->ifindex;
+	struct rxray_count *ic = bpf_map_lookup_elem(&rxray_ifaces, &ifindex);
+	if (ic) {
+		count(ic, len);
+	} else {
+		struct rxray_count init = { .packets = 1, .bytes = len };
+		if (bpf_map_update_elem(&rxray_ifaces, &ifindex, &init, BPF_NOEXIST) == -EEXIST) {
+			count(bpf_map_lookup_elem(&rxray_ifaces, &ifindex), len);
+		} else if (!bpf_map_lookup_elem(&rxray_ifaces, &ifindex)) {
+			st->c[RXRAY_C_IFACE_FAIL]++;
+		}
+	}
+
+	if (mal || !e->ip_ver)
+		return 0;
+	struct rxray_flow_key k = {};
+	k.ifindex = e->ifindex;
+	k.vlan = e->vlan_count ? e->vlan_tci[(e->vlan_count - 1) & 1] & 0x0fff : 0;
+	k.ip_ver = e->ip_ver;
+	k.proto = e->l4_proto;
+	__builtin_memcpy(k.saddr, e->saddr, 16);
+	__builtin_memcpy(k.daddr, e->daddr, 16);
+	k.sport = e->sport;
+	k.dport = e->dport;
+
+	if (e->layers & RXRAY_L_FRAG) {
+		struct rxray_frag_key fk = {};
+		fk.ifindex = e->ifindex;
+		fk.id = e->ip_id;
+		__builtin_memcpy(fk.saddr, e->saddr, 16);
+		__builtin_memcpy(fk.daddr, e->daddr, 16);
+		fk.ip_ver = e->ip_ver;
+		fk.proto = e->l4_proto;
+		if (e->frag_off == 0) {
+			struct rxray_frag_ports fp = { .sport = e->sport, .dport = e->dport };
+			bpf_map_update_elem(&rxray_frags, &fk, &fp, BPF_ANY);
+		} else {
+			struct rxray_frag_ports *fp = bpf_map_lookup_elem(&rxray_frags, &fk);
+			if (fp) {
+				k.sport = fp->sport;
+				k.dport = fp->dport;
+			} else {
+				k.kind = RXRAY_FK_FRAGS;
+				st->c[RXRAY_C_FRAG_BUCKET]++;
+			}
+		}
+	}
+
+	__u32 b = size_bucket(len) & (RXRAY_FLOW_HIST - 1);
+	struct rxray_flow_stats *fs = bpf_map_lookup_elem(&rxray_flows, &k);
+	if (!fs) {
+		struct rxray_flow_stats init = {};
+		init.first_ns = now;
+		if (bpf_map_update_elem(&rxray_flows, &k, &init, BPF_NOEXIST) && bpf_map_lookup_elem(&rxray_flows, &k) == NULL) {
+			st->c[RXRAY_C_FLOW_FAIL]++;
+			return 0;
+		}
+		fs = bpf_map_lookup_elem(&rxray_flows, &k);
+		if (!fs)
+			return 0;
+		if (!fs->first_ns) /* created by another CPU: this CPU's slot starts here */
+			fs->first_ns = now;
+	}
+	fs->packets++;
+	fs->bytes += len;
+	fs->last_ns = now;
+	fs->tcp_flags |= e->tcp_flags;
+	fs->size_hist[b]++;
+	return 0;
+}
+
 SEC("xdp")
 int rxray_xdp(struct xdp_md *ctx)
 {
@@ -454,6 +613,11 @@ int rxray_xdp(struct xdp_md *ctx)
 		st->c[RXRAY_C_MALFORMED]++;
 		/* mal < RXRAY_MAL_COUNT, so the index stays below RXRAY_C_COUNT; the mask tells the verifier */
 		st->c[(RXRAY_C_MAL_BASE + mal) & (RXRAY_C_COUNT - 1)]++;
+	}
+	if (cfg->features & RXRAY_FEAT_FLOWS) {
+		/* Flows take the coarse clock (cheap) unless this packet already read the precise one. */
+		__u64 now = e->ts_ns ? e->ts_ns : (cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns());
+		rxray_account(ctx, e, st, mal, now);
 	}
 	if (!ring)
 		return XDP_PASS;

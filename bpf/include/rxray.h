@@ -12,6 +12,9 @@
 
 /* ---- feature flags in rxray_config.features ---- */
 #define RXRAY_FEAT_EVENTS (1U << 0) /* emit one rxray_pkt_event per packet */
+#define RXRAY_FEAT_FLOWS (1U << 1)  /* keep per-flow, per-interface and per-protocol counters */
+
+#define RXRAY_FLOW_HIST 8           /* size buckets: <=64 <=128 <=256 <=512 <=1024 <=1518 <=9018 larger */
 
 /* ---- rxray_pkt_event.layers: which headers were parsed ---- */
 #define RXRAY_L_ETH (1U << 0)
@@ -69,6 +72,9 @@ enum rxray_counter {
 	RXRAY_C_EVENTS = 2,    /* events written to the ring buffer */
 	RXRAY_C_LOST = 3,      /* events the ring buffer had no room for */
 	RXRAY_C_MALFORMED = 4, /* packets with any malformed category */
+	RXRAY_C_FLOW_FAIL = 5, /* packets whose new flow found the flow table full (not counted in a flow) */
+	RXRAY_C_FRAG_BUCKET = 6, /* later fragments whose first fragment was not seen (fragments bucket) */
+	RXRAY_C_IFACE_FAIL = 7, /* packets whose interface found the interface table full */
 	RXRAY_C_MAL_BASE = 8,  /* + enum rxray_malformed: per category */
 	RXRAY_C_COUNT = 32,
 };
@@ -76,6 +82,74 @@ enum rxray_counter {
 /* Per-CPU counters: the single entry of the rxray_stats per-CPU array; user space sums the CPUs. */
 struct rxray_stats {
 	__u64 c[RXRAY_C_COUNT]; /* indexed by enum rxray_counter */
+};
+
+/* Flow table key: one direction of a conversation as seen on one interface. */
+enum rxray_flow_kind {
+	RXRAY_FK_FLOW = 0,  /* a 5-tuple (ports 0 for protocols without ports) */
+	RXRAY_FK_FRAGS = 1, /* later IP fragments that could not be tied to their first fragment */
+};
+
+struct rxray_flow_key {
+	__u32 ifindex;
+	__u16 vlan;       /* innermost VLAN id; 0 when untagged */
+	__u8 ip_ver;
+	__u8 proto;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 kind;        /* enum rxray_flow_kind */
+	__u8 _pad[3];
+};
+
+/* Per-CPU flow counters; user space sums the CPUs. */
+struct rxray_flow_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 first_ns;   /* CLOCK_MONOTONIC (coarse unless events are on) */
+	__u64 last_ns;
+	__u32 tcp_flags;  /* OR of the TCP flags seen */
+	__u32 _pad;
+	__u64 size_hist[RXRAY_FLOW_HIST];
+};
+
+/* Fragment tracking: the first fragment's ports, by datagram. */
+struct rxray_frag_key {
+	__u32 ifindex;
+	__u32 id;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 ip_ver;
+	__u8 proto;
+	__u8 _pad[2];
+};
+
+struct rxray_frag_ports {
+	__u16 sport;
+	__u16 dport;
+};
+
+/* Per-protocol counters: index into the rxray_protos per-CPU array. */
+enum rxray_proto_class {
+	RXRAY_P_IPV4_TCP = 0,
+	RXRAY_P_IPV4_UDP = 1,
+	RXRAY_P_IPV4_ICMP = 2,
+	RXRAY_P_IPV4_OTHER = 3,
+	RXRAY_P_IPV6_TCP = 4,
+	RXRAY_P_IPV6_UDP = 5,
+	RXRAY_P_IPV6_ICMP = 6,
+	RXRAY_P_IPV6_OTHER = 7,
+	RXRAY_P_ARP = 8,
+	RXRAY_P_OTHER_L2 = 9,
+	RXRAY_P_MALFORMED = 10,
+	RXRAY_P_COUNT = 16,
+};
+
+/* Packets and bytes (per protocol class, per interface). */
+struct rxray_count {
+	__u64 packets;
+	__u64 bytes;
 };
 
 /* Runtime configuration: one entry of the rxray_config array map. */

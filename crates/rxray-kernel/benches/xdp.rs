@@ -68,8 +68,12 @@ fn main() {
     floor.load().expect("verify bench_pass");
     let floor_ns = median((0..ROUNDS).map(|_| round(floor, &frames)).collect());
 
-    let mut ing = Ingress::load(&IngressOptions { events: false, ..Default::default() }).expect("load rxray");
+    let mut ing = Ingress::load(&IngressOptions { events: false, flows: false, ..Default::default() }).expect("load rxray");
     let off_ns = median((0..ROUNDS).map(|_| round(ing.program(), &frames)).collect());
+    let flows_ing = Ingress::load(&IngressOptions { events: false, flows: true, ..Default::default() }).expect("load rxray");
+    let flows_ns = median((0..ROUNDS).map(|_| round(flows_ing.program(), &frames)).collect());
+    let nflows = flows_ing.flows().expect("flows").len();
+    drop(flows_ing);
 
     ing.set_events(true).unwrap();
     let before = ing.totals().unwrap();
@@ -115,6 +119,7 @@ fn main() {
     println!("xdp ingress, BPF_PROG_TEST_RUN, {FLOWS} flows x {REPEAT_PER_FLOW} runs, median of {ROUNDS} rounds");
     println!("  floor (XDP_PASS only)      {floor_ns:8.1} ns/packet");
     println!("  rxray, events off          {off_ns:8.1} ns/packet   {:5.2}x floor  (goal <= 60 ns)", off_ns / floor_ns);
+    println!("  rxray, flows on ({nflows} flows) {flows_ns:8.1} ns/packet   {:5.2}x floor", flows_ns / floor_ns);
     println!("  rxray, every packet event  {on_ns:8.1} ns/packet   {:5.2}x floor  (goal <= 120 ns)", on_ns / floor_ns);
     println!(
         "  drained {} of {emitted} events, lost {lost}; user-space drain+decode {:.2} M events/s on one core (goal >= 1.00)",

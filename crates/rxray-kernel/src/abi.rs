@@ -9,6 +9,20 @@ pub const MAX_VLANS: usize = 2;
 pub const MAX_IPV6_EXT: usize = 8;
 
 pub const FEAT_EVENTS: u32 = 1 << 0;
+pub const FEAT_FLOWS: u32 = 1 << 1;
+pub const FLOW_HIST: usize = 8;
+/// Upper bounds of the flow size-histogram buckets (the last is open).
+pub const FLOW_HIST_BOUNDS: [u32; FLOW_HIST] = [64, 128, 256, 512, 1024, 1518, 9018, u32::MAX];
+
+pub const FK_FLOW: u8 = 0;
+pub const FK_FRAGS: u8 = 1;
+
+/// `enum rxray_proto_class`, in order.
+pub const PROTO_NAMES: [&str; 11] = [
+    "ipv4_tcp", "ipv4_udp", "ipv4_icmp", "ipv4_other", "ipv6_tcp", "ipv6_udp", "ipv6_icmp", "ipv6_other",
+    "arp", "other_l2", "malformed",
+];
+pub const P_COUNT: usize = 16;
 
 pub const L_ETH: u32 = 1 << 0;
 pub const L_VLAN: u32 = 1 << 1;
@@ -59,6 +73,9 @@ pub const C_BYTES: usize = 1;
 pub const C_EVENTS: usize = 2;
 pub const C_LOST: usize = 3;
 pub const C_MALFORMED: usize = 4;
+pub const C_FLOW_FAIL: usize = 5;
+pub const C_FRAG_BUCKET: usize = 6;
+pub const C_IFACE_FAIL: usize = 7;
 pub const C_MAL_BASE: usize = 8;
 pub const C_COUNT: usize = 32;
 
@@ -77,8 +94,67 @@ pub struct Config {
     pub wakeup_bytes: u64,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub kind: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub tcp_flags: u32,
+    pub _pad: u32,
+    pub size_hist: [u64; FLOW_HIST],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub ifindex: u32,
+    pub id: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub _pad: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragPorts {
+    pub sport: u16,
+    pub dport: u16,
+}
+
 // SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
 unsafe impl aya::Pod for Stats {}
+// SAFETY: as above (explicit padding fields).
+unsafe impl aya::Pod for FlowKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FlowStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Count {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Config {}
 
@@ -160,6 +236,11 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     vec![
         layout!("rxray_stats", Stats, [c]),
         layout!("rxray_config", Config, [features, payload_snap, clock_ns, wakeup_bytes]),
+        layout!("rxray_flow_key", FlowKey, [ifindex, vlan, ip_ver, proto, saddr, daddr, sport, dport, kind, _pad]),
+        layout!("rxray_flow_stats", FlowStats, [packets, bytes, first_ns, last_ns, tcp_flags, _pad, size_hist]),
+        layout!("rxray_count", Count, [packets, bytes]),
+        layout!("rxray_frag_key", FragKey, [ifindex, id, saddr, daddr, ip_ver, proto, _pad]),
+        layout!("rxray_frag_ports", FragPorts, [sport, dport]),
         layout!(
             "rxray_pkt_event",
             PktEvent,

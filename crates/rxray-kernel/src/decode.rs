@@ -1,6 +1,7 @@
 //! Ring-buffer record (abi::PktEvent) → engine Packet, plus the monotonic→wall clock mapping.
 use crate::abi::{self, PktEvent};
 use rxray_engine::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
+use rxray_engine::flows::{FlowKey, FlowRecord};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Converts the kernel's CLOCK_MONOTONIC stamps to Unix-epoch nanoseconds.
@@ -112,5 +113,30 @@ pub fn decode(e: &PktEvent, clock: &Clock, iface: &str) -> Packet {
         icmp,
         payload_offset: e.payload_off,
         payload: e.payload[..(e.payload_len as usize).min(abi::PAYLOAD_MAX)].to_vec(),
+    }
+}
+
+/// Decodes one flow-table entry (counters already summed over CPUs).
+pub fn decode_flow(k: &abi::FlowKey, v: &abi::FlowStats, clock: &Clock, iface: &str) -> FlowRecord {
+    FlowRecord {
+        key: FlowKey {
+            ifindex: k.ifindex,
+            vlan: k.vlan,
+            proto: k.proto,
+            src: ip_from(k.ip_ver, &k.saddr),
+            dst: ip_from(k.ip_ver, &k.daddr),
+            sport: k.sport,
+            dport: k.dport,
+            fragments: k.kind == abi::FK_FRAGS,
+        },
+        iface: iface.to_string(),
+        packets: v.packets,
+        bytes: v.bytes,
+        first_ns: clock.to_unix_ns(v.first_ns),
+        last_ns: clock.to_unix_ns(v.last_ns),
+        tcp_flags: v.tcp_flags as u8,
+        size_hist: v.size_hist,
+        pps: 0.0,
+        bps: 0.0,
     }
 }

@@ -2,7 +2,7 @@
 //! interfaces, and expose its ring buffer and counters. Dropping an `Ingress` detaches everything.
 use crate::{abi, classify_load_error, KernelError, XDP_INGRESS_OBJ};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -25,11 +25,21 @@ pub struct IngressOptions {
     pub payload_snap: u32,
     /// Emit one event per packet.
     pub events: bool,
+    /// Keep per-flow, per-interface and per-protocol counters.
+    pub flows: bool,
+    /// Flow-table capacity (entries).
+    pub flow_capacity: u32,
 }
 
 impl Default for IngressOptions {
     fn default() -> Self {
-        IngressOptions { ring_bytes: 8 << 20, payload_snap: abi::PAYLOAD_DEFAULT, events: true }
+        IngressOptions {
+            ring_bytes: 8 << 20,
+            payload_snap: abi::PAYLOAD_DEFAULT,
+            events: true,
+            flows: true,
+            flow_capacity: 65536,
+        }
     }
 }
 
@@ -51,6 +61,12 @@ pub struct Totals {
     pub malformed: u64,
     /// Per malformed category, indexed like `abi::MALFORMED_NAMES`.
     pub malformed_by: [u64; abi::MAL_COUNT],
+    /// Packets of new flows that found the flow table full.
+    pub flow_insert_failed: u64,
+    /// Later fragments counted in the fragments bucket.
+    pub frag_unattributed: u64,
+    /// Packets whose interface found the interface table full.
+    pub iface_insert_failed: u64,
 }
 
 pub struct Ingress {
@@ -82,6 +98,7 @@ impl Ingress {
         }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("rxray_events", opts.ring_bytes)
+            .map_max_entries("rxray_flows", opts.flow_capacity.max(1))
             .load(XDP_INGRESS_OBJ)
             .map_err(classify_load_error)?;
         let prog: &mut Xdp = ebpf
@@ -96,7 +113,7 @@ impl Ingress {
         let ring = RingBuf::try_from(ring_map)
             .map_err(|e| KernelError::Map { map: "rxray_events", detail: e.to_string() })?;
         let config = abi::Config {
-            features: if opts.events { abi::FEAT_EVENTS } else { 0 },
+            features: if opts.events { abi::FEAT_EVENTS } else { 0 } | if opts.flows { abi::FEAT_FLOWS } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
             // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
@@ -179,6 +196,73 @@ impl Ingress {
         (prog, &mut self.ring)
     }
 
+    /// The flow table, each entry summed over CPUs (first seen: the earliest CPU's).
+    pub fn flows(&self) -> Result<Vec<(abi::FlowKey, abi::FlowStats)>, KernelError> {
+        let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_flows", detail: e.to_string() };
+        let map = self.ebpf.map("rxray_flows").ok_or(KernelError::Map { map: "rxray_flows", detail: "missing".into() })?;
+        let h: PerCpuHashMap<&MapData, abi::FlowKey, abi::FlowStats> = PerCpuHashMap::try_from(map).map_err(err)?;
+        let mut out = Vec::new();
+        for item in h.iter() {
+            let (k, per_cpu) = match item {
+                Ok(v) => v,
+                // A flow deleted between listing its key and reading it is simply gone.
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(err(e)),
+            };
+            let mut sum = abi::FlowStats::default();
+            for v in per_cpu.iter() {
+                if v.packets == 0 {
+                    continue;
+                }
+                sum.packets += v.packets;
+                sum.bytes += v.bytes;
+                if sum.first_ns == 0 || (v.first_ns != 0 && v.first_ns < sum.first_ns) {
+                    sum.first_ns = v.first_ns;
+                }
+                sum.last_ns = sum.last_ns.max(v.last_ns);
+                sum.tcp_flags |= v.tcp_flags;
+                for (a, b) in sum.size_hist.iter_mut().zip(v.size_hist.iter()) {
+                    *a += b;
+                }
+            }
+            out.push((k, sum));
+        }
+        Ok(out)
+    }
+
+    /// Per-protocol-class packets and bytes, indexed like `abi::PROTO_NAMES`.
+    pub fn protocols(&self) -> Result<Vec<abi::Count>, KernelError> {
+        let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_protos", detail: e.to_string() };
+        let map = self.ebpf.map("rxray_protos").ok_or(KernelError::Map { map: "rxray_protos", detail: "missing".into() })?;
+        let a: PerCpuArray<&MapData, abi::Count> = PerCpuArray::try_from(map).map_err(err)?;
+        let mut out = Vec::new();
+        for i in 0..abi::PROTO_NAMES.len() as u32 {
+            let v = a.get(&i, 0).map_err(err)?;
+            out.push(v.iter().fold(abi::Count::default(), |acc, c| abi::Count {
+                packets: acc.packets + c.packets,
+                bytes: acc.bytes + c.bytes,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Per-interface packets and bytes (ifindex, count).
+    pub fn interfaces(&self) -> Result<Vec<(u32, abi::Count)>, KernelError> {
+        let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_ifaces", detail: e.to_string() };
+        let map = self.ebpf.map("rxray_ifaces").ok_or(KernelError::Map { map: "rxray_ifaces", detail: "missing".into() })?;
+        let h: PerCpuHashMap<&MapData, u32, abi::Count> = PerCpuHashMap::try_from(map).map_err(err)?;
+        let mut out = Vec::new();
+        for item in h.iter() {
+            let (k, v) = item.map_err(err)?;
+            out.push((k, v.iter().fold(abi::Count::default(), |acc, c| abi::Count {
+                packets: acc.packets + c.packets,
+                bytes: acc.bytes + c.bytes,
+            })));
+        }
+        out.sort_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+
     pub fn totals(&self) -> Result<Totals, KernelError> {
         let map = self
             .ebpf
@@ -202,6 +286,9 @@ impl Ingress {
             lost: c[abi::C_LOST],
             malformed: c[abi::C_MALFORMED],
             malformed_by,
+            flow_insert_failed: c[abi::C_FLOW_FAIL],
+            frag_unattributed: c[abi::C_FRAG_BUCKET],
+            iface_insert_failed: c[abi::C_IFACE_FAIL],
         })
     }
 }

@@ -3,8 +3,9 @@
 pub mod abi;
 mod decode;
 mod ingress;
+pub use ingress::ifindex_of;
 
-pub use decode::{decode, Clock};
+pub use decode::{decode, decode_flow, Clock};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
 use std::io;

@@ -1,14 +1,11 @@
 //! `rxray watch`: attach the XDP ingress program and print every packet it reports.
-use crate::{line, XdpModeArg};
-use anyhow::{bail, Context, Result};
-use rxray_kernel::{abi, decode, AttachMode, Clock, Ingress, IngressOptions, Totals};
+use crate::{line, session, XdpModeArg};
+use anyhow::{bail, Result};
+use rxray_kernel::{abi, decode, Clock, IngressOptions, Totals};
 use std::{
     io::{self, Write},
     os::fd::AsRawFd,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -37,56 +34,13 @@ pub struct WatchArgs {
     pub stall_ms: u64,
 }
 
-fn up_interfaces() -> Result<Vec<String>> {
-    let mut v = Vec::new();
-    for ent in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")? {
-        let name = ent?.file_name().to_string_lossy().into_owned();
-        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        // IFF_UP = 1, IFF_LOOPBACK = 8
-        if flags & 1 != 0 && flags & 8 == 0 {
-            v.push(name);
-        }
-    }
-    v.sort();
-    Ok(v)
-}
-
-pub fn require_root() -> Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("rxray needs root to load eBPF programs: run it with sudo");
-    }
-    Ok(())
-}
-
 pub fn run(a: WatchArgs) -> Result<()> {
-    require_root()?;
     if a.snap > abi::PAYLOAD_MAX as u32 {
         bail!("--snap {} is more than the {} payload bytes an event carries", a.snap, abi::PAYLOAD_MAX);
     }
-    let ifaces = if a.ifaces.is_empty() { up_interfaces()? } else { a.ifaces.clone() };
-    if ifaces.is_empty() {
-        bail!("no interface is up here; name one with -i (see `ip link`)");
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
-    }
-
-    let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true };
-    let mut ingress = Ingress::load(&opts)?;
-    let mode = match a.xdp_mode {
-        XdpModeArg::Native => AttachMode::Native,
-        XdpModeArg::Generic => AttachMode::Generic,
-        XdpModeArg::Auto => AttachMode::Auto,
-    };
-    let mut names = Vec::new();
-    for i in &ifaces {
-        let att = ingress.attach(i, mode)?;
-        names.push(format!("{} ({} XDP)", att.iface, att.mode));
-    }
-    eprintln!("rxray: watching {}; Ctrl-C to stop", names.join(", "));
+    let stop = session::stop_flag()?;
+    let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, ..Default::default() };
+    let mut ingress = session::attach(&a.ifaces, a.xdp_mode, &opts, "watching")?;
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }

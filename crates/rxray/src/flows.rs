@@ -1,0 +1,197 @@
+//! `rxray flows`: the kernel's flow table, refreshed live (text) or as JSON Lines snapshots.
+//! Counts come from the kernel's own counters, so they are exact whatever the ring buffer loses.
+use crate::{session, XdpModeArg};
+use anyhow::Result;
+use rxray_engine::flows::{sort, FlowRecord, RateTracker, SortBy};
+use rxray_kernel::{abi, decode_flow, Clock, Ingress, IngressOptions};
+use std::{
+    io::{IsTerminal, Write},
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SortArg {
+    Bytes,
+    Packets,
+    Rate,
+}
+
+#[derive(clap::Args)]
+pub struct FlowsArgs {
+    /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    /// Order of the table.
+    #[arg(long, value_enum, default_value = "bytes")]
+    pub sort: SortArg,
+    /// Print a JSON Lines snapshot per interval (every flow) instead of the live table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Rows in the text table.
+    #[arg(short = 'n', long = "top", default_value_t = 20)]
+    pub top: usize,
+    /// Exit after this many refreshes.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// Flow-table capacity; new flows beyond it are counted as failed inserts.
+    #[arg(long = "flow-capacity", default_value_t = 65536)]
+    pub capacity: u32,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
+    #[arg(long = "unread-events", hide = true)]
+    pub unread_events: bool,
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmp6".into(),
+        n => n.to_string(),
+    }
+}
+
+fn human(x: f64) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.1}G", x / 1e9),
+        x if x >= 1e6 => format!("{:.1}M", x / 1e6),
+        x if x >= 1e3 => format!("{:.1}k", x / 1e3),
+        x => format!("{x:.0}"),
+    }
+}
+
+fn snapshot(ing: &Ingress, clock: &Clock, rates: &mut RateTracker, by: SortBy) -> Result<Vec<FlowRecord>> {
+    let names: Vec<(u32, String)> = ing.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
+    let name = |i: u32| names.iter().find(|(x, _)| *x == i).map(|(_, n)| n.as_str()).unwrap_or("?");
+    let mut recs: Vec<FlowRecord> =
+        ing.flows()?.iter().map(|(k, v)| decode_flow(k, v, clock, name(k.ifindex))).collect();
+    rates.update(&mut recs, clock.to_unix_ns(monotonic_ns()));
+    sort(&mut recs, by);
+    Ok(recs)
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn json_snapshot(ing: &Ingress, recs: &[FlowRecord], ts_ns: u64) -> Result<serde_json::Value> {
+    let t = ing.totals()?;
+    let protos: serde_json::Map<String, serde_json::Value> = ing
+        .protocols()?
+        .iter()
+        .zip(abi::PROTO_NAMES.iter())
+        .map(|(c, n)| (n.to_string(), serde_json::json!({"packets": c.packets, "bytes": c.bytes})))
+        .collect();
+    let ifaces: Vec<serde_json::Value> = ing
+        .interfaces()?
+        .iter()
+        .map(|(i, c)| serde_json::json!({"ifindex": i, "iface": ing.iface_name(*i), "packets": c.packets, "bytes": c.bytes}))
+        .collect();
+    Ok(serde_json::json!({
+        "ts_ns": ts_ns,
+        "totals": {"packets": t.packets, "bytes": t.bytes, "flows": recs.len(),
+                   "flow_insert_failed": t.flow_insert_failed, "fragments_unattributed": t.frag_unattributed,
+                   "iface_insert_failed": t.iface_insert_failed, "malformed": t.malformed, "events": t.events, "lost": t.lost},
+        "protocols": protos,
+        "interfaces": ifaces,
+        "flows": recs,
+    }))
+}
+
+fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<String> {
+    let t = ing.totals()?;
+    let mut s = format!(
+        "rxray flows: {} flows, {} packets, {} bytes; flow table full: {} packets not counted in a flow\n",
+        recs.len(),
+        t.packets,
+        t.bytes,
+        t.flow_insert_failed
+    );
+    s.push_str(&format!(
+        "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}\n",
+        "IFACE", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "PPS", "BPS"
+    ));
+    for r in recs.iter().take(top) {
+        let k = &r.key;
+        let (src, dst) = if k.fragments {
+            (format!("{} (fragments)", k.src), k.dst.to_string())
+        } else if k.sport == 0 && k.dport == 0 {
+            (k.src.to_string(), k.dst.to_string())
+        } else {
+            (format!("{}:{}", k.src, k.sport), format!("{}:{}", k.dst, k.dport))
+        };
+        s.push_str(&format!(
+            "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}\n",
+            r.iface,
+            proto_name(k.proto),
+            src,
+            dst,
+            r.packets,
+            r.bytes,
+            human(r.pps),
+            human(r.bps)
+        ));
+    }
+    Ok(s)
+}
+
+pub fn run(a: FlowsArgs) -> Result<()> {
+    let stop = session::stop_flag()?;
+    let opts = IngressOptions {
+        events: a.unread_events,
+        ring_bytes: if a.unread_events { 4096 } else { 1 << 16 },
+        flows: true,
+        flow_capacity: a.capacity,
+        ..Default::default()
+    };
+    let ing = session::attach(&a.ifaces, a.xdp_mode, &opts, "counting flows on")?;
+    let clock = Clock::now();
+    let by = match a.sort {
+        SortArg::Bytes => SortBy::Bytes,
+        SortArg::Packets => SortBy::Packets,
+        SortArg::Rate => SortBy::Rate,
+    };
+    let interval = Duration::from_secs_f64(a.interval.max(0.05));
+    let tty = std::io::stdout().is_terminal() && !a.json;
+    let mut rates = RateTracker::default();
+    let mut shown = 0u64;
+    loop {
+        // Sleep in small steps so a signal is answered at once.
+        let until = Instant::now() + interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let last = stop.load(Ordering::Relaxed) || a.count.is_some_and(|c| shown + 1 >= c);
+        let recs = snapshot(&ing, &clock, &mut rates, by)?;
+        let mut out = std::io::stdout().lock();
+        let res = if a.json {
+            let v = json_snapshot(&ing, &recs, clock.to_unix_ns(monotonic_ns()))?;
+            writeln!(out, "{v}")
+        } else {
+            let t = table(&ing, &recs, a.top)?;
+            if tty {
+                write!(out, "\x1b[H\x1b[2J{t}")
+            } else {
+                writeln!(out, "{t}")
+            }
+        };
+        if res.and_then(|_| out.flush()).is_err() {
+            break;
+        }
+        shown += 1;
+        if last {
+            break;
+        }
+    }
+    Ok(())
+}
