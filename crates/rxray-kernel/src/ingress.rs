@@ -1,6 +1,6 @@
 //! The XDP ingress program: load it from the embedded object, configure it, attach it to
 //! interfaces, and expose its ring buffer and counters. Dropping an `Ingress` detaches everything.
-use crate::{abi, classify_load_error, KernelError, XDP_INGRESS_OBJ};
+use crate::{abi, classify_load_error, owner::OwnerLock, KernelError, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{Xdp, XdpMode},
@@ -29,6 +29,8 @@ pub struct IngressOptions {
     pub flows: bool,
     /// Flow-table capacity (entries).
     pub flow_capacity: u32,
+    /// What the owner of the attached interfaces is called (`watch`, `flows`, ...).
+    pub command: String,
 }
 
 impl Default for IngressOptions {
@@ -39,6 +41,7 @@ impl Default for IngressOptions {
             events: true,
             flows: true,
             flow_capacity: 65536,
+            command: "rxray".into(),
         }
     }
 }
@@ -70,10 +73,13 @@ pub struct Totals {
 }
 
 pub struct Ingress {
-    ebpf: Ebpf,
+    // Field order is drop order: the ring and program (detaching every link) go before the locks.
     ring: RingBuf<MapData>,
+    ebpf: Ebpf,
     attached: Vec<Attached>,
     config: abi::Config,
+    locks: Vec<OwnerLock>,
+    command: String,
 }
 
 pub fn ifindex_of(iface: &str) -> Result<u32, KernelError> {
@@ -119,7 +125,7 @@ impl Ingress {
             // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
             wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
         };
-        let mut me = Ingress { ebpf, ring, attached: Vec::new(), config };
+        let mut me = Ingress { ring, ebpf, attached: Vec::new(), config, locks: Vec::new(), command: opts.command.clone() };
         me.write_config()?;
         Ok(me)
     }
@@ -147,6 +153,10 @@ impl Ingress {
     /// Attaches to `iface`. `Auto` tries native first and falls back to generic.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, KernelError> {
         let ifindex = ifindex_of(iface)?;
+        let lock = OwnerLock::acquire(ifindex, &self.command).map_err(|e| match e {
+            Ok(owner) => KernelError::Owned { iface: iface.to_string(), owner },
+            Err(io) => KernelError::Io(io),
+        })?;
         let prog: &mut Xdp = self
             .ebpf
             .program_mut("rxray_xdp")
@@ -164,12 +174,19 @@ impl Ingress {
                 Ok(_) => {
                     let a = Attached { iface: iface.to_string(), ifindex, mode: name };
                     self.attached.push(a.clone());
+                    self.locks.push(lock);
                     return Ok(a);
                 }
                 Err(e) => errors.push(format!("{name}: {e}{}", source_chain(&e))),
             }
         }
-        Err(KernelError::Attach { iface: iface.to_string(), detail: errors.join("; ") })
+        let mut detail = errors.join("; ");
+        if detail.contains("exists") || detail.contains("busy") {
+            detail.push_str(&format!(
+                " (another XDP program is attached to {iface}; `rxray ifaces` shows it, and `rxray detach -i {iface}` removes one a killed rxray left)"
+            ));
+        }
+        Err(KernelError::Attach { iface: iface.to_string(), detail })
     }
 
     pub fn attached(&self) -> &[Attached] {

@@ -3,6 +3,7 @@
 pub mod abi;
 mod decode;
 mod ingress;
+pub mod owner;
 pub use ingress::ifindex_of;
 
 pub use decode::{decode, decode_flow, Clock};
@@ -23,6 +24,8 @@ pub enum KernelError {
     NoBpf(String),
     #[error("no interface named {0:?} in this network namespace (list them with `ip link`)")]
     NoSuchInterface(String),
+    #[error("{iface} is owned by {owner}; stop it first (or, if that process is gone, run `rxray detach -i {iface}`)")]
+    Owned { iface: String, owner: owner::Owner },
     #[error("attaching XDP to {iface}: {detail}")]
     Attach { iface: String, detail: String },
     #[error("loading the eBPF program: {0}")]

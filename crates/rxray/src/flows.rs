@@ -154,7 +154,7 @@ pub fn run(a: FlowsArgs) -> Result<()> {
         flow_capacity: a.capacity,
         ..Default::default()
     };
-    let ing = session::attach(&a.ifaces, a.xdp_mode, &opts, "counting flows on")?;
+    let ing = session::attach(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on")?;
     let clock = Clock::now();
     let by = match a.sort {
         SortArg::Bytes => SortBy::Bytes,

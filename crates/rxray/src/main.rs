@@ -1,6 +1,7 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod flows;
+mod ifaces;
 mod line;
 mod session;
 mod watch;
@@ -27,6 +28,18 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
+    /// List interfaces, the XDP program on each, and which rxray command owns it.
+    Ifaces {
+        /// JSON Lines output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what a killed rxray left on interfaces (stale owner locks, orphaned rxray XDP programs).
+    Detach {
+        /// Interface (repeatable). Default: every interface in this namespace.
+        #[arg(short = 'i', long = "interface")]
+        ifaces: Vec<String>,
+    },
 }
 
 fn main() {
@@ -34,6 +47,8 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Ifaces { json } => ifaces::ifaces(json),
+        Cmd::Detach { ifaces } => ifaces::detach(&ifaces),
     };
     if let Err(e) = res {
         eprintln!("rxray: error: {e:#}");

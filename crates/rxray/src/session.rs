@@ -39,13 +39,13 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
 
 /// Loads the program and attaches it to `ifaces` (default: every up interface but loopback);
 /// prints which interfaces and modes on stderr.
-pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: &IngressOptions, what: &str) -> Result<Ingress> {
+pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command: &str, what: &str) -> Result<Ingress> {
     require_root()?;
     let ifaces = if ifaces.is_empty() { up_interfaces()? } else { ifaces.to_vec() };
     if ifaces.is_empty() {
         bail!("no interface is up here; name one with -i (see `ip link`)");
     }
-    let mut ingress = Ingress::load(opts)?;
+    let mut ingress = Ingress::load(&IngressOptions { command: command.to_string(), ..opts })?;
     let mode = match mode {
         XdpModeArg::Native => AttachMode::Native,
         XdpModeArg::Generic => AttachMode::Generic,

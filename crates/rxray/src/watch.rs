@@ -40,7 +40,7 @@ pub fn run(a: WatchArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, ..Default::default() };
-    let mut ingress = session::attach(&a.ifaces, a.xdp_mode, &opts, "watching")?;
+    let mut ingress = session::attach(&a.ifaces, a.xdp_mode, opts, "watch", "watching")?;
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }

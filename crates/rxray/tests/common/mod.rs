@@ -52,6 +52,16 @@ impl Running {
         Running { child, out, err, stdout: Vec::new(), stderr: Vec::new() }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn collect(&mut self) {
         self.stdout.extend(self.out.try_iter());
         self.stderr.extend(self.err.try_iter());
@@ -140,4 +150,20 @@ pub fn hex(b: &[u8]) -> String {
 
 pub fn mac(m: [u8; 6]) -> String {
     m.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Runs `rxray ARGS` to completion inside `ns`; (exit code, stdout, stderr).
+pub fn rxray_in(ns: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new("ip").args(["netns", "exec", ns, rxray_bin()]).args(args).output().expect("run rxray");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// `rxray ifaces --json` inside `ns`, the entry for `iface`.
+pub fn iface_state(ns: &str, iface: &str) -> Value {
+    let (code, out, err) = rxray_in(ns, &["ifaces", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("ifaces JSON"))
+        .find(|v| v["name"] == iface)
+        .unwrap_or_else(|| panic!("{iface} not listed: {out}"))
 }

@@ -1,0 +1,136 @@
+//! `rxray ifaces` (interfaces, their XDP program and rxray owner) and `rxray detach` (removes what
+//! a killed rxray left: stale owner locks and rxray XDP programs attached with no live owner).
+//! XDP state is read with `ip -j -d link show`, the same view `ip link` users have.
+use crate::session;
+use anyhow::{bail, Context, Result};
+use rxray_kernel::owner::{self, Owner};
+use serde::Serialize;
+use std::process::Command;
+
+#[derive(Debug, Serialize)]
+pub struct Xdp {
+    pub prog_id: u64,
+    pub prog_name: String,
+    /// "native", "generic" or "offload".
+    pub mode: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Iface {
+    pub name: String,
+    pub ifindex: u32,
+    pub state: String,
+    pub mac: String,
+    pub xdp: Option<Xdp>,
+    pub owner: Option<String>,
+    pub owner_pid: Option<u32>,
+    /// The owner lock exists but nobody holds it: a killed rxray's leftover.
+    pub stale_owner: bool,
+}
+
+fn mode_name(m: u64) -> &'static str {
+    match m {
+        1 => "native",
+        2 => "generic",
+        3 => "offload",
+        _ => "unknown",
+    }
+}
+
+pub fn list(only: &[String]) -> Result<Vec<Iface>> {
+    let out = Command::new("ip").args(["-j", "-d", "link", "show"]).output().context("running `ip -j -d link show` (install iproute2)")?;
+    if !out.status.success() {
+        bail!("`ip -j -d link show` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let links: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("parsing `ip -j` output")?;
+    let mut v = Vec::new();
+    for l in links {
+        let name = l["ifname"].as_str().unwrap_or("?").to_string();
+        if !only.is_empty() && !only.contains(&name) {
+            continue;
+        }
+        let ifindex = l["ifindex"].as_u64().unwrap_or(0) as u32;
+        let xdp = l.get("xdp").and_then(|x| {
+            let p = x.get("prog")?;
+            Some(Xdp {
+                prog_id: p["id"].as_u64().unwrap_or(0),
+                prog_name: p["name"].as_str().unwrap_or("").to_string(),
+                mode: mode_name(x["mode"].as_u64().unwrap_or(0)),
+            })
+        });
+        let own: Option<Owner> = owner::owner_of(ifindex);
+        v.push(Iface {
+            name,
+            ifindex,
+            state: l["operstate"].as_str().unwrap_or("?").to_string(),
+            mac: l["address"].as_str().unwrap_or("").to_string(),
+            xdp,
+            owner: own.as_ref().filter(|o| o.alive).map(|o| o.to_string()),
+            owner_pid: own.as_ref().filter(|o| o.alive).map(|o| o.pid),
+            stale_owner: own.is_some_and(|o| !o.alive),
+        });
+    }
+    for want in only {
+        if !v.iter().any(|i| &i.name == want) {
+            bail!("no interface named {want:?} in this network namespace (list them with `ip link`)");
+        }
+    }
+    Ok(v)
+}
+
+pub fn ifaces(json: bool) -> Result<()> {
+    let v = list(&[])?;
+    if json {
+        for i in &v {
+            println!("{}", serde_json::to_string(i)?);
+        }
+        return Ok(());
+    }
+    println!("{:<16} {:>7} {:<8} {:<18} {:<34} OWNER", "IFACE", "IFINDEX", "STATE", "MAC", "XDP");
+    for i in &v {
+        let xdp = i.xdp.as_ref().map(|x| format!("{} id {} ({})", x.prog_name, x.prog_id, x.mode)).unwrap_or_else(|| "-".into());
+        let own = match (&i.owner, i.stale_owner) {
+            (Some(o), _) => o.clone(),
+            (None, true) => "stale (run `rxray detach`)".into(),
+            _ => "-".into(),
+        };
+        println!("{:<16} {:>7} {:<8} {:<18} {:<34} {own}", i.name, i.ifindex, i.state, i.mac, xdp);
+    }
+    Ok(())
+}
+
+pub fn detach(only: &[String]) -> Result<()> {
+    session::require_root()?;
+    let mut busy = Vec::new();
+    let mut removed = 0;
+    for i in list(only)? {
+        if let Some(o) = &i.owner {
+            println!("{}: owned by {o}, which is running; left alone", i.name);
+            busy.push(i.name.clone());
+            continue;
+        }
+        if i.stale_owner {
+            let p = owner::lock_path(i.ifindex);
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            println!("{}: removed the stale owner lock {}", i.name, p.display());
+            removed += 1;
+        }
+        if let Some(x) = i.xdp.as_ref().filter(|x| x.prog_name.starts_with("rxray")) {
+            let flag = if x.mode == "generic" { "xdpgeneric" } else { "xdp" };
+            let out = Command::new("ip").args(["link", "set", "dev", &i.name, flag, "off"]).output().context("running ip")?;
+            if !out.status.success() {
+                bail!("{}: could not remove XDP program {} (id {}): {}", i.name, x.prog_name, x.prog_id, String::from_utf8_lossy(&out.stderr).trim());
+            }
+            println!("{}: detached XDP program {} (id {}, {})", i.name, x.prog_name, x.prog_id, x.mode);
+            removed += 1;
+        }
+    }
+    let _ = std::fs::remove_dir(owner::lock_dir());
+    if removed == 0 && busy.is_empty() {
+        println!("nothing to remove");
+    }
+    if !busy.is_empty() {
+        bail!("{} owned by running rxray commands; stop them first", busy.join(", "));
+    }
+    Ok(())
+}
