@@ -92,6 +92,12 @@ impl Lab {
         Lab::create(name, false)
     }
 
+    /// Leaves the namespaces in place when this value goes (for `rxray lab up`); remove them
+    /// later with [`Lab::cleanup_stale`].
+    pub fn keep(mut self) {
+        self.created = [false, false];
+    }
+
     /// Like [`Lab::pair`], but `veth-a` gets no addresses and IPv6 is disabled on it before it
     /// comes up, so every frame leaving a is one the test sent itself.
     pub fn pair_quiet(name: &str) -> Result<Lab, LabError> {

@@ -67,7 +67,7 @@ fn human(x: f64) -> String {
     }
 }
 
-fn snapshot(ing: &Ingress, clock: &Clock, rates: &mut RateTracker, by: SortBy) -> Result<Vec<FlowRecord>> {
+pub(crate) fn snapshot(ing: &Ingress, clock: &Clock, rates: &mut RateTracker, by: SortBy) -> Result<Vec<FlowRecord>> {
     let names: Vec<(u32, String)> = ing.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
     let name = |i: u32| names.iter().find(|(x, _)| *x == i).map(|(_, n)| n.as_str()).unwrap_or("?");
     let mut recs: Vec<FlowRecord> =
@@ -108,7 +108,7 @@ fn json_snapshot(ing: &Ingress, recs: &[FlowRecord], ts_ns: u64) -> Result<serde
     }))
 }
 
-fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<String> {
+pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<String> {
     let t = ing.totals()?;
     let mut s = format!(
         "rxray flows: {} flows, {} packets, {} bytes; flow table full: {} packets not counted in a flow\n",

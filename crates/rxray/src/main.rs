@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod flows;
 mod ifaces;
+mod lab;
 mod line;
 mod session;
 mod watch;
@@ -28,6 +29,11 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
+    /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
+    Demo(lab::DemoArgs),
+    /// The lab's network namespaces, for trying rxray by hand.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
     /// List interfaces, the XDP program on each, and which rxray command owns it.
     Ifaces {
         /// JSON Lines output.
@@ -47,6 +53,8 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Demo(a) => lab::demo(a),
+        Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),
         Cmd::Detach { ifaces } => ifaces::detach(&ifaces),
     };

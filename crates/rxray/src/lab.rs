@@ -1,0 +1,223 @@
+//! `rxray lab up|down|status` (the test fixture's namespaces, for people) and `rxray demo`.
+use crate::{flows, line, session};
+use anyhow::{bail, Context, Result};
+use rxray_engine::flows::{RateTracker, SortBy};
+use rxray_kernel::{abi, decode, AttachMode, Clock, Ingress, IngressOptions};
+use rxray_lab::frames::{self, ipproto, tcp_flags as F, Eth, Icmp, Icmpv6, Ipv4, Ipv6, Tcp, TcpOpt, Udp, L3, L4};
+use rxray_lab::{send_frames, Lab};
+use std::{
+    collections::VecDeque,
+    fs::File,
+    os::fd::AsRawFd,
+    process::Command,
+    sync::atomic::{AtomicBool, Ordering},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+/// `rxray lab up` names its namespaces LAB_NAME-a and LAB_NAME-b.
+pub const LAB_NAME: &str = "rxlab";
+const DEMO_PREFIX: &str = "rxdemo";
+
+#[derive(clap::Subcommand)]
+pub enum LabCmd {
+    /// Create two namespaces joined by a veth pair (198.18.0.0/24, 2001:2::/64), no route out.
+    Up,
+    /// Remove the lab's namespaces (and any a killed demo left).
+    Down,
+    /// Show the lab's namespaces and addresses.
+    Status,
+}
+
+fn ns_exists(name: &str) -> bool {
+    std::path::Path::new("/run/netns").join(name).exists()
+}
+
+pub fn lab(cmd: LabCmd) -> Result<()> {
+    session::require_root()?;
+    let (a, b) = (format!("{LAB_NAME}-a"), format!("{LAB_NAME}-b"));
+    match cmd {
+        LabCmd::Up => {
+            if ns_exists(&a) || ns_exists(&b) {
+                bail!("the lab is already up (`rxray lab status`; `rxray lab down` removes it)");
+            }
+            let lab = Lab::pair(LAB_NAME).context("creating the lab")?;
+            println!(
+                "lab up: {a} ({} veth-a {}, {}) <-> {b} ({} veth-b {}, {})",
+                lab.if_a(), lab.addr4_a(), lab.addr6_a(), lab.if_b(), lab.addr4_b(), lab.addr6_b()
+            );
+            println!("try:  sudo ip netns exec {b} rxray watch -i veth-b");
+            println!("and:  sudo ip netns exec {a} ping -c 3 {}", lab.addr4_b());
+            lab.keep();
+        }
+        LabCmd::Down => {
+            let mut gone = Lab::cleanup_stale(&format!("{LAB_NAME}-"))?;
+            // A demo's namespaces are rxdemo<pid>-a/-b: remove only those whose demo is gone.
+            let list = Command::new("ip").args(["netns", "list"]).output().context("running ip")?;
+            for name in String::from_utf8_lossy(&list.stdout).lines().filter_map(|l| l.split_whitespace().next()) {
+                let Some(pid) = name.strip_prefix(DEMO_PREFIX).and_then(|r| r.split('-').next()) else { continue };
+                if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    gone.extend(Lab::cleanup_stale(name)?);
+                }
+            }
+            gone.sort();
+            if gone.is_empty() {
+                println!("no lab namespaces");
+            } else {
+                println!("removed {}", gone.join(", "));
+            }
+        }
+        LabCmd::Status => {
+            let mut any = false;
+            for ns in [&a, &b] {
+                if !ns_exists(ns) {
+                    continue;
+                }
+                any = true;
+                let out = Command::new("ip").args(["-n", ns, "-br", "addr"]).output().context("running ip")?;
+                println!("{ns}:");
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    println!("  {l}");
+                }
+            }
+            if !any {
+                println!("the lab is down (`rxray lab up` creates it)");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// How long the traffic runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Distinct flows in the generated traffic.
+    #[arg(long, default_value_t = 300)]
+    pub flows: usize,
+}
+
+/// The demo's traffic: `flows` distinct flows mixing TCP, UDP and ICMP over IPv4 and IPv6.
+fn demo_frames(lab: &Lab, flows: usize, round: usize) -> Vec<Vec<u8>> {
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let v4 = |proto| Ipv4 {
+        src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: round as u16, df: true, mf: false,
+        frag_off_bytes: 0, options: vec![], protocol: proto,
+    };
+    let v6 = |nh| Ipv6 { src: lab.addr6_a(), dst: lab.addr6_b(), hop_limit: 64, traffic_class: 0, flow_label: 0, next_header: nh };
+    (0..flows)
+        .map(|i| {
+            let sport = 20000 + i as u16;
+            let body = vec![b'x'; 64 + (i * 37 + round * 11) % 900];
+            match i % 6 {
+                0 => frames::frame(&eth, &[], L3::Ipv4(v4(ipproto::TCP)), L4::Tcp(Tcp {
+                    sport, dport: 443, seq: round as u32 * 1000, ack: 1, flags: if round == 0 { F::SYN } else { F::PSH | F::ACK },
+                    window: 502, urgent: 0, options: if round == 0 { vec![TcpOpt::Mss(1460), TcpOpt::SackPermitted] } else { vec![] },
+                }), if round == 0 { &[] } else { &body }),
+                1 => frames::frame(&eth, &[], L3::Ipv4(v4(ipproto::UDP)), L4::Udp(Udp { sport, dport: 53 }), &body[..40]),
+                2 => frames::frame(&eth, &[], L3::Ipv6(v6(ipproto::TCP), vec![]), L4::Tcp(Tcp {
+                    sport, dport: 80, seq: round as u32, ack: 1, flags: F::ACK, window: 100, urgent: 0, options: vec![],
+                }), &body),
+                3 => frames::frame(&eth, &[], L3::Ipv6(v6(ipproto::UDP), vec![]), L4::Udp(Udp { sport, dport: 4789 }), &body),
+                4 => frames::frame(&eth, &[], L3::Ipv4(v4(ipproto::ICMP)), L4::Icmp(Icmp { ty: 8, code: 0, id: sport, seq: round as u16 }), &body[..56]),
+                _ => frames::frame(&eth, &[], L3::Ipv6(v6(ipproto::ICMPV6), vec![]), L4::Icmpv6(Icmpv6 { ty: 128, code: 0, id: sport, seq: round as u16 }), &body[..56]),
+            }
+        })
+        .collect()
+}
+
+fn enter_netns(ns: &str) -> Result<()> {
+    let f = File::open(format!("/run/netns/{ns}")).with_context(|| format!("opening namespace {ns}"))?;
+    // SAFETY: setns with a valid namespace fd; it affects only this (still single) thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!("entering namespace {ns}: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    session::require_root()?;
+    let stop = session::stop_flag()?;
+    let lab = Lab::pair(&format!("{DEMO_PREFIX}{}", std::process::id())).context("creating the demo lab")?;
+    println!(
+        "rxray demo: lab {} ({}, {}) -> {} veth-b ({}, {}); {} s of traffic on {} flows",
+        lab.ns_a(), lab.addr4_a(), lab.addr6_a(), lab.ns_b(), lab.addr4_b(), lab.addr6_b(), a.seconds, a.flows
+    );
+    // rxray itself runs inside the lab's receiving namespace, never on the host's interfaces.
+    enter_netns(lab.ns_b())?;
+    let opts = IngressOptions { events: true, flows: true, command: "demo".into(), ..Default::default() };
+    let mut ing = Ingress::load(&opts)?;
+    let att = ing.attach("veth-b", AttachMode::Auto)?;
+    println!("attached to veth-b ({} XDP)\n", att.mode);
+
+    let done = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let frames_by_round: Vec<Vec<Vec<u8>>> = (0..2).map(|r| demo_frames(&lab, a.flows, r)).collect();
+        let (ns_a, dst4, dst6) = (lab.ns_a().to_string(), lab.addr4_b().to_string(), lab.addr6_b().to_string());
+        let (stop, done, secs) = (Arc::clone(&stop), Arc::clone(&done), a.seconds);
+        std::thread::spawn(move || -> Result<u64> {
+            let mut sent = 0u64;
+            let start = Instant::now();
+            let mut round = 0usize;
+            // Bounded: 10 batches a second for `secs` seconds, and one real ping each way a second.
+            while start.elapsed() < Duration::from_secs(secs) && !stop.load(Ordering::Relaxed) {
+                sent += send_frames(&ns_a, "veth-a", &frames_by_round[round.min(1)])? as u64;
+                if round % 10 == 0 {
+                    for (fam, dst) in [("-4", &dst4), ("-6", &dst6)] {
+                        let _ = Command::new("ip").args(["netns", "exec", &ns_a, "ping", fam, "-c", "1", "-W", "1", dst]).output();
+                    }
+                }
+                round += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            done.store(true, Ordering::Relaxed);
+            Ok(sent)
+        })
+    };
+
+    let clock = Clock::now();
+    let mut rates = RateTracker::default();
+    let mut recent: VecDeque<String> = VecDeque::new();
+    let mut delivered = 0u64;
+    let mut last_print = Instant::now();
+    let started = Instant::now();
+    loop {
+        let finished = done.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
+        while let Some(item) = ing.ring().next() {
+            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
+            drop(item);
+            delivered += 1;
+            recent.push_back(line::format(&decode(&ev, &clock, "veth-b")));
+            if recent.len() > 5 {
+                recent.pop_front();
+            }
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) || finished {
+            last_print = Instant::now();
+            let recs = flows::snapshot(&ing, &clock, &mut rates, SortBy::Bytes)?;
+            let t = ing.totals()?;
+            println!(
+                "── {:>4.1} s ── {} packets seen, {} events delivered, {} lost, {} malformed",
+                started.elapsed().as_secs_f64(), t.packets, delivered, t.lost, t.malformed
+            );
+            print!("{}", flows::table(&ing, &recs, 8)?);
+            println!("latest packets:");
+            for l in &recent {
+                println!("  {l}");
+            }
+            println!();
+        }
+        if finished {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = traffic.join().map_err(|_| anyhow::anyhow!("the traffic thread panicked"))??;
+    let t = ing.totals()?;
+    let nflows = ing.flows()?.len();
+    drop(ing);
+    println!("demo done: sent {sent} frames; rxray saw {} packets in {nflows} flows; removing the lab", t.packets);
+    drop(lab);
+    Ok(())
+}
