@@ -2,3 +2,5 @@
 //! Sources (kernel, capture files) produce `event::Packet`; outputs consume what the engine derives.
 pub mod event;
 pub mod flows;
+pub mod analysis;
+pub mod conv;

@@ -1,5 +1,6 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
+mod analyze;
 mod flows;
 mod ifaces;
 mod lab;
@@ -25,6 +26,8 @@ pub enum XdpModeArg {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Read pcap/pcapng captures and print totals, protocols, talkers, ports, flows and conversations.
+    Analyze(analyze::AnalyzeArgs),
     /// Print every incoming packet as it arrives (like `tcpdump -nn -v`), or as JSON Lines.
     Watch(watch::WatchArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
@@ -51,6 +54,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
+        Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
         Cmd::Demo(a) => lab::demo(a),

@@ -1,0 +1,8 @@
+//! rxray-io: capture files in and out: a streaming pcap/pcapng reader and pcapng/pcap writers.
+//! No packet parsing here (that is rxray-wire); records carry bytes, lengths, times and link types.
+pub mod read;
+pub mod write;
+
+pub use read::{CaptureReader, Format, Interface, ReadError, Record, TsResol};
+pub use rxray_wire::LinkType;
+pub use write::{PcapWriter, PcapngWriter};

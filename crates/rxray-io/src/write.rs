@@ -1,0 +1,140 @@
+//! Capture writers: pcapng (SHB, one IDB per interface with if_name/if_tsresol=9/snaplen, EPB with
+//! original length and an optional comment) and classic nanosecond pcap; both flush on request.
+use rxray_wire::LinkType;
+use std::io::{self, Write};
+
+fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+const ZEROS: [u8; 4] = [0; 4];
+
+/// Writes one pcapng option (code, value, padding) into `out`.
+fn option(out: &mut Vec<u8>, code: u16, v: &[u8]) {
+    out.extend_from_slice(&code.to_le_bytes());
+    out.extend_from_slice(&(v.len() as u16).to_le_bytes());
+    out.extend_from_slice(v);
+    out.extend_from_slice(&ZEROS[..pad4(v.len()) - v.len()]);
+}
+
+/// A pcapng stream in little-endian byte order, one section. Timestamps are nanoseconds.
+pub struct PcapngWriter<W: Write> {
+    w: W,
+    ifaces: u32,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> PcapngWriter<W> {
+    /// Writes the section header block; `app` goes into shb_userappl.
+    pub fn new(mut w: W, app: &str) -> io::Result<Self> {
+        let mut opts = Vec::new();
+        option(&mut opts, 4, app.as_bytes());
+        option(&mut opts, 0, &[]);
+        let total = (28 + opts.len()) as u32;
+        let mut b = Vec::with_capacity(total as usize);
+        b.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
+        b.extend_from_slice(&total.to_le_bytes());
+        b.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown: a stream
+        b.extend_from_slice(&opts);
+        b.extend_from_slice(&total.to_le_bytes());
+        w.write_all(&b)?;
+        Ok(PcapngWriter { w, ifaces: 0, scratch: Vec::with_capacity(256) })
+    }
+
+    /// Writes an interface description block; returns the interface id for `write_packet`.
+    pub fn add_interface(&mut self, name: &str, linktype: LinkType, snaplen: u32) -> io::Result<u32> {
+        let mut opts = Vec::new();
+        option(&mut opts, 2, name.as_bytes());
+        option(&mut opts, 9, &[9]); // if_tsresol: nanoseconds
+        option(&mut opts, 0, &[]);
+        let total = (20 + opts.len()) as u32;
+        let mut b = Vec::with_capacity(total as usize);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&total.to_le_bytes());
+        b.extend_from_slice(&(linktype.0 as u16).to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&snaplen.to_le_bytes());
+        b.extend_from_slice(&opts);
+        b.extend_from_slice(&total.to_le_bytes());
+        self.w.write_all(&b)?;
+        self.ifaces += 1;
+        Ok(self.ifaces - 1)
+    }
+
+    /// Writes an enhanced packet block: `data` as captured, `orig_len` as on the wire, and an
+    /// opt_comment when `comment` is given.
+    pub fn write_packet(&mut self, iface: u32, ts_ns: u64, orig_len: u32, data: &[u8], comment: Option<&str>) -> io::Result<()> {
+        if iface >= self.ifaces {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("pcapng: interface {iface} was never added")));
+        }
+        let cap = u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet over 4 GiB"))?;
+        let b = &mut self.scratch;
+        b.clear();
+        if let Some(c) = comment {
+            option(b, 1, c.as_bytes());
+            option(b, 0, &[]);
+        }
+        let total = (32 + pad4(data.len()) + b.len()) as u32;
+        let mut h = [0u8; 28];
+        h[0..4].copy_from_slice(&6u32.to_le_bytes());
+        h[4..8].copy_from_slice(&total.to_le_bytes());
+        h[8..12].copy_from_slice(&iface.to_le_bytes());
+        h[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&(ts_ns as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&cap.to_le_bytes());
+        h[24..28].copy_from_slice(&orig_len.max(cap).to_le_bytes());
+        self.w.write_all(&h)?;
+        self.w.write_all(data)?;
+        self.w.write_all(&ZEROS[..pad4(data.len()) - data.len()])?;
+        self.w.write_all(b)?;
+        self.w.write_all(&total.to_le_bytes())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// A classic pcap stream with nanosecond timestamps (magic a1b23c4d), little-endian.
+pub struct PcapWriter<W: Write> {
+    w: W,
+}
+
+impl<W: Write> PcapWriter<W> {
+    pub fn new(mut w: W, linktype: LinkType, snaplen: u32) -> io::Result<Self> {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        h[4..6].copy_from_slice(&2u16.to_le_bytes());
+        h[6..8].copy_from_slice(&4u16.to_le_bytes());
+        h[16..20].copy_from_slice(&snaplen.to_le_bytes());
+        h[20..24].copy_from_slice(&linktype.0.to_le_bytes());
+        w.write_all(&h)?;
+        Ok(PcapWriter { w })
+    }
+
+    pub fn write_packet(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> io::Result<()> {
+        let cap = u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet over 4 GiB"))?;
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&cap.to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.max(cap).to_le_bytes());
+        self.w.write_all(&h)?;
+        self.w.write_all(data)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.w
+    }
+}

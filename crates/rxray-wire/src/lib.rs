@@ -1,0 +1,67 @@
+//! rxray-wire: packet dissection over `&[u8]` (no I/O), producing exactly the `Packet` the kernel's
+//! XDP parser (bpf/xdp_ingress.bpf.c) produces for the same frame, so captures and live traffic agree.
+pub mod dissect;
+pub mod view;
+
+pub use dissect::{dissect, dissect_into};
+
+/// A pcap/pcapng link-layer header type (LINKTYPE_* from tcpdump.org).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkType(pub u32);
+
+impl LinkType {
+    pub const ETHERNET: LinkType = LinkType(1);
+    /// Raw IP: the version nibble says IPv4 or IPv6.
+    pub const RAW: LinkType = LinkType(101);
+    pub const LINUX_SLL: LinkType = LinkType(113);
+    pub const IPV4: LinkType = LinkType(228);
+    pub const IPV6: LinkType = LinkType(229);
+    pub const LINUX_SLL2: LinkType = LinkType(276);
+
+    /// Whether `dissect` understands this link type (others give a packet with no layers).
+    pub fn is_supported(self) -> bool {
+        matches!(self.0, 1 | 101 | 113 | 228 | 229 | 276)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            1 => "ethernet",
+            101 => "raw",
+            113 => "linux_sll",
+            228 => "ipv4",
+            229 => "ipv6",
+            276 => "linux_sll2",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Payload bytes a packet can carry, as in the kernel's events (RXRAY_PAYLOAD_MAX).
+pub const PAYLOAD_MAX: usize = 256;
+/// VLAN tags parsed before `vlan_too_deep` (RXRAY_MAX_VLANS).
+pub const MAX_VLANS: usize = 2;
+/// IPv6 extension headers walked before `ipv6_ext_chain_too_long` (RXRAY_MAX_IPV6_EXT).
+pub const MAX_IPV6_EXT: usize = 8;
+
+/// The malformed categories by number (enum rxray_malformed in bpf/include/rxray.h). A copy of
+/// `rxray_kernel::abi::MALFORMED_NAMES` (this crate must not depend on the kernel crate); the test
+/// crates/rxray-kernel/tests/wire_vs_kernel.rs checks the two are equal.
+pub const MALFORMED_NAMES: [&str; 17] = [
+    "none",
+    "eth_truncated",
+    "vlan_truncated",
+    "vlan_too_deep",
+    "arp_truncated",
+    "ipv4_truncated",
+    "ipv4_bad_header",
+    "ipv6_truncated",
+    "ipv6_bad_header",
+    "ipv6_ext_truncated",
+    "ipv6_ext_chain_too_long",
+    "tcp_truncated",
+    "tcp_bad_header",
+    "tcp_bad_option",
+    "udp_truncated",
+    "udp_bad_length",
+    "icmp_truncated",
+];

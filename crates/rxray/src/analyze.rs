@@ -1,0 +1,198 @@
+//! `rxray analyze FILE...`: reads pcap/pcapng captures, dissects every frame as the kernel would
+//! (rxray-wire) and prints the engine's report: totals, protocols, talkers, ports, flows, conversations.
+use anyhow::{anyhow, Context, Result};
+use rxray_engine::analysis::{Analyzer, Report};
+use rxray_engine::conv::Conversation;
+use rxray_engine::event::Packet;
+use rxray_io::CaptureReader;
+use rxray_wire::{dissect::empty_packet, dissect_into};
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng, any byte order and resolution); `-` reads standard input.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows in the talker, port and flow lists (0: all). Conversation tables are always complete.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+/// Reads every file into `an`; returns the errors met (one per damaged file), each naming the
+/// file and the byte offset. Packets read before an error are kept.
+pub fn read_files(files: &[PathBuf], an: &mut Analyzer) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut p = empty_packet();
+    for f in files {
+        let shown = f.display().to_string();
+        let res = if shown == "-" {
+            read_one(std::io::stdin().lock(), &shown, an, &mut p)
+        } else {
+            match std::fs::File::open(f) {
+                Ok(file) => read_one(file, &shown, an, &mut p),
+                Err(e) => Err(format!("cannot open: {e}")),
+            }
+        };
+        if let Err(e) = res {
+            errors.push(format!("{shown}: {e}"));
+        }
+    }
+    errors
+}
+
+fn read_one(r: impl Read, file: &str, an: &mut Analyzer, p: &mut Packet) -> Result<(), String> {
+    let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
+    let mut unsupported = BTreeSet::new();
+    let fallback = file.rsplit('/').next().unwrap_or(file).to_string();
+    while let Some(rec) = rd.next_record() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        if !rec.linktype.is_supported() && unsupported.insert(rec.linktype.0) {
+            eprintln!("rxray: warning: {file}: link type {} is not supported; its packets count as other_l2", rec.linktype.0);
+        }
+        let iface = rec.iface_name.unwrap_or(&fallback);
+        dissect_into(p, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, iface, 0);
+        p.rx_queue = rec.queue.unwrap_or(0);
+        an.add(p);
+    }
+    Ok(())
+}
+
+pub fn run(a: AnalyzeArgs) -> Result<()> {
+    let mut an = Analyzer::new();
+    let errors = read_files(&a.files, &mut an);
+    let report = an.report((a.top != 0).then_some(a.top));
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let doc = serde_json::json!({
+            "files": a.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            "errors": errors,
+            "report": report,
+        });
+        serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
+        writeln!(out)?;
+    } else {
+        out.write_all(text(&report).as_bytes())?;
+    }
+    out.flush()?;
+    let Some((last, rest)) = errors.split_last() else { return Ok(()) };
+    for e in rest {
+        eprintln!("rxray: error: {e}");
+    }
+    Err(anyhow!("{last}"))
+}
+
+fn endpoint(addr: std::net::IpAddr, port: u16, with_port: bool) -> String {
+    match (with_port, addr) {
+        (false, _) => addr.to_string(),
+        (true, std::net::IpAddr::V6(a)) => format!("[{a}]:{port}"),
+        (true, a) => format!("{a}:{port}"),
+    }
+}
+
+fn utc(ns: u64) -> String {
+    let s = (ns / 1_000_000_000) as i64;
+    let (days, rem) = (s.div_euclid(86400), s.rem_euclid(86400));
+    // Civil date from days since the epoch (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:09} UTC", rem / 3600, rem / 60 % 60, rem % 60, ns % 1_000_000_000)
+}
+
+/// The report as text tables.
+pub fn text(r: &Report) -> String {
+    let mut s = String::new();
+    let t = &r.totals;
+    let _ = writeln!(s, "{} packets, {} bytes, {:.6} s", t.packets, t.bytes, t.duration_s);
+    if t.packets > 0 {
+        let _ = writeln!(s, "first {}  last {}", utc(t.first_ns), utc(t.last_ns));
+    }
+    let _ = write!(s, "malformed: {}", t.malformed);
+    for (k, v) in &t.malformed_by {
+        let _ = write!(s, "  {k}={v}");
+    }
+    s.push('\n');
+    if t.frag_unattributed > 0 {
+        let _ = writeln!(s, "later fragments whose first fragment was not seen: {}", t.frag_unattributed);
+    }
+    let pct = |b: u64| if t.bytes == 0 { 0.0 } else { b as f64 * 100.0 / t.bytes as f64 };
+
+    let _ = writeln!(s, "\nProtocols\n  {:<12} {:>10} {:>14} {:>7}", "class", "packets", "bytes", "bytes%");
+    for p in &r.protocols {
+        let _ = writeln!(s, "  {:<12} {:>10} {:>14} {:>6.1}%", p.name, p.packets, p.bytes, pct(p.bytes));
+    }
+    let _ = writeln!(s, "\nTop talkers\n  {:<40} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}", "address", "packets", "bytes", "tx pkts", "tx bytes", "rx pkts", "rx bytes");
+    for x in &r.top_talkers {
+        let _ = writeln!(s, "  {:<40} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}", x.addr, x.packets, x.bytes, x.tx.packets, x.tx.bytes, x.rx.packets, x.rx.bytes);
+    }
+    let _ = writeln!(s, "\nTop ports\n  {:<10} {:>10} {:>14}", "port", "packets", "bytes");
+    for x in &r.top_ports {
+        let _ = writeln!(s, "  {:<10} {:>10} {:>14}", format!("{}/{}", x.port, x.proto), x.packets, x.bytes);
+    }
+    let _ = writeln!(s, "\nFlows ({} of {}, one direction each)", r.flows.len(), r.flow_count);
+    let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} flags", "iface", "vlan", "proto", "flow", "packets", "bytes");
+    for f in &r.flows {
+        let k = &f.key;
+        let flow = if k.fragments {
+            format!("{} -> {} (later fragments)", k.src, k.dst)
+        } else {
+            format!("{} -> {}", endpoint(k.src, k.sport, true), endpoint(k.dst, k.dport, true))
+        };
+        let flags = if k.proto == 6 { tcp_flags(f.tcp_flags) } else { String::new() };
+        let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} {flags}", f.iface, k.vlan, k.proto, flow, f.packets, f.bytes);
+    }
+    let c = &r.conversations;
+    for (name, table, ports) in [("IPv4", &c.ip, false), ("IPv6", &c.ipv6, false), ("TCP", &c.tcp, true), ("UDP", &c.udp, true)] {
+        conv_table(&mut s, name, table, ports);
+    }
+    s
+}
+
+fn tcp_flags(f: u8) -> String {
+    rxray_engine::event::Tcp { sport: 0, dport: 0, seq: 0, ack: 0, flags: f, window: 0, hdr_len: 0, mss: None, wscale: None, sack_ok: false, sack: false, ts: None }
+        .flags_str()
+}
+
+fn conv_table(s: &mut String, name: &str, v: &[Conversation], ports: bool) {
+    let _ = writeln!(s, "\n{name} conversations ({})", v.len());
+    if v.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "  {:<47}     {:<47} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12}", "A", "B", "A->B", "bytes", "B->A", "bytes", "frames", "bytes");
+    for c in v {
+        let _ = writeln!(
+            s,
+            "  {:<47} <-> {:<47} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12}",
+            endpoint(c.a, c.a_port, ports),
+            endpoint(c.b, c.b_port, ports),
+            c.frames_ab,
+            c.bytes_ab,
+            c.frames_ba,
+            c.bytes_ba,
+            c.frames(),
+            c.bytes()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000000000 UTC");
+        assert_eq!(super::utc(1_700_000_000_123_456_789), "2023-11-14 22:13:20.123456789 UTC");
+    }
+}
+
