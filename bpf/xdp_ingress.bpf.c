@@ -573,6 +573,33 @@ __noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, stru
 	return 0;
 }
 
+/* Copies n (1..RXRAY_PAYLOAD_MAX) packet bytes from off: whole 8-byte words straight from the
+ * packet (a helper call costs ~30 ns here), the tail through bpf_xdp_load_bytes. */
+static __always_inline int copy_payload(struct xdp_md *ctx, __u32 off, __u8 *dst, __u64 n)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *src = data + (off & OFF_MASK);
+	__u32 words = n / 8;
+	int i;
+
+	for (i = 0; i < RXRAY_PAYLOAD_MAX / 8; i++) {
+		if (i >= words)
+			break;
+		if ((void *)(src + i * 8 + 8) > end)
+			return bpf_xdp_load_bytes(ctx, off, dst, n);
+		*(__u64 *)(dst + i * 8) = *(__u64 *)(src + i * 8);
+	}
+	__u64 tail = n & 7;
+	asm volatile("" : "+r"(tail));
+	if (tail == 0)
+		return 0;
+	__u32 done = words * 8;
+	if (done > RXRAY_PAYLOAD_MAX - 8)
+		return 0;
+	return bpf_xdp_load_bytes(ctx, off + done, dst + done, tail);
+}
+
 SEC("xdp")
 int rxray_xdp(struct xdp_md *ctx)
 {
@@ -638,7 +665,7 @@ int rxray_xdp(struct xdp_md *ctx)
 			n = RXRAY_PAYLOAD_MAX;
 		/* keep clang from folding the two bounds into one check on a copy the verifier can't follow */
 		asm volatile("" : "+r"(n));
-		if (n != 0 && bpf_xdp_load_bytes(ctx, start, e->payload, n) == 0)
+		if (n != 0 && copy_payload(ctx, start, e->payload, n) == 0)
 			e->payload_len = n;
 	}
 	/* Waking the reader per event costs microseconds; wake it only once a batch has built up. The

@@ -268,6 +268,24 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_fragment_counts_in_conv_ipv6_only_when_it_completes_the_datagram() {
+        let mut c = Conversations::default();
+        let v6 = |mut p: Packet| {
+            let ip = p.ip.as_mut().unwrap();
+            ip.version = 6;
+            ip.src = "2001:2::1".parse().unwrap();
+            ip.dst = "2001:2::2".parse().unwrap();
+            p
+        };
+        c.add(&v6(pkt(1, 2, 14 + 20 + 64, 1, Some((7, 0, true)), Some((1000, 53)))));
+        assert!(c.ipv6.is_empty());
+        c.add(&v6(pkt(1, 2, 14 + 20 + 32, 2, Some((7, 64, false)), None)));
+        let t = c.ipv6.sorted();
+        assert_eq!((t[0].frames(), t[0].bytes()), (1, 66));
+        assert_eq!(c.udp.sorted()[0].bytes(), 66);
+    }
+
+    #[test]
     fn sorting_is_by_bytes_then_frames_then_endpoints() {
         let mut t = ConvTable::default();
         let a: IpAddr = Ipv4Addr::new(1, 1, 1, 1).into();

@@ -323,7 +323,7 @@ impl<R: Read> CaptureReader<R> {
     /// trailing length; leaves the body (after the `already` bytes, without the trailer) in `buf`.
     fn read_block_rest(&mut self, ty: u32, total: usize, already: usize, at: u64) -> Result<usize, ReadError> {
         let name = block_name(ty);
-        if total < already + 4 || total % 4 != 0 {
+        if total < already + 4 || !total.is_multiple_of(4) {
             return err(at, format!("{name} has an invalid total length {total}"));
         }
         if total > MAX_RECORD {

@@ -419,7 +419,7 @@ fn parse_l4(b: &[u8], off: usize, end: usize, e: &mut Ev) -> u16 {
             e.layers |= L_UDP;
             e.sport = uh.sport();
             e.dport = uh.dport();
-            let ulen = uh.len();
+            let ulen = uh.length();
             e.l4_len = ulen;
             // A first fragment carries the whole datagram's length; only check unfragmented ones.
             if e.layers & L_FRAG == 0 && ((ulen as usize) < UdpHeader::LEN || ulen as usize > avail) {

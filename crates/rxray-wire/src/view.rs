@@ -261,7 +261,8 @@ impl UdpHeader<'_> {
     pub fn dport(&self) -> u16 {
         be16(self.0, 2)
     }
-    pub fn len(&self) -> u16 {
+    /// The UDP length field (header + data), as written.
+    pub fn length(&self) -> u16 {
         be16(self.0, 4)
     }
 }
@@ -303,6 +304,6 @@ mod tests {
     fn accessors_read_network_order() {
         let b = [0x12, 0x34, 0x56, 0x78, 0x00, 0x10, 0xab, 0xcd];
         let u = UdpHeader::new_checked(&b, 0).unwrap();
-        assert_eq!((u.sport(), u.dport(), u.len()), (0x1234, 0x5678, 16));
+        assert_eq!((u.sport(), u.dport(), u.length()), (0x1234, 0x5678, 16));
     }
 }

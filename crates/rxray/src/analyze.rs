@@ -67,17 +67,21 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     let mut an = Analyzer::new();
     let errors = read_files(&a.files, &mut an);
     let report = an.report((a.top != 0).then_some(a.top));
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
-        let doc = serde_json::json!({
-            "files": a.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
-            "errors": errors,
-            "report": report,
-        });
+        // Serialised straight from the report (no intermediate JSON tree: large captures).
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            files: Vec<String>,
+            errors: &'a [String],
+            report: &'a Report,
+        }
+        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), errors: &errors, report: &report };
         serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
-        out.write_all(text(&report).as_bytes())?;
+        let mut s = String::new();
+        text(&report, &mut s, &mut out)?;
     }
     out.flush()?;
     let Some((last, rest)) = errors.split_last() else { return Ok(()) };
@@ -111,9 +115,8 @@ fn utc(ns: u64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:09} UTC", rem / 3600, rem / 60 % 60, rem % 60, ns % 1_000_000_000)
 }
 
-/// The report as text tables.
-pub fn text(r: &Report) -> String {
-    let mut s = String::new();
+/// The report as text tables, written to `out` section by section (`s` is scratch).
+pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result<()> {
     let t = &r.totals;
     let _ = writeln!(s, "{} packets, {} bytes, {:.6} s", t.packets, t.bytes, t.duration_s);
     if t.packets > 0 {
@@ -153,11 +156,12 @@ pub fn text(r: &Report) -> String {
         let flags = if k.proto == 6 { tcp_flags(f.tcp_flags) } else { String::new() };
         let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} {flags}", f.iface, k.vlan, k.proto, flow, f.packets, f.bytes);
     }
+    out.write_all(s.as_bytes())?;
     let c = &r.conversations;
     for (name, table, ports) in [("IPv4", &c.ip, false), ("IPv6", &c.ipv6, false), ("TCP", &c.tcp, true), ("UDP", &c.udp, true)] {
-        conv_table(&mut s, name, table, ports);
+        conv_table(s, name, table, ports, out)?;
     }
-    s
+    Ok(())
 }
 
 fn tcp_flags(f: u8) -> String {
@@ -165,13 +169,18 @@ fn tcp_flags(f: u8) -> String {
         .flags_str()
 }
 
-fn conv_table(s: &mut String, name: &str, v: &[Conversation], ports: bool) {
+fn conv_table(s: &mut String, name: &str, v: &[Conversation], ports: bool, out: &mut impl Write) -> std::io::Result<()> {
+    s.clear();
     let _ = writeln!(s, "\n{name} conversations ({})", v.len());
     if v.is_empty() {
-        return;
+        return out.write_all(s.as_bytes());
     }
     let _ = writeln!(s, "  {:<47}     {:<47} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12}", "A", "B", "A->B", "bytes", "B->A", "bytes", "frames", "bytes");
     for c in v {
+        if s.len() > 1 << 16 {
+            out.write_all(s.as_bytes())?;
+            s.clear();
+        }
         let _ = writeln!(
             s,
             "  {:<47} <-> {:<47} {:>9} {:>12} {:>9} {:>12} {:>9} {:>12}",
@@ -185,6 +194,7 @@ fn conv_table(s: &mut String, name: &str, v: &[Conversation], ports: bool) {
             c.bytes()
         );
     }
+    out.write_all(s.as_bytes())
 }
 
 #[cfg(test)]

@@ -1,0 +1,117 @@
+//! `rxray analyze` beside its peers on one generated capture (>= 1,000,000 packets, >= 100,000
+//! flows): packets/s and peak RSS for rxray, `tcpdump -nn -r` and `tshark -q -z conv,ip -r`, with ratios.
+//! Run: `scripts/bench-analyze` (builds rxray in release first). Prints figures; asserts nothing.
+use rxray_io::{LinkType, PcapWriter};
+use std::process::Command;
+use std::time::Instant;
+
+const PACKETS: usize = 1_000_000;
+const FLOWS: usize = 125_000;
+
+/// An Ethernet frame of flow `i` (TCP or UDP, IPv4 or IPv6, some VLAN-tagged), `k`-th packet.
+fn frame(buf: &mut Vec<u8>, i: usize, k: usize) {
+    buf.clear();
+    buf.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    if i % 4 == 1 {
+        buf.extend_from_slice(&[0x81, 0x00, 0, (i % 4000) as u8]);
+    }
+    let v6 = i.is_multiple_of(5);
+    let tcp = !i.is_multiple_of(3);
+    let l4_len = if tcp { 20 } else { 8 };
+    let payload = 16 + (i * 7 + k * 13) % 1200;
+    let rev = k % 2 == 1;
+    let (a, b) = ((i as u32).to_be_bytes(), [10, 1, 0, (i % 200) as u8]);
+    let (src, dst) = if rev { (b, a) } else { (a, b) };
+    let (sp, dp) = if rev { (443u16, 1024 + (i % 60000) as u16) } else { (1024 + (i % 60000) as u16, 443u16) };
+    if v6 {
+        buf.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+        buf.extend_from_slice(&((l4_len + payload) as u16).to_be_bytes());
+        buf.extend_from_slice(&[if tcp { 6 } else { 17 }, 64]);
+        buf.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        buf.extend_from_slice(&src);
+        buf.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        buf.extend_from_slice(&dst);
+    } else {
+        buf.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        buf.extend_from_slice(&((20 + l4_len + payload) as u16).to_be_bytes());
+        buf.extend_from_slice(&[0, 0, 0x40, 0, 64, if tcp { 6 } else { 17 }, 0, 0]);
+        buf.extend_from_slice(&src);
+        buf.extend_from_slice(&dst);
+    }
+    buf.extend_from_slice(&sp.to_be_bytes());
+    buf.extend_from_slice(&dp.to_be_bytes());
+    if tcp {
+        buf.extend_from_slice(&(k as u32).to_be_bytes());
+        buf.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    } else {
+        buf.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+        buf.extend_from_slice(&[0, 0]);
+    }
+    buf.resize(buf.len() + payload, 0x61);
+}
+
+struct Run {
+    name: &'static str,
+    secs: f64,
+    rss_kb: u64,
+}
+
+fn time(name: &'static str, cmd: &str) -> Option<Run> {
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time").args(["-v", "sh", "-c", cmd]).env("TZ", "UTC").output().ok()?;
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        eprintln!("{name}: failed: {err}");
+        return None;
+    }
+    let rss_kb = err.lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): ")).and_then(|v| v.parse().ok())?;
+    Some(Run { name, secs, rss_kb })
+}
+
+fn main() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let rxray = std::env::var("RXRAY_BIN").unwrap_or_else(|_| format!("{root}/target/release/rxray"));
+    let path = std::env::temp_dir().join(format!("rxray-bench-{}.pcap", std::process::id()));
+    let mut w = PcapWriter::new(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), LinkType::ETHERNET, 262144).unwrap();
+    let mut buf = Vec::with_capacity(2048);
+    // Each flow sends PACKETS/FLOWS packets alternating direction: 2 * FLOWS one-way flows.
+    for n in 0..PACKETS {
+        let (i, k) = (n % FLOWS, n / FLOWS);
+        frame(&mut buf, i, k);
+        w.write_packet(1_700_000_000_000_000_000 + n as u64 * 1000, buf.len() as u32, &buf).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("capture: {PACKETS} packets, {FLOWS} conversations ({} one-way flows), {} MB", 2 * FLOWS, size / 1_000_000);
+    let p = path.display();
+    let runs: Vec<Run> = [
+        time("rxray analyze", &format!("{rxray} analyze --json --top 0 {p} > /dev/null")),
+        time("rxray analyze (text, top 20)", &format!("{rxray} analyze {p} > /dev/null")),
+        time("tcpdump -nn -r", &format!("tcpdump -nn -r {p} > /dev/null 2>&1")),
+        time("tshark -q -z conv,ip -r", &format!("tshark -q -z conv,ip -r {p} > /dev/null 2>&1")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    println!("{:<30} {:>9} {:>14} {:>12}", "", "seconds", "packets/s", "peak RSS MB");
+    for r in &runs {
+        println!("{:<30} {:>9.2} {:>14.0} {:>12.1}", r.name, r.secs, PACKETS as f64 / r.secs, r.rss_kb as f64 / 1024.0);
+    }
+    if let Some(rx) = runs.first().filter(|r| r.name == "rxray analyze") {
+        for peer in runs.iter().filter(|r| !r.name.starts_with("rxray")) {
+            println!(
+                "rxray vs {:<24} {:>6.1}x packets/s, {:>6.2}x memory",
+                peer.name,
+                peer.secs / rx.secs,
+                rx.rss_kb as f64 / peer.rss_kb as f64
+            );
+        }
+    }
+    if std::env::var_os("RXRAY_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(&path);
+    } else {
+        println!("kept {p}");
+    }
+}
