@@ -1,6 +1,7 @@
 //! rxray's engine: plain, deterministic Rust over events (no I/O, no threads, no clock).
 //! Sources (kernel, capture files) produce `event::Packet`; outputs consume what the engine derives.
-pub mod event;
+/// The packet event lives with the dissector that produces it (engine → wire, as DESIGN.md draws).
+pub use rxray_wire::event;
 pub mod flows;
 pub mod analysis;
 pub mod conv;

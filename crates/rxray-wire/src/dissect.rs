@@ -17,7 +17,7 @@ use crate::view::{
     ArpEthIpv4, ArpHeader, EthernetHeader, IcmpHeader, Ipv4Header, Ipv6Ext, Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 use crate::{LinkType, MALFORMED_NAMES, MAX_IPV6_EXT, MAX_VLANS, PAYLOAD_MAX};
-use rxray_engine::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
+use crate::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETH_P_IP: u16 = 0x0800;
