@@ -41,6 +41,28 @@ struct {
 	__type(value, struct rxray_config);
 } rxray_config SEC(".maps");
 
+/* Whole-packet capture, apart from the events so a capture never competes with `watch`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 12); /* resized by the loader */
+} rxray_cap SEC(".maps");
+
+/* Per-CPU staging for one capture chunk (the ring takes variable-size records by copy). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_cap_chunk);
+} rxray_cap_stage SEC(".maps");
+
+/* Per-CPU packet sequence for stitching chunks back together. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rxray_cap_seq SEC(".maps");
+
 /* Flow table: sized by the loader; a full table fails inserts, which are counted (RXRAY_C_FLOW_FAIL). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -600,6 +622,76 @@ static __always_inline int copy_payload(struct xdp_md *ctx, __u32 off, __u8 *dst
 	return bpf_xdp_load_bytes(ctx, off + done, dst + done, tail);
 }
 
+struct cap_walk {
+	struct xdp_md *ctx;
+	struct rxray_cap_chunk *c;
+	__u32 cap_len;
+	__u32 lost;
+};
+
+/* One chunk per bpf_loop step: stage it, then copy it into the capture ring at its exact size. */
+static long cap_step(__u32 i, void *arg)
+{
+	struct cap_walk *w = arg;
+	struct rxray_cap_chunk *c = w->c;
+	__u32 off = i * RXRAY_CAP_CHUNK;
+	if (off >= w->cap_len)
+		return 1;
+	__u64 n = w->cap_len - off;
+	if (n > RXRAY_CAP_CHUNK)
+		n = RXRAY_CAP_CHUNK;
+	asm volatile("" : "+r"(n));
+	if (n == 0)
+		return 1;
+	if (bpf_xdp_load_bytes(w->ctx, off, c->data, n) < 0) {
+		w->lost = 1;
+		return 1;
+	}
+	c->h.offset = off;
+	c->h.len = n;
+	c->h.last = off + n >= w->cap_len;
+	__u64 size = sizeof(struct rxray_cap_hdr) + n;
+	asm volatile("" : "+r"(size));
+	if (size > sizeof(*c))
+		return 1;
+	if (bpf_ringbuf_output(&rxray_cap, c, size, 0) < 0) {
+		w->lost = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Copies the packet, up to capture_snap bytes, into the capture ring in RXRAY_CAP_CHUNK pieces. */
+__noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg, struct rxray_stats *st,
+			     __u32 wire_len, __u64 now)
+{
+	__u32 zero = 0;
+	if (!ctx || !cfg || !st)
+		return 0;
+	struct rxray_cap_chunk *c = bpf_map_lookup_elem(&rxray_cap_stage, &zero);
+	__u32 *seq = bpf_map_lookup_elem(&rxray_cap_seq, &zero);
+	if (!c || !seq)
+		return 0;
+	__u32 snap = cfg->capture_snap;
+	if (snap == 0 || snap > RXRAY_CAP_SNAP_MAX)
+		snap = RXRAY_CAP_SNAP_MAX;
+	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap };
+	c->h.ts_ns = now;
+	c->h.ifindex = ctx->ingress_ifindex;
+	c->h.rx_queue = ctx->rx_queue_index;
+	c->h.wire_len = wire_len;
+	c->h.cap_len = w.cap_len;
+	c->h.seq = ++*seq;
+	c->h.cpu = bpf_get_smp_processor_id();
+	c->h._pad = 0;
+	bpf_loop(RXRAY_CAP_SNAP_MAX / RXRAY_CAP_CHUNK, cap_step, &w, 0);
+	if (w.lost)
+		st->c[RXRAY_C_CAP_LOST]++;
+	else
+		st->c[RXRAY_C_CAP_PACKETS]++;
+	return 0;
+}
+
 SEC("xdp")
 int rxray_xdp(struct xdp_md *ctx)
 {
@@ -646,6 +738,8 @@ int rxray_xdp(struct xdp_md *ctx)
 		__u64 now = e->ts_ns ? e->ts_ns : (cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns());
 		rxray_account(ctx, e, st, mal, now);
 	}
+	if (cfg->features & RXRAY_FEAT_CAPTURE)
+		rxray_capture(ctx, cfg, st, wire_len, e->ts_ns ? e->ts_ns : rx_now(cfg));
 	if (!ring)
 		return XDP_PASS;
 

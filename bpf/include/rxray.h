@@ -13,6 +13,10 @@
 /* ---- feature flags in rxray_config.features ---- */
 #define RXRAY_FEAT_EVENTS (1U << 0) /* emit one rxray_pkt_event per packet */
 #define RXRAY_FEAT_FLOWS (1U << 1)  /* keep per-flow, per-interface and per-protocol counters */
+#define RXRAY_FEAT_CAPTURE (1U << 3) /* copy whole packets (up to capture_snap) to the rxray_cap ring */
+
+#define RXRAY_CAP_CHUNK 1024        /* packet bytes per capture record */
+#define RXRAY_CAP_SNAP_MAX 262144   /* largest capture snap length */
 
 #define RXRAY_FLOW_HIST 8           /* size buckets: <=64 <=128 <=256 <=512 <=1024 <=1518 <=9018 larger */
 
@@ -76,6 +80,8 @@ enum rxray_counter {
 	RXRAY_C_FRAG_BUCKET = 6, /* later fragments whose first fragment was not seen (fragments bucket) */
 	RXRAY_C_IFACE_FAIL = 7, /* packets whose interface found the interface table full */
 	RXRAY_C_MAL_BASE = 8,  /* + enum rxray_malformed: per category */
+	RXRAY_C_CAP_PACKETS = 26, /* packets written whole to the capture ring */
+	RXRAY_C_CAP_LOST = 27,    /* packets the capture ring had no room for (whole or in part) */
 	RXRAY_C_COUNT = 32,
 };
 
@@ -158,6 +164,29 @@ struct rxray_config {
 	__u32 payload_snap;/* payload bytes copied per event, 0..RXRAY_PAYLOAD_MAX */
 	__u64 clock_ns;    /* when non-zero, the clock programs read (simulation); else bpf_ktime_get_ns */
 	__u64 wakeup_bytes;/* wake the ring-buffer reader once this many bytes are waiting */
+	__u32 capture_snap;/* bytes captured per packet with RXRAY_FEAT_CAPTURE (1..RXRAY_CAP_SNAP_MAX) */
+	__u32 _pad0;
+};
+
+/* One capture record: a chunk of one packet. A packet is its chunks with the same (cpu, seq), at
+ * offsets 0, RXRAY_CAP_CHUNK, ...; the chunk with last = 1 ends it. Records are sized to the data. */
+struct rxray_cap_hdr {
+	__u64 ts_ns;      /* CLOCK_MONOTONIC at XDP entry */
+	__u32 ifindex;
+	__u32 rx_queue;
+	__u32 wire_len;   /* the packet's original length */
+	__u32 cap_len;    /* bytes captured in all (min(wire_len, capture_snap)) */
+	__u32 seq;        /* per-CPU packet sequence */
+	__u32 offset;     /* this chunk's offset in the packet */
+	__u16 len;        /* bytes of data following this header */
+	__u8 cpu;
+	__u8 last;
+	__u32 _pad;
+};
+
+struct rxray_cap_chunk {
+	struct rxray_cap_hdr h;
+	__u8 data[RXRAY_CAP_CHUNK];
 };
 
 /* One incoming packet, as XDP saw it. Multi-byte fields are host order; addresses and MACs are

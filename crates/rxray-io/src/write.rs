@@ -97,6 +97,11 @@ impl<W: Write> PcapngWriter<W> {
         self.w.flush()
     }
 
+    /// The underlying writer (e.g. to see how much has been written).
+    pub fn get_ref(&self) -> &W {
+        &self.w
+    }
+
     pub fn into_inner(self) -> W {
         self.w
     }

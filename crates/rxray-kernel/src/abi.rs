@@ -10,6 +10,9 @@ pub const MAX_IPV6_EXT: usize = 8;
 
 pub const FEAT_EVENTS: u32 = 1 << 0;
 pub const FEAT_FLOWS: u32 = 1 << 1;
+pub const FEAT_CAPTURE: u32 = 1 << 3;
+pub const CAP_CHUNK: usize = 1024;
+pub const CAP_SNAP_MAX: u32 = 262144;
 pub const FLOW_HIST: usize = 8;
 /// Upper bounds of the flow size-histogram buckets (the last is open).
 pub const FLOW_HIST_BOUNDS: [u32; FLOW_HIST] = [64, 128, 256, 512, 1024, 1518, 9018, u32::MAX];
@@ -77,6 +80,8 @@ pub const C_FLOW_FAIL: usize = 5;
 pub const C_FRAG_BUCKET: usize = 6;
 pub const C_IFACE_FAIL: usize = 7;
 pub const C_MAL_BASE: usize = 8;
+pub const C_CAP_PACKETS: usize = 26;
+pub const C_CAP_LOST: usize = 27;
 pub const C_COUNT: usize = 32;
 
 #[repr(C)]
@@ -92,6 +97,39 @@ pub struct Config {
     pub payload_snap: u32,
     pub clock_ns: u64,
     pub wakeup_bytes: u64,
+    pub capture_snap: u32,
+    pub _pad0: u32,
+}
+
+/// `struct rxray_cap_hdr`: the header of one capture record; `len` packet bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapHdr {
+    pub ts_ns: u64,
+    pub ifindex: u32,
+    pub rx_queue: u32,
+    pub wire_len: u32,
+    pub cap_len: u32,
+    pub seq: u32,
+    pub offset: u32,
+    pub len: u16,
+    pub cpu: u8,
+    pub last: u8,
+    pub _pad: u32,
+}
+
+impl CapHdr {
+    /// The header and the data of a capture record; `None` when the record is inconsistent.
+    pub fn split(b: &[u8]) -> Option<(CapHdr, &[u8])> {
+        let n = std::mem::size_of::<CapHdr>();
+        if b.len() < n {
+            return None;
+        }
+        // SAFETY: length checked; CapHdr is plain-old-data valid for any bits; no alignment needed.
+        let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<CapHdr>()) };
+        let data = b.get(n..n + h.len as usize)?;
+        Some((h, data))
+    }
 }
 
 #[repr(C)]
@@ -235,10 +273,11 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     }
     vec![
         layout!("rxray_stats", Stats, [c]),
-        layout!("rxray_config", Config, [features, payload_snap, clock_ns, wakeup_bytes]),
+        layout!("rxray_config", Config, [features, payload_snap, clock_ns, wakeup_bytes, capture_snap, _pad0]),
         layout!("rxray_flow_key", FlowKey, [ifindex, vlan, ip_ver, proto, saddr, daddr, sport, dport, kind, _pad]),
         layout!("rxray_flow_stats", FlowStats, [packets, bytes, first_ns, last_ns, tcp_flags, _pad, size_hist]),
         layout!("rxray_count", Count, [packets, bytes]),
+        layout!("rxray_cap_hdr", CapHdr, [ts_ns, ifindex, rx_queue, wire_len, cap_len, seq, offset, len, cpu, last, _pad]),
         layout!("rxray_frag_key", FragKey, [ifindex, id, saddr, daddr, ip_ver, proto, _pad]),
         layout!("rxray_frag_ports", FragPorts, [sport, dport]),
         layout!(

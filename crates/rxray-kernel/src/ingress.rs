@@ -29,6 +29,11 @@ pub struct IngressOptions {
     pub flows: bool,
     /// Flow-table capacity (entries).
     pub flow_capacity: u32,
+    /// Copy whole packets (up to `capture_snap` bytes) to the capture ring.
+    pub capture: bool,
+    pub capture_snap: u32,
+    /// Capture ring size in bytes (power of two).
+    pub capture_ring_bytes: u32,
     /// What the owner of the attached interfaces is called (`watch`, `flows`, ...).
     pub command: String,
 }
@@ -42,6 +47,9 @@ impl Default for IngressOptions {
             flows: true,
             flow_capacity: 65536,
             command: "rxray".into(),
+            capture: false,
+            capture_snap: abi::CAP_SNAP_MAX,
+            capture_ring_bytes: 32 << 20,
         }
     }
 }
@@ -70,6 +78,9 @@ pub struct Totals {
     pub frag_unattributed: u64,
     /// Packets whose interface found the interface table full.
     pub iface_insert_failed: u64,
+    /// Packets written whole to the capture ring, and those it had no room for.
+    pub captured: u64,
+    pub capture_lost: u64,
 }
 
 pub struct Ingress {
@@ -105,6 +116,7 @@ impl Ingress {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("rxray_events", opts.ring_bytes)
             .map_max_entries("rxray_flows", opts.flow_capacity.max(1))
+            .map_max_entries("rxray_cap", if opts.capture { opts.capture_ring_bytes } else { 4096 })
             .load(XDP_INGRESS_OBJ)
             .map_err(classify_load_error)?;
         let prog: &mut Xdp = ebpf
@@ -119,11 +131,15 @@ impl Ingress {
         let ring = RingBuf::try_from(ring_map)
             .map_err(|e| KernelError::Map { map: "rxray_events", detail: e.to_string() })?;
         let config = abi::Config {
-            features: if opts.events { abi::FEAT_EVENTS } else { 0 } | if opts.flows { abi::FEAT_FLOWS } else { 0 },
+            features: if opts.events { abi::FEAT_EVENTS } else { 0 }
+                | if opts.flows { abi::FEAT_FLOWS } else { 0 }
+                | if opts.capture { abi::FEAT_CAPTURE } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
             // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
             wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
+            capture_snap: opts.capture_snap.clamp(1, abi::CAP_SNAP_MAX),
+            _pad0: 0,
         };
         let mut me = Ingress { ring, ebpf, attached: Vec::new(), config, locks: Vec::new(), command: opts.command.clone() };
         me.write_config()?;
@@ -196,6 +212,12 @@ impl Ingress {
     /// The interface name for an ifindex this program is attached to.
     pub fn iface_name(&self, ifindex: u32) -> &str {
         self.attached.iter().find(|a| a.ifindex == ifindex).map(|a| a.iface.as_str()).unwrap_or("?")
+    }
+
+    /// The capture ring (whole packets in chunks); `None` after the first call.
+    pub fn take_capture_ring(&mut self) -> Option<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("rxray_cap")?;
+        RingBuf::try_from(map).ok()
     }
 
     pub fn ring(&mut self) -> &mut RingBuf<MapData> {
@@ -306,6 +328,8 @@ impl Ingress {
             flow_insert_failed: c[abi::C_FLOW_FAIL],
             frag_unattributed: c[abi::C_FRAG_BUCKET],
             iface_insert_failed: c[abi::C_IFACE_FAIL],
+            captured: c[abi::C_CAP_PACKETS],
+            capture_lost: c[abi::C_CAP_LOST],
         })
     }
 }

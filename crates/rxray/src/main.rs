@@ -1,6 +1,7 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod analyze;
+mod capture;
 mod flows;
 mod ifaces;
 mod lab;
@@ -30,6 +31,8 @@ enum Cmd {
     Analyze(analyze::AnalyzeArgs),
     /// Print every incoming packet as it arrives (like `tcpdump -nn -v`), or as JSON Lines.
     Watch(watch::WatchArgs),
+    /// Write whole incoming packets to pcapng (like `tcpdump -w`), or to stdout with `-w -`.
+    Capture(capture::CaptureArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
@@ -57,6 +60,7 @@ fn main() {
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Capture(a) => capture::run(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),

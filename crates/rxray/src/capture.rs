@@ -1,0 +1,207 @@
+//! `rxray capture`: whole packets from the kernel's capture ring, stitched from their chunks and
+//! written as pcapng (one interface block per interface, nanosecond times, original lengths, and a
+//! comment per packet with what pcap does not carry: the RX queue). Rotation as tcpdump's -C/-G.
+use crate::{session, XdpModeArg};
+use anyhow::{bail, Context, Result};
+use rxray_io::write::PcapngWriter;
+use rxray_kernel::{abi, Clock, IngressOptions};
+use rxray_wire::LinkType;
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{self, BufWriter, Write},
+    os::fd::AsRawFd,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+#[derive(clap::Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on (repeatable).
+    #[arg(short = 'i', long = "interface", required = true)]
+    pub ifaces: Vec<String>,
+    /// Output file (pcapng); `-` writes to stdout.
+    #[arg(short = 'w', long = "write")]
+    pub file: String,
+    /// Bytes captured per packet (1..=262144).
+    #[arg(short = 's', long = "snaplen", default_value_t = abi::CAP_SNAP_MAX)]
+    pub snaplen: u32,
+    /// Exit after this many packets.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// Start a new file once this one holds this many million bytes (FILE, FILE1, FILE2, ...).
+    #[arg(short = 'C', long = "file-size")]
+    pub file_size_mb: Option<u64>,
+    /// Start a new file every this many seconds (FILE, FILE1, FILE2, ...).
+    #[arg(short = 'G', long = "rotate-seconds")]
+    pub rotate_secs: Option<u64>,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Capture ring size in bytes (power of two).
+    #[arg(long = "ring-size", default_value_t = 32 << 20)]
+    pub ring_size: u32,
+}
+
+/// Counts the bytes written, for -C.
+struct Counting<W: Write> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Sink = PcapngWriter<Counting<Box<dyn Write>>>;
+
+struct Output {
+    base: String,
+    index: u64,
+    snaplen: u32,
+    ifaces: Vec<(u32, String)>,
+    sink: Sink,
+    opened: Instant,
+}
+
+impl Output {
+    fn open_sink(base: &str, index: u64, snaplen: u32, ifaces: &[(u32, String)]) -> Result<Sink> {
+        let w: Box<dyn Write> = if base == "-" {
+            Box::new(io::stdout())
+        } else {
+            let name = if index == 0 { base.to_string() } else { format!("{base}{index}") };
+            Box::new(BufWriter::with_capacity(1 << 20, File::create(&name).with_context(|| format!("creating {name}"))?))
+        };
+        let mut s = PcapngWriter::new(Counting { inner: w, n: 0 }, "rxray capture")?;
+        for (_, name) in ifaces {
+            s.add_interface(name, LinkType::ETHERNET, snaplen)?;
+        }
+        Ok(s)
+    }
+
+    fn rotate(&mut self) -> Result<()> {
+        self.sink.flush()?;
+        self.index += 1;
+        self.sink = Self::open_sink(&self.base, self.index, self.snaplen, &self.ifaces)?;
+        self.opened = Instant::now();
+        Ok(())
+    }
+}
+
+/// A packet being put back together from its chunks (one per CPU at a time).
+struct Pending {
+    hdr: abi::CapHdr,
+    data: Vec<u8>,
+}
+
+pub fn run(a: CaptureArgs) -> Result<()> {
+    if a.snaplen == 0 || a.snaplen > abi::CAP_SNAP_MAX {
+        bail!("-s {}: the snap length must be 1..={}", a.snaplen, abi::CAP_SNAP_MAX);
+    }
+    if a.file == "-" && (a.file_size_mb.is_some() || a.rotate_secs.is_some()) {
+        bail!("-C and -G rotate files; they cannot be used with -w -");
+    }
+    let stop = session::stop_flag()?;
+    let opts = IngressOptions {
+        events: false,
+        flows: false,
+        capture: true,
+        capture_snap: a.snaplen,
+        capture_ring_bytes: a.ring_size,
+        ring_bytes: 4096,
+        ..Default::default()
+    };
+    let mut ing = session::attach(&a.ifaces, a.xdp_mode, opts, "capture", "capturing on")?;
+    let mut ring = ing.take_capture_ring().context("the capture ring is missing from the object")?;
+    let ifaces: Vec<(u32, String)> = ing.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
+    let idb = |ifindex: u32| ifaces.iter().position(|(i, _)| *i == ifindex).map(|p| p as u32);
+    let mut out = Output {
+        base: a.file.clone(),
+        index: 0,
+        snaplen: a.snaplen,
+        sink: Output::open_sink(&a.file, 0, a.snaplen, &ifaces)?,
+        ifaces: ifaces.clone(),
+        opened: Instant::now(),
+    };
+    let clock = Clock::now();
+    let fd = ring.as_raw_fd();
+    let mut pending: HashMap<u8, Pending> = HashMap::new();
+    let (mut written, mut incomplete) = (0u64, 0u64);
+    let mut done = false;
+    while !done {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut got = 0;
+        while let Some(item) = ring.next() {
+            got += 1;
+            let Some((h, data)) = abi::CapHdr::split(&item) else {
+                incomplete += 1;
+                continue;
+            };
+            let p = pending.entry(h.cpu).or_insert_with(|| Pending { hdr: h, data: Vec::new() });
+            if h.offset == 0 {
+                if !p.data.is_empty() {
+                    incomplete += 1; // the previous packet on this CPU never got its last chunk
+                }
+                p.hdr = h;
+                p.data.clear();
+            } else if p.hdr.seq != h.seq || p.data.len() != h.offset as usize {
+                incomplete += 1;
+                p.data.clear();
+                continue;
+            }
+            p.data.extend_from_slice(data);
+            if h.last == 1 {
+                let iface = idb(p.hdr.ifindex).unwrap_or(0);
+                let comment = format!("rxq={}", p.hdr.rx_queue);
+                let r = out.sink.write_packet(iface, clock.to_unix_ns(p.hdr.ts_ns), p.hdr.wire_len, &p.data, Some(&comment));
+                p.data.clear();
+                if let Err(e) = r {
+                    if e.kind() == io::ErrorKind::BrokenPipe {
+                        done = true;
+                        break;
+                    }
+                    return Err(e).context("writing the capture");
+                }
+                written += 1;
+                if a.count.is_some_and(|c| written >= c) {
+                    done = true;
+                    break;
+                }
+                if a.file_size_mb.is_some_and(|mb| out.sink.get_ref().n >= mb * 1_000_000) {
+                    out.rotate()?;
+                }
+            }
+        }
+        if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
+            out.rotate()?;
+        }
+        if out.sink.flush().is_err() {
+            break;
+        }
+        if stopping && got == 0 {
+            break;
+        }
+        if got == 0 && !done {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring's fd, which outlives the call.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
+    out.sink.flush()?;
+    let t = ing.totals()?;
+    eprintln!(
+        "{} packets captured, {} lost (capture ring full), {} incomplete, {} files",
+        written,
+        t.capture_lost,
+        incomplete,
+        out.index + 1
+    );
+    Ok(())
+}
