@@ -5,6 +5,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "rxray.h"
+#include "rxray_filter.h"
 
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
@@ -740,6 +741,15 @@ int rxray_xdp(struct xdp_md *ctx)
 	}
 	if (cfg->features & RXRAY_FEAT_CAPTURE)
 		rxray_capture(ctx, cfg, st, wire_len, e->ts_ns ? e->ts_ns : rx_now(cfg));
+	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects never reaches the event
+	 * ring. It sits after the flow accounting and the capture (both read e), so flows still count
+	 * every packet; the record is discarded and ring cleared, so nothing below uses it. */
+	if ((cfg->features & RXRAY_FEAT_FILTER) && !rxray_filter_match(e)) {
+		st->c[RXRAY_C_FILTERED]++;
+		if (ring)
+			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		ring = 0;
+	}
 	if (!ring)
 		return XDP_PASS;
 

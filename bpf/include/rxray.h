@@ -13,6 +13,7 @@
 /* ---- feature flags in rxray_config.features ---- */
 #define RXRAY_FEAT_EVENTS (1U << 0) /* emit one rxray_pkt_event per packet */
 #define RXRAY_FEAT_FLOWS (1U << 1)  /* keep per-flow, per-interface and per-protocol counters */
+#define RXRAY_FEAT_FILTER (1U << 2) /* only packets the rxray_filter program accepts become events */
 #define RXRAY_FEAT_CAPTURE (1U << 3) /* copy whole packets (up to capture_snap) to the rxray_cap ring */
 
 #define RXRAY_CAP_CHUNK 1024        /* packet bytes per capture record */
@@ -80,6 +81,7 @@ enum rxray_counter {
 	RXRAY_C_FRAG_BUCKET = 6, /* later fragments whose first fragment was not seen (fragments bucket) */
 	RXRAY_C_IFACE_FAIL = 7, /* packets whose interface found the interface table full */
 	RXRAY_C_MAL_BASE = 8,  /* + enum rxray_malformed: per category */
+	RXRAY_C_FILTERED = 25, /* packets the filter rejected (no event; still counted in flows) */
 	RXRAY_C_CAP_PACKETS = 26, /* packets written whole to the capture ring */
 	RXRAY_C_CAP_LOST = 27,    /* packets the capture ring had no room for (whole or in part) */
 	RXRAY_C_COUNT = 32,
@@ -243,6 +245,60 @@ struct rxray_pkt_event {
 	__u16 l4_len;         /* UDP length field; TCP/ICMP: IP payload bytes */
 	__u16 _pad1[2];
 	__u8 payload[RXRAY_PAYLOAD_MAX];
+};
+
+/* ---- packet filter (RXRAY_FEAT_FILTER): a compiled tcpdump-style expression ----
+ * A linear program of field tests; each instruction says where to go when its test holds (jt) and
+ * when it does not (jf): a later instruction, or RXRAY_FILTER_ACCEPT / RXRAY_FILTER_REJECT. Jumps only
+ * go forward, so a program ends within RXRAY_FILTER_MAX steps. User space (rxray-engine's filter
+ * module) decides what every test means; the kernel only reads fields and compares. */
+#define RXRAY_FILTER_MAX 64       /* instructions in a program */
+#define RXRAY_FILTER_ACCEPT 0xfe  /* jump target: the packet matches */
+#define RXRAY_FILTER_REJECT 0xff  /* jump target: it does not */
+
+/* rxray_filter_insn.field: scalar fields (index into the interpreter's field array), then addresses */
+enum rxray_filter_field {
+	RXRAY_FF_L3 = 0,         /* vlan_count << 16 | eth_proto */
+	RXRAY_FF_IP = 1,         /* vlan_count << 16 | ip_ver << 8 | l4_proto */
+	RXRAY_FF_V6EXT = 2,      /* ipv6_ext_count << 8 | ipv6_exts[0] */
+	RXRAY_FF_FRAG_OFF = 3,
+	RXRAY_FF_SPORT = 4,
+	RXRAY_FF_DPORT = 5,
+	RXRAY_FF_TCP_FLAGS = 6,
+	RXRAY_FF_WIRE_LEN = 7,
+	RXRAY_FF_VLAN_COUNT = 8,
+	RXRAY_FF_VID0 = 9,       /* vlan_tci[0] & 0xfff */
+	RXRAY_FF_VID1 = 10,
+	RXRAY_FF_SCALARS = 16,   /* size of the scalar array */
+	RXRAY_FF_SADDR = 16,     /* (saddr & amask) == addr, 16 bytes */
+	RXRAY_FF_DADDR = 17,
+};
+
+/* rxray_filter_insn.cmp for scalar fields: (field & mask) <cmp> value */
+enum rxray_filter_cmp {
+	RXRAY_FC_EQ = 0,
+	RXRAY_FC_GT = 1,
+	RXRAY_FC_GE = 2,
+};
+
+struct rxray_filter_insn {
+	__u8 field;     /* enum rxray_filter_field */
+	__u8 cmp;       /* enum rxray_filter_cmp (scalar fields) */
+	__u8 jt;        /* next instruction when the test holds, or ACCEPT/REJECT */
+	__u8 jf;        /* ... when it does not */
+	__u32 mask;
+	__u32 value;
+	__u32 _pad;
+	__u8 addr[16];  /* network byte order; IPv4 in the first 4 bytes */
+	__u8 amask[16];
+};
+
+/* The single entry of the rxray_filter array map. */
+struct rxray_filter {
+	__u32 len;      /* instructions in use */
+	__u8 entry;     /* first instruction, or ACCEPT/REJECT for a program without tests */
+	__u8 _pad[3];
+	struct rxray_filter_insn insn[RXRAY_FILTER_MAX];
 };
 
 #endif

@@ -6,10 +6,12 @@
 //! flow of their first fragment, or the fragments bucket when it was not seen. Unlike the kernel's
 //! 4096-entry LRU, the fragment table here is unbounded (a capture is finite), and flows of
 //! different interfaces (by name) are kept apart even when their ifindex is the same (0 offline).
-use crate::conv::{Conversation, Conversations};
+use crate::conv::{ip_of, Conversation, Conversations};
+use rxray_wire::dissect::Summary;
 use crate::event::Packet;
 use crate::flows::{FlowKey, FlowRecord};
 use foldhash::fast::FixedState;
+use std::hash::BuildHasher;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -67,14 +69,32 @@ impl Count {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-struct FlowAgg {
-    packets: u64,
+/// A flow table key: compact, fixed size. `kind` 0: an ordinary packet (every table derives from
+/// the flow at report time); 1: fragments (flow counters only, the rest counted as they came);
+/// 2: the fragments bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    iface: u32,
+    ifindex: u32,
+    vlan: u16,
+    proto: u8,
+    ver: u8,
+    kind: u8,
+    sport: u16,
+    dport: u16,
+    src: [u8; 16],
+    dst: [u8; 16],
+}
+
+#[derive(Clone, Debug)]
+struct Flow {
+    key: Key,
+    /// Packets by size bucket (overflow beyond u32 goes to `Analyzer::hist_spill`).
+    hist: [u32; 8],
     bytes: u64,
     first_ns: u64,
     last_ns: u64,
     tcp_flags: u8,
-    size_hist: [u64; 8],
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -82,13 +102,16 @@ struct FragKey {
     iface: u32,
     ifindex: u32,
     id: u32,
-    src: IpAddr,
-    dst: IpAddr,
+    ver: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
     proto: u8,
 }
 
 /// Accumulates everything `rxray analyze` reports, one packet at a time (no allocation per packet
-/// once a flow, address or port has been seen).
+/// once a flow has been seen). Ordinary packets touch one hash-table entry, their one-direction
+/// flow; talkers, ports and conversations are derived from the flows at report time. Fragments
+/// and malformed IP packets, whose counting rules differ, are counted as they come.
 #[derive(Default)]
 pub struct Analyzer {
     packets: u64,
@@ -100,11 +123,16 @@ pub struct Analyzer {
     protos: [Count; 11],
     /// Interface names seen, in order; flows refer to them by index.
     ifaces: Vec<String>,
-    flows: FastMap<(u32, FlowKey), FlowAgg>,
+    index: hashbrown::HashTable<u32>,
+    /// Flows in order of their first packet.
+    flows: Vec<Flow>,
+    hist_spill: FastMap<u32, [u64; 8]>,
     frags: FastMap<FragKey, (u16, u16)>,
     frag_unattributed: u64,
-    talkers: FastMap<IpAddr, (Count, Count)>,
+    /// What fragments and malformed packets add to talkers and ports.
+    talkers: FastMap<(u8, [u8; 16]), (Count, Count)>,
     ports: FastMap<(u8, u16), Count>,
+    /// What fragments and malformed packets add to the conversations.
     conv: Conversations,
 }
 
@@ -175,12 +203,29 @@ impl Analyzer {
     }
 
     pub fn add(&mut self, p: &Packet) {
-        let len = p.len as u64;
+        let iface = self.iface(&p.iface);
+        self.add_summary(&Summary::of_packet(p), p.malformed, p.len, p.ts_ns, iface);
+    }
+
+    /// The index of an interface name, for [`Analyzer::add_summary`].
+    pub fn iface(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.ifaces.iter().rposition(|n| n == name) {
+            return i as u32;
+        }
+        self.ifaces.push(name.to_string());
+        (self.ifaces.len() - 1) as u32
+    }
+
+    /// Counts one frame of `len` bytes (on the wire) seen at `ts_ns` on interface `iface` (from
+    /// [`Analyzer::iface`]); `malformed` is `s.malformed_name()`.
+    pub fn add_summary(&mut self, s: &Summary, malformed: Option<&'static str>, len: u32, ts_ns: u64, iface: u32) {
+        let size = size_bucket(len);
+        let len = len as u64;
         self.packets += 1;
         self.bytes += len;
-        self.first_ns = Some(self.first_ns.map_or(p.ts_ns, |f| f.min(p.ts_ns)));
-        self.last_ns = self.last_ns.max(p.ts_ns);
-        if let Some(m) = p.malformed {
+        self.first_ns = Some(self.first_ns.map_or(ts_ns, |f| f.min(ts_ns)));
+        self.last_ns = self.last_ns.max(ts_ns);
+        if let Some(m) = malformed {
             let i = match self.malformed_names.iter().position(|n| *n == m) {
                 Some(i) => i,
                 None => {
@@ -192,63 +237,103 @@ impl Analyzer {
                 *c += 1;
             }
         }
-        self.protos[proto_class(p)].add(len);
-        self.conv.add(p);
-        let Some(ip) = &p.ip else { return };
-
-        let t = self.talkers.entry(ip.src).or_default();
-        t.0.add(len);
-        self.talkers.entry(ip.dst).or_default().1.add(len);
-        let l4 = p.tcp.map(|t| (6u8, t.sport, t.dport)).or(p.udp.map(|u| (17u8, u.sport, u.dport)));
-        if let Some((proto, sport, dport)) = l4 {
-            self.ports.entry((proto, sport)).or_default().add(len);
-            if dport != sport {
-                self.ports.entry((proto, dport)).or_default().add(len);
-            }
-        }
-
-        if p.malformed.is_some() {
+        let class = if malformed.is_some() {
+            10
+        } else if s.arp {
+            8
+        } else if s.ip_version == 0 {
+            9
+        } else {
+            (if s.ip_version == 4 { 0 } else { 4 })
+                + match s.proto {
+                    6 => 0,
+                    17 => 1,
+                    1 | 58 => 2,
+                    _ => 3,
+                }
+        };
+        self.protos[class].add(len);
+        if s.ip_version == 0 {
             return;
         }
-        let iface = self.iface_index(&p.iface);
-        let (sport, dport) = l4.map(|(_, s, d)| (s, d)).unwrap_or((0, 0));
-        let mut key = FlowKey {
-            ifindex: p.ifindex,
-            vlan: p.vlans.last().map_or(0, |v| v.vid),
-            proto: ip.proto,
-            src: ip.src,
-            dst: ip.dst,
-            sport,
-            dport,
-            fragments: false,
+        let mut key = Key {
+            iface,
+            ifindex: s.ifindex,
+            vlan: s.vlan,
+            proto: s.proto,
+            ver: s.ip_version,
+            kind: 0,
+            sport: s.sport,
+            dport: s.dport,
+            src: s.src,
+            dst: s.dst,
         };
-        if ip.fragment {
-            let fk = FragKey { iface, ifindex: p.ifindex, id: ip.id, src: ip.src, dst: ip.dst, proto: ip.proto };
-            if ip.frag_offset == 0 {
-                self.frags.insert(fk, (sport, dport));
-            } else if let Some(&(s, d)) = self.frags.get(&fk) {
-                key.sport = s;
-                key.dport = d;
-            } else {
-                key.fragments = true;
-                self.frag_unattributed += 1;
+        // An ordinary packet: not malformed, not a fragment, and TCP/UDP exactly when a TCP/UDP header parsed.
+        let expect_l4 = if matches!(s.proto, 6 | 17) { s.proto } else { 0 };
+        if malformed.is_some() || s.fragment || s.l4 != expect_l4 {
+            let order = 2 * self.flows.len() as u64;
+            let t = self.talkers.entry((s.ip_version, s.src)).or_default();
+            t.0.add(len);
+            self.talkers.entry((s.ip_version, s.dst)).or_default().1.add(len);
+            if s.l4 != 0 {
+                self.ports.entry((s.l4, s.sport)).or_default().add(len);
+                if s.dport != s.sport {
+                    self.ports.entry((s.l4, s.dport)).or_default().add(len);
+                }
+            }
+            self.conv.add_summary(s, len, ts_ns, order);
+            if malformed.is_some() {
+                return;
+            }
+            key.kind = 1;
+            if s.fragment {
+                let fk = FragKey { iface, ifindex: s.ifindex, id: s.id, ver: s.ip_version, src: s.src, dst: s.dst, proto: s.proto };
+                if s.frag_offset == 0 {
+                    self.frags.insert(fk, (s.sport, s.dport));
+                } else if let Some(&(sp, dp)) = self.frags.get(&fk) {
+                    key.sport = sp;
+                    key.dport = dp;
+                } else {
+                    key.kind = 2;
+                    self.frag_unattributed += 1;
+                }
             }
         }
-        let f = self.flows.entry((iface, key)).or_insert_with(|| FlowAgg { first_ns: p.ts_ns, ..Default::default() });
-        f.packets += 1;
+        let i = self.flow_index(&key, ts_ns);
+        let f = &mut self.flows[i];
         f.bytes += len;
-        f.first_ns = f.first_ns.min(p.ts_ns);
-        f.last_ns = f.last_ns.max(p.ts_ns);
-        f.tcp_flags |= p.tcp.map_or(0, |t| t.flags);
-        f.size_hist[size_bucket(p.len)] += 1;
+        f.first_ns = f.first_ns.min(ts_ns);
+        f.last_ns = f.last_ns.max(ts_ns);
+        f.tcp_flags |= if s.l4 == 6 { s.tcp_flags } else { 0 };
+        let (h, over) = f.hist[size].overflowing_add(1);
+        f.hist[size] = h;
+        if over {
+            self.hist_spill.entry(i as u32).or_default()[size] += 1 << 32;
+        }
     }
 
-    fn iface_index(&mut self, name: &str) -> u32 {
-        if let Some(i) = self.ifaces.iter().rposition(|n| n == name) {
-            return i as u32;
+    fn flow_index(&mut self, key: &Key, ts_ns: u64) -> usize {
+        let hash = FixedState::default().hash_one(key);
+        let flows = &self.flows;
+        if let Some(&i) = self.index.find(hash, |&i| flows[i as usize].key == *key) {
+            return i as usize;
         }
-        self.ifaces.push(name.to_string());
-        (self.ifaces.len() - 1) as u32
+        let i = self.flows.len();
+        self.flows.push(Flow { key: *key, hist: [0; 8], bytes: 0, first_ns: ts_ns, last_ns: ts_ns, tcp_flags: 0 });
+        let flows = &self.flows;
+        self.index.insert_unique(hash, i as u32, |&j| FixedState::default().hash_one(&flows[j as usize].key));
+        i
+    }
+
+    fn find(&self, key: &Key) -> Option<usize> {
+        let hash = FixedState::default().hash_one(key);
+        self.index.find(hash, |&i| self.flows[i as usize].key == *key).map(|&i| i as usize)
+    }
+
+    /// Packets by size bucket of flow `i`.
+    fn hist(&self, i: usize) -> [u64; 8] {
+        let spill = self.hist_spill.get(&(i as u32));
+        std::array::from_fn(|b| self.flows[i].hist[b] as u64 + spill.map_or(0, |s| s[b]))
     }
 
     pub fn packets(&self) -> u64 {
@@ -278,35 +363,61 @@ impl Analyzer {
             .filter(|(_, c)| c.packets > 0)
             .map(|(n, c)| ProtoCount { name: n, packets: c.packets, bytes: c.bytes })
             .collect();
-        let mut talkers: Vec<Talker> = self
-            .talkers
+        // Talkers, ports and conversations: what was counted as it came, plus every ordinary flow.
+        let mut tk = self.talkers.clone();
+        let mut pt = self.ports.clone();
+        let mut conv = self.conv.clone();
+        for (i, f) in self.flows.iter().enumerate() {
+            let k = &f.key;
+            if k.kind != 0 {
+                continue;
+            }
+            let hist = self.hist(i);
+            let c = Count { packets: hist.iter().sum(), bytes: f.bytes };
+            let t = tk.entry((k.ver, k.src)).or_default();
+            t.0.packets += c.packets;
+            t.0.bytes += c.bytes;
+            let t = tk.entry((k.ver, k.dst)).or_default();
+            t.1.packets += c.packets;
+            t.1.bytes += c.bytes;
+            let order = 2 * i as u64 + 1;
+            let t = if k.ver == 4 { &mut conv.ip } else { &mut conv.ipv6 };
+            t.add_agg((k.ver, k.src, 0), (k.ver, k.dst, 0), c.packets, c.bytes, f.first_ns, f.last_ns, order);
+            if matches!(k.proto, 6 | 17) {
+                for port in [k.sport, k.dport].into_iter().take(if k.sport == k.dport { 1 } else { 2 }) {
+                    let p = pt.entry((k.proto, port)).or_default();
+                    p.packets += c.packets;
+                    p.bytes += c.bytes;
+                }
+                let t = if k.proto == 6 { &mut conv.tcp } else { &mut conv.udp };
+                t.add_agg((k.ver, k.src, k.sport), (k.ver, k.dst, k.dport), c.packets, c.bytes, f.first_ns, f.last_ns, order);
+            }
+        }
+        let mut talkers: Vec<Talker> = tk
             .iter()
-            .map(|(a, (tx, rx))| Talker { addr: *a, packets: tx.packets + rx.packets, bytes: tx.bytes + rx.bytes, tx: *tx, rx: *rx })
+            .map(|((v, a), (tx, rx))| Talker { addr: ip_of(*v, a), packets: tx.packets + rx.packets, bytes: tx.bytes + rx.bytes, tx: *tx, rx: *rx })
             .collect();
         talkers.sort_by(|x, y| y.bytes.cmp(&x.bytes).then(y.packets.cmp(&x.packets)).then(x.addr.cmp(&y.addr)));
         talkers.truncate(cut(talkers.len()));
-        let mut ports: Vec<PortCount> = self
-            .ports
+        let mut ports: Vec<PortCount> = pt
             .iter()
             .map(|((proto, port), c)| PortCount { proto: if *proto == 6 { "tcp" } else { "udp" }, port: *port, packets: c.packets, bytes: c.bytes })
             .collect();
         ports.sort_by(|x, y| y.packets.cmp(&x.packets).then(y.bytes.cmp(&x.bytes)).then((x.proto, x.port).cmp(&(y.proto, y.port))));
         ports.truncate(cut(ports.len()));
-        let mut flows: Vec<FlowRecord> = self
-            .flows
-            .iter()
-            .map(|((iface, k), f)| FlowRecord {
-                key: k.clone(),
-                iface: self.ifaces.get(*iface as usize).cloned().unwrap_or_default(),
-                packets: f.packets,
-                bytes: f.bytes,
-                first_ns: f.first_ns,
-                last_ns: f.last_ns,
-                tcp_flags: f.tcp_flags,
-                size_hist: f.size_hist,
-                pps: 0.0,
-                bps: 0.0,
-            })
+        // Flows: fragments join the ordinary flow of the same key.
+        let mut partner: FastMap<u32, u32> = FastMap::default();
+        for (i, f) in self.flows.iter().enumerate() {
+            if f.key.kind == 1 {
+                if let Some(j) = self.find(&Key { kind: 0, ..f.key }) {
+                    partner.insert(j as u32, i as u32);
+                }
+            }
+        }
+        let absorbed: std::collections::HashSet<u32, FixedState> = partner.values().copied().collect();
+        let mut flows: Vec<FlowRecord> = (0..self.flows.len())
+            .filter(|&i| self.flows[i].key.kind != 1 || !absorbed.contains(&(i as u32)))
+            .map(|i| self.record(i, partner.get(&(i as u32)).map(|&j| j as usize)))
             .collect();
         flows.sort_by(|a, b| {
             b.bytes.cmp(&a.bytes).then(b.packets.cmp(&a.packets)).then_with(|| flow_order(&a.key).cmp(&flow_order(&b.key))).then(a.iface.cmp(&b.iface))
@@ -321,11 +432,52 @@ impl Analyzer {
             flows,
             flow_count,
             conversations: ConversationTables {
-                ip: self.conv.ip.sorted(),
-                ipv6: self.conv.ipv6.sorted(),
-                tcp: self.conv.tcp.sorted(),
-                udp: self.conv.udp.sorted(),
+                ip: conv.ip.sorted(),
+                ipv6: conv.ipv6.sorted(),
+                tcp: conv.tcp.sorted(),
+                udp: conv.udp.sorted(),
             },
+        }
+    }
+}
+
+impl Analyzer {
+    /// Flow `i` as a record, with the counters of flow `j` (its fragments) added.
+    fn record(&self, i: usize, j: Option<usize>) -> FlowRecord {
+        let f = &self.flows[i];
+        let k = &f.key;
+        let mut hist = self.hist(i);
+        let (mut bytes, mut first_ns, mut last_ns, mut tcp_flags) = (f.bytes, f.first_ns, f.last_ns, f.tcp_flags);
+        if let Some(j) = j {
+            let g = &self.flows[j];
+            for (h, x) in hist.iter_mut().zip(self.hist(j)) {
+                *h += x;
+            }
+            bytes += g.bytes;
+            first_ns = first_ns.min(g.first_ns);
+            last_ns = last_ns.max(g.last_ns);
+            tcp_flags |= g.tcp_flags;
+        }
+        FlowRecord {
+            key: FlowKey {
+                ifindex: k.ifindex,
+                vlan: k.vlan,
+                proto: k.proto,
+                src: ip_of(k.ver, &k.src),
+                dst: ip_of(k.ver, &k.dst),
+                sport: k.sport,
+                dport: k.dport,
+                fragments: k.kind == 2,
+            },
+            iface: self.ifaces.get(k.iface as usize).cloned().unwrap_or_default(),
+            packets: hist.iter().sum(),
+            bytes,
+            first_ns,
+            last_ns,
+            tcp_flags,
+            size_hist: hist,
+            pps: 0.0,
+            bps: 0.0,
         }
     }
 }

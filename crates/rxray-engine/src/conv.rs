@@ -5,6 +5,7 @@
 //! TCP/UDP table once, in the frame that completes it, with that frame's length; every fragment
 //! still counts in the IP table. `Conversations::add` does that from `Packet`s.
 use crate::event::Packet;
+use rxray_wire::dissect::Summary;
 use foldhash::fast::FixedState;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -37,43 +38,69 @@ impl Conversation {
     }
 }
 
+/// An endpoint: IP version, address (IPv4 in the first 4 bytes) and port.
+pub type Endpoint = (u8, [u8; 16], u16);
+
+pub(crate) fn ip_of(ver: u8, a: &[u8; 16]) -> IpAddr {
+    if ver == 4 {
+        IpAddr::from([a[0], a[1], a[2], a[3]])
+    } else {
+        IpAddr::from(*a)
+    }
+}
+
+/// One row being aggregated: A is the source of the contribution with the lowest `order`.
+#[derive(Clone, Debug)]
+struct Row {
+    a: Endpoint,
+    b: Endpoint,
+    ab: (u64, u64),
+    ba: (u64, u64),
+    first_ns: u64,
+    last_ns: u64,
+    order: u64,
+}
+
 /// Conversations keyed by an unordered endpoint pair.
 #[derive(Clone, Debug, Default)]
 pub struct ConvTable {
-    index: FastMap<(IpAddr, u16, IpAddr, u16), usize>,
-    convs: Vec<Conversation>,
+    index: FastMap<(Endpoint, Endpoint), u32>,
+    convs: Vec<Row>,
+    next_order: u64,
 }
 
 impl ConvTable {
     /// Counts one frame from (src, sport) to (dst, dport).
     pub fn add(&mut self, src: IpAddr, sport: u16, dst: IpAddr, dport: u16, bytes: u64, ts_ns: u64) {
-        let key = if (src, sport) <= (dst, dport) { (src, sport, dst, dport) } else { (dst, dport, src, sport) };
+        let v = if src.is_ipv4() { 4 } else { 6 };
+        let o = self.next_order;
+        self.add_agg((v, rxray_wire::dissect::addr_bytes(src), sport), (v, rxray_wire::dissect::addr_bytes(dst), dport), 1, bytes, ts_ns, ts_ns, o);
+    }
+
+    /// Counts `frames` frames from `src` to `dst`, seen between `first_ns` and `last_ns`; `order`
+    /// ranks this contribution's first frame among all others (lower: seen earlier).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_agg(&mut self, src: Endpoint, dst: Endpoint, frames: u64, bytes: u64, first_ns: u64, last_ns: u64, order: u64) {
+        self.next_order = self.next_order.max(order + 1);
+        let key = if src <= dst { (src, dst) } else { (dst, src) };
         let convs = &mut self.convs;
         let i = *self.index.entry(key).or_insert_with(|| {
-            convs.push(Conversation {
-                a: src,
-                a_port: sport,
-                b: dst,
-                b_port: dport,
-                frames_ab: 0,
-                bytes_ab: 0,
-                frames_ba: 0,
-                bytes_ba: 0,
-                first_ns: ts_ns,
-                last_ns: ts_ns,
-            });
-            convs.len() - 1
-        });
+            convs.push(Row { a: src, b: dst, ab: (0, 0), ba: (0, 0), first_ns, last_ns, order });
+            (convs.len() - 1) as u32
+        }) as usize;
         let c = &mut self.convs[i];
-        if c.a == src && c.a_port == sport {
-            c.frames_ab += 1;
-            c.bytes_ab += bytes;
-        } else {
-            c.frames_ba += 1;
-            c.bytes_ba += bytes;
+        if order < c.order {
+            c.order = order;
+            if c.a != src {
+                std::mem::swap(&mut c.a, &mut c.b);
+                std::mem::swap(&mut c.ab, &mut c.ba);
+            }
         }
-        c.first_ns = c.first_ns.min(ts_ns);
-        c.last_ns = c.last_ns.max(ts_ns);
+        let d = if c.a == src { &mut c.ab } else { &mut c.ba };
+        d.0 += frames;
+        d.1 += bytes;
+        c.first_ns = c.first_ns.min(first_ns);
+        c.last_ns = c.last_ns.max(last_ns);
     }
 
     pub fn len(&self) -> usize {
@@ -86,8 +113,23 @@ impl ConvTable {
 
     /// Every conversation, most bytes first (then most frames, then by endpoints): deterministic.
     pub fn sorted(&self) -> Vec<Conversation> {
-        let mut v = self.convs.clone();
-        v.sort_by(|x, y| {
+        let mut v: Vec<Conversation> = self
+            .convs
+            .iter()
+            .map(|r| Conversation {
+                a: ip_of(r.a.0, &r.a.1),
+                a_port: r.a.2,
+                b: ip_of(r.b.0, &r.b.1),
+                b_port: r.b.2,
+                frames_ab: r.ab.0,
+                bytes_ab: r.ab.1,
+                frames_ba: r.ba.0,
+                bytes_ba: r.ba.1,
+                first_ns: r.first_ns,
+                last_ns: r.last_ns,
+            })
+            .collect();
+        v.sort_unstable_by(|x, y| {
             y.bytes()
                 .cmp(&x.bytes())
                 .then(y.frames().cmp(&x.frames()))
@@ -98,7 +140,7 @@ impl ConvTable {
 }
 
 /// One IP datagram being put back together from its fragments.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Datagram {
     /// (start, end) byte ranges received.
     have: Vec<(u32, u32)>,
@@ -123,69 +165,80 @@ impl Datagram {
     }
 }
 
-/// The four tables tshark prints, fed from `Packet`s.
-#[derive(Debug, Default)]
+/// The four tables tshark prints, fed from `Packet`s (or packet summaries).
+#[derive(Clone, Debug, Default)]
 pub struct Conversations {
     pub ip: ConvTable,
     pub ipv6: ConvTable,
     pub tcp: ConvTable,
     pub udp: ConvTable,
     /// Fragmented TCP/UDP datagrams not complete yet: (version, src, dst, id, proto).
-    pending: FastMap<(IpAddr, IpAddr, u32, u8), Datagram>,
+    pending: FastMap<(u8, [u8; 16], [u8; 16], u32, u8), Datagram>,
+    next_order: u64,
 }
 
 impl Conversations {
     pub fn add(&mut self, p: &Packet) {
-        let Some(ip) = &p.ip else { return };
-        let bytes = p.len as u64;
-        let v4 = ip.version == 4;
-        let l4 = matches!(ip.proto, 6 | 17);
-        if !ip.fragment {
+        let o = self.next_order;
+        self.add_summary(&Summary::of_packet(p), p.len as u64, p.ts_ns, o);
+    }
+
+    /// Counts one frame; `order` ranks it among all frames (lower: seen earlier).
+    pub fn add_summary(&mut self, s: &Summary, bytes: u64, ts_ns: u64, order: u64) {
+        self.next_order = self.next_order.max(order + 1);
+        if s.ip_version == 0 {
+            return;
+        }
+        let v = s.ip_version;
+        let v4 = v == 4;
+        let l4 = matches!(s.proto, 6 | 17);
+        let (src, dst) = ((v, s.src, 0), (v, s.dst, 0));
+        if !s.fragment {
             let t = if v4 { &mut self.ip } else { &mut self.ipv6 };
-            t.add(ip.src, 0, ip.dst, 0, bytes, p.ts_ns);
-            let ports = p.tcp.map(|t| (t.sport, t.dport)).or(p.udp.map(|u| (u.sport, u.dport)));
-            self.add_l4(ip.proto, ip.src, ip.dst, ports, bytes, p.ts_ns);
+            t.add_agg(src, dst, 1, bytes, ts_ns, ts_ns, order);
+            let ports = (s.l4 != 0).then_some((s.sport, s.dport));
+            self.add_l4(s, ports, bytes, ts_ns, order);
             return;
         }
         // tshark counts every IPv4 fragment in conv,ip, but an IPv6 fragment only in the frame
         // that completes its datagram; TCP/UDP always in that frame.
         if v4 {
-            self.ip.add(ip.src, 0, ip.dst, 0, bytes, p.ts_ns);
+            self.ip.add_agg(src, dst, 1, bytes, ts_ns, ts_ns, order);
             if !l4 {
                 return;
             }
         }
-        if let Some(ports) = self.reassemble(p) {
+        if let Some(ports) = self.reassemble(s) {
             if !v4 {
-                self.ipv6.add(ip.src, 0, ip.dst, 0, bytes, p.ts_ns);
+                self.ipv6.add_agg(src, dst, 1, bytes, ts_ns, ts_ns, order);
             }
-            self.add_l4(ip.proto, ip.src, ip.dst, ports, bytes, p.ts_ns);
+            self.add_l4(s, ports, bytes, ts_ns, order);
         }
     }
 
-    fn add_l4(&mut self, proto: u8, src: IpAddr, dst: IpAddr, ports: Option<(u16, u16)>, bytes: u64, ts_ns: u64) {
+    fn add_l4(&mut self, s: &Summary, ports: Option<(u16, u16)>, bytes: u64, ts_ns: u64, order: u64) {
         let Some((sport, dport)) = ports else { return };
-        match proto {
-            6 => self.tcp.add(src, sport, dst, dport, bytes, ts_ns),
-            17 => self.udp.add(src, sport, dst, dport, bytes, ts_ns),
+        let (src, dst) = ((s.ip_version, s.src, sport), (s.ip_version, s.dst, dport));
+        match s.proto {
+            6 => self.tcp.add_agg(src, dst, 1, bytes, ts_ns, ts_ns, order),
+            17 => self.udp.add_agg(src, dst, 1, bytes, ts_ns, ts_ns, order),
             _ => {}
         }
     }
 
     /// Records one fragment; when this frame completes its datagram, returns the transport ports
     /// seen in the first fragment (`Some(None)` when it had none).
-    fn reassemble(&mut self, p: &Packet) -> Option<Option<(u16, u16)>> {
-        let ip = p.ip.as_ref()?;
-        let key = (ip.src, ip.dst, ip.id, ip.proto);
+    fn reassemble(&mut self, s: &Summary) -> Option<Option<(u16, u16)>> {
+        let key = (s.ip_version, s.src, s.dst, s.id, s.proto);
         let d = self.pending.entry(key).or_default();
-        let start = ip.frag_offset as u32;
-        let end = start + (ip.total_len as u32).saturating_sub(ip.hdr_len as u32);
+        let start = s.frag_offset as u32;
+        let end = start + (s.total_len as u32).saturating_sub(s.hdr_len as u32);
         d.have.push((start, end));
-        if !ip.mf {
+        if !s.mf {
             d.total = Some(end);
         }
         if start == 0 {
-            d.ports = p.tcp.map(|t| (t.sport, t.dport)).or(p.udp.map(|u| (u.sport, u.dport)));
+            d.ports = (s.l4 != 0).then_some((s.sport, s.dport));
         }
         if !d.complete() {
             return None;

@@ -5,3 +5,4 @@ pub use rxray_wire::event;
 pub mod flows;
 pub mod analysis;
 pub mod conv;
+pub mod filter;

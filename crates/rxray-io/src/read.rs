@@ -144,7 +144,7 @@ impl<R: Read> CaptureReader<R> {
     /// Reads the file header (pcap) or the first section header (pcapng).
     pub fn new(inner: R) -> Result<Self, ReadError> {
         let mut me = CaptureReader {
-            r: BufReader::with_capacity(1 << 18, inner),
+            r: BufReader::with_capacity(1 << 20, inner),
             pos: 0,
             format: Format::Pcapng,
             big_endian: false,
@@ -224,12 +224,18 @@ impl<R: Read> CaptureReader<R> {
 
     /// Reads `n` bytes into the reusable buffer; returns how many came.
     fn read_buf(&mut self, n: usize, at: u64) -> Result<usize, ReadError> {
+        // Appended straight from the buffered reader: no zero-filling first.
         let mut b = std::mem::take(&mut self.buf);
         b.clear();
-        b.resize(n, 0);
-        let got = self.read_upto(&mut b, at);
+        b.reserve(n);
+        let res = (&mut self.r).take(n as u64).read_to_end(&mut b);
+        let got = b.len();
         self.buf = b;
-        got
+        self.pos += got as u64;
+        match res {
+            Ok(_) => Ok(got),
+            Err(e) => err(at + got as u64, format!("read error: {e}")),
+        }
     }
 
     /// The next record, `None` at a clean end, or the error that stopped reading (once).

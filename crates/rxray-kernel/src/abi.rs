@@ -10,6 +10,7 @@ pub const MAX_IPV6_EXT: usize = 8;
 
 pub const FEAT_EVENTS: u32 = 1 << 0;
 pub const FEAT_FLOWS: u32 = 1 << 1;
+pub const FEAT_FILTER: u32 = 1 << 2;
 pub const FEAT_CAPTURE: u32 = 1 << 3;
 pub const CAP_CHUNK: usize = 1024;
 pub const CAP_SNAP_MAX: u32 = 262144;
@@ -80,6 +81,7 @@ pub const C_FLOW_FAIL: usize = 5;
 pub const C_FRAG_BUCKET: usize = 6;
 pub const C_IFACE_FAIL: usize = 7;
 pub const C_MAL_BASE: usize = 8;
+pub const C_FILTERED: usize = 25;
 pub const C_CAP_PACKETS: usize = 26;
 pub const C_CAP_LOST: usize = 27;
 pub const C_COUNT: usize = 32;
@@ -264,6 +266,63 @@ impl PktEvent {
     }
 }
 
+// ---- packet filter (RXRAY_FEAT_FILTER) ----
+pub const FILTER_MAX: usize = 64;
+pub const FILTER_ACCEPT: u8 = 0xfe;
+pub const FILTER_REJECT: u8 = 0xff;
+
+/// `enum rxray_filter_field`.
+pub const FF_L3: u8 = 0;
+pub const FF_IP: u8 = 1;
+pub const FF_V6EXT: u8 = 2;
+pub const FF_FRAG_OFF: u8 = 3;
+pub const FF_SPORT: u8 = 4;
+pub const FF_DPORT: u8 = 5;
+pub const FF_TCP_FLAGS: u8 = 6;
+pub const FF_WIRE_LEN: u8 = 7;
+pub const FF_VLAN_COUNT: u8 = 8;
+pub const FF_VID0: u8 = 9;
+pub const FF_VID1: u8 = 10;
+pub const FF_SADDR: u8 = 16;
+pub const FF_DADDR: u8 = 17;
+
+/// `enum rxray_filter_cmp`.
+pub const FC_EQ: u8 = 0;
+pub const FC_GT: u8 = 1;
+pub const FC_GE: u8 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterInsn {
+    pub field: u8,
+    pub cmp: u8,
+    pub jt: u8,
+    pub jf: u8,
+    pub mask: u32,
+    pub value: u32,
+    pub _pad: u32,
+    pub addr: [u8; 16],
+    pub amask: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterProg {
+    pub len: u32,
+    pub entry: u8,
+    pub _pad: [u8; 3],
+    pub insn: [FilterInsn; FILTER_MAX],
+}
+
+impl Default for FilterProg {
+    fn default() -> Self {
+        FilterProg { len: 0, entry: FILTER_ACCEPT, _pad: [0; 3], insn: [FilterInsn::default(); FILTER_MAX] }
+    }
+}
+
+// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for FilterProg {}
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -277,6 +336,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_flow_key", FlowKey, [ifindex, vlan, ip_ver, proto, saddr, daddr, sport, dport, kind, _pad]),
         layout!("rxray_flow_stats", FlowStats, [packets, bytes, first_ns, last_ns, tcp_flags, _pad, size_hist]),
         layout!("rxray_count", Count, [packets, bytes]),
+        layout!("rxray_filter_insn", FilterInsn, [field, cmp, jt, jf, mask, value, _pad, addr, amask]),
+        layout!("rxray_filter", FilterProg, [len, entry, _pad, insn]),
         layout!("rxray_cap_hdr", CapHdr, [ts_ns, ifindex, rx_queue, wire_len, cap_len, seq, offset, len, cpu, last, _pad]),
         layout!("rxray_frag_key", FragKey, [ifindex, id, saddr, daddr, ip_ver, proto, _pad]),
         layout!("rxray_frag_ports", FragPorts, [sport, dport]),

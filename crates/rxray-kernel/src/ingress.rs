@@ -6,6 +6,7 @@ use aya::{
     programs::{Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
+use rxray_engine::filter::Filter;
 use std::ffi::CString;
 
 /// How to attach XDP: in the driver (native), in the generic stack path, or native when the driver
@@ -36,6 +37,8 @@ pub struct IngressOptions {
     pub capture_ring_bytes: u32,
     /// What the owner of the attached interfaces is called (`watch`, `flows`, ...).
     pub command: String,
+    /// Only packets this filter matches become events (evaluated in the XDP program).
+    pub filter: Option<Filter>,
 }
 
 impl Default for IngressOptions {
@@ -50,6 +53,7 @@ impl Default for IngressOptions {
             capture: false,
             capture_snap: abi::CAP_SNAP_MAX,
             capture_ring_bytes: 32 << 20,
+            filter: None,
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct Totals {
     /// Packets written whole to the capture ring, and those it had no room for.
     pub captured: u64,
     pub capture_lost: u64,
+    /// Packets the filter rejected (they made no event).
+    pub filtered: u64,
 }
 
 pub struct Ingress {
@@ -106,6 +112,9 @@ pub fn ifindex_of(iface: &str) -> Result<u32, KernelError> {
 impl Ingress {
     /// Loads and verifies the program; nothing is attached yet.
     pub fn load(opts: &IngressOptions) -> Result<Self, KernelError> {
+        if let Some(f) = &opts.filter {
+            crate::filter::compile(f)?; // a filter too large for the kernel fails before any loading
+        }
         let page = 4096u32;
         if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
             return Err(KernelError::Load(format!(
@@ -143,6 +152,9 @@ impl Ingress {
         };
         let mut me = Ingress { ring, ebpf, attached: Vec::new(), config, locks: Vec::new(), command: opts.command.clone() };
         me.write_config()?;
+        if opts.filter.is_some() {
+            me.set_filter(opts.filter.as_ref())?;
+        }
         Ok(me)
     }
 
@@ -154,6 +166,25 @@ impl Ingress {
         let mut arr: Array<&mut MapData, abi::Config> =
             Array::try_from(map).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })?;
         arr.set(0, self.config, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })
+    }
+
+    /// Installs `filter` in the XDP program (only matching packets become events), or removes the
+    /// filter with `None`. The program is written before the feature is turned on.
+    pub fn set_filter(&mut self, filter: Option<&Filter>) -> Result<(), KernelError> {
+        let Some(f) = filter else {
+            self.config.features &= !abi::FEAT_FILTER;
+            return self.write_config();
+        };
+        let prog = crate::filter::compile(f)?;
+        let map = self
+            .ebpf
+            .map_mut("rxray_filter")
+            .ok_or(KernelError::Map { map: "rxray_filter", detail: "missing from the object".into() })?;
+        let mut arr: Array<&mut MapData, abi::FilterProg> =
+            Array::try_from(map).map_err(|e| KernelError::Map { map: "rxray_filter", detail: e.to_string() })?;
+        arr.set(0, prog, 0).map_err(|e| KernelError::Map { map: "rxray_filter", detail: e.to_string() })?;
+        self.config.features |= abi::FEAT_FILTER;
+        self.write_config()
     }
 
     /// Turns per-packet events on or off without touching the attached program.
@@ -330,6 +361,7 @@ impl Ingress {
             iface_insert_failed: c[abi::C_IFACE_FAIL],
             captured: c[abi::C_CAP_PACKETS],
             capture_lost: c[abi::C_CAP_LOST],
+            filtered: c[abi::C_FILTERED],
         })
     }
 }

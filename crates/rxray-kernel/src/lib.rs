@@ -2,6 +2,7 @@
 //! and turning ring-buffer records into `rxray_engine::event::Packet`s.
 pub mod abi;
 mod decode;
+pub mod filter;
 mod ingress;
 pub mod owner;
 pub use ingress::ifindex_of;
@@ -28,6 +29,8 @@ pub enum KernelError {
     Owned { iface: String, owner: owner::Owner },
     #[error("attaching XDP to {iface}: {detail}")]
     Attach { iface: String, detail: String },
+    #[error(transparent)]
+    FilterTooLarge(#[from] filter::FilterTooLarge),
     #[error("loading the eBPF program: {0}")]
     Load(String),
     #[error("eBPF map {map}: {detail}")]

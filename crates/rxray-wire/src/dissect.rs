@@ -166,6 +166,125 @@ pub fn dissect_into(
     iface: &str,
     snap: usize,
 ) {
+    let (e, mal) = parse(frame, linktype, wire_len);
+    fill(out, &e, mal, frame, ts_ns, wire_len, iface, snap);
+}
+
+/// What `rxray analyze` needs of a frame, without building a `Packet` (same parser, same
+/// results as [`dissect`]: [`Summary::of_packet`] of the dissected packet equals this).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The malformed category (index into `MALFORMED_NAMES`), 0 when the frame parsed cleanly.
+    pub malformed: u16,
+    pub arp: bool,
+    /// 4 or 6 when an IP header parsed, else 0.
+    pub ip_version: u8,
+    /// Upper-layer protocol (after any IPv6 extension headers).
+    pub proto: u8,
+    /// Addresses; IPv4 in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub fragment: bool,
+    pub mf: bool,
+    pub frag_offset: u16,
+    pub id: u32,
+    pub hdr_len: u16,
+    pub total_len: u16,
+    /// 6 when a TCP header parsed, 17 for UDP, else 0 (then the ports are 0).
+    pub l4: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    /// Innermost VLAN id (0 when untagged).
+    pub vlan: u16,
+    /// SLL2's interface index, else 0.
+    pub ifindex: u32,
+}
+
+impl Summary {
+    pub fn malformed_name(&self) -> Option<&'static str> {
+        (self.malformed != 0).then(|| MALFORMED_NAMES.get(self.malformed as usize).copied().unwrap_or("unknown"))
+    }
+
+    /// The same facts, from a dissected packet.
+    pub fn of_packet(p: &Packet) -> Summary {
+        let mut s = Summary {
+            malformed: p.malformed.map_or(0, |m| MALFORMED_NAMES.iter().position(|n| *n == m).unwrap_or(u16::MAX as usize) as u16),
+            arp: p.arp.is_some(),
+            vlan: p.vlans.last().map_or(0, |v| v.vid),
+            ifindex: p.ifindex,
+            ..Default::default()
+        };
+        if let Some(ip) = &p.ip {
+            s.ip_version = ip.version;
+            s.proto = ip.proto;
+            s.src = addr_bytes(ip.src);
+            s.dst = addr_bytes(ip.dst);
+            s.fragment = ip.fragment;
+            s.mf = ip.mf;
+            s.frag_offset = ip.frag_offset;
+            s.id = ip.id;
+            s.hdr_len = ip.hdr_len;
+            s.total_len = ip.total_len;
+        }
+        if let Some(t) = &p.tcp {
+            (s.l4, s.sport, s.dport, s.tcp_flags) = (PROTO_TCP, t.sport, t.dport, t.flags);
+        } else if let Some(u) = &p.udp {
+            (s.l4, s.sport, s.dport) = (PROTO_UDP, u.sport, u.dport);
+        }
+        s
+    }
+}
+
+/// An address as 16 bytes (IPv4 in the first 4).
+pub fn addr_bytes(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v.octets());
+            b
+        }
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+/// Parses a frame into a [`Summary`] (the per-packet path of `rxray analyze`).
+pub fn summarize(frame: &[u8], linktype: LinkType, wire_len: u32) -> Summary {
+    let (e, mal) = parse(frame, linktype, wire_len);
+    let l = e.layers;
+    let ip = l & (L_IPV4 | L_IPV6) != 0;
+    let l4 = if l & L_TCP != 0 {
+        PROTO_TCP
+    } else if l & L_UDP != 0 {
+        PROTO_UDP
+    } else {
+        0
+    };
+    let n = (e.vlan_count as usize).min(MAX_VLANS);
+    Summary {
+        malformed: mal,
+        arp: l & L_ARP != 0,
+        ip_version: if ip { e.ip_ver } else { 0 },
+        proto: if ip { e.l4_proto } else { 0 },
+        src: if ip { e.saddr } else { [0; 16] },
+        dst: if ip { e.daddr } else { [0; 16] },
+        fragment: ip && l & L_FRAG != 0,
+        mf: ip && e.frag_flags & FRAG_MF != 0,
+        frag_offset: if ip { e.frag_off } else { 0 },
+        id: if ip { e.ip_id } else { 0 },
+        hdr_len: if ip { e.ip_hdr_len } else { 0 },
+        total_len: if ip { e.ip_total_len } else { 0 },
+        l4,
+        sport: if l4 != 0 { e.sport } else { 0 },
+        dport: if l4 != 0 { e.dport } else { 0 },
+        tcp_flags: if l4 == PROTO_TCP { e.tcp_flags } else { 0 },
+        vlan: if n > 0 { Vlan::from_tci(e.vlan_tpid[n - 1], e.vlan_tci[n - 1]).vid } else { 0 },
+        ifindex: e.ifindex.unwrap_or(0),
+    }
+}
+
+/// The parser proper: the kernel's record and the malformed category.
+fn parse(frame: &[u8], linktype: LinkType, wire_len: u32) -> (Ev, u16) {
     let mut e = Ev::default();
     // The datagram-fits check uses the original length when the capture cut the frame (see above).
     let limit = frame.len().max(wire_len as usize);
@@ -190,7 +309,7 @@ pub fn dissect_into(
         },
         _ => 0,
     };
-    fill(out, &e, mal, frame, ts_ns, wire_len, iface, snap);
+    (e, mal)
 }
 
 fn parse_ethernet(b: &[u8], limit: usize, e: &mut Ev) -> u16 {

@@ -1,11 +1,13 @@
 //! `rxray analyze FILE...`: reads pcap/pcapng captures, dissects every frame as the kernel would
 //! (rxray-wire) and prints the engine's report: totals, protocols, talkers, ports, flows, conversations.
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use rxray_engine::filter::Filter;
 use rxray_engine::analysis::{Analyzer, Report};
 use rxray_engine::conv::Conversation;
-use rxray_engine::event::Packet;
 use rxray_io::CaptureReader;
-use rxray_wire::{dissect::empty_packet, dissect_into};
+use rxray_engine::event::Packet;
+use rxray_wire::dissect::{empty_packet, summarize};
+use rxray_wire::dissect_into;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -22,20 +24,25 @@ pub struct AnalyzeArgs {
     /// Rows in the talker, port and flow lists (0: all). Conversation tables are always complete.
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+    /// Only packets matching this tcpdump-syntax expression (evaluated in user space).
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// The filter as trailing words after `--`, like tcpdump: `rxray analyze FILE -- udp port 53`.
+    #[arg(last = true, value_name = "FILTER")]
+    pub filter_words: Vec<String>,
 }
 
 /// Reads every file into `an`; returns the errors met (one per damaged file), each naming the
 /// file and the byte offset. Packets read before an error are kept.
-pub fn read_files(files: &[PathBuf], an: &mut Analyzer) -> Vec<String> {
+pub fn read_files(files: &[PathBuf], an: &mut Analyzer, filter: &mut Option<FilterCount>) -> Vec<String> {
     let mut errors = Vec::new();
-    let mut p = empty_packet();
     for f in files {
         let shown = f.display().to_string();
         let res = if shown == "-" {
-            read_one(std::io::stdin().lock(), &shown, an, &mut p)
+            read_one(std::io::stdin().lock(), &shown, an, filter)
         } else {
             match std::fs::File::open(f) {
-                Ok(file) => read_one(file, &shown, an, &mut p),
+                Ok(file) => read_one(file, &shown, an, filter),
                 Err(e) => Err(format!("cannot open: {e}")),
             }
         };
@@ -46,26 +53,61 @@ pub fn read_files(files: &[PathBuf], an: &mut Analyzer) -> Vec<String> {
     errors
 }
 
-fn read_one(r: impl Read, file: &str, an: &mut Analyzer, p: &mut Packet) -> Result<(), String> {
+/// A filter, the packet it is evaluated on, and how many packets it let through and held back.
+pub struct FilterCount {
+    pub filter: Filter,
+    pub packet: Packet,
+    pub matched: u64,
+    pub rejected: u64,
+}
+
+fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<FilterCount>) -> Result<(), String> {
     let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
     let mut unsupported = BTreeSet::new();
     let fallback = file.rsplit('/').next().unwrap_or(file).to_string();
+    // The analyzer's index of the last interface name (pcapng sections may rename interfaces).
+    let mut last: Option<(String, u32)> = None;
     while let Some(rec) = rd.next_record() {
         let rec = rec.map_err(|e| e.to_string())?;
         if !rec.linktype.is_supported() && unsupported.insert(rec.linktype.0) {
             eprintln!("rxray: warning: {file}: link type {} is not supported; its packets count as other_l2", rec.linktype.0);
         }
-        let iface = rec.iface_name.unwrap_or(&fallback);
-        dissect_into(p, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, iface, 0);
-        p.rx_queue = rec.queue.unwrap_or(0);
-        an.add(p);
+        let name = rec.iface_name.unwrap_or(&fallback);
+        if let Some(fc) = filter.as_mut() {
+            // The filter needs the whole dissection; without one, the summary below is enough.
+            dissect_into(&mut fc.packet, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, 0);
+            if !fc.filter.matches(&fc.packet) {
+                fc.rejected += 1;
+                continue;
+            }
+            fc.matched += 1;
+        }
+        let iface = match &last {
+            Some((n, i)) if n == name => *i,
+            _ => last.insert((name.to_string(), an.iface(name))).1,
+        };
+        let s = summarize(rec.data, rec.linktype, rec.orig_len);
+        an.add_summary(&s, s.malformed_name(), rec.orig_len, rec.ts_ns, iface);
     }
     Ok(())
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
+    let expr = match (&a.filter, a.filter_words.is_empty()) {
+        (Some(_), false) => bail!("give the filter once: --filter EXPR or -- FILTER..., not both"),
+        (Some(f), true) => Some(f.clone()),
+        (None, false) => Some(a.filter_words.join(" ")),
+        (None, true) => None,
+    };
+    let mut filter = match expr {
+        Some(t) => {
+            let filter = Filter::parse(&t).map_err(|e| anyhow!("{e}"))?;
+            Some(FilterCount { filter, packet: empty_packet(), matched: 0, rejected: 0 })
+        }
+        None => None,
+    };
     let mut an = Analyzer::new();
-    let errors = read_files(&a.files, &mut an);
+    let errors = read_files(&a.files, &mut an, &mut filter);
     let report = an.report((a.top != 0).then_some(a.top));
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
@@ -73,14 +115,20 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
         #[derive(serde::Serialize)]
         struct Doc<'a> {
             files: Vec<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            filter: Option<serde_json::Value>,
             errors: &'a [String],
             report: &'a Report,
         }
-        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), errors: &errors, report: &report };
+        let filter = filter.as_ref().map(|f| serde_json::json!({"expr": f.filter.text, "matched": f.matched, "rejected": f.rejected}));
+        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), filter, errors: &errors, report: &report };
         serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
         let mut s = String::new();
+        if let Some(f) = &filter {
+            let _ = writeln!(s, "filter: {} ({} packets matched, {} did not)", f.filter.text, f.matched, f.rejected);
+        }
         text(&report, &mut s, &mut out)?;
     }
     out.flush()?;

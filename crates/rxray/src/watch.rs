@@ -32,14 +32,32 @@ pub struct WatchArgs {
     /// Test aid: wait this long after attaching before reading events (forces ring-buffer loss).
     #[arg(long = "stall-ms", hide = true, default_value_t = 0)]
     pub stall_ms: u64,
+    /// Filter expression in tcpdump syntax (the words are joined), evaluated in the XDP program:
+    /// packets it rejects never reach user space. E.g. `rxray watch -i eth0 udp and dst port 53`.
+    #[arg(trailing_var_arg = true, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// The trailing words of a command, joined like tcpdump does, parsed; `None` when there are none.
+pub fn filter_from_words(words: &[String]) -> Result<Option<rxray_engine::filter::Filter>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let text = words.join(" ");
+    rxray_engine::filter::Filter::parse(&text).map(Some).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn run(a: WatchArgs) -> Result<()> {
     if a.snap > abi::PAYLOAD_MAX as u32 {
         bail!("--snap {} is more than the {} payload bytes an event carries", a.snap, abi::PAYLOAD_MAX);
     }
+    let filter = filter_from_words(&a.filter)?;
+    if let Some(f) = &filter {
+        rxray_kernel::filter::compile(f)?;
+    }
+    let filtering = filter.is_some();
     let stop = session::stop_flag()?;
-    let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, ..Default::default() };
+    let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, filter, ..Default::default() };
     let mut ingress = session::attach(&a.ifaces, a.xdp_mode, opts, "watch", "watching")?;
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
@@ -99,11 +117,11 @@ pub fn run(a: WatchArgs) -> Result<()> {
     }
     drop(out);
     let totals = ingress.totals()?;
-    print_summary(&totals, delivered, start.elapsed(), a.json);
+    print_summary(&totals, delivered, start.elapsed(), a.json, filtering);
     Ok(())
 }
 
-fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool) {
+fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool, filtering: bool) {
     let by: Vec<(&str, u64)> = abi::MALFORMED_NAMES
         .iter()
         .zip(t.malformed_by.iter())
@@ -116,7 +134,7 @@ fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool) {
             by.iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(*n))).collect();
         let v = serde_json::json!({"summary": {
             "packets": t.packets, "bytes": t.bytes, "delivered": delivered, "lost": t.lost,
-            "malformed": t.malformed, "malformed_by": m, "seconds": took.as_secs_f64(),
+            "malformed": t.malformed, "malformed_by": m, "filtered": t.filtered, "seconds": took.as_secs_f64(),
         }});
         eprintln!("{v}");
     } else {
@@ -125,8 +143,9 @@ fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool) {
         } else {
             format!(" ({})", by.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "))
         };
+        let filtered = if filtering { format!(", {} filtered out", t.filtered) } else { String::new() };
         eprintln!(
-            "\n{} packets seen, {} delivered, {} lost (ring buffer full), {} malformed{mal}",
+            "\n{} packets seen, {} delivered, {} lost (ring buffer full), {} malformed{mal}{filtered}",
             t.packets, delivered, t.lost, t.malformed
         );
     }

@@ -183,6 +183,7 @@ fn every_prefix_of_every_frame_dissects_without_panic_and_reuse_is_identical() {
                 let fresh = dissect(&fr[..n], LinkType(lt), 1, n as u32, "i", 256);
                 dissect_into(&mut reused, &fr[..n], LinkType(lt), 1, n as u32, "i", 256);
                 assert_eq!(fresh, reused);
+                assert_eq!(summarize(&fr[..n], LinkType(lt), n as u32), Summary::of_packet(&fresh));
             }
         }
     }
