@@ -739,12 +739,13 @@ int rxray_xdp(struct xdp_md *ctx)
 		__u64 now = e->ts_ns ? e->ts_ns : (cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns());
 		rxray_account(ctx, e, st, mal, now);
 	}
-	if (cfg->features & RXRAY_FEAT_CAPTURE)
+	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects reaches neither the
+	 * capture ring nor the event ring. It is decided after the flow accounting, so flows still count
+	 * every packet; a rejected event record is discarded and ring cleared, so nothing below uses it. */
+	int matched = !(cfg->features & RXRAY_FEAT_FILTER) || rxray_filter_match(e);
+	if (matched && (cfg->features & RXRAY_FEAT_CAPTURE))
 		rxray_capture(ctx, cfg, st, wire_len, e->ts_ns ? e->ts_ns : rx_now(cfg));
-	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects never reaches the event
-	 * ring. It sits after the flow accounting and the capture (both read e), so flows still count
-	 * every packet; the record is discarded and ring cleared, so nothing below uses it. */
-	if ((cfg->features & RXRAY_FEAT_FILTER) && !rxray_filter_match(e)) {
+	if (!matched) {
 		st->c[RXRAY_C_FILTERED]++;
 		if (ring)
 			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);

@@ -41,6 +41,10 @@ pub struct CaptureArgs {
     /// Capture ring size in bytes (power of two).
     #[arg(long = "ring-size", default_value_t = 32 << 20)]
     pub ring_size: u32,
+    /// Filter expression in tcpdump syntax (the words are joined), evaluated in the XDP program:
+    /// only matching packets are captured. E.g. `rxray capture -i eth0 -w x.pcapng tcp port 443`.
+    #[arg(trailing_var_arg = true, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 /// Counts the bytes written, for -C.
@@ -108,8 +112,13 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     if a.file == "-" && (a.file_size_mb.is_some() || a.rotate_secs.is_some()) {
         bail!("-C and -G rotate files; they cannot be used with -w -");
     }
+    let filter = crate::watch::filter_from_words(&a.filter)?;
+    if let Some(f) = &filter {
+        rxray_kernel::filter::compile(f)?;
+    }
     let stop = session::stop_flag()?;
     let opts = IngressOptions {
+        filter,
         events: false,
         flows: false,
         capture: true,

@@ -152,3 +152,26 @@ fn file_size_rotation_keeps_every_packet() {
         assert_eq!(data, want);
     }
 }
+
+#[test]
+fn a_filter_captures_only_matching_packets() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let dir = TempDir::new();
+    let file = dir.path().join("f.pcapng");
+    let sent = frames_for(&lab, 60); // UDP dport 5000 + i
+    let want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(i, _)| 5000 + *i as u16 >= 5040).map(|(_, f)| f).collect();
+    let mut r = Running::start(lab.ns_b(), &["capture", "-i", "veth-b", "-w", file.to_str().unwrap(), "udp", "and", "dst", "portrange", "5040-5100"]);
+    r.wait_stderr("rxray: capturing on veth-b", Duration::from_secs(20));
+    send_frames(lab.ns_a(), "veth-a", &sent).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _, err) = r.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let got = read_all(&file);
+    assert_eq!(got.len(), want.len(), "{err:?}");
+    for ((_, data, _), w) in got.iter().zip(want) {
+        assert_eq!(data, w);
+    }
+}
