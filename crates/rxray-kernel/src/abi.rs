@@ -50,26 +50,9 @@ pub const TCPOPT_SACK_OK: u8 = 1 << 2;
 pub const TCPOPT_SACK: u8 = 1 << 3;
 pub const TCPOPT_TS: u8 = 1 << 4;
 
-/// `enum rxray_malformed`, in order; index 0 is "none".
-pub const MALFORMED_NAMES: [&str; 17] = [
-    "none",
-    "eth_truncated",
-    "vlan_truncated",
-    "vlan_too_deep",
-    "arp_truncated",
-    "ipv4_truncated",
-    "ipv4_bad_header",
-    "ipv6_truncated",
-    "ipv6_bad_header",
-    "ipv6_ext_truncated",
-    "ipv6_ext_chain_too_long",
-    "tcp_truncated",
-    "tcp_bad_header",
-    "tcp_bad_option",
-    "udp_truncated",
-    "udp_bad_length",
-    "icmp_truncated",
-];
+/// `enum rxray_malformed`, in order; index 0 is "none". One list for live and offline: the
+/// dissector in rxray-wire owns it, and the kernel's categories are numbered the same.
+pub use rxray_wire::MALFORMED_NAMES;
 pub const MAL_COUNT: usize = 17;
 
 pub const C_PACKETS: usize = 0;

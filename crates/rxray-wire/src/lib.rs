@@ -44,9 +44,8 @@ pub const MAX_VLANS: usize = 2;
 /// IPv6 extension headers walked before `ipv6_ext_chain_too_long` (RXRAY_MAX_IPV6_EXT).
 pub const MAX_IPV6_EXT: usize = 8;
 
-/// The malformed categories by number (enum rxray_malformed in bpf/include/rxray.h). A copy of
-/// `rxray_kernel::abi::MALFORMED_NAMES` (this crate must not depend on the kernel crate); the test
-/// crates/rxray-kernel/tests/wire_vs_kernel.rs checks the two are equal.
+/// The malformed categories by number (enum rxray_malformed in bpf/include/rxray.h), shared with the
+/// kernel path (`rxray_kernel::abi` re-exports this list).
 pub const MALFORMED_NAMES: [&str; 17] = [
     "none",
     "eth_truncated",
