@@ -323,7 +323,13 @@ fn conversations_match_tshark_on_a_real_capture_from_debian() {
         return skip_or_fail("tshark or apt-get is not installed");
     }
     let dir = TempDir::new();
-    let got = Command::new("apt-get").arg("download").arg("pcapfix").current_dir(dir.path()).output().unwrap();
+    let download = || Command::new("apt-get").arg("download").arg("pcapfix").current_dir(dir.path()).output().unwrap();
+    let mut got = download();
+    if !got.status.success() {
+        // A fresh machine may have no package lists yet.
+        let _ = Command::new("apt-get").args(["update", "-qq"]).output();
+        got = download();
+    }
     let deb = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).find(|e| e.file_name().to_string_lossy().ends_with(".deb"));
     let Some(deb) = deb else {
         return skip_or_fail(&format!("apt-get download pcapfix failed: {}", String::from_utf8_lossy(&got.stderr)));
