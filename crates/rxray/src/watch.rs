@@ -103,8 +103,8 @@ pub fn run(a: WatchArgs) -> Result<()> {
             done = true;
         }
         if stopping {
-            // Signalled: everything already in the ring has been drained above.
-            if ingress.ring().next().is_none() {
+            // Signalled: stop once a pass found the ring empty (a full batch means there may be more).
+            if batch < 4096 {
                 break;
             }
             continue;

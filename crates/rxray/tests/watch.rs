@@ -438,3 +438,27 @@ fn watch_errors_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.trim().lines().count() == 1 && err.contains("needs root"), "{err}");
 }
+
+#[test]
+fn watch_drains_a_large_backlog_on_sigint() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let sent = 6000usize; // more than one 4096-event read batch
+    let frames: Vec<Vec<u8>> = (0..sent)
+        .map(|i| frames::frame(&eth, &[], L3::Ipv4(Ipv4 { id: i as u16, ..ipv4(&lab, ipproto::UDP) }), L4::Udp(Udp { sport: 1, dport: 2 }), b"b"))
+        .collect();
+    // The reader sleeps while the backlog builds and the signal arrives; it must still deliver all of it.
+    let mut w = Running::start(lab.ns_b(), &["watch", "-i", "veth-b", "--json", "--stall-ms", "3000"]);
+    w.wait_stderr("rxray: watching", Duration::from_secs(20));
+    assert_eq!(send_frames(lab.ns_a(), "veth-a", &frames).expect("send"), sent);
+    let (code, stdout, stderr) = w.interrupt();
+    assert_eq!(code, Some(0), "{stderr:?}");
+    let s = summary(&stderr);
+    assert_eq!(s["lost"], json!(0), "{s}");
+    assert_eq!(s["packets"], json!(sent), "{s}");
+    assert_eq!(stdout.len(), sent, "every event in the ring at SIGINT is delivered");
+    assert_eq!(s["delivered"], json!(sent));
+}
