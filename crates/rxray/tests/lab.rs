@@ -37,7 +37,15 @@ fn lab_up_status_down() {
         let o = Command::new(rxray_bin()).args(args).output().unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
     };
+    /// Removes the lab even when an assertion below fails.
+    struct Down;
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Command::new(rxray_bin()).args(["lab", "down"]).output();
+        }
+    }
     let _ = run(&["lab", "down"]);
+    let _down = Down;
     let (code, out, err) = run(&["lab", "up"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("rxlab-a") && out.contains("198.18.0.2"), "{out}");
