@@ -301,4 +301,51 @@ struct rxray_filter {
 	struct rxray_filter_insn insn[RXRAY_FILTER_MAX];
 };
 
+/* ---- drops (kernel.bpf.c: tp_btf/kfree_skb) ----
+ * Every packet the kernel frees with a drop reason, in rxray's network namespace (and, when
+ * RXRAY_DROPF_IFACES is set, on the interfaces in rxray_drop_ifaces). Reason numbers are the running
+ * kernel's enum skb_drop_reason; user space names them from the kernel's BTF. */
+#define RXRAY_DROP_REASONS 512    /* per-reason counters; larger (subsystem) reasons count in the last */
+#define RXRAY_DROP_IFACES_MAX 64  /* entries of the interface filter */
+
+#define RXRAY_DROPF_IFACES (1U << 0) /* only drops on interfaces in rxray_drop_ifaces */
+
+/* per-CPU counters: index into rxray_drop_stats.c */
+enum rxray_drop_counter {
+	RXRAY_DC_DROPS = 0,    /* drops that matched the namespace and interface filters */
+	RXRAY_DC_EVENTS = 1,   /* events written to the rxray_drops ring */
+	RXRAY_DC_LOST = 2,     /* events the ring had no room for (still counted per reason) */
+	RXRAY_DC_NO_NETNS = 3, /* drops with neither a device nor a socket (namespace unknown; skipped) */
+	RXRAY_DC_COUNT = 8,
+};
+
+struct rxray_drop_stats {
+	__u64 c[RXRAY_DC_COUNT]; /* indexed by enum rxray_drop_counter */
+};
+
+/* The single entry of the rxray_drop_config array map. */
+struct rxray_drop_config {
+	__u32 netns_ino; /* only drops in this network namespace (its /proc/PID/ns/net inode); 0: all */
+	__u32 flags;     /* RXRAY_DROPF_* */
+};
+
+/* One dropped packet. Multi-byte fields are host order; addresses network order, IPv4 in the first
+ * 4 bytes. ip_ver 0 means the packet was not IP (or its headers could not be read). */
+struct rxray_drop_event {
+	__u64 ts_ns;     /* CLOCK_MONOTONIC at the drop */
+	__u64 location;  /* kernel address that freed the packet (symbolise with /proc/kallsyms) */
+	__u32 reason;    /* enum skb_drop_reason of the running kernel */
+	__u32 ifindex;   /* skb->dev's, else skb->skb_iif; 0 when neither */
+	__u32 len;       /* skb->len */
+	__u16 protocol;  /* skb->protocol (ethertype) */
+	__u8 ip_ver;
+	__u8 l4_proto;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;     /* 0 for protocols without ports and later fragments */
+	__u16 dport;
+	__u8 tcp_flags;  /* FIN SYN RST PSH ACK URG ECE CWR as bits 0..7 */
+	__u8 _pad[11];
+};
+
 #endif

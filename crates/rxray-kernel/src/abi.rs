@@ -306,6 +306,66 @@ impl Default for FilterProg {
 // SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
 unsafe impl aya::Pod for FilterProg {}
 
+// ---- drops (bpf/kernel.bpf.c) ----
+pub const DROP_REASONS: usize = 512;
+pub const DROP_IFACES_MAX: u32 = 64;
+pub const DROPF_IFACES: u32 = 1 << 0;
+pub const DC_DROPS: usize = 0;
+pub const DC_EVENTS: usize = 1;
+pub const DC_LOST: usize = 2;
+pub const DC_NO_NETNS: usize = 3;
+pub const DC_COUNT: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropStats {
+    pub c: [u64; DC_COUNT],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropConfig {
+    pub netns_ino: u32,
+    pub flags: u32,
+}
+
+/// `struct rxray_drop_event`: one packet the kernel dropped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropEvent {
+    pub ts_ns: u64,
+    pub location: u64,
+    pub reason: u32,
+    pub ifindex: u32,
+    pub len: u32,
+    pub protocol: u16,
+    pub ip_ver: u8,
+    pub l4_proto: u8,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    pub _pad: [u8; 11],
+}
+
+impl DropEvent {
+    /// Reads an event from a ring-buffer record; `None` when the record is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < std::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: the length was checked; DropEvent is plain-old-data valid for any bits, and
+        // read_unaligned has no alignment requirement.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<Self>()) })
+    }
+}
+
+// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for DropStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for DropConfig {}
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -324,6 +384,13 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_cap_hdr", CapHdr, [ts_ns, ifindex, rx_queue, wire_len, cap_len, seq, offset, len, cpu, last, _pad]),
         layout!("rxray_frag_key", FragKey, [ifindex, id, saddr, daddr, ip_ver, proto, _pad]),
         layout!("rxray_frag_ports", FragPorts, [sport, dport]),
+        layout!("rxray_drop_stats", DropStats, [c]),
+        layout!("rxray_drop_config", DropConfig, [netns_ino, flags]),
+        layout!(
+            "rxray_drop_event",
+            DropEvent,
+            [ts_ns, location, reason, ifindex, len, protocol, ip_ver, l4_proto, saddr, daddr, sport, dport, tcp_flags, _pad]
+        ),
         layout!(
             "rxray_pkt_event",
             PktEvent,

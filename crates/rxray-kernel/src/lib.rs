@@ -1,19 +1,25 @@
 //! rxray's kernel side seen from user space: the embedded eBPF objects, loading and attaching them,
 //! and turning ring-buffer records into `rxray_engine::event::Packet`s.
 pub mod abi;
+pub mod btf;
 mod decode;
+pub mod drops;
 pub mod filter;
 mod ingress;
+pub mod kallsyms;
 pub mod owner;
 pub use ingress::ifindex_of;
 
 pub use decode::{decode, decode_flow, Clock};
+pub use drops::{DropTotals, Drops, DropsOptions};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
 use std::io;
 
 /// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
 pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");
+/// The tracepoint programs (bpf/kernel.bpf.c): drops.
+pub static KERNEL_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/kernel.bpf.o");
 /// The benchmark floor: an XDP program that only returns XDP_PASS.
 pub static BENCH_PASS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_pass.bpf.o");
 

@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod analyze;
 mod capture;
+mod drops;
 mod flows;
 mod ifaces;
 mod lab;
@@ -33,6 +34,8 @@ enum Cmd {
     Watch(watch::WatchArgs),
     /// Write whole incoming packets to pcapng (like `tcpdump -w`), or to stdout with `-w -`.
     Capture(capture::CaptureArgs),
+    /// Print every packet the kernel drops here, with its reason and the dropping function; counts at exit.
+    Drops(drops::DropsArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
@@ -60,6 +63,7 @@ fn main() {
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Drops(a) => drops::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),

@@ -1,0 +1,349 @@
+//! `rxray drops`: every packet the kernel drops in this network namespace, with the kernel's reason
+//! and the function that dropped it, live (text or JSON Lines), then counts per reason and per flow.
+use crate::{line::clock_time, session};
+use anyhow::{bail, Context, Result};
+use rxray_kernel::{abi, btf, kallsyms::Kallsyms, Clock, Drops, DropsOptions};
+use serde::Serialize;
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::{self, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsRawFd,
+    path::Path,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+#[derive(clap::Args)]
+pub struct DropsArgs {
+    /// Only drops on this interface (repeatable). Default: every interface in this namespace.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    /// JSON Lines: one object per drop; the summary goes to stderr as `{"summary": ...}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the counts per reason every S seconds (0: only at exit).
+    #[arg(long, default_value_t = 0.0)]
+    pub interval: f64,
+    /// Exit after this many drops.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// Ring-buffer size in bytes (a power of two).
+    #[arg(long = "ring-size", default_value_t = 1 << 20)]
+    pub ring_size: u32,
+    /// Test aid: wait this long after attaching before reading drops (forces ring-buffer loss).
+    #[arg(long = "stall-ms", default_value_t = 0, hide = true)]
+    pub stall_ms: u64,
+}
+
+/// One drop as printed.
+#[derive(Serialize, Clone, Debug)]
+pub struct DropRecord {
+    pub ts_ns: u64,
+    pub iface: String,
+    pub ifindex: u32,
+    pub reason: String,
+    pub reason_code: u32,
+    /// `function+0xoff`, or the hex address when kallsyms is not readable.
+    pub location: String,
+    pub len: u32,
+    /// Ethertype (skb->protocol).
+    pub protocol: u16,
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+}
+
+/// Names for reason numbers (from the kernel's BTF) and interface indexes (cached).
+struct Names {
+    reasons: BTreeMap<u64, String>,
+    syms: Kallsyms,
+    ifaces: HashMap<u32, String>,
+}
+
+impl Names {
+    fn reason(&self, code: u32) -> String {
+        self.reasons.get(&(code as u64)).cloned().unwrap_or_else(|| format!("reason_{code}"))
+    }
+
+    /// The name of a per-reason counter slot: the last one also counts every larger reason (the
+    /// subsystem-encoded ones).
+    fn slot(&self, code: u32) -> String {
+        if code as usize == abi::DROP_REASONS - 1 {
+            "OTHER".to_string()
+        } else {
+            self.reason(code)
+        }
+    }
+
+    fn iface(&mut self, ifindex: u32) -> String {
+        if ifindex == 0 {
+            return "-".into();
+        }
+        self.ifaces
+            .entry(ifindex)
+            .or_insert_with(|| {
+                let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+                // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires.
+                let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+                if p.is_null() {
+                    format!("if{ifindex}")
+                } else {
+                    // SAFETY: on success buf holds a NUL-terminated name.
+                    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+                }
+            })
+            .clone()
+    }
+}
+
+fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
+    match ver {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        6 => Some(IpAddr::V6(Ipv6Addr::from(*b))),
+        _ => None,
+    }
+}
+
+fn decode(e: &abi::DropEvent, clock: &Clock, names: &mut Names) -> DropRecord {
+    DropRecord {
+        ts_ns: clock.to_unix_ns(e.ts_ns),
+        iface: names.iface(e.ifindex),
+        ifindex: e.ifindex,
+        reason: names.reason(e.reason),
+        reason_code: e.reason,
+        location: names.syms.format(e.location),
+        len: e.len,
+        protocol: e.protocol,
+        ip_ver: e.ip_ver,
+        proto: e.l4_proto,
+        src: ip_of(e.ip_ver, &e.saddr),
+        dst: ip_of(e.ip_ver, &e.daddr),
+        sport: e.sport,
+        dport: e.dport,
+        tcp_flags: e.tcp_flags,
+    }
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "ICMPv6".into(),
+        n => format!("proto {n}"),
+    }
+}
+
+fn endpoint(a: IpAddr, port: u16, proto: u8) -> String {
+    let ports = matches!(proto, 6 | 17);
+    match (a, ports) {
+        (IpAddr::V6(_), true) => format!("[{a}]:{port}"),
+        (_, true) => format!("{a}:{port}"),
+        _ => a.to_string(),
+    }
+}
+
+/// `time iface reason at function+off: PROTO src > dst, length N`.
+fn format_line(d: &DropRecord) -> String {
+    let what = match (d.src, d.dst) {
+        (Some(s), Some(t)) => {
+            format!("{} {} > {}", proto_name(d.proto), endpoint(s, d.sport, d.proto), endpoint(t, d.dport, d.proto))
+        }
+        _ => format!("ethertype 0x{:04x}", d.protocol),
+    };
+    format!("{} {} {} at {}: {}, length {}", clock_time(d.ts_ns), d.iface, d.reason, d.location, what, d.len)
+}
+
+/// (reason, proto, src, sport, dst, dport): the per-flow key of the summary.
+type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
+
+fn counts_json(names: &Names, t: &rxray_kernel::DropTotals) -> serde_json::Value {
+    let m: serde_json::Map<String, serde_json::Value> = t
+        .by_reason
+        .iter()
+        .map(|(code, n)| {
+            (names.slot(*code), serde_json::Value::from(*n))
+        })
+        .collect();
+    serde_json::Value::Object(m)
+}
+
+fn counts_table(names: &Names, t: &rxray_kernel::DropTotals) -> String {
+    let mut rows: Vec<(String, u64)> = t.by_reason.iter().map(|(c, n)| (names.slot(*c), *n)).collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut s = format!("{:<32} {:>10}\n", "REASON", "DROPS");
+    for (r, n) in rows {
+        s.push_str(&format!("{r:<32} {n:>10}\n"));
+    }
+    s
+}
+
+pub fn run(a: DropsArgs) -> Result<()> {
+    session::require_root()?;
+    let mut ifindexes = Vec::new();
+    for i in &a.ifaces {
+        ifindexes.push(rxray_kernel::ifindex_of(i)?);
+    }
+    let reasons = btf::drop_reasons(Path::new(btf::VMLINUX))
+        .context("reading drop-reason names from the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")?;
+    let syms = Kallsyms::load(Path::new(rxray_kernel::kallsyms::PROC_KALLSYMS));
+    if syms.is_empty() {
+        eprintln!("rxray: /proc/kallsyms shows no addresses here (kptr_restrict); drop locations print as hex");
+    }
+    let mut names = Names { reasons, syms, ifaces: HashMap::new() };
+    if !a.ring_size.is_power_of_two() || a.ring_size < 4096 {
+        bail!("--ring-size {} is not a power of two of at least 4096", a.ring_size);
+    }
+    let stop = session::stop_flag()?;
+    let netns = rxray_kernel::drops::current_netns_ino()?;
+    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes })
+        .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
+    let scope = if a.ifaces.is_empty() { "every interface".to_string() } else { a.ifaces.join(", ") };
+    eprintln!("rxray: watching drops in network namespace {netns} ({scope}); Ctrl-C to stop");
+
+    if a.stall_ms > 0 {
+        std::thread::sleep(Duration::from_millis(a.stall_ms));
+    }
+    let clock = Clock::now();
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let fd = drops.ring().as_raw_fd();
+    let start = Instant::now();
+    let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
+    let mut next_tick = interval.map(|i| Instant::now() + i);
+    let mut delivered = 0u64;
+    let mut flows: BTreeMap<FlowKey, u64> = BTreeMap::new();
+    let mut done = false;
+    while !done {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut batch = 0;
+        while let Some(item) = drops.ring().next() {
+            let Some(ev) = abi::DropEvent::from_bytes(&item) else { continue };
+            drop(item);
+            let d = decode(&ev, &clock, &mut names);
+            delivered += 1;
+            batch += 1;
+            *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
+            let res = if a.json {
+                serde_json::to_writer(&mut out, &d).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
+            } else {
+                writeln!(out, "{}", format_line(&d))
+            };
+            if res.is_err() || a.count.is_some_and(|c| delivered >= c) {
+                done = true;
+                break;
+            }
+            if batch >= 4096 {
+                break;
+            }
+        }
+        if let (Some(iv), Some(t)) = (interval, next_tick) {
+            if Instant::now() >= t {
+                let totals = drops.totals()?;
+                let res = if a.json {
+                    writeln!(out, "{}", serde_json::json!({"counts": counts_json(&names, &totals), "drops": totals.drops, "lost": totals.lost}))
+                } else {
+                    let now = clock.to_unix_ns(monotonic_ns());
+                    write!(out, "-- {}: {} drops, {} lost --\n{}", clock_time(now), totals.drops, totals.lost, counts_table(&names, &totals))
+                };
+                if res.is_err() {
+                    done = true;
+                }
+                next_tick = Some(t + iv);
+            }
+        }
+        if out.flush().is_err() {
+            done = true;
+        }
+        if stopping {
+            if drops.ring().next().is_none() {
+                break;
+            }
+            continue;
+        }
+        if batch == 0 && !done {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
+    drop(out);
+    let totals = drops.totals()?;
+    let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if a.json {
+        let fl: Vec<serde_json::Value> = top
+            .iter()
+            .map(|((reason, proto, src, sport, dst, dport), n)| {
+                serde_json::json!({"reason": reason, "proto": proto, "src": src, "sport": sport, "dst": dst, "dport": dport, "drops": n})
+            })
+            .collect();
+        let v = serde_json::json!({"summary": {
+            "drops": totals.drops, "delivered": delivered, "lost": totals.lost, "no_netns": totals.no_netns,
+            "by_reason": counts_json(&names, &totals), "flows": fl, "seconds": start.elapsed().as_secs_f64(),
+        }});
+        eprintln!("{v}");
+    } else {
+        let mut s = format!(
+            "\n{} drops, {} delivered, {} lost (ring buffer full)\n",
+            totals.drops, delivered, totals.lost
+        );
+        s.push_str(&counts_table(&names, &totals));
+        if !top.is_empty() {
+            s.push_str(&format!("\n{:<24} {:<6} {:>45} {:>45} {:>8}\n", "REASON", "PROTO", "SOURCE", "DESTINATION", "DROPS"));
+            for ((reason, proto, src, sport, dst, dport), n) in top.iter().take(20) {
+                let (s_, d_) = match (src, dst) {
+                    (Some(s), Some(d)) => (endpoint(*s, *sport, *proto), endpoint(*d, *dport, *proto)),
+                    _ => ("-".into(), "-".into()),
+                };
+                let p = if src.is_some() { proto_name(*proto) } else { "-".into() };
+                s.push_str(&format!("{reason:<24} {p:<6} {s_:>45} {d_:>45} {n:>8}\n"));
+            }
+        }
+        eprint!("{s}");
+    }
+    Ok(())
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_names_reason_place_and_flow() {
+        let d = DropRecord {
+            ts_ns: 3_600_000_000_123,
+            iface: "veth-b".into(),
+            ifindex: 2,
+            reason: "NO_SOCKET".into(),
+            reason_code: 3,
+            location: "__udp4_lib_rcv+0x1f0".into(),
+            len: 30,
+            protocol: 0x0800,
+            ip_ver: 4,
+            proto: 17,
+            src: Some("198.18.0.1".parse().unwrap()),
+            dst: Some("198.18.0.2".parse().unwrap()),
+            sport: 4000,
+            dport: 9999,
+            tcp_flags: 0,
+        };
+        assert_eq!(
+            format_line(&d),
+            "01:00:00.000000123 veth-b NO_SOCKET at __udp4_lib_rcv+0x1f0: UDP 198.18.0.1:4000 > 198.18.0.2:9999, length 30"
+        );
+        let arp = DropRecord { ip_ver: 0, src: None, dst: None, protocol: 0x0806, ..d };
+        assert!(format_line(&arp).ends_with(": ethertype 0x0806, length 30"));
+    }
+}
