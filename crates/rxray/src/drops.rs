@@ -260,7 +260,9 @@ pub fn run(a: DropsArgs) -> Result<()> {
             done = true;
         }
         if stopping {
-            if drops.ring().next().is_none() {
+            // Signalled: stop once a pass found the ring empty (a full batch means there may be
+            // more); taking an item here to test for emptiness would lose it.
+            if batch < 4096 {
                 break;
             }
             continue;
