@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* rxray's tracepoint programs: what the kernel did with packets. For now, drops: every skb freed
- * through kfree_skb with a drop reason becomes an rxray_drop_event and a per-reason count. */
+/* rxray's tracepoint programs: what the kernel did with packets. Drops: every skb freed
+ * through kfree_skb with a drop reason becomes an rxray_drop_event and a per-reason count.
+ * TCP connections: a record per socket (state changes, retransmits, resets, RTT) and an event per
+ * state change. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -183,5 +185,254 @@ int rxray_kfree_skb(__u64 *ctx)
 	rxray_drop_headers(BPF_CORE_READ(skb, head), BPF_CORE_READ(skb, network_header), proto, e);
 	bpf_ringbuf_submit(e, 0);
 	st->c[RXRAY_DC_EVENTS]++;
+	return 0;
+}
+
+/* ---- TCP connections ---- */
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define TCP_ESTABLISHED_ 1
+#define TCP_SYN_SENT_ 2
+#define TCP_SYN_RECV_ 3
+#define TCP_CLOSE_ 7
+#define SOCK_DONE_BIT 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20); /* resized by the loader */
+} rxray_conn_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_CONNS_MAX);
+	__type(key, __u64);
+	__type(value, struct rxray_conn);
+} rxray_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_conn_stats);
+} rxray_conn_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_conn_config);
+} rxray_conn_config SEC(".maps");
+
+/* A zeroed record to insert from (the stack is too small to build one and an event). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_conn);
+} rxray_conn_scratch SEC(".maps");
+
+static __always_inline struct rxray_conn_stats *conn_stats(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&rxray_conn_stats, &zero);
+}
+
+/* 1 when sk is in the configured namespace. */
+static __always_inline int conn_netns_ok(const struct sock *sk)
+{
+	__u32 zero = 0;
+	struct rxray_conn_config *cfg = bpf_map_lookup_elem(&rxray_conn_config, &zero);
+	if (!cfg)
+		return 0;
+	if (!cfg->netns_ino)
+		return 1;
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == cfg->netns_ino;
+}
+
+static __always_inline void conn_rtt_sample(struct rxray_conn *c, const struct tcp_sock *tp)
+{
+	__u32 srtt = BPF_CORE_READ(tp, srtt_us) >> 3;
+	if (!srtt)
+		return;
+	c->srtt_us = srtt;
+	c->rttvar_us = BPF_CORE_READ(tp, mdev_us) >> 2;
+	__u32 m = BPF_CORE_READ(tp, rtt_min.s[0].v);
+	if (m != ~0U)
+		c->min_rtt_us = m;
+	if (!c->srtt_min_us || srtt < c->srtt_min_us)
+		c->srtt_min_us = srtt;
+	if (srtt > c->srtt_max_us)
+		c->srtt_max_us = srtt;
+}
+
+static __always_inline void conn_read_sock(struct rxray_conn *c, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* Closing unhashes the socket and releases its port first: keep the tuple seen before. */
+	if (!sport && c->sport)
+		goto counters;
+	c->family = family;
+	c->sport = sport;
+	c->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET_) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(c->saddr, &s, 4);
+		__builtin_memcpy(c->daddr, &d, 4);
+	} else if (family == AF_INET6_) {
+		BPF_CORE_READ_INTO(&c->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&c->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+counters:
+	c->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	c->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	c->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+	c->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+	c->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	conn_rtt_sample(c, tp);
+}
+
+/* Not inlined, so struct rxray_conn_event lands in the object's BTF (the layout test reads it). */
+static __noinline int conn_fill_event(struct rxray_conn_event *e, const struct rxray_conn *c, __u64 now)
+{
+	if (!e || !c)
+		return 0;
+	e->ts_ns = now;
+	__builtin_memcpy(&e->c, c, sizeof(*c));
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int rxray_sock_set_state(__u64 *ctx)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	int oldstate = (int)ctx[1];
+	int newstate = (int)ctx[2];
+	__u32 zero = 0;
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_)
+		return 0;
+	if (!conn_netns_ok(sk))
+		return 0;
+	struct rxray_conn_stats *st = conn_stats();
+	if (!st)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 key = (__u64)sk;
+	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
+	if (!c) {
+		/* A listener, or a socket closing before it ever connected: nothing to follow. */
+		if (newstate == TCP_CLOSE_ && (oldstate == TCP_CLOSE_ || oldstate == 10 /* LISTEN */))
+			return 0;
+		if (newstate == 10 /* LISTEN */)
+			return 0;
+		struct rxray_conn *z = bpf_map_lookup_elem(&rxray_conn_scratch, &zero);
+		if (!z)
+			return 0;
+		__builtin_memset(z, 0, sizeof(*z));
+		z->sk = key;
+		z->first_ns = now;
+		if (newstate != TCP_SYN_SENT_ && newstate != TCP_SYN_RECV_) {
+			z->flags |= RXRAY_CONNF_LATE;
+			st->c[RXRAY_CC_UNTRACKED]++;
+		}
+		if (bpf_map_update_elem(&rxray_conns, &key, z, BPF_NOEXIST)) {
+			st->c[RXRAY_CC_INSERT_FAIL]++;
+			return 0;
+		}
+		st->c[RXRAY_CC_NEW]++;
+		c = bpf_map_lookup_elem(&rxray_conns, &key);
+		if (!c)
+			return 0;
+	}
+	c->old_state = oldstate;
+	c->state = newstate;
+	c->last_ns = now;
+	if (newstate == TCP_SYN_SENT_ || newstate == TCP_SYN_RECV_) {
+		c->syn_ns = now;
+		if (newstate == TCP_SYN_RECV_)
+			c->flags |= RXRAY_CONNF_PASSIVE;
+	}
+	if (newstate == TCP_ESTABLISHED_ && !c->established_ns)
+		c->established_ns = now;
+	__u8 i = c->npath;
+	if (i >= RXRAY_CONN_PATH)
+		i = RXRAY_CONN_PATH - 1;
+	else
+		c->npath = i + 1;
+	c->path[i & (RXRAY_CONN_PATH - 1)] = newstate;
+	conn_read_sock(c, sk);
+	if (newstate == TCP_CLOSE_) {
+		unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+		if (flags & (1UL << SOCK_DONE_BIT))
+			c->flags |= RXRAY_CONNF_FIN_RX;
+		st->c[RXRAY_CC_CLOSED]++;
+	}
+
+	struct rxray_conn_event *e = bpf_ringbuf_reserve(&rxray_conn_events, sizeof(*e), 0);
+	if (!e) {
+		st->c[RXRAY_CC_LOST]++;
+	} else {
+		conn_fill_event(e, c, now);
+		bpf_ringbuf_submit(e, 0);
+		st->c[RXRAY_CC_EVENTS]++;
+	}
+	if (newstate == TCP_CLOSE_)
+		bpf_map_delete_elem(&rxray_conns, &key);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int rxray_tcp_retransmit(__u64 *ctx)
+{
+	__u64 key = ctx[0];
+	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
+	if (c)
+		__sync_fetch_and_add(&c->retransmits, 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int rxray_tcp_receive_reset(__u64 *ctx)
+{
+	__u64 key = ctx[0];
+	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
+	if (c)
+		c->rst_rx++;
+	return 0;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int rxray_tcp_send_reset(__u64 *ctx)
+{
+	__u64 key = ctx[0];
+	struct rxray_conn *c = key ? bpf_map_lookup_elem(&rxray_conns, &key) : 0;
+	if (c) {
+		c->rst_tx++;
+		return 0;
+	}
+	/* No tracked socket: count it when it happened in our namespace (by the packet's device). */
+	struct sk_buff *skb = (struct sk_buff *)ctx[1];
+	__u32 zero = 0;
+	struct rxray_conn_config *cfg = bpf_map_lookup_elem(&rxray_conn_config, &zero);
+	if (!cfg || !skb)
+		return 0;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (cfg->netns_ino && (!dev || BPF_CORE_READ(dev, nd_net.net, ns.inum) != cfg->netns_ino))
+		return 0;
+	struct rxray_conn_stats *st = conn_stats();
+	if (st)
+		st->c[RXRAY_CC_RST_TX_NOSOCK]++;
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int rxray_tcp_probe(__u64 *ctx)
+{
+	__u64 key = ctx[0];
+	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
+	if (c)
+		conn_rtt_sample(c, (const struct tcp_sock *)key);
 	return 0;
 }

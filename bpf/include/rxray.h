@@ -348,4 +348,78 @@ struct rxray_drop_event {
 	__u8 _pad[11];
 };
 
+/* ---- TCP connections (kernel.bpf.c: tp_btf/inet_sock_set_state, tcp_retransmit_skb,
+ * tcp_receive_reset, tcp_send_reset, tcp_probe) ----
+ * One record per TCP socket in rxray's network namespace, keyed by the socket's address in an LRU
+ * hash; every state change sends a copy of the record through the rxray_conn_events ring, the
+ * change to CLOSE last (then the record is deleted). */
+#define RXRAY_CONNS_MAX 16384     /* sockets tracked at once (LRU) */
+#define RXRAY_CONN_PATH 16        /* states remembered in order; later ones replace the last */
+
+/* per-CPU counters: index into rxray_conn_stats.c */
+enum rxray_conn_counter {
+	RXRAY_CC_NEW = 0,          /* sockets that entered the map */
+	RXRAY_CC_EVENTS = 1,       /* events written to the ring */
+	RXRAY_CC_LOST = 2,         /* events the ring had no room for */
+	RXRAY_CC_INSERT_FAIL = 3,  /* sockets the map could not take */
+	RXRAY_CC_UNTRACKED = 4,    /* state changes of sockets not in the map (evicted, or older than rxray) */
+	RXRAY_CC_RST_TX_NOSOCK = 5,/* resets sent without a tracked socket (closed port, TIME_WAIT, ...) */
+	RXRAY_CC_CLOSED = 6,       /* records completed (state CLOSE) */
+	RXRAY_CC_COUNT = 8,
+};
+
+struct rxray_conn_stats {
+	__u64 c[RXRAY_CC_COUNT]; /* indexed by enum rxray_conn_counter */
+};
+
+/* The single entry of the rxray_conn_config array map. */
+struct rxray_conn_config {
+	__u32 netns_ino; /* only sockets in this network namespace; 0: all */
+	__u32 flags;     /* none yet */
+};
+
+#define RXRAY_CONNF_PASSIVE (1U << 0)  /* accepted (went through SYN_RECV) */
+#define RXRAY_CONNF_FIN_RX (1U << 1)   /* the peer's FIN arrived (SOCK_DONE): bytes_received counts it */
+#define RXRAY_CONNF_LATE (1U << 2)     /* first seen after SYN: the socket predates rxray or was evicted */
+
+/* One socket. Times are CLOCK_MONOTONIC ns; 0 when the state was not seen. Addresses network order
+ * (IPv4 in the first 4 bytes), ports host order. RTTs in microseconds. */
+struct rxray_conn {
+	__u64 sk;              /* the socket's kernel address (the key) */
+	__u64 first_ns;        /* first state change seen */
+	__u64 syn_ns;          /* entered SYN_SENT or SYN_RECV */
+	__u64 established_ns;  /* entered ESTABLISHED */
+	__u64 last_ns;         /* latest state change */
+	__u64 bytes_received;  /* tp->bytes_received (sequence space: includes a received FIN) */
+	__u64 bytes_acked;     /* tp->bytes_acked (sequence space: includes SYN and FIN when acked) */
+	__u64 bytes_sent;      /* tp->bytes_sent: payload transmitted, retransmissions included */
+	__u64 bytes_retrans;   /* tp->bytes_retrans */
+	__u32 retransmits;     /* tcp_retransmit_skb events */
+	__u32 total_retrans;   /* tp->total_retrans */
+	__u32 srtt_us;         /* latest smoothed RTT (tp->srtt_us >> 3) */
+	__u32 rttvar_us;       /* tp->mdev_us >> 2 */
+	__u32 min_rtt_us;      /* tcp_min_rtt(): windowed minimum RTT */
+	__u32 srtt_min_us;     /* smallest and largest smoothed RTT sampled (state changes, tcp_probe) */
+	__u32 srtt_max_us;
+	__u32 flags;           /* RXRAY_CONNF_* */
+	__u16 rst_rx;          /* resets received from the peer */
+	__u16 rst_tx;          /* resets this socket sent */
+	__u16 family;          /* AF_INET or AF_INET6 */
+	__u16 sport;           /* local port */
+	__u16 dport;           /* remote port */
+	__u8 state;            /* current state (TCP_*) */
+	__u8 old_state;        /* the state before it */
+	__u8 npath;            /* states in path */
+	__u8 _pad[7];
+	__u8 path[RXRAY_CONN_PATH]; /* states in the order entered */
+	__u8 saddr[16];        /* local */
+	__u8 daddr[16];        /* remote */
+};
+
+/* One state change, with the record as it stands after it. */
+struct rxray_conn_event {
+	__u64 ts_ns;
+	struct rxray_conn c;
+};
+
 #endif

@@ -366,6 +366,97 @@ unsafe impl aya::Pod for DropStats {}
 // SAFETY: as above.
 unsafe impl aya::Pod for DropConfig {}
 
+pub const CONNS_MAX: u32 = 16384;
+pub const CONN_PATH: usize = 16;
+pub const CC_NEW: usize = 0;
+pub const CC_EVENTS: usize = 1;
+pub const CC_LOST: usize = 2;
+pub const CC_INSERT_FAIL: usize = 3;
+pub const CC_UNTRACKED: usize = 4;
+pub const CC_RST_TX_NOSOCK: usize = 5;
+pub const CC_CLOSED: usize = 6;
+pub const CC_COUNT: usize = 8;
+pub const CONNF_PASSIVE: u32 = 1 << 0;
+pub const CONNF_FIN_RX: u32 = 1 << 1;
+pub const CONNF_LATE: u32 = 1 << 2;
+
+/// `struct rxray_conn_stats`: per-CPU counters indexed by `CC_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    pub c: [u64; CC_COUNT],
+}
+
+/// `struct rxray_conn_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnConfig {
+    pub netns_ino: u32,
+    pub flags: u32,
+}
+
+/// `struct rxray_conn`: one TCP socket's record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    pub sk: u64,
+    pub first_ns: u64,
+    pub syn_ns: u64,
+    pub established_ns: u64,
+    pub last_ns: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub retransmits: u32,
+    pub total_retrans: u32,
+    pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub min_rtt_us: u32,
+    pub srtt_min_us: u32,
+    pub srtt_max_us: u32,
+    pub flags: u32,
+    pub rst_rx: u16,
+    pub rst_tx: u16,
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub state: u8,
+    pub old_state: u8,
+    pub npath: u8,
+    pub _pad: [u8; 7],
+    pub path: [u8; CONN_PATH],
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// `struct rxray_conn_event`: a state change with the record after it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnEvent {
+    pub ts_ns: u64,
+    pub c: Conn,
+}
+
+impl ConnEvent {
+    /// Reads an event from a ring-buffer record; `None` when the record is too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < std::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: the length was checked; ConnEvent is plain-old-data valid for any bits, and
+        // read_unaligned has no alignment requirement.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<Self>()) })
+    }
+}
+
+// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for ConnStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ConnConfig {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Conn {}
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -391,6 +482,19 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
             DropEvent,
             [ts_ns, location, reason, ifindex, len, protocol, ip_ver, l4_proto, saddr, daddr, sport, dport, tcp_flags, _pad]
         ),
+        layout!("rxray_conn_stats", ConnStats, [c]),
+        layout!("rxray_conn_config", ConnConfig, [netns_ino, flags]),
+        layout!(
+            "rxray_conn",
+            Conn,
+            [
+                sk, first_ns, syn_ns, established_ns, last_ns, bytes_received, bytes_acked, bytes_sent,
+                bytes_retrans, retransmits, total_retrans, srtt_us, rttvar_us, min_rtt_us, srtt_min_us,
+                srtt_max_us, flags, rst_rx, rst_tx, family, sport, dport, state, old_state, npath, _pad, path,
+                saddr, daddr
+            ]
+        ),
+        layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
         layout!(
             "rxray_pkt_event",
             PktEvent,

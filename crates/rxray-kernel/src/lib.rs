@@ -2,6 +2,7 @@
 //! and turning ring-buffer records into `rxray_engine::event::Packet`s.
 pub mod abi;
 pub mod btf;
+pub mod conns;
 mod decode;
 pub mod drops;
 pub mod filter;
@@ -11,6 +12,7 @@ pub mod owner;
 pub use ingress::ifindex_of;
 
 pub use decode::{decode, decode_flow, Clock};
+pub use conns::{ConnTotals, Conns, ConnsOptions};
 pub use drops::{DropTotals, Drops, DropsOptions};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
@@ -18,7 +20,7 @@ use std::io;
 
 /// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
 pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");
-/// The tracepoint programs (bpf/kernel.bpf.c): drops.
+/// The tracepoint programs (bpf/kernel.bpf.c): drops and TCP connections.
 pub static KERNEL_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/kernel.bpf.o");
 /// The benchmark floor: an XDP program that only returns XDP_PASS.
 pub static BENCH_PASS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_pass.bpf.o");

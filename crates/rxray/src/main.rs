@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod analyze;
 mod capture;
+mod conns;
 mod drops;
 mod flows;
 mod ifaces;
@@ -36,6 +37,8 @@ enum Cmd {
     Capture(capture::CaptureArgs),
     /// Print every packet the kernel drops here, with its reason and the dropping function; counts at exit.
     Drops(drops::DropsArgs),
+    /// List TCP connections (states, handshake, bytes, retransmits, resets, RTT) and accept-queue overflows.
+    Conns(conns::ConnsArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
@@ -64,6 +67,7 @@ fn main() {
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
         Cmd::Drops(a) => drops::run(a),
+        Cmd::Conns(a) => conns::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),

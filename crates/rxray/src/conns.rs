@@ -1,0 +1,409 @@
+//! `rxray conns`: the TCP connections of this network namespace from the kernel's own state
+//! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
+//! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
+//! ListenDrops).
+use crate::{line::clock_time, session};
+use anyhow::{bail, Context, Result};
+use rxray_kernel::{abi, Clock, ConnTotals, Conns, ConnsOptions};
+use serde::Serialize;
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsRawFd,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+#[derive(clap::Args)]
+pub struct ConnsArgs {
+    /// JSON Lines: one object per connection when it closes (and per live one at each interval);
+    /// the summary goes to stderr as `{"summary": ...}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list the live connections every S seconds (0: only at exit).
+    #[arg(long, default_value_t = 0.0)]
+    pub interval: f64,
+    /// Exit after this many connections have closed.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+    /// Ring-buffer size in bytes (a power of two).
+    #[arg(long = "ring-size", default_value_t = 1 << 20)]
+    pub ring_size: u32,
+}
+
+/// Kernel TCP state names (include/net/tcp_states.h).
+pub fn state_name(s: u8) -> &'static str {
+    match s {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        13 => "BOUND_INACTIVE",
+        _ => "UNKNOWN",
+    }
+}
+
+/// One connection as printed.
+#[derive(Serialize, Clone, Debug)]
+pub struct ConnRecord {
+    /// "closed" (the record is final) or "live".
+    pub status: &'static str,
+    pub ts_ns: u64,
+    pub local: String,
+    pub remote: String,
+    pub local_addr: Option<IpAddr>,
+    pub local_port: u16,
+    pub remote_addr: Option<IpAddr>,
+    pub remote_port: u16,
+    pub state: &'static str,
+    /// States in the order entered (up to 16; later ones replace the last).
+    pub states: Vec<&'static str>,
+    /// Accepted here (SYN_RECV), not connected from here.
+    pub passive: bool,
+    /// First seen after its handshake (older than rxray, or evicted from the map).
+    pub late: bool,
+    pub age_ms: f64,
+    /// SYN_SENT/SYN_RECV → ESTABLISHED. For an accepted socket this starts when the kernel
+    /// created it from the handshake's last ACK, so it is short; its srtt holds the SYN-ACK RTT.
+    pub handshake_ms: Option<f64>,
+    /// Payload bytes received (tp->bytes_received less a received FIN).
+    pub bytes_rx: u64,
+    /// Payload bytes sent once (tp->bytes_sent less tp->bytes_retrans).
+    pub bytes_tx: u64,
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    /// Retransmitted segments seen (tcp_retransmit_skb).
+    pub retransmits: u32,
+    pub total_retrans: u32,
+    pub rst_rx: u16,
+    pub rst_tx: u16,
+    /// Who reset the connection: "peer", "local", "both", or null.
+    pub reset_by: Option<&'static str>,
+    pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub min_rtt_us: u32,
+    pub srtt_min_us: u32,
+    pub srtt_max_us: u32,
+}
+
+fn ip_of(family: u16, b: &[u8; 16]) -> Option<IpAddr> {
+    match family {
+        2 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        10 => {
+            let v6 = Ipv6Addr::from(*b);
+            Some(match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn endpoint(a: Option<IpAddr>, port: u16) -> String {
+    match a {
+        Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+        Some(a) => format!("{a}:{port}"),
+        None => format!("?:{port}"),
+    }
+}
+
+pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) -> ConnRecord {
+    let local_addr = ip_of(c.family, &c.saddr);
+    let remote_addr = ip_of(c.family, &c.daddr);
+    let n = (c.npath as usize).min(abi::CONN_PATH);
+    let fin = u64::from(c.flags & abi::CONNF_FIN_RX != 0);
+    let reset_by = match (c.rst_rx > 0, c.rst_tx > 0) {
+        (true, true) => Some("both"),
+        (true, false) => Some("peer"),
+        (false, true) => Some("local"),
+        _ => None,
+    };
+    let end = if status == "closed" { c.last_ns } else { ts_mono };
+    ConnRecord {
+        status,
+        ts_ns: clock.to_unix_ns(ts_mono),
+        local: endpoint(local_addr, c.sport),
+        remote: endpoint(remote_addr, c.dport),
+        local_addr,
+        local_port: c.sport,
+        remote_addr,
+        remote_port: c.dport,
+        state: state_name(c.state),
+        states: c.path[..n].iter().map(|s| state_name(*s)).collect(),
+        passive: c.flags & abi::CONNF_PASSIVE != 0,
+        late: c.flags & abi::CONNF_LATE != 0,
+        age_ms: end.saturating_sub(c.first_ns) as f64 / 1e6,
+        handshake_ms: (c.syn_ns > 0 && c.established_ns >= c.syn_ns)
+            .then(|| (c.established_ns - c.syn_ns) as f64 / 1e6),
+        bytes_rx: c.bytes_received.saturating_sub(fin),
+        bytes_tx: c.bytes_sent.saturating_sub(c.bytes_retrans),
+        bytes_received: c.bytes_received,
+        bytes_acked: c.bytes_acked,
+        bytes_sent: c.bytes_sent,
+        bytes_retrans: c.bytes_retrans,
+        retransmits: c.retransmits,
+        total_retrans: c.total_retrans,
+        rst_rx: c.rst_rx,
+        rst_tx: c.rst_tx,
+        reset_by,
+        srtt_us: c.srtt_us,
+        rttvar_us: c.rttvar_us,
+        min_rtt_us: c.min_rtt_us,
+        srtt_min_us: c.srtt_min_us,
+        srtt_max_us: c.srtt_max_us,
+    }
+}
+
+/// The TcpExt counters of /proc/net/netstat (this process's namespace) named in `names`.
+pub fn netstat(names: &[&str]) -> Result<BTreeMap<String, u64>> {
+    let text = std::fs::read_to_string("/proc/net/netstat").context("reading /proc/net/netstat")?;
+    Ok(parse_netstat(&text, names))
+}
+
+fn parse_netstat(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines.chunks(2) {
+        let [h, v] = pair else { continue };
+        let (Some(hk), Some(vk)) = (h.split_once(':'), v.split_once(':')) else { continue };
+        if hk.0 != "TcpExt" || vk.0 != "TcpExt" {
+            continue;
+        }
+        for (k, val) in hk.1.split_whitespace().zip(vk.1.split_whitespace()) {
+            if names.contains(&k) {
+                out.insert(k.to_string(), val.parse().unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
+const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
+
+fn ms(us: u32) -> String {
+    if us == 0 {
+        "-".into()
+    } else {
+        format!("{:.3}", us as f64 / 1000.0)
+    }
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<6} {:<24} {:<24} {:<11} {:>9} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8}",
+        "STATUS", "LOCAL", "REMOTE", "STATE", "AGE_MS", "HS_MS", "RX", "TX", "RETR", "RST", "SRTT", "MIN", "MAX"
+    )
+}
+
+fn table_row(r: &ConnRecord) -> String {
+    let rst = match r.reset_by {
+        Some(w) => format!("{}:{}/{}", w, r.rst_rx, r.rst_tx),
+        None => "-".into(),
+    };
+    format!(
+        "{:<6} {:<24} {:<24} {:<11} {:>9.1} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8}",
+        r.status,
+        r.local,
+        r.remote,
+        r.state,
+        r.age_ms,
+        r.handshake_ms.map(|h| format!("{h:.3}")).unwrap_or_else(|| "-".into()),
+        r.bytes_rx,
+        r.bytes_tx,
+        r.retransmits,
+        rst,
+        ms(r.srtt_us),
+        ms(r.min_rtt_us),
+        ms(r.srtt_max_us),
+    )
+}
+
+fn totals_json(t: &ConnTotals) -> serde_json::Value {
+    serde_json::json!({
+        "new": t.new, "closed": t.closed, "events": t.events, "lost": t.lost,
+        "insert_failed": t.insert_failed, "untracked": t.untracked, "rst_tx_nosock": t.rst_tx_nosock,
+    })
+}
+
+pub fn run(a: ConnsArgs) -> Result<()> {
+    session::require_root()?;
+    if !a.ring_size.is_power_of_two() || a.ring_size < 4096 {
+        bail!("--ring-size {} is not a power of two of at least 4096", a.ring_size);
+    }
+    let stop = session::stop_flag()?;
+    let netns = rxray_kernel::drops::current_netns_ino()?;
+    let mut conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
+        .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
+    let listen0 = netstat(LISTEN_COUNTERS).unwrap_or_default();
+    eprintln!(
+        "rxray: watching TCP connections in network namespace {netns}{}; Ctrl-C to stop",
+        if conns.probe { "" } else { " (no tcp_probe: RTT sampled at state changes only)" }
+    );
+    let clock = Clock::now();
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let fd = conns.ring().as_raw_fd();
+    let start = Instant::now();
+    let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
+    let mut next_tick = interval.map(|i| Instant::now() + i);
+    let mut closed = 0u64;
+    let mut delivered = 0u64;
+    let mut done = false;
+    if !a.json {
+        writeln!(out, "{}", table_header())?;
+    }
+    let emit = |out: &mut io::BufWriter<io::StdoutLock>, r: &ConnRecord| -> io::Result<()> {
+        if a.json {
+            serde_json::to_writer(&mut *out, r).map_err(io::Error::from)?;
+            out.write_all(b"\n")
+        } else {
+            writeln!(out, "{}", table_row(r))
+        }
+    };
+    let live_snapshot = |out: &mut io::BufWriter<io::StdoutLock>, conns: &Conns| -> Result<()> {
+        let now = monotonic_ns();
+        let mut live = conns.live()?;
+        live.sort_by_key(|c| c.first_ns);
+        if !a.json {
+            writeln!(out, "-- {}: {} live --", clock_time(clock.to_unix_ns(now)), live.len())?;
+        }
+        for c in &live {
+            emit(out, &record(c, now, "live", &clock))?;
+        }
+        Ok(())
+    };
+    while !done {
+        let stopping = stop.load(Ordering::Relaxed);
+        let mut batch = 0;
+        while let Some(item) = conns.ring().next() {
+            let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
+            drop(item);
+            delivered += 1;
+            batch += 1;
+            if ev.c.state != 7 {
+                continue; // live connections are listed from the map at intervals and at exit
+            }
+            closed += 1;
+            let r = record(&ev.c, ev.ts_ns, "closed", &clock);
+            if emit(&mut out, &r).is_err() || a.count.is_some_and(|c| closed >= c) {
+                done = true;
+                break;
+            }
+            if batch >= 4096 {
+                break;
+            }
+        }
+        if let (Some(iv), Some(t)) = (interval, next_tick) {
+            if Instant::now() >= t {
+                if live_snapshot(&mut out, &conns).is_err() {
+                    done = true;
+                }
+                next_tick = Some(t + iv);
+            }
+        }
+        if out.flush().is_err() {
+            done = true;
+        }
+        if stopping {
+            // Signalled: stop once a pass found the ring empty (a full batch means there may be
+            // more); taking an item here to test for emptiness would lose it.
+            if batch < 4096 {
+                break;
+            }
+            continue;
+        }
+        if batch == 0 && !done {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
+    // The connections still open at exit, once.
+    let _ = live_snapshot(&mut out, &conns);
+    let _ = out.flush();
+    drop(out);
+    let totals = conns.totals()?;
+    let listen = netstat(LISTEN_COUNTERS).unwrap_or_default();
+    let since: BTreeMap<String, u64> =
+        listen.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*listen0.get(k).unwrap_or(&0)))).collect();
+    if a.json {
+        let v = serde_json::json!({"summary": {
+            "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
+            "listen": listen, "listen_since_start": since, "tcp_probe": conns.probe,
+            "seconds": start.elapsed().as_secs_f64(),
+        }});
+        eprintln!("{v}");
+    } else {
+        let mut s = format!(
+            "\n{} connections closed, {} events, {} lost (ring buffer full), {} not tracked (map full), {} seen late\n",
+            closed, totals.events, totals.lost, totals.insert_failed, totals.untracked
+        );
+        s.push_str(&format!("{} resets sent with no connection (closed ports, TIME_WAIT)\n", totals.rst_tx_nosock));
+        for k in LISTEN_COUNTERS {
+            s.push_str(&format!(
+                "{k}: {} ({} since start)\n",
+                listen.get(*k).copied().unwrap_or(0),
+                since.get(*k).copied().unwrap_or(0)
+            ));
+        }
+        eprint!("{s}");
+    }
+    Ok(())
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn netstat_reads_the_tcpext_pair() {
+        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 3 4\nIpExt: InNoRoutes\nIpExt: 0\n";
+        let m = parse_netstat(text, LISTEN_COUNTERS);
+        assert_eq!(m.get("ListenOverflows"), Some(&3));
+        assert_eq!(m.get("ListenDrops"), Some(&4));
+    }
+
+    #[test]
+    fn a_closed_record_subtracts_the_fin_and_names_who_reset() {
+        let mut c = abi::Conn { family: 2, sport: 80, dport: 40000, state: 7, npath: 3, ..Default::default() };
+        c.saddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        c.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        c.path[..3].copy_from_slice(&[3, 1, 7]);
+        c.bytes_received = 101;
+        c.bytes_sent = 60;
+        c.bytes_retrans = 10;
+        c.flags = abi::CONNF_FIN_RX | abi::CONNF_PASSIVE;
+        c.first_ns = 1_000_000;
+        c.syn_ns = 1_000_000;
+        c.established_ns = 1_500_000;
+        c.last_ns = 3_000_000;
+        c.rst_rx = 1;
+        let r = record(&c, 3_000_000, "closed", &Clock::now());
+        assert_eq!(r.local, "10.0.0.2:80");
+        assert_eq!(r.remote, "10.0.0.1:40000");
+        assert_eq!(r.states, vec!["SYN_RECV", "ESTABLISHED", "CLOSE"]);
+        assert_eq!((r.bytes_rx, r.bytes_tx), (100, 50));
+        assert_eq!(r.handshake_ms, Some(0.5));
+        assert_eq!(r.age_ms, 2.0);
+        assert_eq!(r.reset_by, Some("peer"));
+        assert!(r.passive);
+    }
+}
