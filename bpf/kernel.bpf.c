@@ -436,3 +436,30 @@ int rxray_tcp_probe(__u64 *ctx)
 		conn_rtt_sample(c, (const struct tcp_sock *)key);
 	return 0;
 }
+
+/* sock_recv_length(sk, ret, flags): runs in the reading task after every recvmsg. */
+SEC("tp_btf/sock_recv_length")
+int rxray_sock_recv_length(__u64 *ctx)
+{
+	__u64 key = ctx[0];
+	int ret = (int)ctx[1];
+	int flags = (int)ctx[2];
+	if (!key)
+		return 0;
+	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
+	if (!c)
+		return 0;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (c->reader_pid != pid) {
+		if (c->reader_pid)
+			c->reader_changes++;
+		c->reader_pid = pid;
+		c->reader_bytes = 0;
+		bpf_get_current_comm(c->reader_comm, sizeof(c->reader_comm));
+		c->reader_cgroup = bpf_get_current_cgroup_id();
+	}
+	/* MSG_PEEK (2) does not consume bytes. */
+	if (ret > 0 && !(flags & 2))
+		__sync_fetch_and_add(&c->reader_bytes, (__u64)ret);
+	return 0;
+}

@@ -414,6 +414,14 @@ struct rxray_conn {
 	__u8 path[RXRAY_CONN_PATH]; /* states in the order entered */
 	__u8 saddr[16];        /* local */
 	__u8 daddr[16];        /* remote */
+	/* The process that read the socket's bytes (sock_recv_length, in the reader's context): the
+	 * latest reader; reader_bytes restarts when the reader changes, reader_changes counts changes. */
+	__u32 reader_changes;  /* times the reading process (tgid) changed after the first */
+	__u64 reader_cgroup;   /* bpf_get_current_cgroup_id(): cgroup v2 id (directory inode) */
+	__u64 reader_bytes;    /* sum of positive recv returns by this reader */
+	__u32 reader_pid;      /* tgid; 0 when nothing was read yet */
+	__u32 _pad2;
+	char reader_comm[16];  /* bpf_get_current_comm() */
 };
 
 /* One state change, with the record as it stands after it. */

@@ -428,6 +428,17 @@ pub struct Conn {
     pub path: [u8; CONN_PATH],
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
+    /// Times the reading process changed after the first (sock_recv_length).
+    pub reader_changes: u32,
+    /// The latest reader's cgroup v2 id (the cgroup directory's inode number).
+    pub reader_cgroup: u64,
+    /// Bytes the latest reader received (positive recvmsg returns, MSG_PEEK excluded).
+    pub reader_bytes: u64,
+    /// The latest reader's tgid; 0 when nothing was read yet.
+    pub reader_pid: u32,
+    pub _pad2: u32,
+    /// The latest reader's comm (NUL-padded).
+    pub reader_comm: [u8; 16],
 }
 
 /// `struct rxray_conn_event`: a state change with the record after it.
@@ -491,7 +502,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 sk, first_ns, syn_ns, established_ns, last_ns, bytes_received, bytes_acked, bytes_sent,
                 bytes_retrans, retransmits, total_retrans, srtt_us, rttvar_us, min_rtt_us, srtt_min_us,
                 srtt_max_us, flags, rst_rx, rst_tx, family, sport, dport, state, old_state, npath, _pad, path,
-                saddr, daddr
+                saddr, daddr, reader_changes, reader_cgroup, reader_bytes, reader_pid, _pad2, reader_comm
             ]
         ),
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),

@@ -16,6 +16,7 @@ const PROGRAMS: &[(&str, &str, bool)] = &[
     ("rxray_tcp_receive_reset", "tcp_receive_reset", true),
     ("rxray_tcp_send_reset", "tcp_send_reset", true),
     ("rxray_tcp_probe", "tcp_probe", false),
+    ("rxray_sock_recv_length", "sock_recv_length", false),
 ];
 
 #[derive(Clone, Debug)]
@@ -56,6 +57,8 @@ pub struct Conns {
     ebpf: Ebpf,
     /// Whether tcp_probe is attached (RTT min/max sampled per ACK, not only at state changes).
     pub probe: bool,
+    /// Whether sock_recv_length is attached (the reading process of each connection).
+    pub readers: bool,
 }
 
 impl Conns {
@@ -92,6 +95,7 @@ impl Conns {
                 .map_err(|e| KernelError::Map { map: "rxray_conn_config", detail: e.to_string() })?;
         }
         let mut probe = false;
+        let mut readers = false;
         for (name, tp, required) in PROGRAMS {
             let res = (|| -> Result<(), KernelError> {
                 let prog: &mut BtfTracePoint = ebpf
@@ -115,6 +119,9 @@ impl Conns {
                     if *tp == "tcp_probe" {
                         probe = true;
                     }
+                    if *tp == "sock_recv_length" {
+                        readers = true;
+                    }
                 }
                 Err(e) if *required => return Err(e),
                 Err(_) => {}
@@ -125,7 +132,7 @@ impl Conns {
             .ok_or(KernelError::Map { map: "rxray_conn_events", detail: "missing from the object".into() })?;
         let ring = RingBuf::try_from(ring_map)
             .map_err(|e| KernelError::Map { map: "rxray_conn_events", detail: e.to_string() })?;
-        Ok(Conns { ring, ebpf, probe })
+        Ok(Conns { ring, ebpf, probe, readers })
     }
 
     pub fn ring(&mut self) -> &mut RingBuf<MapData> {

@@ -7,10 +7,11 @@ use anyhow::{bail, Context, Result};
 use rxray_kernel::{abi, Clock, ConnTotals, Conns, ConnsOptions};
 use serde::Serialize;
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     io::{self, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::AsRawFd,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    path::{Path, PathBuf},
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -95,6 +96,22 @@ pub struct ConnRecord {
     pub min_rtt_us: u32,
     pub srtt_min_us: u32,
     pub srtt_max_us: u32,
+    /// The process that last read the connection's bytes (sock_recv_length): its tgid, or null
+    /// when nothing was read (or the kernel has no sock_recv_length tracepoint).
+    pub pid: Option<u32>,
+    /// Its comm as the kernel had it then (the reading thread's name).
+    pub comm: Option<String>,
+    /// readlink /proc/<pid>/exe when the record is printed; null when the process is gone.
+    pub exe: Option<String>,
+    /// Its cgroup v2 id (the cgroup directory's inode number).
+    pub cgroup_id: Option<u64>,
+    /// Its cgroup v2 path relative to the cgroup2 mount, as in /proc/<pid>/cgroup ("/" is the root);
+    /// null when the cgroup is gone or no cgroup2 is mounted.
+    pub cgroup: Option<String>,
+    /// Bytes that process received (positive recvmsg returns, MSG_PEEK excluded).
+    pub read_bytes: u64,
+    /// Times the reading process changed after the first.
+    pub reader_changes: u32,
 }
 
 fn ip_of(family: u16, b: &[u8; 16]) -> Option<IpAddr> {
@@ -163,6 +180,138 @@ pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) 
         min_rtt_us: c.min_rtt_us,
         srtt_min_us: c.srtt_min_us,
         srtt_max_us: c.srtt_max_us,
+        pid: (c.reader_pid != 0).then_some(c.reader_pid),
+        comm: (c.reader_pid != 0).then(|| comm_str(&c.reader_comm)),
+        exe: None,
+        cgroup_id: (c.reader_pid != 0).then_some(c.reader_cgroup),
+        cgroup: None,
+        read_bytes: c.reader_bytes,
+        reader_changes: c.reader_changes,
+    }
+}
+
+fn comm_str(b: &[u8; 16]) -> String {
+    let n = b.iter().position(|&x| x == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..n]).into_owned()
+}
+
+/// The cgroup2 mount point from a mountinfo text (the first `cgroup2` file system).
+fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        if post.split_whitespace().next() != Some("cgroup2") {
+            continue;
+        }
+        let mp = pre.split_whitespace().nth(4)?;
+        return Some(PathBuf::from(unescape_mountinfo(mp)));
+    }
+    None
+}
+
+/// The parent pid from /proc/<pid>/stat.
+fn parent_of(pid: u32) -> Option<u32> {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    st.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Resolves a record's process (exe) and cgroup id (path) from user space. Cgroup ids on cgroup v2
+/// are the cgroup directories' inode numbers: the mount is walked to find them, once per unknown id
+/// (a cgroup created since the last walk is found by the next), and the answers are cached.
+pub struct Resolver {
+    mount: Option<PathBuf>,
+    paths: HashMap<u64, Option<String>>,
+    _dir: Option<std::fs::File>,
+}
+
+impl Resolver {
+    pub fn new() -> Self {
+        // `ip netns exec` remounts /sys in a new mount namespace, hiding a cgroup2 mounted under
+        // it: then use the mount of the nearest ancestor that sees one (the shell that ran `ip`),
+        // through /proc/<pid>/root, kept open so the ancestor may exit.
+        let mut pid = std::process::id();
+        let mut dir = None;
+        for _ in 0..32 {
+            let base = if pid == std::process::id() { "/proc/self".to_string() } else { format!("/proc/{pid}") };
+            if let Some(m) = std::fs::read_to_string(format!("{base}/mountinfo")).ok().and_then(|t| cgroup2_mount_in(&t)) {
+                let p = if base == "/proc/self" {
+                    m
+                } else {
+                    Path::new(&base).join("root").join(m.strip_prefix("/").unwrap_or(&m))
+                };
+                if let Ok(f) = std::fs::File::open(&p) {
+                    dir = Some(f);
+                    break;
+                }
+            }
+            match parent_of(pid) {
+                Some(pp) if pp > 0 && pp != pid => pid = pp,
+                _ => break,
+            }
+        }
+        let mount = dir.as_ref().map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+        let _keep = dir;
+        Resolver { mount, paths: HashMap::new(), _dir: _keep }
+    }
+
+    fn walk(&mut self) {
+        let Some(root) = self.mount.clone() else { return };
+        let mut stack = vec![root.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = stack.pop() {
+            let Ok(md) = std::fs::metadata(&dir) else { continue };
+            let rel = dir.strip_prefix(&root).map(|p| format!("/{}", p.display())).unwrap_or_default();
+            self.paths.insert(md.ino(), Some(rel));
+            seen += 1;
+            if seen > 200_000 {
+                break;
+            }
+            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+            for e in rd.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+
+    pub fn cgroup_path(&mut self, id: u64) -> Option<String> {
+        if let Some(p) = self.paths.get(&id) {
+            return p.clone();
+        }
+        self.walk();
+        self.paths.entry(id).or_insert(None).clone()
+    }
+
+    pub fn fill(&mut self, r: &mut ConnRecord) {
+        if let Some(pid) = r.pid {
+            r.exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string());
+        }
+        if let Some(id) = r.cgroup_id {
+            r.cgroup = self.cgroup_path(id);
+        }
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -202,8 +351,9 @@ fn ms(us: u32) -> String {
 
 fn table_header() -> String {
     format!(
-        "{:<6} {:<24} {:<24} {:<11} {:>9} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8}",
-        "STATUS", "LOCAL", "REMOTE", "STATE", "AGE_MS", "HS_MS", "RX", "TX", "RETR", "RST", "SRTT", "MIN", "MAX"
+        "{:<6} {:<24} {:<24} {:<11} {:>9} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:<16} {:<24} EXE",
+        "STATUS", "LOCAL", "REMOTE", "STATE", "AGE_MS", "HS_MS", "RX", "TX", "RETR", "RST", "SRTT", "MIN", "MAX",
+        "PID", "COMM", "CGROUP"
     )
 }
 
@@ -213,7 +363,7 @@ fn table_row(r: &ConnRecord) -> String {
         None => "-".into(),
     };
     format!(
-        "{:<6} {:<24} {:<24} {:<11} {:>9.1} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8}",
+        "{:<6} {:<24} {:<24} {:<11} {:>9.1} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:<16} {:<24} {}",
         r.status,
         r.local,
         r.remote,
@@ -227,6 +377,10 @@ fn table_row(r: &ConnRecord) -> String {
         ms(r.srtt_us),
         ms(r.min_rtt_us),
         ms(r.srtt_max_us),
+        r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+        r.comm.as_deref().unwrap_or("-"),
+        r.cgroup.as_deref().unwrap_or("-"),
+        r.exe.as_deref().unwrap_or("-"),
     )
 }
 
@@ -251,7 +405,11 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         "rxray: watching TCP connections in network namespace {netns}{}; Ctrl-C to stop",
         if conns.probe { "" } else { " (no tcp_probe: RTT sampled at state changes only)" }
     );
+    if !conns.readers {
+        eprintln!("rxray: this kernel has no sock_recv_length tracepoint: no reading process per connection");
+    }
     let clock = Clock::now();
+    let resolver = std::cell::RefCell::new(Resolver::new());
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let fd = conns.ring().as_raw_fd();
     let start = Instant::now();
@@ -279,7 +437,9 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             writeln!(out, "-- {}: {} live --", clock_time(clock.to_unix_ns(now)), live.len())?;
         }
         for c in &live {
-            emit(out, &record(c, now, "live", &clock))?;
+            let mut r = record(c, now, "live", &clock);
+            resolver.borrow_mut().fill(&mut r);
+            emit(out, &r)?;
         }
         Ok(())
     };
@@ -295,7 +455,8 @@ pub fn run(a: ConnsArgs) -> Result<()> {
                 continue; // live connections are listed from the map at intervals and at exit
             }
             closed += 1;
-            let r = record(&ev.c, ev.ts_ns, "closed", &clock);
+            let mut r = record(&ev.c, ev.ts_ns, "closed", &clock);
+            resolver.borrow_mut().fill(&mut r);
             if emit(&mut out, &r).is_err() || a.count.is_some_and(|c| closed >= c) {
                 done = true;
                 break;
@@ -340,7 +501,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     if a.json {
         let v = serde_json::json!({"summary": {
             "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
-            "listen": listen, "listen_since_start": since, "tcp_probe": conns.probe,
+            "listen": listen, "listen_since_start": since, "tcp_probe": conns.probe, "readers": conns.readers,
             "seconds": start.elapsed().as_secs_f64(),
         }});
         eprintln!("{v}");
@@ -405,5 +566,22 @@ mod tests {
         assert_eq!(r.age_ms, 2.0);
         assert_eq!(r.reset_by, Some("peer"));
         assert!(r.passive);
+        assert_eq!(r.pid, None);
+    }
+
+    #[test]
+    fn the_cgroup2_mount_is_found_in_mountinfo() {
+        let t = "25 30 0:22 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                 35 25 0:30 / /sys/fs/cgroup/unified\\040x rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
+        assert_eq!(cgroup2_mount_in(t), Some(PathBuf::from("/sys/fs/cgroup/unified x")));
+        assert_eq!(cgroup2_mount_in("1 2 0:1 / / rw - ext4 /dev/sda rw\n"), None);
+    }
+
+    #[test]
+    fn the_reader_is_named() {
+        let mut c = abi::Conn { reader_pid: 42, reader_cgroup: 7, reader_bytes: 5, ..Default::default() };
+        c.reader_comm[..7].copy_from_slice(b"python3");
+        let r = record(&c, 0, "live", &Clock::now());
+        assert_eq!((r.pid, r.comm.as_deref(), r.cgroup_id, r.read_bytes), (Some(42), Some("python3"), Some(7), 5));
     }
 }

@@ -319,3 +319,104 @@ time.sleep(1.5); print("done", flush=True)
     assert_eq!(s["listen"]["ListenDrops"], json!(dr), "{s}");
     assert_eq!(s["listen_since_start"]["ListenOverflows"], json!(ov), "a fresh namespace starts at 0: {s}");
 }
+
+/// A cgroup v2 directory made for one test; its processes go back to the root and it is removed
+/// when dropped.
+struct Cgroup {
+    mount: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Cgroup {
+    fn new() -> Cgroup {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mp = info
+            .lines()
+            .find_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                (post.split_whitespace().next() == Some("cgroup2")).then(|| pre.split_whitespace().nth(4).unwrap().to_string())
+            })
+            .expect("a cgroup2 mount");
+        let mount = std::path::PathBuf::from(mp);
+        let dir = mount.join(format!("rxray-test-{}-{}", std::process::id(), unique_name()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        Cgroup { mount, dir }
+    }
+
+    /// The path as rxray reports it: relative to the mount, with a leading slash.
+    fn rel(&self) -> String {
+        format!("/{}", self.dir.strip_prefix(&self.mount).unwrap().display())
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("moving into the cgroup");
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+                for p in procs.split_whitespace() {
+                    let _ = std::fs::write(self.mount.join("cgroup.procs"), p);
+                }
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+const READER: &str = r#"
+import os, socket, sys
+n, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(); s.settimeout(20)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port)); s.listen(8)
+print("ready", os.getpid(), flush=True)
+c, _ = s.accept(); c.settimeout(20); got = 0
+while got < n:
+    d = c.recv(min(4096, n - got))
+    if not d: break
+    got += len(d)
+c.close(); s.close()
+print("done", got, flush=True)
+sys.stdin.readline()
+"#;
+
+#[test]
+fn a_connection_names_the_process_and_cgroup_that_read_it() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let (n, port) = (77_777u64, 5202u16);
+    let cg = Cgroup::new();
+    let rb = start(lab.ns_b(), &[]);
+    let mut server = Kid::python(&lab, lab.ns_b(), READER, &[n.to_string(), lab.addr4_b().to_string(), port.to_string()]);
+    let ready = server.line();
+    let pid: u32 = ready.strip_prefix("ready ").expect("ready <pid>").parse().unwrap();
+    cg.add(pid); // before any byte is read: the client connects only now
+    let mut client = Kid::python(&lab, lab.ns_a(), CLIENT, &[n.to_string(), lab.addr4_b().to_string(), port.to_string()]);
+    assert_eq!(server.line(), format!("done {n}"));
+    let mut rb = rb;
+    // The server stays alive (waiting on stdin) until its record is out, so its exe resolves.
+    let rec = wait_record(&mut rb, Duration::from_secs(10), |v| v["status"] == "closed" && v["local_port"] == json!(port));
+    server.say("bye");
+    assert!(server.wait(Duration::from_secs(10)));
+    assert!(client.wait(Duration::from_secs(10)));
+    let (_recs, s) = stop(rb);
+    assert_eq!(s["readers"], json!(true), "{s}");
+    assert_eq!(rec["pid"], json!(pid), "{rec}");
+    assert_eq!(rec["comm"], json!("python3"), "{rec}");
+    let exe = rec["exe"].as_str().unwrap_or_else(|| panic!("exe: {rec}"));
+    let base = exe.rsplit('/').next().unwrap();
+    assert!(base.starts_with("python3"), "{rec}");
+    assert_eq!(rec["cgroup"], json!(cg.rel()), "{rec}");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cg.dir).unwrap());
+    assert_eq!(rec["cgroup_id"], json!(ino), "{rec}");
+    assert_eq!(rec["read_bytes"], json!(n), "{rec}");
+    assert_eq!(rec["reader_changes"], json!(0), "{rec}");
+}
