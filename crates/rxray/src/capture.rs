@@ -11,7 +11,6 @@ use std::{
     fs::File,
     io::{self, BufWriter, Write},
     os::fd::AsRawFd,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -143,9 +142,8 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     let fd = ring.as_raw_fd();
     let mut pending: HashMap<u8, Pending> = HashMap::new();
     let (mut written, mut incomplete) = (0u64, 0u64);
-    let mut done = false;
-    while !done {
-        let stopping = stop.load(Ordering::Relaxed);
+    session::pump(fd, &stop, || {
+        let mut done = false;
         let mut got = 0;
         while let Some(item) = ring.next() {
             got += 1;
@@ -192,17 +190,10 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             out.rotate()?;
         }
         if out.sink.flush().is_err() {
-            break;
+            done = true;
         }
-        if stopping && got == 0 {
-            break;
-        }
-        if got == 0 && !done {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: pfd is a valid pollfd for the ring's fd, which outlives the call.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
-        }
-    }
+        Ok(session::Pass { read: got, done })
+    })?;
     out.sink.flush()?;
     let t = ing.totals()?;
     eprintln!(

@@ -12,7 +12,6 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -417,7 +416,6 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let mut closed = 0u64;
     let mut delivered = 0u64;
-    let mut done = false;
     if !a.json {
         writeln!(out, "{}", table_header())?;
     }
@@ -443,8 +441,8 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         }
         Ok(())
     };
-    while !done {
-        let stopping = stop.load(Ordering::Relaxed);
+    session::pump(fd, &stop, || {
+        let mut done = false;
         let mut batch = 0;
         while let Some(item) = conns.ring().next() {
             let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
@@ -461,7 +459,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
                 done = true;
                 break;
             }
-            if batch >= 4096 {
+            if batch >= session::BATCH {
                 break;
             }
         }
@@ -476,20 +474,8 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         if out.flush().is_err() {
             done = true;
         }
-        if stopping {
-            // Signalled: stop once a pass found the ring empty (a full batch means there may be
-            // more); taking an item here to test for emptiness would lose it.
-            if batch < 4096 {
-                break;
-            }
-            continue;
-        }
-        if batch == 0 && !done {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
-        }
-    }
+        Ok(session::Pass { read: batch, done })
+    })?;
     // The connections still open at exit, once.
     let _ = live_snapshot(&mut out, &conns);
     let _ = out.flush();

@@ -10,7 +10,6 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::AsRawFd,
     path::Path,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -217,9 +216,8 @@ pub fn run(a: DropsArgs) -> Result<()> {
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let mut delivered = 0u64;
     let mut flows: BTreeMap<FlowKey, u64> = BTreeMap::new();
-    let mut done = false;
-    while !done {
-        let stopping = stop.load(Ordering::Relaxed);
+    session::pump(fd, &stop, || {
+        let mut done = false;
         let mut batch = 0;
         while let Some(item) = drops.ring().next() {
             let Some(ev) = abi::DropEvent::from_bytes(&item) else { continue };
@@ -237,7 +235,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
                 done = true;
                 break;
             }
-            if batch >= 4096 {
+            if batch >= session::BATCH {
                 break;
             }
         }
@@ -259,20 +257,8 @@ pub fn run(a: DropsArgs) -> Result<()> {
         if out.flush().is_err() {
             done = true;
         }
-        if stopping {
-            // Signalled: stop once a pass found the ring empty (a full batch means there may be
-            // more); taking an item here to test for emptiness would lose it.
-            if batch < 4096 {
-                break;
-            }
-            continue;
-        }
-        if batch == 0 && !done {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
-        }
-    }
+        Ok(session::Pass { read: batch, done })
+    })?;
     drop(out);
     let totals = drops.totals()?;
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();

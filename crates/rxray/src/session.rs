@@ -3,7 +3,11 @@
 use crate::XdpModeArg;
 use anyhow::{bail, Context, Result};
 use rxray_kernel::{AttachMode, Ingress, IngressOptions};
-use std::sync::{atomic::AtomicBool, Arc};
+use std::os::fd::RawFd;
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
 
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -58,4 +62,34 @@ pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command
     }
     eprintln!("rxray: {what} {}; Ctrl-C to stop", names.join(", "));
     Ok(ingress)
+}
+
+/// Records a reader takes from a ring buffer in one pass before doing its per-pass work.
+pub const BATCH: usize = 4096;
+
+/// What one pass over a ring buffer did.
+pub struct Pass {
+    /// Records read.
+    pub read: usize,
+    /// The reader is finished (count reached, output closed, ...).
+    pub done: bool,
+}
+
+/// The read loop every ring-buffer reader shares. `pass` reads up to `BATCH` records and does its
+/// per-pass work (flush, ticks). The loop ends when a pass says done, or, once `stop` is set, at
+/// the first pass that read less than a full batch: whatever was in the ring when the signal came
+/// has then been delivered. A pass that read nothing waits on `fd` (100 ms at most).
+pub fn pump(fd: RawFd, stop: &AtomicBool, mut pass: impl FnMut() -> Result<Pass>) -> Result<()> {
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let p = pass()?;
+        if p.done || (stopping && p.read < BATCH) {
+            return Ok(());
+        }
+        if p.read == 0 {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which the caller keeps open.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
 }

@@ -5,7 +5,6 @@ use rxray_kernel::{abi, decode, Clock, IngressOptions, Totals};
 use std::{
     io::{self, Write},
     os::fd::AsRawFd,
-    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
@@ -71,9 +70,8 @@ pub fn run(a: WatchArgs) -> Result<()> {
     let fd = ingress.ring().as_raw_fd();
     let iface_of: Vec<(u32, String)> = ingress.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
     let iface_name = |idx: u32| iface_of.iter().find(|(i, _)| *i == idx).map(|(_, n)| n.as_str()).unwrap_or("?");
-    let mut done = false;
-    while !done {
-        let stopping = stop.load(Ordering::Relaxed);
+    session::pump(fd, &stop, || {
+        let mut done = false;
         let mut batch = 0;
         while let Some(item) = ingress.ring().next() {
             let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
@@ -95,26 +93,15 @@ pub fn run(a: WatchArgs) -> Result<()> {
                 done = true;
                 break;
             }
-            if batch >= 4096 {
+            if batch >= session::BATCH {
                 break;
             }
         }
         if out.flush().is_err() {
             done = true;
         }
-        if stopping {
-            // Signalled: stop once a pass found the ring empty (a full batch means there may be more).
-            if batch < 4096 {
-                break;
-            }
-            continue;
-        }
-        if batch == 0 && !done {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which outlives the call.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
-        }
-    }
+        Ok(session::Pass { read: batch, done })
+    })?;
     drop(out);
     let totals = ingress.totals()?;
     print_summary(&totals, delivered, start.elapsed(), a.json, filtering);
