@@ -13,28 +13,12 @@ use rxray_engine::filter::Filter;
 use rxray_io::{write::PcapWriter, CaptureReader};
 use rxray_kernel::{filter as kfilter, Ingress, IngressOptions};
 use rxray_lab::frames::{self as f, Arp, Eth, Ext, Icmp, Icmpv6, Ipv4, Ipv6, Tcp, Udp, Vlan, L3, L4};
+use rxray_lab::testing::Rng;
 use rxray_lab::testing::{have, need_root, skip_or_fail, TempDir};
 use rxray_wire::{dissect, LinkType};
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
-
-/// xorshift64*: seeded, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len())]
-    }
-}
 
 const V4: [&str; 5] = ["198.18.0.1", "198.18.0.2", "198.19.5.9", "10.1.2.3", "192.0.2.77"];
 const V6: [&str; 4] = ["2001:2::a", "2001:2::b", "2001:2:0:1::5", "fe80::1"];

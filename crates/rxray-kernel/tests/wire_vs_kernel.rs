@@ -2,6 +2,7 @@
 //! BPF_PROG_TEST_RUN, its event is decoded, and `rxray_wire::dissect` must give the identical Packet.
 //! Frames: hand-built ones covering every layer and every malformed category, plus a few thousand
 //! random and mutated frames from a seeded generator. Needs root (fails under CI=true without it).
+use rxray_lab::testing::Rng;
 use aya::programs::{TestRun, TestRunOptions};
 use rxray_engine::event::Packet;
 use rxray_kernel::{abi, decode, Clock, Ingress, IngressOptions};
@@ -175,21 +176,6 @@ fn crafted() -> Vec<(&'static str, Vec<u8>)> {
     v.push(("icmp_truncated", v4_raw(1, &[8, 0, 0, 0])));
     v.push(("icmp6_truncated", v6_raw(58, &[128, 0, 0, 0, 0, 1, 0])));
     v
-}
-
-/// xorshift64*: a seeded generator, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Random and mutated frames: mutations of the crafted ones (byte flips, truncation, length-field
