@@ -642,24 +642,27 @@ impl<'a> Parser<'a> {
         self.primary()
     }
 
+    /// `( inner )`, with the nesting bound and an error naming the unclosed '(' column.
+    fn parenthesized<T>(&mut self, inner: fn(&mut Self) -> PResult<T>) -> PResult<T> {
+        let open = self.col();
+        self.bump();
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.err(open, "expression nested too deeply"));
+        }
+        let v = inner(self)?;
+        self.nesting -= 1;
+        if self.peek() != &Tok::RParen {
+            let what = describe(self.peek());
+            return Err(self.err_here(format!("expected ')' to close the '(' at column {open}, found {what}")));
+        }
+        self.bump();
+        Ok(v)
+    }
+
     fn primary(&mut self) -> PResult<Expr> {
         match self.peek().clone() {
-            Tok::LParen => {
-                let open = self.col();
-                self.bump();
-                self.nesting += 1;
-                if self.nesting > MAX_NESTING {
-                    return Err(self.err(open, "expression nested too deeply"));
-                }
-                let e = self.expr()?;
-                self.nesting -= 1;
-                if self.peek() != &Tok::RParen {
-                    let what = describe(self.peek());
-                    return Err(self.err_here(format!("expected ')' to close the '(' at column {open}, found {what}")));
-                }
-                self.bump();
-                Ok(e)
-            }
+            Tok::LParen => self.parenthesized(Self::expr),
             Tok::Word(w) => self.primitive(&w),
             other => Err(self.err_here(format!("expected a primitive (host, net, port, tcp, ...), found {}", describe(&other)))),
         }
@@ -978,22 +981,7 @@ impl<'a> Parser<'a> {
 
     fn flag_atom(&mut self) -> PResult<u32> {
         match self.peek().clone() {
-            Tok::LParen => {
-                let open = self.col();
-                self.bump();
-                self.nesting += 1;
-                if self.nesting > MAX_NESTING {
-                    return Err(self.err(open, "expression nested too deeply"));
-                }
-                let v = self.flag_value()?;
-                self.nesting -= 1;
-                if self.peek() != &Tok::RParen {
-                    let what = describe(self.peek());
-                    return Err(self.err_here(format!("expected ')' to close the '(' at column {open}, found {what}")));
-                }
-                self.bump();
-                Ok(v)
-            }
+            Tok::LParen => self.parenthesized(Self::flag_value),
             Tok::Word(w) => match tcp_flag(&w).or_else(|| parse_num(&w)) {
                 Some(v) => {
                     self.bump();
