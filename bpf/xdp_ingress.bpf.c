@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* rxray's XDP ingress program: parses every incoming frame (L2..L4), counts it, and when events are
- * enabled emits one rxray_pkt_event through the ring buffer. It never changes or drops a packet (yet). */
+ * enabled emits one rxray_pkt_event through the ring buffer. It never changes a packet; it drops one
+ * only when the firewall (RXRAY_FEAT_FIREWALL, not in dry run) denies it. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -20,6 +21,8 @@
 #define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_ICMPV6_ 58
 #define EEXIST 17
+
+#include "rxray_fw.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -514,6 +517,33 @@ static __always_inline void count(struct rxray_count *c, __u32 len)
 	}
 }
 
+/* IP fragments: a first fragment records its ports by datagram; a later one looks them up (and, when
+ * found, carries them in frag_sport/frag_dport with RXRAY_L_FRAG_PORTS), so flows and firewall rules
+ * see a fragmented datagram's ports on every fragment. Returns 0 for a later fragment whose first
+ * fragment was not seen (its ports are unknown). */
+static __always_inline int frag_ports(struct rxray_pkt_event *e)
+{
+	struct rxray_frag_key fk = {};
+	fk.ifindex = e->ifindex;
+	fk.id = e->ip_id;
+	__builtin_memcpy(fk.saddr, e->saddr, 16);
+	__builtin_memcpy(fk.daddr, e->daddr, 16);
+	fk.ip_ver = e->ip_ver;
+	fk.proto = e->l4_proto;
+	if (e->frag_off == 0) {
+		struct rxray_frag_ports fp = { .sport = e->sport, .dport = e->dport };
+		bpf_map_update_elem(&rxray_frags, &fk, &fp, BPF_ANY);
+		return 1;
+	}
+	struct rxray_frag_ports *fp = bpf_map_lookup_elem(&rxray_frags, &fk);
+	if (!fp)
+		return 0;
+	e->layers |= RXRAY_L_FRAG_PORTS;
+	e->frag_sport = fp->sport;
+	e->frag_dport = fp->dport;
+	return 1;
+}
+
 /* Per-interface, per-protocol and per-flow counters for one parsed packet. Exact whatever the ring
  * buffer does: they are kept here, not derived from events. */
 __noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, struct rxray_stats *st,
@@ -550,26 +580,13 @@ __noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, stru
 	k.sport = e->sport;
 	k.dport = e->dport;
 
-	if (e->layers & RXRAY_L_FRAG) {
-		struct rxray_frag_key fk = {};
-		fk.ifindex = e->ifindex;
-		fk.id = e->ip_id;
-		__builtin_memcpy(fk.saddr, e->saddr, 16);
-		__builtin_memcpy(fk.daddr, e->daddr, 16);
-		fk.ip_ver = e->ip_ver;
-		fk.proto = e->l4_proto;
-		if (e->frag_off == 0) {
-			struct rxray_frag_ports fp = { .sport = e->sport, .dport = e->dport };
-			bpf_map_update_elem(&rxray_frags, &fk, &fp, BPF_ANY);
+	if ((e->layers & RXRAY_L_FRAG) && e->frag_off != 0) {
+		if (e->layers & RXRAY_L_FRAG_PORTS) {
+			k.sport = e->frag_sport;
+			k.dport = e->frag_dport;
 		} else {
-			struct rxray_frag_ports *fp = bpf_map_lookup_elem(&rxray_frags, &fk);
-			if (fp) {
-				k.sport = fp->sport;
-				k.dport = fp->dport;
-			} else {
-				k.kind = RXRAY_FK_FRAGS;
-				st->c[RXRAY_C_FRAG_BUCKET]++;
-			}
+			k.kind = RXRAY_FK_FRAGS;
+			st->c[RXRAY_C_FRAG_BUCKET]++;
 		}
 	}
 
@@ -734,6 +751,20 @@ int rxray_xdp(struct xdp_md *ctx)
 		/* mal < RXRAY_MAL_COUNT, so the index stays below RXRAY_C_COUNT; the mask tells the verifier */
 		st->c[(RXRAY_C_MAL_BASE + mal) & (RXRAY_C_COUNT - 1)]++;
 	}
+	/* Later fragments take their first fragment's ports (flows and firewall rules need them). */
+	int l4_known = 1;
+	if ((cfg->features & (RXRAY_FEAT_FLOWS | RXRAY_FEAT_FIREWALL)) && !mal && (e->layers & RXRAY_L_FRAG))
+		l4_known = frag_ports(e);
+	/* The firewall decides first; every packet, dropped or not, is still counted and observed. */
+	int verdict = XDP_PASS;
+	if ((cfg->features & RXRAY_FEAT_FIREWALL) && rxray_fw(ctx, e, mal, l4_known, cfg->clock_ns) == RXRAY_FWA_DENY) {
+		if (cfg->features & RXRAY_FEAT_FW_DRYRUN) {
+			e->fw_verdict = RXRAY_FWV_WOULD;
+		} else {
+			e->fw_verdict = RXRAY_FWV_DROP;
+			verdict = XDP_DROP;
+		}
+	}
 	if (cfg->features & RXRAY_FEAT_FLOWS) {
 		/* Flows take the coarse clock (cheap) unless this packet already read the precise one. */
 		__u64 now = e->ts_ns ? e->ts_ns : (cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns());
@@ -752,7 +783,7 @@ int rxray_xdp(struct xdp_md *ctx)
 		ring = 0;
 	}
 	if (!ring)
-		return XDP_PASS;
+		return verdict;
 
 	/* The payload: bytes after the last parsed header, up to the layer's end (no Ethernet padding). */
 	__u32 snap = cfg->payload_snap;
@@ -780,5 +811,5 @@ int rxray_xdp(struct xdp_md *ctx)
 			     : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, wake);
 	st->c[RXRAY_C_EVENTS]++;
-	return XDP_PASS;
+	return verdict;
 }

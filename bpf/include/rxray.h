@@ -34,6 +34,7 @@
 #define RXRAY_L_UDP (1U << 9)
 #define RXRAY_L_ICMP (1U << 10)
 #define RXRAY_L_ICMPV6 (1U << 11)
+#define RXRAY_L_FRAG_PORTS (1U << 12) /* a later fragment whose first fragment's ports are known (frag_sport/dport) */
 
 /* ---- rxray_pkt_event.frag_flags ---- */
 #define RXRAY_FRAG_DF (1U << 0) /* IPv4 don't-fragment */
@@ -239,11 +240,12 @@ struct rxray_pkt_event {
 	__u32 tcp_tsval;
 	__u32 tcp_tsecr;
 	__u8 icmp_code;
-	__u8 _pad0;
+	__u8 fw_verdict;      /* enum rxray_fw_verdict */
 	__u16 icmp_id;        /* echo request/reply only */
 	__u16 icmp_seq;
 	__u16 l4_len;         /* UDP length field; TCP/ICMP: IP payload bytes */
-	__u16 _pad1[2];
+	__u16 frag_sport;     /* RXRAY_L_FRAG_PORTS: the ports of this later fragment's first fragment */
+	__u16 frag_dport;
 	__u8 payload[RXRAY_PAYLOAD_MAX];
 };
 
@@ -428,6 +430,136 @@ struct rxray_conn {
 struct rxray_conn_event {
 	__u64 ts_ns;
 	struct rxray_conn c;
+};
+
+/* ---- firewall (xdp_ingress.bpf.c with RXRAY_FEAT_FIREWALL; include/rxray_fw.h) ----
+ * Evaluation, per IP packet: dynamic blocks (rxray_fw_blocks, each with its own expiry), then the
+ * rules of the active generation in order (first match decides: allow passes, deny drops, limit drops
+ * what exceeds its rate and lets the rest go on to the next rule), then the default action.
+ * A rule set is written whole into the inactive generation and made live by one write of
+ * rxray_fw_active, so a packet sees either the old rule set or the new one, never a mix.
+ * Source and destination prefixes are classified first: each field's "class" is the set of rules
+ * whose prefixes cover the address (longest prefix decides, and its class already includes every
+ * shorter covering prefix's rules); rxray_fw_classes maps a class to that rule bitmask. */
+#define RXRAY_FEAT_FIREWALL (1U << 5) /* evaluate the firewall and drop what it denies */
+#define RXRAY_FEAT_FW_DRYRUN (1U << 6) /* evaluate and count, but pass everything */
+
+#define RXRAY_FW_RULES 64            /* rules per generation (a u64 bitmask) */
+#define RXRAY_FW_SLOTS (RXRAY_FW_RULES + 2) /* counter slots per generation: rules, default, blocks */
+#define RXRAY_FW_C_DEFAULT RXRAY_FW_RULES    /* packets that met no rule (default action) */
+#define RXRAY_FW_C_BLOCKS (RXRAY_FW_RULES + 1) /* packets dropped by a dynamic block */
+#define RXRAY_FW_CLASSES 128         /* address classes per field (7 bits; 0 = no prefix matched) */
+#define RXRAY_FW_DEEP 0x80           /* v4 table byte flag: prefixes longer than /24 inside this /24 */
+#define RXRAY_FW_V4_WORDS (1U << 22) /* v4 source table words: 2^24 /24s x 2 generations x 1 byte */
+#define RXRAY_FW_LENS 32             /* distinct prefix lengths per (field, IP version) in rxray_fw_prefix */
+
+enum rxray_fw_action {
+	RXRAY_FWA_ALLOW = 1,
+	RXRAY_FWA_DENY = 2,
+	RXRAY_FWA_LIMIT = 3, /* drop what exceeds the rate; what conforms goes on to the next rule */
+};
+
+enum rxray_fw_limit_by {
+	RXRAY_FWL_RULE = 0,  /* one bucket for everything the rule matches */
+	RXRAY_FWL_SRC = 1,   /* one bucket per source prefix (limit_len / limit_len6) */
+	RXRAY_FWL_DPORT = 2, /* one bucket per destination port (e.g. a SYN limit per port) */
+};
+
+/* rxray_pkt_event.fw_verdict */
+enum rxray_fw_verdict {
+	RXRAY_FWV_NONE = 0,    /* no firewall, or passed */
+	RXRAY_FWV_DROP = 1,    /* dropped by a rule, a block or the default */
+	RXRAY_FWV_WOULD = 2,   /* dry run: would have been dropped */
+};
+
+enum rxray_fw_field {
+	RXRAY_FWF_SRC = 0,
+	RXRAY_FWF_DST = 1,
+};
+
+struct rxray_fw_rule {
+	__u64 expires_ns;  /* CLOCK_MONOTONIC after which the rule is skipped; 0: never */
+	__u64 pps;         /* LIMIT: packets per second (0: no packet rate) */
+	__u64 burst_pkts;  /* packets allowed above the rate at once */
+	__u64 bps;         /* LIMIT: bytes per second (0: no byte rate) */
+	__u64 burst_bytes;
+	__u32 id;          /* the rule's number, as `firewall list` shows it */
+	__u8 action;       /* enum rxray_fw_action */
+	__u8 ip_ver;       /* 0: both */
+	__u8 proto;        /* 0: any */
+	__u8 limit_by;     /* enum rxray_fw_limit_by */
+	__u8 limit_len;    /* RXRAY_FWL_SRC: IPv4 prefix length of a bucket */
+	__u8 limit_len6;   /* ... IPv6 */
+	__u8 flags_mask;   /* TCP flags: (flags & mask) == value */
+	__u8 flags_value;
+	__u16 sport_lo;    /* port ranges, inclusive; 0..65535 means any */
+	__u16 sport_hi;
+	__u16 dport_lo;
+	__u16 dport_hi;
+	__u8 l4;           /* the rule tests protocol, ports or flags (see rxray_fw.h for unknown L4) */
+	__u8 _pad[3];
+};
+
+/* One generation's header: entry 0 and 1 of rxray_fw_sets. */
+struct rxray_fw_set {
+	__u32 nrules;
+	__u8 default_action;  /* RXRAY_FWA_ALLOW or RXRAY_FWA_DENY */
+	__u8 drop_malformed;  /* drop IP packets whose headers do not parse (addresses unknown) */
+	__u8 nlens[2][2];     /* [field][0: v4, 1: v6]: lengths in lens[][][] */
+	__u8 lens[2][2][RXRAY_FW_LENS]; /* prefix lengths present in rxray_fw_prefix, longest first */
+};
+
+/* rxray_fw_prefix: every prefix but IPv4 source prefixes up to /24 (those are in rxray_fw_v4). */
+struct rxray_fw_prefix_key {
+	__u8 gen;
+	__u8 field;  /* enum rxray_fw_field */
+	__u8 ver;    /* 4 or 6 */
+	__u8 len;
+	__u8 addr[16]; /* masked to len; IPv4 in the first 4 bytes */
+};
+
+/* Per-CPU counters per rule slot: rxray_fw_counters[gen * RXRAY_FW_SLOTS + slot]. */
+struct rxray_fw_counter {
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_ns; /* CLOCK_MONOTONIC (coarse) of the last hit */
+};
+
+/* A dynamic block: one prefix, dropped until it expires (checked here, so it holds with no agent). */
+struct rxray_fw_block_key {
+	__u8 ver;
+	__u8 len;
+	__u8 _pad[2];
+	__u8 addr[16];
+};
+
+struct rxray_fw_block {
+	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0: never */
+	__u64 added_ns;
+	__u64 packets;     /* hits (shared by CPUs: atomic adds) */
+	__u64 bytes;
+	__u32 id;
+	__u32 _pad;
+};
+
+/* Which prefix lengths rxray_fw_blocks holds, so a lookup tries only those: bit n = length n. */
+struct rxray_fw_block_lens {
+	__u64 v4;
+	__u64 v6[3];
+};
+
+/* Rate-limit state: generic cell rate algorithm (a token bucket as one timestamp per rate). */
+struct rxray_fw_bucket_key {
+	__u32 slot;    /* gen * RXRAY_FW_RULES + rule index: a new rule set starts with fresh buckets */
+	__u16 port;    /* RXRAY_FWL_DPORT */
+	__u8 ver;      /* RXRAY_FWL_SRC: the source prefix */
+	__u8 _pad;
+	__u8 addr[16];
+};
+
+struct rxray_fw_bucket {
+	__u64 tat_pkts;  /* theoretical arrival time of the next conforming packet */
+	__u64 tat_bytes;
 };
 
 #endif

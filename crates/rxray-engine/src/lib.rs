@@ -6,4 +6,5 @@ pub mod flows;
 pub mod analysis;
 pub mod conv;
 pub mod filter;
+pub mod firewall;
 pub mod cidr;

@@ -12,6 +12,8 @@ pub const FEAT_EVENTS: u32 = 1 << 0;
 pub const FEAT_FLOWS: u32 = 1 << 1;
 pub const FEAT_FILTER: u32 = 1 << 2;
 pub const FEAT_CAPTURE: u32 = 1 << 3;
+pub const FEAT_FIREWALL: u32 = 1 << 5;
+pub const FEAT_FW_DRYRUN: u32 = 1 << 6;
 pub const CAP_CHUNK: usize = 1024;
 pub const CAP_SNAP_MAX: u32 = 262144;
 pub const FLOW_HIST: usize = 8;
@@ -40,6 +42,7 @@ pub const L_TCP: u32 = 1 << 8;
 pub const L_UDP: u32 = 1 << 9;
 pub const L_ICMP: u32 = 1 << 10;
 pub const L_ICMPV6: u32 = 1 << 11;
+pub const L_FRAG_PORTS: u32 = 1 << 12;
 
 pub const FRAG_DF: u8 = 1 << 0;
 pub const FRAG_MF: u8 = 1 << 1;
@@ -229,11 +232,12 @@ pub struct PktEvent {
     pub tcp_tsval: u32,
     pub tcp_tsecr: u32,
     pub icmp_code: u8,
-    pub _pad0: u8,
+    pub fw_verdict: u8,
     pub icmp_id: u16,
     pub icmp_seq: u16,
     pub l4_len: u16,
-    pub _pad1: [u16; 2],
+    pub frag_sport: u16,
+    pub frag_dport: u16,
     pub payload: [u8; PAYLOAD_MAX],
 }
 
@@ -468,6 +472,140 @@ unsafe impl aya::Pod for ConnConfig {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Conn {}
 
+// ---- firewall (rxray.h "firewall" section; bpf/include/rxray_fw.h) ----
+pub const FW_RULES: usize = 64;
+pub const FW_SLOTS: usize = FW_RULES + 2;
+pub const FW_C_DEFAULT: usize = FW_RULES;
+pub const FW_C_BLOCKS: usize = FW_RULES + 1;
+pub const FW_CLASSES: usize = 128;
+pub const FW_DEEP: u8 = 0x80;
+pub const FW_V4_WORDS: u32 = 1 << 22;
+pub const FW_LENS: usize = 32;
+pub const FWA_ALLOW: u8 = 1;
+pub const FWA_DENY: u8 = 2;
+pub const FWA_LIMIT: u8 = 3;
+pub const FWL_RULE: u8 = 0;
+pub const FWL_SRC: u8 = 1;
+pub const FWL_DPORT: u8 = 2;
+pub const FWV_NONE: u8 = 0;
+pub const FWV_DROP: u8 = 1;
+pub const FWV_WOULD: u8 = 2;
+pub const FWF_SRC: u8 = 0;
+pub const FWF_DST: u8 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwRule {
+    pub expires_ns: u64,
+    pub pps: u64,
+    pub burst_pkts: u64,
+    pub bps: u64,
+    pub burst_bytes: u64,
+    pub id: u32,
+    pub action: u8,
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub limit_by: u8,
+    pub limit_len: u8,
+    pub limit_len6: u8,
+    pub flags_mask: u8,
+    pub flags_value: u8,
+    pub sport_lo: u16,
+    pub sport_hi: u16,
+    pub dport_lo: u16,
+    pub dport_hi: u16,
+    pub l4: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwSet {
+    pub nrules: u32,
+    pub default_action: u8,
+    pub drop_malformed: u8,
+    pub nlens: [[u8; 2]; 2],
+    pub lens: [[[u8; FW_LENS]; 2]; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwPrefixKey {
+    pub gen: u8,
+    pub field: u8,
+    pub ver: u8,
+    pub len: u8,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwCounter {
+    pub packets: u64,
+    pub bytes: u64,
+    pub last_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwBlockKey {
+    pub ver: u8,
+    pub len: u8,
+    pub _pad: [u8; 2],
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwBlock {
+    pub expires_ns: u64,
+    pub added_ns: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub id: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwBlockLens {
+    pub v4: u64,
+    pub v6: [u64; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwBucketKey {
+    pub slot: u32,
+    pub port: u16,
+    pub ver: u8,
+    pub _pad: u8,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwBucket {
+    pub tat_pkts: u64,
+    pub tat_bytes: u64,
+}
+
+// SAFETY: plain-old-data with explicit padding and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for FwRule {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwSet {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwPrefixKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwCounter {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwBlockKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwBlock {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwBlockLens {}
+
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -507,6 +645,22 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         ),
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
         layout!(
+            "rxray_fw_rule",
+            FwRule,
+            [
+                expires_ns, pps, burst_pkts, bps, burst_bytes, id, action, ip_ver, proto, limit_by, limit_len,
+                limit_len6, flags_mask, flags_value, sport_lo, sport_hi, dport_lo, dport_hi, l4, _pad
+            ]
+        ),
+        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens]),
+        layout!("rxray_fw_prefix_key", FwPrefixKey, [gen, field, ver, len, addr]),
+        layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
+        layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),
+        layout!("rxray_fw_block", FwBlock, [expires_ns, added_ns, packets, bytes, id, _pad]),
+        layout!("rxray_fw_block_lens", FwBlockLens, [v4, v6]),
+        layout!("rxray_fw_bucket_key", FwBucketKey, [slot, port, ver, _pad, addr]),
+        layout!("rxray_fw_bucket", FwBucket, [tat_pkts, tat_bytes]),
+        layout!(
             "rxray_pkt_event",
             PktEvent,
             [
@@ -515,7 +669,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 tos, ipv6_ext_count, ip_hdr_len, ip_total_len, frag_flags, tcp_flags, ip_id, frag_off,
                 arp_op, ipv6_flow_label, ipv6_exts, saddr, daddr, arp_sha, arp_tha, sport, dport,
                 tcp_seq, tcp_ack, tcp_window, tcp_opts, tcp_wscale, tcp_mss, tcp_hdr_len, icmp_type,
-                tcp_tsval, tcp_tsecr, icmp_code, _pad0, icmp_id, icmp_seq, l4_len, _pad1, payload
+                tcp_tsval, tcp_tsecr, icmp_code, fw_verdict, icmp_id, icmp_seq, l4_len, frag_sport, frag_dport,
+                payload
             ]
         ),
     ]

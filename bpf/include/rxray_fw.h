@@ -1,0 +1,424 @@
+/* rxray's XDP firewall: dynamic blocks, ordered rules with rate limits, default action.
+ * Include once in xdp_ingress.bpf.c, after rxray.h and bpf_helpers.h (it defines the maps).
+ * The structures and the evaluation order are described in rxray.h; user space (rxray-engine's
+ * firewall module) compiles rules into these maps and decides what every entry means.
+ *
+ * Packets whose L4 is unknown (later fragments whose first fragment was not seen, truncated or
+ * malformed L4 headers, IPv6 header chains longer than rxray walks) never slip past a rule:
+ * a deny or limit rule that tests protocol, ports or flags matches them, an allow rule does not.
+ * IP packets whose addresses cannot be read (truncated headers) meet only drop_malformed. */
+#ifndef RXRAY_FW_H
+#define RXRAY_FW_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rxray_fw_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct rxray_fw_set);
+} rxray_fw_sets SEC(".maps");
+
+/* IPv4 source classes by /24, both generations interleaved: byte (a24 << 1 | gen). Memory-mapped by
+ * user space (written in place); one entry until the loader sizes it for the firewall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} rxray_fw_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rxray_fw_prefix_key);
+	__type(value, __u32);
+} rxray_fw_prefix SEC(".maps");
+
+/* Rule bitmask per class: [gen][field][class]. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 2 * RXRAY_FW_CLASSES);
+	__type(key, __u32);
+	__type(value, __u64);
+} rxray_fw_classes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * RXRAY_FW_RULES);
+	__type(key, __u32);
+	__type(value, struct rxray_fw_rule);
+} rxray_fw_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * RXRAY_FW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rxray_fw_counter);
+} rxray_fw_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rxray_fw_block_key);
+	__type(value, struct rxray_fw_block);
+} rxray_fw_blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_fw_block_lens);
+} rxray_fw_block_lens SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct rxray_fw_bucket_key);
+	__type(value, struct rxray_fw_bucket);
+} rxray_fw_buckets SEC(".maps");
+
+/* Index of the lowest set bit (x != 0), by de Bruijn multiplication. */
+static const __u8 fw_debruijn[64] = {
+	0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,  62, 55, 59, 36, 53, 51,
+	43, 22, 45, 39, 33, 30, 24, 18, 12, 5,  63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21,
+	44, 32, 23, 11, 46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6,
+};
+
+static __always_inline __u32 fw_ctz(__u64 x)
+{
+	return fw_debruijn[((x & -x) * 0x03f79d71b4cb0a89ULL) >> 58];
+}
+
+/* addr masked to its first len bits, as four big-endian words. */
+static __always_inline void fw_mask(__u32 *out, const __u32 *addr, __u32 len)
+{
+#pragma unroll
+	for (int w = 0; w < 4; w++) {
+		__s32 bits = (__s32)len - 32 * w;
+		__u32 m = bits <= 0 ? 0 : bits >= 32 ? 0xffffffff : ~(0xffffffffU >> bits);
+		out[w] = addr[w] & bpf_htonl(m);
+	}
+}
+
+struct fw_pkt {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u64 now;       /* the clock, read at most once (0 until read) */
+	__u64 coarse;    /* coarse clock for expiry and last-hit times */
+	__u64 clock;     /* rxray_config.clock_ns (simulation), 0 for the real clocks */
+	__u64 smask;
+	__u64 dmask;
+	__u32 len;
+	__u32 gen;
+	__u16 sport;
+	__u16 dport;
+	__u8 ver;
+	__u8 proto;
+	__u8 flags;
+	__u8 l4_known;
+	__u32 verdict;   /* RXRAY_FWA_*, 0 while undecided */
+	__u32 slot;      /* counter slot that decided */
+	__u32 rule_ix;   /* loop state: rules tried */
+};
+
+static __always_inline __u64 fw_precise(struct fw_pkt *p)
+{
+	if (!p->now)
+		p->now = p->clock ? p->clock : bpf_ktime_get_ns();
+	return p->now;
+}
+
+/* Longest prefix of addr in rxray_fw_prefix for (gen, field, ver): its class, or dflt. */
+struct fw_lpm {
+	struct rxray_fw_prefix_key k;
+	const __u32 *addr;
+	__u8 lens[RXRAY_FW_LENS];
+	__u32 n;
+	__u32 cls;
+};
+
+static long fw_lpm_step(__u32 i, void *arg)
+{
+	struct fw_lpm *l = arg;
+	if (i >= l->n || i >= RXRAY_FW_LENS)
+		return 1;
+	__u32 ix = i & (RXRAY_FW_LENS - 1);
+	asm volatile("" : "+r"(ix));
+	__u32 len = l->lens[ix & (RXRAY_FW_LENS - 1)];
+	l->k.len = len;
+	fw_mask((__u32 *)l->k.addr, l->addr, len);
+	__u32 *c = bpf_map_lookup_elem(&rxray_fw_prefix, &l->k);
+	if (c) {
+		l->cls = *c;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 fw_classify(const struct rxray_fw_set *set, __u32 gen, __u32 field, __u8 ver,
+					 const __u32 *addr, __u32 dflt)
+{
+	__u32 vi = ver == 6;
+	__u32 n = set->nlens[field & 1][vi];
+	if (!n)
+		return dflt;
+	struct fw_lpm l = {};
+	l.k.gen = gen;
+	l.k.field = field;
+	l.k.ver = ver;
+	l.addr = addr;
+	__builtin_memcpy(l.lens, set->lens[field & 1][vi], RXRAY_FW_LENS);
+	l.n = n;
+	l.cls = dflt;
+	bpf_loop(RXRAY_FW_LENS, fw_lpm_step, &l, 0);
+	return l.cls;
+}
+
+static __always_inline __u64 fw_class_mask(__u32 gen, __u32 field, __u32 cls)
+{
+	__u32 k = (gen * 2 + field) * RXRAY_FW_CLASSES + (cls & (RXRAY_FW_CLASSES - 1));
+	__u64 *m = bpf_map_lookup_elem(&rxray_fw_classes, &k);
+	return m ? *m : 0;
+}
+
+/* Generic cell rate algorithm on one timestamp: conforming when the bucket's theoretical arrival time
+ * is at most burst intervals ahead of now; then it advances by this packet's interval. */
+static __always_inline int fw_gcra(__u64 *tat, __u64 now, __u64 interval, __u64 tolerance)
+{
+	for (int i = 0; i < 4; i++) {
+		__u64 old = *(volatile __u64 *)tat;
+		__u64 t = old > now ? old : now;
+		if (t - now > tolerance)
+			return 0;
+		if (__sync_val_compare_and_swap(tat, old, t + interval) == old)
+			return 1;
+	}
+	return 1; /* heavy contention: let it through rather than spin */
+}
+
+static __always_inline int fw_conforms(struct fw_pkt *p, const struct rxray_fw_rule *r, __u32 slot)
+{
+	struct rxray_fw_bucket_key k = {};
+	k.slot = slot;
+	if (r->limit_by == RXRAY_FWL_DPORT) {
+		k.port = p->dport;
+	} else if (r->limit_by == RXRAY_FWL_SRC) {
+		k.ver = p->ver;
+		fw_mask((__u32 *)k.addr, p->saddr, p->ver == 4 ? r->limit_len : r->limit_len6);
+	}
+	__u64 now = fw_precise(p);
+	struct rxray_fw_bucket *b = bpf_map_lookup_elem(&rxray_fw_buckets, &k);
+	if (!b) {
+		struct rxray_fw_bucket init = { .tat_pkts = now, .tat_bytes = now };
+		bpf_map_update_elem(&rxray_fw_buckets, &k, &init, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&rxray_fw_buckets, &k);
+		if (!b)
+			return 1;
+	}
+	if (r->pps) {
+		__u64 iv = 1000000000ULL / r->pps;
+		if (!fw_gcra(&b->tat_pkts, now, iv, iv * r->burst_pkts))
+			return 0;
+	}
+	if (r->bps) {
+		__u64 iv = (__u64)p->len * 1000000000ULL / r->bps;
+		__u64 tol = r->burst_bytes * 1000000000ULL / r->bps;
+		if (!fw_gcra(&b->tat_bytes, now, iv, tol))
+			return 0;
+	}
+	return 1;
+}
+
+/* Does rule r's L4 part match? Unknown L4 matches deny and limit rules, never allow rules. */
+static __always_inline int fw_l4_match(const struct fw_pkt *p, const struct rxray_fw_rule *r)
+{
+	if (!r->l4)
+		return 1;
+	if (!p->l4_known)
+		return r->action != RXRAY_FWA_ALLOW;
+	if (r->proto && r->proto != p->proto)
+		return 0;
+	if (p->sport < r->sport_lo || p->sport > r->sport_hi)
+		return 0;
+	if (p->dport < r->dport_lo || p->dport > r->dport_hi)
+		return 0;
+	if ((p->flags & r->flags_mask) != r->flags_value)
+		return 0;
+	return 1;
+}
+
+static long fw_rule_step(__u32 i, void *arg)
+{
+	struct fw_pkt *p = arg;
+	__u64 m = p->smask & p->dmask;
+	if (!m)
+		return 1;
+	__u32 ix = fw_ctz(m);
+	__u64 bit = 1ULL << ix;
+	p->smask &= ~bit;
+	__u32 slot = p->gen * RXRAY_FW_RULES + (ix & (RXRAY_FW_RULES - 1));
+	struct rxray_fw_rule *r = bpf_map_lookup_elem(&rxray_fw_rules, &slot);
+	if (!r)
+		return 1;
+	if (r->expires_ns && p->coarse > r->expires_ns)
+		return 0;
+	if (r->ip_ver && r->ip_ver != p->ver)
+		return 0;
+	if (!fw_l4_match(p, r))
+		return 0;
+	if (r->action == RXRAY_FWA_LIMIT) {
+		if (fw_conforms(p, r, slot))
+			return 0;
+		p->verdict = RXRAY_FWA_DENY;
+	} else {
+		p->verdict = r->action;
+	}
+	p->slot = ix & (RXRAY_FW_RULES - 1);
+	return 1;
+}
+
+static __always_inline void fw_count(__u32 gen, __u32 slot, __u32 len, __u64 now)
+{
+	__u32 k = gen * RXRAY_FW_SLOTS + slot;
+	struct rxray_fw_counter *c = bpf_map_lookup_elem(&rxray_fw_counters, &k);
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+		c->last_ns = now;
+	}
+}
+
+/* Dynamic blocks: does any present length hold a block for the source? */
+static __always_inline int fw_blocked_word(struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
+{
+	for (int i = 0; i < 64 && bits; i++) {
+		__u32 len = base + fw_ctz(bits);
+		bits &= bits - 1;
+		k->len = len;
+		fw_mask((__u32 *)k->addr, p->saddr, len);
+		struct rxray_fw_block *b = bpf_map_lookup_elem(&rxray_fw_blocks, k);
+		if (!b)
+			continue;
+		if (b->expires_ns && p->coarse > b->expires_ns)
+			continue;
+		__sync_fetch_and_add(&b->packets, 1);
+		__sync_fetch_and_add(&b->bytes, p->len);
+		return 1;
+	}
+	return 0;
+}
+
+/* Reads the addresses of an IP packet whose parse stopped before them (truncated or bad header). */
+static __always_inline int fw_raw_addrs(struct xdp_md *ctx, const struct rxray_pkt_event *e, struct fw_pkt *p)
+{
+	__u32 off = e->payload_off & 0x3fff;
+	if (e->eth_proto == ETH_P_IP) {
+		if (bpf_xdp_load_bytes(ctx, off + 12, p->saddr, 4) || bpf_xdp_load_bytes(ctx, off + 16, p->daddr, 4))
+			return 0;
+		p->ver = 4;
+		return 1;
+	}
+	if (e->eth_proto == ETH_P_IPV6) {
+		if (bpf_xdp_load_bytes(ctx, off + 8, p->saddr, 16) || bpf_xdp_load_bytes(ctx, off + 24, p->daddr, 16))
+			return 0;
+		p->ver = 6;
+		return 1;
+	}
+	return 0;
+}
+
+/* The firewall's verdict for one parsed packet: RXRAY_FWA_ALLOW or RXRAY_FWA_DENY. sport/dport are
+ * the packet's ports, or its first fragment's (ports_known says whether they could be found). */
+__noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal, __u32 l4_known, __u64 clock)
+{
+	if (!ctx || !e)
+		return RXRAY_FWA_ALLOW;
+	__u32 zero = 0;
+	__u32 *active = bpf_map_lookup_elem(&rxray_fw_active, &zero);
+	if (!active)
+		return RXRAY_FWA_ALLOW;
+	__u32 gen = *active & 1;
+	struct rxray_fw_set *set = bpf_map_lookup_elem(&rxray_fw_sets, &gen);
+	if (!set)
+		return RXRAY_FWA_ALLOW;
+
+	struct fw_pkt p = {};
+	p.gen = gen;
+	p.len = e->wire_len;
+	p.clock = clock;
+	p.coarse = clock ? clock : bpf_ktime_get_coarse_ns();
+	if (e->layers & (RXRAY_L_IPV4 | RXRAY_L_IPV6)) {
+		p.ver = e->ip_ver;
+		__builtin_memcpy(p.saddr, e->saddr, 16);
+		__builtin_memcpy(p.daddr, e->daddr, 16);
+	} else if (!fw_raw_addrs(ctx, e, &p)) {
+		return RXRAY_FWA_ALLOW; /* not IP (ARP, other ethertypes): the firewall is for IP */
+	} else if (set->drop_malformed) {
+		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
+		return RXRAY_FWA_DENY;
+	}
+	if (mal && set->drop_malformed) {
+		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
+		return RXRAY_FWA_DENY;
+	}
+	p.proto = e->l4_proto;
+	p.sport = e->sport;
+	p.dport = e->dport;
+	p.flags = e->tcp_flags;
+	p.l4_known = l4_known && !mal && (e->layers & (RXRAY_L_IPV4 | RXRAY_L_IPV6));
+
+	/* 1. dynamic blocks */
+	struct rxray_fw_block_lens *bl = bpf_map_lookup_elem(&rxray_fw_block_lens, &zero);
+	if (bl) {
+		struct rxray_fw_block_key bk = {};
+		bk.ver = p.ver;
+		int hit;
+		if (p.ver == 4)
+			hit = fw_blocked_word(&p, bl->v4, 0, &bk);
+		else
+			hit = fw_blocked_word(&p, bl->v6[0], 0, &bk) || fw_blocked_word(&p, bl->v6[1], 64, &bk) ||
+			      fw_blocked_word(&p, bl->v6[2], 128, &bk);
+		if (hit) {
+			fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
+			return RXRAY_FWA_DENY;
+		}
+	}
+
+	/* 2. classify the addresses, 3. the rules in order */
+	__u32 scls;
+	if (p.ver == 4) {
+		__u32 a24 = bpf_ntohl(p.saddr[0]) >> 8;
+		__u32 idx = a24 << 1 | gen;
+		__u32 word = idx >> 3;
+		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v4, &word);
+		__u32 b = w ? (*w >> ((idx & 7) * 8)) & 0xff : 0;
+		scls = b & (RXRAY_FW_CLASSES - 1);
+		if (b & RXRAY_FW_DEEP)
+			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls);
+	} else {
+		scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0);
+	}
+	__u32 dcls = fw_classify(set, gen, RXRAY_FWF_DST, p.ver, p.daddr, 0);
+	p.smask = fw_class_mask(gen, RXRAY_FWF_SRC, scls);
+	p.dmask = fw_class_mask(gen, RXRAY_FWF_DST, dcls);
+	if (p.smask & p.dmask)
+		bpf_loop(RXRAY_FW_RULES, fw_rule_step, &p, 0);
+
+	if (!p.verdict) {
+		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
+		return set->default_action == RXRAY_FWA_DENY ? RXRAY_FWA_DENY : RXRAY_FWA_ALLOW;
+	}
+	fw_count(gen, p.slot, p.len, p.coarse);
+	return p.verdict;
+}
+
+#endif

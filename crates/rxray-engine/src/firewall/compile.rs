@@ -1,0 +1,322 @@
+//! Compiles a `RuleSet` into what the XDP program reads (see `rxray.h`, "firewall").
+//!
+//! Addresses are classified per field (source, destination): an address's class is the set of rules
+//! whose prefixes cover it. Every prefix gets the class of itself plus all shorter prefixes covering
+//! it, so the longest matching prefix alone gives the full answer. Classes are numbered 1..127 per
+//! field (0: no prefix matched) and map to a 64-bit rule mask; a packet's candidate rules are the
+//! source mask AND the destination mask, tried in order.
+//!
+//! IPv4 source prefixes up to /24 are painted into a direct table of 2^24 /24 slots (one lookup
+//! whatever the list size); a slot holding longer prefixes is flagged "deep" and those prefixes, like
+//! every other prefix (IPv6 sources, destinations), go into a hash keyed by (field, version, length,
+//! masked address), tried longest length first.
+use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+pub const CLASSES: usize = 128;
+pub const DEEP: u8 = 0x80;
+pub const MAX_LENS: usize = 32;
+pub const V4_SLOTS: usize = 1 << 24;
+
+/// One rule as the kernel's `struct rxray_fw_rule` holds it (expiry is set when applied).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompiledRule {
+    pub id: u32,
+    pub action: u8, // 1 allow, 2 deny, 3 limit
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub limit_by: u8, // 0 rule, 1 src, 2 dport
+    pub limit_len: u8,
+    pub limit_len6: u8,
+    pub flags_mask: u8,
+    pub flags_value: u8,
+    pub sport: (u16, u16),
+    pub dport: (u16, u16),
+    pub l4: bool,
+    pub pps: u64,
+    pub burst_pkts: u64,
+    pub bps: u64,
+    pub burst_bytes: u64,
+    pub ttl_s: Option<u64>,
+}
+
+/// One entry of the prefix hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixEntry {
+    pub field: u8, // 0 src, 1 dst
+    pub ver: u8,   // 4 or 6
+    pub len: u8,
+    pub addr: [u8; 16],
+    pub class: u8,
+}
+
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub default_deny: bool,
+    pub drop_malformed: bool,
+    pub dry_run: bool,
+    pub rules: Vec<CompiledRule>,
+    /// IPv4 source classes by /24 (`class | DEEP`); empty when no rule has an IPv4 source prefix.
+    pub v4_src: Vec<u8>,
+    pub prefixes: Vec<PrefixEntry>,
+    /// [field][0: v4, 1: v6]: the lengths present in `prefixes`, longest first.
+    pub lens: [[Vec<u8>; 2]; 2],
+    /// [field][class]: the rules (bit i = rule i) an address of that class may meet.
+    pub class_masks: [[u64; CLASSES]; 2],
+    /// Classes in use per field (including class 0).
+    pub classes: [usize; 2],
+    /// `prefixes` by (field, version, length, address), for `classify`.
+    index: HashMap<(u8, u8, u8, [u8; 16]), u8>,
+}
+
+/// A packet as the firewall sees it (for `Compiled::decide`, the user-space model of the kernel's
+/// evaluation without rate limits).
+#[derive(Clone, Copy, Debug)]
+pub struct FwInput {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: u8,
+    pub l4_known: bool,
+}
+
+fn bytes16(a: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(v) => b[..4].copy_from_slice(&v.octets()),
+        IpAddr::V6(v) => b = v.octets(),
+    }
+    b
+}
+
+struct FieldOut {
+    /// (is_v4, start, len, class) per distinct prefix.
+    entries: Vec<(bool, u128, u8, u8)>,
+    masks: [u64; CLASSES],
+    classes: usize,
+}
+
+fn compile_field(rules: &[Rule], name: &str, get: fn(&Rule) -> &AddrMatch) -> Result<FieldOut, String> {
+    let mut any = 0u64;
+    let mut own: HashMap<(bool, u128, u8), u64> = HashMap::new();
+    for (i, r) in rules.iter().enumerate() {
+        match get(r) {
+            AddrMatch::Any => any |= 1 << i,
+            AddrMatch::Prefixes(v) => {
+                for c in v {
+                    *own.entry((c.is_ipv4(), c.range().0, c.len())).or_default() |= 1 << i;
+                }
+            }
+        }
+    }
+    let mut sorted: Vec<((bool, u128, u8), u64)> = own.into_iter().collect();
+    // Per family, by start address, then shorter first: a prefix comes after every prefix covering it.
+    sorted.sort_unstable_by_key(|&((v4, start, len), _)| (!v4, start, len));
+    let mut class_of: HashMap<u64, u8> = HashMap::new();
+    let mut masks = [0u64; CLASSES];
+    masks[0] = any;
+    let mut entries = Vec::with_capacity(sorted.len());
+    let mut stack: Vec<(bool, u128, u64)> = Vec::new(); // (family, end, accumulated rules)
+    for ((v4, start, len), bits) in sorted {
+        let width = if v4 { 32 } else { 128 };
+        let end = end_of(start, len, width);
+        while let Some(&(f, e, _)) = stack.last() {
+            if f != v4 || e < start {
+                stack.pop();
+            } else {
+                break;
+            }
+        }
+        let acc = bits | stack.last().map_or(0, |s| s.2);
+        stack.push((v4, end, acc));
+        let next = class_of.len() + 1;
+        let class = *class_of.entry(acc).or_insert(next as u8);
+        if next >= CLASSES && class as usize == next {
+            return Err(format!(
+                "the {name} prefixes fall into more than {} distinct rule combinations (the kernel keeps {}): merge rules that share prefixes",
+                CLASSES - 1,
+                CLASSES - 1
+            ));
+        }
+        masks[class as usize] = acc | any;
+        entries.push((v4, start, len, class));
+    }
+    Ok(FieldOut { entries, masks, classes: class_of.len() + 1 })
+}
+
+fn compile_rule(r: &Rule) -> CompiledRule {
+    let mut c = CompiledRule {
+        id: r.id,
+        action: match r.action {
+            Action::Allow => 1,
+            Action::Deny => 2,
+            Action::Limit => 3,
+        },
+        ip_ver: r.ip.unwrap_or(0),
+        proto: r.proto.unwrap_or(0),
+        sport: r.sport,
+        dport: r.dport,
+        l4: r.tests_l4(),
+        ttl_s: r.ttl_s,
+        ..Default::default()
+    };
+    if let Some((v, m)) = r.tcp_flags {
+        c.flags_value = v;
+        c.flags_mask = m;
+    }
+    if let Some(l) = r.limit {
+        c.pps = l.pps;
+        c.burst_pkts = l.burst_pkts;
+        c.bps = l.bps;
+        c.burst_bytes = l.burst_bytes;
+        match l.per {
+            Per::Rule => c.limit_by = 0,
+            Per::Src { v4, v6 } => {
+                c.limit_by = 1;
+                c.limit_len = v4;
+                c.limit_len6 = v6;
+            }
+            Per::Dport => c.limit_by = 2,
+        }
+    }
+    c
+}
+
+impl Compiled {
+    pub fn new(set: &RuleSet) -> Result<Compiled, String> {
+        let src = compile_field(&set.rules, "source", |r| &r.src)?;
+        let dst = compile_field(&set.rules, "destination", |r| &r.dst)?;
+        let mut out = Compiled {
+            default_deny: set.default == Action::Deny,
+            drop_malformed: set.drop_malformed,
+            dry_run: set.dry_run,
+            rules: set.rules.iter().map(compile_rule).collect(),
+            v4_src: Vec::new(),
+            prefixes: Vec::new(),
+            lens: Default::default(),
+            class_masks: [src.masks, dst.masks],
+            classes: [src.classes, dst.classes],
+            index: HashMap::new(),
+        };
+        let mut v4: Vec<&(bool, u128, u8, u8)> = src.entries.iter().filter(|e| e.0).collect();
+        if !v4.is_empty() {
+            out.v4_src = vec![0u8; V4_SLOTS];
+            v4.sort_by_key(|e| e.2);
+            for &&(_, start, len, class) in &v4 {
+                let slot = (start >> 8) as usize;
+                if len <= 24 {
+                    let n = 1usize << (24 - len);
+                    for b in &mut out.v4_src[slot..slot + n] {
+                        *b = class;
+                    }
+                } else {
+                    out.v4_src[slot] |= DEEP;
+                }
+            }
+        }
+        for (field, f) in [(0u8, &src), (1u8, &dst)] {
+            for &(is_v4, start, len, class) in &f.entries {
+                if field == 0 && is_v4 && len <= 24 {
+                    continue;
+                }
+                let ip = if is_v4 { IpAddr::from((start as u32).to_be_bytes()) } else { IpAddr::from(start.to_be_bytes()) };
+                out.prefixes.push(PrefixEntry { field, ver: if is_v4 { 4 } else { 6 }, len, addr: bytes16(ip), class });
+            }
+        }
+        for field in 0..2 {
+            for vi in 0..2 {
+                let mut l: Vec<u8> = out
+                    .prefixes
+                    .iter()
+                    .filter(|p| p.field == field as u8 && (p.ver == 6) == (vi == 1))
+                    .map(|p| p.len)
+                    .collect();
+                l.sort_unstable_by(|a, b| b.cmp(a));
+                l.dedup();
+                if l.len() > MAX_LENS {
+                    return Err(format!(
+                        "{} IPv{} {} prefixes have {} distinct lengths; the kernel tries at most {MAX_LENS}",
+                        if field == 0 { "source" } else { "destination" },
+                        if vi == 0 { 4 } else { 6 },
+                        if field == 0 && vi == 0 { "(longer than /24)" } else { "" },
+                        l.len()
+                    ));
+                }
+                out.lens[field][vi] = l;
+            }
+        }
+        out.index = out.prefixes.iter().map(|p| ((p.field, p.ver, p.len, p.addr), p.class)).collect();
+        Ok(out)
+    }
+
+    /// The class of an address in one field, as the kernel computes it.
+    pub fn classify(&self, field: usize, ip: IpAddr) -> u8 {
+        let ver = if ip.is_ipv4() { 4 } else { 6 };
+        let mut dflt = 0u8;
+        let addr = bytes16(ip);
+        if field == 0 && ver == 4 {
+            if self.v4_src.is_empty() {
+                return 0;
+            }
+            let a24 = (u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]) >> 8) as usize;
+            let b = self.v4_src[a24];
+            dflt = b & !DEEP;
+            if b & DEEP == 0 {
+                return dflt;
+            }
+        }
+        for &len in &self.lens[field][(ver == 6) as usize] {
+            let masked = mask16(&addr, len);
+            if let Some(&class) = self.index.get(&(field as u8, ver, len, masked)) {
+                return class;
+            }
+        }
+        dflt
+    }
+
+    /// Which rule decides a packet (index into `rules`), or `None` for the default; limit rules are
+    /// taken as conforming (this model has no clock). Mirrors the kernel's `rxray_fw`.
+    pub fn decide(&self, p: &FwInput) -> Option<usize> {
+        let m = self.class_masks[0][self.classify(0, p.src) as usize] & self.class_masks[1][self.classify(1, p.dst) as usize];
+        let ver = if p.src.is_ipv4() { 4 } else { 6 };
+        (0..self.rules.len()).filter(|i| m & (1 << i) != 0).find(|&i| {
+            let r = &self.rules[i];
+            if r.ip_ver != 0 && r.ip_ver != ver {
+                return false;
+            }
+            let l4 = !r.l4
+                || if !p.l4_known {
+                    r.action != 1
+                } else {
+                    (r.proto == 0 || r.proto == p.proto)
+                        && (r.sport.0..=r.sport.1).contains(&p.sport)
+                        && (r.dport.0..=r.dport.1).contains(&p.dport)
+                        && p.flags & r.flags_mask == r.flags_value
+                };
+            l4 && r.action != 3
+        })
+    }
+}
+
+/// The last address of the prefix start/len in a family `width` bits wide.
+fn end_of(start: u128, len: u8, width: u32) -> u128 {
+    let host = width - len as u32;
+    match host {
+        0 => start,
+        128.. => u128::MAX,
+        h => start | ((1u128 << h) - 1),
+    }
+}
+
+/// The first `len` bits of a 16-byte address.
+pub fn mask16(a: &[u8; 16], len: u8) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in a.iter().enumerate() {
+        let bits = (len as i32 - 8 * i as i32).clamp(0, 8);
+        out[i] = if bits == 0 { 0 } else { b & (0xffu8 << (8 - bits)) };
+    }
+    out
+}
