@@ -757,12 +757,20 @@ int rxray_xdp(struct xdp_md *ctx)
 		l4_known = frag_ports(e);
 	/* The firewall decides first; every packet, dropped or not, is still counted and observed. */
 	int verdict = XDP_PASS;
-	if ((cfg->features & RXRAY_FEAT_FIREWALL) && rxray_fw(ctx, e, mal, l4_known, cfg->clock_ns) == RXRAY_FWA_DENY) {
-		if (cfg->features & RXRAY_FEAT_FW_DRYRUN) {
-			e->fw_verdict = RXRAY_FWV_WOULD;
-		} else {
-			e->fw_verdict = RXRAY_FWV_DROP;
-			verdict = XDP_DROP;
+	if (cfg->features & RXRAY_FEAT_FIREWALL) {
+		__u32 fw = rxray_fw(ctx, e, mal, l4_known, cfg->clock_ns);
+		if (cfg->clock_ns) { /* a replay reads which rule decided */
+			__u32 *last = bpf_map_lookup_elem(&rxray_fw_last, &zero);
+			if (last)
+				*last = fw;
+		}
+		if ((fw & 0xff) == RXRAY_FWA_DENY) {
+			if (cfg->features & RXRAY_FEAT_FW_DRYRUN) {
+				e->fw_verdict = RXRAY_FWV_WOULD;
+			} else {
+				e->fw_verdict = RXRAY_FWV_DROP;
+				verdict = XDP_DROP;
+			}
 		}
 	}
 	if (cfg->features & RXRAY_FEAT_FLOWS) {

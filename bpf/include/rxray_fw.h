@@ -86,6 +86,14 @@ struct {
 	__type(value, struct rxray_fw_bucket);
 } rxray_fw_buckets SEC(".maps");
 
+/* The last decision (slot << 8 | action), written only while the clock is simulated (replay). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rxray_fw_last SEC(".maps");
+
 /* Index of the lowest set bit (x != 0), by de Bruijn multiplication. */
 static const __u8 fw_debruijn[64] = {
 	0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,  62, 55, 59, 36, 53, 51,
@@ -336,20 +344,23 @@ static __always_inline int fw_raw_addrs(struct xdp_md *ctx, const struct rxray_p
 	return 0;
 }
 
-/* The firewall's verdict for one parsed packet: RXRAY_FWA_ALLOW or RXRAY_FWA_DENY. sport/dport are
- * the packet's ports, or its first fragment's (ports_known says whether they could be found). */
+/* The firewall's decision for one parsed packet: slot << 8 | RXRAY_FWA_ALLOW or RXRAY_FWA_DENY, where
+ * slot is the deciding rule's index, RXRAY_FW_C_DEFAULT or RXRAY_FW_C_BLOCKS. l4_known is 0 for a
+ * later fragment whose first fragment's ports could not be found. */
+#define RXRAY_FW_NOT_IP (0xff << 8 | RXRAY_FWA_ALLOW)
+
 __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal, __u32 l4_known, __u64 clock)
 {
 	if (!ctx || !e)
-		return RXRAY_FWA_ALLOW;
+		return RXRAY_FW_NOT_IP;
 	__u32 zero = 0;
 	__u32 *active = bpf_map_lookup_elem(&rxray_fw_active, &zero);
 	if (!active)
-		return RXRAY_FWA_ALLOW;
+		return RXRAY_FW_NOT_IP;
 	__u32 gen = *active & 1;
 	struct rxray_fw_set *set = bpf_map_lookup_elem(&rxray_fw_sets, &gen);
 	if (!set)
-		return RXRAY_FWA_ALLOW;
+		return RXRAY_FW_NOT_IP;
 
 	struct fw_pkt p = {};
 	p.gen = gen;
@@ -361,14 +372,14 @@ __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal
 		__builtin_memcpy(p.saddr, e->saddr, 16);
 		__builtin_memcpy(p.daddr, e->daddr, 16);
 	} else if (!fw_raw_addrs(ctx, e, &p)) {
-		return RXRAY_FWA_ALLOW; /* not IP (ARP, other ethertypes): the firewall is for IP */
+		return RXRAY_FW_NOT_IP; /* not IP (ARP, other ethertypes): the firewall is for IP */
 	} else if (set->drop_malformed) {
 		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
-		return RXRAY_FWA_DENY;
+		return RXRAY_FW_C_DEFAULT << 8 | RXRAY_FWA_DENY;
 	}
 	if (mal && set->drop_malformed) {
 		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
-		return RXRAY_FWA_DENY;
+		return RXRAY_FW_C_DEFAULT << 8 | RXRAY_FWA_DENY;
 	}
 	p.proto = e->l4_proto;
 	p.sport = e->sport;
@@ -389,7 +400,7 @@ __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal
 			      fw_blocked_word(&p, bl->v6[2], 128, &bk);
 		if (hit) {
 			fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
-			return RXRAY_FWA_DENY;
+			return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 		}
 	}
 
@@ -415,10 +426,10 @@ __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal
 
 	if (!p.verdict) {
 		fw_count(gen, RXRAY_FW_C_DEFAULT, p.len, p.coarse);
-		return set->default_action == RXRAY_FWA_DENY ? RXRAY_FWA_DENY : RXRAY_FWA_ALLOW;
+		return RXRAY_FW_C_DEFAULT << 8 | (set->default_action == RXRAY_FWA_DENY ? RXRAY_FWA_DENY : RXRAY_FWA_ALLOW);
 	}
 	fw_count(gen, p.slot, p.len, p.coarse);
-	return p.verdict;
+	return p.slot << 8 | p.verdict;
 }
 
 #endif

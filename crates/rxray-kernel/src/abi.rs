@@ -590,6 +590,25 @@ pub struct FwBucket {
     pub tat_bytes: u64,
 }
 
+/// A rule's counters for display: packets, bytes, and seconds since the last hit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FwCounterView {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Seconds since the last hit (None: never hit).
+    pub last_hit_s_ago: Option<f64>,
+}
+
+impl FwCounterView {
+    pub fn from_raw(c: &FwCounter, now_ns: u64) -> FwCounterView {
+        FwCounterView {
+            packets: c.packets,
+            bytes: c.bytes,
+            last_hit_s_ago: (c.packets > 0).then(|| now_ns.saturating_sub(c.last_ns) as f64 / 1e9),
+        }
+    }
+}
+
 // SAFETY: plain-old-data with explicit padding and no pointers; every bit pattern is valid.
 unsafe impl aya::Pod for FwRule {}
 // SAFETY: as above.

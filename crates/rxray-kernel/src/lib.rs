@@ -6,6 +6,7 @@ pub mod conns;
 mod decode;
 pub mod drops;
 pub mod filter;
+pub mod firewall;
 mod ingress;
 pub mod kallsyms;
 pub mod owner;

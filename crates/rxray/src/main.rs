@@ -4,10 +4,12 @@ mod analyze;
 mod capture;
 mod conns;
 mod drops;
+mod firewall;
 mod flows;
 mod ifaces;
 mod lab;
 mod line;
+mod netns;
 mod session;
 mod watch;
 
@@ -16,6 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "rxray", version, about = "See, and act on, every packet that arrives at a Linux host (eBPF/XDP)")]
 struct Cli {
+    /// Run in this network namespace (as `ip netns exec NAME` does), keeping the host's BPF filesystem
+    /// so the firewall's pinned state outlives the command.
+    #[arg(long, global = true)]
+    netns: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -41,6 +47,10 @@ enum Cmd {
     Conns(conns::ConnsArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
+    /// The XDP firewall: rules (allow, deny, rate limits), blocklists, blocks with a TTL, counters,
+    /// what-if replay of a capture; its state is pinned and keeps working with no rxray running.
+    #[command(subcommand)]
+    Firewall(firewall::FirewallCmd),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
     Demo(lab::DemoArgs),
     /// The lab's network namespaces, for trying rxray by hand.
@@ -62,6 +72,12 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(ns) = &cli.netns {
+        if let Err(e) = netns::enter(ns) {
+            eprintln!("rxray: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
     let res = match cli.cmd {
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
@@ -69,6 +85,7 @@ fn main() {
         Cmd::Drops(a) => drops::run(a),
         Cmd::Conns(a) => conns::run(a),
         Cmd::Capture(a) => capture::run(a),
+        Cmd::Firewall(c) => firewall::run(c),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),

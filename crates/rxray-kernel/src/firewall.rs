@@ -1,0 +1,705 @@
+//! The XDP firewall's kernel state: installing the program with firewall-sized maps, pinning
+//! everything so it outlives the agent (fail-static), applying compiled rule sets atomically (two
+//! generations, one flip), dynamic blocks with in-kernel expiry, counters, and the what-if replay
+//! through the very program (BPF_PROG_TEST_RUN with the simulated clock).
+//!
+//! Pins live in `/sys/fs/bpf/rxray/<netns inode>/<ifindex>/`: `link`, `prog` and every map by name.
+//! Under `ip netns exec`, /sys is a fresh sysfs without the host's bpffs: firewall commands then
+//! refuse to run (pins made there would vanish with that mount namespace) and say to use
+//! `rxray --netns NAME`, which enters only the network namespace.
+use crate::{abi, classify_load_error, ingress::ifindex_of, AttachMode, KernelError, XDP_INGRESS_OBJ};
+use aya::{
+    maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
+    programs::{links::FdLink, links::Link as _, links::PinnedLink, TestRun, TestRunOptions, Xdp, XdpMode},
+    util::nr_cpus,
+    Ebpf, EbpfLoader,
+};
+use rxray_engine::cidr::Cidr;
+use rxray_engine::firewall::Compiled;
+use std::{
+    net::IpAddr,
+    os::fd::{AsFd, AsRawFd},
+    path::{Path, PathBuf},
+};
+
+pub const BPFFS: &str = "/sys/fs/bpf";
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+/// Capacities of the firewall's maps.
+#[derive(Clone, Copy, Debug)]
+pub struct FwCapacity {
+    /// Prefix-hash entries (both generations during an apply): IPv6 and destination prefixes, and
+    /// IPv4 source prefixes longer than /24.
+    pub prefixes: u32,
+    pub blocks: u32,
+    pub buckets: u32,
+}
+
+impl Default for FwCapacity {
+    fn default() -> Self {
+        FwCapacity { prefixes: 1 << 21, blocks: 1 << 16, buckets: 1 << 16 }
+    }
+}
+
+/// The pin root of an interface in this network namespace.
+pub fn pin_root(ifindex: u32) -> PathBuf {
+    PathBuf::from(BPFFS).join("rxray").join(crate::owner::netns_inode().to_string()).join(ifindex.to_string())
+}
+
+/// Whether the firewall is installed (pinned) on an interface.
+pub fn installed(ifindex: u32) -> bool {
+    pin_root(ifindex).join("link").exists()
+}
+
+/// /sys/fs/bpf must be the host's bpffs, or pins would not outlive this process's mount namespace.
+fn check_bpffs() -> Result<(), KernelError> {
+    let c = std::ffi::CString::new(BPFFS).unwrap();
+    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0;
+    if ok && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    Err(KernelError::Load(format!(
+        "{BPFFS} is not a BPF filesystem here, so the firewall's pins would not outlive this process \
+         (`ip netns exec` mounts a fresh /sys): run `rxray --netns NAME firewall ...` instead, which enters \
+         only the network namespace, or mount the host's bpffs at {BPFFS}"
+    )))
+}
+
+fn merr(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
+    move |e| KernelError::Map { map, detail: e.to_string() }
+}
+
+/// The firewall's maps, from a fresh load or from pins.
+struct FwMaps {
+    config: Map,
+    active: Map,
+    sets: Map,
+    v4: Map,
+    prefix: Map,
+    classes: Map,
+    rules: Map,
+    counters: Map,
+    blocks: Map,
+    block_lens: Map,
+    last: Map,
+    /// The mmap of rxray_fw_v4 (2^25 bytes: byte a24 << 1 | gen).
+    v4_mem: *mut u8,
+    v4_len: usize,
+}
+
+impl Drop for FwMaps {
+    fn drop(&mut self) {
+        if !self.v4_mem.is_null() {
+            // SAFETY: mapped in map_v4 with this length, unmapped once.
+            unsafe { libc::munmap(self.v4_mem.cast(), self.v4_len) };
+        }
+    }
+}
+
+const MAP_NAMES: [&str; 11] = [
+    "rxray_config",
+    "rxray_fw_active",
+    "rxray_fw_sets",
+    "rxray_fw_v4",
+    "rxray_fw_prefix",
+    "rxray_fw_classes",
+    "rxray_fw_rules",
+    "rxray_fw_counters",
+    "rxray_fw_blocks",
+    "rxray_fw_block_lens",
+    "rxray_fw_last",
+];
+
+impl FwMaps {
+    fn from_fn(mut get: impl FnMut(&'static str) -> Result<Map, KernelError>) -> Result<FwMaps, KernelError> {
+        let mut m = FwMaps {
+            config: get("rxray_config")?,
+            active: get("rxray_fw_active")?,
+            sets: get("rxray_fw_sets")?,
+            v4: get("rxray_fw_v4")?,
+            prefix: get("rxray_fw_prefix")?,
+            classes: get("rxray_fw_classes")?,
+            rules: get("rxray_fw_rules")?,
+            counters: get("rxray_fw_counters")?,
+            blocks: get("rxray_fw_blocks")?,
+            block_lens: get("rxray_fw_block_lens")?,
+            last: get("rxray_fw_last")?,
+            v4_mem: std::ptr::null_mut(),
+            v4_len: 0,
+        };
+        m.map_v4()?;
+        Ok(m)
+    }
+
+    fn from_ebpf(ebpf: &mut Ebpf) -> Result<FwMaps, KernelError> {
+        FwMaps::from_fn(|name| {
+            ebpf.take_map(name).ok_or(KernelError::Map { map: name_static(name), detail: "missing from the object".into() })
+        })
+    }
+
+    fn from_pins(root: &Path) -> Result<FwMaps, KernelError> {
+        FwMaps::from_fn(|name| {
+            let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
+            Ok(match name {
+                "rxray_fw_prefix" | "rxray_fw_blocks" => Map::HashMap(md),
+                "rxray_fw_counters" => Map::PerCpuArray(md),
+                _ => Map::Array(md),
+            })
+        })
+    }
+
+    fn map_v4(&mut self) -> Result<(), KernelError> {
+        let Map::Array(md) = &self.v4 else {
+            return Err(KernelError::Map { map: "rxray_fw_v4", detail: "not an array".into() });
+        };
+        let entries = md.info().map_err(merr("rxray_fw_v4"))?.max_entries() as usize;
+        if entries < abi::FW_V4_WORDS as usize {
+            return Ok(()); // not sized for the firewall (never written)
+        }
+        let len = entries * 8;
+        // SAFETY: a shared mapping of the map's fd (created BPF_F_MMAPABLE) of exactly its value area.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                md.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(KernelError::Map { map: "rxray_fw_v4", detail: format!("mmap: {}", std::io::Error::last_os_error()) });
+        }
+        self.v4_mem = p.cast();
+        self.v4_len = len;
+        Ok(())
+    }
+
+    fn config(&self) -> Result<abi::Config, KernelError> {
+        let a: Array<&MapData, abi::Config> = Array::try_from(&self.config).map_err(merr("rxray_config"))?;
+        a.get(&0, 0).map_err(merr("rxray_config"))
+    }
+
+    fn set_config(&mut self, c: abi::Config) -> Result<(), KernelError> {
+        let mut a: Array<&mut MapData, abi::Config> = Array::try_from(&mut self.config).map_err(merr("rxray_config"))?;
+        a.set(0, c, 0).map_err(merr("rxray_config"))
+    }
+
+    fn active(&self) -> Result<u32, KernelError> {
+        let a: Array<&MapData, u32> = Array::try_from(&self.active).map_err(merr("rxray_fw_active"))?;
+        Ok(a.get(&0, 0).map_err(merr("rxray_fw_active"))? & 1)
+    }
+
+    fn set(&self, gen: u32) -> Result<abi::FwSet, KernelError> {
+        let a: Array<&MapData, abi::FwSet> = Array::try_from(&self.sets).map_err(merr("rxray_fw_sets"))?;
+        a.get(&gen, 0).map_err(merr("rxray_fw_sets"))
+    }
+
+    /// Writes `c` into the inactive generation, then makes it the active one (one word), then frees
+    /// the old generation's prefixes. Rules with a TTL expire at `now + ttl` (CLOCK_MONOTONIC ns).
+    fn apply(&mut self, c: &Compiled, now_ns: u64) -> Result<u32, KernelError> {
+        let old = self.active()?;
+        let new = old ^ 1;
+        self.clear_prefixes(new)?;
+        // IPv4 source table, generation `new` bytes only (the live generation's bytes are untouched).
+        if !self.v4_mem.is_null() {
+            // SAFETY: v4_mem maps v4_len bytes; indexes stay below 2^25 <= v4_len.
+            let mem = unsafe { std::slice::from_raw_parts_mut(self.v4_mem, self.v4_len) };
+            if c.v4_src.is_empty() {
+                for slot in 0..(1usize << 24) {
+                    mem[slot << 1 | new as usize] = 0;
+                }
+            } else {
+                for (slot, &b) in c.v4_src.iter().enumerate() {
+                    mem[slot << 1 | new as usize] = b;
+                }
+            }
+        } else if !c.v4_src.is_empty() {
+            return Err(KernelError::Map { map: "rxray_fw_v4", detail: "not sized for the firewall".into() });
+        }
+        {
+            let mut h: BpfHash<&mut MapData, abi::FwPrefixKey, u32> =
+                BpfHash::try_from(&mut self.prefix).map_err(merr("rxray_fw_prefix"))?;
+            for p in &c.prefixes {
+                let k = abi::FwPrefixKey { gen: new as u8, field: p.field, ver: p.ver, len: p.len, addr: p.addr };
+                h.insert(k, p.class as u32, 0).map_err(|e| KernelError::Map {
+                    map: "rxray_fw_prefix",
+                    detail: format!("{e} after {} entries (capacity: --prefix-capacity)", c.prefixes.len()),
+                })?;
+            }
+        }
+        {
+            let mut a: Array<&mut MapData, u64> = Array::try_from(&mut self.classes).map_err(merr("rxray_fw_classes"))?;
+            for field in 0..2u32 {
+                for cls in 0..abi::FW_CLASSES as u32 {
+                    let ix = (new * 2 + field) * abi::FW_CLASSES as u32 + cls;
+                    a.set(ix, c.class_masks[field as usize][cls as usize], 0).map_err(merr("rxray_fw_classes"))?;
+                }
+            }
+        }
+        {
+            let mut a: Array<&mut MapData, abi::FwRule> = Array::try_from(&mut self.rules).map_err(merr("rxray_fw_rules"))?;
+            for i in 0..abi::FW_RULES {
+                let r = c.rules.get(i).map(|r| abi::FwRule {
+                    expires_ns: r.ttl_s.map_or(0, |t| now_ns + t * 1_000_000_000),
+                    pps: r.pps,
+                    burst_pkts: r.burst_pkts,
+                    bps: r.bps,
+                    burst_bytes: r.burst_bytes,
+                    id: r.id,
+                    action: r.action,
+                    ip_ver: r.ip_ver,
+                    proto: r.proto,
+                    limit_by: r.limit_by,
+                    limit_len: r.limit_len,
+                    limit_len6: r.limit_len6,
+                    flags_mask: r.flags_mask,
+                    flags_value: r.flags_value,
+                    sport_lo: r.sport.0,
+                    sport_hi: r.sport.1,
+                    dport_lo: r.dport.0,
+                    dport_hi: r.dport.1,
+                    l4: r.l4 as u8,
+                    _pad: [0; 3],
+                });
+                a.set((new * abi::FW_RULES as u32) + i as u32, r.unwrap_or_default(), 0).map_err(merr("rxray_fw_rules"))?;
+            }
+        }
+        {
+            let mut a: PerCpuArray<&mut MapData, abi::FwCounter> =
+                PerCpuArray::try_from(&mut self.counters).map_err(merr("rxray_fw_counters"))?;
+            let n = nr_cpus().map_err(|(_, e)| KernelError::Io(e))?;
+            for slot in 0..abi::FW_SLOTS as u32 {
+                let zero = PerCpuValues::try_from(vec![abi::FwCounter::default(); n]).map_err(|e| KernelError::Io(e))?;
+                a.set(new * abi::FW_SLOTS as u32 + slot, zero, 0).map_err(merr("rxray_fw_counters"))?;
+            }
+        }
+        let mut set = abi::FwSet {
+            nrules: c.rules.len() as u32,
+            default_action: if c.default_deny { abi::FWA_DENY } else { abi::FWA_ALLOW },
+            drop_malformed: c.drop_malformed as u8,
+            ..Default::default()
+        };
+        for field in 0..2 {
+            for vi in 0..2 {
+                let l = &c.lens[field][vi];
+                set.nlens[field][vi] = l.len() as u8;
+                set.lens[field][vi][..l.len()].copy_from_slice(l);
+            }
+        }
+        {
+            let mut a: Array<&mut MapData, abi::FwSet> = Array::try_from(&mut self.sets).map_err(merr("rxray_fw_sets"))?;
+            a.set(new, set, 0).map_err(merr("rxray_fw_sets"))?;
+        }
+        // The flip: from here on every packet sees the new rule set, whole.
+        {
+            let mut a: Array<&mut MapData, u32> = Array::try_from(&mut self.active).map_err(merr("rxray_fw_active"))?;
+            a.set(0, new, 0).map_err(merr("rxray_fw_active"))?;
+        }
+        let mut cfg = self.config()?;
+        cfg.features |= abi::FEAT_FIREWALL;
+        if c.dry_run {
+            cfg.features |= abi::FEAT_FW_DRYRUN;
+        } else {
+            cfg.features &= !abi::FEAT_FW_DRYRUN;
+        }
+        self.set_config(cfg)?;
+        // Packets already past the flip finish within microseconds (XDP runs under RCU); then the old
+        // generation's prefixes go.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.clear_prefixes(old)?;
+        Ok(new)
+    }
+
+    fn clear_prefixes(&mut self, gen: u32) -> Result<(), KernelError> {
+        let mut h: BpfHash<&mut MapData, abi::FwPrefixKey, u32> =
+            BpfHash::try_from(&mut self.prefix).map_err(merr("rxray_fw_prefix"))?;
+        let stale: Vec<abi::FwPrefixKey> = h.keys().filter_map(|k| k.ok()).filter(|k| k.gen as u32 == gen).collect();
+        for k in stale {
+            let _ = h.remove(&k); // gone already is fine
+        }
+        Ok(())
+    }
+
+    /// Per-slot counters of the active generation, summed over CPUs.
+    fn counters(&self) -> Result<Vec<abi::FwCounter>, KernelError> {
+        let gen = self.active()?;
+        let a: PerCpuArray<&MapData, abi::FwCounter> = PerCpuArray::try_from(&self.counters).map_err(merr("rxray_fw_counters"))?;
+        let mut out = Vec::with_capacity(abi::FW_SLOTS);
+        for slot in 0..abi::FW_SLOTS as u32 {
+            let v = a.get(&(gen * abi::FW_SLOTS as u32 + slot), 0).map_err(merr("rxray_fw_counters"))?;
+            out.push(v.iter().fold(abi::FwCounter::default(), |acc, c| abi::FwCounter {
+                packets: acc.packets + c.packets,
+                bytes: acc.bytes + c.bytes,
+                last_ns: acc.last_ns.max(c.last_ns),
+            }));
+        }
+        Ok(out)
+    }
+
+    fn blocks(&self) -> Result<Vec<(abi::FwBlockKey, abi::FwBlock)>, KernelError> {
+        let h: BpfHash<&MapData, abi::FwBlockKey, abi::FwBlock> = BpfHash::try_from(&self.blocks).map_err(merr("rxray_fw_blocks"))?;
+        Ok(h.iter().filter_map(|r| r.ok()).collect())
+    }
+
+    fn write_block_lens(&mut self, lens: abi::FwBlockLens) -> Result<(), KernelError> {
+        let mut a: Array<&mut MapData, abi::FwBlockLens> =
+            Array::try_from(&mut self.block_lens).map_err(merr("rxray_fw_block_lens"))?;
+        a.set(0, lens, 0).map_err(merr("rxray_fw_block_lens"))
+    }
+
+    fn block_lens(&self) -> Result<abi::FwBlockLens, KernelError> {
+        let a: Array<&MapData, abi::FwBlockLens> = Array::try_from(&self.block_lens).map_err(merr("rxray_fw_block_lens"))?;
+        a.get(&0, 0).map_err(merr("rxray_fw_block_lens"))
+    }
+
+    /// Recomputes the lengths bitmap from the entries left (after removals).
+    fn refresh_block_lens(&mut self) -> Result<(), KernelError> {
+        let mut lens = abi::FwBlockLens::default();
+        for (k, _) in self.blocks()? {
+            set_len_bit(&mut lens, k.ver, k.len);
+        }
+        self.write_block_lens(lens)
+    }
+}
+
+fn set_len_bit(l: &mut abi::FwBlockLens, ver: u8, len: u8) {
+    if ver == 4 {
+        l.v4 |= 1 << len;
+    } else {
+        l.v6[(len / 64) as usize] |= 1 << (len % 64);
+    }
+}
+
+fn name_static(name: &str) -> &'static str {
+    MAP_NAMES.iter().find(|n| **n == name).copied().unwrap_or("firewall map")
+}
+
+fn addr16(a: IpAddr) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    match a {
+        IpAddr::V4(v) => b[..4].copy_from_slice(&v.octets()),
+        IpAddr::V6(v) => b = v.octets(),
+    }
+    b
+}
+
+fn block_key(c: &Cidr) -> abi::FwBlockKey {
+    abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.len(), _pad: [0; 2], addr: addr16(c.addr()) }
+}
+
+/// CLOCK_MONOTONIC in ns: the kernel's bpf_ktime_get_ns and its coarse variant count from the same base.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
+    let mut l = EbpfLoader::new();
+    l.map_max_entries("rxray_fw_v4", abi::FW_V4_WORDS)
+        .map_max_entries("rxray_fw_prefix", cap.prefixes.max(1))
+        .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
+        .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))
+        // Observation rings stay small: a firewall-only program never fills them.
+        .map_max_entries("rxray_events", 1 << 16)
+        .map_max_entries("rxray_cap", 4096);
+    l
+}
+
+/// A dynamic block as `firewall list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BlockInfo {
+    pub id: u32,
+    pub cidr: String,
+    /// Seconds left, or None for a block without expiry.
+    pub expires_in_s: Option<f64>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Per-slot counters of the active rule set.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct FwCounts {
+    pub rules: Vec<abi::FwCounterView>,
+    pub default: abi::FwCounterView,
+    pub blocks: abi::FwCounterView,
+    pub dry_run: bool,
+    pub generation: u32,
+}
+
+/// The firewall installed on one interface (pinned), opened by any rxray process.
+pub struct Firewall {
+    maps: FwMaps,
+    pub iface: String,
+    pub ifindex: u32,
+    pub root: PathBuf,
+}
+
+impl Firewall {
+    /// Opens the firewall pinned on `iface`, or installs it (load, attach, pin) when there is none.
+    /// Returns whether it was installed now.
+    pub fn open_or_install(iface: &str, mode: AttachMode, cap: FwCapacity) -> Result<(Firewall, bool), KernelError> {
+        check_bpffs()?;
+        let ifindex = ifindex_of(iface)?;
+        let root = pin_root(ifindex);
+        if installed(ifindex) {
+            return Ok((Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root }, false));
+        }
+        if let Some(owner) = crate::owner::owner_of(ifindex).filter(|o| o.alive) {
+            return Err(KernelError::Owned { iface: iface.into(), owner });
+        }
+        let mut ebpf = loader(cap).load(XDP_INGRESS_OBJ).map_err(classify_load_error)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("rxray_xdp")
+            .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
+            .try_into()
+            .map_err(|e| KernelError::Load(format!("{e}")))?;
+        prog.load().map_err(classify_load_error)?;
+        let tries: &[XdpMode] = match mode {
+            AttachMode::Native => &[XdpMode::Driver],
+            AttachMode::Generic => &[XdpMode::Skb],
+            AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+        };
+        let mut link = None;
+        let mut errors = Vec::new();
+        for m in tries {
+            match prog.attach_to_if_index(ifindex, *m) {
+                Ok(id) => {
+                    link = Some(id);
+                    break;
+                }
+                Err(e) => errors.push(format!("{m:?}: {e}")),
+            }
+        }
+        let Some(link_id) = link else {
+            return Err(KernelError::Attach { iface: iface.into(), detail: errors.join("; ") });
+        };
+        std::fs::create_dir_all(&root)?;
+        let result = (|| -> Result<(), KernelError> {
+            // bpffs refuses names with a dot: the .rodata/.bss sections need no pin (the program holds them).
+            for (name, map) in ebpf.maps().filter(|(n, _)| !n.contains('.')) {
+                map.pin(root.join(name)).map_err(|e| KernelError::Load(format!("pinning map {name}: {e}")))?;
+            }
+            let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
+            prog.pin(root.join("prog")).map_err(|e| KernelError::Load(format!("pinning the program: {e}")))?;
+            let owned = prog.take_link(link_id).map_err(|e| KernelError::Load(format!("taking the link: {e}")))?;
+            let fd: FdLink = owned.try_into().map_err(|e| KernelError::Load(format!("the XDP link is not a bpf_link: {e}")))?;
+            fd.pin(root.join("link")).map_err(|e| KernelError::Load(format!("pinning the link: {e}")))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = remove_pins(&root);
+            return Err(e);
+        }
+        drop(ebpf); // the pins hold the program, its link and its maps now
+        Ok((Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root }, true))
+    }
+
+    /// Opens the firewall pinned on `iface`; an error when none is installed.
+    pub fn open(iface: &str) -> Result<Firewall, KernelError> {
+        check_bpffs()?;
+        let ifindex = ifindex_of(iface)?;
+        let root = pin_root(ifindex);
+        if !installed(ifindex) {
+            return Err(KernelError::Load(format!("no rxray firewall is installed on {iface} (rxray firewall apply FILE -i {iface})")));
+        }
+        Ok(Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root })
+    }
+
+    /// Makes `c` the live rule set (atomically); returns the generation now active.
+    pub fn apply(&mut self, c: &Compiled) -> Result<u32, KernelError> {
+        self.maps.apply(c, monotonic_ns())
+    }
+
+    /// Counters of the active rule set.
+    pub fn counts(&self) -> Result<FwCounts, KernelError> {
+        let v = self.maps.counters()?;
+        let set = self.maps.set(self.maps.active()?)?;
+        let dry = self.maps.config()?.features & abi::FEAT_FW_DRYRUN != 0;
+        let view = |c: &abi::FwCounter| abi::FwCounterView::from_raw(c, monotonic_ns());
+        Ok(FwCounts {
+            rules: v[..set.nrules as usize].iter().map(view).collect(),
+            default: view(&v[abi::FW_C_DEFAULT]),
+            blocks: view(&v[abi::FW_C_BLOCKS]),
+            dry_run: dry,
+            generation: self.maps.active()?,
+        })
+    }
+
+    /// Blocks `cidr` (sources) until `ttl_s` from now (None: until unblocked).
+    pub fn block(&mut self, cidr: &Cidr, ttl_s: Option<u64>) -> Result<u32, KernelError> {
+        self.expire_blocks()?;
+        let existing = self.maps.blocks()?;
+        let id = existing.iter().map(|(_, b)| b.id).max().unwrap_or(0) + 1;
+        let now = monotonic_ns();
+        let key = block_key(cidr);
+        // The length bit first, then the entry: a packet never misses a block that exists.
+        let mut lens = self.maps.block_lens()?;
+        set_len_bit(&mut lens, key.ver, key.len);
+        self.maps.write_block_lens(lens)?;
+        let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
+            BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
+        let b = abi::FwBlock { expires_ns: ttl_s.map_or(0, |t| now + t * 1_000_000_000), added_ns: now, id, ..Default::default() };
+        h.insert(key, b, 0).map_err(merr("rxray_fw_blocks"))?;
+        let mut cfg = self.maps.config()?;
+        if cfg.features & abi::FEAT_FIREWALL == 0 {
+            cfg.features |= abi::FEAT_FIREWALL;
+            self.maps.set_config(cfg)?;
+        }
+        Ok(id)
+    }
+
+    /// Removes the block on exactly `cidr`; false when there was none.
+    pub fn unblock(&mut self, cidr: &Cidr) -> Result<bool, KernelError> {
+        let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
+            BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
+        let found = h.remove(&block_key(cidr)).is_ok();
+        self.maps.refresh_block_lens()?;
+        Ok(found)
+    }
+
+    /// Deletes blocks whose time is up (the kernel already ignores them).
+    pub fn expire_blocks(&mut self) -> Result<usize, KernelError> {
+        let now = monotonic_ns();
+        let gone: Vec<abi::FwBlockKey> =
+            self.maps.blocks()?.into_iter().filter(|(_, b)| b.expires_ns != 0 && b.expires_ns < now).map(|(k, _)| k).collect();
+        if !gone.is_empty() {
+            let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
+                BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
+            for k in &gone {
+                let _ = h.remove(k);
+            }
+            self.maps.refresh_block_lens()?;
+        }
+        Ok(gone.len())
+    }
+
+    /// Blocks in force (expired ones are left out).
+    pub fn blocks(&self) -> Result<Vec<BlockInfo>, KernelError> {
+        let now = monotonic_ns();
+        let mut v: Vec<BlockInfo> = self
+            .maps
+            .blocks()?
+            .into_iter()
+            .filter(|(_, b)| b.expires_ns == 0 || b.expires_ns >= now)
+            .map(|(k, b)| {
+                let ip: IpAddr = if k.ver == 4 {
+                    IpAddr::from([k.addr[0], k.addr[1], k.addr[2], k.addr[3]])
+                } else {
+                    IpAddr::from(k.addr)
+                };
+                BlockInfo {
+                    id: b.id,
+                    cidr: format!("{ip}/{}", k.len),
+                    expires_in_s: (b.expires_ns != 0).then(|| (b.expires_ns - now) as f64 / 1e9),
+                    packets: b.packets,
+                    bytes: b.bytes,
+                }
+            })
+            .collect();
+        v.sort_by_key(|b| b.id);
+        Ok(v)
+    }
+
+    /// Turns dry run on or off for the live rule set.
+    pub fn set_dry_run(&mut self, on: bool) -> Result<(), KernelError> {
+        let mut cfg = self.maps.config()?;
+        if on {
+            cfg.features |= abi::FEAT_FW_DRYRUN;
+        } else {
+            cfg.features &= !abi::FEAT_FW_DRYRUN;
+        }
+        self.maps.set_config(cfg)
+    }
+
+    /// Removes the firewall from `iface`: the link (which detaches the program), the program, the maps.
+    pub fn off(iface: &str) -> Result<bool, KernelError> {
+        check_bpffs()?;
+        let ifindex = ifindex_of(iface)?;
+        let root = pin_root(ifindex);
+        if !root.exists() {
+            return Ok(false);
+        }
+        remove_pins(&root)?;
+        Ok(true)
+    }
+}
+
+fn remove_pins(root: &Path) -> Result<(), KernelError> {
+    if root.join("link").exists() {
+        let pinned = PinnedLink::from_pin(root.join("link")).map_err(|e| KernelError::Load(format!("opening the pinned link: {e}")))?;
+        let link = pinned.unpin()?;
+        let _ = link.detach();
+    }
+    for e in std::fs::read_dir(root)? {
+        let p = e?.path();
+        std::fs::remove_file(&p)?;
+    }
+    std::fs::remove_dir(root)?;
+    Ok(())
+}
+
+/// The slot of packets the firewall does not evaluate (not IP).
+pub const SLOT_NOT_IP: usize = 0xff;
+
+/// What the program did to one replayed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimVerdict {
+    pub dropped: bool,
+    /// The deciding slot: a rule index, `abi::FW_C_DEFAULT`, `abi::FW_C_BLOCKS`, or `SLOT_NOT_IP`.
+    pub slot: usize,
+}
+
+/// The what-if replay: the XDP program, loaded but not attached, with a proposed rule set in fresh
+/// maps; each packet runs through BPF_PROG_TEST_RUN with the clock set to its timestamp.
+pub struct Simulator {
+    ebpf: Ebpf,
+    maps: FwMaps,
+}
+
+impl Simulator {
+    /// `start_ns`: the clock at which the rules are applied (TTLs count from it), e.g. the first
+    /// packet's timestamp.
+    pub fn new(c: &Compiled, start_ns: u64, cap: FwCapacity) -> Result<Simulator, KernelError> {
+        let mut ebpf = loader(cap).load(XDP_INGRESS_OBJ).map_err(classify_load_error)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("rxray_xdp")
+            .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
+            .try_into()
+            .map_err(|e| KernelError::Load(format!("{e}")))?;
+        prog.load().map_err(classify_load_error)?;
+        let mut maps = FwMaps::from_ebpf(&mut ebpf)?;
+        let mut cfg = maps.config()?;
+        cfg.clock_ns = start_ns.max(1);
+        maps.set_config(cfg)?;
+        maps.apply(c, start_ns)?;
+        let mut cfg = maps.config()?;
+        cfg.features &= !abi::FEAT_FW_DRYRUN; // the replay reports what enforcing would do
+        maps.set_config(cfg)?;
+        Ok(Simulator { ebpf, maps })
+    }
+
+    /// Runs one frame at time `ts_ns` (the clock the program reads).
+    pub fn run(&mut self, frame: &[u8], ts_ns: u64) -> Result<SimVerdict, KernelError> {
+        let mut cfg = self.maps.config()?;
+        cfg.clock_ns = ts_ns.max(1);
+        self.maps.set_config(cfg)?;
+        let prog: &Xdp = self.ebpf.program("rxray_xdp").expect("loaded").try_into().expect("XDP");
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        let r = prog.test_run(opts).map_err(|e| KernelError::Load(format!("BPF_PROG_TEST_RUN: {e}")))?;
+        let a: Array<&MapData, u32> = Array::try_from(&self.maps.last).map_err(merr("rxray_fw_last"))?;
+        let last = a.get(&0, 0).map_err(merr("rxray_fw_last"))?;
+        Ok(SimVerdict { dropped: r.return_value == 1, slot: (last >> 8) as usize })
+    }
+
+    /// The rule set's counters after the replay.
+    pub fn counters(&self) -> Result<Vec<abi::FwCounter>, KernelError> {
+        self.maps.counters()
+    }
+}

@@ -1,0 +1,538 @@
+//! `rxray firewall`: apply a rules file, block and unblock prefixes with a TTL, list, count, replay a
+//! capture through the proposed rules (simulate), and remove the firewall. The firewall's state is
+//! pinned in the kernel, so every command opens it afresh and none has to keep running.
+use crate::XdpModeArg;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use rxray_engine::cidr::parse_cidr;
+use rxray_engine::firewall::{parse_rules, rules::parse_duration, Compiled, RuleSet};
+use rxray_io::CaptureReader;
+use rxray_kernel::abi;
+use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall, Simulator, SLOT_NOT_IP};
+use rxray_wire::{dissect::dissect, LinkType};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum FirewallCmd {
+    /// Validate a rules file and make it the live rule set, atomically (installs the firewall if needed).
+    Apply(ApplyArgs),
+    /// Validate a rules file only: errors with line and column, or a summary.
+    Check {
+        file: PathBuf,
+    },
+    /// Drop traffic from a prefix (an address is a /32 or /128) until the TTL runs out.
+    Block(BlockArgs),
+    /// Remove a block.
+    Unblock(BlockArgs),
+    /// The live rules and blocks.
+    List(ListArgs),
+    /// Per-rule counters: packets, bytes, last hit (and what dry run would have dropped).
+    Stats(StatsArgs),
+    /// Replay a capture through the XDP program with the proposed rules (nothing is enforced).
+    Simulate(SimArgs),
+    /// Remove the firewall (program, link, maps) from interfaces.
+    Off(IfaceArgs),
+}
+
+#[derive(Args)]
+pub struct IfaceArgs {
+    /// Interface (repeatable). Default: every interface with rxray's firewall in this namespace.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub ifaces: IfaceArgs,
+    /// Count what would be dropped, drop nothing (overrides the file's dry_run).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to attach XDP when installing.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Prefix-hash capacity (IPv6, destination, and IPv4 source prefixes longer than /24), set at install.
+    #[arg(long, default_value_t = 1 << 21)]
+    pub prefix_capacity: u32,
+    /// Keep running and apply the file again whenever it changes (a bad version keeps the last good rules).
+    #[arg(long)]
+    pub follow: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BlockArgs {
+    /// Prefix or address.
+    pub cidr: String,
+    /// How long the block holds (e.g. 30s, 10m, 2h, 1d); without it, until unblocked.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub ifaces: IfaceArgs,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub ifaces: IfaceArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub ifaces: IfaceArgs,
+    #[arg(long)]
+    pub json: bool,
+    /// Print again every this many seconds.
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// Stop after this many prints (with --interval).
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct SimArgs {
+    pub rules: PathBuf,
+    pub capture: PathBuf,
+    /// JSON output (the report).
+    #[arg(long)]
+    pub json: bool,
+    /// Also print each packet's verdict (JSON Lines: index, ts_ns, verdict, rule).
+    #[arg(long)]
+    pub packets: bool,
+}
+
+/// What `apply` records beside the pins, for `list` (the kernel keeps numbers, not names).
+#[derive(Serialize, serde::Deserialize)]
+struct Meta {
+    file: String,
+    applied_unix_s: u64,
+    default: String,
+    dry_run: bool,
+    rules: Vec<MetaRule>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct MetaRule {
+    id: u32,
+    name: String,
+    line: usize,
+    rule: String,
+}
+
+fn meta_path(ifindex: u32) -> PathBuf {
+    rxray_kernel::owner::lock_dir().join(format!("firewall-{ifindex}.json"))
+}
+
+pub fn run(cmd: FirewallCmd) -> Result<()> {
+    match cmd {
+        FirewallCmd::Check { file } => {
+            let set = load_rules(&file)?;
+            let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            print_summary(&file, &set, &c);
+            Ok(())
+        }
+        FirewallCmd::Simulate(a) => simulate(a),
+        other => {
+            crate::session::require_root()?;
+            match other {
+                FirewallCmd::Apply(a) => apply(a),
+                FirewallCmd::Block(a) => block(a, true),
+                FirewallCmd::Unblock(a) => block(a, false),
+                FirewallCmd::List(a) => list(a),
+                FirewallCmd::Stats(a) => stats(a),
+                FirewallCmd::Off(a) => off(a),
+                FirewallCmd::Check { .. } | FirewallCmd::Simulate(_) => unreachable!(),
+            }
+        }
+    }
+}
+
+/// Reads and validates a rules file; blocklists it names are read relative to it.
+fn load_rules(file: &Path) -> Result<RuleSet> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let read = |p: &str| -> Result<String, String> {
+        let path = dir.join(p);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    parse_rules(&file.display().to_string(), &text, &read).map_err(|errs| {
+        let n = errs.len();
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow!("{}\n{} error{} in the rules; nothing was changed", lines.join("\n"), n, if n == 1 { "" } else { "s" })
+    })
+}
+
+fn print_summary(file: &Path, set: &RuleSet, c: &Compiled) {
+    println!(
+        "{}: {} rules, default {}, {} prefixes ({} source and {} destination classes){}",
+        file.display(),
+        set.rules.len(),
+        if set.default == rxray_engine::firewall::Action::Deny { "deny" } else { "allow" },
+        set.rules.iter().map(|r| prefixes(&r.src) + prefixes(&r.dst)).sum::<usize>(),
+        c.classes[0],
+        c.classes[1],
+        if set.dry_run { ", dry run" } else { "" }
+    );
+    for r in &set.rules {
+        println!("  {:>3}  {}{}", r.id, r.describe(), if r.name.is_empty() { String::new() } else { format!("  # {}", r.name) });
+        for l in &r.lists {
+            println!(
+                "       {} {}: {} read, {} duplicates, {} inside others, {} loaded{}",
+                l.field,
+                l.file,
+                l.stats.read,
+                l.stats.duplicates,
+                l.stats.covered,
+                l.stats.result,
+                if l.host_bits_cleared > 0 { format!(", {} had host bits set (cleared)", l.host_bits_cleared) } else { String::new() }
+            );
+        }
+    }
+}
+
+fn prefixes(m: &rxray_engine::firewall::AddrMatch) -> usize {
+    match m {
+        rxray_engine::firewall::AddrMatch::Any => 0,
+        rxray_engine::firewall::AddrMatch::Prefixes(v) => v.len(),
+    }
+}
+
+/// The interfaces a command acts on: those named, or every one with the firewall installed here.
+fn targets(a: &IfaceArgs, install: bool) -> Result<Vec<String>> {
+    if !a.ifaces.is_empty() {
+        return Ok(a.ifaces.clone());
+    }
+    let dir = fw::pin_root(0);
+    let dir = dir.parent().unwrap();
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if let Ok(ix) = e.file_name().to_string_lossy().parse::<u32>() {
+                let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+                // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+                let p = unsafe { libc::if_indextoname(ix, buf.as_mut_ptr()) };
+                if !p.is_null() {
+                    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
+                    v.push(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    if v.is_empty() {
+        bail!(
+            "no rxray firewall is installed in this network namespace{}",
+            if install { "; name the interfaces with -i" } else { " (rxray firewall apply FILE -i IFACE)" }
+        );
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn mode(m: XdpModeArg) -> rxray_kernel::AttachMode {
+    match m {
+        XdpModeArg::Native => rxray_kernel::AttachMode::Native,
+        XdpModeArg::Generic => rxray_kernel::AttachMode::Generic,
+        XdpModeArg::Auto => rxray_kernel::AttachMode::Auto,
+    }
+}
+
+fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
+    let mut set = load_rules(&a.file)?;
+    if a.dry_run {
+        set.dry_run = true;
+    }
+    let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}; nothing was changed", a.file.display()))?;
+    let cap = FwCapacity { prefixes: a.prefix_capacity, ..Default::default() };
+    for iface in ifaces {
+        let (mut f, fresh) = Firewall::open_or_install(iface, mode(a.xdp_mode), cap)?;
+        let gen = f.apply(&c)?;
+        let meta = Meta {
+            file: a.file.display().to_string(),
+            applied_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            default: if c.default_deny { "deny".into() } else { "allow".into() },
+            dry_run: c.dry_run,
+            rules: set.rules.iter().map(|r| MetaRule { id: r.id, name: r.name.clone(), line: r.line, rule: r.describe() }).collect(),
+        };
+        let path = meta_path(f.ifindex);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)?;
+        std::fs::rename(&tmp, &path)?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"interface": iface, "installed": fresh, "generation": gen, "rules": set.rules.len(),
+                    "dry_run": c.dry_run, "lists": set.rules.iter().flat_map(|r| r.lists.clone()).collect::<Vec<_>>()})
+            );
+        } else {
+            println!(
+                "rxray: firewall on {iface}: {} rules applied (generation {gen}){}{}",
+                set.rules.len(),
+                if fresh { ", installed and pinned" } else { "" },
+                if c.dry_run { ", dry run: nothing is dropped" } else { "" }
+            );
+        }
+    }
+    if !a.json {
+        print_summary(&a.file, &set, &c);
+    }
+    Ok(())
+}
+
+fn apply(a: ApplyArgs) -> Result<()> {
+    let ifaces = targets(&a.ifaces, true)?;
+    apply_once(&a, &ifaces)?;
+    if !a.follow {
+        return Ok(());
+    }
+    let stop = crate::session::stop_flag()?;
+    let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut last = stamp(&a.file);
+    eprintln!("rxray: following {} (Ctrl-C stops; the rules stay in force)", a.file.display());
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = stamp(&a.file);
+        if now != last {
+            last = now;
+            if let Err(e) = apply_once(&a, &ifaces) {
+                eprintln!("rxray: {e:#}\nrxray: the previous rules stay in force");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn block(a: BlockArgs, add: bool) -> Result<()> {
+    let (c, host_bits) = parse_cidr(a.cidr.trim()).map_err(|(_, k)| anyhow!("{}: {k}", a.cidr))?;
+    if host_bits {
+        bail!("{} has host bits set (the prefix is {c})", a.cidr);
+    }
+    let ttl = a.ttl.as_deref().map(parse_duration).transpose().map_err(|e| anyhow!("--ttl {e}"))?;
+    for iface in targets(&a.ifaces, add)? {
+        if add {
+            let (mut f, _) = Firewall::open_or_install(&iface, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            let id = f.block(&c, ttl)?;
+            println!(
+                "rxray: {iface}: blocked {c} (block {id}){}",
+                ttl.map(|t| format!(", expires in {t}s (enforced in the kernel)")).unwrap_or_default()
+            );
+        } else {
+            let mut f = Firewall::open(&iface)?;
+            if f.unblock(&c)? {
+                println!("rxray: {iface}: unblocked {c}");
+            } else {
+                bail!("{iface}: {c} is not blocked (rxray firewall list shows the blocks)");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list(a: ListArgs) -> Result<()> {
+    for iface in targets(&a.ifaces, false)? {
+        let mut f = Firewall::open(&iface)?;
+        f.expire_blocks()?;
+        let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let counts = f.counts()?;
+        let blocks = f.blocks()?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"interface": iface, "file": meta.as_ref().map(|m| &m.file), "default": meta.as_ref().map(|m| &m.default),
+                    "dry_run": counts.dry_run, "rules": meta.as_ref().map(|m| &m.rules), "blocks": blocks})
+            );
+            continue;
+        }
+        match &meta {
+            Some(m) => println!("{iface}: rules from {} (default {}{})", m.file, m.default, if counts.dry_run { ", dry run" } else { "" }),
+            None => println!("{iface}: no rules file applied (default allow)"),
+        }
+        for r in meta.iter().flat_map(|m| &m.rules) {
+            println!("  {:>3}  {}{}", r.id, r.rule, if r.name.is_empty() { String::new() } else { format!("  # {}", r.name) });
+        }
+        println!("  blocks: {}", blocks.len());
+        for b in &blocks {
+            println!(
+                "  {:>3}  deny from {}{}  ({} packets)",
+                b.id,
+                b.cidr,
+                b.expires_in_s.map(|s| format!(", {s:.0}s left")).unwrap_or_default(),
+                b.packets
+            );
+        }
+    }
+    Ok(())
+}
+
+fn stats(a: StatsArgs) -> Result<()> {
+    let ifaces = targets(&a.ifaces, false)?;
+    let stop = crate::session::stop_flag()?;
+    let mut printed = 0u64;
+    loop {
+        for iface in &ifaces {
+            let f = Firewall::open(iface)?;
+            let c = f.counts()?;
+            let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            if a.json {
+                println!("{}", serde_json::json!({"interface": iface, "counters": c}));
+                continue;
+            }
+            println!("{iface}: {}", if c.dry_run { "dry run (counts are what would have been dropped)" } else { "enforcing" });
+            println!("  {:>4}  {:>12}  {:>14}  {:>10}  rule", "id", "packets", "bytes", "last hit");
+            let last = |v: &abi::FwCounterView| v.last_hit_s_ago.map(|s| format!("{s:.1}s ago")).unwrap_or_else(|| "never".into());
+            for (i, v) in c.rules.iter().enumerate() {
+                let desc = meta.as_ref().and_then(|m| m.rules.get(i)).map(|r| r.rule.as_str()).unwrap_or("");
+                println!("  {:>4}  {:>12}  {:>14}  {:>10}  {desc}", i + 1, v.packets, v.bytes, last(v));
+            }
+            println!("  {:>4}  {:>12}  {:>14}  {:>10}  default ({})", "-", c.default.packets, c.default.bytes, last(&c.default),
+                meta.as_ref().map(|m| m.default.as_str()).unwrap_or("allow"));
+            println!("  {:>4}  {:>12}  {:>14}  {:>10}  dynamic blocks", "-", c.blocks.packets, c.blocks.bytes, last(&c.blocks));
+        }
+        printed += 1;
+        let Some(iv) = a.interval else { break };
+        if a.count.is_some_and(|n| printed >= n) || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(iv));
+    }
+    Ok(())
+}
+
+fn off(a: IfaceArgs) -> Result<()> {
+    for iface in targets(&a, false)? {
+        if Firewall::off(&iface)? {
+            let ix = rxray_kernel::ifindex_of(&iface)?;
+            let _ = std::fs::remove_file(meta_path(ix));
+            println!("rxray: firewall removed from {iface}");
+        } else {
+            println!("rxray: no firewall on {iface}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize, Default)]
+struct SimRule {
+    id: u32,
+    rule: String,
+    packets: u64,
+    bytes: u64,
+    flows: usize,
+    /// Flows with dropped packets, most dropped first (up to 10).
+    top_flows: Vec<(String, u64)>,
+}
+
+#[derive(Serialize, Default)]
+struct SimReport {
+    packets: u64,
+    passed: u64,
+    dropped: u64,
+    not_ip: u64,
+    not_ethernet: u64,
+    truncated: u64,
+    rules: Vec<SimRule>,
+    default: SimRule,
+    blocks_are_not_simulated: bool,
+}
+
+fn simulate(a: SimArgs) -> Result<()> {
+    crate::session::require_root()?;
+    let set = load_rules(&a.rules)?;
+    let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}", a.rules.display()))?;
+    let file = std::fs::File::open(&a.capture).with_context(|| format!("opening {}", a.capture.display()))?;
+    let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
+    let mut sim: Option<Simulator> = None;
+    let mut rep = SimReport { blocks_are_not_simulated: true, ..Default::default() };
+    let mut per: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); abi::FW_SLOTS];
+    let mut bytes = vec![0u64; abi::FW_SLOTS];
+    let mut index = 0u64;
+    while let Some(rec) = rd.next_record() {
+        let rec = rec.map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
+        index += 1;
+        rep.packets += 1;
+        if rec.linktype != LinkType::ETHERNET {
+            rep.not_ethernet += 1;
+            continue;
+        }
+        if (rec.data.len() as u32) < rec.orig_len {
+            rep.truncated += 1;
+        }
+        let s = match &mut sim {
+            Some(s) => s,
+            None => sim.insert(Simulator::new(&c, rec.ts_ns, FwCapacity::default())?),
+        };
+        let v = s.run(rec.data, rec.ts_ns)?;
+        if a.packets {
+            println!(
+                "{}",
+                serde_json::json!({"index": index, "ts_ns": rec.ts_ns, "verdict": if v.dropped { "drop" } else { "pass" },
+                    "rule": if v.slot < c.rules.len() { Some(c.rules[v.slot].id) } else { None },
+                    "default": v.slot == abi::FW_C_DEFAULT})
+            );
+        }
+        if v.slot == SLOT_NOT_IP {
+            rep.not_ip += 1;
+        }
+        if !v.dropped {
+            rep.passed += 1;
+            continue;
+        }
+        rep.dropped += 1;
+        let p = dissect(rec.data, rec.linktype, rec.ts_ns, rec.orig_len, "", 0);
+        let flow = match (&p.ip, p.tcp.map(|t| (t.sport, t.dport)).or(p.udp.map(|u| (u.sport, u.dport)))) {
+            (Some(ip), Some((sp, dp))) => format!("{} {}:{} > {}:{}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, sp, ip.dst, dp),
+            (Some(ip), None) => format!("{} {} > {}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, ip.dst),
+            _ => "non-IP".into(),
+        };
+        if v.slot < abi::FW_SLOTS {
+            *per[v.slot].entry(flow).or_default() += 1;
+            bytes[v.slot] += rec.orig_len as u64;
+        }
+    }
+    let mk = |slot: usize, id: u32, rule: String| {
+        let flows = &per[slot];
+        let mut top: Vec<(String, u64)> = flows.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        top.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        top.truncate(10);
+        SimRule { id, rule, packets: flows.values().sum(), bytes: bytes[slot], flows: flows.len(), top_flows: top }
+    };
+    rep.rules = set.rules.iter().enumerate().map(|(i, r)| mk(i, r.id, r.describe())).collect();
+    rep.default = mk(abi::FW_C_DEFAULT, 0, format!("default {}", if c.default_deny { "deny" } else { "allow" }));
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+        return Ok(());
+    }
+    if a.packets {
+        return Ok(());
+    }
+    println!(
+        "{}: {} packets through {}: {} pass, {} dropped{}{}{}",
+        a.capture.display(),
+        rep.packets,
+        a.rules.display(),
+        rep.passed,
+        rep.dropped,
+        if rep.not_ip > 0 { format!(", {} not IP (never filtered)", rep.not_ip) } else { String::new() },
+        if rep.not_ethernet > 0 { format!(", {} not Ethernet (not replayed)", rep.not_ethernet) } else { String::new() },
+        if rep.truncated > 0 { format!(", {} cut short by the capture's snap length", rep.truncated) } else { String::new() },
+    );
+    for r in rep.rules.iter().chain(std::iter::once(&rep.default)) {
+        if r.packets == 0 && r.id == 0 {
+            continue;
+        }
+        println!("  {:>3}  {:>8} packets dropped, {:>5} flows cut  {}", if r.id == 0 { "-".into() } else { r.id.to_string() }, r.packets, r.flows, r.rule);
+        for (f, n) in &r.top_flows {
+            println!("         {n:>8}  {f}");
+        }
+    }
+    Ok(())
+}
