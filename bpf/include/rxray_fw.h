@@ -384,6 +384,10 @@ __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal
 	p.proto = e->l4_proto;
 	p.sport = e->sport;
 	p.dport = e->dport;
+	if (e->layers & RXRAY_L_FRAG_PORTS) { /* a later fragment: its datagram's ports */
+		p.sport = e->frag_sport;
+		p.dport = e->frag_dport;
+	}
 	p.flags = e->tcp_flags;
 	p.l4_known = l4_known && !mal && (e->layers & (RXRAY_L_IPV4 | RXRAY_L_IPV6));
 

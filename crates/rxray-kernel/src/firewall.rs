@@ -52,7 +52,7 @@ pub fn installed(ifindex: u32) -> bool {
 }
 
 /// /sys/fs/bpf must be the host's bpffs, or pins would not outlive this process's mount namespace.
-fn check_bpffs() -> Result<(), KernelError> {
+pub fn check_bpffs() -> Result<(), KernelError> {
     let c = std::ffi::CString::new(BPFFS).unwrap();
     // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };

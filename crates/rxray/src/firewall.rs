@@ -60,6 +60,9 @@ pub struct ApplyArgs {
     /// Keep running and apply the file again whenever it changes (a bad version keeps the last good rules).
     #[arg(long)]
     pub follow: bool,
+    /// Apply even when the live rule set is the same (which restarts its counters and rate limits).
+    #[arg(long)]
+    pub force: bool,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -114,6 +117,9 @@ pub struct SimArgs {
 #[derive(Serialize, serde::Deserialize)]
 struct Meta {
     file: String,
+    /// Fingerprint of the rule set (rules, lists, options): an apply of the same set changes nothing.
+    #[serde(default)]
+    digest: String,
     applied_unix_s: u64,
     default: String,
     dry_run: bool,
@@ -143,6 +149,7 @@ pub fn run(cmd: FirewallCmd) -> Result<()> {
         FirewallCmd::Simulate(a) => simulate(a),
         other => {
             crate::session::require_root()?;
+            fw::check_bpffs()?;
             match other {
                 FirewallCmd::Apply(a) => apply(a),
                 FirewallCmd::Block(a) => block(a, true),
@@ -252,10 +259,21 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     }
     let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}; nothing was changed", a.file.display()))?;
     let cap = FwCapacity { prefixes: a.prefix_capacity, ..Default::default() };
+    let digest = fingerprint(&set)?;
     for iface in ifaces {
         let (mut f, fresh) = Firewall::open_or_install(iface, mode(a.xdp_mode), cap)?;
+        let old: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if !fresh && !a.force && old.is_some_and(|m| m.digest == digest) {
+            if a.json {
+                println!("{}", serde_json::json!({"interface": iface, "unchanged": true, "rules": set.rules.len()}));
+            } else {
+                println!("rxray: firewall on {iface}: these {} rules are already live; nothing changed", set.rules.len());
+            }
+            continue;
+        }
         let gen = f.apply(&c)?;
         let meta = Meta {
+            digest: digest.clone(),
             file: a.file.display().to_string(),
             applied_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             default: if c.default_deny { "deny".into() } else { "allow".into() },
@@ -286,6 +304,25 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
         print_summary(&a.file, &set, &c);
     }
     Ok(())
+}
+
+/// FNV-1a over the rule set's JSON: stable across runs and builds (unlike std's hasher).
+fn fingerprint(set: &RuleSet) -> Result<String> {
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            for x in b {
+                self.0 = (self.0 ^ *x as u64).wrapping_mul(0x100000001b3);
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Fnv(0xcbf29ce484222325);
+    serde_json::to_writer(&mut h, set)?;
+    Ok(format!("{:016x}", h.0))
 }
 
 fn apply(a: ApplyArgs) -> Result<()> {
