@@ -7,3 +7,5 @@ pub mod analysis;
 pub mod conv;
 pub mod filter;
 pub mod cidr;
+pub mod alert;
+pub mod detect;
