@@ -2,8 +2,9 @@
 //! each with its own EWMA level and EWMA absolute deviation (a MAD-like scale), silent during its
 //! warm-up, alerting on a robust z-score with the metric, value, baseline and score named.
 //!
-//! Robustness: a sample is winsorised to level ± 3 scales before it is learned, so one burst
-//! cannot drag the baseline; anomalous intervals are not learned at all. Only rises alert (a drop
+//! Warm-up is a plain running mean and mean absolute deviation over the first intervals. After it,
+//! a sample is winsorised to level ± 3 scales before it is learned (robustness: one burst
+//! cannot drag the baseline), and anomalous intervals are not learned at all. Only rises alert (a drop
 //! in traffic is not an attack on this host). The service port of a packet is the lower of its
 //! two ports, so replies to our ephemeral ports count under the server's port.
 use super::state::BoundedMap;
@@ -167,6 +168,15 @@ fn close(cfg: &BaselineConfig, m: &mut Metric, key: Key, iface: &str, ts: u64, o
             a.dest_port = Some(port);
         }
         out.push(a);
+        return;
+    }
+    if m.learned < cfg.warmup_intervals {
+        // Warm-up: plain running mean and mean absolute deviation of everything seen, so a level
+        // shift during warm-up is part of the baseline rather than an alert right after it.
+        let n = m.learned as f64 + 1.0;
+        m.dev += ((x - m.level).abs() - m.dev) / n;
+        m.level += (x - m.level) / n;
+        m.learned += 1;
         return;
     }
     let clipped = x.clamp(m.level - 3.0 * scale, m.level + 3.0 * scale);
