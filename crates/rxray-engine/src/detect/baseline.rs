@@ -80,8 +80,13 @@ pub struct BaselineDetector {
     cur: u64,
     protos: [Metric; 5],
     ports: BoundedMap<(u8, u16), Metric>,
-    ifaces: BoundedMap<u32, (String, Metric)>,
+    /// Interfaces are few: a short vector searched linearly beats hashing on every packet.
+    ifaces: Vec<(u32, String, Metric, u64)>,
+    /// Interfaces not tracked because `MAX_IFACES` were already.
+    ifaces_dropped: u64,
 }
+
+const MAX_IFACES: usize = 256;
 
 impl BaselineDetector {
     pub fn new(cfg: BaselineConfig) -> Self {
@@ -90,7 +95,8 @@ impl BaselineDetector {
             cur: 0,
             protos: Default::default(),
             ports: BoundedMap::new(cfg.max_ports),
-            ifaces: BoundedMap::new(256),
+            ifaces: Vec::new(),
+            ifaces_dropped: 0,
             cfg,
         }
     }
@@ -111,13 +117,13 @@ impl BaselineDetector {
                 for (k, m) in self.ports.iter_mut() {
                     close(&self.cfg, m, Key::Port(k.0, k.1), "", ts, out);
                 }
-                for (k, (name, m)) in self.ifaces.iter_mut() {
+                for (k, name, m, _) in self.ifaces.iter_mut() {
                     close(&self.cfg, m, Key::Iface(*k), name, ts, out);
                 }
             }
             let forget = self.cfg.forget_after_s * 1_000_000_000;
             self.ports.expire(now, forget);
-            self.ifaces.expire(now, forget);
+            self.ifaces.retain(|i| now.saturating_sub(i.3) <= forget);
         }
         self.cur = slot;
     }
@@ -214,8 +220,16 @@ impl Detector for BaselineDetector {
                 m.count += 1;
             }
         }
-        if let Some((_, m)) = self.ifaces.touch(&p.ifindex, now, || (p.iface.clone(), Metric::default())) {
-            m.count += 1;
+        let n = self.ifaces.len();
+        match self.ifaces.iter_mut().find(|i| i.0 == p.ifindex) {
+            Some(i) => {
+                i.2.count += 1;
+                i.3 = now;
+            }
+            None if n < MAX_IFACES => {
+                self.ifaces.push((p.ifindex, p.iface.clone(), Metric { count: 1, ..Default::default() }, now))
+            }
+            None => self.ifaces_dropped += 1,
         }
     }
 
@@ -224,6 +238,6 @@ impl Detector for BaselineDetector {
     }
 
     fn state(&self) -> StateStats {
-        StateStats { entries: 5 + self.ports.len() + self.ifaces.len(), dropped: self.ports.dropped + self.ifaces.dropped }
+        StateStats { entries: 5 + self.ports.len() + self.ifaces.len(), dropped: self.ports.dropped + self.ifaces_dropped }
     }
 }

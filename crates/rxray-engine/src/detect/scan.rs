@@ -5,7 +5,7 @@
 //! (SYN, NULL, FIN, Xmas probes: replies always carry ACK), and a UDP datagram whose source port is
 //! not a well-known one (< 1024), so replies from DNS (53), NTP (123) or QUIC (443) servers to our
 //! many ephemeral ports never look like a scan. Memory: each key (source+host, or source+port) holds
-//! one `DistinctWindow` (128 bytes), keys are capped, and a refused key is counted.
+//! one `DistinctWindow` (64 bytes), keys are capped, and a refused key is counted.
 use super::state::{hash_of, BoundedMap, DistinctWindow};
 use super::{Detector, StateStats};
 use crate::alert::{Alert, Signature};
@@ -55,7 +55,8 @@ struct Key {
     probes: u64,
     first_ns: u64,
     /// The first few values seen (ports or hosts' last octets), for the analyst.
-    sample: Vec<u16>,
+    sample: [u16; SAMPLE],
+    sampled: u8,
     next_alert_ns: u64,
 }
 
@@ -68,8 +69,10 @@ impl Key {
         }
         self.probes += 1;
         self.distinct.add(now, epoch_ns, hash_of(&v));
-        if self.sample.len() < SAMPLE && !self.sample.contains(&sample) {
-            self.sample.push(sample);
+        let n = self.sampled as usize;
+        if n < SAMPLE && !self.sample[..n].contains(&sample) {
+            self.sample[n] = sample;
+            self.sampled += 1;
         }
     }
 }
@@ -77,6 +80,9 @@ impl Key {
 pub struct ScanDetector {
     cfg: ScanConfig,
     epoch_ns: u64,
+    /// Bits set in a `DistinctWindow` at which each threshold is reached.
+    vertical_bits: u32,
+    horizontal_bits: u32,
     vertical: BoundedMap<(IpAddr, IpAddr, u8), Key>,
     horizontal: BoundedMap<(IpAddr, u16, u8), Key>,
     last_expiry_ns: u64,
@@ -86,6 +92,8 @@ impl ScanDetector {
     pub fn new(cfg: ScanConfig) -> Self {
         ScanDetector {
             epoch_ns: (cfg.window_ms * 1_000_000 / 2).max(1),
+            vertical_bits: DistinctWindow::bits_for(cfg.vertical_ports as f64),
+            horizontal_bits: DistinctWindow::bits_for(cfg.horizontal_hosts as f64),
             vertical: BoundedMap::new(cfg.max_keys),
             horizontal: BoundedMap::new(cfg.max_keys),
             last_expiry_ns: 0,
@@ -126,10 +134,10 @@ impl Detector for ScanDetector {
         let e = self.epoch_ns;
         if let Some(k) = self.vertical.touch(&(ip.src, ip.dst, ip.proto), now, Key::default) {
             k.add(now, e, dport as u64, dport);
-            if k.distinct.estimate() >= self.cfg.vertical_ports as f64 && now >= k.next_alert_ns {
+            if k.distinct.reaches(self.vertical_bits) && now >= k.next_alert_ns {
                 k.next_alert_ns = now + 1_000_000_000;
                 let mut a = scan_alert(PORT_SCAN_VERTICAL, p, k, self.cfg.vertical_ports, self.cfg.window_ms)
-                    .with("ports_sample", k.sample.clone());
+                    .with("ports_sample", k.sample[..k.sampled as usize].to_vec());
                 a.src_port = Some(sport);
                 out.push(a);
             }
@@ -140,10 +148,10 @@ impl Detector for ScanDetector {
         };
         if let Some(k) = self.horizontal.touch(&(ip.src, dport, ip.proto), now, Key::default) {
             k.add(now, e, hash_of(&ip.dst), host_tag);
-            if k.distinct.estimate() >= self.cfg.horizontal_hosts as f64 && now >= k.next_alert_ns {
+            if k.distinct.reaches(self.horizontal_bits) && now >= k.next_alert_ns {
                 k.next_alert_ns = now + 1_000_000_000;
                 let mut a = scan_alert(PORT_SCAN_HORIZONTAL, p, k, self.cfg.horizontal_hosts, self.cfg.window_ms)
-                    .with("host_suffix_sample", k.sample.clone());
+                    .with("host_suffix_sample", k.sample[..k.sampled as usize].to_vec());
                 a.dest_port = Some(dport);
                 out.push(a);
             }
