@@ -6,7 +6,7 @@
 use crate::detect::policy::Mitigation;
 use crate::detect::state::BoundedMap;
 use serde::{Serialize, Serializer};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::net::IpAddr;
 
 /// The generator id of rxray's detectors, apart from rule-based signatures (gid 1) so their
@@ -99,65 +99,95 @@ impl Alert {
         flow_id(self.proto.unwrap_or(0), self.src_ip, self.src_port.unwrap_or(0), self.dest_ip, self.dest_port.unwrap_or(0))
     }
 
-    /// The EVE record as a JSON value.
+    /// The EVE record as a JSON value (keys sorted; serialise the `Alert` itself for EVE's order).
     pub fn to_eve(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("timestamp".into(), eve_timestamp(self.ts_ns).into());
-        o.insert("flow_id".into(), self.flow_id().into());
-        if let Some(i) = &self.iface {
-            o.insert("in_iface".into(), i.clone().into());
-        }
-        o.insert("event_type".into(), "alert".into());
-        if let Some(a) = self.src_ip {
-            o.insert("src_ip".into(), a.to_string().into());
-        }
-        if let Some(p) = self.src_port {
-            o.insert("src_port".into(), p.into());
-        }
-        if let Some(a) = self.dest_ip {
-            o.insert("dest_ip".into(), a.to_string().into());
-        }
-        if let Some(p) = self.dest_port {
-            o.insert("dest_port".into(), p.into());
-        }
-        if let Some(p) = self.proto {
-            o.insert("proto".into(), proto_name(p).into());
-        }
-        let blocked = matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
-        o.insert(
-            "alert".into(),
-            json!({
-                "action": if blocked { "blocked" } else { "allowed" },
-                "gid": GID,
-                "signature_id": self.sig.sid,
-                "rev": self.sig.rev,
-                "signature": self.sig.msg,
-                "category": self.sig.category,
-                "severity": self.sig.severity,
-            }),
-        );
-        let mut r = Map::new();
-        r.insert("id".into(), self.id.into());
-        r.insert("detector".into(), self.sig.detector.into());
-        r.insert("subject".into(), self.subject.to_string().into());
-        r.insert("distributed".into(), self.distributed.into());
-        if let Some(o) = self.offender {
-            r.insert("offender".into(), o.to_string().into());
-        }
-        r.insert("evidence".into(), Value::Object(self.evidence.clone()));
-        r.insert("suppressed".into(), self.suppressed.into());
-        r.insert("mitigation".into(), serde_json::to_value(&self.mitigation).unwrap_or(Value::Null));
-        if let Some(p) = &self.pcap {
-            r.insert("pcap".into(), p.clone().into());
-        }
-        o.insert("rxray".into(), Value::Object(r));
-        Value::Object(o)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
+/// Suricata's `alert` sub-object.
+#[derive(Serialize)]
+struct EveAlert<'a> {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: &'a str,
+    category: &'a str,
+    severity: u8,
+}
+
+/// rxray's own sub-object.
+#[derive(Serialize)]
+struct EveRxray<'a> {
+    id: u64,
+    detector: &'a str,
+    subject: IpAddr,
+    distributed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offender: Option<IpAddr>,
+    evidence: &'a Map<String, Value>,
+    suppressed: u64,
+    mitigation: &'a Option<Mitigation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcap: &'a Option<String>,
+}
+
+/// Writes the EVE record in Suricata's field order (timestamp, flow_id, in_iface, event_type,
+/// addresses, proto, alert), then `rxray`; absent addresses and ports are left out.
 impl Serialize for Alert {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.to_eve().serialize(s)
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("timestamp", &eve_timestamp(self.ts_ns))?;
+        m.serialize_entry("flow_id", &self.flow_id())?;
+        if let Some(i) = &self.iface {
+            m.serialize_entry("in_iface", i)?;
+        }
+        m.serialize_entry("event_type", "alert")?;
+        if let Some(a) = self.src_ip {
+            m.serialize_entry("src_ip", &a)?;
+        }
+        if let Some(p) = self.src_port {
+            m.serialize_entry("src_port", &p)?;
+        }
+        if let Some(a) = self.dest_ip {
+            m.serialize_entry("dest_ip", &a)?;
+        }
+        if let Some(p) = self.dest_port {
+            m.serialize_entry("dest_port", &p)?;
+        }
+        if let Some(p) = self.proto {
+            m.serialize_entry("proto", &proto_name(p))?;
+        }
+        let blocked = matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
+        m.serialize_entry(
+            "alert",
+            &EveAlert {
+                action: if blocked { "blocked" } else { "allowed" },
+                gid: GID,
+                signature_id: self.sig.sid,
+                rev: self.sig.rev,
+                signature: self.sig.msg,
+                category: self.sig.category,
+                severity: self.sig.severity,
+            },
+        )?;
+        m.serialize_entry(
+            "rxray",
+            &EveRxray {
+                id: self.id,
+                detector: self.sig.detector,
+                subject: self.subject,
+                distributed: self.distributed,
+                offender: self.offender,
+                evidence: &self.evidence,
+                suppressed: self.suppressed,
+                mitigation: &self.mitigation,
+                pcap: &self.pcap,
+            },
+        )?;
+        m.end()
     }
 }
 
