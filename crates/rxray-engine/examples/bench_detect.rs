@@ -142,6 +142,7 @@ fn main() {
         Box::new(exfil::ExfilDetector::new(cfg.exfil.clone())),
         Box::new(t4),
     ];
+    cidr_lookups();
     for mut det in alone {
         let t = Instant::now();
         for p in &pkts {
@@ -151,4 +152,27 @@ fn main() {
         let s = t.elapsed().as_secs_f64();
         println!("alone {:<16} {:>7.1} ns/packet", det.name(), s * 1e9 / n as f64);
     }
+}
+
+/// `CidrSet` at the size the firewall needs: 1,000,000 prefixes (random /28 to /32), random lookups.
+fn cidr_lookups() {
+    let mut rng = Rng(11);
+    let list: Vec<Cidr> =
+        (0..1_000_000).map(|_| Cidr::new(v4(rng.next() as u32), 28 + rng.below(5) as u8).unwrap()).collect();
+    let t = Instant::now();
+    let set = CidrSet::new(&list);
+    let build = t.elapsed().as_secs_f64();
+    let probes: Vec<IpAddr> = (0..4_000_000).map(|_| v4(rng.next() as u32)).collect();
+    let t = Instant::now();
+    let hits = probes.iter().filter(|a| set.contains(**a)).count();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "cidr set               1000000 prefixes -> {} after aggregation, built in {:.3} s; {:.1} ns/lookup ({:.0} lookups/s, {} of {} hit)",
+        set.len(),
+        build,
+        secs * 1e9 / probes.len() as f64,
+        probes.len() as f64 / secs,
+        hits,
+        probes.len()
+    );
 }

@@ -637,3 +637,32 @@ fn state_stays_bounded_under_a_flood_of_fresh_keys() {
     let scan = st.state.iter().find(|(n, _)| *n == "port_scan").unwrap().1;
     assert!(scan.entries <= 2 * cfg.scan.max_keys && scan.dropped > 0, "{scan:?}");
 }
+
+#[test]
+fn ipv6_floods_scans_and_lists_are_detected_alike() {
+    let mut d = detectors();
+    let (set, _) = CidrSet::parse("2001:db8:bad::/48 ; SBL1\n", ParseMode::Strict).unwrap();
+    d.add_threat_list("drop_v6", set);
+    let me: IpAddr = "2001:2::2".parse().unwrap();
+    let scanner: IpAddr = "2001:db8:bad::7".parse().unwrap();
+    let flooder: IpAddr = "2001:db8:1::9".parse().unwrap();
+    let start = T0 + SEC;
+    let mut v: Vec<_> = spread(start, 1.0, 1000).map(|(i, t)| tcp(t, scanner, 61_000, me, i as u16 + 1, SYN, 78)).collect();
+    v.extend(spread(start, 2.0, 40_000).map(|(i, t)| tcp(t, flooder, 1024 + (i % 60_000) as u16, me, 443, SYN, 78)));
+    let alerts = feed(&mut d, v);
+    let mut got: Vec<String> = names(&alerts);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "port_scan_vertical@2001:db8:bad::7",
+            "syn_flood@2001:2::2",
+            "threat_list@2001:db8:bad::7",
+        ]
+    );
+    for a in &alerts {
+        within_2s(a, start);
+    }
+    let f = of(&alerts, "syn_flood")[0];
+    assert!(matches!(&f.mitigation, Some(Mitigation::Taken(a)) if a.kind == ActionKind::Block { cidr: "2001:db8:1::9/128".parse().unwrap() }));
+}

@@ -191,11 +191,14 @@ impl Detector for FloodDetector {
                         out.push(a);
                     }
                 }
-            } else if ack && !syn && !rst && !self.pending.is_empty() {
-                if self.pending.remove(&(src, t.sport, dst, t.dport)).is_some() {
-                    if let Some(d) = self.dsts.get_mut(&dst) {
-                        d.completed.add(now, b, 1);
-                    }
+            } else if ack
+                && !syn
+                && !rst
+                && !self.pending.is_empty()
+                && self.pending.remove(&(src, t.sport, dst, t.dport)).is_some()
+            {
+                if let Some(d) = self.dsts.get_mut(&dst) {
+                    d.completed.add(now, b, 1);
                 }
             }
             return;

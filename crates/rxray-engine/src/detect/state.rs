@@ -140,7 +140,7 @@ impl<K: PartialEq + Copy, const N: usize> TopK<K, N> {
     /// Largest first; ties keep insertion order (deterministic).
     pub fn top(&self) -> Vec<(K, u64)> {
         let mut v = self.items.clone();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
         v
     }
 
