@@ -666,3 +666,39 @@ fn ipv6_floods_scans_and_lists_are_detected_alike() {
     let f = of(&alerts, "syn_flood")[0];
     assert!(matches!(&f.mitigation, Some(Mitigation::Taken(a)) if a.kind == ActionKind::Block { cidr: "2001:db8:1::9/128".parse().unwrap() }));
 }
+
+#[test]
+fn every_table_counts_what_it_refuses() {
+    let mut d = detectors();
+    let (set, _) = CidrSet::parse("100.64.0.0/10\n", ParseMode::Strict).unwrap();
+    d.add_threat_list("cgnat", set);
+    let cfg = DetectConfig::default();
+    let n = 140_000u32; // 70,000 of each kind: over every per-key cap (65,536 sources and list hits, 4,096 ports)
+    let v: Vec<_> = spread(T0, 10.0, n as u64)
+        .map(|(i, t)| {
+            let src = IpAddr::V4(Ipv4Addr::from(0x6440_0000 + i as u32)); // 100.64.0.0 + i: listed
+            if i % 2 == 0 {
+                tcp(t, src, 40_000, host(), 80, 0, 60) // NULL: a new tcp_flags source each time
+            } else {
+                udp(t, src, 60_000, host(), (i / 2 % 8000) as u16 + 1, 80) // service ports 1..=8000
+            }
+        })
+        .collect();
+    feed(&mut d, v);
+    let mut out = Vec::new();
+    for i in 0..(cfg.exfil.max_remotes as u32 + 10) {
+        d.on_conn(&conn_to(IpAddr::V4(Ipv4Addr::from(0xcb00_0000 + i)), 1000, T0 + 11 * SEC), &mut out);
+    }
+    let st = d.stats();
+    let get = |name: &str| st.state.iter().find(|(n, _)| *n == name).unwrap().1;
+    let flags = get("tcp_flags");
+    assert_eq!((flags.entries, flags.dropped), (cfg.flags.max_sources, 70_000 - cfg.flags.max_sources as u64));
+    let base = get("baseline");
+    assert_eq!(base.entries, 5 + cfg.baseline.max_ports + 1, "protocols, ports, one interface");
+    assert!(base.dropped > 0, "{base:?}");
+    let exfil = get("exfiltration");
+    assert_eq!((exfil.entries, exfil.dropped), (cfg.exfil.max_remotes, 10));
+    let threat = get("threat_list");
+    assert_eq!(threat.entries + threat.dropped as usize, n as usize, "{threat:?}");
+    assert!(threat.dropped > 0 && threat.entries <= 65_536, "{threat:?}");
+}
