@@ -300,4 +300,23 @@ mod tests {
         assert_ne!(flow_id(6, Some(a), 1234, Some(b), 80), flow_id(17, Some(a), 1234, Some(b), 80));
         assert!(flow_id(6, Some(a), 1, Some(b), 2) < 1 << 53);
     }
+
+    fn alert(subject: [u8; 4], ts: u64) -> Alert {
+        let sig = Signature { detector: "t", sid: 1, rev: 1, msg: "m", category: "c", severity: 3 };
+        Alert::new(sig, ts, IpAddr::from(subject))
+    }
+
+    #[test]
+    fn suppressor_counts_repeats_and_lets_alerts_through_when_full() {
+        let mut s = Suppressor::new(10, 1);
+        assert!(s.admit(&mut alert([1, 1, 1, 1], 100)));
+        assert!(!s.admit(&mut alert([1, 1, 1, 1], 105)));
+        assert!(!s.admit(&mut alert([1, 1, 1, 1], 109)));
+        // The table (capacity 1) is full: another subject is not suppressed, and not remembered.
+        assert!(s.admit(&mut alert([2, 2, 2, 2], 106)));
+        assert!(s.admit(&mut alert([2, 2, 2, 2], 107)));
+        let mut a = alert([1, 1, 1, 1], 110);
+        assert!(s.admit(&mut a));
+        assert_eq!((a.suppressed, s.total_suppressed), (2, 2));
+    }
 }

@@ -609,6 +609,8 @@ fn config_is_partial_json_with_positioned_errors() {
     assert!(e.contains("line 2") && e.contains("syn_ppz"), "{e}");
     let e = DetectConfig::from_json(r#"{"scan": {"window_ms": 0}}"#).unwrap_err().to_string();
     assert!(e.contains("scan.window_ms must be greater than 0"), "{e}");
+    let e = DetectConfig::from_json(r#"{"exfil": {"forget_after_s": 18446744073709551615}}"#).unwrap_err().to_string();
+    assert!(e.contains("exfil.forget_after_s must be at most 30 days"), "{e}");
     let e = DetectConfig::from_json(r#"{"policy": {"allow": ["10.0.0.0/33"]}}"#).unwrap_err().to_string();
     assert!(e.contains("prefix length 33"), "{e}");
     // The defaults round-trip through JSON.
@@ -701,4 +703,26 @@ fn every_table_counts_what_it_refuses() {
     let threat = get("threat_list");
     assert_eq!(threat.entries + threat.dropped as usize, n as usize, "{threat:?}");
     assert!(threat.dropped > 0 && threat.entries <= 65_536, "{threat:?}");
+}
+
+proptest::proptest! {
+    /// The configuration is outside input: any text gives a config or a positioned error, never a panic.
+    #[test]
+    fn config_parser_never_panics(text in r#"[{}\[\]":,0-9a-z_. \n-]{0,120}"#) {
+        match DetectConfig::from_json(&text) {
+            Ok(c) => proptest::prop_assert!(c.validate().is_ok()),
+            Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    /// Mutating one threshold of the default JSON either parses to a valid config or names the field.
+    #[test]
+    fn config_values_are_validated(v in -2.0f64..3.0, field in 0usize..4) {
+        let (sec, key) = [("flood", "dominant_share"), ("spike", "alpha"), ("baseline", "alpha"), ("flood", "syn_min_completion")][field];
+        let text = format!(r#"{{"{sec}": {{"{key}": {v}}}}}"#);
+        match DetectConfig::from_json(&text) {
+            Ok(_) => proptest::prop_assert!((0.0..=1.0).contains(&v)),
+            Err(e) => proptest::prop_assert!(e.to_string().contains(&format!("{sec}.{key}")), "{}", e),
+        }
+    }
 }

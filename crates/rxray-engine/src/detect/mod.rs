@@ -121,22 +121,31 @@ impl DetectConfig {
         Ok(c)
     }
 
-    /// Checks that every window is non-zero and every share is a share.
+    /// Checks that every window and interval is between 1 ms (or 1 s) and 30 days, counts are
+    /// non-zero, and every share is a share.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 9] = [
-            ("suppress_window_s", self.suppress_window_s),
-            ("tick_ms", self.tick_ms),
-            ("flood.window_ms", self.flood.window_ms),
-            ("flood.handshake_timeout_ms", self.flood.handshake_timeout_ms),
-            ("flags.window_ms", self.flags.window_ms),
-            ("scan.window_ms", self.scan.window_ms),
-            ("spike.interval_ms", self.spike.interval_ms),
-            ("baseline.interval_ms", self.baseline.interval_ms),
-            ("flags.count", self.flags.count as u64),
+        const DAYS_30_S: u64 = 30 * 86_400;
+        const DAYS_30_MS: u64 = DAYS_30_S * 1000;
+        // (field, value, maximum): durations stay under 30 days so nanosecond arithmetic never overflows.
+        let bounded: [(&'static str, u64, u64); 11] = [
+            ("tick_ms", self.tick_ms, DAYS_30_MS),
+            ("flood.window_ms", self.flood.window_ms, DAYS_30_MS),
+            ("flood.handshake_timeout_ms", self.flood.handshake_timeout_ms, DAYS_30_MS),
+            ("flags.window_ms", self.flags.window_ms, DAYS_30_MS),
+            ("scan.window_ms", self.scan.window_ms, DAYS_30_MS),
+            ("spike.interval_ms", self.spike.interval_ms, DAYS_30_MS),
+            ("baseline.interval_ms", self.baseline.interval_ms, DAYS_30_MS),
+            ("suppress_window_s", self.suppress_window_s, DAYS_30_S),
+            ("baseline.forget_after_s", self.baseline.forget_after_s, DAYS_30_S),
+            ("exfil.forget_after_s", self.exfil.forget_after_s, DAYS_30_S),
+            ("flags.count", self.flags.count as u64, u32::MAX as u64),
         ];
-        for (field, v) in positive {
+        for (field, v, max) in bounded {
             if v == 0 {
                 return Err(ConfigError::Invalid { field, requirement: "greater than 0", value: v.to_string() });
+            }
+            if v > max {
+                return Err(ConfigError::Invalid { field, requirement: "at most 30 days", value: v.to_string() });
             }
         }
         let shares: [(&'static str, f64); 5] = [
