@@ -3,7 +3,8 @@
 //!
 //! Why sorted ranges and not a trie: after aggregation the prefixes are disjoint, so one binary
 //! search over their start addresses answers both `contains` and "which listed prefix", with 9 bytes
-//! per IPv4 prefix and no pointer chasing (1,000,000 prefixes: ~9 MB, ~20 comparisons per lookup).
+//! per IPv4 prefix and no pointer chasing (1,000,000 prefixes: ~9 MB). IPv4 adds a 256 KiB index
+//! on the top 16 bits, so a lookup searches one small bucket instead of ~20 levels of cache misses.
 use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -36,7 +37,7 @@ impl Cidr {
         self.addr
     }
 
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -268,9 +269,36 @@ struct Ranges<T> {
 }
 
 impl<T: Copy + Ord> Ranges<T> {
-    fn find(&self, x: T) -> Option<usize> {
-        let i = self.starts.partition_point(|s| *s <= x);
+    /// The range holding `x`: the last one starting at or before it, if it reaches `x`. `lo..hi`
+    /// bounds where that start can be (the whole vector, or an index bucket).
+    #[inline]
+    fn find_in(&self, x: T, lo: usize, hi: usize) -> Option<usize> {
+        let i = lo + self.starts[lo..hi].partition_point(|s| *s <= x);
         (i > 0 && self.ends[i - 1] >= x).then(|| i - 1)
+    }
+}
+
+/// IPv4 ranges with a first-level index on the top 16 bits: `index[h]` is the first range starting
+/// at or after `h << 16`, so a lookup binary-searches only its bucket (a large list's search
+/// otherwise pays a cache miss per level).
+#[derive(Clone, Debug, Default)]
+struct Ranges4 {
+    r: Ranges<u32>,
+    index: Vec<u32>,
+}
+
+impl Ranges4 {
+    fn build_index(&mut self) {
+        self.index = (0..=1u32 << 16)
+            .map(|h| self.r.starts.partition_point(|s| (*s as u64) < (h as u64) << 16) as u32)
+            .collect();
+    }
+
+    #[inline]
+    fn find(&self, x: u32) -> Option<usize> {
+        let h = (x >> 16) as usize;
+        // The answer starts in this bucket, or is the last range before it.
+        self.r.find_in(x, self.index[h] as usize, self.index[h + 1] as usize)
     }
 }
 
@@ -278,7 +306,7 @@ impl<T: Copy + Ord> Ranges<T> {
 /// an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is looked up as the IPv4 address.
 #[derive(Clone, Debug, Default)]
 pub struct CidrSet {
-    v4: Ranges<u32>,
+    v4: Ranges4,
     v6: Ranges<u128>,
     stats: AggregateStats,
 }
@@ -290,14 +318,17 @@ impl CidrSet {
         for c in agg {
             let (s, e) = c.range();
             if c.is_ipv4() {
-                set.v4.starts.push(s as u32);
-                set.v4.ends.push(e as u32);
-                set.v4.lens.push(c.len);
+                set.v4.r.starts.push(s as u32);
+                set.v4.r.ends.push(e as u32);
+                set.v4.r.lens.push(c.len);
             } else {
                 set.v6.starts.push(s);
                 set.v6.ends.push(e);
                 set.v6.lens.push(c.len);
             }
+        }
+        if !set.v4.r.starts.is_empty() {
+            set.v4.build_index();
         }
         set
     }
@@ -317,11 +348,12 @@ impl CidrSet {
     /// of the overlapping prefixes the input list had.
     pub fn matching(&self, ip: IpAddr) -> Option<Cidr> {
         match canonical(ip) {
+            IpAddr::V4(_) if self.v4.r.starts.is_empty() => None,
             IpAddr::V4(a) => self.v4.find(u32::from(a)).map(|i| Cidr {
-                addr: IpAddr::V4(Ipv4Addr::from(self.v4.starts[i])),
-                len: self.v4.lens[i],
+                addr: IpAddr::V4(Ipv4Addr::from(self.v4.r.starts[i])),
+                len: self.v4.r.lens[i],
             }),
-            IpAddr::V6(a) => self.v6.find(u128::from(a)).map(|i| Cidr {
+            IpAddr::V6(a) => self.v6.find_in(u128::from(a), 0, self.v6.starts.len()).map(|i| Cidr {
                 addr: IpAddr::V6(Ipv6Addr::from(self.v6.starts[i])),
                 len: self.v6.lens[i],
             }),
@@ -330,7 +362,7 @@ impl CidrSet {
 
     /// Number of (disjoint) prefixes held.
     pub fn len(&self) -> usize {
-        self.v4.starts.len() + self.v6.starts.len()
+        self.v4.r.starts.len() + self.v6.starts.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -344,8 +376,8 @@ impl CidrSet {
 
     /// The prefixes held, sorted, IPv4 first.
     pub fn iter(&self) -> impl Iterator<Item = Cidr> + '_ {
-        let v4 = (0..self.v4.starts.len())
-            .map(|i| Cidr { addr: IpAddr::V4(Ipv4Addr::from(self.v4.starts[i])), len: self.v4.lens[i] });
+        let r = &self.v4.r;
+        let v4 = (0..r.starts.len()).map(|i| Cidr { addr: IpAddr::V4(Ipv4Addr::from(r.starts[i])), len: r.lens[i] });
         let v6 = (0..self.v6.starts.len())
             .map(|i| Cidr { addr: IpAddr::V6(Ipv6Addr::from(self.v6.starts[i])), len: self.v6.lens[i] });
         v4.chain(v6)

@@ -8,3 +8,5 @@ pub mod conv;
 pub mod filter;
 pub mod firewall;
 pub mod cidr;
+pub mod alert;
+pub mod detect;

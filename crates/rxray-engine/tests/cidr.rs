@@ -53,7 +53,7 @@ fn spamhaus_drop_parses_with_sbl_references_as_comments() {
 #[test]
 fn bare_ipv6_address_is_a_128() {
     let p = parse_list("2001:db8::1\n", ParseMode::Strict).unwrap();
-    assert_eq!(p.entries[0].len(), 128);
+    assert_eq!(p.entries[0].prefix_len(), 128);
 }
 
 #[test]
@@ -173,8 +173,8 @@ proptest! {
             if let Some(m) = set.matching(p) {
                 prop_assert!(m.contains(p));
                 // The match is the shortest listed prefix holding p.
-                let shortest = list.iter().filter(|c| c.contains(p)).map(|c| c.len()).min();
-                prop_assert_eq!(Some(m.len()), shortest);
+                let shortest = list.iter().filter(|c| c.contains(p)).map(|c| c.prefix_len()).min();
+                prop_assert_eq!(Some(m.prefix_len()), shortest);
             }
         }
         // The aggregated prefixes are disjoint and sorted.

@@ -388,7 +388,7 @@ fn addr16(a: IpAddr) -> [u8; 16] {
 }
 
 fn block_key(c: &Cidr) -> abi::FwBlockKey {
-    abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.len(), _pad: [0; 2], addr: addr16(c.addr()) }
+    abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.prefix_len(), _pad: [0; 2], addr: addr16(c.addr()) }
 }
 
 /// CLOCK_MONOTONIC in ns: the kernel's bpf_ktime_get_ns and its coarse variant count from the same base.

@@ -107,7 +107,7 @@ fn compile_field(rules: &[Rule], name: &str, get: fn(&Rule) -> &AddrMatch) -> Re
             AddrMatch::Any => any |= 1 << i,
             AddrMatch::Prefixes(v) => {
                 for c in v {
-                    *own.entry((c.is_ipv4(), c.range().0, c.len())).or_default() |= 1 << i;
+                    *own.entry((c.is_ipv4(), c.range().0, c.prefix_len())).or_default() |= 1 << i;
                 }
             }
         }

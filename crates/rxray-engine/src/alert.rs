@@ -1,0 +1,322 @@
+//! Alerts: what a detector found, shaped as a Suricata EVE `alert` record (so EVE tooling reads
+//! them) with an `rxray` object for the evidence and the mitigation; plus duplicate suppression.
+//!
+//! Field names and formats follow Suricata's eve.json: `timestamp` like `2026-11-29T08:00:00.123456+0000`,
+//! `proto` as a name (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`), `alert.action` `allowed` or `blocked`.
+use crate::detect::policy::Mitigation;
+use crate::detect::state::BoundedMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+/// The generator id of rxray's detectors, apart from rule-based signatures (gid 1) so their
+/// signature ids never collide with a ruleset's.
+pub const GID: u32 = 9000;
+
+/// What a detector reports under: Suricata's `alert` sub-object, fixed per detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub detector: &'static str,
+    pub sid: u32,
+    pub rev: u32,
+    pub msg: &'static str,
+    /// A Suricata classtype description.
+    pub category: &'static str,
+    /// 1 (high) to 3 (low), as Suricata.
+    pub severity: u8,
+}
+
+/// One finding. Built by a detector; `Detectors` numbers it, applies suppression and the policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    /// Sequence number from `Detectors` (0 until numbered); `Action::alert_id` refers to it.
+    pub id: u64,
+    /// Event time the condition was met, ns since the epoch.
+    pub ts_ns: u64,
+    pub sig: Signature,
+    pub iface: Option<String>,
+    pub src_ip: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dest_ip: Option<IpAddr>,
+    pub dest_port: Option<u16>,
+    pub proto: Option<u8>,
+    /// The address the alert is about, the key of duplicate suppression: the source for
+    /// per-source detectors, the destination for per-destination ones.
+    pub subject: IpAddr,
+    /// Sub-key of suppression for detectors with several independent findings per subject
+    /// (the metric of a baseline alert, the list of a threat-list alert); 0 otherwise.
+    pub topic: u64,
+    /// The traffic comes from many (probably spoofed) sources: blocking `src_ip` would not help.
+    pub distributed: bool,
+    /// The one address a block would target (a scanner, a flood's dominant source, a listed
+    /// source); `None` when blocking any single source would be wrong.
+    pub offender: Option<IpAddr>,
+    /// The numbers behind the decision (rates, counts, thresholds, baseline, score, top talkers).
+    pub evidence: Map<String, Value>,
+    /// Repeats of this (subject, detector) suppressed since the previous alert was emitted.
+    pub suppressed: u64,
+    pub mitigation: Option<Mitigation>,
+    /// The flight recorder's pcap for this alert, when one was written (set by the output side).
+    pub pcap: Option<String>,
+}
+
+impl Alert {
+    pub fn new(sig: Signature, ts_ns: u64, subject: IpAddr) -> Alert {
+        Alert {
+            id: 0,
+            ts_ns,
+            sig,
+            iface: None,
+            src_ip: None,
+            src_port: None,
+            dest_ip: None,
+            dest_port: None,
+            proto: None,
+            subject,
+            topic: 0,
+            distributed: false,
+            offender: None,
+            evidence: Map::new(),
+            suppressed: 0,
+            mitigation: None,
+            pcap: None,
+        }
+    }
+
+    pub fn detector(&self) -> &'static str {
+        self.sig.detector
+    }
+
+    /// Adds one evidence field (builder style).
+    pub fn with(mut self, k: &str, v: impl Into<Value>) -> Alert {
+        self.evidence.insert(k.to_string(), v.into());
+        self
+    }
+
+    /// Suricata-style flow id: a hash of the 5-tuple that is the same in both directions and in
+    /// every run (FNV-1a over the ordered endpoints), kept below 2^53 so JSON readers keep it exact.
+    pub fn flow_id(&self) -> u64 {
+        flow_id(self.proto.unwrap_or(0), self.src_ip, self.src_port.unwrap_or(0), self.dest_ip, self.dest_port.unwrap_or(0))
+    }
+
+    /// The EVE record as a JSON value (keys sorted; serialise the `Alert` itself for EVE's order).
+    pub fn to_eve(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Suricata's `alert` sub-object.
+#[derive(Serialize)]
+struct EveAlert<'a> {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: &'a str,
+    category: &'a str,
+    severity: u8,
+}
+
+/// rxray's own sub-object.
+#[derive(Serialize)]
+struct EveRxray<'a> {
+    id: u64,
+    detector: &'a str,
+    subject: IpAddr,
+    distributed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offender: Option<IpAddr>,
+    evidence: &'a Map<String, Value>,
+    suppressed: u64,
+    mitigation: &'a Option<Mitigation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcap: &'a Option<String>,
+}
+
+/// Writes the EVE record in Suricata's field order (timestamp, flow_id, in_iface, event_type,
+/// addresses, proto, alert), then `rxray`; absent addresses and ports are left out.
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("timestamp", &eve_timestamp(self.ts_ns))?;
+        m.serialize_entry("flow_id", &self.flow_id())?;
+        if let Some(i) = &self.iface {
+            m.serialize_entry("in_iface", i)?;
+        }
+        m.serialize_entry("event_type", "alert")?;
+        if let Some(a) = self.src_ip {
+            m.serialize_entry("src_ip", &a)?;
+        }
+        if let Some(p) = self.src_port {
+            m.serialize_entry("src_port", &p)?;
+        }
+        if let Some(a) = self.dest_ip {
+            m.serialize_entry("dest_ip", &a)?;
+        }
+        if let Some(p) = self.dest_port {
+            m.serialize_entry("dest_port", &p)?;
+        }
+        if let Some(p) = self.proto {
+            m.serialize_entry("proto", &proto_name(p))?;
+        }
+        let blocked = matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
+        m.serialize_entry(
+            "alert",
+            &EveAlert {
+                action: if blocked { "blocked" } else { "allowed" },
+                gid: GID,
+                signature_id: self.sig.sid,
+                rev: self.sig.rev,
+                signature: self.sig.msg,
+                category: self.sig.category,
+                severity: self.sig.severity,
+            },
+        )?;
+        m.serialize_entry(
+            "rxray",
+            &EveRxray {
+                id: self.id,
+                detector: self.sig.detector,
+                subject: self.subject,
+                distributed: self.distributed,
+                offender: self.offender,
+                evidence: &self.evidence,
+                suppressed: self.suppressed,
+                mitigation: &self.mitigation,
+                pcap: &self.pcap,
+            },
+        )?;
+        m.end()
+    }
+}
+
+/// See `Alert::flow_id`.
+pub fn flow_id(proto: u8, a: Option<IpAddr>, ap: u16, b: Option<IpAddr>, bp: u16) -> u64 {
+    let ep = |ip: Option<IpAddr>, port: u16| {
+        let mut v = ip.map(|i| rxray_wire::dissect::addr_bytes(i).to_vec()).unwrap_or_default();
+        v.extend_from_slice(&port.to_be_bytes());
+        v
+    };
+    let (x, y) = (ep(a, ap), ep(b, bp));
+    let (lo, hi) = if x <= y { (x, y) } else { (y, x) };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in std::iter::once(proto).chain(lo).chain(hi) {
+        h ^= byte as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h & ((1 << 53) - 1)
+}
+
+/// IANA protocol names as Suricata prints them; other protocols as their number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        1 => "ICMP".into(),
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        58 => "IPv6-ICMP".into(),
+        132 => "SCTP".into(),
+        n => n.to_string(),
+    }
+}
+
+/// `2026-11-29T08:00:00.123456+0000` (UTC, microseconds, offset as Suricata writes it).
+pub fn eve_timestamp(ts_ns: u64) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let micros = (ts_ns % 1_000_000_000) / 1000;
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// Duplicate suppression: per (subject, detector, topic), one alert per window; the repeats in between
+/// are counted and reported on the next alert that gets through (`Alert::suppressed`).
+#[derive(Debug)]
+pub struct Suppressor {
+    window_ns: u64,
+    last: BoundedMap<(IpAddr, &'static str, u64), (u64, u64)>,
+    /// Repeats suppressed since start.
+    pub total_suppressed: u64,
+}
+
+impl Suppressor {
+    pub fn new(window_ns: u64, cap: usize) -> Suppressor {
+        Suppressor { window_ns, last: BoundedMap::new(cap), total_suppressed: 0 }
+    }
+
+    /// Whether `a` goes out; if it does, `a.suppressed` is set to the repeats held back before it.
+    /// When the table is full the alert goes out (losing a duplicate count beats losing an alert).
+    pub fn admit(&mut self, a: &mut Alert) -> bool {
+        let w = self.window_ns;
+        let Some(e) = self.last.touch(&(a.subject, a.sig.detector, a.topic), a.ts_ns, || (0, 0)) else {
+            return true;
+        };
+        if e.0 != 0 && a.ts_ns.saturating_sub(e.0) < w {
+            e.1 += 1;
+            self.total_suppressed += 1;
+            return false;
+        }
+        a.suppressed = e.1;
+        *e = (a.ts_ns.max(1), 0);
+        true
+    }
+
+    /// Forgets keys quiet for two windows.
+    pub fn expire(&mut self, now_ns: u64) {
+        self.last.expire(now_ns, 2 * self.window_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_suricata_shaped() {
+        assert_eq!(eve_timestamp(0), "1970-01-01T00:00:00.000000+0000");
+        // 2024-02-29T12:34:56.789012 UTC (a leap day).
+        assert_eq!(eve_timestamp(1_709_210_096_789_012_345), "2024-02-29T12:34:56.789012+0000");
+    }
+
+    #[test]
+    fn flow_id_is_direction_independent() {
+        let a: IpAddr = "198.18.0.1".parse().unwrap();
+        let b: IpAddr = "198.18.0.2".parse().unwrap();
+        assert_eq!(flow_id(6, Some(a), 1234, Some(b), 80), flow_id(6, Some(b), 80, Some(a), 1234));
+        assert_ne!(flow_id(6, Some(a), 1234, Some(b), 80), flow_id(17, Some(a), 1234, Some(b), 80));
+        assert!(flow_id(6, Some(a), 1, Some(b), 2) < 1 << 53);
+    }
+
+    fn alert(subject: [u8; 4], ts: u64) -> Alert {
+        let sig = Signature { detector: "t", sid: 1, rev: 1, msg: "m", category: "c", severity: 3 };
+        Alert::new(sig, ts, IpAddr::from(subject))
+    }
+
+    #[test]
+    fn suppressor_counts_repeats_and_lets_alerts_through_when_full() {
+        let mut s = Suppressor::new(10, 1);
+        assert!(s.admit(&mut alert([1, 1, 1, 1], 100)));
+        assert!(!s.admit(&mut alert([1, 1, 1, 1], 105)));
+        assert!(!s.admit(&mut alert([1, 1, 1, 1], 109)));
+        // The table (capacity 1) is full: another subject is not suppressed, and not remembered.
+        assert!(s.admit(&mut alert([2, 2, 2, 2], 106)));
+        assert!(s.admit(&mut alert([2, 2, 2, 2], 107)));
+        let mut a = alert([1, 1, 1, 1], 110);
+        assert!(s.admit(&mut a));
+        assert_eq!((a.suppressed, s.total_suppressed), (2, 2));
+    }
+}
