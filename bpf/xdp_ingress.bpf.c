@@ -28,11 +28,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	RXRAY_PINNING
 	__uint(max_entries, 1 << 22); /* resized by the loader */
 } rxray_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_stats);
@@ -40,6 +42,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_config);
@@ -48,12 +51,14 @@ struct {
 /* Whole-packet capture, apart from the events so a capture never competes with `watch`. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	RXRAY_PINNING
 	__uint(max_entries, 1 << 12); /* resized by the loader */
 } rxray_cap SEC(".maps");
 
 /* Per-CPU staging for one capture chunk (the ring takes variable-size records by copy). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_cap_chunk);
@@ -62,6 +67,7 @@ struct {
 /* Per-CPU packet sequence for stitching chunks back together. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -70,6 +76,7 @@ struct {
 /* Flow table: sized by the loader; a full table fails inserts, which are counted (RXRAY_C_FLOW_FAIL). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 65536);
 	__type(key, struct rxray_flow_key);
 	__type(value, struct rxray_flow_stats);
@@ -79,6 +86,7 @@ struct {
  * attribution of a fragment that arrives after it was evicted (it then counts in the fragments bucket). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 4096);
 	__type(key, struct rxray_frag_key);
 	__type(value, struct rxray_frag_ports);
@@ -86,6 +94,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, RXRAY_P_COUNT);
 	__type(key, __u32);
 	__type(value, struct rxray_count);
@@ -93,6 +102,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct rxray_count);
@@ -101,6 +111,7 @@ struct {
 /* Where a packet is parsed when no ring-buffer record is taken (events off, or ring full). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_pkt_event);

@@ -3,6 +3,14 @@
 #ifndef RXRAY_H
 #define RXRAY_H
 
+/* The firewall's copy of the XDP program (xdp_fw.bpf.c) pins its maps by name, so an observer that
+ * loads the same object with the same pin path shares them with the running firewall. */
+#ifdef RXRAY_PIN_MAPS
+#define RXRAY_PINNING __uint(pinning, LIBBPF_PIN_BY_NAME);
+#else
+#define RXRAY_PINNING
+#endif
+
 /* ---- limits ---- */
 #define RXRAY_PAYLOAD_MAX 256     /* payload bytes an event can carry */
 #define RXRAY_PAYLOAD_DEFAULT 128 /* payload bytes copied unless configured */

@@ -6,6 +6,7 @@
 /* The compiled filter (written by user space before RXRAY_FEAT_FILTER is turned on). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_filter);

@@ -12,6 +12,7 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -19,6 +20,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct rxray_fw_set);
@@ -28,6 +30,7 @@ struct {
  * user space (written in place); one entry until the loader sizes it for the firewall. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
@@ -36,6 +39,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct rxray_fw_prefix_key);
@@ -45,6 +49,7 @@ struct {
 /* Rule bitmask per class: [gen][field][class]. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 2 * 2 * RXRAY_FW_CLASSES);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -52,6 +57,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 2 * RXRAY_FW_RULES);
 	__type(key, __u32);
 	__type(value, struct rxray_fw_rule);
@@ -59,6 +65,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 2 * RXRAY_FW_SLOTS);
 	__type(key, __u32);
 	__type(value, struct rxray_fw_counter);
@@ -66,6 +73,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct rxray_fw_block_key);
@@ -74,6 +82,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_fw_block_lens);
@@ -81,6 +90,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, struct rxray_fw_bucket_key);
 	__type(value, struct rxray_fw_bucket);
@@ -89,6 +99,7 @@ struct {
 /* The last decision (slot << 8 | action), written only while the clock is simulated (replay). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);

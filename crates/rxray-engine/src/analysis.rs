@@ -539,6 +539,7 @@ mod tests {
             udp: None,
             icmp: None,
             payload_offset: 0,
+            firewall: None,
             payload: vec![],
         }
     }

@@ -290,6 +290,7 @@ mod tests {
             udp: udp.map(|(s, d)| Udp { sport: s, dport: d, len: 0 }),
             icmp: None,
             payload_offset: 0,
+            firewall: None,
             payload: vec![],
         }
     }

@@ -112,6 +112,11 @@ pub fn decode(e: &PktEvent, clock: &Clock, iface: &str) -> Packet {
         udp,
         icmp,
         payload_offset: e.payload_off,
+        firewall: match e.fw_verdict {
+            abi::FWV_DROP => Some("drop"),
+            abi::FWV_WOULD => Some("would-drop"),
+            _ => None,
+        },
         payload: e.payload[..(e.payload_len as usize).min(abi::PAYLOAD_MAX)].to_vec(),
     }
 }

@@ -7,7 +7,7 @@
 //! Under `ip netns exec`, /sys is a fresh sysfs without the host's bpffs: firewall commands then
 //! refuse to run (pins made there would vanish with that mount namespace) and say to use
 //! `rxray --netns NAME`, which enters only the network namespace.
-use crate::{abi, classify_load_error, ingress::ifindex_of, AttachMode, KernelError, XDP_INGRESS_OBJ};
+use crate::{abi, classify_load_error, ingress::ifindex_of, AttachMode, KernelError, XDP_FW_OBJ, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
     programs::{links::FdLink, links::Link as _, links::PinnedLink, TestRun, TestRunOptions, Xdp, XdpMode},
@@ -405,9 +405,10 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
         .map_max_entries("rxray_fw_prefix", cap.prefixes.max(1))
         .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
         .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))
-        // Observation rings stay small: a firewall-only program never fills them.
-        .map_max_entries("rxray_events", 1 << 16)
-        .map_max_entries("rxray_cap", 4096);
+        // Sized for an observer that adopts the firewall's program (rxray watch, flows, alerts on the
+        // same interface); these are ring buffers, paged in only as they fill.
+        .map_max_entries("rxray_events", 8 << 20)
+        .map_max_entries("rxray_cap", 4 << 20);
     l
 }
 
@@ -453,13 +454,26 @@ impl Firewall {
         if let Some(owner) = crate::owner::owner_of(ifindex).filter(|o| o.alive) {
             return Err(KernelError::Owned { iface: iface.into(), owner });
         }
-        let mut ebpf = loader(cap).load(XDP_INGRESS_OBJ).map_err(classify_load_error)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("rxray_xdp")
-            .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
-            .try_into()
-            .map_err(|e| KernelError::Load(format!("{e}")))?;
-        prog.load().map_err(classify_load_error)?;
+        // The maps are created and pinned by name under the root as the object loads (RXRAY_PINNING).
+        std::fs::create_dir_all(&root)?;
+        let loaded = (|| -> Result<Ebpf, KernelError> {
+            let mut ebpf = loader(cap).default_map_pin_directory(&root).load(XDP_FW_OBJ).map_err(classify_load_error)?;
+            let prog: &mut Xdp = ebpf
+                .program_mut("rxray_xdp")
+                .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
+                .try_into()
+                .map_err(|e| KernelError::Load(format!("{e}")))?;
+            prog.load().map_err(classify_load_error)?;
+            Ok(ebpf)
+        })();
+        let mut ebpf = match loaded {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = remove_pins(&root);
+                return Err(e);
+            }
+        };
+        let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
         let tries: &[XdpMode] = match mode {
             AttachMode::Native => &[XdpMode::Driver],
             AttachMode::Generic => &[XdpMode::Skb],
@@ -477,14 +491,11 @@ impl Firewall {
             }
         }
         let Some(link_id) = link else {
+            drop(ebpf);
+            let _ = remove_pins(&root);
             return Err(KernelError::Attach { iface: iface.into(), detail: errors.join("; ") });
         };
-        std::fs::create_dir_all(&root)?;
         let result = (|| -> Result<(), KernelError> {
-            // bpffs refuses names with a dot: the .rodata/.bss sections need no pin (the program holds them).
-            for (name, map) in ebpf.maps().filter(|(n, _)| !n.contains('.')) {
-                map.pin(root.join(name)).map_err(|e| KernelError::Load(format!("pinning map {name}: {e}")))?;
-            }
             let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
             prog.pin(root.join("prog")).map_err(|e| KernelError::Load(format!("pinning the program: {e}")))?;
             let owned = prog.take_link(link_id).map_err(|e| KernelError::Load(format!("taking the link: {e}")))?;

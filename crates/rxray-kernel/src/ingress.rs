@@ -97,6 +97,21 @@ pub struct Ingress {
     config: abi::Config,
     locks: Vec<OwnerLock>,
     command: String,
+    /// Observing through the firewall's attached program (shared maps): nothing of ours is
+    /// attached, and at the end only our features are turned off.
+    adopted: bool,
+}
+
+/// Config features that belong to the firewall, not to an observer.
+const FW_FEATURES: u32 = abi::FEAT_FIREWALL | abi::FEAT_FW_DRYRUN;
+
+impl Drop for Ingress {
+    fn drop(&mut self) {
+        if self.adopted {
+            self.config.features = 0; // observation off; write_config keeps the firewall's bits
+            let _ = self.write_config();
+        }
+    }
 }
 
 pub fn ifindex_of(iface: &str) -> Result<u32, KernelError> {
@@ -139,7 +154,25 @@ impl Ingress {
             .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
         let ring = RingBuf::try_from(ring_map)
             .map_err(|e| KernelError::Map { map: "rxray_events", detail: e.to_string() })?;
-        let config = abi::Config {
+        let config = Self::config_for(opts);
+        let mut me = Ingress {
+            ring,
+            ebpf,
+            attached: Vec::new(),
+            config,
+            locks: Vec::new(),
+            command: opts.command.clone(),
+            adopted: false,
+        };
+        me.write_config()?;
+        if opts.filter.is_some() {
+            me.set_filter(opts.filter.as_ref())?;
+        }
+        Ok(me)
+    }
+
+    fn config_for(opts: &IngressOptions) -> abi::Config {
+        abi::Config {
             features: if opts.events { abi::FEAT_EVENTS } else { 0 }
                 | if opts.flows { abi::FEAT_FLOWS } else { 0 }
                 | if opts.capture { abi::FEAT_CAPTURE } else { 0 },
@@ -149,8 +182,42 @@ impl Ingress {
             wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
             capture_snap: opts.capture_snap.clamp(1, abi::CAP_SNAP_MAX),
             _pad0: 0,
+        }
+    }
+
+    /// Observes `iface` through the firewall's program already attached there: the firewall's
+    /// object is loaded with its pin directory, so its maps are the pinned ones (ring, counters,
+    /// config), and nothing new is attached. Turning observation on or off never touches the rules.
+    pub fn adopt(iface: &str, opts: &IngressOptions) -> Result<Self, KernelError> {
+        if let Some(f) = &opts.filter {
+            crate::filter::compile(f)?;
+        }
+        let ifindex = ifindex_of(iface)?;
+        let root = crate::firewall::pin_root(ifindex);
+        let lock = OwnerLock::acquire(ifindex, &opts.command).map_err(|e| match e {
+            Ok(owner) => KernelError::Owned { iface: iface.to_string(), owner },
+            Err(io) => KernelError::Io(io),
+        })?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&root)
+            .load(crate::XDP_FW_OBJ)
+            .map_err(classify_load_error)?;
+        let ring_map = ebpf
+            .take_map("rxray_events")
+            .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
+        let ring = RingBuf::try_from(ring_map).map_err(|e| KernelError::Map { map: "rxray_events", detail: e.to_string() })?;
+        let mut config = Self::config_for(opts);
+        // The ring is the firewall's (its size was set at install).
+        config.wakeup_bytes = (ring_bytes_of(&root).unwrap_or(opts.ring_bytes) / 16).max(4096) as u64;
+        let mut me = Ingress {
+            ring,
+            ebpf,
+            attached: vec![Attached { iface: iface.to_string(), ifindex, mode: "the firewall's" }],
+            config,
+            locks: vec![lock],
+            command: opts.command.clone(),
+            adopted: true,
         };
-        let mut me = Ingress { ring, ebpf, attached: Vec::new(), config, locks: Vec::new(), command: opts.command.clone() };
         me.write_config()?;
         if opts.filter.is_some() {
             me.set_filter(opts.filter.as_ref())?;
@@ -158,6 +225,8 @@ impl Ingress {
         Ok(me)
     }
 
+    /// Writes our config; the firewall's feature bits are kept as they are in the map (a shared
+    /// map when adopted; always zero otherwise).
     fn write_config(&mut self) -> Result<(), KernelError> {
         let map = self
             .ebpf
@@ -165,7 +234,10 @@ impl Ingress {
             .ok_or(KernelError::Map { map: "rxray_config", detail: "missing from the object".into() })?;
         let mut arr: Array<&mut MapData, abi::Config> =
             Array::try_from(map).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })?;
-        arr.set(0, self.config, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })
+        let live = arr.get(&0, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })?;
+        let mut c = self.config;
+        c.features = (c.features & !FW_FEATURES) | (live.features & FW_FEATURES);
+        arr.set(0, c, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })
     }
 
     /// Installs `filter` in the XDP program (only matching packets become events), or removes the
@@ -364,6 +436,12 @@ impl Ingress {
             filtered: c[abi::C_FILTERED],
         })
     }
+}
+
+/// The size of the pinned event ring under a firewall's pin root.
+fn ring_bytes_of(root: &std::path::Path) -> Option<u32> {
+    let md = MapData::from_pin(root.join("rxray_events")).ok()?;
+    md.info().ok().map(|i| i.max_entries())
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

@@ -21,6 +21,8 @@ use std::io;
 
 /// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
 pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");
+/// The firewall's copy of the XDP program (bpf/xdp_fw.bpf.c): the same code with its maps pinned by name.
+pub static XDP_FW_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_fw.bpf.o");
 /// The tracepoint programs (bpf/kernel.bpf.c): drops and TCP connections.
 pub static KERNEL_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/kernel.bpf.o");
 /// The benchmark floor: an XDP program that only returns XDP_PASS.

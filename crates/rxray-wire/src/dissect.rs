@@ -151,6 +151,7 @@ pub fn empty_packet() -> Packet {
         udp: None,
         icmp: None,
         payload_offset: 0,
+        firewall: None,
         payload: Vec::new(),
     }
 }

@@ -31,6 +31,9 @@ pub struct Packet {
     pub icmp: Option<Icmp>,
     /// Offset of the first byte after the last parsed header.
     pub payload_offset: u16,
+    /// What rxray's XDP firewall did: "drop", or "would-drop" in dry run (live only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<&'static str>,
     /// The payload prefix that was captured (hex in JSON).
     #[serde(serialize_with = "hex")]
     pub payload: Vec<u8>,

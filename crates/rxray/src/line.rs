@@ -121,6 +121,9 @@ pub fn format(p: &Packet) -> String {
     if !p.payload.is_empty() {
         let _ = write!(s, " payload {}B", p.payload.len());
     }
+    if let Some(v) = p.firewall {
+        let _ = write!(s, " [firewall: {v}]");
+    }
     s
 }
 

@@ -49,7 +49,25 @@ pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command
     if ifaces.is_empty() {
         bail!("no interface is up here; name one with -i (see `ip link`)");
     }
-    let mut ingress = Ingress::load(&IngressOptions { command: command.to_string(), ..opts })?;
+    let opts = IngressOptions { command: command.to_string(), ..opts };
+    // An interface with rxray's firewall already runs rxray's program: observe through it.
+    let firewalled: Vec<&String> =
+        ifaces.iter().filter(|i| rxray_kernel::ifindex_of(i).is_ok_and(rxray_kernel::firewall::installed)).collect();
+    if !firewalled.is_empty() {
+        if ifaces.len() > 1 {
+            bail!(
+                "{} {} rxray's firewall, which has its own program and maps: observe {} on its own (-i {})",
+                firewalled.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                if firewalled.len() == 1 { "has" } else { "have" },
+                if firewalled.len() == 1 { "it" } else { "each" },
+                firewalled[0]
+            );
+        }
+        let ingress = Ingress::adopt(&ifaces[0], &opts)?;
+        eprintln!("rxray: {what} {} (through the firewall's XDP program); Ctrl-C to stop", ifaces[0]);
+        return Ok(ingress);
+    }
+    let mut ingress = Ingress::load(&opts)?;
     let mode = match mode {
         XdpModeArg::Native => AttachMode::Native,
         XdpModeArg::Generic => AttachMode::Generic,
