@@ -131,10 +131,11 @@ impl Vars {
     }
 
     fn lookup(&self, name: &str) -> Option<&str> {
-        if name == "EXTERNAL_NET" && self.0.get(name).map(|s| s.trim()) == Some("!$HOME_NET") {
-            if self.0.get("HOME_NET").map(|s| s.trim()) == Some("any") {
-                return Some("any");
-            }
+        if name == "EXTERNAL_NET"
+            && self.0.get(name).map(|s| s.trim()) == Some("!$HOME_NET")
+            && self.0.get("HOME_NET").map(|s| s.trim()) == Some("any")
+        {
+            return Some("any");
         }
         self.0.get(name).map(|s| s.as_str())
     }

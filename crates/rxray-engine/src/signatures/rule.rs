@@ -58,6 +58,7 @@ pub struct Pcre {
 }
 
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a handful per rule, built once
 pub enum PayloadItem {
     Content(Content),
     Pcre(Pcre),

@@ -5,6 +5,7 @@
 //! - `threshold`: alert on every `count`-th match within a window (the count restarts after each
 //!   alert, and when a window expires).
 //! - `both`: alert once per window, on its `count`-th match.
+//!
 //! A window opens at the first match after the previous one expired (Suricata's behaviour).
 use super::rule::{Threshold, ThresholdType};
 use super::table::Bounded;
