@@ -5,7 +5,7 @@ use super::payload::{inspect, Buffers};
 use super::rule::{FlowState, PayloadItem, Proto, Rule};
 use super::threshold::{Thresholds, DEFAULT_THRESHOLD_CAPACITY};
 use crate::event::Packet;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -92,13 +92,17 @@ impl SignatureSet {
                 None => always.push(i as u32),
             }
         }
-        let prefilter = if patterns.is_empty() {
-            None
-        } else {
-            // Case-insensitive for all: a superset for case-sensitive contents, which the full
-            // evaluation then checks exactly.
-            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok()
+        // Case-insensitive for all: a superset for case-sensitive contents, which the full
+        // evaluation then checks exactly. A DFA when it fits (the overlapping walk is the hot
+        // loop), else whatever the crate picks; if even that fails, every rule is evaluated.
+        let build = |kind| {
+            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns)
         };
+        let prefilter = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
+        if prefilter.is_none() && !patterns.is_empty() {
+            always = (0..rules.len() as u32).collect();
+            pattern_rules.clear();
+        }
         let needs_flow =
             rules.iter().any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
         let n = rules.len();
