@@ -364,6 +364,22 @@ fn threshold_tracks_each_address_separately() {
     assert_eq!(s.stats().suppressed, 1);
 }
 
+#[test]
+fn threshold_table_eviction_is_counted_and_restarts_the_window() {
+    let rules = r#"alert tcp any any -> any any (content:"x"; threshold: type limit, track by_src, count 1, seconds 60; sid:1;)"#;
+    let mut s = load(rules, &Vars::default()).set.with_state_capacity(4, 2);
+    let from = |src: &str, t| pkt(src, 1, SERVER, 2, Tp::Tcp(tf::ACK), b"x", t);
+    assert_eq!(sids(&mut s, &from("198.18.1.1", 1)), [1]);
+    assert!(sids(&mut s, &from("198.18.1.1", 2)).is_empty());
+    // Three other sources push 198.18.1.1 out of a 2-entry table (1 + 1 per generation).
+    for (i, src) in ["198.18.1.2", "198.18.1.3", "198.18.1.4"].iter().enumerate() {
+        assert_eq!(sids(&mut s, &from(src, 3 + i as u64)), [1]);
+    }
+    assert_eq!(s.stats().thresholds_evicted, 2);
+    // Its window was forgotten with it, so it alerts again inside the 60 s.
+    assert_eq!(sids(&mut s, &from("198.18.1.1", 10)), [1]);
+}
+
 // ------------------------------------------------------------------ header: protocol, addresses, ports, direction
 
 fn header_fires(header: &str, p: &Packet) -> bool {
