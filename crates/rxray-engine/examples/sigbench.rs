@@ -184,14 +184,14 @@ fn main() {
         assert_eq!(cr.matches, nr.matches, "{name}: prefilter and naive disagree");
         let st = fast.stats();
         println!(
-            "{:<26} {:>6} {:>12.0} {:>10.0} {:>14.0} {:>10} {:>7.1}x   ({} rules evaluated per packet, {:.2}% packets alerted)",
+            "{:<26} {:>6} {:>12.0} {:>10.0} {:>14.0} {:>10} {:>8}   ({} rules evaluated per packet, {:.2}% packets alerted)",
             name,
             rules,
             r.pps,
             1e9 / r.pps,
             nr.pps,
             r.matches,
-            r.pps / nr.pps,
+            if rules == 0 { "-".to_string() } else { format!("{:.1}x", r.pps / nr.pps) },
             format_args!("{:.2}", st.evaluated as f64 / r.packets as f64),
             100.0 * r.alerted as f64 / r.packets as f64,
         );
