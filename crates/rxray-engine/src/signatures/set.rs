@@ -358,3 +358,32 @@ fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
         .collect();
     SigMatch { sid: r.sid, rev: r.rev, msg: r.msg.clone(), classtype: r.classtype.clone(), priority: r.priority, evidence }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signatures::{load, Vars};
+
+    fn pattern_of(opts: &str) -> Option<Vec<u8>> {
+        let l = load(&format!("alert tcp any any -> any any ({opts} sid:1;)"), &Vars::default());
+        assert!(l.errors.is_empty() && l.unsupported.is_empty(), "{:?}", l.errors);
+        prefilter_pattern(&l.set.rules()[0]).map(|p| p.to_vec())
+    }
+
+    #[test]
+    fn prefilter_keys_on_fast_pattern_else_the_longest_positive_content() {
+        assert_eq!(pattern_of(r#"content:"ab"; content:"abcd"; content:!"abcdefgh";"#).as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(pattern_of(r#"content:"ab"; fast_pattern; content:"abcd";"#).as_deref(), Some(&b"ab"[..]));
+        assert_eq!(pattern_of(r#"content:"abc"; content:"xyz";"#).as_deref(), Some(&b"abc"[..]));
+        assert_eq!(pattern_of(r#"content:!"abc"; pcre:"/x/";"#), None);
+    }
+
+    #[test]
+    fn rules_without_positive_content_are_always_evaluated() {
+        let text = r#"alert tcp any any -> any any (content:"a"; sid:1;)
+alert tcp any any -> any any (pcre:"/b/"; sid:2;)
+alert tcp any any -> any any (dsize:>0; sid:3;)"#;
+        let set = load(text, &Vars::default()).set;
+        assert_eq!(set.unfiltered_rules(), 2);
+    }
+}
