@@ -10,3 +10,4 @@ pub mod firewall;
 pub mod cidr;
 pub mod alert;
 pub mod detect;
+pub mod signatures;

@@ -1,0 +1,389 @@
+//! A loaded rule set and its matcher: an Aho-Corasick prefilter over one content per rule picks
+//! the candidate rules for a packet; only those (and the rules without content) are evaluated.
+use super::flow::{FlowTracker, FlowView, DEFAULT_FLOW_CAPACITY};
+use super::payload::{inspect, Buffers};
+use super::rule::{FlowState, PayloadItem, Proto, Rule};
+use super::threshold::{Thresholds, DEFAULT_THRESHOLD_CAPACITY};
+use crate::event::Packet;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One rule that fired on one packet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SigMatch {
+    pub sid: u32,
+    pub rev: u32,
+    pub msg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classtype: Option<String>,
+    /// 1 is the most severe (Suricata's scale).
+    pub priority: u8,
+    /// What matched, for each non-negated `content`/`pcre`, in rule order.
+    pub evidence: Vec<Evidence>,
+}
+
+/// A payload match: where it is in the packet's payload and the bytes themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// "content" or "pcre".
+    pub keyword: &'static str,
+    /// Offset in the payload (`Packet::payload`).
+    pub offset: u32,
+    #[serde(serialize_with = "hex")]
+    pub bytes: Vec<u8>,
+}
+
+fn hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::event::hex_string(b))
+}
+
+/// Work and state counters; each eviction lost that flow's or address's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SigStats {
+    pub packets: u64,
+    /// Rules evaluated in full (after the prefilter).
+    pub evaluated: u64,
+    pub matches: u64,
+    /// Matches a `threshold` kept from alerting.
+    pub suppressed: u64,
+    pub flows_evicted: u64,
+    pub thresholds_evicted: u64,
+}
+
+pub struct SignatureSet {
+    rules: Vec<Rule>,
+    /// Case-insensitive automaton over one pattern per prefiltered rule (None: no patterns).
+    prefilter: Option<AhoCorasick>,
+    /// Pattern id → rules (indices) that chose it.
+    pattern_rules: Vec<Vec<u32>>,
+    /// Rules with no usable content: evaluated on every packet.
+    always: Vec<u32>,
+    use_prefilter: bool,
+    needs_flow: bool,
+    flows: FlowTracker,
+    thresholds: Thresholds,
+    stats: SigStats,
+    // Per-packet scratch, reused so matching does not allocate.
+    mark: Vec<u32>,
+    generation: u32,
+    candidates: Vec<u32>,
+    lower: Vec<u8>,
+    hits: Vec<(u32, u32)>,
+}
+
+impl SignatureSet {
+    pub fn new(rules: Vec<Rule>) -> SignatureSet {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match prefilter_pattern(r) {
+                Some(pat) => {
+                    let key = pat.to_ascii_lowercase();
+                    let id = *index.entry(key.clone()).or_insert_with(|| {
+                        patterns.push(key);
+                        pattern_rules.push(Vec::new());
+                        patterns.len() - 1
+                    });
+                    pattern_rules[id].push(i as u32);
+                }
+                None => always.push(i as u32),
+            }
+        }
+        // Case-insensitive for all: a superset for case-sensitive contents, which the full
+        // evaluation then checks exactly. A DFA when it fits (the overlapping walk is the hot
+        // loop), else whatever the crate picks; if even that fails, every rule is evaluated.
+        let build = |kind| {
+            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns)
+        };
+        let prefilter = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
+        if prefilter.is_none() && !patterns.is_empty() {
+            always = (0..rules.len() as u32).collect();
+            pattern_rules.clear();
+        }
+        let needs_flow =
+            rules.iter().any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
+        let n = rules.len();
+        SignatureSet {
+            rules,
+            prefilter,
+            pattern_rules,
+            always,
+            use_prefilter: true,
+            needs_flow,
+            flows: FlowTracker::new(DEFAULT_FLOW_CAPACITY),
+            thresholds: Thresholds::new(DEFAULT_THRESHOLD_CAPACITY),
+            stats: SigStats::default(),
+            mark: vec![0; n],
+            generation: 0,
+            candidates: Vec::new(),
+            lower: Vec::new(),
+            hits: Vec::new(),
+        }
+    }
+
+    /// Bounds the flow table and the threshold table (entries; the least recently used half
+    /// is dropped when full, and counted in [`SigStats`]).
+    pub fn with_state_capacity(mut self, flows: usize, thresholds: usize) -> Self {
+        self.flows = FlowTracker::new(flows);
+        self.thresholds = Thresholds::new(thresholds);
+        self
+    }
+
+    /// Turns the prefilter off (every rule evaluated on every packet): the naive peer that the
+    /// benchmark and the equivalence test compare against. Results are the same either way.
+    pub fn set_prefilter(&mut self, on: bool) {
+        self.use_prefilter = on;
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Rules the prefilter cannot skip (no non-negated content).
+    pub fn unfiltered_rules(&self) -> usize {
+        self.always.len()
+    }
+
+    pub fn stats(&self) -> SigStats {
+        SigStats { flows_evicted: self.flows.evicted(), thresholds_evicted: self.thresholds.evicted(), ..self.stats }
+    }
+
+    /// The rules that fire on `p`, in rule-file order. Packets must arrive in time order for
+    /// `flow` and `threshold` state to mean what the rules say.
+    pub fn match_packet(&mut self, p: &Packet) -> Vec<SigMatch> {
+        let mut out = Vec::new();
+        self.match_packet_into(p, &mut out);
+        out
+    }
+
+    /// Like [`match_packet`](Self::match_packet), appending to `out` (no allocation when
+    /// nothing fires).
+    pub fn match_packet_into(&mut self, p: &Packet, out: &mut Vec<SigMatch>) {
+        self.stats.packets += 1;
+        let view = if self.needs_flow { self.flows.update(p) } else { None };
+        self.collect_candidates(&p.payload);
+        if self.candidates.is_empty() {
+            return;
+        }
+        self.lower.clear();
+        self.lower.extend(p.payload.iter().map(|b| b.to_ascii_lowercase()));
+        let dsize = payload_size(p);
+        let candidates = std::mem::take(&mut self.candidates);
+        for &ri in &candidates {
+            self.stats.evaluated += 1;
+            let rule = &self.rules[ri as usize];
+            if !header_matches(rule, p) || !options_match(rule, p, view, dsize) {
+                continue;
+            }
+            let buf = Buffers { raw: &p.payload, lower: &self.lower };
+            if !inspect(&rule.payload, &buf, &mut self.hits) {
+                continue;
+            }
+            self.stats.matches += 1;
+            if let (Some(t), Some(ip)) = (rule.threshold.as_ref(), p.ip.as_ref()) {
+                let addr = if t.by_src { ip.src } else { ip.dst };
+                if !self.thresholds.allow(ri, t, addr, p.ts_ns) {
+                    self.stats.suppressed += 1;
+                    continue;
+                }
+            }
+            out.push(sig_match(rule, &p.payload, &self.hits));
+        }
+        self.candidates = candidates;
+    }
+
+    /// Fills `self.candidates` (sorted rule indices) from the prefilter and the always-list.
+    fn collect_candidates(&mut self, payload: &[u8]) {
+        self.candidates.clear();
+        if !self.use_prefilter {
+            self.candidates.extend(0..self.rules.len() as u32);
+            return;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.mark.iter_mut().for_each(|m| *m = 0);
+            self.generation = 1;
+        }
+        if let Some(ac) = &self.prefilter {
+            if !payload.is_empty() {
+                for m in ac.find_overlapping_iter(payload) {
+                    for &ri in &self.pattern_rules[m.pattern().as_usize()] {
+                        let slot = &mut self.mark[ri as usize];
+                        if *slot != self.generation {
+                            *slot = self.generation;
+                            self.candidates.push(ri);
+                        }
+                    }
+                }
+            }
+        }
+        if self.candidates.is_empty() {
+            self.candidates.extend_from_slice(&self.always);
+            return;
+        }
+        self.candidates.extend_from_slice(&self.always);
+        self.candidates.sort_unstable();
+    }
+}
+
+/// The content the prefilter keys a rule on: the `fast_pattern` one if given, else the longest
+/// non-negated content (the first of equal length). None when the rule has no such content.
+fn prefilter_pattern(r: &Rule) -> Option<&[u8]> {
+    let contents = r.payload.iter().filter_map(|i| match i {
+        PayloadItem::Content(c) if !c.negated => Some(c),
+        _ => None,
+    });
+    let mut best: Option<&super::rule::Content> = None;
+    for c in contents {
+        if c.fast_pattern {
+            return Some(&c.bytes);
+        }
+        if best.is_none_or(|b| c.bytes.len() > b.bytes.len()) {
+            best = Some(c);
+        }
+    }
+    best.map(|c| c.bytes.as_slice())
+}
+
+fn ports(p: &Packet) -> Option<(u16, u16)> {
+    if let Some(t) = p.tcp {
+        Some((t.sport, t.dport))
+    } else {
+        p.udp.map(|u| (u.sport, u.dport))
+    }
+}
+
+fn header_matches(r: &Rule, p: &Packet) -> bool {
+    let Some(ip) = p.ip.as_ref() else {
+        return false;
+    };
+    let proto_ok = match r.proto {
+        Proto::Tcp => p.tcp.is_some(),
+        Proto::Udp => p.udp.is_some(),
+        Proto::Icmp => p.icmp.is_some(),
+        Proto::Ip => true,
+    };
+    if !proto_ok {
+        return false;
+    }
+    let ports_any = r.sport.is_any() && r.dport.is_any();
+    let (sp, dp) = match (ports(p), r.proto) {
+        (_, Proto::Icmp) => (None, None),
+        (Some((s, d)), _) => (Some(s), Some(d)),
+        (None, _) => (None, None),
+    };
+    let port_ok = |spec: &super::addr::PortSpec, port: Option<u16>| match port {
+        Some(x) => spec.matches(x),
+        // ICMP rules ignore ports; other portless packets only match `any`.
+        None => r.proto == Proto::Icmp || spec.is_any(),
+    };
+    let forward = r.src.matches(ip.src)
+        && r.dst.matches(ip.dst)
+        && (ports_any || (port_ok(&r.sport, sp) && port_ok(&r.dport, dp)));
+    if forward || !r.bidirectional {
+        return forward;
+    }
+    r.src.matches(ip.dst) && r.dst.matches(ip.src) && (ports_any || (port_ok(&r.sport, dp) && port_ok(&r.dport, sp)))
+}
+
+fn options_match(r: &Rule, p: &Packet, view: Option<FlowView>, dsize: u32) -> bool {
+    if let Some(f) = r.flags {
+        match p.tcp {
+            Some(t) if f.matches(t.flags) => {}
+            _ => return false,
+        }
+    }
+    if let Some(d) = r.dsize {
+        if !d.matches(dsize) {
+            return false;
+        }
+    }
+    if let Some(f) = r.flow {
+        let needs_view = f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished);
+        if needs_view {
+            let Some(v) = view else {
+                return false;
+            };
+            if f.to_server.is_some_and(|ts| ts != v.to_server) {
+                return false;
+            }
+            match f.state {
+                FlowState::Established if !v.established => return false,
+                FlowState::NotEstablished if v.established => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// The transport payload size from the IP lengths (the whole payload, not just the captured
+/// prefix); the captured length when the packet has no IP lengths.
+pub fn payload_size(p: &Packet) -> u32 {
+    let Some(ip) = p.ip.as_ref() else {
+        return p.payload.len() as u32;
+    };
+    if ip.total_len == 0 {
+        return p.payload.len() as u32;
+    }
+    let l4_hdr = if let Some(t) = p.tcp {
+        t.hdr_len as u32
+    } else if p.udp.is_some() || p.icmp.is_some() {
+        8
+    } else {
+        0
+    };
+    (ip.total_len as u32).saturating_sub(ip.hdr_len as u32).saturating_sub(l4_hdr)
+}
+
+fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
+    let keywords = r.payload.iter().filter(|i| !i.is_negated()).map(|i| match i {
+        PayloadItem::Content(_) => "content",
+        PayloadItem::Pcre(_) => "pcre",
+    });
+    let evidence = keywords
+        .zip(hits)
+        .map(|(keyword, &(s, e))| Evidence { keyword, offset: s, bytes: payload[s as usize..e as usize].to_vec() })
+        .collect();
+    SigMatch { sid: r.sid, rev: r.rev, msg: r.msg.clone(), classtype: r.classtype.clone(), priority: r.priority, evidence }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signatures::{load, Vars};
+
+    fn pattern_of(opts: &str) -> Option<Vec<u8>> {
+        let l = load(&format!("alert tcp any any -> any any ({opts} sid:1;)"), &Vars::default());
+        assert!(l.errors.is_empty() && l.unsupported.is_empty(), "{:?}", l.errors);
+        prefilter_pattern(&l.set.rules()[0]).map(|p| p.to_vec())
+    }
+
+    #[test]
+    fn prefilter_keys_on_fast_pattern_else_the_longest_positive_content() {
+        assert_eq!(pattern_of(r#"content:"ab"; content:"abcd"; content:!"abcdefgh";"#).as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(pattern_of(r#"content:"ab"; fast_pattern; content:"abcd";"#).as_deref(), Some(&b"ab"[..]));
+        assert_eq!(pattern_of(r#"content:"abc"; content:"xyz";"#).as_deref(), Some(&b"abc"[..]));
+        assert_eq!(pattern_of(r#"content:!"abc"; pcre:"/x/";"#), None);
+    }
+
+    #[test]
+    fn rules_without_positive_content_are_always_evaluated() {
+        let text = r#"alert tcp any any -> any any (content:"a"; sid:1;)
+alert tcp any any -> any any (pcre:"/b/"; sid:2;)
+alert tcp any any -> any any (dsize:>0; sid:3;)"#;
+        let set = load(text, &Vars::default()).set;
+        assert_eq!(set.unfiltered_rules(), 2);
+    }
+}
