@@ -8,16 +8,10 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 #include "rxray.h"
+#include "rxray_skb.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define IPPROTO_HOPOPTS_ 0
-#define IPPROTO_ROUTING_ 43
-#define IPPROTO_FRAGMENT_ 44
-#define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
-#define RXRAY_V6_EXT_WALK 4 /* extension headers walked before giving up on ports */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -55,72 +49,21 @@ struct {
 	__type(value, __u8);
 } rxray_drop_ifaces SEC(".maps");
 
-/* Reads the IPv4 or IPv6 header at skb->head + network_header and the ports after it. Fields it
- * cannot read stay zero: a drop is reported even when its headers are gone. */
+/* Fills the event's 5-tuple from the headers at skb->head + network_header (rxray_skb.h). Not
+ * inlined, so struct rxray_drop_event lands in the object's BTF (the layout test reads it). */
 static __noinline int rxray_drop_headers(const unsigned char *head, __u32 nh, __u16 proto, struct rxray_drop_event *e)
 {
-	__u32 l4 = 0;
-	__u8 l4p = 0;
-	if (!head || !e)
+	struct rxray_skb_hdrs h = {};
+	if (!e)
 		return 0;
-	if (proto == ETH_P_IP) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.version != 4 || ip.ihl < 5)
-			return 0;
-		e->ip_ver = 4;
-		e->l4_proto = ip.protocol;
-		__builtin_memcpy(e->saddr, &ip.saddr, 4);
-		__builtin_memcpy(e->daddr, &ip.daddr, 4);
-		if (bpf_ntohs(ip.frag_off) & 0x1fff)
-			return 0; /* a later fragment: no ports */
-		l4 = nh + ip.ihl * 4;
-		l4p = ip.protocol;
-	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.version != 6)
-			return 0;
-		e->ip_ver = 6;
-		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
-		l4 = nh + sizeof(ip6);
-		l4p = ip6.nexthdr;
-		for (int i = 0; i < RXRAY_V6_EXT_WALK; i++) {
-			__u8 ext[4];
-			if (l4p != IPPROTO_HOPOPTS_ && l4p != IPPROTO_ROUTING_ && l4p != IPPROTO_DSTOPTS_ &&
-			    l4p != IPPROTO_FRAGMENT_)
-				break;
-			if (bpf_probe_read_kernel(ext, sizeof(ext), head + l4))
-				return 0;
-			if (l4p == IPPROTO_FRAGMENT_) {
-				l4p = ext[0];
-				if (((ext[2] << 8) | ext[3]) & 0xfff8) {
-					e->l4_proto = l4p;
-					return 0; /* a later fragment: no ports */
-				}
-				l4 += 8;
-			} else {
-				l4p = ext[0];
-				l4 += (ext[1] + 1) * 8;
-			}
-		}
-		e->l4_proto = l4p;
-	} else {
-		return 0;
-	}
-	if (l4p == IPPROTO_TCP_) {
-		__u8 th[14];
-		if (bpf_probe_read_kernel(th, sizeof(th), head + l4))
-			return 0;
-		e->sport = (th[0] << 8) | th[1];
-		e->dport = (th[2] << 8) | th[3];
-		e->tcp_flags = th[13];
-	} else if (l4p == IPPROTO_UDP_) {
-		__u8 uh[4];
-		if (bpf_probe_read_kernel(uh, sizeof(uh), head + l4))
-			return 0;
-		e->sport = (uh[0] << 8) | uh[1];
-		e->dport = (uh[2] << 8) | uh[3];
-	}
+	rxray_skb_headers(head, nh, proto, &h);
+	e->ip_ver = h.ip_ver;
+	e->l4_proto = h.l4_proto;
+	__builtin_memcpy(e->saddr, h.saddr, 16);
+	__builtin_memcpy(e->daddr, h.daddr, 16);
+	e->sport = h.sport;
+	e->dport = h.dport;
+	e->tcp_flags = h.tcp_flags;
 	return 0;
 }
 

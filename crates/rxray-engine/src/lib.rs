@@ -6,3 +6,4 @@ pub mod flows;
 pub mod analysis;
 pub mod conv;
 pub mod filter;
+pub mod latency;

@@ -468,6 +468,102 @@ unsafe impl aya::Pod for ConnConfig {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Conn {}
 
+// ---- delivery latency (bpf/xdp_ingress.bpf.c, RXRAY_FEAT_LATENCY) ----
+pub const FEAT_LATENCY: u32 = 1 << 4;
+pub const LAT_ARRIVALS_MAX: u32 = 65536;
+pub const LAT_FLOWS_MAX: u32 = 4096;
+pub const LAT_PROCS_MAX: u32 = 1024;
+pub const LAT_SUB_BITS: u32 = 2;
+pub const LAT_BUCKETS: usize = 160;
+pub const LC_STAMPED: usize = 0;
+pub const LC_QUEUED: usize = 1;
+pub const LC_READ: usize = 2;
+pub const LC_FLOW_FAIL: usize = 3;
+pub const LC_PROC_FAIL: usize = 4;
+pub const LC_COUNT: usize = 8;
+
+/// `struct rxray_lat_stats`: per-CPU counters indexed by `LC_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatStats {
+    pub c: [u64; LC_COUNT],
+}
+
+/// `struct rxray_lat_key`: one packet as it arrived (remote → local), or with tag 0 a flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LatKey {
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub _pad: u16,
+    pub tag: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// `struct rxray_lat_stamp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatStamp {
+    pub arrival_ns: u64,
+    pub queued_ns: u64,
+}
+
+/// `struct rxray_lat_proc_key`: a reading process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LatProcKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+}
+
+/// `struct rxray_lat_hist`: one CPU's histograms of a flow or process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LatHist {
+    pub reads: u64,
+    pub queued: u64,
+    pub read_sum_ns: u64,
+    pub queue_sum_ns: u64,
+    pub read_max_ns: u64,
+    pub queue_max_ns: u64,
+    pub last_ns: u64,
+    pub comm: [u8; 16],
+    pub read: [u32; LAT_BUCKETS],
+    pub queue: [u32; LAT_BUCKETS],
+}
+
+impl Default for LatHist {
+    fn default() -> Self {
+        LatHist {
+            reads: 0,
+            queued: 0,
+            read_sum_ns: 0,
+            queue_sum_ns: 0,
+            read_max_ns: 0,
+            queue_max_ns: 0,
+            last_ns: 0,
+            comm: [0; 16],
+            read: [0; LAT_BUCKETS],
+            queue: [0; LAT_BUCKETS],
+        }
+    }
+}
+
+// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for LatStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatStamp {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatProcKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatHist {}
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -506,6 +602,15 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
             ]
         ),
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
+        layout!("rxray_lat_stats", LatStats, [c]),
+        layout!("rxray_lat_key", LatKey, [ip_ver, proto, _pad, tag, saddr, daddr, sport, dport]),
+        layout!("rxray_lat_stamp", LatStamp, [arrival_ns, queued_ns]),
+        layout!("rxray_lat_proc_key", LatProcKey, [tgid, _pad, cgroup_id]),
+        layout!(
+            "rxray_lat_hist",
+            LatHist,
+            [reads, queued, read_sum_ns, queue_sum_ns, read_max_ns, queue_max_ns, last_ns, comm, read, queue]
+        ),
         layout!(
             "rxray_pkt_event",
             PktEvent,

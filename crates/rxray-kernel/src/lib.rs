@@ -8,12 +8,14 @@ pub mod drops;
 pub mod filter;
 mod ingress;
 pub mod kallsyms;
+pub mod latency;
 pub mod owner;
 pub use ingress::ifindex_of;
 
 pub use decode::{decode, decode_flow, Clock};
 pub use conns::{ConnTotals, Conns, ConnsOptions};
 pub use drops::{DropTotals, Drops, DropsOptions};
+pub use latency::{LatencyEntry, LatencyStages, LatencyTotals};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
 use std::io;

@@ -100,7 +100,7 @@ impl Names {
     }
 }
 
-fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
+pub(crate) fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
     match ver {
         4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
         6 => Some(IpAddr::V6(Ipv6Addr::from(*b))),

@@ -7,6 +7,7 @@ mod drops;
 mod flows;
 mod ifaces;
 mod lab;
+mod latency;
 mod line;
 mod session;
 mod watch;
@@ -39,6 +40,8 @@ enum Cmd {
     Drops(drops::DropsArgs),
     /// List TCP connections (states, handshake, bytes, retransmits, resets, RTT) and accept-queue overflows.
     Conns(conns::ConnsArgs),
+    /// Delivery latency per flow and per process: XDP arrival → socket queue → application read.
+    Latency(latency::LatencyArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
@@ -68,6 +71,7 @@ fn main() {
         Cmd::Flows(a) => flows::run(a),
         Cmd::Drops(a) => drops::run(a),
         Cmd::Conns(a) => conns::run(a),
+        Cmd::Latency(a) => latency::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),

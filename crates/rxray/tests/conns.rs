@@ -7,67 +7,7 @@ mod common;
 use common::*;
 use rxray_lab::Lab;
 use serde_json::{json, Value};
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Child, ChildStdout, Command, Stdio},
-    time::{Duration, Instant},
-};
-
-/// A helper process (python, in a namespace), killed when the test lets go of it.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn python(lab: &Lab, ns: &str, script: &str, args: &[String]) -> Kid {
-        let mut cmd: Command = lab.exec(ns, ["python3", "-u", "-c", script]);
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn python3");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Kid { child, out }
-    }
-
-    /// The next stdout line (bounded by the script's own timeouts; panics at EOF).
-    fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.out.read_line(&mut s).expect("read helper output");
-        assert!(!s.is_empty(), "helper exited early");
-        s.trim().to_string()
-    }
-
-    fn say(&mut self, s: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits (bounded) for the exit; returns whether it succeeded.
-    fn wait(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::{Duration, Instant};
 
 fn start(ns: &str, extra: &[&str]) -> Running {
     let mut args = vec!["conns", "--json"];
@@ -318,56 +258,6 @@ time.sleep(1.5); print("done", flush=True)
     assert_eq!(s["listen"]["ListenOverflows"], json!(ov), "{s}");
     assert_eq!(s["listen"]["ListenDrops"], json!(dr), "{s}");
     assert_eq!(s["listen_since_start"]["ListenOverflows"], json!(ov), "a fresh namespace starts at 0: {s}");
-}
-
-/// A cgroup v2 directory made for one test; its processes go back to the root and it is removed
-/// when dropped.
-struct Cgroup {
-    mount: std::path::PathBuf,
-    dir: std::path::PathBuf,
-}
-
-impl Cgroup {
-    fn new() -> Cgroup {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mp = info
-            .lines()
-            .find_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                (post.split_whitespace().next() == Some("cgroup2")).then(|| pre.split_whitespace().nth(4).unwrap().to_string())
-            })
-            .expect("a cgroup2 mount");
-        let mount = std::path::PathBuf::from(mp);
-        let dir = mount.join(format!("rxray-test-{}-{}", std::process::id(), unique_name()));
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Cgroup { mount, dir }
-    }
-
-    /// The path as rxray reports it: relative to the mount, with a leading slash.
-    fn rel(&self) -> String {
-        format!("/{}", self.dir.strip_prefix(&self.mount).unwrap().display())
-    }
-
-    fn add(&self, pid: u32) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("moving into the cgroup");
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
-                for p in procs.split_whitespace() {
-                    let _ = std::fs::write(self.mount.join("cgroup.procs"), p);
-                }
-            }
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() || Instant::now() > deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 const READER: &str = r#"
