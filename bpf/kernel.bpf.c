@@ -111,6 +111,8 @@ int rxray_kfree_skb(__u64 *ctx)
 	__u64 *n = bpf_map_lookup_elem(&rxray_drop_reasons, &slot);
 	if (n)
 		(*n)++;
+	if (cfg->flags & RXRAY_DROPF_COUNT_ONLY)
+		return 0;
 
 	struct rxray_drop_event *e = bpf_ringbuf_reserve(&rxray_drops, sizeof(*e), 0);
 	if (!e) {

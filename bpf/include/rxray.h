@@ -309,6 +309,7 @@ struct rxray_filter {
 #define RXRAY_DROP_IFACES_MAX 64  /* entries of the interface filter */
 
 #define RXRAY_DROPF_IFACES (1U << 0) /* only drops on interfaces in rxray_drop_ifaces */
+#define RXRAY_DROPF_COUNT_ONLY (1U << 1) /* count per reason, send no events (conns joins the counts) */
 
 /* per-CPU counters: index into rxray_drop_stats.c */
 enum rxray_drop_counter {

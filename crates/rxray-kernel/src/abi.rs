@@ -310,6 +310,7 @@ unsafe impl aya::Pod for FilterProg {}
 pub const DROP_REASONS: usize = 512;
 pub const DROP_IFACES_MAX: u32 = 64;
 pub const DROPF_IFACES: u32 = 1 << 0;
+pub const DROPF_COUNT_ONLY: u32 = 1 << 1;
 pub const DC_DROPS: usize = 0;
 pub const DC_EVENTS: usize = 1;
 pub const DC_LOST: usize = 2;

@@ -4,7 +4,7 @@
 //! ListenDrops).
 use crate::{line::clock_time, session};
 use anyhow::{bail, Context, Result};
-use rxray_kernel::{abi, Clock, ConnTotals, Conns, ConnsOptions};
+use rxray_kernel::{abi, btf, Clock, ConnTotals, Conns, ConnsOptions, Drops, DropsOptions};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -340,6 +340,23 @@ fn parse_netstat(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
 
 const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
 
+/// Drop reasons (kfree_skb) that belong beside the listen counters: the accept queue's overflow.
+const LISTEN_REASONS: &[&str] = &["TCP_LISTEN_OVERFLOW"];
+
+/// Counts, since `drops` attached, of the `LISTEN_REASONS` this kernel has (by name from its BTF).
+fn listen_reason_counts(drops: &Drops) -> Result<BTreeMap<String, u64>> {
+    let names = btf::drop_reasons(Path::new(btf::VMLINUX)).context("reading drop-reason names from the kernel's BTF")?;
+    let by = drops.totals()?.by_reason;
+    let mut out = BTreeMap::new();
+    for (code, name) in &names {
+        if LISTEN_REASONS.contains(&name.as_str()) {
+            let n = by.iter().find(|(c, _)| u64::from(*c) == *code).map(|(_, n)| *n).unwrap_or(0);
+            out.insert(name.clone(), n);
+        }
+    }
+    Ok(out)
+}
+
 fn ms(us: u32) -> String {
     if us == 0 {
         "-".into()
@@ -399,6 +416,15 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let mut conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
         .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
+    // The drop program in count-only mode, for the accept queue's overflow reason beside the
+    // namespace's counters; conns work without it.
+    let drops = match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: Some(netns), ifindexes: Vec::new(), events: false }) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("rxray: no drop reasons beside the listen counters ({e})");
+            None
+        }
+    };
     let listen0 = netstat(LISTEN_COUNTERS).unwrap_or_default();
     eprintln!(
         "rxray: watching TCP connections in network namespace {netns}{}; Ctrl-C to stop",
@@ -484,10 +510,15 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let listen = netstat(LISTEN_COUNTERS).unwrap_or_default();
     let since: BTreeMap<String, u64> =
         listen.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*listen0.get(k).unwrap_or(&0)))).collect();
+    let reasons = match &drops {
+        Some(d) => Some(listen_reason_counts(d)?),
+        None => None,
+    };
     if a.json {
         let v = serde_json::json!({"summary": {
             "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
-            "listen": listen, "listen_since_start": since, "tcp_probe": conns.probe, "readers": conns.readers,
+            "listen": listen, "listen_since_start": since, "listen_drop_reasons": reasons,
+            "tcp_probe": conns.probe, "readers": conns.readers,
             "seconds": start.elapsed().as_secs_f64(),
         }});
         eprintln!("{v}");
@@ -503,6 +534,9 @@ pub fn run(a: ConnsArgs) -> Result<()> {
                 listen.get(*k).copied().unwrap_or(0),
                 since.get(*k).copied().unwrap_or(0)
             ));
+        }
+        for (k, n) in reasons.iter().flatten() {
+            s.push_str(&format!("drop reason {k}: {n} (since start)\n"));
         }
         eprint!("{s}");
     }

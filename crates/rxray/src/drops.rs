@@ -200,7 +200,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes })
+    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
     let scope = if a.ifaces.is_empty() { "every interface".to_string() } else { a.ifaces.join(", ") };
     eprintln!("rxray: watching drops in network namespace {netns} ({scope}); Ctrl-C to stop");

@@ -227,26 +227,52 @@ fn a_listener_that_never_accepts_overflows_and_rxray_reports_the_netstat_counts(
     if !need_root() {
         return;
     }
+    if !have("nft") {
+        skip_or_fail("needs nft (nftables)");
+        return;
+    }
     let lab = Lab::pair(&unique_name()).expect("lab");
-    let port = 5401u16;
+    let (port, backlog) = (5401u16, 4usize);
     let rb = start(lab.ns_b(), &[]);
     let listener = r#"
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(int(sys.argv[3]))
 print("ready", flush=True); time.sleep(30)
 "#;
+    // The accept queue holds backlog + 1 connections, the request queue backlog handshakes. First
+    // `backlog` connections complete (queued, never accepted). Then `backlog` more SYNs are answered
+    // (room in the request queue) while a's nftables rule drops the SYN-ACKs; once the rule is gone
+    // the retransmitted SYN-ACKs are acknowledged: one ACK fills the accept queue, the others find
+    // it full, and the kernel frees them with TCP_LISTEN_OVERFLOW (tcp_check_req) and counts
+    // ListenOverflows. (SYNs refused at once for a full queue count ListenOverflows too, but the
+    // kernel consumes those without a drop reason, and cookies bypass tcp_check_req: hence this order.)
     let clients = r#"
 import socket, sys, time
-ks = []
-for i in range(8):
-    k = socket.socket(); k.setblocking(False); k.connect_ex((sys.argv[1], int(sys.argv[2]))); ks.append(k)
-    time.sleep(0.05)
-time.sleep(1.5); print("done", flush=True)
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ks = [socket.create_connection((host, port), timeout=5) for i in range(n)]
+print("filled", flush=True); sys.stdin.readline()
+for i in range(n):
+    k = socket.socket(); k.setblocking(False); k.connect_ex((host, port)); ks.append(k)
+print("sent", flush=True); sys.stdin.readline(); time.sleep(3); print("done", flush=True)
 "#;
-    let mut l = Kid::python(&lab, lab.ns_b(), listener, &[lab.addr4_b().to_string(), port.to_string()]);
+    let args = [lab.addr4_b().to_string(), port.to_string(), backlog.to_string()];
+    let mut l = Kid::python(&lab, lab.ns_b(), listener, &args);
     assert_eq!(l.line(), "ready");
-    let mut c = Kid::python(&lab, lab.ns_a(), clients, &[lab.addr4_b().to_string(), port.to_string()]);
+    let mut c = Kid::python(&lab, lab.ns_a(), clients, &args);
+    assert_eq!(c.line(), "filled");
+    let nft = |rule: &[&str]| {
+        let st = lab.exec(lab.ns_a(), std::iter::once("nft").chain(rule.iter().copied())).status().expect("nft");
+        assert!(st.success(), "nft {rule:?}");
+    };
+    nft(&["add", "table", "inet", "t"]);
+    nft(&["add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }"]);
+    nft(&["add", "rule", "inet", "t", "in", "tcp", "sport", &port.to_string(), "tcp", "flags", "syn", "drop"]);
+    c.say("go");
+    assert_eq!(c.line(), "sent");
+    std::thread::sleep(Duration::from_millis(200));
+    nft(&["delete", "table", "inet", "t"]);
+    c.say("go");
     assert_eq!(c.line(), "done");
     // The listener goes first, so nothing overflows after rxray's last reading.
     drop(l);
@@ -258,6 +284,9 @@ time.sleep(1.5); print("done", flush=True)
     assert_eq!(s["listen"]["ListenOverflows"], json!(ov), "{s}");
     assert_eq!(s["listen"]["ListenDrops"], json!(dr), "{s}");
     assert_eq!(s["listen_since_start"]["ListenOverflows"], json!(ov), "a fresh namespace starts at 0: {s}");
+    // At least the backlog - 1 ACKs that found the queue full, each an overflow counted by both.
+    let lo = s["listen_drop_reasons"]["TCP_LISTEN_OVERFLOW"].as_u64().unwrap_or_else(|| panic!("{s}"));
+    assert!(lo >= backlog as u64 - 1 && lo <= ov, "TCP_LISTEN_OVERFLOW {lo} vs ListenOverflows {ov}: {s}");
 }
 
 const READER: &str = r#"
