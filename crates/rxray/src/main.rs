@@ -9,6 +9,7 @@ mod ifaces;
 mod lab;
 mod latency;
 mod line;
+mod seed;
 mod session;
 mod watch;
 

@@ -99,6 +99,7 @@ fn a_full_connection_is_one_record_with_exact_bytes_and_rtt() {
     assert_eq!(rec["local"], json!(format!("{b4}:{port}")), "{rec}");
     assert_eq!(rec["remote"], json!(format!("{a4}:{cport}")), "{rec}");
     assert_eq!(rec["passive"], json!(true), "{rec}");
+    assert_eq!(rec["seeded"], json!(false), "began after rxray: {rec}");
     let states: Vec<&str> = rec["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(states.first(), Some(&"SYN_RECV"), "{rec}");
     assert_eq!(states.last(), Some(&"CLOSE"), "{rec}");
@@ -338,4 +339,52 @@ fn a_connection_names_the_process_and_cgroup_that_read_it() {
     assert_eq!(rec["cgroup_id"], json!(ino), "{rec}");
     assert_eq!(rec["read_bytes"], json!(n), "{rec}");
     assert_eq!(rec["reader_changes"], json!(0), "{rec}");
+}
+
+#[test]
+fn a_connection_older_than_rxray_is_seeded_and_its_close_is_reported() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let port = 5203u16;
+    let server = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(20)
+print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(20)
+while c.recv(100): pass
+c.close(); print("closed", flush=True)
+"#;
+    let client = r#"
+import socket, sys
+k = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+print("connected", k.getsockname()[1], flush=True)
+sys.stdin.readline(); k.close(); print("bye", flush=True)
+"#;
+    let args = [lab.addr4_b().to_string(), port.to_string()];
+    let mut srv = Kid::python(&lab, lab.ns_b(), server, &args);
+    assert_eq!(srv.line(), "ready");
+    let mut cl = Kid::python(&lab, lab.ns_a(), client, &args);
+    let l = cl.line();
+    let cport: u16 = l.strip_prefix("connected ").expect(&l).parse().unwrap();
+    // rxray starts only now: the connection is established and quiet.
+    let mut rb = start(lab.ns_b(), &["--interval", "0.2"]);
+    let live = wait_record(&mut rb, Duration::from_secs(10), |v| v["status"] == "live" && v["local_port"] == json!(port));
+    assert_eq!(live["seeded"], json!(true), "{live}");
+    assert_eq!(live["state"], json!("ESTABLISHED"), "{live}");
+    assert_eq!(live["remote"], json!(format!("{}:{cport}", lab.addr4_a())), "{live}");
+    assert_eq!(live["age_ms"], Value::Null, "start unknown: {live}");
+    cl.say("bye");
+    assert_eq!(cl.line(), "bye");
+    assert_eq!(srv.line(), "closed");
+    let closed = wait_record(&mut rb, Duration::from_secs(10), |v| v["status"] == "closed" && v["local_port"] == json!(port));
+    let (recs, _) = stop(rb);
+    assert_eq!(closed["seeded"], json!(true), "{closed}");
+    assert_eq!(closed["age_ms"], Value::Null, "{closed}");
+    assert_eq!(closed["remote_port"], json!(cport), "{closed}");
+    assert_eq!(closed["states"].as_array().unwrap().last(), Some(&json!("CLOSE")), "{closed}");
+    let n = recs.iter().filter(|v| v["status"] == "closed" && v["local_port"] == json!(port)).count();
+    assert_eq!(n, 1, "{recs:?}");
 }
