@@ -382,6 +382,8 @@ int rxray_tcp_probe(__u64 *ctx)
 	return 0;
 }
 
+static __always_inline void rxray_reader_note(const struct sock *sk, int ret, int flags);
+
 /* sock_recv_length(sk, ret, flags): runs in the reading task after every recvmsg. */
 SEC("tp_btf/sock_recv_length")
 int rxray_sock_recv_length(__u64 *ctx)
@@ -391,6 +393,7 @@ int rxray_sock_recv_length(__u64 *ctx)
 	int flags = (int)ctx[2];
 	if (!key)
 		return 0;
+	rxray_reader_note((const struct sock *)key, ret, flags);
 	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
 	if (!c)
 		return 0;
@@ -407,4 +410,61 @@ int rxray_sock_recv_length(__u64 *ctx)
 	if (ret > 0 && !(flags & 2))
 		__sync_fetch_and_add(&c->reader_bytes, (__u64)ret);
 	return 0;
+}
+
+/* ---- readers: who read each TCP or UDP socket (RXRAY_CONN_CFG_READERS) ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_READERS_MAX);
+	__type(key, struct rxray_reader_key);
+	__type(value, struct rxray_reader);
+} rxray_readers SEC(".maps");
+
+static __always_inline void rxray_reader_note(const struct sock *sk, int ret, int flags)
+{
+	__u32 zero = 0;
+	if (ret <= 0 || (flags & 2 /* MSG_PEEK */))
+		return;
+	struct rxray_conn_config *cfg = bpf_map_lookup_elem(&rxray_conn_config, &zero);
+	if (!cfg || !(cfg->flags & RXRAY_CONN_CFG_READERS))
+		return;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_) || (family != AF_INET_ && family != AF_INET6_))
+		return;
+	if (cfg->netns_ino && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != cfg->netns_ino)
+		return;
+	struct rxray_reader_key k = {};
+	k.proto = proto;
+	k.family = family;
+	k.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET_) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(k.laddr, &l, 4);
+		__builtin_memcpy(k.raddr, &r, 4);
+	} else {
+		BPF_CORE_READ_INTO(&k.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	struct rxray_reader *r = bpf_map_lookup_elem(&rxray_readers, &k);
+	if (!r) {
+		struct rxray_reader z = {};
+		bpf_map_update_elem(&rxray_readers, &k, &z, BPF_NOEXIST);
+		r = bpf_map_lookup_elem(&rxray_readers, &k);
+		if (!r)
+			return;
+	}
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (r->tgid != pid) {
+		if (r->tgid)
+			r->changes++;
+		r->tgid = pid;
+		bpf_get_current_comm(r->comm, sizeof(r->comm));
+		r->cgroup_id = bpf_get_current_cgroup_id();
+	}
+	__sync_fetch_and_add(&r->bytes, (__u64)ret);
+	__sync_fetch_and_add(&r->reads, 1);
+	r->last_ns = bpf_ktime_get_ns();
 }

@@ -502,4 +502,31 @@ struct rxray_lat_hist {
 	__u32 queue[RXRAY_LAT_BUCKETS];
 };
 
+/* ---- readers (kernel.bpf.c: tp_btf/sock_recv_length) ----
+ * With RXRAY_CONN_CFG_READERS in rxray_conn_config.flags, every TCP or UDP socket read in rxray's
+ * network namespace records who read it, keyed by the socket's own addresses (an unconnected UDP
+ * socket: remote address and port 0). Flows and packets join it by their local/remote 5-tuple. */
+#define RXRAY_CONN_CFG_READERS (1U << 0)
+#define RXRAY_READERS_MAX 16384 /* sockets remembered (LRU) */
+
+struct rxray_reader_key {
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 _pad;
+	__u16 family;    /* AF_INET or AF_INET6 (an IPv6 socket may hold IPv4-mapped addresses) */
+	__u16 lport;     /* host order */
+	__u16 rport;     /* host order; 0 for an unconnected socket */
+	__u8 laddr[16];  /* network order, IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+struct rxray_reader {
+	__u64 bytes;      /* positive recvmsg returns (MSG_PEEK excluded), all readers */
+	__u64 reads;
+	__u64 last_ns;    /* CLOCK_MONOTONIC of the latest read */
+	__u64 cgroup_id;  /* the latest reader's cgroup v2 id */
+	__u32 tgid;       /* the latest reader */
+	__u32 changes;    /* times the reader changed after the first */
+	char comm[16];
+};
+
 #endif

@@ -565,6 +565,41 @@ unsafe impl aya::Pod for LatProcKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for LatHist {}
 
+// ---- readers (bpf/kernel.bpf.c, sock_recv_length) ----
+pub const CONN_CFG_READERS: u32 = 1 << 0;
+pub const READERS_MAX: u32 = 16384;
+
+/// `struct rxray_reader_key`: a TCP or UDP socket by its own addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReaderKey {
+    pub proto: u8,
+    pub _pad: u8,
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+
+/// `struct rxray_reader`: who read a socket last, and how much was read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reader {
+    pub bytes: u64,
+    pub reads: u64,
+    pub last_ns: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub changes: u32,
+    pub comm: [u8; 16],
+}
+
+// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for ReaderKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Reader {}
+
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     macro_rules! layout {
@@ -603,6 +638,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
             ]
         ),
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
+        layout!("rxray_reader_key", ReaderKey, [proto, _pad, family, lport, rport, laddr, raddr]),
+        layout!("rxray_reader", Reader, [bytes, reads, last_ns, cgroup_id, tgid, changes, comm]),
         layout!("rxray_lat_stats", LatStats, [c]),
         layout!("rxray_lat_key", LatKey, [ip_ver, proto, _pad, tag, saddr, daddr, sport, dport]),
         layout!("rxray_lat_stamp", LatStamp, [arrival_ns, queued_ns]),

@@ -2,12 +2,8 @@
 //! stages of the same object (`tp_btf/sk_data_ready`, `tp_btf/skb_copy_datagram_iovec`) that turn
 //! them into per-flow and per-process histograms. They live in the XDP object so they share its
 //! stamp map and clock; this module attaches them to a loaded `Ingress` and reads what they count.
-use crate::{abi, classify_load_error, Ingress, KernelError};
-use aya::{
-    maps::{MapData, PerCpuArray, PerCpuHashMap},
-    programs::BtfTracePoint,
-    Btf,
-};
+use crate::{abi, attach_tp, kernel_btf, Ingress, KernelError};
+use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
 use rxray_engine::latency::Histogram;
 
 /// (program, tracepoint): the TCP read stage is required; without the queue stage only TCP's
@@ -66,38 +62,15 @@ fn sum(per_cpu: impl Iterator<Item = abi::LatHist>) -> LatencyEntry {
     e
 }
 
-fn attach_one(ing: &mut Ingress, btf: &Btf, name: &str, tp: &str) -> Result<(), KernelError> {
-    let prog: &mut BtfTracePoint = ing
-        .ebpf_mut()
-        .program_mut(name)
-        .ok_or_else(|| KernelError::Load(format!("program {name} missing from the object")))?
-        .try_into()
-        .map_err(|e| KernelError::Load(format!("{e}")))?;
-    prog.load(tp, btf).map_err(|e| {
-        let text = format!("{e:?}");
-        if text.contains("UnknownBtfTypeName") || text.contains(&format!("btf_trace_{tp}")) {
-            KernelError::Load(format!("this kernel has no {tp} tracepoint in its BTF (btf_trace_{tp})"))
-        } else {
-            classify_load_error(e)
-        }
-    })?;
-    prog.attach().map_err(|e| KernelError::Load(format!("attaching to tp_btf/{tp}: {e}")))?;
-    Ok(())
-}
-
 impl Ingress {
     /// Attaches the tracing stages and turns the XDP arrival stamps on. The programs stay attached
     /// until the `Ingress` is dropped.
     pub fn enable_latency(&mut self) -> Result<LatencyStages, KernelError> {
-        let btf = Btf::from_sys_fs().map_err(|e| {
-            KernelError::Load(format!(
-                "reading the kernel's BTF (/sys/kernel/btf/vmlinux): {e}; latency needs a kernel built with CONFIG_DEBUG_INFO_BTF"
-            ))
-        })?;
-        attach_one(self, &btf, READ_STAGE.0, READ_STAGE.1)?;
-        let queue = attach_one(self, &btf, QUEUE_STAGE.0, QUEUE_STAGE.1).is_ok();
+        let btf = kernel_btf("latency")?;
+        attach_tp(self.ebpf_mut(), &btf, READ_STAGE.0, READ_STAGE.1)?;
+        let queue = attach_tp(self.ebpf_mut(), &btf, QUEUE_STAGE.0, QUEUE_STAGE.1).is_ok();
         // UDP reads are matched through the queue stage's per-socket order: both or neither.
-        let udp = queue && attach_one(self, &btf, UDP_READ_STAGE.0, UDP_READ_STAGE.1).is_ok();
+        let udp = queue && attach_tp(self.ebpf_mut(), &btf, UDP_READ_STAGE.0, UDP_READ_STAGE.1).is_ok();
         self.set_feature(abi::FEAT_LATENCY, true)?;
         Ok(LatencyStages { queue, udp })
     }

@@ -183,10 +183,10 @@ fn totals_json(t: &LatencyTotals) -> serde_json::Value {
 pub fn run(a: LatencyArgs) -> Result<()> {
     let stop = session::stop_flag()?;
     let opts = IngressOptions { events: false, ring_bytes: 4096, flows: false, ..Default::default() };
-    let mut ing = session::attach(&a.ifaces, a.xdp_mode, opts, "latency", "measuring delivery latency on")?;
-    let stages = ing
-        .enable_latency()
-        .context("attaching the latency stages (tp_btf/skb_copy_datagram_iovec, tp_btf/sk_data_ready)")?;
+    let (ing, stages) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "latency", "measuring delivery latency on", |ing| {
+        ing.enable_latency()
+            .context("attaching the latency stages (tp_btf/skb_copy_datagram_iovec, tp_btf/sk_data_ready, tp_btf/sock_recv_length)")
+    })?;
     if !stages.queue {
         eprintln!("rxray: this kernel has no sk_data_ready tracepoint: arrival → queue is not measured");
     }

@@ -3,6 +3,7 @@
 mod analyze;
 mod capture;
 mod conns;
+mod context;
 mod drops;
 mod flows;
 mod ifaces;
