@@ -15,15 +15,17 @@ use std::{
 /// What one packet's latency is, and what it is not, for the help text and the README.
 pub const DEFINITION: &str = "\
 Per packet: arrival is when the XDP program saw it; queue is when its skb was added to the \
-socket's receive queue (tp_btf/sk_data_ready); read is when the application's recvmsg started \
-copying it (tp_btf/skb_copy_datagram_iovec, in the reading task). Packets are matched by their \
-5-tuple and a tag: the TCP sequence number, or for UDP the length, checksum and first 4 payload \
-bytes. GRO and TCP receive-queue coalescing merge several packets into one skb: only the first \
-packet of each skb is measured (the others are counted as stamped, never as read), so counts can be \
-lower than packets sent, and the latency is the first packet's. A datagram or segment read in \
-pieces is measured at its first read. Retransmitted TCP segments and identical UDP datagrams in \
-flight at once share a stamp (the later arrival wins). Packets whose address or port changes \
-after XDP (NAT) are not measured.";
+socket's receive queue (tp_btf/sk_data_ready); read is, for TCP, when the application's recvmsg \
+started copying it (tp_btf/skb_copy_datagram_iovec, in the reading task) and, for UDP, when the \
+recvmsg that returned it ended (tp_btf/sock_recv_length; datagrams are matched to reads in the \
+socket's queue order). Packets are matched by their 5-tuple and a tag: the TCP sequence number, or \
+for UDP the length, checksum and first 4 payload bytes. GRO and TCP receive-queue coalescing merge \
+several packets into one skb: only the first packet of each skb is measured (the others are counted \
+as stamped, never as read), so counts can be lower than packets sent, and the latency is the first \
+packet's. A segment read in pieces is measured at its first read. Retransmitted TCP segments and \
+identical UDP datagrams in flight at once share a stamp (the later arrival wins). Packets whose \
+address or port changes after XDP (NAT) are not measured. Percentiles are within 12.5% (log2 \
+histograms with 4 sub-buckets per power of two); max and mean are exact.";
 
 #[derive(clap::Args)]
 #[command(after_long_help = DEFINITION)]
