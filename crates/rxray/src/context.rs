@@ -52,9 +52,10 @@ pub struct KernelContext {
 const READERS_EVERY: Duration = Duration::from_millis(200);
 
 impl KernelContext {
-    /// Attaches the reader program (and, with `drops_on`, the drop program on `ifindexes`).
+    /// Attaches the reader program (and, with `drops_on`, the drop program on those ifindexes,
+    /// with a ring of that many bytes).
     /// `None` with one warning when the kernel cannot: the command then runs without context.
-    pub fn attach(drops_on: Option<&[u32]>) -> Option<KernelContext> {
+    pub fn attach(drops_on: Option<(&[u32], u32)>) -> Option<KernelContext> {
         let netns = rxray_kernel::drops::current_netns_ino().ok();
         let readers = match Readers::attach(netns) {
             Ok(r) => r,
@@ -65,8 +66,8 @@ impl KernelContext {
         };
         let mut drops = None;
         let mut reasons = BTreeMap::new();
-        if let Some(ifindexes) = drops_on {
-            let opts = DropsOptions { ring_bytes: 1 << 18, netns_ino: netns, ifindexes: ifindexes.to_vec(), events: true };
+        if let Some((ifindexes, ring_bytes)) = drops_on {
+            let opts = DropsOptions { ring_bytes, netns_ino: netns, ifindexes: ifindexes.to_vec(), events: true };
             match Drops::attach(&opts).and_then(|d| Ok((d, btf::drop_reasons(Path::new(btf::VMLINUX)).map_err(|e| {
                 rxray_kernel::KernelError::Load(format!("drop-reason names: {e}"))
             })?))) {
@@ -125,6 +126,13 @@ impl KernelContext {
         }
         let (src, dst) = (ip_of(e.ip_ver, &e.saddr)?, ip_of(e.ip_ver, &e.daddr)?);
         self.reader(e.l4_proto, src, e.sport, dst, e.dport)
+    }
+
+    /// What the context counted that it could not join: drop events the ring had no room for
+    /// (their flows' drop counts are short by that many). JSON for the flows snapshot's totals.
+    pub fn totals_json(&self) -> serde_json::Value {
+        let lost = self.drops.as_ref().and_then(|d| d.totals().ok()).map(|t| t.lost);
+        serde_json::json!({"readers": self.table.len(), "drops": self.drops.is_some(), "drop_events_lost": lost})
     }
 
     /// The flow's drops (count 0 when none, or when drops are not attached).

@@ -50,6 +50,9 @@ pub struct FlowsArgs {
     /// a tracing program run per recvmsg and per dropped packet on this host (README, "Kernel context").
     #[arg(long = "no-context")]
     pub no_context: bool,
+    /// Size in bytes of the ring the drop events of the kernel context come through (a power of two).
+    #[arg(long = "drop-ring-size", default_value_t = 1 << 18, hide = true)]
+    pub drop_ring_size: u32,
     /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
     #[arg(long = "unread-events", hide = true)]
     pub unread_events: bool,
@@ -127,6 +130,7 @@ fn json_snapshot(
 ) -> Result<serde_json::Value> {
     let flows: Vec<FlowOut> =
         recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r) }).collect();
+    let context = ctx.map(|c| c.totals_json());
     let t = ing.totals()?;
     let protos: serde_json::Map<String, serde_json::Value> = ing
         .protocols()?
@@ -147,6 +151,7 @@ fn json_snapshot(
         "protocols": protos,
         "interfaces": ifaces,
         "flows": flows,
+        "context": context,
     }))
 }
 
@@ -217,7 +222,7 @@ pub fn run(a: FlowsArgs) -> Result<()> {
     };
     let (ing, mut ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
         let ifindexes: Vec<u32> = ing.attached().iter().map(|x| x.ifindex).collect();
-        Ok(if a.no_context { None } else { KernelContext::attach(Some(&ifindexes)) })
+        Ok(if a.no_context { None } else { KernelContext::attach(Some((&ifindexes, a.drop_ring_size))) })
     })?;
     let clock = Clock::now();
     let by = match a.sort {

@@ -326,8 +326,28 @@ fn a_dropped_flow_shows_its_drop_count_and_reason() {
     assert_eq!(f["drops"]["count"], json!(n), "{f}");
     assert_eq!(f["drops"]["last_reason"], json!("NO_SOCKET"), "{f}");
     assert_eq!(f["reader"], Value::Null, "{f}");
+    assert_eq!(snap["context"]["drop_events_lost"], json!(0), "{snap}");
     // Without the context, neither field is there.
     let snap = run_flows(&lab, &["--no-context"], &frames);
     let f = flow_in(&snap, 17, 41000, 5999).unwrap_or_else(|| panic!("{snap}"));
     assert!(f.get("drops").is_none() && f.get("reader").is_none(), "{f}");
+}
+
+#[test]
+fn drop_events_the_ring_cannot_take_are_counted() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let n = 600u16;
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|j| frames::frame(&eth, &[], L3::Ipv4(v4(&lab, ipproto::UDP, j)), L4::Udp(Udp { sport: 41001, dport: 5998 }), b"nobody"))
+        .collect();
+    // A one-page drop ring holds a few dozen events; the rest are lost, and counted.
+    let snap = run_flows(&lab, &["--drop-ring-size", "4096"], &frames);
+    let f = flow_in(&snap, 17, 41001, 5998).unwrap_or_else(|| panic!("{snap}"));
+    let (seen, lost) = (f["drops"]["count"].as_u64().unwrap(), snap["context"]["drop_events_lost"].as_u64().unwrap());
+    assert!(lost > 0, "{snap}");
+    assert_eq!(seen + lost, u64::from(n), "every drop either joined or counted lost: {snap}");
 }
