@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn v4_mapped_sockets_join_ipv4_packets() {
         let mut k = abi::ReaderKey { proto: 6, family: 10, lport: 80, rport: 4000, ..Default::default() };
-        k.laddr = Ipv6Addr::from(Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped()).octets();
+        k.laddr = Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets();
         k.raddr = Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets();
         let t = ReaderTable::from_entries([(k, abi::Reader { tgid: 7, ..Default::default() })]);
         let got = t.lookup(6, "10.0.0.1".parse().unwrap(), 4000, "10.0.0.2".parse().unwrap(), 80);

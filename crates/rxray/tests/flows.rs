@@ -271,7 +271,7 @@ fn receive(lab: &Lab, cg: &Cgroup, proto: &str, port: u16, n: usize, gap: f64) -
     (rx, pid, cport)
 }
 
-fn flow_in<'a>(snap: &'a Value, proto: u64, sport: u16, dport: u16) -> Option<&'a Value> {
+fn flow_in(snap: &Value, proto: u64, sport: u16, dport: u16) -> Option<&Value> {
     snap["flows"].as_array()?.iter().find(|f| f["proto"] == json!(proto) && f["sport"] == json!(sport) && f["dport"] == json!(dport))
 }
 
