@@ -8,16 +8,10 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
 #include "rxray.h"
+#include "rxray_skb.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define IPPROTO_HOPOPTS_ 0
-#define IPPROTO_ROUTING_ 43
-#define IPPROTO_FRAGMENT_ 44
-#define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
-#define RXRAY_V6_EXT_WALK 4 /* extension headers walked before giving up on ports */
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -55,72 +49,21 @@ struct {
 	__type(value, __u8);
 } rxray_drop_ifaces SEC(".maps");
 
-/* Reads the IPv4 or IPv6 header at skb->head + network_header and the ports after it. Fields it
- * cannot read stay zero: a drop is reported even when its headers are gone. */
+/* Fills the event's 5-tuple from the headers at skb->head + network_header (rxray_skb.h). Not
+ * inlined, so struct rxray_drop_event lands in the object's BTF (the layout test reads it). */
 static __noinline int rxray_drop_headers(const unsigned char *head, __u32 nh, __u16 proto, struct rxray_drop_event *e)
 {
-	__u32 l4 = 0;
-	__u8 l4p = 0;
-	if (!head || !e)
+	struct rxray_skb_hdrs h = {};
+	if (!e)
 		return 0;
-	if (proto == ETH_P_IP) {
-		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.version != 4 || ip.ihl < 5)
-			return 0;
-		e->ip_ver = 4;
-		e->l4_proto = ip.protocol;
-		__builtin_memcpy(e->saddr, &ip.saddr, 4);
-		__builtin_memcpy(e->daddr, &ip.daddr, 4);
-		if (bpf_ntohs(ip.frag_off) & 0x1fff)
-			return 0; /* a later fragment: no ports */
-		l4 = nh + ip.ihl * 4;
-		l4p = ip.protocol;
-	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.version != 6)
-			return 0;
-		e->ip_ver = 6;
-		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(e->daddr, &ip6.daddr, 16);
-		l4 = nh + sizeof(ip6);
-		l4p = ip6.nexthdr;
-		for (int i = 0; i < RXRAY_V6_EXT_WALK; i++) {
-			__u8 ext[4];
-			if (l4p != IPPROTO_HOPOPTS_ && l4p != IPPROTO_ROUTING_ && l4p != IPPROTO_DSTOPTS_ &&
-			    l4p != IPPROTO_FRAGMENT_)
-				break;
-			if (bpf_probe_read_kernel(ext, sizeof(ext), head + l4))
-				return 0;
-			if (l4p == IPPROTO_FRAGMENT_) {
-				l4p = ext[0];
-				if (((ext[2] << 8) | ext[3]) & 0xfff8) {
-					e->l4_proto = l4p;
-					return 0; /* a later fragment: no ports */
-				}
-				l4 += 8;
-			} else {
-				l4p = ext[0];
-				l4 += (ext[1] + 1) * 8;
-			}
-		}
-		e->l4_proto = l4p;
-	} else {
-		return 0;
-	}
-	if (l4p == IPPROTO_TCP_) {
-		__u8 th[14];
-		if (bpf_probe_read_kernel(th, sizeof(th), head + l4))
-			return 0;
-		e->sport = (th[0] << 8) | th[1];
-		e->dport = (th[2] << 8) | th[3];
-		e->tcp_flags = th[13];
-	} else if (l4p == IPPROTO_UDP_) {
-		__u8 uh[4];
-		if (bpf_probe_read_kernel(uh, sizeof(uh), head + l4))
-			return 0;
-		e->sport = (uh[0] << 8) | uh[1];
-		e->dport = (uh[2] << 8) | uh[3];
-	}
+	rxray_skb_headers(head, nh, proto, &h);
+	e->ip_ver = h.ip_ver;
+	e->l4_proto = h.l4_proto;
+	__builtin_memcpy(e->saddr, h.saddr, 16);
+	__builtin_memcpy(e->daddr, h.daddr, 16);
+	e->sport = h.sport;
+	e->dport = h.dport;
+	e->tcp_flags = h.tcp_flags;
 	return 0;
 }
 
@@ -168,6 +111,8 @@ int rxray_kfree_skb(__u64 *ctx)
 	__u64 *n = bpf_map_lookup_elem(&rxray_drop_reasons, &slot);
 	if (n)
 		(*n)++;
+	if (cfg->flags & RXRAY_DROPF_COUNT_ONLY)
+		return 0;
 
 	struct rxray_drop_event *e = bpf_ringbuf_reserve(&rxray_drops, sizeof(*e), 0);
 	if (!e) {
@@ -437,6 +382,8 @@ int rxray_tcp_probe(__u64 *ctx)
 	return 0;
 }
 
+static __always_inline void rxray_reader_note(const struct sock *sk, int ret, int flags);
+
 /* sock_recv_length(sk, ret, flags): runs in the reading task after every recvmsg. */
 SEC("tp_btf/sock_recv_length")
 int rxray_sock_recv_length(__u64 *ctx)
@@ -446,6 +393,7 @@ int rxray_sock_recv_length(__u64 *ctx)
 	int flags = (int)ctx[2];
 	if (!key)
 		return 0;
+	rxray_reader_note((const struct sock *)key, ret, flags);
 	struct rxray_conn *c = bpf_map_lookup_elem(&rxray_conns, &key);
 	if (!c)
 		return 0;
@@ -462,4 +410,61 @@ int rxray_sock_recv_length(__u64 *ctx)
 	if (ret > 0 && !(flags & 2))
 		__sync_fetch_and_add(&c->reader_bytes, (__u64)ret);
 	return 0;
+}
+
+/* ---- readers: who read each TCP or UDP socket (RXRAY_CONN_CFG_READERS) ---- */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_READERS_MAX);
+	__type(key, struct rxray_reader_key);
+	__type(value, struct rxray_reader);
+} rxray_readers SEC(".maps");
+
+static __always_inline void rxray_reader_note(const struct sock *sk, int ret, int flags)
+{
+	__u32 zero = 0;
+	if (ret <= 0 || (flags & 2 /* MSG_PEEK */))
+		return;
+	struct rxray_conn_config *cfg = bpf_map_lookup_elem(&rxray_conn_config, &zero);
+	if (!cfg || !(cfg->flags & RXRAY_CONN_CFG_READERS))
+		return;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_) || (family != AF_INET_ && family != AF_INET6_))
+		return;
+	if (cfg->netns_ino && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) != cfg->netns_ino)
+		return;
+	struct rxray_reader_key k = {};
+	k.proto = proto;
+	k.family = family;
+	k.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET_) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(k.laddr, &l, 4);
+		__builtin_memcpy(k.raddr, &r, 4);
+	} else {
+		BPF_CORE_READ_INTO(&k.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	struct rxray_reader *r = bpf_map_lookup_elem(&rxray_readers, &k);
+	if (!r) {
+		struct rxray_reader z = {};
+		bpf_map_update_elem(&rxray_readers, &k, &z, BPF_NOEXIST);
+		r = bpf_map_lookup_elem(&rxray_readers, &k);
+		if (!r)
+			return;
+	}
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	if (r->tgid != pid) {
+		if (r->tgid)
+			r->changes++;
+		r->tgid = pid;
+		bpf_get_current_comm(r->comm, sizeof(r->comm));
+		r->cgroup_id = bpf_get_current_cgroup_id();
+	}
+	__sync_fetch_and_add(&r->bytes, (__u64)ret);
+	__sync_fetch_and_add(&r->reads, 1);
+	r->last_ns = bpf_ktime_get_ns();
 }

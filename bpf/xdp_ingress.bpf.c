@@ -5,6 +5,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "rxray.h"
 #include "rxray_filter.h"
 
@@ -721,6 +722,8 @@ __noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg,
 	return 0;
 }
 
+__noinline int rxray_lat_arrive(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now);
+
 SEC("xdp")
 int rxray_xdp(struct xdp_md *ctx)
 {
@@ -789,6 +792,8 @@ int rxray_xdp(struct xdp_md *ctx)
 		__u64 now = e->ts_ns ? e->ts_ns : (cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_coarse_ns());
 		rxray_account(ctx, e, st, mal, now);
 	}
+	if ((cfg->features & RXRAY_FEAT_LATENCY) && !mal)
+		rxray_lat_arrive(ctx, e, e->ts_ns ? e->ts_ns : rx_now(cfg));
 	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects reaches neither the
 	 * capture ring nor the event ring. It is decided after the flow accounting, so flows still count
 	 * every packet; a rejected event record is discarded and ring cleared, so nothing below uses it. */
@@ -831,4 +836,387 @@ int rxray_xdp(struct xdp_md *ctx)
 	bpf_ringbuf_submit(e, wake);
 	st->c[RXRAY_C_EVENTS]++;
 	return verdict;
+}
+
+/* ---- delivery latency (RXRAY_FEAT_LATENCY) ----
+ * Three stages of one packet, matched by struct rxray_lat_key (see rxray.h): XDP stamps the arrival;
+ * tp_btf/sk_data_ready stamps the queueing of the skb at the tail of the socket's receive queue;
+ * tp_btf/skb_copy_datagram_iovec (in the reading task) measures both and deletes the stamp. The
+ * tracing programs live in this object so they share rxray_lat_arrivals and the clock with XDP; they
+ * are attached only while latency is measured. */
+#include "rxray_skb.h"
+
+#define AF_INET_ 2
+#define AF_INET6_ 10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_LAT_ARRIVALS_MAX);
+	__type(key, struct rxray_lat_key);
+	__type(value, struct rxray_lat_stamp);
+} rxray_lat_arrivals SEC(".maps");
+
+/* Histograms per flow (key tag 0) and per reading process. A full table fails the insert, counted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
+	__type(key, struct rxray_lat_key);
+	__type(value, struct rxray_lat_hist);
+} rxray_lat_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, RXRAY_LAT_PROCS_MAX);
+	__type(key, struct rxray_lat_proc_key);
+	__type(value, struct rxray_lat_hist);
+} rxray_lat_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_stats);
+} rxray_lat_stats SEC(".maps");
+
+/* A zeroed histogram to insert from (too large for the stack); never written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_hist);
+} rxray_lat_zero SEC(".maps");
+
+static __always_inline void lat_count(__u32 i)
+{
+	__u32 zero = 0;
+	struct rxray_lat_stats *st = bpf_map_lookup_elem(&rxray_lat_stats, &zero);
+	if (st && i < RXRAY_LC_COUNT)
+		st->c[i]++;
+}
+
+static __always_inline __u32 lat_udp_tag(__u16 len, __u16 csum, __u32 first)
+{
+	return ((__u32)len << 16 | csum) ^ first;
+}
+
+/* XDP: stamps a TCP segment with payload or a UDP datagram (first fragment included). */
+__noinline int rxray_lat_arrive(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now)
+{
+	if (!ctx || !e || e->frag_off)
+		return 0;
+	struct rxray_lat_key k = {};
+	if (e->layers & RXRAY_L_TCP) {
+		if (e->ip_total_len <= (__u32)e->ip_hdr_len + e->tcp_hdr_len)
+			return 0; /* no payload: never queued for a reader */
+		k.tag = e->tcp_seq;
+	} else if (e->layers & RXRAY_L_UDP) {
+		__u32 off = e->payload_off;
+		__u8 *uh = pkt_at(ctx, off - 8, 8);
+		if (!uh)
+			return 0;
+		__u32 n = e->l4_len > 8 ? e->l4_len - 8 : 0;
+		__u8 p[4] = {};
+		for (int i = 0; i < 4; i++) {
+			__u8 *b = i < n ? pkt_at(ctx, off + i, 1) : NULL;
+			if (b)
+				p[i] = *b;
+		}
+		k.tag = lat_udp_tag(e->l4_len, (__u16)uh[6] << 8 | uh[7], rxray_udp_first(p, n));
+	} else {
+		return 0;
+	}
+	k.ip_ver = e->ip_ver;
+	k.proto = e->l4_proto;
+	__builtin_memcpy(k.saddr, e->saddr, 16);
+	__builtin_memcpy(k.daddr, e->daddr, 16);
+	k.sport = e->sport;
+	k.dport = e->dport;
+	struct rxray_lat_stamp s = { .arrival_ns = now, .queued_ns = 0 };
+	bpf_map_update_elem(&rxray_lat_arrivals, &k, &s, BPF_ANY);
+	lat_count(RXRAY_LC_STAMPED);
+	return 0;
+}
+
+/* The key of the packet an skb starts with, as XDP computed it; -1 when it is not TCP or UDP. */
+static __always_inline int lat_skb_key(const struct sk_buff *skb, struct rxray_lat_key *k)
+{
+	struct rxray_skb_hdrs h = {};
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	if (proto != RXRAY_SKB_ETH_P_IP && proto != RXRAY_SKB_ETH_P_IPV6)
+		return -1;
+	rxray_skb_headers(BPF_CORE_READ(skb, head), BPF_CORE_READ(skb, network_header), proto, &h);
+	if (!h.l4_off)
+		return -1;
+	if (h.l4_proto == IPPROTO_TCP)
+		k->tag = h.tcp_seq;
+	else if (h.l4_proto == IPPROTO_UDP)
+		k->tag = lat_udp_tag(h.udp_len, h.udp_csum, h.udp_first);
+	else
+		return -1;
+	k->ip_ver = h.ip_ver;
+	k->proto = h.l4_proto;
+	__builtin_memcpy(k->saddr, h.saddr, 16);
+	__builtin_memcpy(k->daddr, h.daddr, 16);
+	k->sport = h.sport;
+	k->dport = h.dport;
+	return 0;
+}
+
+static __always_inline const struct rxray_config *lat_config(void)
+{
+	__u32 zero = 0;
+	const struct rxray_config *cfg = bpf_map_lookup_elem(&rxray_config, &zero);
+	if (!cfg || !(cfg->features & RXRAY_FEAT_LATENCY))
+		return NULL;
+	return cfg;
+}
+
+/* UDP: datagrams are read in the order they were queued, one per recvmsg. Each UDP socket counts
+ * the datagrams queued on it (sk_data_ready) and read from it (sock_recv_length, in the reading
+ * task); a stamped datagram's stamp moves, when queued, to (socket, its queue number) and is
+ * measured by the read with that number. A socket first seen with datagrams already waiting starts
+ * its queue count after them. Two datagrams queued at the same moment from two CPUs may be numbered
+ * in the opposite order of their queueing (their latencies are then swapped). */
+struct rxray_lat_sock_key {
+	__u64 sk;
+	__u64 ino;  /* the socket's inode: a new socket at a reused address starts afresh */
+};
+
+struct rxray_lat_sock {
+	__u64 queued;
+	__u64 read;
+};
+
+struct rxray_lat_udp_key {
+	struct rxray_lat_sock_key s;
+	__u64 seq;
+};
+
+struct rxray_lat_pending {
+	struct rxray_lat_key k; /* tag 0: the flow */
+	__u32 _pad;
+	__u64 arrival_ns;
+	__u64 queued_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
+	__type(key, struct rxray_lat_sock_key);
+	__type(value, struct rxray_lat_sock);
+} rxray_lat_udp_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RXRAY_LAT_ARRIVALS_MAX);
+	__type(key, struct rxray_lat_udp_key);
+	__type(value, struct rxray_lat_pending);
+} rxray_lat_udp_queue SEC(".maps");
+
+static __always_inline void lat_sock_key(const struct sock *sk, struct rxray_lat_sock_key *sk_key)
+{
+	sk_key->sk = (__u64)sk;
+	sk_key->ino = BPF_CORE_READ(sk, sk_socket, file, f_inode, i_ino);
+}
+
+static __always_inline int lat_udp_queued(const struct sock *sk, const struct rxray_config *cfg)
+{
+	struct rxray_lat_sock_key sk_key = {};
+	lat_sock_key(sk, &sk_key);
+	__u32 qlen = BPF_CORE_READ(sk, sk_receive_queue.qlen);
+	struct rxray_lat_sock *c = bpf_map_lookup_elem(&rxray_lat_udp_socks, &sk_key);
+	if (!c) {
+		/* Datagrams already waiting (both of UDP's queues, less this one) are read first. */
+		__u32 backlog = qlen + BPF_CORE_READ((const struct udp_sock *)sk, reader_queue.qlen);
+		struct rxray_lat_sock init = { .queued = backlog ? backlog - 1 : 0, .read = 0 };
+		bpf_map_update_elem(&rxray_lat_udp_socks, &sk_key, &init, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&rxray_lat_udp_socks, &sk_key);
+		if (!c)
+			return 0;
+	}
+	__u64 seq = __sync_fetch_and_add(&c->queued, 1);
+	if (!qlen)
+		return 0; /* a reader took it before this ran: numbered, not measured */
+	struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	struct rxray_lat_key k = {};
+	if (!skb || lat_skb_key(skb, &k))
+		return 0;
+	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
+	if (!s)
+		return 0;
+	struct rxray_lat_pending p = {};
+	p.k = k;
+	p.k.tag = 0;
+	p.arrival_ns = s->arrival_ns;
+	p.queued_ns = rx_now(cfg);
+	bpf_map_delete_elem(&rxray_lat_arrivals, &k);
+	struct rxray_lat_udp_key uk = { .s = sk_key, .seq = seq };
+	bpf_map_update_elem(&rxray_lat_udp_queue, &uk, &p, BPF_ANY);
+	lat_count(RXRAY_LC_QUEUED);
+	return 0;
+}
+
+/* sk_data_ready(sk): an skb was just queued on sk; for TCP and UDP it is the receive queue's tail.
+ * (A TCP segment coalesced into the tail finds the tail's stamp already set, and leaves it.) */
+SEC("tp_btf/sk_data_ready")
+int rxray_lat_queued(__u64 *ctx)
+{
+	const struct sock *sk = (const struct sock *)ctx[0];
+	const struct rxray_config *cfg = lat_config();
+	if (!cfg || !sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto == IPPROTO_UDP)
+		return lat_udp_queued(sk, cfg);
+	if (proto != IPPROTO_TCP || !BPF_CORE_READ(sk, sk_receive_queue.qlen))
+		return 0;
+	struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	struct rxray_lat_key k = {};
+	if (!skb || lat_skb_key(skb, &k))
+		return 0;
+	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
+	if (!s || s->queued_ns)
+		return 0;
+	s->queued_ns = rx_now(cfg);
+	lat_count(RXRAY_LC_QUEUED);
+	return 0;
+}
+
+static __always_inline __u32 lat_bucket(__u64 v)
+{
+	if (v < 4)
+		return v;
+	__u64 x = v;
+	__u32 o = 0;
+	if (x >> 32) { x >>= 32; o += 32; }
+	if (x >> 16) { x >>= 16; o += 16; }
+	if (x >> 8) { x >>= 8; o += 8; }
+	if (x >> 4) { x >>= 4; o += 4; }
+	if (x >> 2) { x >>= 2; o += 2; }
+	if (x >> 1) { o += 1; }
+	__u32 i = (o - 1) * 4 + ((v >> (o - 2)) & 3);
+	return i < RXRAY_LAT_BUCKETS ? i : RXRAY_LAT_BUCKETS - 1;
+}
+
+static __always_inline void lat_add(struct rxray_lat_hist *h, __u64 rd, __u64 qd, int queued, __u64 now)
+{
+	h->reads++;
+	h->read_sum_ns += rd;
+	if (rd > h->read_max_ns)
+		h->read_max_ns = rd;
+	h->last_ns = now;
+	__u32 i = lat_bucket(rd);
+	if (i < RXRAY_LAT_BUCKETS)
+		h->read[i]++;
+	if (!queued)
+		return;
+	h->queued++;
+	h->queue_sum_ns += qd;
+	if (qd > h->queue_max_ns)
+		h->queue_max_ns = qd;
+	i = lat_bucket(qd);
+	if (i < RXRAY_LAT_BUCKETS)
+		h->queue[i]++;
+}
+
+/* The histogram under key in map, inserted zeroed when missing; NULL when the table is full. */
+static __always_inline struct rxray_lat_hist *lat_hist(void *map, const void *key)
+{
+	__u32 zero = 0;
+	struct rxray_lat_hist *h = bpf_map_lookup_elem(map, key);
+	if (h)
+		return h;
+	struct rxray_lat_hist *z = bpf_map_lookup_elem(&rxray_lat_zero, &zero);
+	if (!z)
+		return NULL;
+	bpf_map_update_elem(map, key, z, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+/* Adds one measured packet (arrival, queue stamp or 0, read now) to its flow's and the current
+ * task's histograms. fk is the packet's key with tag 0. */
+static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u64 q, __u64 now)
+{
+	lat_count(RXRAY_LC_READ);
+	__u64 rd = now > arr ? now - arr : 0;
+	__u64 qd = q > arr ? q - arr : 0;
+	struct rxray_lat_hist *h = lat_hist(&rxray_lat_flows, fk);
+	if (h)
+		lat_add(h, rd, qd, q != 0, now);
+	else
+		lat_count(RXRAY_LC_FLOW_FAIL);
+
+	struct rxray_lat_proc_key pk = {};
+	pk.tgid = bpf_get_current_pid_tgid() >> 32;
+	pk.cgroup_id = bpf_get_current_cgroup_id();
+	h = lat_hist(&rxray_lat_procs, &pk);
+	if (h) {
+		if (!h->comm[0])
+			bpf_get_current_comm(h->comm, sizeof(h->comm));
+		lat_add(h, rd, qd, q != 0, now);
+	} else {
+		lat_count(RXRAY_LC_PROC_FAIL);
+	}
+}
+
+/* The read stage of a TCP skb, in the reading task: measures its stamp, if any, and deletes it. */
+static __always_inline int lat_read(const struct sk_buff *skb)
+{
+	const struct rxray_config *cfg = lat_config();
+	if (!cfg || !skb)
+		return 0;
+	struct rxray_lat_key k = {};
+	if (lat_skb_key(skb, &k))
+		return 0;
+	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
+	if (!s)
+		return 0;
+	__u64 arr = s->arrival_ns;
+	__u64 q = s->queued_ns;
+	bpf_map_delete_elem(&rxray_lat_arrivals, &k);
+	k.tag = 0;
+	lat_record(&k, arr, q, rx_now(cfg));
+	return 0;
+}
+
+/* skb_copy_datagram_iovec(skb, len): recvmsg copying skb, in the reading task. Used for TCP only:
+ * UDP copies whose checksum is verified on the way (veth with XDP, NICs without receive checksum
+ * offload) never reach this tracepoint, so UDP is read through the socket's FIFO below. */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int rxray_lat_read(__u64 *ctx)
+{
+	return lat_read((const struct sk_buff *)ctx[0]);
+}
+
+/* sock_recv_length(sk, ret, flags): after every recvmsg, in the reading task. UDP: one datagram was
+ * read (unless it failed or only peeked): the next in the socket's queue order. */
+SEC("tp_btf/sock_recv_length")
+int rxray_lat_udp_read(__u64 *ctx)
+{
+	const struct sock *sk = (const struct sock *)ctx[0];
+	int ret = (int)ctx[1];
+	int flags = (int)ctx[2];
+	const struct rxray_config *cfg = lat_config();
+	if (!cfg || !sk || ret < 0 || (flags & 2 /* MSG_PEEK */))
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	struct rxray_lat_sock_key sk_key = {};
+	lat_sock_key(sk, &sk_key);
+	struct rxray_lat_sock *c = bpf_map_lookup_elem(&rxray_lat_udp_socks, &sk_key);
+	if (!c)
+		return 0;
+	struct rxray_lat_udp_key uk = { .s = sk_key, .seq = __sync_fetch_and_add(&c->read, 1) };
+	struct rxray_lat_pending *p = bpf_map_lookup_elem(&rxray_lat_udp_queue, &uk);
+	if (!p)
+		return 0;
+	struct rxray_lat_key fk = p->k;
+	__u64 arr = p->arrival_ns;
+	__u64 q = p->queued_ns;
+	bpf_map_delete_elem(&rxray_lat_udp_queue, &uk);
+	lat_record(&fk, arr, q, rx_now(cfg));
+	return 0;
 }

@@ -319,6 +319,7 @@ struct rxray_filter {
 #define RXRAY_DROP_IFACES_MAX 64  /* entries of the interface filter */
 
 #define RXRAY_DROPF_IFACES (1U << 0) /* only drops on interfaces in rxray_drop_ifaces */
+#define RXRAY_DROPF_COUNT_ONLY (1U << 1) /* count per reason, send no events (conns joins the counts) */
 
 /* per-CPU counters: index into rxray_drop_stats.c */
 enum rxray_drop_counter {
@@ -568,6 +569,104 @@ struct rxray_fw_bucket_key {
 struct rxray_fw_bucket {
 	__u64 tat_pkts;  /* theoretical arrival time of the next conforming packet */
 	__u64 tat_bytes;
+};
+
+/* ---- delivery latency (RXRAY_FEAT_LATENCY: xdp_ingress.bpf.c's XDP program and its tp_btf stages) ----
+ * XDP stamps each data packet's arrival in rxray_lat_arrivals, keyed by the packet (its 5-tuple as it
+ * arrived, remote -> local, plus a per-packet tag). tp_btf/sk_data_ready stamps the skb that was just
+ * queued on a socket (the tail of sk_receive_queue); tp_btf/skb_copy_datagram_iovec, which runs in the
+ * reading task, finds the skb's stamp, adds arrival->queue and arrival->read to the flow's and the
+ * reader's histograms and deletes the stamp. An skb built from several packets (GRO, receive-queue
+ * coalescing) is measured by its first packet only; the others' stamps age out of the LRU. */
+#define RXRAY_FEAT_LATENCY (1U << 4)
+#define RXRAY_LAT_ARRIVALS_MAX 65536 /* packets in flight (stamped, not yet read); LRU */
+#define RXRAY_LAT_FLOWS_MAX 4096     /* flows with histograms */
+#define RXRAY_LAT_PROCS_MAX 1024     /* reading processes with histograms */
+#define RXRAY_LAT_SUB_BITS 2         /* 4 linear sub-buckets per power of two: bucket width <= 25% */
+#define RXRAY_LAT_BUCKETS 160        /* values 0..3 exact, then 39 octaves: up to 2^41 ns (~37 min) */
+
+/* per-CPU counters: index into rxray_lat_stats.c */
+enum rxray_lat_counter {
+	RXRAY_LC_STAMPED = 0,    /* data packets XDP stamped */
+	RXRAY_LC_QUEUED = 1,     /* stamps found when their skb was queued (sk_data_ready) */
+	RXRAY_LC_READ = 2,       /* stamps found when their skb was read: measured packets */
+	RXRAY_LC_FLOW_FAIL = 3,  /* measurements the flow histogram table had no room for */
+	RXRAY_LC_PROC_FAIL = 4,  /* measurements the process histogram table had no room for */
+	RXRAY_LC_COUNT = 8,
+};
+
+struct rxray_lat_stats {
+	__u64 c[RXRAY_LC_COUNT]; /* indexed by enum rxray_lat_counter */
+};
+
+/* One packet as it arrived: addresses network order (IPv4 in the first 4 bytes), ports host order.
+ * tag: TCP, the sequence number; UDP, (length << 16 | checksum) ^ the first 4 payload bytes
+ * (big-endian, zero-padded). Two packets of one flow with the same tag in flight at once (a TCP
+ * retransmission; UDP datagrams with equal length, checksum and first bytes) share a stamp: the later
+ * arrival overwrites it and only the first read is measured. With tag 0 it keys a flow's histograms. */
+struct rxray_lat_key {
+	__u8 ip_ver;
+	__u8 proto;
+	__u16 _pad;
+	__u32 tag;
+	__u8 saddr[16];   /* remote */
+	__u8 daddr[16];   /* local */
+	__u16 sport;
+	__u16 dport;
+};
+
+struct rxray_lat_stamp {
+	__u64 arrival_ns;  /* XDP (the program's clock) */
+	__u64 queued_ns;   /* sk_data_ready; 0 when not seen */
+};
+
+/* A reading process: its tgid and cgroup v2 id. */
+struct rxray_lat_proc_key {
+	__u32 tgid;
+	__u32 _pad;
+	__u64 cgroup_id;
+};
+
+/* Per-CPU histograms of one flow or process (user space sums the CPUs). Bucket i holds values
+ * [lo, hi) ns: i < 4: [i, i+1); else with o = i / 4 + 1, s = i % 4: [(4 + s) << (o - 2), (5 + s) << (o - 2)). */
+struct rxray_lat_hist {
+	__u64 reads;           /* measured packets (arrival -> read) */
+	__u64 queued;          /* of them, with a queue stamp (arrival -> queue) */
+	__u64 read_sum_ns;
+	__u64 queue_sum_ns;
+	__u64 read_max_ns;
+	__u64 queue_max_ns;
+	__u64 last_ns;         /* the latest read */
+	char comm[16];         /* process entries: the reader's comm */
+	__u32 read[RXRAY_LAT_BUCKETS];
+	__u32 queue[RXRAY_LAT_BUCKETS];
+};
+
+/* ---- readers (kernel.bpf.c: tp_btf/sock_recv_length) ----
+ * With RXRAY_CONN_CFG_READERS in rxray_conn_config.flags, every TCP or UDP socket read in rxray's
+ * network namespace records who read it, keyed by the socket's own addresses (an unconnected UDP
+ * socket: remote address and port 0). Flows and packets join it by their local/remote 5-tuple. */
+#define RXRAY_CONN_CFG_READERS (1U << 0)
+#define RXRAY_READERS_MAX 16384 /* sockets remembered (LRU) */
+
+struct rxray_reader_key {
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 _pad;
+	__u16 family;    /* AF_INET or AF_INET6 (an IPv6 socket may hold IPv4-mapped addresses) */
+	__u16 lport;     /* host order */
+	__u16 rport;     /* host order; 0 for an unconnected socket */
+	__u8 laddr[16];  /* network order, IPv4 in the first 4 bytes */
+	__u8 raddr[16];
+};
+
+struct rxray_reader {
+	__u64 bytes;      /* positive recvmsg returns (MSG_PEEK excluded), all readers */
+	__u64 reads;
+	__u64 last_ns;    /* CLOCK_MONOTONIC of the latest read */
+	__u64 cgroup_id;  /* the latest reader's cgroup v2 id */
+	__u32 tgid;       /* the latest reader */
+	__u32 changes;    /* times the reader changed after the first */
+	char comm[16];
 };
 
 #endif

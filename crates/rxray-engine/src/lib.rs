@@ -11,3 +11,4 @@ pub mod cidr;
 pub mod alert;
 pub mod detect;
 pub mod signatures;
+pub mod latency;

@@ -314,6 +314,7 @@ unsafe impl aya::Pod for FilterProg {}
 pub const DROP_REASONS: usize = 512;
 pub const DROP_IFACES_MAX: u32 = 64;
 pub const DROPF_IFACES: u32 = 1 << 0;
+pub const DROPF_COUNT_ONLY: u32 = 1 << 1;
 pub const DC_DROPS: usize = 0;
 pub const DC_EVENTS: usize = 1;
 pub const DC_LOST: usize = 2;
@@ -609,6 +610,91 @@ impl FwCounterView {
     }
 }
 
+// ---- delivery latency (bpf/xdp_ingress.bpf.c, RXRAY_FEAT_LATENCY) ----
+pub const FEAT_LATENCY: u32 = 1 << 4;
+pub const LAT_ARRIVALS_MAX: u32 = 65536;
+pub const LAT_FLOWS_MAX: u32 = 4096;
+pub const LAT_PROCS_MAX: u32 = 1024;
+pub const LAT_SUB_BITS: u32 = 2;
+pub const LAT_BUCKETS: usize = 160;
+pub const LC_STAMPED: usize = 0;
+pub const LC_QUEUED: usize = 1;
+pub const LC_READ: usize = 2;
+pub const LC_FLOW_FAIL: usize = 3;
+pub const LC_PROC_FAIL: usize = 4;
+pub const LC_COUNT: usize = 8;
+
+/// `struct rxray_lat_stats`: per-CPU counters indexed by `LC_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatStats {
+    pub c: [u64; LC_COUNT],
+}
+
+/// `struct rxray_lat_key`: one packet as it arrived (remote → local), or with tag 0 a flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LatKey {
+    pub ip_ver: u8,
+    pub proto: u8,
+    pub _pad: u16,
+    pub tag: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// `struct rxray_lat_stamp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatStamp {
+    pub arrival_ns: u64,
+    pub queued_ns: u64,
+}
+
+/// `struct rxray_lat_proc_key`: a reading process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LatProcKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub cgroup_id: u64,
+}
+
+/// `struct rxray_lat_hist`: one CPU's histograms of a flow or process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LatHist {
+    pub reads: u64,
+    pub queued: u64,
+    pub read_sum_ns: u64,
+    pub queue_sum_ns: u64,
+    pub read_max_ns: u64,
+    pub queue_max_ns: u64,
+    pub last_ns: u64,
+    pub comm: [u8; 16],
+    pub read: [u32; LAT_BUCKETS],
+    pub queue: [u32; LAT_BUCKETS],
+}
+
+impl Default for LatHist {
+    fn default() -> Self {
+        LatHist {
+            reads: 0,
+            queued: 0,
+            read_sum_ns: 0,
+            queue_sum_ns: 0,
+            read_max_ns: 0,
+            queue_max_ns: 0,
+            last_ns: 0,
+            comm: [0; 16],
+            read: [0; LAT_BUCKETS],
+            queue: [0; LAT_BUCKETS],
+        }
+    }
+}
+
 // SAFETY: plain-old-data with explicit padding and no pointers; every bit pattern is valid.
 unsafe impl aya::Pod for FwRule {}
 // SAFETY: as above.
@@ -624,6 +710,51 @@ unsafe impl aya::Pod for FwBlock {}
 // SAFETY: as above.
 unsafe impl aya::Pod for FwBlockLens {}
 
+// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for LatStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatStamp {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatProcKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LatHist {}
+
+// ---- readers (bpf/kernel.bpf.c, sock_recv_length) ----
+pub const CONN_CFG_READERS: u32 = 1 << 0;
+pub const READERS_MAX: u32 = 16384;
+
+/// `struct rxray_reader_key`: a TCP or UDP socket by its own addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReaderKey {
+    pub proto: u8,
+    pub _pad: u8,
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+
+/// `struct rxray_reader`: who read a socket last, and how much was read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reader {
+    pub bytes: u64,
+    pub reads: u64,
+    pub last_ns: u64,
+    pub cgroup_id: u64,
+    pub tgid: u32,
+    pub changes: u32,
+    pub comm: [u8; 16],
+}
+
+// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
+unsafe impl aya::Pod for ReaderKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Reader {}
 
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
@@ -663,6 +794,17 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
             ]
         ),
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
+        layout!("rxray_reader_key", ReaderKey, [proto, _pad, family, lport, rport, laddr, raddr]),
+        layout!("rxray_reader", Reader, [bytes, reads, last_ns, cgroup_id, tgid, changes, comm]),
+        layout!("rxray_lat_stats", LatStats, [c]),
+        layout!("rxray_lat_key", LatKey, [ip_ver, proto, _pad, tag, saddr, daddr, sport, dport]),
+        layout!("rxray_lat_stamp", LatStamp, [arrival_ns, queued_ns]),
+        layout!("rxray_lat_proc_key", LatProcKey, [tgid, _pad, cgroup_id]),
+        layout!(
+            "rxray_lat_hist",
+            LatHist,
+            [reads, queued, read_sum_ns, queue_sum_ns, read_max_ns, queue_max_ns, last_ns, comm, read, queue]
+        ),
         layout!(
             "rxray_fw_rule",
             FwRule,

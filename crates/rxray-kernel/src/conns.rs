@@ -5,8 +5,7 @@
 use crate::{abi, classify_load_error, KernelError, KERNEL_OBJ};
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::BtfTracePoint,
-    Btf, Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader,
 };
 
 /// (program, tracepoint, required): `tcp_probe` only refines RTT min/max and may be missing.
@@ -70,11 +69,7 @@ impl Conns {
                 opts.ring_bytes
             )));
         }
-        let btf = Btf::from_sys_fs().map_err(|e| {
-            KernelError::Load(format!(
-                "reading the kernel's BTF (/sys/kernel/btf/vmlinux): {e}; conns need a kernel built with CONFIG_DEBUG_INFO_BTF"
-            ))
-        })?;
+        let btf = crate::kernel_btf("conns")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("rxray_conn_events", opts.ring_bytes)
@@ -97,23 +92,7 @@ impl Conns {
         let mut probe = false;
         let mut readers = false;
         for (name, tp, required) in PROGRAMS {
-            let res = (|| -> Result<(), KernelError> {
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(name)
-                    .ok_or_else(|| KernelError::Load(format!("program {name} missing from the object")))?
-                    .try_into()
-                    .map_err(|e| KernelError::Load(format!("{e}")))?;
-                prog.load(tp, &btf).map_err(|e| {
-                    let text = format!("{e:?}");
-                    if text.contains("UnknownBtfTypeName") || text.contains(&format!("btf_trace_{tp}")) {
-                        KernelError::Load(format!("this kernel has no {tp} tracepoint in its BTF (btf_trace_{tp})"))
-                    } else {
-                        classify_load_error(e)
-                    }
-                })?;
-                prog.attach().map_err(|e| KernelError::Load(format!("attaching to tp_btf/{tp}: {e}")))?;
-                Ok(())
-            })();
+            let res = crate::attach_tp(&mut ebpf, &btf, name, tp);
             match res {
                 Ok(()) => {
                     if *tp == "tcp_probe" {

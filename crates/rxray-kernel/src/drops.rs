@@ -19,11 +19,13 @@ pub struct DropsOptions {
     pub netns_ino: Option<u32>,
     /// Only drops on these interfaces (ifindex); empty: every interface.
     pub ifindexes: Vec<u32>,
+    /// Send one event per drop; `false`: only count per reason (the ring stays empty).
+    pub events: bool,
 }
 
 impl Default for DropsOptions {
     fn default() -> Self {
-        DropsOptions { ring_bytes: 1 << 20, netns_ino: None, ifindexes: Vec::new() }
+        DropsOptions { ring_bytes: 1 << 20, netns_ino: None, ifindexes: Vec::new(), events: true }
     }
 }
 
@@ -84,7 +86,8 @@ impl Drops {
         };
         let cfg = abi::DropConfig {
             netns_ino,
-            flags: if opts.ifindexes.is_empty() { 0 } else { abi::DROPF_IFACES },
+            flags: if opts.ifindexes.is_empty() { 0 } else { abi::DROPF_IFACES }
+                | if opts.events { 0 } else { abi::DROPF_COUNT_ONLY },
         };
         {
             let map = ebpf.map_mut("rxray_drop_config").ok_or(KernelError::Map {

@@ -269,6 +269,25 @@ impl Ingress {
         self.write_config()
     }
 
+    /// Sets or clears feature bits (`abi::FEAT_*`) in the live configuration.
+    pub(crate) fn set_feature(&mut self, bit: u32, on: bool) -> Result<(), KernelError> {
+        if on {
+            self.config.features |= bit;
+        } else {
+            self.config.features &= !bit;
+        }
+        self.write_config()
+    }
+
+    /// The loaded object, for the modules that add programs or read maps of it (latency).
+    pub(crate) fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    pub(crate) fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
     /// Attaches to `iface`. `Auto` tries native first and falls back to generic.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, KernelError> {
         let ifindex = ifindex_of(iface)?;

@@ -9,12 +9,16 @@ pub mod filter;
 pub mod firewall;
 mod ingress;
 pub mod kallsyms;
+pub mod latency;
 pub mod owner;
+pub mod readers;
 pub use ingress::ifindex_of;
 
 pub use decode::{decode, decode_flow, Clock};
 pub use conns::{ConnTotals, Conns, ConnsOptions};
 pub use drops::{DropTotals, Drops, DropsOptions};
+pub use readers::{ReaderInfo, ReaderTable, Readers};
+pub use latency::{LatencyEntry, LatencyStages, LatencyTotals};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
 use std::io;
@@ -62,4 +66,33 @@ pub(crate) fn classify_load_error(e: impl std::fmt::Display + std::fmt::Debug) -
         return KernelError::NoBpf(e.to_string());
     }
     KernelError::Load(text)
+}
+
+/// Loads the `tp_btf` program `name` of `ebpf` for tracepoint `tp` and attaches it (the link lives
+/// as long as `ebpf`). A tracepoint this kernel lacks is named in the error.
+pub(crate) fn attach_tp(ebpf: &mut aya::Ebpf, btf: &aya::Btf, name: &str, tp: &str) -> Result<(), KernelError> {
+    let prog: &mut aya::programs::BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| KernelError::Load(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e| KernelError::Load(format!("{e}")))?;
+    prog.load(tp, btf).map_err(|e| {
+        let text = format!("{e:?}");
+        if text.contains("UnknownBtfTypeName") || text.contains(&format!("btf_trace_{tp}")) {
+            KernelError::Load(format!("this kernel has no {tp} tracepoint in its BTF (btf_trace_{tp})"))
+        } else {
+            classify_load_error(e)
+        }
+    })?;
+    prog.attach().map_err(|e| KernelError::Load(format!("attaching to tp_btf/{tp}: {e}")))?;
+    Ok(())
+}
+
+/// The running kernel's BTF, which every tracing program needs.
+pub(crate) fn kernel_btf(what: &str) -> Result<aya::Btf, KernelError> {
+    aya::Btf::from_sys_fs().map_err(|e| {
+        KernelError::Load(format!(
+            "reading the kernel's BTF (/sys/kernel/btf/vmlinux): {e}; {what} needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+        ))
+    })
 }

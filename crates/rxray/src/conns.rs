@@ -2,12 +2,12 @@
 //! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
-use crate::{line::clock_time, session};
+use crate::{line::clock_time, seed, session};
 use anyhow::{bail, Context, Result};
-use rxray_kernel::{abi, Clock, ConnTotals, Conns, ConnsOptions};
+use rxray_kernel::{abi, btf, Clock, ConnTotals, Conns, ConnsOptions, Drops, DropsOptions};
 use serde::Serialize;
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     io::{self, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::{fd::AsRawFd, unix::fs::MetadataExt},
@@ -71,7 +71,12 @@ pub struct ConnRecord {
     pub passive: bool,
     /// First seen after its handshake (older than rxray, or evicted from the map).
     pub late: bool,
-    pub age_ms: f64,
+    /// Existed before rxray started (listed in /proc/net/tcp{,6} then): its start time is unknown
+    /// (age_ms and handshake_ms are null) and its counters cover only what followed the first
+    /// state change rxray saw (none, while it has not changed state).
+    pub seeded: bool,
+    /// Since the first state change seen; null for a seeded connection.
+    pub age_ms: Option<f64>,
     /// SYN_SENT/SYN_RECV → ESTABLISHED. For an accepted socket this starts when the kernel
     /// created it from the handshake's last ACK, so it is short; its srtt holds the SYN-ACK RTT.
     pub handshake_ms: Option<f64>,
@@ -160,7 +165,8 @@ pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) 
         states: c.path[..n].iter().map(|s| state_name(*s)).collect(),
         passive: c.flags & abi::CONNF_PASSIVE != 0,
         late: c.flags & abi::CONNF_LATE != 0,
-        age_ms: end.saturating_sub(c.first_ns) as f64 / 1e6,
+        seeded: false,
+        age_ms: Some(end.saturating_sub(c.first_ns) as f64 / 1e6),
         handshake_ms: (c.syn_ns > 0 && c.established_ns >= c.syn_ns)
             .then(|| (c.established_ns - c.syn_ns) as f64 / 1e6),
         bytes_rx: c.bytes_received.saturating_sub(fin),
@@ -186,6 +192,87 @@ pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) 
         cgroup: None,
         read_bytes: c.reader_bytes,
         reader_changes: c.reader_changes,
+    }
+}
+
+/// A connection's (local, local port, remote, remote port).
+type Tuple = (IpAddr, u16, IpAddr, u16);
+
+fn tuple_of(r: &ConnRecord) -> Option<Tuple> {
+    Some((r.local_addr?, r.local_port, r.remote_addr?, r.remote_port))
+}
+
+/// The connections that existed when rxray started (by tuple).
+pub struct Seeds(HashSet<Tuple>);
+
+impl Seeds {
+    pub fn new(now: &[seed::ProcTcp]) -> Self {
+        Seeds(now.iter().map(|t| (t.local, t.local_port, t.remote, t.remote_port)).collect())
+    }
+
+    /// Marks a kernel record first seen late whose tuple was there at the start.
+    pub fn mark(&self, r: &mut ConnRecord) {
+        if r.late && tuple_of(r).is_some_and(|t| self.0.contains(&t)) {
+            r.seeded = true;
+            r.age_ms = None;
+            r.handshake_ms = None;
+        }
+    }
+
+    /// Records for the seeded connections in `now` that the kernel map does not hold (no state
+    /// change seen yet).
+    pub fn untracked(&self, now: &[seed::ProcTcp], tracked: &HashSet<Tuple>, ts_ns: u64) -> Vec<ConnRecord> {
+        now.iter()
+            .filter(|t| {
+                let k = (t.local, t.local_port, t.remote, t.remote_port);
+                self.0.contains(&k) && !tracked.contains(&k)
+            })
+            .map(|t| seeded_record(t, ts_ns))
+            .collect()
+    }
+}
+
+fn seeded_record(t: &seed::ProcTcp, ts_ns: u64) -> ConnRecord {
+    let state = state_name(t.state);
+    ConnRecord {
+        status: "live",
+        ts_ns,
+        local: endpoint(Some(t.local), t.local_port),
+        remote: endpoint(Some(t.remote), t.remote_port),
+        local_addr: Some(t.local),
+        local_port: t.local_port,
+        remote_addr: Some(t.remote),
+        remote_port: t.remote_port,
+        state,
+        states: vec![state],
+        passive: false,
+        late: true,
+        seeded: true,
+        age_ms: None,
+        handshake_ms: None,
+        bytes_rx: 0,
+        bytes_tx: 0,
+        bytes_received: 0,
+        bytes_acked: 0,
+        bytes_sent: 0,
+        bytes_retrans: 0,
+        retransmits: 0,
+        total_retrans: 0,
+        rst_rx: 0,
+        rst_tx: 0,
+        reset_by: None,
+        srtt_us: 0,
+        rttvar_us: 0,
+        min_rtt_us: 0,
+        srtt_min_us: 0,
+        srtt_max_us: 0,
+        pid: None,
+        comm: None,
+        exe: None,
+        cgroup_id: None,
+        cgroup: None,
+        read_bytes: 0,
+        reader_changes: 0,
     }
 }
 
@@ -340,6 +427,23 @@ fn parse_netstat(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
 
 const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
 
+/// Drop reasons (kfree_skb) that belong beside the listen counters: the accept queue's overflow.
+const LISTEN_REASONS: &[&str] = &["TCP_LISTEN_OVERFLOW"];
+
+/// Counts, since `drops` attached, of the `LISTEN_REASONS` this kernel has (by name from its BTF).
+fn listen_reason_counts(drops: &Drops) -> Result<BTreeMap<String, u64>> {
+    let names = btf::drop_reasons(Path::new(btf::VMLINUX)).context("reading drop-reason names from the kernel's BTF")?;
+    let by = drops.totals()?.by_reason;
+    let mut out = BTreeMap::new();
+    for (code, name) in &names {
+        if LISTEN_REASONS.contains(&name.as_str()) {
+            let n = by.iter().find(|(c, _)| u64::from(*c) == *code).map(|(_, n)| *n).unwrap_or(0);
+            out.insert(name.clone(), n);
+        }
+    }
+    Ok(out)
+}
+
 fn ms(us: u32) -> String {
     if us == 0 {
         "-".into()
@@ -362,12 +466,12 @@ fn table_row(r: &ConnRecord) -> String {
         None => "-".into(),
     };
     format!(
-        "{:<6} {:<24} {:<24} {:<11} {:>9.1} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:<16} {:<24} {}",
+        "{:<6} {:<24} {:<24} {:<11} {:>9} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:<16} {:<24} {}",
         r.status,
         r.local,
         r.remote,
         r.state,
-        r.age_ms,
+        r.age_ms.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
         r.handshake_ms.map(|h| format!("{h:.3}")).unwrap_or_else(|| "-".into()),
         r.bytes_rx,
         r.bytes_tx,
@@ -399,7 +503,24 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let mut conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
         .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
+    // The drop program in count-only mode, for the accept queue's overflow reason beside the
+    // namespace's counters; conns work without it.
+    let drops = match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: Some(netns), ifindexes: Vec::new(), events: false }) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("rxray: no drop reasons beside the listen counters ({e})");
+            None
+        }
+    };
     let listen0 = netstat(LISTEN_COUNTERS).unwrap_or_default();
+    // Read after the programs are attached, so a connection is either seeded or seen changing state.
+    let seeds = match seed::read() {
+        Ok(now) => Seeds::new(&now),
+        Err(e) => {
+            eprintln!("rxray: connections older than rxray are not listed ({e:#})");
+            Seeds::new(&[])
+        }
+    };
     eprintln!(
         "rxray: watching TCP connections in network namespace {netns}{}; Ctrl-C to stop",
         if conns.probe { "" } else { " (no tcp_probe: RTT sampled at state changes only)" }
@@ -431,13 +552,17 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         let now = monotonic_ns();
         let mut live = conns.live()?;
         live.sort_by_key(|c| c.first_ns);
+        let mut recs: Vec<ConnRecord> = live.iter().map(|c| record(c, now, "live", &clock)).collect();
+        let tracked: HashSet<Tuple> = recs.iter().filter_map(tuple_of).collect();
+        let proc_now = seed::read().unwrap_or_default();
+        recs.extend(seeds.untracked(&proc_now, &tracked, clock.to_unix_ns(now)));
         if !a.json {
-            writeln!(out, "-- {}: {} live --", clock_time(clock.to_unix_ns(now)), live.len())?;
+            writeln!(out, "-- {}: {} live --", clock_time(clock.to_unix_ns(now)), recs.len())?;
         }
-        for c in &live {
-            let mut r = record(c, now, "live", &clock);
-            resolver.borrow_mut().fill(&mut r);
-            emit(out, &r)?;
+        for r in &mut recs {
+            seeds.mark(r);
+            resolver.borrow_mut().fill(r);
+            emit(out, r)?;
         }
         Ok(())
     };
@@ -454,6 +579,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             }
             closed += 1;
             let mut r = record(&ev.c, ev.ts_ns, "closed", &clock);
+            seeds.mark(&mut r);
             resolver.borrow_mut().fill(&mut r);
             if emit(&mut out, &r).is_err() || a.count.is_some_and(|c| closed >= c) {
                 done = true;
@@ -484,10 +610,15 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let listen = netstat(LISTEN_COUNTERS).unwrap_or_default();
     let since: BTreeMap<String, u64> =
         listen.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*listen0.get(k).unwrap_or(&0)))).collect();
+    let reasons = match &drops {
+        Some(d) => Some(listen_reason_counts(d)?),
+        None => None,
+    };
     if a.json {
         let v = serde_json::json!({"summary": {
             "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
-            "listen": listen, "listen_since_start": since, "tcp_probe": conns.probe, "readers": conns.readers,
+            "listen": listen, "listen_since_start": since, "listen_drop_reasons": reasons,
+            "tcp_probe": conns.probe, "readers": conns.readers,
             "seconds": start.elapsed().as_secs_f64(),
         }});
         eprintln!("{v}");
@@ -504,12 +635,15 @@ pub fn run(a: ConnsArgs) -> Result<()> {
                 since.get(*k).copied().unwrap_or(0)
             ));
         }
+        for (k, n) in reasons.iter().flatten() {
+            s.push_str(&format!("drop reason {k}: {n} (since start)\n"));
+        }
         eprint!("{s}");
     }
     Ok(())
 }
 
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -549,7 +683,8 @@ mod tests {
         assert_eq!(r.states, vec!["SYN_RECV", "ESTABLISHED", "CLOSE"]);
         assert_eq!((r.bytes_rx, r.bytes_tx), (100, 50));
         assert_eq!(r.handshake_ms, Some(0.5));
-        assert_eq!(r.age_ms, 2.0);
+        assert_eq!(r.age_ms, Some(2.0));
+        assert!(!r.seeded);
         assert_eq!(r.reset_by, Some("peer"));
         assert!(r.passive);
         assert_eq!(r.pid, None);
@@ -569,5 +704,34 @@ mod tests {
         c.reader_comm[..7].copy_from_slice(b"python3");
         let r = record(&c, 0, "live", &Clock::now());
         assert_eq!((r.pid, r.comm.as_deref(), r.cgroup_id, r.read_bytes), (Some(42), Some("python3"), Some(7), 5));
+    }
+
+    #[test]
+    fn a_late_record_of_a_connection_older_than_rxray_is_seeded() {
+        let t = seed::ProcTcp {
+            local: "10.0.0.2".parse().unwrap(),
+            local_port: 80,
+            remote: "10.0.0.1".parse().unwrap(),
+            remote_port: 40000,
+            state: 1,
+            uid: 0,
+            inode: 1,
+        };
+        let seeds = Seeds::new(std::slice::from_ref(&t));
+        let mut c = abi::Conn { family: 2, sport: 80, dport: 40000, state: 7, flags: abi::CONNF_LATE, ..Default::default() };
+        c.saddr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        c.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let mut r = record(&c, 0, "closed", &Clock::now());
+        seeds.mark(&mut r);
+        assert!(r.seeded && r.age_ms.is_none());
+        // Tracked by the kernel: not listed twice; an unknown tuple is never seeded.
+        let tracked: HashSet<Tuple> = [tuple_of(&r).unwrap()].into();
+        assert!(seeds.untracked(std::slice::from_ref(&t), &tracked, 0).is_empty());
+        let u = seeds.untracked(std::slice::from_ref(&t), &HashSet::new(), 0);
+        assert_eq!((u.len(), u[0].state, u[0].seeded, u[0].age_ms), (1, "ESTABLISHED", true, None));
+        c.dport = 40001;
+        let mut other = record(&c, 0, "closed", &Clock::now());
+        seeds.mark(&mut other);
+        assert!(!other.seeded);
     }
 }

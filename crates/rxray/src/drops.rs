@@ -100,7 +100,7 @@ impl Names {
     }
 }
 
-fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
+pub(crate) fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
     match ver {
         4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
         6 => Some(IpAddr::V6(Ipv6Addr::from(*b))),
@@ -200,7 +200,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes })
+    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
     let scope = if a.ifaces.is_empty() { "every interface".to_string() } else { a.ifaces.join(", ") };
     eprintln!("rxray: watching drops in network namespace {netns} ({scope}); Ctrl-C to stop");

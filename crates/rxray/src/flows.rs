@@ -1,6 +1,9 @@
 //! `rxray flows`: the kernel's flow table, refreshed live (text) or as JSON Lines snapshots.
 //! Counts come from the kernel's own counters, so they are exact whatever the ring buffer loses.
-use crate::{session, XdpModeArg};
+use crate::{
+    context::{DropsOut, KernelContext, ReaderOut},
+    session, XdpModeArg,
+};
 use anyhow::Result;
 use rxray_engine::flows::{sort, FlowRecord, RateTracker, SortBy};
 use rxray_kernel::{abi, decode_flow, Clock, Ingress, IngressOptions};
@@ -43,6 +46,13 @@ pub struct FlowsArgs {
     /// XDP attach mode.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
+    /// Do not attach the kernel context (the process that read each flow, and its drops): saves
+    /// a tracing program run per recvmsg and per dropped packet on this host (README, "Kernel context").
+    #[arg(long = "no-context")]
+    pub no_context: bool,
+    /// Size in bytes of the ring the drop events of the kernel context come through (a power of two).
+    #[arg(long = "drop-ring-size", default_value_t = 1 << 18, hide = true)]
+    pub drop_ring_size: u32,
     /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
     #[arg(long = "unread-events", hide = true)]
     pub unread_events: bool,
@@ -84,7 +94,43 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn json_snapshot(ing: &Ingress, recs: &[FlowRecord], ts_ns: u64) -> Result<serde_json::Value> {
+/// The kernel context of one flow: who read it, and what the kernel dropped of it.
+#[derive(serde::Serialize)]
+struct FlowContext {
+    /// The process that read the flow's packets (null: none seen reading it).
+    reader: Option<ReaderOut>,
+    drops: DropsOut,
+}
+
+#[derive(serde::Serialize)]
+struct FlowOut<'a> {
+    #[serde(flatten)]
+    flow: &'a FlowRecord,
+    #[serde(flatten)]
+    context: Option<FlowContext>,
+}
+
+fn flow_context(ctx: Option<&mut KernelContext>, r: &FlowRecord) -> Option<FlowContext> {
+    let ctx = ctx?;
+    let k = &r.key;
+    if k.fragments {
+        return Some(FlowContext { reader: None, drops: DropsOut::default() });
+    }
+    Some(FlowContext {
+        reader: ctx.reader(k.proto, k.src, k.sport, k.dst, k.dport),
+        drops: ctx.drops(k.proto, k.src, k.sport, k.dst, k.dport),
+    })
+}
+
+fn json_snapshot(
+    ing: &Ingress,
+    recs: &[FlowRecord],
+    ts_ns: u64,
+    mut ctx: Option<&mut KernelContext>,
+) -> Result<serde_json::Value> {
+    let flows: Vec<FlowOut> =
+        recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r) }).collect();
+    let context = ctx.map(|c| c.totals_json());
     let t = ing.totals()?;
     let protos: serde_json::Map<String, serde_json::Value> = ing
         .protocols()?
@@ -104,11 +150,12 @@ fn json_snapshot(ing: &Ingress, recs: &[FlowRecord], ts_ns: u64) -> Result<serde
                    "iface_insert_failed": t.iface_insert_failed, "malformed": t.malformed, "events": t.events, "lost": t.lost},
         "protocols": protos,
         "interfaces": ifaces,
-        "flows": recs,
+        "flows": flows,
+        "context": context,
     }))
 }
 
-pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<String> {
+pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize, mut ctx: Option<&mut KernelContext>) -> Result<String> {
     let t = ing.totals()?;
     let mut s = format!(
         "rxray flows: {} flows, {} packets, {} bytes; flow table full: {} packets not counted in a flow\n",
@@ -118,8 +165,16 @@ pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<St
         t.flow_insert_failed
     );
     s.push_str(&format!(
-        "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}\n",
-        "IFACE", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "PPS", "BPS"
+        "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}{}\n",
+        "IFACE",
+        "PROTO",
+        "SOURCE",
+        "DESTINATION",
+        "PACKETS",
+        "BYTES",
+        "PPS",
+        "BPS",
+        if ctx.is_some() { format!(" {:>8} {:<16} {:>6} {}", "PID", "COMM", "DROPS", "LAST_DROP") } else { String::new() }
     ));
     for r in recs.iter().take(top) {
         let k = &r.key;
@@ -130,8 +185,18 @@ pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<St
         } else {
             (format!("{}:{}", k.src, k.sport), format!("{}:{}", k.dst, k.dport))
         };
+        let extra = match flow_context(ctx.as_deref_mut(), r) {
+            Some(c) => format!(
+                " {:>8} {:<16} {:>6} {}",
+                c.reader.as_ref().map(|p| p.pid.to_string()).unwrap_or_else(|| "-".into()),
+                c.reader.as_ref().map(|p| p.comm.as_str()).unwrap_or("-"),
+                c.drops.count,
+                c.drops.last_reason.as_deref().unwrap_or("-")
+            ),
+            None => String::new(),
+        };
         s.push_str(&format!(
-            "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}\n",
+            "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}{}\n",
             r.iface,
             proto_name(k.proto),
             src,
@@ -139,7 +204,8 @@ pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize) -> Result<St
             r.packets,
             r.bytes,
             human(r.pps),
-            human(r.bps)
+            human(r.bps),
+            extra
         ));
     }
     Ok(s)
@@ -154,7 +220,10 @@ pub fn run(a: FlowsArgs) -> Result<()> {
         flow_capacity: a.capacity,
         ..Default::default()
     };
-    let ing = session::attach(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on")?;
+    let (ing, mut ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
+        let ifindexes: Vec<u32> = ing.attached().iter().map(|x| x.ifindex).collect();
+        Ok(if a.no_context { None } else { KernelContext::attach(Some((&ifindexes, a.drop_ring_size))) })
+    })?;
     let clock = Clock::now();
     let by = match a.sort {
         SortArg::Bytes => SortBy::Bytes,
@@ -173,12 +242,15 @@ pub fn run(a: FlowsArgs) -> Result<()> {
         }
         let last = stop.load(Ordering::Relaxed) || a.count.is_some_and(|c| shown + 1 >= c);
         let recs = snapshot(&ing, &clock, &mut rates, by)?;
+        if let Some(c) = ctx.as_mut() {
+            c.refresh(true)?;
+        }
         let mut out = std::io::stdout().lock();
         let res = if a.json {
-            let v = json_snapshot(&ing, &recs, clock.to_unix_ns(monotonic_ns()))?;
+            let v = json_snapshot(&ing, &recs, clock.to_unix_ns(monotonic_ns()), ctx.as_mut())?;
             writeln!(out, "{v}")
         } else {
-            let t = table(&ing, &recs, a.top)?;
+            let t = table(&ing, &recs, a.top, ctx.as_mut())?;
             if tty {
                 write!(out, "\x1b[H\x1b[2J{t}")
             } else {

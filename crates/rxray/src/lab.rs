@@ -201,7 +201,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
                 "── {:>4.1} s ── {} packets seen, {} events delivered, {} lost, {} malformed",
                 started.elapsed().as_secs_f64(), t.packets, delivered, t.lost, t.malformed
             );
-            print!("{}", flows::table(&ing, &recs, 8)?);
+            print!("{}", flows::table(&ing, &recs, 8, None)?);
             println!("latest packets:");
             for l in &recent {
                 println!("  {l}");

@@ -3,13 +3,16 @@
 mod analyze;
 mod capture;
 mod conns;
+mod context;
 mod drops;
 mod firewall;
 mod flows;
 mod ifaces;
 mod lab;
+mod latency;
 mod line;
 mod netns;
+mod seed;
 mod session;
 mod watch;
 
@@ -45,6 +48,8 @@ enum Cmd {
     Drops(drops::DropsArgs),
     /// List TCP connections (states, handshake, bytes, retransmits, resets, RTT) and accept-queue overflows.
     Conns(conns::ConnsArgs),
+    /// Delivery latency per flow and per process: XDP arrival → socket queue → application read.
+    Latency(latency::LatencyArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
     /// The XDP firewall: rules (allow, deny, rate limits), blocklists, blocks with a TTL, counters,
@@ -84,6 +89,7 @@ fn main() {
         Cmd::Flows(a) => flows::run(a),
         Cmd::Drops(a) => drops::run(a),
         Cmd::Conns(a) => conns::run(a),
+        Cmd::Latency(a) => latency::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Firewall(c) => firewall::run(c),
         Cmd::Demo(a) => lab::demo(a),

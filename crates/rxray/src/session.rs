@@ -44,6 +44,19 @@ pub fn stop_flag() -> Result<Arc<AtomicBool>> {
 /// Loads the program and attaches it to `ifaces` (default: every up interface but loopback);
 /// prints which interfaces and modes on stderr.
 pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command: &str, what: &str) -> Result<Ingress> {
+    attach_then(ifaces, mode, opts, command, what, |_| Ok(())).map(|(i, ())| i)
+}
+
+/// Like `attach`, running `then` (attaching what goes with the program) before the announcement,
+/// so everything is in place once the "Ctrl-C to stop" line is out.
+pub fn attach_then<T>(
+    ifaces: &[String],
+    mode: XdpModeArg,
+    opts: IngressOptions,
+    command: &str,
+    what: &str,
+    then: impl FnOnce(&mut Ingress) -> Result<T>,
+) -> Result<(Ingress, T)> {
     require_root()?;
     let ifaces = if ifaces.is_empty() { up_interfaces()? } else { ifaces.to_vec() };
     if ifaces.is_empty() {
@@ -63,9 +76,10 @@ pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command
                 firewalled[0]
             );
         }
-        let ingress = Ingress::adopt(&ifaces[0], &opts)?;
+        let mut ingress = Ingress::adopt(&ifaces[0], &opts)?;
+        let t = then(&mut ingress)?;
         eprintln!("rxray: {what} {} (through the firewall's XDP program); Ctrl-C to stop", ifaces[0]);
-        return Ok(ingress);
+        return Ok((ingress, t));
     }
     let mut ingress = Ingress::load(&opts)?;
     let mode = match mode {
@@ -78,8 +92,9 @@ pub fn attach(ifaces: &[String], mode: XdpModeArg, opts: IngressOptions, command
         let att = ingress.attach(i, mode)?;
         names.push(format!("{} ({} XDP)", att.iface, att.mode));
     }
+    let t = then(&mut ingress)?;
     eprintln!("rxray: {what} {}; Ctrl-C to stop", names.join(", "));
-    Ok(ingress)
+    Ok((ingress, t))
 }
 
 /// Records a reader takes from a ring buffer in one pass before doing its per-pass work.

@@ -1,5 +1,8 @@
 //! `rxray watch`: attach the XDP ingress program and print every packet it reports.
-use crate::{line, session, XdpModeArg};
+use crate::{
+    context::{KernelContext, ReaderOut},
+    line, session, XdpModeArg,
+};
 use anyhow::{bail, Result};
 use rxray_kernel::{abi, decode, Clock, IngressOptions, Totals};
 use std::{
@@ -31,6 +34,10 @@ pub struct WatchArgs {
     /// Test aid: wait this long after attaching before reading events (forces ring-buffer loss).
     #[arg(long = "stall-ms", hide = true, default_value_t = 0)]
     pub stall_ms: u64,
+    /// Do not attach the kernel context (the process that read each packet's flow): saves a
+    /// tracing program run per recvmsg on this host (README, "Kernel context").
+    #[arg(long = "no-context")]
+    pub no_context: bool,
     /// Filter expression in tcpdump syntax (the words are joined), evaluated in the XDP program:
     /// packets it rejects never reach user space. E.g. `rxray watch -i eth0 udp and dst port 53`.
     #[arg(trailing_var_arg = true, value_name = "FILTER")]
@@ -57,7 +64,9 @@ pub fn run(a: WatchArgs) -> Result<()> {
     let filtering = filter.is_some();
     let stop = session::stop_flag()?;
     let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, filter, ..Default::default() };
-    let mut ingress = session::attach(&a.ifaces, a.xdp_mode, opts, "watch", "watching")?;
+    let (mut ingress, mut ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "watch", "watching", |_| {
+        Ok(if a.no_context { None } else { KernelContext::attach(None) })
+    })?;
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }
@@ -73,16 +82,31 @@ pub fn run(a: WatchArgs) -> Result<()> {
     session::pump(fd, &stop, || {
         let mut done = false;
         let mut batch = 0;
+        if let Some(c) = ctx.as_mut() {
+            c.refresh(false)?;
+        }
         while let Some(item) = ingress.ring().next() {
             let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
             drop(item);
             delivered += 1;
             batch += 1;
             let pkt = decode(&ev, &clock, iface_name(ev.ifindex));
+            let context = ctx.as_mut().map(|c| PacketContext { reader: c.reader_of(&ev) });
             let res = if a.json {
-                serde_json::to_writer(&mut out, &pkt).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
+                let o = PacketOut { pkt: &pkt, context };
+                serde_json::to_writer(&mut out, &o).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
             } else {
-                writeln!(out, "{}", line::format(&pkt))
+                match context.and_then(|c| c.reader) {
+                    Some(r) => writeln!(
+                        out,
+                        "{} [pid {} {} cgroup {}]",
+                        line::format(&pkt),
+                        r.pid,
+                        r.comm,
+                        r.cgroup.as_deref().unwrap_or("?")
+                    ),
+                    None => writeln!(out, "{}", line::format(&pkt)),
+                }
             };
             if res.is_err() {
                 // stdout closed (e.g. `| head`): stop quietly.
@@ -106,6 +130,20 @@ pub fn run(a: WatchArgs) -> Result<()> {
     let totals = ingress.totals()?;
     print_summary(&totals, delivered, start.elapsed(), a.json, filtering);
     Ok(())
+}
+
+/// The kernel context of one packet: the process that read its flow so far (null: none yet).
+#[derive(serde::Serialize)]
+struct PacketContext {
+    reader: Option<ReaderOut>,
+}
+
+#[derive(serde::Serialize)]
+struct PacketOut<'a> {
+    #[serde(flatten)]
+    pkt: &'a rxray_engine::event::Packet,
+    #[serde(flatten)]
+    context: Option<PacketContext>,
 }
 
 fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool, filtering: bool) {

@@ -7,67 +7,7 @@ mod common;
 use common::*;
 use rxray_lab::Lab;
 use serde_json::{json, Value};
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Child, ChildStdout, Command, Stdio},
-    time::{Duration, Instant},
-};
-
-/// A helper process (python, in a namespace), killed when the test lets go of it.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn python(lab: &Lab, ns: &str, script: &str, args: &[String]) -> Kid {
-        let mut cmd: Command = lab.exec(ns, ["python3", "-u", "-c", script]);
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn python3");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Kid { child, out }
-    }
-
-    /// The next stdout line (bounded by the script's own timeouts; panics at EOF).
-    fn line(&mut self) -> String {
-        let mut s = String::new();
-        self.out.read_line(&mut s).expect("read helper output");
-        assert!(!s.is_empty(), "helper exited early");
-        s.trim().to_string()
-    }
-
-    fn say(&mut self, s: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Waits (bounded) for the exit; returns whether it succeeded.
-    fn wait(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.success();
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::time::{Duration, Instant};
 
 fn start(ns: &str, extra: &[&str]) -> Running {
     let mut args = vec!["conns", "--json"];
@@ -159,6 +99,7 @@ fn a_full_connection_is_one_record_with_exact_bytes_and_rtt() {
     assert_eq!(rec["local"], json!(format!("{b4}:{port}")), "{rec}");
     assert_eq!(rec["remote"], json!(format!("{a4}:{cport}")), "{rec}");
     assert_eq!(rec["passive"], json!(true), "{rec}");
+    assert_eq!(rec["seeded"], json!(false), "began after rxray: {rec}");
     let states: Vec<&str> = rec["states"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert_eq!(states.first(), Some(&"SYN_RECV"), "{rec}");
     assert_eq!(states.last(), Some(&"CLOSE"), "{rec}");
@@ -287,26 +228,52 @@ fn a_listener_that_never_accepts_overflows_and_rxray_reports_the_netstat_counts(
     if !need_root() {
         return;
     }
+    if !have("nft") {
+        skip_or_fail("needs nft (nftables)");
+        return;
+    }
     let lab = Lab::pair(&unique_name()).expect("lab");
-    let port = 5401u16;
+    let (port, backlog) = (5401u16, 4usize);
     let rb = start(lab.ns_b(), &[]);
     let listener = r#"
 import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(int(sys.argv[3]))
 print("ready", flush=True); time.sleep(30)
 "#;
+    // The accept queue holds backlog + 1 connections, the request queue backlog handshakes. First
+    // `backlog` connections complete (queued, never accepted). Then `backlog` more SYNs are answered
+    // (room in the request queue) while a's nftables rule drops the SYN-ACKs; once the rule is gone
+    // the retransmitted SYN-ACKs are acknowledged: one ACK fills the accept queue, the others find
+    // it full, and the kernel frees them with TCP_LISTEN_OVERFLOW (tcp_check_req) and counts
+    // ListenOverflows. (SYNs refused at once for a full queue count ListenOverflows too, but the
+    // kernel consumes those without a drop reason, and cookies bypass tcp_check_req: hence this order.)
     let clients = r#"
 import socket, sys, time
-ks = []
-for i in range(8):
-    k = socket.socket(); k.setblocking(False); k.connect_ex((sys.argv[1], int(sys.argv[2]))); ks.append(k)
-    time.sleep(0.05)
-time.sleep(1.5); print("done", flush=True)
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ks = [socket.create_connection((host, port), timeout=5) for i in range(n)]
+print("filled", flush=True); sys.stdin.readline()
+for i in range(n):
+    k = socket.socket(); k.setblocking(False); k.connect_ex((host, port)); ks.append(k)
+print("sent", flush=True); sys.stdin.readline(); time.sleep(3); print("done", flush=True)
 "#;
-    let mut l = Kid::python(&lab, lab.ns_b(), listener, &[lab.addr4_b().to_string(), port.to_string()]);
+    let args = [lab.addr4_b().to_string(), port.to_string(), backlog.to_string()];
+    let mut l = Kid::python(&lab, lab.ns_b(), listener, &args);
     assert_eq!(l.line(), "ready");
-    let mut c = Kid::python(&lab, lab.ns_a(), clients, &[lab.addr4_b().to_string(), port.to_string()]);
+    let mut c = Kid::python(&lab, lab.ns_a(), clients, &args);
+    assert_eq!(c.line(), "filled");
+    let nft = |rule: &[&str]| {
+        let st = lab.exec(lab.ns_a(), std::iter::once("nft").chain(rule.iter().copied())).status().expect("nft");
+        assert!(st.success(), "nft {rule:?}");
+    };
+    nft(&["add", "table", "inet", "t"]);
+    nft(&["add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }"]);
+    nft(&["add", "rule", "inet", "t", "in", "tcp", "sport", &port.to_string(), "tcp", "flags", "syn", "drop"]);
+    c.say("go");
+    assert_eq!(c.line(), "sent");
+    std::thread::sleep(Duration::from_millis(200));
+    nft(&["delete", "table", "inet", "t"]);
+    c.say("go");
     assert_eq!(c.line(), "done");
     // The listener goes first, so nothing overflows after rxray's last reading.
     drop(l);
@@ -318,56 +285,9 @@ time.sleep(1.5); print("done", flush=True)
     assert_eq!(s["listen"]["ListenOverflows"], json!(ov), "{s}");
     assert_eq!(s["listen"]["ListenDrops"], json!(dr), "{s}");
     assert_eq!(s["listen_since_start"]["ListenOverflows"], json!(ov), "a fresh namespace starts at 0: {s}");
-}
-
-/// A cgroup v2 directory made for one test; its processes go back to the root and it is removed
-/// when dropped.
-struct Cgroup {
-    mount: std::path::PathBuf,
-    dir: std::path::PathBuf,
-}
-
-impl Cgroup {
-    fn new() -> Cgroup {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mp = info
-            .lines()
-            .find_map(|l| {
-                let (pre, post) = l.split_once(" - ")?;
-                (post.split_whitespace().next() == Some("cgroup2")).then(|| pre.split_whitespace().nth(4).unwrap().to_string())
-            })
-            .expect("a cgroup2 mount");
-        let mount = std::path::PathBuf::from(mp);
-        let dir = mount.join(format!("rxray-test-{}-{}", std::process::id(), unique_name()));
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        Cgroup { mount, dir }
-    }
-
-    /// The path as rxray reports it: relative to the mount, with a leading slash.
-    fn rel(&self) -> String {
-        format!("/{}", self.dir.strip_prefix(&self.mount).unwrap().display())
-    }
-
-    fn add(&self, pid: u32) {
-        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("moving into the cgroup");
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
-                for p in procs.split_whitespace() {
-                    let _ = std::fs::write(self.mount.join("cgroup.procs"), p);
-                }
-            }
-            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() || Instant::now() > deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    // At least the backlog - 1 ACKs that found the queue full, each an overflow counted by both.
+    let lo = s["listen_drop_reasons"]["TCP_LISTEN_OVERFLOW"].as_u64().unwrap_or_else(|| panic!("{s}"));
+    assert!(lo >= backlog as u64 - 1 && lo <= ov, "TCP_LISTEN_OVERFLOW {lo} vs ListenOverflows {ov}: {s}");
 }
 
 const READER: &str = r#"
@@ -419,4 +339,52 @@ fn a_connection_names_the_process_and_cgroup_that_read_it() {
     assert_eq!(rec["cgroup_id"], json!(ino), "{rec}");
     assert_eq!(rec["read_bytes"], json!(n), "{rec}");
     assert_eq!(rec["reader_changes"], json!(0), "{rec}");
+}
+
+#[test]
+fn a_connection_older_than_rxray_is_seeded_and_its_close_is_reported() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let port = 5203u16;
+    let server = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(20)
+print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(20)
+while c.recv(100): pass
+c.close(); print("closed", flush=True)
+"#;
+    let client = r#"
+import socket, sys
+k = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+print("connected", k.getsockname()[1], flush=True)
+sys.stdin.readline(); k.close(); print("bye", flush=True)
+"#;
+    let args = [lab.addr4_b().to_string(), port.to_string()];
+    let mut srv = Kid::python(&lab, lab.ns_b(), server, &args);
+    assert_eq!(srv.line(), "ready");
+    let mut cl = Kid::python(&lab, lab.ns_a(), client, &args);
+    let l = cl.line();
+    let cport: u16 = l.strip_prefix("connected ").expect(&l).parse().unwrap();
+    // rxray starts only now: the connection is established and quiet.
+    let mut rb = start(lab.ns_b(), &["--interval", "0.2"]);
+    let live = wait_record(&mut rb, Duration::from_secs(10), |v| v["status"] == "live" && v["local_port"] == json!(port));
+    assert_eq!(live["seeded"], json!(true), "{live}");
+    assert_eq!(live["state"], json!("ESTABLISHED"), "{live}");
+    assert_eq!(live["remote"], json!(format!("{}:{cport}", lab.addr4_a())), "{live}");
+    assert_eq!(live["age_ms"], Value::Null, "start unknown: {live}");
+    cl.say("bye");
+    assert_eq!(cl.line(), "bye");
+    assert_eq!(srv.line(), "closed");
+    let closed = wait_record(&mut rb, Duration::from_secs(10), |v| v["status"] == "closed" && v["local_port"] == json!(port));
+    let (recs, _) = stop(rb);
+    assert_eq!(closed["seeded"], json!(true), "{closed}");
+    assert_eq!(closed["age_ms"], Value::Null, "{closed}");
+    assert_eq!(closed["remote_port"], json!(cport), "{closed}");
+    assert_eq!(closed["states"].as_array().unwrap().last(), Some(&json!("CLOSE")), "{closed}");
+    let n = recs.iter().filter(|v| v["status"] == "closed" && v["local_port"] == json!(port)).count();
+    assert_eq!(n, 1, "{recs:?}");
 }

@@ -223,3 +223,131 @@ fn two_instances_in_two_namespaces_at_once() {
     assert_eq!(observed(&s1), t1.want);
     assert_eq!(observed(&s2), t2.want);
 }
+
+/// A UDP (unconnected socket) and a TCP receiver in ns b, both in a cgroup the test creates; each
+/// acknowledges every message so the client sends the next only then.
+const RECEIVER: &str = r#"
+import os, socket, sys
+proto, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if proto == "tcp":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port)); s.listen(1); s.settimeout(20)
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((host, port)); s.settimeout(20)
+print("ready", os.getpid(), flush=True)
+c = s.accept()[0] if proto == "tcp" else s
+for i in range(n):
+    if proto == "tcp":
+        c.recv(65536); c.sendall(b"k")
+    else:
+        d, peer = c.recvfrom(65536); c.sendto(b"k", peer)
+print("done", flush=True)
+sys.stdin.readline()
+"#;
+
+const SENDER: &str = r#"
+import socket, sys, time
+proto, host, port, n, gap = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+if proto == "tcp":
+    k = socket.create_connection((host, port), timeout=20)
+else:
+    k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); k.settimeout(20); k.connect((host, port))
+print("port", k.getsockname()[1], flush=True)
+for i in range(n):
+    k.send(b"hello %d" % i); assert k.recv(16) == b"k"; time.sleep(gap)
+print("sent", flush=True)
+"#;
+
+/// Starts a receiver in `cg` and its sender; returns (receiver, its pid, the sender's port).
+fn receive(lab: &Lab, cg: &Cgroup, proto: &str, port: u16, n: usize, gap: f64) -> (Kid, u32, u16) {
+    let b = lab.addr4_b().to_string();
+    let mut rx = Kid::python(lab, lab.ns_b(), RECEIVER, &[proto.into(), b.clone(), port.to_string(), n.to_string()]);
+    let pid: u32 = rx.line().strip_prefix("ready ").expect("ready <pid>").parse().unwrap();
+    cg.add(pid); // before its first read
+    let mut tx = Kid::python(lab, lab.ns_a(), SENDER, &[proto.into(), b, port.to_string(), n.to_string(), gap.to_string()]);
+    let cport: u16 = tx.line().strip_prefix("port ").expect("port <n>").parse().unwrap();
+    assert_eq!(tx.line(), "sent");
+    assert_eq!(rx.line(), "done");
+    (rx, pid, cport)
+}
+
+fn flow_in(snap: &Value, proto: u64, sport: u16, dport: u16) -> Option<&Value> {
+    snap["flows"].as_array()?.iter().find(|f| f["proto"] == json!(proto) && f["sport"] == json!(sport) && f["dport"] == json!(dport))
+}
+
+#[test]
+fn flows_name_the_process_and_cgroup_that_read_them() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let cg = Cgroup::new();
+    let mut r = Running::start(lab.ns_b(), &["flows", "-i", "veth-b", "--json", "--interval", "0.2"]);
+    r.wait_stderr("rxray: counting flows on veth-b", Duration::from_secs(20));
+    let (udp_rx, udp_pid, udp_cport) = receive(&lab, &cg, "udp", 5701, 3, 0.0);
+    let (tcp_rx, tcp_pid, tcp_cport) = receive(&lab, &cg, "tcp", 5702, 3, 0.0);
+    // The receivers stay alive until a snapshot after their reads is out (so their exe resolves).
+    r.wait_lines(usize::MAX, Duration::from_millis(100));
+    let n0 = r.stdout.len();
+    assert!(r.wait_lines(n0 + 2, Duration::from_secs(10)), "snapshots keep coming");
+    drop((udp_rx, tcp_rx));
+    let (code, out, err) = r.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let snap: Value = serde_json::from_str(&out[n0 + 1]).expect("snapshot JSON");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cg.dir).unwrap());
+    for (proto, cport, port, pid) in [(17u64, udp_cport, 5701u16, udp_pid), (6, tcp_cport, 5702, tcp_pid)] {
+        let f = flow_in(&snap, proto, cport, port).unwrap_or_else(|| panic!("flow {proto} {cport}->{port}: {snap}"));
+        assert_eq!(f["src"], json!(lab.addr4_a().to_string()), "{f}");
+        let rd = &f["reader"];
+        assert_eq!(rd["pid"], json!(pid), "{f}");
+        assert_eq!(rd["comm"], json!("python3"), "{f}");
+        assert_eq!(rd["cgroup"], json!(cg.rel()), "{f}");
+        assert_eq!(rd["cgroup_id"], json!(ino), "{f}");
+        assert!(rd["exe"].as_str().unwrap_or_else(|| panic!("exe: {f}")).rsplit('/').next().unwrap().starts_with("python3"), "{f}");
+        assert_eq!(f["drops"], json!({"count": 0, "last_reason": null}), "nothing dropped: {f}");
+    }
+}
+
+#[test]
+fn a_dropped_flow_shows_its_drop_count_and_reason() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let n = 7;
+    // UDP to a port nobody listens on: the kernel frees each datagram with NO_SOCKET.
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|j| frames::frame(&eth, &[], L3::Ipv4(v4(&lab, ipproto::UDP, j)), L4::Udp(Udp { sport: 41000, dport: 5999 }), b"nobody"))
+        .collect();
+    let snap = run_flows(&lab, &[], &frames);
+    let f = flow_in(&snap, 17, 41000, 5999).unwrap_or_else(|| panic!("{snap}"));
+    assert_eq!(f["packets"], json!(n), "{f}");
+    assert_eq!(f["drops"]["count"], json!(n), "{f}");
+    assert_eq!(f["drops"]["last_reason"], json!("NO_SOCKET"), "{f}");
+    assert_eq!(f["reader"], Value::Null, "{f}");
+    assert_eq!(snap["context"]["drop_events_lost"], json!(0), "{snap}");
+    // Without the context, neither field is there.
+    let snap = run_flows(&lab, &["--no-context"], &frames);
+    let f = flow_in(&snap, 17, 41000, 5999).unwrap_or_else(|| panic!("{snap}"));
+    assert!(f.get("drops").is_none() && f.get("reader").is_none(), "{f}");
+}
+
+#[test]
+fn drop_events_the_ring_cannot_take_are_counted() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let n = 600u16;
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|j| frames::frame(&eth, &[], L3::Ipv4(v4(&lab, ipproto::UDP, j)), L4::Udp(Udp { sport: 41001, dport: 5998 }), b"nobody"))
+        .collect();
+    // A one-page drop ring holds a few dozen events; the rest are lost, and counted.
+    let snap = run_flows(&lab, &["--drop-ring-size", "4096"], &frames);
+    let f = flow_in(&snap, 17, 41001, 5998).unwrap_or_else(|| panic!("{snap}"));
+    let (seen, lost) = (f["drops"]["count"].as_u64().unwrap(), snap["context"]["drop_events_lost"].as_u64().unwrap());
+    assert!(lost > 0, "{snap}");
+    assert_eq!(seen + lost, u64::from(n), "every drop either joined or counted lost: {snap}");
+}

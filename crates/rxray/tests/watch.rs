@@ -462,3 +462,51 @@ fn watch_drains_a_large_backlog_on_sigint() {
     assert_eq!(stdout.len(), sent, "every event in the ring at SIGINT is delivered");
     assert_eq!(s["delivered"], json!(sent));
 }
+
+#[test]
+fn watch_names_the_process_and_cgroup_that_read_a_flow() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let cg = Cgroup::new();
+    let port = 5703u16;
+    let mut r = Running::start(lab.ns_b(), &["watch", "-i", "veth-b", "--json", "udp", "and", "dst", "port", "5703"]);
+    r.wait_stderr("rxray: watching veth-b", Duration::from_secs(20));
+    let receiver = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(20)
+print("ready", os.getpid(), flush=True)
+for i in range(6):
+    d, peer = s.recvfrom(100); s.sendto(b"k", peer)
+print("done", flush=True); sys.stdin.readline()
+"#;
+    // 400 ms between datagrams: watch re-reads who read what every 200 ms.
+    let sender = r#"
+import socket, sys, time
+k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); k.settimeout(20); k.connect((sys.argv[1], int(sys.argv[2])))
+for i in range(6):
+    k.send(b"datagram %d" % i); assert k.recv(8) == b"k"; time.sleep(0.4)
+print("sent", k.getsockname()[1], flush=True)
+"#;
+    let args = [lab.addr4_b().to_string(), port.to_string()];
+    let mut rx = Kid::python(&lab, lab.ns_b(), receiver, &args);
+    let pid: u32 = rx.line().strip_prefix("ready ").expect("ready <pid>").parse().unwrap();
+    cg.add(pid);
+    let mut tx = Kid::python(&lab, lab.ns_a(), sender, &args);
+    let cport: u16 = tx.line().strip_prefix("sent ").expect("sent <port>").parse().unwrap();
+    assert_eq!(rx.line(), "done");
+    r.wait_lines(6, Duration::from_secs(5));
+    rx.say("bye");
+    let (code, out, err) = r.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let evs: Vec<Value> = json_lines(&out).into_iter().filter(|v| v["udp"]["sport"] == json!(cport)).collect();
+    assert_eq!(evs.len(), 6, "{out:?}");
+    // The first datagram arrives before anyone read the socket; from the third on, the reader is known.
+    for ev in &evs[2..] {
+        let rd = &ev["reader"];
+        assert_eq!(rd["pid"], json!(pid), "{ev}");
+        assert_eq!(rd["comm"], json!("python3"), "{ev}");
+        assert_eq!(rd["cgroup"], json!(cg.rel()), "{ev}");
+    }
+}

@@ -1,9 +1,10 @@
 //! Running the real `rxray` binary inside a lab namespace, and reading what it printed.
 #![allow(dead_code, unused_imports)]
 use serde_json::Value;
+use rxray_lab::Lab;
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    io::{BufRead, BufReader, Write},
+    process::{Child, ChildStdout, Command, Stdio},
     sync::mpsc,
     thread,
     time::{Duration, Instant},
@@ -167,3 +168,110 @@ pub fn iface_state(ns: &str, iface: &str) -> Value {
         .find(|v| v["name"] == iface)
         .unwrap_or_else(|| panic!("{iface} not listed: {out}"))
 }
+
+/// A helper process (python, in a namespace), killed when the test lets go of it.
+pub struct Kid {
+    pub child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Kid {
+    pub fn python(lab: &Lab, ns: &str, script: &str, args: &[String]) -> Kid {
+        let mut cmd: Command = lab.exec(ns, ["python3", "-u", "-c", script]);
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn python3");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Kid { child, out }
+    }
+
+    /// The next stdout line (bounded by the script's own timeouts; panics at EOF).
+    pub fn line(&mut self) -> String {
+        let mut s = String::new();
+        self.out.read_line(&mut s).expect("read helper output");
+        assert!(!s.is_empty(), "helper exited early");
+        s.trim().to_string()
+    }
+
+    pub fn say(&mut self, s: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{s}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits (bounded) for the exit; returns whether it succeeded.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.success();
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A cgroup v2 directory made for one test; its processes go back to the root and it is removed
+/// when dropped.
+pub struct Cgroup {
+    pub mount: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
+}
+
+impl Cgroup {
+    pub fn new() -> Cgroup {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mp = info
+            .lines()
+            .find_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                (post.split_whitespace().next() == Some("cgroup2")).then(|| pre.split_whitespace().nth(4).unwrap().to_string())
+            })
+            .expect("a cgroup2 mount");
+        let mount = std::path::PathBuf::from(mp);
+        let dir = mount.join(format!("rxray-test-{}-{}", std::process::id(), unique_name()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        Cgroup { mount, dir }
+    }
+
+    /// The path as rxray reports it: relative to the mount, with a leading slash.
+    pub fn rel(&self) -> String {
+        format!("/{}", self.dir.strip_prefix(&self.mount).unwrap().display())
+    }
+
+    pub fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("moving into the cgroup");
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(procs) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+                for p in procs.split_whitespace() {
+                    let _ = std::fs::write(self.mount.join("cgroup.procs"), p);
+                }
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
