@@ -26,6 +26,8 @@ pub struct Iface {
     pub owner_pid: Option<u32>,
     /// The owner lock exists but nobody holds it: a killed rxray's leftover.
     pub stale_owner: bool,
+    /// rxray's firewall is installed (pinned): its program is meant to run with no owner.
+    pub firewall: bool,
 }
 
 fn mode_name(m: u64) -> &'static str {
@@ -68,6 +70,7 @@ pub fn list(only: &[String]) -> Result<Vec<Iface>> {
             owner: own.as_ref().filter(|o| o.alive).map(|o| o.to_string()),
             owner_pid: own.as_ref().filter(|o| o.alive).map(|o| o.pid),
             stale_owner: own.is_some_and(|o| !o.alive),
+            firewall: rxray_kernel::firewall::installed(ifindex),
         });
     }
     for want in only {
@@ -89,11 +92,14 @@ pub fn ifaces(json: bool) -> Result<()> {
     println!("{:<16} {:>7} {:<8} {:<18} {:<34} OWNER", "IFACE", "IFINDEX", "STATE", "MAC", "XDP");
     for i in &v {
         let xdp = i.xdp.as_ref().map(|x| format!("{} id {} ({})", x.prog_name, x.prog_id, x.mode)).unwrap_or_else(|| "-".into());
-        let own = match (&i.owner, i.stale_owner) {
+        let mut own = match (&i.owner, i.stale_owner) {
             (Some(o), _) => o.clone(),
             (None, true) => "stale (run `rxray detach`)".into(),
             _ => "-".into(),
         };
+        if i.firewall {
+            own = if own == "-" { "rxray firewall (pinned)".into() } else { format!("{own}; rxray firewall (pinned)") };
+        }
         println!("{:<16} {:>7} {:<8} {:<18} {:<34} {own}", i.name, i.ifindex, i.state, i.mac, xdp);
     }
     Ok(())
@@ -114,6 +120,10 @@ pub fn detach(only: &[String]) -> Result<()> {
             std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
             println!("{}: removed the stale owner lock {}", i.name, p.display());
             removed += 1;
+        }
+        if i.firewall {
+            println!("{}: rxray's firewall is installed, and runs with no owner by design; left alone (`rxray firewall off` removes it)", i.name);
+            continue;
         }
         if let Some(x) = i.xdp.as_ref().filter(|x| x.prog_name.starts_with("rxray")) {
             let flag = if x.mode == "generic" { "xdpgeneric" } else { "xdp" };

@@ -505,3 +505,43 @@ fn firewall_commands_under_ip_netns_exec_explain_netns() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("--netns"), "{err}");
 }
+
+#[test]
+fn watch_on_a_firewalled_interface_observes_through_the_firewall() {
+    let Some(lab) = lab() else { return };
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7600\n").unwrap();
+    let _off = Off(&lab);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let mut watch = Command::new(rxray_bin())
+        .args(["--netns", lab.ns_b(), "watch", "--json", "--no-context", "-c", "2", "-i", lab.if_b()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for its "Ctrl-C to stop" line.
+    let mut err = std::io::BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !line.contains("Ctrl-C to stop") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "watch exited early");
+        assert!(Instant::now() < deadline);
+    }
+    assert!(line.contains("through the firewall"), "{line}");
+    let src = spoofed4(&lab, 1);
+    let frames = vec![udp4(&lab, src, 7600, 1), udp4(&lab, src, 9000, 2)];
+    let got = received(&lab, dir.path(), &frames);
+    assert_eq!(got.len(), 1, "the firewall still drops while watch runs");
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["udp"]["dport"], 7600);
+    assert_eq!(events[0]["firewall"], "drop", "{}", events[0]);
+    assert!(events[1].get("firewall").is_none(), "{}", events[1]);
+    // watch is gone: its events are off, the rules are not.
+    assert!(received(&lab, dir.path(), &[udp4(&lab, src, 7600, 3)]).is_empty(), "still enforcing after watch");
+}
