@@ -555,6 +555,28 @@ struct rxray_fw_block {
 struct rxray_fw_block_lens {
 	__u64 v4;
 	__u64 v6[3];
+	__u32 dlimits;     /* entries in rxray_fw_dlimits (0: no lookup) */
+	__u32 _pad;
+};
+
+/* A dynamic rate limit on traffic to one destination (a many-source flood's target): packets
+ * beyond pps (with burst) are dropped until it expires. */
+struct rxray_fw_dlimit_key {
+	__u8 ver;
+	__u8 _pad[3];
+	__u8 addr[16];
+};
+
+struct rxray_fw_dlimit {
+	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0: never */
+	__u64 added_ns;
+	__u64 pps;
+	__u64 burst;
+	__u64 tat;         /* GCRA state */
+	__u64 packets;     /* dropped (atomic adds) */
+	__u64 bytes;
+	__u32 id;
+	__u32 _pad;
 };
 
 /* Rate-limit state: generic cell rate algorithm (a token bucket as one timestamp per rate). */

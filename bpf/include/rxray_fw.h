@@ -89,6 +89,15 @@ struct {
 } rxray_fw_block_lens SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	RXRAY_PINNING
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rxray_fw_dlimit_key);
+	__type(value, struct rxray_fw_dlimit);
+} rxray_fw_dlimits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	RXRAY_PINNING
 	__uint(max_entries, 1);
@@ -416,6 +425,22 @@ __noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal
 		if (hit) {
 			fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
 			return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
+		}
+		/* dynamic rate limits per destination */
+		if (bl->dlimits) {
+			struct rxray_fw_dlimit_key dk = {};
+			dk.ver = p.ver;
+			__builtin_memcpy(dk.addr, p.daddr, 16);
+			struct rxray_fw_dlimit *dl = bpf_map_lookup_elem(&rxray_fw_dlimits, &dk);
+			if (dl && dl->pps && (!dl->expires_ns || p.coarse <= dl->expires_ns)) {
+				__u64 iv = 1000000000ULL / dl->pps;
+				if (!fw_gcra(&dl->tat, fw_precise(&p), iv, iv * dl->burst)) {
+					__sync_fetch_and_add(&dl->packets, 1);
+					__sync_fetch_and_add(&dl->bytes, p.len);
+					fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
+					return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
+				}
+			}
 		}
 	}
 

@@ -165,7 +165,7 @@ impl Serialize for Alert {
             "alert",
             &EveAlert {
                 action: if blocked { "blocked" } else { "allowed" },
-                gid: GID,
+                gid: if self.sig.detector == crate::inspect::SIGNATURE { 1 } else { GID },
                 signature_id: self.sig.sid,
                 rev: self.sig.rev,
                 signature: self.sig.msg,

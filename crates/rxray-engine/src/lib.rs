@@ -10,5 +10,6 @@ pub mod firewall;
 pub mod cidr;
 pub mod alert;
 pub mod detect;
+pub mod inspect;
 pub mod signatures;
 pub mod latency;

@@ -572,6 +572,30 @@ pub struct FwBlock {
 pub struct FwBlockLens {
     pub v4: u64,
     pub v6: [u64; 3],
+    pub dlimits: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FwDlimitKey {
+    pub ver: u8,
+    pub _pad: [u8; 3],
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwDlimit {
+    pub expires_ns: u64,
+    pub added_ns: u64,
+    pub pps: u64,
+    pub burst: u64,
+    pub tat: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub id: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -709,6 +733,10 @@ unsafe impl aya::Pod for FwBlockKey {}
 unsafe impl aya::Pod for FwBlock {}
 // SAFETY: as above.
 unsafe impl aya::Pod for FwBlockLens {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwDlimitKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FwDlimit {}
 
 // SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
 unsafe impl aya::Pod for LatStats {}
@@ -818,7 +846,9 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),
         layout!("rxray_fw_block", FwBlock, [expires_ns, added_ns, packets, bytes, id, _pad]),
-        layout!("rxray_fw_block_lens", FwBlockLens, [v4, v6]),
+        layout!("rxray_fw_block_lens", FwBlockLens, [v4, v6, dlimits, _pad]),
+        layout!("rxray_fw_dlimit_key", FwDlimitKey, [ver, _pad, addr]),
+        layout!("rxray_fw_dlimit", FwDlimit, [expires_ns, added_ns, pps, burst, tat, packets, bytes, id, _pad]),
         layout!("rxray_fw_bucket_key", FwBucketKey, [slot, port, ver, _pad, addr]),
         layout!("rxray_fw_bucket", FwBucket, [tat_pkts, tat_bytes]),
         layout!(

@@ -83,6 +83,7 @@ struct FwMaps {
     counters: Map,
     blocks: Map,
     block_lens: Map,
+    dlimits: Map,
     last: Map,
     /// The mmap of rxray_fw_v4 (2^25 bytes: byte a24 << 1 | gen).
     v4_mem: *mut u8,
@@ -98,7 +99,7 @@ impl Drop for FwMaps {
     }
 }
 
-const MAP_NAMES: [&str; 11] = [
+const MAP_NAMES: [&str; 12] = [
     "rxray_config",
     "rxray_fw_active",
     "rxray_fw_sets",
@@ -109,6 +110,7 @@ const MAP_NAMES: [&str; 11] = [
     "rxray_fw_counters",
     "rxray_fw_blocks",
     "rxray_fw_block_lens",
+    "rxray_fw_dlimits",
     "rxray_fw_last",
 ];
 
@@ -125,6 +127,7 @@ impl FwMaps {
             counters: get("rxray_fw_counters")?,
             blocks: get("rxray_fw_blocks")?,
             block_lens: get("rxray_fw_block_lens")?,
+            dlimits: get("rxray_fw_dlimits")?,
             last: get("rxray_fw_last")?,
             v4_mem: std::ptr::null_mut(),
             v4_len: 0,
@@ -143,7 +146,7 @@ impl FwMaps {
         FwMaps::from_fn(|name| {
             let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
             Ok(match name {
-                "rxray_fw_prefix" | "rxray_fw_blocks" => Map::HashMap(md),
+                "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" => Map::HashMap(md),
                 "rxray_fw_counters" => Map::PerCpuArray(md),
                 _ => Map::Array(md),
             })
@@ -356,13 +359,20 @@ impl FwMaps {
         a.get(&0, 0).map_err(merr("rxray_fw_block_lens"))
     }
 
-    /// Recomputes the lengths bitmap from the entries left (after removals).
+    /// Recomputes the lengths bitmap and the rate-limit count from the entries left (after removals).
     fn refresh_block_lens(&mut self) -> Result<(), KernelError> {
         let mut lens = abi::FwBlockLens::default();
         for (k, _) in self.blocks()? {
             set_len_bit(&mut lens, k.ver, k.len);
         }
+        lens.dlimits = self.dlimits()?.len() as u32;
         self.write_block_lens(lens)
+    }
+
+    fn dlimits(&self) -> Result<Vec<(abi::FwDlimitKey, abi::FwDlimit)>, KernelError> {
+        let h: BpfHash<&MapData, abi::FwDlimitKey, abi::FwDlimit> =
+            BpfHash::try_from(&self.dlimits).map_err(merr("rxray_fw_dlimits"))?;
+        Ok(h.iter().filter_map(|r| r.ok()).collect())
     }
 }
 
@@ -387,6 +397,14 @@ fn addr16(a: IpAddr) -> [u8; 16] {
     b
 }
 
+fn key_ip(ver: u8, a: &[u8; 16]) -> IpAddr {
+    if ver == 4 {
+        IpAddr::from([a[0], a[1], a[2], a[3]])
+    } else {
+        IpAddr::from(*a)
+    }
+}
+
 fn block_key(c: &Cidr) -> abi::FwBlockKey {
     abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.prefix_len(), _pad: [0; 2], addr: addr16(c.addr()) }
 }
@@ -405,6 +423,7 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
         .map_max_entries("rxray_fw_prefix", cap.prefixes.max(1))
         .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
         .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))
+        .map_max_entries("rxray_fw_dlimits", 4096)
         // Sized for an observer that adopts the firewall's program (rxray watch, flows, alerts on the
         // same interface); these are ring buffers, paged in only as they fill.
         .map_max_entries("rxray_events", 8 << 20)
@@ -421,6 +440,17 @@ pub struct BlockInfo {
     pub expires_in_s: Option<f64>,
     pub packets: u64,
     pub bytes: u64,
+}
+
+/// A destination rate limit as `firewall list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LimitInfo {
+    pub id: u32,
+    pub dst: String,
+    pub pps: u64,
+    pub burst: u64,
+    pub expires_in_s: Option<f64>,
+    pub dropped: u64,
 }
 
 /// Per-slot counters of the active rule set.
@@ -574,12 +604,84 @@ impl Firewall {
         Ok(found)
     }
 
+    /// Rate-limits traffic to `dst` to `pps` packets/s (with `burst`) until `ttl_s` from now.
+    pub fn limit_dst(&mut self, dst: IpAddr, pps: u64, burst: u64, ttl_s: Option<u64>) -> Result<u32, KernelError> {
+        self.expire_blocks()?;
+        let existing = self.maps.dlimits()?;
+        let id = existing.iter().map(|(_, d)| d.id).max().unwrap_or(0).max(self.maps.blocks()?.iter().map(|(_, b)| b.id).max().unwrap_or(0)) + 1;
+        let now = monotonic_ns();
+        let key = abi::FwDlimitKey { ver: if dst.is_ipv4() { 4 } else { 6 }, _pad: [0; 3], addr: addr16(dst) };
+        let v = abi::FwDlimit {
+            expires_ns: ttl_s.map_or(0, |t| now + t * 1_000_000_000),
+            added_ns: now,
+            pps: pps.max(1),
+            burst,
+            tat: 0,
+            id,
+            ..Default::default()
+        };
+        {
+            let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
+                BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
+            h.insert(key, v, 0).map_err(merr("rxray_fw_dlimits"))?;
+        }
+        self.maps.refresh_block_lens()?;
+        let mut cfg = self.maps.config()?;
+        if cfg.features & abi::FEAT_FIREWALL == 0 {
+            cfg.features |= abi::FEAT_FIREWALL;
+            self.maps.set_config(cfg)?;
+        }
+        Ok(id)
+    }
+
+    /// Removes the rate limit on `dst`; false when there was none.
+    pub fn unlimit_dst(&mut self, dst: IpAddr) -> Result<bool, KernelError> {
+        let key = abi::FwDlimitKey { ver: if dst.is_ipv4() { 4 } else { 6 }, _pad: [0; 3], addr: addr16(dst) };
+        let found = {
+            let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
+                BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
+            h.remove(&key).is_ok()
+        };
+        self.maps.refresh_block_lens()?;
+        Ok(found)
+    }
+
+    /// Destination rate limits in force.
+    pub fn dst_limits(&self) -> Result<Vec<LimitInfo>, KernelError> {
+        let now = monotonic_ns();
+        let mut v: Vec<LimitInfo> = self
+            .maps
+            .dlimits()?
+            .into_iter()
+            .filter(|(_, d)| d.expires_ns == 0 || d.expires_ns >= now)
+            .map(|(k, d)| LimitInfo {
+                id: d.id,
+                dst: key_ip(k.ver, &k.addr).to_string(),
+                pps: d.pps,
+                burst: d.burst,
+                expires_in_s: (d.expires_ns != 0).then(|| (d.expires_ns - now) as f64 / 1e9),
+                dropped: d.packets,
+            })
+            .collect();
+        v.sort_by_key(|l| l.id);
+        Ok(v)
+    }
+
     /// Deletes blocks whose time is up (the kernel already ignores them).
     pub fn expire_blocks(&mut self) -> Result<usize, KernelError> {
         let now = monotonic_ns();
         let gone: Vec<abi::FwBlockKey> =
             self.maps.blocks()?.into_iter().filter(|(_, b)| b.expires_ns != 0 && b.expires_ns < now).map(|(k, _)| k).collect();
-        if !gone.is_empty() {
+        let gone_limits: Vec<abi::FwDlimitKey> =
+            self.maps.dlimits()?.into_iter().filter(|(_, d)| d.expires_ns != 0 && d.expires_ns < now).map(|(k, _)| k).collect();
+        if !gone_limits.is_empty() {
+            let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
+                BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
+            for k in &gone_limits {
+                let _ = h.remove(k);
+            }
+        }
+        if !gone.is_empty() || !gone_limits.is_empty() {
             let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
                 BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
             for k in &gone {
@@ -599,11 +701,7 @@ impl Firewall {
             .into_iter()
             .filter(|(_, b)| b.expires_ns == 0 || b.expires_ns >= now)
             .map(|(k, b)| {
-                let ip: IpAddr = if k.ver == 4 {
-                    IpAddr::from([k.addr[0], k.addr[1], k.addr[2], k.addr[3]])
-                } else {
-                    IpAddr::from(k.addr)
-                };
+                let ip = key_ip(k.ver, &k.addr);
                 BlockInfo {
                     id: b.id,
                     cidr: format!("{ip}/{}", k.len),

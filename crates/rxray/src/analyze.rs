@@ -30,6 +30,11 @@ pub struct AnalyzeArgs {
     /// The filter as trailing words after `--`, like tcpdump: `rxray analyze FILE -- udp port 53`.
     #[arg(last = true, value_name = "FILTER")]
     pub filter_words: Vec<String>,
+    /// Run the detectors and signatures instead of the report: alerts as EVE JSON Lines, in capture time.
+    #[arg(long)]
+    pub alerts: bool,
+    #[command(flatten)]
+    pub alert_opts: crate::alerts::AlertOpts,
 }
 
 /// Reads every file into `an`; returns the errors met (one per damaged file), each naming the
@@ -93,6 +98,12 @@ fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<Fil
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
+    if a.alerts {
+        if a.filter.is_some() || !a.filter_words.is_empty() {
+            bail!("--alerts looks at every packet; drop the filter");
+        }
+        return crate::alerts::analyze(&a.files, &a.alert_opts);
+    }
     let expr = match (&a.filter, a.filter_words.is_empty()) {
         (Some(_), false) => bail!("give the filter once: --filter EXPR or -- FILTER..., not both"),
         (Some(f), true) => Some(f.clone()),

@@ -26,6 +26,10 @@ pub enum FirewallCmd {
     Block(BlockArgs),
     /// Remove a block.
     Unblock(BlockArgs),
+    /// Rate-limit traffic to one destination address until the TTL runs out (a flood's target).
+    Limit(LimitArgs),
+    /// Remove a destination rate limit.
+    Unlimit(LimitArgs),
     /// The live rules and blocks.
     List(ListArgs),
     /// Per-rule counters: packets, bytes, last hit (and what dry run would have dropped).
@@ -73,6 +77,22 @@ pub struct BlockArgs {
     /// Prefix or address.
     pub cidr: String,
     /// How long the block holds (e.g. 30s, 10m, 2h, 1d); without it, until unblocked.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub ifaces: IfaceArgs,
+}
+
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Destination address.
+    pub dst: std::net::IpAddr,
+    /// Packets per second let through (e.g. 1000/s).
+    #[arg(long, default_value = "1000/s")]
+    pub rate: String,
+    /// Packets allowed above the rate at once.
+    #[arg(long, default_value_t = 2000)]
+    pub burst: u64,
     #[arg(long)]
     pub ttl: Option<String>,
     #[command(flatten)]
@@ -154,6 +174,8 @@ pub fn run(cmd: FirewallCmd) -> Result<()> {
                 FirewallCmd::Apply(a) => apply(a),
                 FirewallCmd::Block(a) => block(a, true),
                 FirewallCmd::Unblock(a) => block(a, false),
+                FirewallCmd::Limit(a) => limit(a, true),
+                FirewallCmd::Unlimit(a) => limit(a, false),
                 FirewallCmd::List(a) => list(a),
                 FirewallCmd::Stats(a) => stats(a),
                 FirewallCmd::Off(a) => off(a),
@@ -374,6 +396,28 @@ fn block(a: BlockArgs, add: bool) -> Result<()> {
     Ok(())
 }
 
+fn limit(a: LimitArgs, add: bool) -> Result<()> {
+    let pps = rxray_engine::firewall::rules::parse_rate(&a.rate).map_err(|e| anyhow!("--rate {e}"))?;
+    let ttl = a.ttl.as_deref().map(parse_duration).transpose().map_err(|e| anyhow!("--ttl {e}"))?;
+    for iface in targets(&a.ifaces, add)? {
+        if add {
+            let (mut f, _) = Firewall::open_or_install(&iface, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            let id = f.limit_dst(a.dst, pps, a.burst, ttl)?;
+            println!(
+                "rxray: {iface}: traffic to {} limited to {pps}/s, burst {} (limit {id}){}",
+                a.dst,
+                a.burst,
+                ttl.map(|t| format!(", expires in {t}s")).unwrap_or_default()
+            );
+        } else if Firewall::open(&iface)?.unlimit_dst(a.dst)? {
+            println!("rxray: {iface}: limit on {} removed", a.dst);
+        } else {
+            bail!("{iface}: {} has no rate limit", a.dst);
+        }
+    }
+    Ok(())
+}
+
 fn list(a: ListArgs) -> Result<()> {
     for iface in targets(&a.ifaces, false)? {
         let mut f = Firewall::open(&iface)?;
@@ -381,11 +425,12 @@ fn list(a: ListArgs) -> Result<()> {
         let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let counts = f.counts()?;
         let blocks = f.blocks()?;
+        let limits = f.dst_limits()?;
         if a.json {
             println!(
                 "{}",
                 serde_json::json!({"interface": iface, "file": meta.as_ref().map(|m| &m.file), "default": meta.as_ref().map(|m| &m.default),
-                    "dry_run": counts.dry_run, "rules": meta.as_ref().map(|m| &m.rules), "blocks": blocks})
+                    "dry_run": counts.dry_run, "rules": meta.as_ref().map(|m| &m.rules), "blocks": blocks, "limits": limits})
             );
             continue;
         }
@@ -404,6 +449,20 @@ fn list(a: ListArgs) -> Result<()> {
                 b.cidr,
                 b.expires_in_s.map(|s| format!(", {s:.0}s left")).unwrap_or_default(),
                 b.packets
+            );
+        }
+        if !limits.is_empty() {
+            println!("  destination rate limits: {}", limits.len());
+        }
+        for l in &limits {
+            println!(
+                "  {:>3}  limit to {} at {}/s burst {}{}  ({} dropped)",
+                l.id,
+                l.dst,
+                l.pps,
+                l.burst,
+                l.expires_in_s.map(|s| format!(", {s:.0}s left")).unwrap_or_default(),
+                l.dropped
             );
         }
     }

@@ -1,5 +1,6 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
+mod alerts;
 mod analyze;
 mod capture;
 mod conns;
@@ -56,6 +57,9 @@ enum Cmd {
     /// what-if replay of a capture; its state is pinned and keeps working with no rxray running.
     #[command(subcommand)]
     Firewall(firewall::FirewallCmd),
+    /// Detectors and payload signatures over live traffic: alerts as Suricata EVE JSON Lines, and with
+    /// --enforce the policy's blocks and rate limits carried out by the firewall.
+    Alerts(alerts::AlertsArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
     Demo(lab::DemoArgs),
     /// The lab's network namespaces, for trying rxray by hand.
@@ -92,6 +96,7 @@ fn main() {
         Cmd::Latency(a) => latency::run(a),
         Cmd::Capture(a) => capture::run(a),
         Cmd::Firewall(c) => firewall::run(c),
+        Cmd::Alerts(a) => alerts::run(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),

@@ -269,6 +269,13 @@ impl Detectors {
         s
     }
 
+    /// Submits an alert found outside the detectors (a payload signature): it is suppressed,
+    /// numbered and decided like theirs.
+    pub fn submit(&mut self, a: Alert, out: &mut Vec<Alert>) {
+        self.raw.push(a);
+        self.finish(out);
+    }
+
     /// Suppresses repeats, numbers what is left and records the policy's decision on it.
     fn finish(&mut self, out: &mut Vec<Alert>) {
         for mut a in self.raw.drain(..) {

@@ -69,6 +69,7 @@ impl Default for PolicyConfig {
             ("baseline", DetectorPolicy::new(Alert, 0)),
             ("exfiltration", DetectorPolicy::new(Alert, 0)),
             ("threat_list", DetectorPolicy::new(Block, 3600)),
+            ("signature", DetectorPolicy::new(Alert, 0)),
         ];
         PolicyConfig { detectors: d.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), allow: Vec::new() }
     }

@@ -1,0 +1,300 @@
+//! Alerts: the detectors and payload signatures over live packets (`rxray alerts`) or captures
+//! (`rxray analyze --alerts`), written as Suricata EVE `alert` records (JSON Lines). Live, with
+//! `--enforce`, the policy's decisions are carried out by the firewall: blocks of offending sources
+//! and rate limits of targeted destinations, each with its TTL, checked in the kernel.
+use crate::{session, XdpModeArg};
+use anyhow::{anyhow, bail, Context, Result};
+use rxray_engine::alert::Alert;
+use rxray_engine::cidr::{CidrSet, ParseMode};
+use rxray_engine::detect::policy::{ActionKind, Mitigation};
+use rxray_engine::detect::{DetectConfig, Detectors};
+use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
+use rxray_engine::signatures::{self, Vars};
+use rxray_io::CaptureReader;
+use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall};
+use rxray_kernel::{abi, decode, Clock, IngressOptions};
+use rxray_wire::dissect::empty_packet;
+use rxray_wire::dissect_into;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+/// What the alert pipeline is built from (shared by `alerts` and `analyze --alerts`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AlertOpts {
+    /// Signature rules (Suricata syntax): a file, `default` (the web-attack rules rxray ships) or `none`.
+    #[arg(long, default_value = "default")]
+    pub signatures: String,
+    /// Detector configuration (JSON; every threshold, the policy and the allow list; see docs/detection.md).
+    #[arg(long, value_name = "FILE")]
+    pub detect_config: Option<PathBuf>,
+    /// A threat list NAME=FILE in FireHOL/Spamhaus format (repeatable): traffic from or to it alerts.
+    #[arg(long = "threat-list", value_name = "NAME=FILE")]
+    pub threat_lists: Vec<String>,
+    /// Write the EVE records to this file (appended) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub eve: Option<PathBuf>,
+}
+
+/// Builds the pipeline; problems with rules are reported on stderr (the rules that load are used).
+pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
+    let cfg = match &o.detect_config {
+        None => DetectConfig::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            DetectConfig::from_json(&text).map_err(|e| anyhow!("{}: {e}", p.display()))?
+        }
+    };
+    let mut det = Detectors::new(cfg, host_addrs).map_err(|e| anyhow!("detector configuration: {e}"))?;
+    for t in &o.threat_lists {
+        let (name, file) = t.split_once('=').ok_or_else(|| anyhow!("--threat-list {t:?}: expected NAME=FILE"))?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading threat list {file}"))?;
+        let (set, parsed) = CidrSet::parse(&text, ParseMode::Lenient).map_err(|errs| anyhow!("{file}: {}", errs[0]))?;
+        for e in parsed.errors.iter().take(5) {
+            eprintln!("rxray: warning: threat list {file}:{e} (line skipped)");
+        }
+        eprintln!("rxray: threat list {name}: {} prefixes from {file}", set.len());
+        det.add_threat_list(name, set);
+    }
+    let sigs = match o.signatures.as_str() {
+        "none" => None,
+        which => {
+            let (text, from) = if which == "default" {
+                (DEFAULT_RULES.to_string(), "the default rules".to_string())
+            } else {
+                (std::fs::read_to_string(which).with_context(|| format!("reading {which}"))?, which.to_string())
+            };
+            let loaded = signatures::load(&text, &Vars::default());
+            for e in &loaded.errors {
+                eprintln!("rxray: {from}:{}:{}: {} (rule skipped)", e.line, e.column, e.message);
+            }
+            for u in &loaded.unsupported {
+                eprintln!("rxray: {from}:{}: sid {} unsupported: {} (rule skipped)", u.line, u.sid, u.reason);
+            }
+            eprintln!(
+                "rxray: signatures: {} rules loaded from {from}, {} unsupported, {} with errors",
+                loaded.set.len(),
+                loaded.unsupported.len(),
+                loaded.errors.len()
+            );
+            Some(loaded.set)
+        }
+    };
+    Ok(Inspector::new(det, sigs))
+}
+
+fn eve_out(o: &AlertOpts) -> Result<Box<dyn Write>> {
+    Ok(match &o.eve {
+        None => Box::new(std::io::stdout()),
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
+        ),
+    })
+}
+
+fn write_alert(out: &mut dyn Write, a: &Alert) -> Result<()> {
+    serde_json::to_writer(&mut *out, a)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    by: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, a: &Alert) {
+        let key = if a.sig.detector == rxray_engine::inspect::SIGNATURE {
+            format!("signature {} ({})", a.sig.sid, a.sig.msg)
+        } else {
+            a.sig.detector.to_string()
+        };
+        *self.by.entry(key).or_default() += 1;
+    }
+
+    fn print(&self, total_packets: u64, inspector: &Inspector) {
+        let n: u64 = self.by.values().sum();
+        eprintln!("rxray: {n} alerts over {total_packets} packets");
+        for (k, v) in &self.by {
+            eprintln!("  {v:>8}  {k}");
+        }
+        let st = inspector.detectors.stats();
+        if st.suppressed > 0 {
+            eprintln!("  ({} repeats suppressed)", st.suppressed);
+        }
+    }
+}
+
+/// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time.
+pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
+    let mut insp = inspector(o, &[])?;
+    let mut out = eve_out(o)?;
+    let mut tally = Tally::default();
+    let mut alerts = Vec::new();
+    let mut pkt = empty_packet();
+    let mut total = 0u64;
+    let mut last_ts = 0u64;
+    let mut errors = Vec::new();
+    for f in files {
+        let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+        let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        let fallback = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        while let Some(rec) = rd.next_record() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(format!("{}: {e}", f.display()));
+                    break;
+                }
+            };
+            total += 1;
+            let name = rec.iface_name.unwrap_or(&fallback);
+            dissect_into(&mut pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, 256);
+            last_ts = last_ts.max(rec.ts_ns);
+            insp.on_packet(&pkt, &mut alerts);
+            for a in alerts.drain(..) {
+                tally.add(&a);
+                write_alert(&mut out, &a)?;
+            }
+        }
+    }
+    // The end of the captures is the end of time: windows still open close now.
+    insp.on_tick(last_ts + 10_000_000_000, &mut alerts);
+    for a in alerts.drain(..) {
+        tally.add(&a);
+        write_alert(&mut out, &a)?;
+    }
+    tally.print(total, &insp);
+    if let Some(e) = errors.first() {
+        bail!("{e} (the packets before it were analyzed)");
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AlertsArgs {
+    /// Interface (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    #[command(flatten)]
+    pub opts: AlertOpts,
+    /// Carry out the policy's mitigations through the firewall (installed on the interface if needed):
+    /// blocks of offending sources, rate limits of targeted destinations, each with its TTL.
+    #[arg(long)]
+    pub enforce: bool,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// Stop after this many alerts.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Payload bytes per event the signatures see (0..256).
+    #[arg(long, default_value_t = 256)]
+    pub snap: u32,
+}
+
+/// The addresses of this network namespace's interfaces (never blocked).
+fn host_addrs() -> Vec<IpAddr> {
+    let out = std::process::Command::new("ip").args(["-j", "addr"]).output();
+    let Ok(out) = out else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut addrs = Vec::new();
+    for l in v.as_array().into_iter().flatten() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
+                addrs.push(ip);
+            }
+        }
+    }
+    addrs
+}
+
+/// `rxray alerts`: follows live traffic and prints alerts as they fire.
+pub fn run(a: AlertsArgs) -> Result<()> {
+    session::require_root()?;
+    let hosts = host_addrs();
+    let mut insp = inspector(&a.opts, &hosts)?;
+    let ifaces = if a.ifaces.is_empty() { session::up_interfaces()? } else { a.ifaces.clone() };
+    let mut firewalls: Vec<Firewall> = Vec::new();
+    if a.enforce {
+        fw::check_bpffs()?;
+        for i in &ifaces {
+            let (f, fresh) = Firewall::open_or_install(i, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            if fresh {
+                eprintln!("rxray: installed the firewall on {i} (no rules; `rxray firewall off -i {i}` removes it)");
+            }
+            firewalls.push(f);
+        }
+    }
+    let stop = session::stop_flag()?;
+    let opts = IngressOptions { payload_snap: a.snap.min(abi::PAYLOAD_MAX as u32), events: true, flows: false, ..Default::default() };
+    let mut ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
+    let clock = Clock::now();
+    let mut out = eve_out(&a.opts)?;
+    let mut tally = Tally::default();
+    let mut alerts = Vec::new();
+    let mut emitted = 0u64;
+    let mut total = 0u64;
+    let fd = ingress.ring().as_raw_fd();
+    let iface_of: Vec<(u32, String)> = ingress.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
+    let name_of = |idx: u32| iface_of.iter().find(|(i, _)| *i == idx).map(|(_, n)| n.clone()).unwrap_or_else(|| "?".into());
+    let mut last_tick = 0u64;
+    session::pump(fd, &stop, || {
+        let mut batch = 0;
+        while let Some(item) = ingress.ring().next() {
+            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
+            drop(item);
+            batch += 1;
+            total += 1;
+            let p = decode(&ev, &clock, &name_of(ev.ifindex));
+            insp.on_packet(&p, &mut alerts);
+            if batch >= session::BATCH {
+                break;
+            }
+        }
+        // Time passes for the detectors even when no packet comes.
+        let now = clock.to_unix_ns(fw::monotonic_ns());
+        if now >= last_tick + 100_000_000 {
+            insp.on_tick(now, &mut alerts);
+            last_tick = now;
+        }
+        let mut done = false;
+        for mut al in alerts.drain(..) {
+            if a.enforce {
+                enforce(&mut firewalls, &mut al);
+            }
+            tally.add(&al);
+            write_alert(&mut out, &al)?;
+            emitted += 1;
+            if a.count.is_some_and(|c| emitted >= c) {
+                done = true;
+                break;
+            }
+        }
+        Ok(session::Pass { read: batch, done })
+    })?;
+    tally.print(total, &insp);
+    Ok(())
+}
+
+/// Carries out an alert's mitigation on every firewalled interface; the record says what was done.
+fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
+    let Some(Mitigation::Taken(act)) = &al.mitigation else { return };
+    let mut done = Vec::new();
+    for f in firewalls.iter_mut() {
+        let r = match &act.kind {
+            ActionKind::Block { cidr } => f.block(cidr, (act.ttl_s > 0).then_some(act.ttl_s as u64)).map(|id| format!("block {id} on {}", f.iface)),
+            ActionKind::RateLimit { dst, pps, burst } => f
+                .limit_dst(*dst, *pps as u64, *burst as u64, (act.ttl_s > 0).then_some(act.ttl_s as u64))
+                .map(|id| format!("rate limit {id} on {}", f.iface)),
+        };
+        match r {
+            Ok(s) => done.push(s),
+            Err(e) => done.push(format!("failed on {}: {e}", f.iface)),
+        }
+    }
+    al.evidence.insert("enforced".into(), serde_json::json!(done));
+}
