@@ -198,10 +198,15 @@ impl Ingress {
             Ok(owner) => KernelError::Owned { iface: iface.to_string(), owner },
             Err(io) => KernelError::Io(io),
         })?;
-        let mut ebpf = EbpfLoader::new()
-            .default_map_pin_directory(&root)
-            .load(crate::XDP_FW_OBJ)
-            .map_err(classify_load_error)?;
+        // Every map is opened from its pin, but aya sizes what it maps from the loader's view, so the
+        // loader must be told the pinned sizes (a ring read with the wrong mask is garbage).
+        let sizes = pinned_sizes(&root)?;
+        let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(&root);
+        for (name, n) in &sizes {
+            loader.map_max_entries(name, *n);
+        }
+        let mut ebpf = loader.load(crate::XDP_FW_OBJ).map_err(classify_load_error)?;
         let ring_map = ebpf
             .take_map("rxray_events")
             .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
@@ -455,6 +460,24 @@ impl Ingress {
             filtered: c[abi::C_FILTERED],
         })
     }
+}
+
+/// max_entries of every map pinned under a firewall's pin root, by name.
+fn pinned_sizes(root: &std::path::Path) -> Result<Vec<(String, u32)>, KernelError> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(root)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("rxray_") {
+            continue;
+        }
+        if let Ok(md) = MapData::from_pin(e.path()) {
+            if let Ok(info) = md.info() {
+                v.push((name, info.max_entries()));
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// The size of the pinned event ring under a firewall's pin root.
