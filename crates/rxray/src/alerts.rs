@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::alert::Alert;
 use rxray_engine::cidr::{CidrSet, ParseMode};
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
-use rxray_engine::detect::{DetectConfig, Detectors};
+use rxray_engine::detect::{ConnSummary, DetectConfig, Detectors};
 use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
 use rxray_engine::signatures::{self, Vars};
 use rxray_io::CaptureReader;
@@ -36,6 +36,19 @@ pub struct AlertOpts {
     /// Write the EVE records to this file (appended) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub eve: Option<PathBuf>,
+    /// This host's networks (repeatable): offline, connections with one end inside count as this
+    /// host's, for the exfiltration detector (live, the kernel's connections say it).
+    #[arg(long = "home-net", value_name = "CIDR")]
+    pub home_net: Vec<String>,
+}
+
+fn home_nets(o: &AlertOpts) -> Result<CidrSet> {
+    let mut v = Vec::new();
+    for t in &o.home_net {
+        let (c, _) = rxray_engine::cidr::parse_cidr(t.trim()).map_err(|(_, k)| anyhow!("--home-net {t}: {k}"))?;
+        v.push(c);
+    }
+    Ok(CidrSet::new(&v))
 }
 
 /// Builds the pipeline; problems with rules are reported on stderr (the rules that load are used).
@@ -132,6 +145,8 @@ impl Tally {
 /// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time.
 pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
     let mut insp = inspector(o, &[])?;
+    let home = home_nets(o)?;
+    let mut convs = rxray_engine::conv::Conversations::default();
     let mut out = eve_out(o)?;
     let mut tally = Tally::default();
     let mut alerts = Vec::new();
@@ -155,11 +170,29 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
             let name = rec.iface_name.unwrap_or(&fallback);
             dissect_into(&mut pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, 256);
             last_ts = last_ts.max(rec.ts_ns);
+            if !home.is_empty() {
+                convs.add(&pkt);
+            }
             insp.on_packet(&pkt, &mut alerts);
             for a in alerts.drain(..) {
                 tally.add(&a);
                 write_alert(&mut out, &a)?;
             }
+        }
+    }
+    // Connections of this host (--home-net), from the capture's TCP conversations, for the
+    // exfiltration detector: bytes this host sent and received.
+    if !home.is_empty() {
+        for cv in convs.tcp.sorted() {
+            let (local, lp, remote, rp, sent, recv) = if home.contains(cv.a) {
+                (cv.a, cv.a_port, cv.b, cv.b_port, cv.bytes_ab, cv.bytes_ba)
+            } else if home.contains(cv.b) {
+                (cv.b, cv.b_port, cv.a, cv.a_port, cv.bytes_ba, cv.bytes_ab)
+            } else {
+                continue;
+            };
+            let s = ConnSummary { local, local_port: lp, remote, remote_port: rp, proto: 6, bytes_sent: sent, bytes_received: recv, start_ns: cv.first_ns, end_ns: cv.last_ns };
+            insp.on_conn(&s, &mut alerts);
         }
     }
     // The end of the captures is the end of time: windows still open close now.
@@ -194,6 +227,9 @@ pub struct AlertsArgs {
     /// Payload bytes per event the signatures see (0..256).
     #[arg(long, default_value_t = 256)]
     pub snap: u32,
+    /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
+    #[arg(long)]
+    pub no_conns: bool,
 }
 
 /// The addresses of this network namespace's interfaces (never blocked).
@@ -232,6 +268,21 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     let stop = session::stop_flag()?;
     let opts = IngressOptions { payload_snap: a.snap.min(abi::PAYLOAD_MAX as u32), events: true, flows: false, ..Default::default() };
     let mut ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
+    // The kernel's TCP connections feed the exfiltration detector: closed ones as they close, live
+    // ones every 5 s.
+    let mut conns = if a.no_conns {
+        None
+    } else {
+        let netns = rxray_kernel::drops::current_netns_ino()?;
+        match rxray_kernel::Conns::attach(&rxray_kernel::ConnsOptions { ring_bytes: 1 << 20, netns_ino: Some(netns) }) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("rxray: no connection summaries (exfiltration detector idle): {e}");
+                None
+            }
+        }
+    };
+    let mut next_conn_poll = 0u64;
     let clock = Clock::now();
     let mut out = eve_out(&a.opts)?;
     let mut tally = Tally::default();
@@ -255,8 +306,28 @@ pub fn run(a: AlertsArgs) -> Result<()> {
                 break;
             }
         }
+        if let Some(c) = conns.as_mut() {
+            while let Some(item) = c.ring().next() {
+                let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
+                drop(item);
+                if ev.c.state == 7 {
+                    if let Some(s) = conn_summary(&ev.c, &clock, ev.ts_ns) {
+                        insp.on_conn(&s, &mut alerts);
+                    }
+                }
+            }
+        }
         // Time passes for the detectors even when no packet comes.
-        let now = clock.to_unix_ns(fw::monotonic_ns());
+        let mono = fw::monotonic_ns();
+        let now = clock.to_unix_ns(mono);
+        if let Some(c) = conns.as_ref().filter(|_| now >= next_conn_poll) {
+            for live in c.live().unwrap_or_default() {
+                if let Some(s) = conn_summary(&live, &clock, mono) {
+                    insp.on_conn(&s, &mut alerts);
+                }
+            }
+            next_conn_poll = now + 5_000_000_000;
+        }
         if now >= last_tick + 100_000_000 {
             insp.on_tick(now, &mut alerts);
             last_tick = now;
@@ -278,6 +349,23 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     })?;
     tally.print(total, &insp);
     Ok(())
+}
+
+/// A kernel connection record as the detectors take it (this host is the socket's local end).
+fn conn_summary(c: &abi::Conn, clock: &Clock, now_mono: u64) -> Option<ConnSummary> {
+    let local = crate::conns::ip_of(c.family, &c.saddr)?;
+    let remote = crate::conns::ip_of(c.family, &c.daddr)?;
+    Some(ConnSummary {
+        local,
+        local_port: c.sport,
+        remote,
+        remote_port: c.dport,
+        proto: 6,
+        bytes_sent: c.bytes_acked.saturating_sub(1).max(c.bytes_sent.saturating_sub(c.bytes_retrans)),
+        bytes_received: c.bytes_received,
+        start_ns: clock.to_unix_ns(if c.first_ns != 0 { c.first_ns } else { now_mono }),
+        end_ns: clock.to_unix_ns(now_mono.max(c.last_ns)),
+    })
 }
 
 /// Carries out an alert's mitigation on every firewalled interface; the record says what was done.

@@ -118,7 +118,7 @@ pub struct ConnRecord {
     pub reader_changes: u32,
 }
 
-fn ip_of(family: u16, b: &[u8; 16]) -> Option<IpAddr> {
+pub(crate) fn ip_of(family: u16, b: &[u8; 16]) -> Option<IpAddr> {
     match family {
         2 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
         10 => {

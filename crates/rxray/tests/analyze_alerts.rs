@@ -1,0 +1,76 @@
+//! `rxray analyze --alerts` over a capture: detectors and the default signatures, as EVE JSON Lines.
+//! No root needed: the same pipeline as `rxray alerts`, in capture time.
+mod common;
+
+use common::*;
+use rxray_lab::frames::{self as f, ipproto, Eth, Ipv4, L3, L4};
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+fn eth() -> Eth {
+    Eth { dst: [2, 0, 0, 0, 0, 2], src: [2, 0, 0, 0, 0, 1] }
+}
+
+fn tcp(src: Ipv4Addr, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = Ipv4 { src, dst: Ipv4Addr::new(198, 18, 9, 2), ttl: 64, tos: 0, id: sport, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::TCP };
+    f::frame(&eth(), &[], L3::Ipv4(ip), L4::Tcp(f::Tcp { sport, dport, seq: 1, ack: 1, flags, window: 1000, urgent: 0, options: vec![] }), payload)
+}
+
+fn run(args: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let o = Command::new(rxray_bin()).arg("analyze").arg("--alerts").args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let v = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("EVE JSON line")).collect();
+    (v, err)
+}
+
+#[test]
+fn a_syn_flood_and_a_sql_injection_in_a_capture_raise_their_alerts() {
+    let dir = TempDir::new();
+    let attacker = Ipv4Addr::new(198, 18, 9, 66);
+    let client = Ipv4Addr::new(198, 18, 9, 7);
+    let mut frames: Vec<Vec<u8>> = (0..3000u16).map(|i| tcp(attacker, 10000 + i, 80, f::tcp_flags::SYN, b"")).collect();
+    frames.push(tcp(client, 40000, 8080, f::tcp_flags::PSH | f::tcp_flags::ACK, b"GET /item?id=1%27%20OR%20%271%27=%271 HTTP/1.1\r\nHost: shop\r\n\r\n"));
+    frames.push(tcp(client, 40001, 8080, f::tcp_flags::PSH | f::tcp_flags::ACK, b"GET /index.html HTTP/1.1\r\nHost: shop\r\n\r\n"));
+    let pcap = dir.path().join("attack.pcap");
+    rxray_lab::pcap::write_pcap(&pcap, &frames).unwrap();
+    let (alerts, err) = run(&[pcap.to_str().unwrap()]);
+    let syn: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "syn_flood").collect();
+    assert_eq!(syn.len(), 1, "one SYN flood alert (repeats suppressed): {alerts:?}");
+    let a = syn[0];
+    assert_eq!((a["event_type"].as_str(), a["dest_ip"].as_str()), (Some("alert"), Some("198.18.9.2")));
+    assert_eq!(a["rxray"]["offender"], "198.18.9.66");
+    assert_eq!(a["rxray"]["mitigation"]["kind"]["cidr"], "198.18.9.66/32", "{a}");
+    let sql: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "signature").collect();
+    assert_eq!(sql.len(), 1, "the injection, and not the plain GET: {alerts:?}");
+    assert_eq!((sql[0]["alert"]["gid"].as_u64(), sql[0]["alert"]["signature_id"].as_u64()), (Some(1), Some(9000002)), "{}", sql[0]);
+    assert_eq!(sql[0]["src_ip"], "198.18.9.7");
+    assert!(err.contains("alerts over 3002 packets"), "{err}");
+
+    // Without signatures, only the detector speaks; a threat list names its list.
+    let list = dir.path().join("bad.netset");
+    std::fs::write(&list, "# test list\n198.18.9.66\n").unwrap();
+    let (alerts, _) = run(&["--signatures", "none", "--threat-list", &format!("lab={}", list.display()), pcap.to_str().unwrap()]);
+    assert!(alerts.iter().all(|a| a["rxray"]["detector"] != "signature"));
+    let t: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "threat_list").collect();
+    assert!(!t.is_empty() && t[0].to_string().contains("lab"), "{alerts:?}");
+}
+
+#[test]
+fn bad_signature_files_are_reported_and_the_rest_load() {
+    let dir = TempDir::new();
+    let rules = dir.path().join("x.rules");
+    std::fs::write(
+        &rules,
+        "alert tcp any any -> any any (msg:\"ok\"; content:\"evil\"; sid:1; rev:1;)\nalert tcp any any -> any any (msg:\"bad\"; content:\"x\"; byte_test:1,>,2,0; sid:2;)\nalert tcp any any -> (msg:\"broken\"; sid:3;)\n",
+    )
+    .unwrap();
+    let pcap = dir.path().join("p.pcap");
+    let client = Ipv4Addr::new(198, 18, 9, 7);
+    rxray_lab::pcap::write_pcap(&pcap, &[tcp(client, 40000, 80, f::tcp_flags::PSH | f::tcp_flags::ACK, b"some evil bytes")]).unwrap();
+    let (alerts, err) = run(&["--signatures", rules.to_str().unwrap(), pcap.to_str().unwrap()]);
+    assert!(err.contains("sid 2 unsupported") && err.contains(":3:"), "{err}");
+    assert!(err.contains("1 rules loaded"), "{err}");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["alert"]["signature_id"], 1);
+}
