@@ -7,7 +7,7 @@
 //! Under `ip netns exec`, /sys is a fresh sysfs without the host's bpffs: firewall commands then
 //! refuse to run (pins made there would vanish with that mount namespace) and say to use
 //! `rxray --netns NAME`, which enters only the network namespace.
-use crate::{abi, classify_load_error, ingress::ifindex_of, AttachMode, KernelError, XDP_FW_OBJ, XDP_INGRESS_OBJ};
+use crate::{abi, classify_load_error, ingress::{ifindex_of, load_xdp}, AttachMode, KernelError, XDP_FW_OBJ, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
     programs::{links::FdLink, links::Link as _, links::PinnedLink, TestRun, TestRunOptions, Xdp, XdpMode},
@@ -276,7 +276,7 @@ impl FwMaps {
                 PerCpuArray::try_from(&mut self.counters).map_err(merr("rxray_fw_counters"))?;
             let n = nr_cpus().map_err(|(_, e)| KernelError::Io(e))?;
             for slot in 0..abi::FW_SLOTS as u32 {
-                let zero = PerCpuValues::try_from(vec![abi::FwCounter::default(); n]).map_err(|e| KernelError::Io(e))?;
+                let zero = PerCpuValues::try_from(vec![abi::FwCounter::default(); n]).map_err(KernelError::Io)?;
                 a.set(new * abi::FW_SLOTS as u32 + slot, zero, 0).map_err(merr("rxray_fw_counters"))?;
             }
         }
@@ -488,12 +488,7 @@ impl Firewall {
         std::fs::create_dir_all(&root)?;
         let loaded = (|| -> Result<Ebpf, KernelError> {
             let mut ebpf = loader(cap).default_map_pin_directory(&root).load(XDP_FW_OBJ).map_err(classify_load_error)?;
-            let prog: &mut Xdp = ebpf
-                .program_mut("rxray_xdp")
-                .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
-                .try_into()
-                .map_err(|e| KernelError::Load(format!("{e}")))?;
-            prog.load().map_err(classify_load_error)?;
+            load_xdp(&mut ebpf)?;
             Ok(ebpf)
         })();
         let mut ebpf = match loaded {
@@ -776,12 +771,7 @@ impl Simulator {
     /// packet's timestamp.
     pub fn new(c: &Compiled, start_ns: u64, cap: FwCapacity) -> Result<Simulator, KernelError> {
         let mut ebpf = loader(cap).load(XDP_INGRESS_OBJ).map_err(classify_load_error)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("rxray_xdp")
-            .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
-            .try_into()
-            .map_err(|e| KernelError::Load(format!("{e}")))?;
-        prog.load().map_err(classify_load_error)?;
+        load_xdp(&mut ebpf)?;
         let mut maps = FwMaps::from_ebpf(&mut ebpf)?;
         let mut cfg = maps.config()?;
         cfg.clock_ns = start_ns.max(1);

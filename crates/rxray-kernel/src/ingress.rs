@@ -143,12 +143,7 @@ impl Ingress {
             .map_max_entries("rxray_cap", if opts.capture { opts.capture_ring_bytes } else { 4096 })
             .load(XDP_INGRESS_OBJ)
             .map_err(classify_load_error)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut("rxray_xdp")
-            .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
-            .try_into()
-            .map_err(|e| KernelError::Load(format!("{e}")))?;
-        prog.load().map_err(classify_load_error)?;
+        load_xdp(&mut ebpf)?;
         let ring_map = ebpf
             .take_map("rxray_events")
             .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
@@ -460,6 +455,17 @@ impl Ingress {
             filtered: c[abi::C_FILTERED],
         })
     }
+}
+
+/// Verifies and loads the object's XDP program (rxray_xdp); nothing is attached.
+pub(crate) fn load_xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp, KernelError> {
+    let prog: &mut Xdp = ebpf
+        .program_mut("rxray_xdp")
+        .ok_or_else(|| KernelError::Load("program rxray_xdp missing from the object".into()))?
+        .try_into()
+        .map_err(|e| KernelError::Load(format!("{e}")))?;
+    prog.load().map_err(classify_load_error)?;
+    Ok(prog)
 }
 
 /// max_entries of every map pinned under a firewall's pin root, by name.
