@@ -545,3 +545,60 @@ fn watch_on_a_firewalled_interface_observes_through_the_firewall() {
     // watch is gone: its events are off, the rules are not.
     assert!(received(&lab, dir.path(), &[udp4(&lab, src, 7600, 3)]).is_empty(), "still enforcing after watch");
 }
+
+/// TCP-flag rules and a SYN rate limit per destination port, judged through `simulate` (the very
+/// XDP program, its clock set to each packet's timestamp): exact counts, no wall clock involved.
+#[test]
+fn simulate_counts_flag_rules_and_a_syn_limit_per_port_on_capture_time() {
+    if !need_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"xmas\"\naction = \"deny\"\nproto = \"tcp\"\ntcp_flags = \"FPU/FPU\"\n\n\
+         [[rule]]\nname = \"syn per port\"\naction = \"limit\"\nproto = \"tcp\"\ntcp_flags = \"S/SA\"\nrate = \"100/s\"\nburst = 10\nper = \"dport\"\n",
+    )
+    .unwrap();
+    let eth = Eth { dst: [2, 0, 0, 0, 0, 2], src: [2, 0, 0, 0, 0, 1] };
+    let tcp = |src: u8, sport: u16, dport: u16, flags: u8| {
+        let mut ip = v4(Ipv4Addr::new(198, 18, 7, src), Ipv4Addr::new(198, 18, 7, 2), sport);
+        ip.protocol = ipproto::TCP;
+        frames::frame(&eth, &[], L3::Ipv4(ip), L4::Tcp(frames::Tcp { sport, dport, seq: 1, ack: 0, flags, window: 1000, urgent: 0, options: vec![] }), b"")
+    };
+    use frames::tcp_flags::{ACK, FIN, PSH, SYN, URG};
+    let pcap = dir.path().join("syns.pcap");
+    let mut w = rxray_io::PcapWriter::new(std::fs::File::create(&pcap).unwrap(), rxray_io::LinkType::ETHERNET, 65535).unwrap();
+    let t0 = 1_700_000_000_000_000_000u64;
+    let mut n = 0;
+    // 2 s of SYNs at 1,000/s to port 80 and 500/s to port 443, from many sources; ACKs and Xmas probes mixed in.
+    for ms in 0..2000u64 {
+        let ts = t0 + ms * 1_000_000;
+        let mut put = |f: Vec<u8>| {
+            w.write_packet(ts, f.len() as u32, &f).unwrap();
+            n += 1;
+        };
+        put(tcp((ms % 200) as u8 + 10, 1000 + ms as u16, 80, SYN));
+        if ms % 2 == 0 {
+            put(tcp((ms % 200) as u8 + 10, 3000 + ms as u16, 443, SYN));
+        }
+        if ms % 10 == 0 {
+            put(tcp(5, 5000 + ms as u16, 80, ACK)); // not a SYN: never limited
+            put(tcp(6, 6000 + ms as u16, 22, FIN | PSH | URG));
+        }
+    }
+    drop(w);
+    let o = Command::new(rxray_bin()).args(["firewall", "simulate", "--json"]).arg(&rules).arg(&pcap).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["packets"], n);
+    assert_eq!(rep["rules"][0]["packets"], 200, "every Xmas probe: {rep}");
+    // Per port over 2 s (the last SYN at 1.999 s): allowed = rate x duration + burst + 1.
+    let allowed = |rate: f64, count: u64| (rate * 1.999 + 11.0).floor().min(count as f64) as u64;
+    let expected_drops = (2000 - allowed(100.0, 2000)) + (1000 - allowed(100.0, 1000));
+    let got = rep["rules"][1]["packets"].as_u64().unwrap();
+    assert!(got.abs_diff(expected_drops) <= 2, "SYN limit dropped {got}, expected {expected_drops}: {rep}");
+    assert_eq!(rep["dropped"].as_u64().unwrap(), 200 + got);
+    assert_eq!(rep["rules"][1]["flows"].as_u64().unwrap(), got, "each dropped SYN is its own flow");
+}
