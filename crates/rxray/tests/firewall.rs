@@ -602,3 +602,32 @@ fn simulate_counts_flag_rules_and_a_syn_limit_per_port_on_capture_time() {
     assert_eq!(rep["dropped"].as_u64().unwrap(), 200 + got);
     assert_eq!(rep["rules"][1]["flows"].as_u64().unwrap(), got, "each dropped SYN is its own flow");
 }
+
+/// A byte-rate limit per rule, through `simulate`: 1,000-byte datagrams at 100/s for 2 s against
+/// 10 kB/s with a 2 kB burst pass 2 s x 10 pkt/s + 3 (the burst and the first).
+#[test]
+fn simulate_applies_a_byte_rate_limit() {
+    if !need_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\naction = \"limit\"\nproto = \"udp\"\ndport = 9000\nbytes_rate = \"10kB/s\"\nburst_bytes = \"2kB\"\n").unwrap();
+    let eth = Eth { dst: [2, 0, 0, 0, 0, 2], src: [2, 0, 0, 0, 0, 1] };
+    let pcap = dir.path().join("bytes.pcap");
+    let mut w = rxray_io::PcapWriter::new(std::fs::File::create(&pcap).unwrap(), rxray_io::LinkType::ETHERNET, 65535).unwrap();
+    let payload = vec![0u8; 1000 - 14 - 20 - 8];
+    for i in 0..200u64 {
+        let f = frames::frame(&eth, &[], L3::Ipv4(v4(Ipv4Addr::new(198, 18, 7, 1), Ipv4Addr::new(198, 18, 7, 2), i as u16)),
+            L4::Udp(Udp { sport: 4000, dport: 9000 }), &payload);
+        assert_eq!(f.len(), 1000);
+        w.write_packet(1_700_000_000_000_000_000 + i * 10_000_000, 1000, &f).unwrap();
+    }
+    drop(w);
+    let o = Command::new(rxray_bin()).args(["firewall", "simulate", "--json"]).arg(&rules).arg(&pcap).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let passed = rep["passed"].as_u64().unwrap();
+    assert!(passed.abs_diff(23) <= 1, "passed {passed}, expected 23: {rep}");
+    assert_eq!(rep["rules"][0]["bytes"].as_u64().unwrap(), (200 - passed) * 1000);
+}
