@@ -730,6 +730,9 @@ impl Firewall {
             return Ok(false);
         }
         remove_pins(&root)?;
+        if let Some(ns_dir) = root.parent() {
+            let _ = std::fs::remove_dir(ns_dir); // only when no other interface's firewall is left
+        }
         Ok(true)
     }
 }

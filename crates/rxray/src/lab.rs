@@ -96,6 +96,9 @@ pub struct DemoArgs {
     /// Distinct flows in the generated traffic.
     #[arg(long, default_value_t = 300)]
     pub flows: usize,
+    /// Skip the second part (the firewall and the detectors at work on an attack).
+    #[arg(long)]
+    pub no_protect: bool,
 }
 
 /// The demo's traffic: `flows` distinct flows mixing TCP, UDP and ICMP over IPv4 and IPv6.
@@ -217,7 +220,91 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let t = ing.totals()?;
     let nflows = ing.flows()?.len();
     drop(ing);
-    println!("demo done: sent {sent} frames; rxray saw {} packets in {nflows} flows; removing the lab", t.packets);
+    println!("demo: sent {sent} frames; rxray saw {} packets in {nflows} flows", t.packets);
+    if !a.no_protect && !stop.load(Ordering::Relaxed) {
+        if let Err(e) = rxray_kernel::firewall::check_bpffs() {
+            println!("\n(skipping the firewall part: {e})");
+        } else {
+            let r = protect(&lab);
+            let _ = rxray_kernel::firewall::Firewall::off("veth-b");
+            r?;
+        }
+    }
+    println!("demo done; removing the lab");
     drop(lab);
+    Ok(())
+}
+
+/// The demo's second part: a rules file applied to veth-b, then a SYN flood from one source that
+/// the detectors see and the firewall blocks, with the counters to show it.
+fn protect(lab: &Lab) -> Result<()> {
+    use rxray_engine::detect::policy::{ActionKind, Mitigation};
+    use rxray_engine::firewall::{parse_rules, Compiled};
+    use rxray_kernel::firewall::{Firewall, FwCapacity};
+    println!("\n── part 2: the firewall and the detectors ──");
+    let rules = format!(
+        "[[rule]]\nname = \"no DNS from {a}\"\naction = \"deny\"\nsrc = \"{a}/32\"\nproto = \"udp\"\ndport = 53\n\n\
+         [[rule]]\nname = \"ping at most 20/s per source\"\naction = \"limit\"\nproto = \"icmp\"\nrate = \"20/s\"\nburst = 5\nper = \"src\"\n",
+        a = lab.addr4_a()
+    );
+    println!("rules.toml:\n{}", rules.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+    let set = parse_rules("rules.toml", &rules, &|_| Err("no lists".into())).map_err(|e| anyhow::anyhow!("{}", e[0]))?;
+    let (mut fw, _) = Firewall::open_or_install("veth-b", AttachMode::Auto, FwCapacity::default())?;
+    fw.apply(&Compiled::new(&set).map_err(|e| anyhow::anyhow!(e))?)?;
+    println!("applied to veth-b: `rxray firewall apply rules.toml -i veth-b` does the same\n");
+    // Observe through the firewall's program (its maps are shared), and run the detectors.
+    let mut ing = Ingress::adopt("veth-b", &IngressOptions { events: true, flows: false, command: "demo".into(), ..Default::default() })?;
+    let det = rxray_engine::detect::Detectors::new(Default::default(), &[lab.addr4_b().into(), lab.addr6_b().into()])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut insp = rxray_engine::inspect::Inspector::new(det, None);
+    let clock = Clock::now();
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let attacker = std::net::Ipv4Addr::new(198, 18, 0, 66);
+    let syn = |i: u16| {
+        let ip = Ipv4 { src: attacker, dst: lab.addr4_b(), ttl: 64, tos: 0, id: i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::TCP };
+        frames::frame(&eth, &[], L3::Ipv4(ip), L4::Tcp(Tcp { sport: 1024 + i, dport: 80, seq: i as u32, ack: 0, flags: F::SYN, window: 1024, urgent: 0, options: vec![] }), &[])
+    };
+    let ordinary = demo_frames(lab, 60, 1);
+    let mut blocked = false;
+    let mut alerts = Vec::new();
+    for round in 0..30u16 {
+        send_frames(lab.ns_a(), "veth-a", &ordinary)?;
+        let flood: Vec<Vec<u8>> = (0..200).map(|i| syn(round * 200 + i)).collect();
+        send_frames(lab.ns_a(), "veth-a", &flood)?;
+        while let Some(item) = ing.ring().next() {
+            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
+            drop(item);
+            insp.on_packet(&decode(&ev, &clock, "veth-b"), &mut alerts);
+        }
+        for al in alerts.drain(..) {
+            println!(
+                "ALERT {} {} -> {}: {} ({})",
+                al.sig.detector,
+                al.src_ip.map(|i| i.to_string()).unwrap_or_default(),
+                al.dest_ip.map(|i| i.to_string()).unwrap_or_default(),
+                al.sig.msg,
+                serde_json::to_string(&al.evidence).unwrap_or_default()
+            );
+            if let Some(Mitigation::Taken(act)) = &al.mitigation {
+                if let ActionKind::Block { cidr } = &act.kind {
+                    let id = fw.block(cidr, Some(act.ttl_s as u64))?;
+                    println!("  -> blocked {cidr} for {} s (block {id}): {}", act.ttl_s, act.reason);
+                    blocked = true;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = fw.counts()?;
+    println!("\nfirewall counters on veth-b (as `rxray firewall stats` shows them):");
+    for (r, v) in set.rules.iter().zip(&c.rules) {
+        println!("  rule {} ({}): {} packets dropped", r.id, r.name, v.packets);
+    }
+    println!("  dynamic blocks: {} packets dropped", c.blocks.packets);
+    println!("  passed by default: {} packets", c.default.packets);
+    if !blocked {
+        println!("  (no block was needed)");
+    }
+    drop(ing);
     Ok(())
 }
