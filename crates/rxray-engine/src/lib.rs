@@ -12,3 +12,4 @@ pub mod alert;
 pub mod detect;
 pub mod signatures;
 pub mod latency;
+pub mod recorder;
