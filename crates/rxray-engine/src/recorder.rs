@@ -11,7 +11,7 @@
 //! - A frame an open window still needs is not evicted by the soft bounds: the ring may grow to twice
 //!   them (the *hard* bounds) to keep it. Past the hard bounds the oldest frame goes anyway and every
 //!   window that needed it counts it in `truncated`. So one interface holds at most
-//!   `2 × max_bytes_per_iface` bytes of frames plus `2 × max_packets_per_iface` 32-byte records
+//!   `2 × max_bytes_per_iface` bytes of frames plus `2 × max_packets_per_iface` 24-byte records
 //!   (growable buffers may reserve up to twice what they hold).
 //! - At most `max_ifaces` interfaces have a ring (frames from others are counted, not kept) and at most
 //!   `max_open_windows` windows are open (further triggers are refused and counted).
@@ -445,6 +445,11 @@ mod tests {
             wrapped |= !ring.bytes.as_slices().1.is_empty();
         }
         assert!(wrapped, "the test never made the byte ring wrap");
+    }
+
+    #[test]
+    fn a_frame_record_is_the_24_bytes_the_documentation_counts() {
+        assert_eq!(std::mem::size_of::<Frame>(), 24);
     }
 
     #[test]
