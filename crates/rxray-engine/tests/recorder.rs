@@ -282,3 +282,124 @@ fn the_verdict_of_an_alert_names_the_action_taken() {
     };
     assert_eq!(rec.packets, vec![want]);
 }
+
+/// One step of a random run against the model below.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A frame on interface `iface`, `gap` ns after the previous one (times strictly increase).
+    Record { iface: usize, gap: u64, len: usize },
+    /// An alert `back` ns before the latest frame's time (negative: after it).
+    Trigger { back: i64, iface: Option<usize> },
+    Poll,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        8 => (0..3usize, 1..300_000_000u64, 1..300usize).prop_map(|(iface, gap, len)| Op::Record { iface, gap, len }),
+        1 => (-1_000_000_000..3_000_000_000i64, proptest::option::of(0..3usize)).prop_map(|(back, iface)| Op::Trigger { back, iface }),
+        2 => Just(Op::Poll),
+    ]
+}
+
+const IFACES: [&str; 3] = ["eth0", "eth1", "veth-b"];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Against a model that keeps every frame: with room enough a recording is exactly the frames
+    /// recorded in its window; with tight bounds it is those frames less the ones it reports
+    /// missing (`truncated`, or `history_short` for those gone before the alert), the rings never
+    /// exceed the hard bounds, and every frame is either held or counted as evicted.
+    #[test]
+    fn recordings_match_a_model_that_keeps_everything(
+        ops in proptest::collection::vec(op(), 1..300),
+        tight in proptest::bool::ANY,
+        packets in 1..20usize,
+        bytes in 100..2000usize,
+        snap in 1..100u32,
+        max_ifaces in 1..4usize,
+        max_open in 1..5usize,
+    ) {
+        let c = if tight {
+            RecorderConfig { before_ns: S, after_ns: S, max_packets_per_iface: packets, max_bytes_per_iface: bytes, snap, max_ifaces, max_open_windows: max_open }
+        } else {
+            RecorderConfig { before_ns: S, after_ns: S, max_packets_per_iface: 100_000, max_bytes_per_iface: 1 << 26, snap, max_ifaces: 3, max_open_windows: 1000 }
+        };
+        let mut r = FlightRecorder::new(c.clone()).unwrap();
+        // The model: every frame kept (iface, ts, orig_len, data cut to snap), and the open windows.
+        let mut all: Vec<(String, u64, u32, Vec<u8>)> = Vec::new();
+        let mut open: Vec<(u64, u64, u64, Option<String>)> = Vec::new();
+        let mut seen_ifaces: Vec<&str> = Vec::new();
+        let (mut now, mut id, mut recs) = (T0, 0u64, Vec::new());
+        let check = |recs: Vec<Recording>, all: &[(String, u64, u32, Vec<u8>)], open: &mut Vec<(u64, u64, u64, Option<String>)>| {
+            for rec in recs {
+                let k = open.iter().position(|w| w.0 == rec.alert_id).expect("a recording for an open window");
+                let (_, start, end, iface) = open.remove(k);
+                proptest::prop_assert_eq!((rec.start_ns, rec.end_ns, &rec.iface), (start, end, &iface));
+                let want: Vec<_> = all.iter().filter(|f| start <= f.1 && f.1 <= end && iface.as_ref().is_none_or(|i| *i == f.0)).cloned().collect();
+                let got: Vec<_> = rec.packets.iter().map(|p| (p.iface.to_string(), p.ts_ns, p.orig_len, p.data.clone())).collect();
+                if !tight {
+                    proptest::prop_assert_eq!((rec.truncated, rec.history_short), (0, false));
+                }
+                // Rings evict oldest first, so on each interface what is missing is the oldest of
+                // the window's frames: the recording keeps a suffix of each interface's frames.
+                proptest::prop_assert!(got.iter().all(|g| want.contains(g)), "a frame not sent in the window");
+                proptest::prop_assert!(got.windows(2).all(|w| w[0].1 < w[1].1), "not in time order");
+                for name in IFACES {
+                    let g: Vec<_> = got.iter().filter(|f| f.0 == name).collect();
+                    let w: Vec<_> = want.iter().filter(|f| f.0 == name).collect();
+                    proptest::prop_assert_eq!(&g[..], &w[w.len() - g.len()..]);
+                }
+                if rec.history_short {
+                    proptest::prop_assert!(got.len() as u64 + rec.truncated <= want.len() as u64);
+                } else {
+                    proptest::prop_assert_eq!(got.len() as u64 + rec.truncated, want.len() as u64);
+                }
+                let comment = format!("rxray alert {} (d{}), verdict: v", rec.alert_id, rec.alert_id);
+                proptest::prop_assert!(rec.packets.iter().all(|p| *p.comment == comment));
+            }
+            Ok(())
+        };
+        for o in ops {
+            match o {
+                Op::Record { iface, gap, len } => {
+                    now += gap;
+                    let name = IFACES[iface];
+                    let data: Vec<u8> = (0..len).map(|b| (b as u64 ^ now) as u8).collect();
+                    r.record(name, now, len as u32 + 4, &data);
+                    if !seen_ifaces.contains(&name) && seen_ifaces.len() < c.max_ifaces {
+                        seen_ifaces.push(name);
+                    }
+                    if seen_ifaces.contains(&name) {
+                        all.push((name.to_string(), now, len as u32 + 4, data[..len.min(snap as usize)].to_vec()));
+                    }
+                }
+                Op::Trigger { back, iface } => {
+                    id += 1;
+                    let ts = now.saturating_add_signed(-back);
+                    let name = iface.map(|i| IFACES[i]);
+                    if r.trigger(id, ts, &format!("d{id}"), "v", name) {
+                        open.push((id, ts - S, ts + S, name.map(str::to_string)));
+                    } else {
+                        proptest::prop_assert_eq!(open.len(), c.max_open_windows);
+                    }
+                }
+                Op::Poll => recs = r.poll(now),
+            }
+            check(std::mem::take(&mut recs), &all, &mut open)?;
+            let mut held = 0;
+            for name in IFACES {
+                if let Some((n, b)) = r.held(name) {
+                    proptest::prop_assert!(n <= 2 * c.max_packets_per_iface && b <= 2 * c.max_bytes_per_iface);
+                    held += n as u64;
+                }
+            }
+            let st = r.stats();
+            proptest::prop_assert_eq!(st.recorded, all.len() as u64);
+            proptest::prop_assert_eq!(st.recorded - st.evicted, held);
+        }
+        check(r.flush_all(), &all, &mut open)?;
+        proptest::prop_assert!(open.is_empty());
+    }
+}
