@@ -13,3 +13,4 @@ pub mod detect;
 pub mod inspect;
 pub mod signatures;
 pub mod latency;
+pub mod recorder;

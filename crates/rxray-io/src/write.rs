@@ -1,5 +1,8 @@
-//! Capture writers: pcapng (SHB, one IDB per interface with if_name/if_tsresol=9/snaplen, EPB with
-//! original length and an optional comment) and classic nanosecond pcap; both flush on request.
+//! Capture writers: pcapng (SHB with an optional comment, one IDB per interface with
+//! if_name/if_tsresol=9/snaplen, EPB with original length and an optional comment) and classic
+//! nanosecond pcap; both flush on request. Plus a flight recorder's `Recording` as a whole pcapng file.
+use rxray_engine::alert::eve_timestamp;
+use rxray_engine::recorder::Recording;
 use rxray_wire::LinkType;
 use std::io::{self, Write};
 
@@ -17,6 +20,16 @@ fn option(out: &mut Vec<u8>, code: u16, v: &[u8]) {
     out.extend_from_slice(&ZEROS[..pad4(v.len()) - v.len()]);
 }
 
+/// A text option: cut at a character boundary to the 65,535 bytes an option's length can say
+/// (a longer value would otherwise corrupt the block).
+fn str_option(out: &mut Vec<u8>, code: u16, s: &str) {
+    let mut n = s.len().min(u16::MAX as usize);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    option(out, code, &s.as_bytes()[..n]);
+}
+
 /// A pcapng stream in little-endian byte order, one section. Timestamps are nanoseconds.
 pub struct PcapngWriter<W: Write> {
     w: W,
@@ -26,9 +39,17 @@ pub struct PcapngWriter<W: Write> {
 
 impl<W: Write> PcapngWriter<W> {
     /// Writes the section header block; `app` goes into shb_userappl.
-    pub fn new(mut w: W, app: &str) -> io::Result<Self> {
+    pub fn new(w: W, app: &str) -> io::Result<Self> {
+        Self::with_comment(w, app, None)
+    }
+
+    /// `new`, with an opt_comment on the section (what the file is: capinfos shows it).
+    pub fn with_comment(mut w: W, app: &str, comment: Option<&str>) -> io::Result<Self> {
         let mut opts = Vec::new();
-        option(&mut opts, 4, app.as_bytes());
+        if let Some(c) = comment {
+            str_option(&mut opts, 1, c);
+        }
+        str_option(&mut opts, 4, app);
         option(&mut opts, 0, &[]);
         let total = (28 + opts.len()) as u32;
         let mut b = Vec::with_capacity(total as usize);
@@ -47,7 +68,7 @@ impl<W: Write> PcapngWriter<W> {
     /// Writes an interface description block; returns the interface id for `write_packet`.
     pub fn add_interface(&mut self, name: &str, linktype: LinkType, snaplen: u32) -> io::Result<u32> {
         let mut opts = Vec::new();
-        option(&mut opts, 2, name.as_bytes());
+        str_option(&mut opts, 2, name);
         option(&mut opts, 9, &[9]); // if_tsresol: nanoseconds
         option(&mut opts, 0, &[]);
         let total = (20 + opts.len()) as u32;
@@ -74,7 +95,7 @@ impl<W: Write> PcapngWriter<W> {
         let b = &mut self.scratch;
         b.clear();
         if let Some(c) = comment {
-            option(b, 1, c.as_bytes());
+            str_option(b, 1, c);
             option(b, 0, &[]);
         }
         let total = (32 + pad4(data.len()) + b.len()) as u32;
@@ -105,6 +126,50 @@ impl<W: Write> PcapngWriter<W> {
     pub fn into_inner(self) -> W {
         self.w
     }
+}
+
+/// Writes a flight recorder's `Recording` as one pcapng section: a section comment saying which
+/// alert and window it is (and whether frames are missing), one interface block per interface in
+/// order of first appearance (snaplen = the recording's snap), and each packet with its comment
+/// (`rxray alert 17 (syn_flood), verdict: blocked`). Returns the writer, flushed.
+pub fn write_recording<W: Write>(w: W, rec: &Recording, linktype: LinkType) -> io::Result<W> {
+    let mut ng = PcapngWriter::with_comment(w, "rxray flight recorder", Some(&recording_comment(rec)))?;
+    let names = rec.ifaces();
+    for n in &names {
+        ng.add_interface(n, linktype, rec.snap)?;
+    }
+    for p in &rec.packets {
+        // `names` holds every packet's interface, so the position is always found.
+        let id = names.iter().position(|n| *n == &*p.iface).unwrap_or(0) as u32;
+        ng.write_packet(id, p.ts_ns, p.orig_len, &p.data, Some(&p.comment))?;
+    }
+    ng.flush()?;
+    Ok(ng.into_inner())
+}
+
+/// The section comment of a recording: alert, detector, verdict, window, and what is missing.
+pub fn recording_comment(rec: &Recording) -> String {
+    let mut c = format!(
+        "rxray flight recorder: alert {} ({}), verdict: {}, at {}; window {} to {} on {}; {} packets",
+        rec.alert_id,
+        rec.detector,
+        rec.verdict,
+        eve_timestamp(rec.ts_ns),
+        eve_timestamp(rec.start_ns),
+        eve_timestamp(rec.end_ns),
+        rec.iface.as_deref().unwrap_or("all interfaces"),
+        rec.packets.len(),
+    );
+    if rec.truncated > 0 {
+        c += &format!(", {} evicted before the window closed (recorder bounds)", rec.truncated);
+    }
+    if rec.history_short {
+        c += ", starts late (the ring held less history than the window's start)";
+    }
+    if rec.flushed {
+        c += ", closed early (capture ended or rxray stopped)";
+    }
+    c
 }
 
 /// A classic pcap stream with nanosecond timestamps (magic a1b23c4d), little-endian.
