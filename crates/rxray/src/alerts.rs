@@ -9,6 +9,7 @@ use rxray_engine::cidr::{CidrSet, ParseMode};
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
 use rxray_engine::detect::{ConnSummary, DetectConfig, Detectors};
 use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
+use rxray_engine::recorder::{FlightRecorder, RecorderConfig};
 use rxray_engine::signatures::{self, Vars};
 use rxray_io::CaptureReader;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall};
@@ -36,10 +37,79 @@ pub struct AlertOpts {
     /// Write the EVE records to this file (appended) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub eve: Option<PathBuf>,
+    /// Flight recorder: keep the last seconds of packets (headers and payload prefix) per interface,
+    /// and write the seconds before and after each alert as pcapng in this directory (the alert
+    /// names the file; it is written once the seconds after have passed).
+    #[arg(long, value_name = "DIR")]
+    pub recorder: Option<PathBuf>,
+    /// Seconds the flight recorder keeps before and after an alert.
+    #[arg(long, default_value_t = 5.0)]
+    pub recorder_seconds: f64,
     /// This host's networks (repeatable): offline, connections with one end inside count as this
     /// host's, for the exfiltration detector (live, the kernel's connections say it).
     #[arg(long = "home-net", value_name = "CIDR")]
     pub home_net: Vec<String>,
+}
+
+/// The flight recorder and the directory it writes to.
+pub struct Recorder {
+    dir: PathBuf,
+    rec: FlightRecorder,
+    pub written: u64,
+}
+
+impl Recorder {
+    pub fn new(o: &AlertOpts) -> Result<Option<Recorder>> {
+        let Some(dir) = &o.recorder else { return Ok(None) };
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ns = (o.recorder_seconds.max(0.0) * 1e9) as u64;
+        let rec = FlightRecorder::new(RecorderConfig { before_ns: ns, after_ns: ns, snap: 256, ..Default::default() })
+            .map_err(|e| anyhow!("flight recorder: {e}"))?;
+        Ok(Some(Recorder { dir: dir.clone(), rec, written: 0 }))
+    }
+
+    pub fn snap(&self) -> u32 {
+        self.rec.config().snap
+    }
+
+    pub fn record(&mut self, iface: &str, ts_ns: u64, orig_len: u32, frame: &[u8]) {
+        self.rec.record(iface, ts_ns, orig_len, frame);
+    }
+
+    /// Names the file in the alert and opens its window.
+    pub fn trigger(&mut self, a: &mut Alert) {
+        let name = format!("rxray-alert-{}-{}.pcapng", a.id, a.sig.detector);
+        if self.rec.trigger_alert(a) {
+            a.pcap = Some(self.dir.join(name).display().to_string());
+        }
+    }
+
+    fn write(&mut self, recs: Vec<rxray_engine::recorder::Recording>) -> Result<()> {
+        for r in recs {
+            let path = self.dir.join(r.file_name());
+            let f = std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+            rxray_io::write::write_recording(std::io::BufWriter::new(f), &r, rxray_io::LinkType::ETHERNET)
+                .with_context(|| format!("writing {}", path.display()))?;
+            self.written += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the recordings whose window has ended by event time `now_ns`.
+    pub fn poll(&mut self, now_ns: u64) -> Result<()> {
+        let r = self.rec.poll(now_ns);
+        self.write(r)
+    }
+
+    /// Writes every open recording (end of the input, or shutdown).
+    pub fn finish(&mut self) -> Result<()> {
+        let r = self.rec.flush_all();
+        self.write(r)?;
+        if self.written > 0 {
+            eprintln!("rxray: flight recorder: {} recordings in {}", self.written, self.dir.display());
+        }
+        Ok(())
+    }
 }
 
 fn home_nets(o: &AlertOpts) -> Result<CidrSet> {
@@ -147,6 +217,7 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
     let mut insp = inspector(o, &[])?;
     let home = home_nets(o)?;
     let mut convs = rxray_engine::conv::Conversations::default();
+    let mut recorder = Recorder::new(o)?;
     let mut out = eve_out(o)?;
     let mut tally = Tally::default();
     let mut alerts = Vec::new();
@@ -173,10 +244,19 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
             if !home.is_empty() {
                 convs.add(&pkt);
             }
+            if let Some(r) = recorder.as_mut() {
+                r.record(name, rec.ts_ns, rec.orig_len, rec.data);
+            }
             insp.on_packet(&pkt, &mut alerts);
-            for a in alerts.drain(..) {
+            for mut a in alerts.drain(..) {
+                if let Some(r) = recorder.as_mut() {
+                    r.trigger(&mut a);
+                }
                 tally.add(&a);
                 write_alert(&mut out, &a)?;
+            }
+            if let Some(r) = recorder.as_mut() {
+                r.poll(rec.ts_ns)?;
             }
         }
     }
@@ -197,9 +277,15 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
     }
     // The end of the captures is the end of time: windows still open close now.
     insp.on_tick(last_ts + 10_000_000_000, &mut alerts);
-    for a in alerts.drain(..) {
+    for mut a in alerts.drain(..) {
+        if let Some(r) = recorder.as_mut() {
+            r.trigger(&mut a);
+        }
         tally.add(&a);
         write_alert(&mut out, &a)?;
+    }
+    if let Some(r) = recorder.as_mut() {
+        r.finish()?;
     }
     tally.print(total, &insp);
     if let Some(e) = errors.first() {
@@ -266,8 +352,19 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     }
     let stop = session::stop_flag()?;
-    let opts = IngressOptions { payload_snap: a.snap.min(abi::PAYLOAD_MAX as u32), events: true, flows: false, ..Default::default() };
+    let mut recorder = Recorder::new(&a.opts)?;
+    let opts = IngressOptions {
+        payload_snap: a.snap.min(abi::PAYLOAD_MAX as u32),
+        events: true,
+        flows: false,
+        // The flight recorder needs the frames themselves (headers and payload prefix).
+        capture: recorder.is_some(),
+        capture_snap: recorder.as_ref().map_or(abi::CAP_SNAP_MAX, |r| r.snap()),
+        ..Default::default()
+    };
     let mut ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
+    let mut cap_ring = if recorder.is_some() { ingress.take_capture_ring() } else { None };
+    let mut re = crate::capture::Reassembler::default();
     // The kernel's TCP connections feed the exfiltration detector: closed ones as they close, live
     // ones every 5 s.
     let mut conns = if a.no_conns {
@@ -306,6 +403,13 @@ pub fn run(a: AlertsArgs) -> Result<()> {
                 break;
             }
         }
+        if let (Some(ring), Some(r)) = (cap_ring.as_mut(), recorder.as_mut()) {
+            while let Some(item) = ring.next() {
+                if let Some((h, data)) = re.push(&item) {
+                    r.record(&name_of(h.ifindex), clock.to_unix_ns(h.ts_ns), h.wire_len, data);
+                }
+            }
+        }
         if let Some(c) = conns.as_mut() {
             while let Some(item) = c.ring().next() {
                 let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
@@ -337,6 +441,9 @@ pub fn run(a: AlertsArgs) -> Result<()> {
             if a.enforce {
                 enforce(&mut firewalls, &mut al);
             }
+            if let Some(r) = recorder.as_mut() {
+                r.trigger(&mut al);
+            }
             tally.add(&al);
             write_alert(&mut out, &al)?;
             emitted += 1;
@@ -345,8 +452,14 @@ pub fn run(a: AlertsArgs) -> Result<()> {
                 break;
             }
         }
+        if let Some(r) = recorder.as_mut() {
+            r.poll(now)?;
+        }
         Ok(session::Pass { read: batch, done })
     })?;
+    if let Some(r) = recorder.as_mut() {
+        r.finish()?;
+    }
     tally.print(total, &insp);
     Ok(())
 }

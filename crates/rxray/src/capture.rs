@@ -104,6 +104,44 @@ struct Pending {
     data: Vec<u8>,
 }
 
+/// Puts capture-ring records (chunks of packets, per CPU) back together into whole packets.
+#[derive(Default)]
+pub(crate) struct Reassembler {
+    pending: HashMap<u8, Pending>,
+    done: Vec<u8>,
+    /// Packets lost in part (a chunk the ring had no room for) or records that made no sense.
+    pub incomplete: u64,
+}
+
+impl Reassembler {
+    /// Takes one record; returns the packet it completes (header of its first chunk, and the bytes).
+    pub fn push(&mut self, item: &[u8]) -> Option<(abi::CapHdr, &[u8])> {
+        let Some((h, data)) = abi::CapHdr::split(item) else {
+            self.incomplete += 1;
+            return None;
+        };
+        let p = self.pending.entry(h.cpu).or_insert_with(|| Pending { hdr: h, data: Vec::new() });
+        if h.offset == 0 {
+            if !p.data.is_empty() {
+                self.incomplete += 1; // the previous packet on this CPU never got its last chunk
+            }
+            p.hdr = h;
+            p.data.clear();
+        } else if p.hdr.seq != h.seq || p.data.len() != h.offset as usize {
+            self.incomplete += 1;
+            p.data.clear();
+            return None;
+        }
+        p.data.extend_from_slice(data);
+        if h.last != 1 {
+            return None;
+        }
+        std::mem::swap(&mut self.done, &mut p.data);
+        p.data.clear();
+        Some((p.hdr, &self.done))
+    }
+}
+
 pub fn run(a: CaptureArgs) -> Result<()> {
     if a.snaplen == 0 || a.snaplen > abi::CAP_SNAP_MAX {
         bail!("-s {}: the snap length must be 1..={}", a.snaplen, abi::CAP_SNAP_MAX);
@@ -140,50 +178,31 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     };
     let clock = Clock::now();
     let fd = ring.as_raw_fd();
-    let mut pending: HashMap<u8, Pending> = HashMap::new();
-    let (mut written, mut incomplete) = (0u64, 0u64);
+    let mut re = Reassembler::default();
+    let mut written = 0u64;
     session::pump(fd, &stop, || {
         let mut done = false;
         let mut got = 0;
         while let Some(item) = ring.next() {
             got += 1;
-            let Some((h, data)) = abi::CapHdr::split(&item) else {
-                incomplete += 1;
-                continue;
-            };
-            let p = pending.entry(h.cpu).or_insert_with(|| Pending { hdr: h, data: Vec::new() });
-            if h.offset == 0 {
-                if !p.data.is_empty() {
-                    incomplete += 1; // the previous packet on this CPU never got its last chunk
-                }
-                p.hdr = h;
-                p.data.clear();
-            } else if p.hdr.seq != h.seq || p.data.len() != h.offset as usize {
-                incomplete += 1;
-                p.data.clear();
-                continue;
-            }
-            p.data.extend_from_slice(data);
-            if h.last == 1 {
-                let iface = idb(p.hdr.ifindex).unwrap_or(0);
-                let comment = format!("rxq={}", p.hdr.rx_queue);
-                let r = out.sink.write_packet(iface, clock.to_unix_ns(p.hdr.ts_ns), p.hdr.wire_len, &p.data, Some(&comment));
-                p.data.clear();
-                if let Err(e) = r {
-                    if e.kind() == io::ErrorKind::BrokenPipe {
-                        done = true;
-                        break;
-                    }
-                    return Err(e).context("writing the capture");
-                }
-                written += 1;
-                if a.count.is_some_and(|c| written >= c) {
+            let Some((h, data)) = re.push(&item) else { continue };
+            let iface = idb(h.ifindex).unwrap_or(0);
+            let comment = format!("rxq={}", h.rx_queue);
+            let r = out.sink.write_packet(iface, clock.to_unix_ns(h.ts_ns), h.wire_len, data, Some(&comment));
+            if let Err(e) = r {
+                if e.kind() == io::ErrorKind::BrokenPipe {
                     done = true;
                     break;
                 }
-                if a.file_size_mb.is_some_and(|mb| out.sink.get_ref().n >= mb * 1_000_000) {
-                    out.rotate()?;
-                }
+                return Err(e).context("writing the capture");
+            }
+            written += 1;
+            if a.count.is_some_and(|c| written >= c) {
+                done = true;
+                break;
+            }
+            if a.file_size_mb.is_some_and(|mb| out.sink.get_ref().n >= mb * 1_000_000) {
+                out.rotate()?;
             }
         }
         if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
@@ -200,7 +219,7 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         "{} packets captured, {} lost (capture ring full), {} incomplete, {} files",
         written,
         t.capture_lost,
-        incomplete,
+        re.incomplete,
         out.index + 1
     );
     Ok(())

@@ -47,6 +47,27 @@ fn a_syn_flood_and_a_sql_injection_in_a_capture_raise_their_alerts() {
     assert_eq!(sql[0]["src_ip"], "198.18.9.7");
     assert!(err.contains("alerts over 3002 packets"), "{err}");
 
+    // The flight recorder: the alert names its pcapng, which holds the packets around it, commented.
+    let rec_dir = dir.path().join("rec");
+    let (alerts, err) = run(&["--recorder", rec_dir.to_str().unwrap(), "--recorder-seconds", "1", pcap.to_str().unwrap()]);
+    let a = alerts.iter().find(|a| a["rxray"]["detector"] == "syn_flood").unwrap();
+    let file = a["rxray"]["pcap"].as_str().unwrap_or_else(|| panic!("no pcap named: {a}"));
+    assert!(err.contains("flight recorder"), "{err}");
+    let mut rd = rxray_io::CaptureReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let mut n = 0;
+    while let Some(r) = rd.next_record() {
+        r.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 3002, "every packet of this 3 ms capture is within a second of the alert");
+    if have("tshark") {
+        let o = Command::new("tshark").args(["-r", file, "-T", "fields", "-e", "frame.comment", "-c", "1"]).output().unwrap();
+        let c = String::from_utf8_lossy(&o.stdout);
+        assert!(c.contains("syn_flood"), "packet comment: {c}");
+    } else {
+        skip_or_fail("tshark is not installed");
+    }
+
     // Without signatures, only the detector speaks; a threat list names its list.
     let list = dir.path().join("bad.netset");
     std::fs::write(&list, "# test list\n198.18.9.66\n").unwrap();
