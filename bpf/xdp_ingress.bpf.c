@@ -781,8 +781,10 @@ int rxray_xdp(struct xdp_md *ctx)
 		if ((fw & 0xff) == RXRAY_FWA_DENY) {
 			if (cfg->features & RXRAY_FEAT_FW_DRYRUN) {
 				e->fw_verdict = RXRAY_FWV_WOULD;
+				st->c[RXRAY_C_FW_WOULD]++;
 			} else {
 				e->fw_verdict = RXRAY_FWV_DROP;
+				st->c[RXRAY_C_FW_DROPPED]++;
 				verdict = XDP_DROP;
 			}
 		}

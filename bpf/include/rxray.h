@@ -93,6 +93,8 @@ enum rxray_counter {
 	RXRAY_C_FILTERED = 25, /* packets the filter rejected (no event; still counted in flows) */
 	RXRAY_C_CAP_PACKETS = 26, /* packets written whole to the capture ring */
 	RXRAY_C_CAP_LOST = 27,    /* packets the capture ring had no room for (whole or in part) */
+	RXRAY_C_FW_DROPPED = 28,  /* packets the firewall dropped (every rule set and block) */
+	RXRAY_C_FW_WOULD = 29,    /* packets the firewall would have dropped, in dry run */
 	RXRAY_C_COUNT = 32,
 };
 

@@ -70,6 +70,8 @@ pub const C_MAL_BASE: usize = 8;
 pub const C_FILTERED: usize = 25;
 pub const C_CAP_PACKETS: usize = 26;
 pub const C_CAP_LOST: usize = 27;
+pub const C_FW_DROPPED: usize = 28;
+pub const C_FW_WOULD: usize = 29;
 pub const C_COUNT: usize = 32;
 
 #[repr(C)]

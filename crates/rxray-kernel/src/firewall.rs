@@ -85,6 +85,7 @@ struct FwMaps {
     block_lens: Map,
     dlimits: Map,
     last: Map,
+    stats: Map,
     /// The mmap of rxray_fw_v4 (2^25 bytes: byte a24 << 1 | gen).
     v4_mem: *mut u8,
     v4_len: usize,
@@ -99,7 +100,7 @@ impl Drop for FwMaps {
     }
 }
 
-const MAP_NAMES: [&str; 12] = [
+const MAP_NAMES: [&str; 13] = [
     "rxray_config",
     "rxray_fw_active",
     "rxray_fw_sets",
@@ -112,6 +113,7 @@ const MAP_NAMES: [&str; 12] = [
     "rxray_fw_block_lens",
     "rxray_fw_dlimits",
     "rxray_fw_last",
+    "rxray_stats",
 ];
 
 impl FwMaps {
@@ -129,6 +131,7 @@ impl FwMaps {
             block_lens: get("rxray_fw_block_lens")?,
             dlimits: get("rxray_fw_dlimits")?,
             last: get("rxray_fw_last")?,
+            stats: get("rxray_stats")?,
             v4_mem: std::ptr::null_mut(),
             v4_len: 0,
         };
@@ -147,7 +150,7 @@ impl FwMaps {
             let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
             Ok(match name {
                 "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" => Map::HashMap(md),
-                "rxray_fw_counters" => Map::PerCpuArray(md),
+                "rxray_fw_counters" | "rxray_stats" => Map::PerCpuArray(md),
                 _ => Map::Array(md),
             })
         })
@@ -327,6 +330,15 @@ impl FwMaps {
         Ok(())
     }
 
+    /// The program's totals of packets seen, dropped by the firewall and would-be dropped (dry run),
+    /// over every rule set since the install.
+    fn totals(&self) -> Result<(u64, u64, u64), KernelError> {
+        let a: PerCpuArray<&MapData, abi::Stats> = PerCpuArray::try_from(&self.stats).map_err(merr("rxray_stats"))?;
+        let v = a.get(&0, 0).map_err(merr("rxray_stats"))?;
+        let sum = |i: usize| v.iter().map(|s| s.c[i]).sum::<u64>();
+        Ok((sum(abi::C_PACKETS), sum(abi::C_FW_DROPPED), sum(abi::C_FW_WOULD)))
+    }
+
     /// Per-slot counters of the active generation, summed over CPUs.
     fn counters(&self) -> Result<Vec<abi::FwCounter>, KernelError> {
         let gen = self.active()?;
@@ -456,6 +468,11 @@ pub struct LimitInfo {
 /// Per-slot counters of the active rule set.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct FwCounts {
+    /// Since the install, over every rule set: packets the program saw, the firewall dropped, and
+    /// would have dropped in dry run.
+    pub packets_seen: u64,
+    pub dropped_total: u64,
+    pub would_drop_total: u64,
     pub rules: Vec<abi::FwCounterView>,
     pub default: abi::FwCounterView,
     pub blocks: abi::FwCounterView,
@@ -558,7 +575,11 @@ impl Firewall {
         let set = self.maps.set(self.maps.active()?)?;
         let dry = self.maps.config()?.features & abi::FEAT_FW_DRYRUN != 0;
         let view = |c: &abi::FwCounter| abi::FwCounterView::from_raw(c, monotonic_ns());
+        let (packets_seen, dropped_total, would_drop_total) = self.maps.totals()?;
         Ok(FwCounts {
+            packets_seen,
+            dropped_total,
+            would_drop_total,
             rules: v[..set.nrules as usize].iter().map(view).collect(),
             default: view(&v[abi::FW_C_DEFAULT]),
             blocks: view(&v[abi::FW_C_BLOCKS]),

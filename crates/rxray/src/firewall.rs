@@ -483,6 +483,10 @@ fn stats(a: StatsArgs) -> Result<()> {
                 continue;
             }
             println!("{iface}: {}", if c.dry_run { "dry run (counts are what would have been dropped)" } else { "enforcing" });
+            println!(
+                "  since install: {} packets seen, {} dropped, {} would have been dropped in dry run",
+                c.packets_seen, c.dropped_total, c.would_drop_total
+            );
             println!("  {:>4}  {:>12}  {:>14}  {:>10}  rule", "id", "packets", "bytes", "last hit");
             let last = |v: &abi::FwCounterView| v.last_hit_s_ago.map(|s| format!("{s:.1}s ago")).unwrap_or_else(|| "never".into());
             for (i, v) in c.rules.iter().enumerate() {

@@ -631,3 +631,42 @@ fn simulate_applies_a_byte_rate_limit() {
     assert!(passed.abs_diff(23) <= 1, "passed {passed}, expected 23: {rep}");
     assert_eq!(rep["rules"][0]["bytes"].as_u64().unwrap(), (200 - passed) * 1000);
 }
+
+/// Atomic updates: two rule sets that both pass a sentinel flow, but whose halves together would
+/// drop it (set A's address classes with set B's rules). Applying them in turn, 16 times, while the
+/// sentinel flows, must never drop one sentinel.
+#[test]
+fn applies_are_atomic_traffic_never_meets_half_a_rule_set() {
+    let Some(lab) = lab() else { return };
+    let dir = TempDir::new();
+    let s1 = spoofed4(&lab, 1);
+    let s2 = spoofed4(&lab, 2);
+    let a = dir.path().join("a.toml");
+    let b = dir.path().join("b.toml");
+    // A: rule 1 allows S1 (its class holds rule 1); rule 2 denies UDP 9000 from anyone else.
+    std::fs::write(&a, format!("[[rule]]\naction = \"allow\"\nsrc = \"{s1}/32\"\n\n[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 9000\n")).unwrap();
+    // B: rule 1 denies UDP 9000 from S2 only; rule 2 allows everything. With A's classes (S1 in
+    // rule 1's class) and B's rules, S1's packets would meet B's rule 1 and be dropped.
+    std::fs::write(&b, format!("[[rule]]\naction = \"deny\"\nsrc = \"{s2}/32\"\nproto = \"udp\"\ndport = 9000\n\n[[rule]]\naction = \"allow\"\n")).unwrap();
+    let _off = Off(&lab);
+    fw_ok(lab.ns_b(), &["apply", a.to_str().unwrap(), "-i", lab.if_b()]);
+    let sentinels: Vec<Vec<u8>> = (0..10000u32).map(|i| udp4(&lab, s1, 9000, i)).collect();
+    let tap = Tap::start(&lab, dir.path());
+    let (ns, ifa) = (lab.ns_a().to_string(), lab.if_a().to_string());
+    let sender = std::thread::spawn(move || send_frames_paced(&ns, &ifa, &sentinels, Duration::from_micros(200)).expect("send"));
+    for i in 0..16 {
+        let f = if i % 2 == 0 { &b } else { &a };
+        fw_ok(lab.ns_b(), &["apply", "--force", f.to_str().unwrap(), "-i", lab.if_b()]);
+    }
+    let sent = sender.join().unwrap();
+    let got = tap.stop();
+    assert_eq!(sent, 10000);
+    let c = stats(lab.ns_b(), lab.if_b());
+    // The firewall's own total over every generation: a torn rule set would have dropped sentinels.
+    assert_eq!(c["dropped_total"], 0, "the firewall dropped sentinels during the applies: {c}");
+    assert!(c["packets_seen"].as_u64().unwrap() >= 10000, "{c}");
+    // What tcpdump saw: all of them, give or take what a loaded 2-core VM loses before XDP (veth's
+    // 256-frame ring); reported, and bounded.
+    eprintln!("sentinels received: {} of 10000", got.len());
+    assert!(got.len() >= 9800, "received {} of 10000", got.len());
+}
