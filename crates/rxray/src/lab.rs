@@ -267,15 +267,17 @@ fn protect(lab: &Lab) -> Result<()> {
     let ordinary = demo_frames(lab, 60, 1);
     let mut blocked = false;
     let mut alerts = Vec::new();
-    for round in 0..30u16 {
+    // About 2 s: each round ordinary traffic, then 400 SYNs (well over the detector's 1,000/s).
+    for round in 0..20u16 {
         send_frames(lab.ns_a(), "veth-a", &ordinary)?;
-        let flood: Vec<Vec<u8>> = (0..200).map(|i| syn(round * 200 + i)).collect();
+        let flood: Vec<Vec<u8>> = (0..400).map(|i| syn(round * 400 + i)).collect();
         send_frames(lab.ns_a(), "veth-a", &flood)?;
         while let Some(item) = ing.ring().next() {
             let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
             drop(item);
             insp.on_packet(&decode(&ev, &clock, "veth-b"), &mut alerts);
         }
+        insp.on_tick(clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns()), &mut alerts);
         for al in alerts.drain(..) {
             println!(
                 "ALERT {} {} -> {}: {} ({})",
@@ -293,7 +295,7 @@ fn protect(lab: &Lab) -> Result<()> {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let c = fw.counts()?;
     println!("\nfirewall counters on veth-b (as `rxray firewall stats` shows them):");

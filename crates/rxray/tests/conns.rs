@@ -115,8 +115,12 @@ fn a_full_connection_is_one_record_with_exact_bytes_and_rtt() {
     assert!(hs > 0.0 && hs < 1000.0, "{rec}");
     let srtt = rec["srtt_us"].as_u64().unwrap();
     assert!(srtt > 0 && srtt < 100_000, "veth RTT: {rec}");
-    assert!(srtt.abs_diff(info_rtt) <= 1000 + info_rtt / 2, "rxray srtt {srtt} µs vs TCP_INFO {info_rtt} µs: {rec}");
     let (lo, hi, min) = (rec["srtt_min_us"].as_u64().unwrap(), rec["srtt_max_us"].as_u64().unwrap(), rec["min_rtt_us"].as_u64().unwrap());
+    // TCP_INFO's rtt (what `ss -ti` shows) was read once, mid-connection; rxray samples srtt along the
+    // way (state changes, tcp_probe). The kernel's value must lie within what rxray sampled, give or
+    // take the tolerance: on a loaded machine the last sample (at close) can be far from a mid value.
+    let tol = 1000 + info_rtt / 2;
+    assert!(lo <= info_rtt + tol && info_rtt <= hi + tol, "TCP_INFO {info_rtt} µs outside rxray's srtt samples {lo}..{hi} µs: {rec}");
     assert!(lo > 0 && lo <= srtt && srtt <= hi, "{rec}");
     assert!(min > 0 && min <= hi, "{rec}");
     // a's client socket is not in b's namespace: b's rxray does not report it.

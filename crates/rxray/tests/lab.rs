@@ -17,15 +17,24 @@ fn demo_shows_packets_and_flows_and_cleans_up() {
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("attached to veth-b"), "{text}");
     assert!(text.contains("latest packets:") && text.contains("IFACE    PROTO"), "{text}");
-    let last = text.lines().last().unwrap();
-    // "demo done: sent N frames; rxray saw M packets in K flows; removing the lab"
+    assert_eq!(text.lines().last(), Some("demo done; removing the lab"), "{text}");
+    // "demo: sent N frames; rxray saw M packets in K flows"
+    let last = text.lines().find(|l| l.starts_with("demo: sent")).unwrap_or_else(|| panic!("{text}"));
     let nums: Vec<u64> = last.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect();
-    assert!(last.starts_with("demo done") && nums.len() == 3, "{last}");
+    assert!(nums.len() == 3, "{last}");
     let (sent, seen, flows) = (nums[0], nums[1], nums[2]);
     assert!(sent >= 120 && seen >= sent, "every generated frame is seen (pings and neighbour discovery add more): {last}");
     // 120 generated flows: 80 with ports, plus one ICMP and one ICMPv6 conversation.
     assert!(flows >= 82, "{last}");
     assert!(!netns_list().lines().any(|l| l.starts_with("rxdemo")), "demo namespaces left: {}", netns_list());
+    // Part 2: the rules drop what they name, the SYN flood is caught and its source blocked.
+    assert!(text.contains("ALERT syn_flood 198.18.0.66") && text.contains("-> blocked 198.18.0.66/32"), "{text}");
+    let count = |prefix: &str| -> u64 {
+        let l = text.lines().find(|l| l.trim_start().starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix:?} in {text}"));
+        l.split(':').nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{l}"))
+    };
+    assert!(count("rule 1 (no DNS") > 0, "{text}");
+    assert!(count("dynamic blocks") > 0, "{text}");
 }
 
 #[test]
