@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use rxray_engine::flows::{RateTracker, SortBy};
 use rxray_kernel::{abi, decode, AttachMode, Clock, Ingress, IngressOptions};
 use rxray_lab::frames::{self, ipproto, tcp_flags as F, Eth, Icmp, Icmpv6, Ipv4, Ipv6, Tcp, TcpOpt, Udp, L3, L4};
-use rxray_lab::{send_frames, Lab};
+use rxray_lab::{send_frames, send_frames_paced, Lab};
 use std::{
     collections::VecDeque,
     fs::File,
@@ -267,11 +267,20 @@ fn protect(lab: &Lab) -> Result<()> {
     let ordinary = demo_frames(lab, 60, 1);
     let mut blocked = false;
     let mut alerts = Vec::new();
-    // About 2 s: each round ordinary traffic, then 400 SYNs (well over the detector's 1,000/s).
-    for round in 0..20u16 {
+    // Each round: ordinary traffic, then 400 SYNs (well over the detector's 1,000/s); until the flood
+    // has been blocked for 10 rounds, bounded at 60 rounds (about 6 s).
+    let mut after_block = 0;
+    for round in 0..60u16 {
+        if blocked {
+            after_block += 1;
+            if after_block > 10 {
+                break;
+            }
+        }
         send_frames(lab.ns_a(), "veth-a", &ordinary)?;
         let flood: Vec<Vec<u8>> = (0..400).map(|i| syn(round * 400 + i)).collect();
-        send_frames(lab.ns_a(), "veth-a", &flood)?;
+        // Paced: a burst would overflow veth's 256-frame XDP ring and lose SYNs before XDP.
+        send_frames_paced(lab.ns_a(), "veth-a", &flood, Duration::from_micros(20))?;
         while let Some(item) = ing.ring().next() {
             let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
             drop(item);
@@ -287,12 +296,21 @@ fn protect(lab: &Lab) -> Result<()> {
                 al.sig.msg,
                 serde_json::to_string(&al.evidence).unwrap_or_default()
             );
-            if let Some(Mitigation::Taken(act)) = &al.mitigation {
-                if let ActionKind::Block { cidr } = &act.kind {
-                    let id = fw.block(cidr, Some(act.ttl_s as u64))?;
-                    println!("  -> blocked {cidr} for {} s (block {id}): {}", act.ttl_s, act.reason);
-                    blocked = true;
-                }
+            match &al.mitigation {
+                Some(Mitigation::Taken(act)) => match &act.kind {
+                    ActionKind::Block { cidr } => {
+                        let id = fw.block(cidr, Some(act.ttl_s as u64))?;
+                        println!("  -> blocked {cidr} for {} s (block {id}): {}", act.ttl_s, act.reason);
+                        blocked = true;
+                    }
+                    ActionKind::RateLimit { dst, pps, burst } => {
+                        let id = fw.limit_dst(*dst, *pps as u64, *burst as u64, Some(act.ttl_s as u64))?;
+                        println!("  -> traffic to {dst} limited to {pps}/s for {} s (limit {id}): {}", act.ttl_s, act.reason);
+                        blocked = true;
+                    }
+                },
+                Some(Mitigation::None { reason }) => println!("  -> no action: {reason}"),
+                None => {}
             }
         }
         std::thread::sleep(Duration::from_millis(20));
