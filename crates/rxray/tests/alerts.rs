@@ -287,6 +287,15 @@ struct Run {
     received: Vec<(u64, Vec<u8>)>,
     offline: Vec<Value>,
     stderr: Vec<String>,
+    /// Packets veth-a transmitted during the run (its kernel counter: hping3 --flood counts nothing).
+    tx_a: u64,
+}
+
+/// An interface's transmitted-packets counter, from `ip -s -j link` in its namespace.
+fn tx_packets(lab: &Lab, ns: &str, iface: &str) -> u64 {
+    let o = lab.exec(ns, ["ip", "-s", "-j", "link", "show", "dev", iface]).output().expect("ip link");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("ip -s -j link: {e}"));
+    v[0]["stats64"]["tx"]["packets"].as_u64().unwrap_or_else(|| panic!("no tx counter for {iface}: {v}"))
 }
 
 /// Starts `rxray alerts` (and the two captures), lets `warm` run first (traffic before the attack,
@@ -295,15 +304,17 @@ fn run(lab: &Lab, dir: &Path, enforce: bool, warm: impl FnOnce(), attack: impl F
     let alerts = Alerts::start(lab, enforce);
     let sent = Dump::start(lab.ns_a(), lab.if_a(), "out", dir, "sent");
     let recv = Dump::start(lab.ns_b(), lab.if_b(), "in", dir, "received");
+    let tx0 = tx_packets(lab, lab.ns_a(), lab.if_a());
     warm();
     attack();
+    let tx_a = tx_packets(lab, lab.ns_a(), lab.if_a()) - tx0;
     // Interval detectors close their window on rxray's 100 ms tick; a second covers that.
     thread::sleep(Duration::from_millis(1200));
     let (sent_file, sent) = sent.stop();
     let (_, received) = recv.stop();
     let (live, stderr) = alerts.stop();
     let offline = analyze(&sent_file);
-    Run { live, sent, received, offline, stderr }
+    Run { live, sent, received, offline, stderr, tx_a }
 }
 
 impl Run {
@@ -383,7 +394,8 @@ fn check_flood(lab: &Lab, dir: &Path, r: &Run, det: &str, what: &str, is_attack:
     let start = r.first(is_attack);
     let n = r.sent.iter().filter(|(_, f)| v4(f).is_some_and(|p| is_attack(&p))).count();
     let secs = (r.sent.last().unwrap().0 - start) as f64 / 1e9;
-    println!("{what}: {n} attack packets captured at veth-a over {secs:.2} s");
+    println!("{what}: veth-a sent {} packets; {n} attack packets captured there over {secs:.2} s", r.tx_a);
+    assert!(r.tx_a >= n as u64, "the capture holds no more than the interface sent");
     let a = r.detected(det, what, start);
     let offender = lab.addr4_a();
     assert_eq!(a["rxray"]["offender"], offender.to_string(), "{a}");
@@ -531,7 +543,9 @@ fn a_spike_from_many_spoofed_sources_rate_limits_the_destination() {
     let l = fw_list(&lab);
     assert_eq!(l["blocks"].as_array().map(Vec::len), Some(0), "no source was blocked: {l}");
     let limits = l["limits"].as_array().cloned().unwrap_or_default();
-    assert!(limits.iter().any(|x| x["dst"] == lab.addr4_b().to_string()), "the destination is rate-limited: {l}");
+    let lim = limits.iter().find(|x| x["dst"] == lab.addr4_b().to_string()).unwrap_or_else(|| panic!("the destination is rate-limited: {l}"));
+    println!("spike: veth-a sent {} packets; rate limit on {}: {} pps, burst {}, {} dropped so far", r.tx_a, lim["dst"], lim["pps"], lim["burst"], lim["dropped"]);
+    assert_eq!(lim["pps"], a["rxray"]["mitigation"]["kind"]["pps"], "the limit is the policy's: {lim} {a}");
     r.same_verdicts("spoofed spike");
 }
 
