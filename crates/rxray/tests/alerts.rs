@@ -678,12 +678,9 @@ fn ordinary_traffic_raises_no_alert() {
     let bound = (ORDINARY_SECS + 30).to_string();
     // Moderate rates: 50 Mbit/s of TCP, a few hundred HTTP requests/s on 4 connections, 50 DNS-like
     // queries/s; together a few thousand packets/s into b.
-    // --repeating-payload: iperf3's default payload is one buffer of random bytes, and three rules
-    // of rules/default.rules (sids 9000007, 9000041, 9000050: a quote or `$(` or `|` followed by a
-    // short suffix, anywhere in any TCP payload) match random bytes in about 1 of 200 payloads of
-    // 256 bytes. Whether this run's buffer holds such a spot is chance, so with random payload the
-    // test fails in some runs. Drop the flag once those rules no longer match random bytes.
-    let iperf_c = spawn(lab.ns_a(), &["timeout", &bound, "iperf3", "-c", &dst, "-t", &secs, "-b", "50M", "--repeating-payload", "-J"]);
+    // iperf3's payload is random bytes, like encrypted traffic: the default rules must not fire on it
+    // (crates/rxray-engine/tests/signatures.rs checks 20,000 random payloads as well).
+    let iperf_c = spawn(lab.ns_a(), &["timeout", &bound, "iperf3", "-c", &dst, "-t", &secs, "-b", "50M", "-J"]);
     let wrk = spawn(lab.ns_a(), &["timeout", &bound, "wrk", "-t1", "-c4", &format!("-d{secs}s"), &format!("http://{dst}:8080/api/items")]);
     let dns_c = spawn(lab.ns_a(), &["timeout", &bound, "python3", "-c", DNS_CLIENT, &dst, &secs, "50"]);
     let out = |c: Child| {
