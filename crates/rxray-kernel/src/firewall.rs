@@ -821,6 +821,31 @@ impl Simulator {
         Ok(SimVerdict { dropped: r.return_value == 1, slot: (last >> 8) as usize })
     }
 
+    /// Times one frame for benchmarks: `repeat` runs through BPF_PROG_TEST_RUN on the kernel's own
+    /// clocks (clock_ns = 0, as on an interface, so the timing includes the clock reads the replay
+    /// skips). Returns the XDP action of the last run and the kernel's mean duration per run.
+    /// Rate-limit buckets then hold real clock times: do not mix with [`Simulator::run`] on one
+    /// rule set with limits.
+    pub fn time(&mut self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), KernelError> {
+        let mut cfg = self.maps.config()?;
+        if cfg.clock_ns != 0 {
+            cfg.clock_ns = 0;
+            self.maps.set_config(cfg)?;
+        }
+        let prog: &Xdp = self.ebpf.program("rxray_xdp").expect("loaded").try_into().expect("XDP");
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = repeat.max(1);
+        let r = prog.test_run(opts).map_err(|e| KernelError::Load(format!("BPF_PROG_TEST_RUN: {e}")))?;
+        Ok((r.return_value, r.duration))
+    }
+
+    /// The loaded program, for benchmarks that chain into it (a tail call from a program that varies
+    /// the frame between test runs).
+    pub fn program(&self) -> &Xdp {
+        self.ebpf.program("rxray_xdp").expect("loaded").try_into().expect("XDP")
+    }
+
     /// The rule set's counters after the replay.
     pub fn counters(&self) -> Result<Vec<abi::FwCounter>, KernelError> {
         self.maps.counters()

@@ -31,6 +31,12 @@ pub static XDP_FW_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp
 pub static KERNEL_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/kernel.bpf.o");
 /// The benchmark floor: an XDP program that only returns XDP_PASS.
 pub static BENCH_PASS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_pass.bpf.o");
+/// The firewall benchmark's peer: a plain LPM trie per IP version, XDP_DROP on a listed source.
+pub static BENCH_LPM_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_lpm.bpf.o");
+/// The firewall benchmark's source rotation: rewrites each run's source, then tail-calls the program under test.
+pub static BENCH_ROTATE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_rotate.bpf.o");
+/// The firewall benchmark's flood generator: XDP_TX under BPF_F_TEST_XDP_LIVE_FRAMES, rotating sources.
+pub static BENCH_TX_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_tx.bpf.o");
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
