@@ -472,7 +472,9 @@ fn nmap_syn_scan_is_a_vertical_port_scan() {
         bounded(&lab, lab.ns_a(), 30, &["nmap", "-n", "-Pn", "-sS", "-p", "1-1000", "-T4", "--max-retries", "1", "--host-timeout", "20s", &dst]);
     });
     let probes: BTreeSet<u16> = r.sent.iter().filter_map(|(_, f)| v4(f).filter(probe)).map(|p| p.dport).collect();
-    assert!(probes.len() >= 900, "nmap probed {} distinct ports", probes.len());
+    // Once blocked, nmap sees no more RSTs and slows down; on a loaded machine its 20 s host timeout
+    // can end the scan early. Hundreds of ports are still far above the detector's threshold.
+    assert!(probes.len() >= 300, "nmap probed {} distinct ports", probes.len());
     let a = check_scan(&lab, dir.path(), &r, "port_scan_vertical", "nmap -sS 1-1000");
     assert!(a["rxray"]["evidence"]["distinct_estimate"].as_f64().unwrap() >= 100.0, "{a}");
 }
