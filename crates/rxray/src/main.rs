@@ -81,6 +81,11 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Firewall(_) | Cmd::Ifaces { .. } | Cmd::Lab(_)) {
+        // One-shot commands: a closed pipe (`| head`) ends them quietly, as it does other tools.
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if let Some(ns) = &cli.netns {
         if let Err(e) = netns::enter(ns) {
             eprintln!("rxray: error: {e:#}");
