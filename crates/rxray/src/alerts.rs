@@ -339,6 +339,9 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs();
     let mut insp = inspector(&a.opts, &hosts)?;
+    if a.enforce && a.ifaces.is_empty() {
+        bail!("--enforce installs rxray's firewall: name the interfaces it may act on with -i");
+    }
     let ifaces = if a.ifaces.is_empty() { session::up_interfaces()? } else { a.ifaces.clone() };
     let mut firewalls: Vec<Firewall> = Vec::new();
     if a.enforce {
