@@ -501,6 +501,11 @@ impl Firewall {
         if let Some(owner) = crate::owner::owner_of(ifindex).filter(|o| o.alive) {
             return Err(KernelError::Owned { iface: iface.into(), owner });
         }
+        // Maps left without a link (an install that failed half-way, or a namespace inode reused
+        // after its namespace went) must not be adopted by the new program: start clean.
+        if root.exists() {
+            remove_pins(&root)?;
+        }
         // The maps are created and pinned by name under the root as the object loads (RXRAY_PINNING).
         std::fs::create_dir_all(&root)?;
         let loaded = (|| -> Result<Ebpf, KernelError> {
