@@ -71,64 +71,6 @@ fn fw_list(lab: &Lab) -> Value {
     serde_json::from_slice(String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("null").as_bytes()).unwrap()
 }
 
-/// A tcpdump writing a pcap, started and confirmed listening before it is returned.
-struct Dump {
-    child: Child,
-    file: PathBuf,
-}
-
-impl Dump {
-    fn start(ns: &str, iface: &str, dir_q: &str, dir: &Path, tag: &str) -> Dump {
-        let file = dir.join(format!("{tag}.pcap"));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-i", iface, "-Q", dir_q, "--immediate-mode", "-U", "-n", "-B", "16384", "-s", "400", "-w"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump");
-        let mut err = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            let mut seen = String::new();
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if seen.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10)).expect("tcpdump did not start listening");
-        Dump { child, file }
-    }
-
-    /// Stops tcpdump and returns its file with (kernel timestamp ns, frame) for every frame.
-    fn stop(mut self) -> (PathBuf, Vec<(u64, Vec<u8>)>) {
-        thread::sleep(Duration::from_millis(300));
-        // SAFETY: kill with the pid of our child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
-        let f = std::fs::File::open(&self.file).expect("tcpdump output");
-        let mut rd = rxray_io::CaptureReader::new(BufReader::new(f)).expect("pcap");
-        let mut out = Vec::new();
-        while let Some(r) = rd.next_record() {
-            let r = r.expect("record");
-            out.push((r.ts_ns, r.data.to_vec()));
-        }
-        (self.file.clone(), out)
-    }
-}
-
-impl Drop for Dump {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The few header fields the tests judge frames by, read straight from the bytes (IPv4 only:
 /// every attack here is IPv4), so no expectation comes from rxray's own parser.

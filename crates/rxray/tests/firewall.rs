@@ -14,8 +14,8 @@ use rxray_lab::testing::Rng;
 use rxray_lab::{send_frames_paced, Lab};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn lab() -> Option<Lab> {
@@ -101,73 +101,17 @@ fn long_chain6(lab: &Lab, src: Ipv6Addr, dport: u16) -> Vec<u8> {
     frames::frame(&eth(lab), &[], L3::Ipv6(v6(src, lab.addr6_b()), exts), L4::Udp(Udp { sport: 40000, dport }), b"chain")
 }
 
-/// Captures what arrives in namespace b (after XDP) while `send` runs.
-struct Tap {
-    child: Child,
-    file: PathBuf,
+/// Captures what arrives in namespace b (after XDP: tcpdump sees only what the firewall passed).
+fn tap(lab: &Lab, dir: &Path) -> Dump {
+    Dump::start(lab.ns_b(), lab.if_b(), "in", dir, &format!("tap{}", unique_name()))
 }
 
-impl Tap {
-    fn start(lab: &Lab, dir: &Path) -> Tap {
-        let file = dir.join(format!("tap{}.pcap", unique_name()));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", lab.ns_b(), "tcpdump", "-i", lab.if_b(), "-Q", "in", "--immediate-mode", "-U", "-n", "-s", "0", "-w"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump");
-        // tcpdump says "listening on" once its socket is bound.
-        let mut err = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 512];
-            let mut seen = String::new();
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if seen.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(10)).expect("tcpdump did not start listening");
-        Tap { child, file }
-    }
-
-    /// Stops tcpdump and returns (kernel timestamp ns, frame) for every frame it saw.
-    fn stop(mut self) -> Vec<(u64, Vec<u8>)> {
-        // --immediate-mode hands each packet over at once; this covers the kernel's softirq.
-        std::thread::sleep(Duration::from_millis(200));
-        // SAFETY: kill with the pid of our child, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
-        let f = std::fs::File::open(&self.file).expect("tcpdump output");
-        let mut rd = rxray_io::CaptureReader::new(f).expect("pcap");
-        let mut out = Vec::new();
-        while let Some(r) = rd.next_record() {
-            let r = r.expect("record");
-            out.push((r.ts_ns, r.data.to_vec()));
-        }
-        out
-    }
-}
-
-impl Drop for Tap {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn received(lab: &Lab, dir: &Path, frames: &[Vec<u8>]) -> HashSet<Vec<u8>> {
-    let tap = Tap::start(lab, dir);
+    let tap = tap(lab, dir);
     // Paced: a burst would overflow veth's 256-frame XDP ring (a loss nobody asked about).
     send_frames_paced(lab.ns_a(), lab.if_a(), frames, Duration::from_micros(20)).expect("send");
-    tap.stop().into_iter().map(|(_, f)| f).collect()
+    tap.stop().1.into_iter().map(|(_, f)| f).collect()
 }
 
 fn spoofed4(lab: &Lab, host: u8) -> Ipv4Addr {
@@ -268,11 +212,11 @@ fn rate_limit_passes_rate_times_duration_plus_burst() {
     fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
     let src = spoofed4(&lab, 1);
     let flood: Vec<Vec<u8>> = (0..3000u32).map(|i| udp4(&lab, src, 7100, i)).collect();
-    let tap = Tap::start(&lab, dir.path());
+    let tap = tap(&lab, dir.path());
     let t0 = Instant::now();
     send_frames_paced(lab.ns_a(), lab.if_a(), &flood, Duration::from_micros(300)).expect("send");
     let wall = t0.elapsed();
-    let got = tap.stop();
+    let got = tap.stop().1;
     assert!(wall < Duration::from_secs(30), "the flood is bounded");
     let first = got.first().expect("something passed").0;
     let last = got.last().unwrap().0;
@@ -651,7 +595,7 @@ fn applies_are_atomic_traffic_never_meets_half_a_rule_set() {
     let _off = Off(&lab);
     fw_ok(lab.ns_b(), &["apply", a.to_str().unwrap(), "-i", lab.if_b()]);
     let sentinels: Vec<Vec<u8>> = (0..10000u32).map(|i| udp4(&lab, s1, 9000, i)).collect();
-    let tap = Tap::start(&lab, dir.path());
+    let tap = tap(&lab, dir.path());
     let (ns, ifa) = (lab.ns_a().to_string(), lab.if_a().to_string());
     let sender = std::thread::spawn(move || send_frames_paced(&ns, &ifa, &sentinels, Duration::from_micros(200)).expect("send"));
     for i in 0..16 {
@@ -659,7 +603,7 @@ fn applies_are_atomic_traffic_never_meets_half_a_rule_set() {
         fw_ok(lab.ns_b(), &["apply", "--force", f.to_str().unwrap(), "-i", lab.if_b()]);
     }
     let sent = sender.join().unwrap();
-    let got = tap.stop();
+    let got = tap.stop().1;
     assert_eq!(sent, 10000);
     let c = stats(lab.ns_b(), lab.if_b());
     // The firewall's own total over every generation: a torn rule set would have dropped sentinels.

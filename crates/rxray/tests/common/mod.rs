@@ -275,3 +275,62 @@ impl Drop for Cgroup {
     }
 }
 
+/// A tcpdump writing a pcap, started and confirmed listening before it is returned.
+pub struct Dump {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Dump {
+    pub fn start(ns: &str, iface: &str, dir_q: &str, dir: &std::path::Path, tag: &str) -> Dump {
+        let file = dir.join(format!("{tag}.pcap"));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "-i", iface, "-Q", dir_q, "--immediate-mode", "-U", "-n", "-B", "16384", "-s", "400", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump");
+        let mut err = child.stderr.take().unwrap();
+        use std::io::Read;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let mut seen = String::new();
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if seen.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("tcpdump did not start listening");
+        Dump { child, file }
+    }
+
+    /// Stops tcpdump and returns its file with (kernel timestamp ns, frame) for every frame.
+    pub fn stop(mut self) -> (std::path::PathBuf, Vec<(u64, Vec<u8>)>) {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: kill with the pid of our child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let f = std::fs::File::open(&self.file).expect("tcpdump output");
+        let mut rd = rxray_io::CaptureReader::new(std::io::BufReader::new(f)).expect("pcap");
+        let mut out = Vec::new();
+        while let Some(r) = rd.next_record() {
+            let r = r.expect("record");
+            out.push((r.ts_ns, r.data.to_vec()));
+        }
+        (self.file.clone(), out)
+    }
+}
+
+impl Drop for Dump {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
