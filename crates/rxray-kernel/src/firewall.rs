@@ -763,6 +763,37 @@ impl Firewall {
     }
 }
 
+/// Removes the pinned firewall state of network namespaces that no longer exist (a namespace deleted
+/// while its firewall was installed leaves its maps in bpffs). Returns the roots removed.
+pub fn collect_orphans() -> Result<Vec<PathBuf>, KernelError> {
+    use std::os::unix::fs::MetadataExt;
+    let base = PathBuf::from(BPFFS).join("rxray");
+    let Ok(rd) = std::fs::read_dir(&base) else { return Ok(Vec::new()) };
+    // Every namespace still alive: those of processes, and those kept by a name in /run/netns.
+    let mut live = std::collections::HashSet::new();
+    for dir in ["/proc", "/run/netns"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = if dir == "/proc" { e.path().join("ns/net") } else { e.path() };
+            if let Ok(m) = std::fs::metadata(&p) {
+                live.insert(m.ino());
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for e in rd.flatten() {
+        let Ok(ino) = e.file_name().to_string_lossy().parse::<u64>() else { continue };
+        if live.contains(&ino) {
+            continue;
+        }
+        for ifdir in std::fs::read_dir(e.path())?.flatten() {
+            remove_pins(&ifdir.path())?;
+            removed.push(ifdir.path());
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
+    Ok(removed)
+}
+
 fn remove_pins(root: &Path) -> Result<(), KernelError> {
     if root.join("link").exists() {
         let pinned = PinnedLink::from_pin(root.join("link")).map_err(|e| KernelError::Load(format!("opening the pinned link: {e}")))?;

@@ -105,7 +105,7 @@ pub fn ifaces(json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn detach(only: &[String]) -> Result<()> {
+pub fn detach(only: &[String], orphans: bool) -> Result<()> {
     session::require_root()?;
     let mut busy = Vec::new();
     let mut removed = 0;
@@ -136,6 +136,13 @@ pub fn detach(only: &[String]) -> Result<()> {
         }
     }
     let _ = std::fs::remove_dir(owner::lock_dir());
+    // Firewall state pinned for namespaces that are gone (deleted with the firewall installed).
+    if orphans && rxray_kernel::firewall::check_bpffs().is_ok() {
+        for root in rxray_kernel::firewall::collect_orphans()? {
+            println!("removed the firewall state of a deleted network namespace: {}", root.display());
+            removed += 1;
+        }
+    }
     if removed == 0 && busy.is_empty() {
         println!("nothing to remove");
     }

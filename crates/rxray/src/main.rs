@@ -76,6 +76,10 @@ enum Cmd {
         /// Interface (repeatable). Default: every interface in this namespace.
         #[arg(short = 'i', long = "interface")]
         ifaces: Vec<String>,
+        /// Also remove firewall state pinned for network namespaces that no longer exist (no process
+        /// and no /run/netns name refers to them).
+        #[arg(long)]
+        orphans: bool,
     },
 }
 
@@ -105,7 +109,7 @@ fn main() {
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),
-        Cmd::Detach { ifaces } => ifaces::detach(&ifaces),
+        Cmd::Detach { ifaces, orphans } => ifaces::detach(&ifaces, orphans),
     };
     if let Err(e) = res {
         eprintln!("rxray: error: {e:#}");

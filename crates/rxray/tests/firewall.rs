@@ -14,7 +14,7 @@ use rxray_lab::testing::Rng;
 use rxray_lab::{send_frames_paced, Lab};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -613,4 +613,47 @@ fn applies_are_atomic_traffic_never_meets_half_a_rule_set() {
     // 256-frame ring); reported, and bounded.
     eprintln!("sentinels received: {} of 10000", got.len());
     assert!(got.len() >= 9800, "received {} of 10000", got.len());
+}
+
+/// A namespace deleted while its firewall was installed leaves pinned maps in bpffs;
+/// `rxray detach --orphans` removes them, and only them.
+#[test]
+fn detach_orphans_removes_the_state_of_a_deleted_namespace() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(lab) = lab() else { return };
+    let Some(other) = lab_quiet_second() else { return };
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
+    let _off_other = Off(&other);
+    for l in [&lab, &other] {
+        fw_ok(l.ns_b(), &["apply", rules.to_str().unwrap(), "-i", l.if_b()]);
+    }
+    let root_of = |l: &Lab| {
+        let ino = std::fs::metadata(format!("/run/netns/{}", l.ns_b())).unwrap().ino();
+        PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}"))
+    };
+    let (gone, kept) = (root_of(&lab), root_of(&other));
+    assert!(gone.exists() && kept.exists());
+    let out = Command::new("ip").args(["netns", "del", lab.ns_b()]).output().unwrap();
+    assert!(out.status.success());
+    // The namespace is freed asynchronously once nothing refers to it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = Command::new(rxray_bin()).args(["detach", "-i", "lo", "--orphans"]).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+        if !gone.exists() {
+            assert!(text.contains(&gone.display().to_string()), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deleted namespace's firewall state is still there: {text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(kept.exists(), "a live namespace's firewall is left alone");
+    assert!(received(&other, dir.path(), &[udp4(&other, spoofed4(&other, 1), 7700, 1)]).is_empty(), "and keeps enforcing");
+}
+
+fn lab_quiet_second() -> Option<Lab> {
+    Some(Lab::pair_quiet(&unique_name()).expect("second lab"))
 }
