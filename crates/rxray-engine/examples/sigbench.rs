@@ -8,52 +8,13 @@
 use rxray_engine::event::Packet;
 use rxray_engine::signatures::{load, SignatureSet, Vars};
 use rxray_lab::frames::{self as f, ipproto, tcp_flags as tf, Eth, L3, L4};
-use rxray_lab::testing::Rng;
+use rxray_lab::testing::{generated_rules, word, Rng};
 use rxray_wire::{dissect, LinkType};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
 const FLOWS: usize = 2_500;
 const DATA_PER_FLOW: usize = 8;
-
-fn word(rng: &mut Rng, min: usize, max: usize) -> String {
-    let n = min + rng.below(max - min + 1);
-    (0..n).map(|_| (b'a' + rng.below(26) as u8) as char).collect()
-}
-
-/// 1,000 rules: distinct contents of 5-12 letters; a third nocase; a fifth with a second,
-/// relative content; a fifth with a relative pcre; a tenth with flow:established,to_server; some
-/// with destination port lists.
-fn generated_rules(rng: &mut Rng, n: usize) -> (String, Vec<String>) {
-    let mut text = String::new();
-    let mut words = Vec::new();
-    for i in 0..n {
-        let w = word(rng, 5, 12);
-        let mut opts = format!("msg:\"generated {i}\"; content:\"{w}\"; ");
-        if rng.below(3) == 0 {
-            opts.push_str("nocase; ");
-        }
-        if rng.below(5) == 0 {
-            opts.push_str(&format!("content:\"{}\"; distance:0; within:64; ", word(rng, 2, 3)));
-        }
-        if rng.below(5) == 0 {
-            opts.push_str(&format!("pcre:\"/^[=\\/]?[a-z0-9]{{{},}}/iR\"; ", 1 + rng.below(3)));
-        }
-        if rng.below(10) == 0 {
-            opts.push_str("flow:established,to_server; ");
-        }
-        let ports = match rng.below(4) {
-            0 => "[80,443,8000:8999]",
-            _ => "any",
-        };
-        text.push_str(&format!(
-            "alert tcp any any -> any {ports} ({opts}classtype:misc-activity; sid:{}; rev:1;)\n",
-            1_000_000 + i
-        ));
-        words.push(w);
-    }
-    (text, words)
-}
 
 const ATTACKS: &[&str] = &[
     "/items?id=1%20UNION%20SELECT%20name,pass%20FROM%20users",
@@ -161,7 +122,7 @@ fn main() {
     let n_rules = arg("--rules", 1_000);
     let rounds = arg("--rounds", 3).max(1);
     let mut rng = Rng(0x516_b3e4);
-    let (generated, words) = generated_rules(&mut rng, n_rules);
+    let (generated, words) = generated_rules(&mut rng, n_rules, 1_000_000);
     let pool = packet_pool(&mut rng, &words);
     let payload_bytes: usize = pool.iter().map(|p| p.payload.len()).sum();
     println!(

@@ -91,3 +91,40 @@ impl Rng {
         v[self.below(v.len())]
     }
 }
+
+/// A word of `min..=max` lowercase letters.
+pub fn word(rng: &mut Rng, min: usize, max: usize) -> String {
+    let n = min + rng.below(max - min + 1);
+    (0..n).map(|_| (b'a' + rng.below(26) as u8) as char).collect()
+}
+
+/// `n` generated signatures for the benchmarks (sids from `sid_base`), and each one's first content:
+/// a distinct content of 5-12 letters; a third nocase; a fifth with a second, relative content; a
+/// fifth with a relative pcre; a tenth with flow:established,to_server; a quarter on web ports only.
+pub fn generated_rules(rng: &mut Rng, n: usize, sid_base: u32) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut words = Vec::new();
+    for i in 0..n {
+        let w = word(rng, 5, 12);
+        let mut opts = format!("msg:\"generated {i}\"; content:\"{w}\"; ");
+        if rng.below(3) == 0 {
+            opts.push_str("nocase; ");
+        }
+        if rng.below(5) == 0 {
+            opts.push_str(&format!("content:\"{}\"; distance:0; within:64; ", word(rng, 2, 3)));
+        }
+        if rng.below(5) == 0 {
+            opts.push_str(&format!("pcre:\"/^[=\\/]?[a-z0-9]{{{},}}/iR\"; ", 1 + rng.below(3)));
+        }
+        if rng.below(10) == 0 {
+            opts.push_str("flow:established,to_server; ");
+        }
+        let ports = if rng.below(4) == 0 { "[80,443,8000:8999]" } else { "any" };
+        text.push_str(&format!(
+            "alert tcp any any -> any {ports} ({opts}classtype:misc-activity; sid:{}; rev:1;)\n",
+            sid_base + i as u32
+        ));
+        words.push(w);
+    }
+    (text, words)
+}
