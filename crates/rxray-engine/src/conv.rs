@@ -41,13 +41,7 @@ impl Conversation {
 /// An endpoint: IP version, address (IPv4 in the first 4 bytes) and port.
 pub type Endpoint = (u8, [u8; 16], u16);
 
-pub(crate) fn ip_of(ver: u8, a: &[u8; 16]) -> IpAddr {
-    if ver == 4 {
-        IpAddr::from([a[0], a[1], a[2], a[3]])
-    } else {
-        IpAddr::from(*a)
-    }
-}
+pub(crate) use rxray_wire::dissect::ip_from as ip_of;
 
 /// One row being aggregated: A is the source of the contribution with the lowest `order`.
 #[derive(Clone, Debug)]

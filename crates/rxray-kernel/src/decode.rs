@@ -2,7 +2,6 @@
 use crate::abi::{self, PktEvent};
 use rxray_engine::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
 use rxray_engine::flows::{FlowKey, FlowRecord};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Converts the kernel's CLOCK_MONOTONIC stamps to Unix-epoch nanoseconds.
 #[derive(Clone, Copy, Debug)]
@@ -34,13 +33,7 @@ impl Clock {
     }
 }
 
-fn ip_from(ver: u8, b: &[u8; 16]) -> IpAddr {
-    if ver == 4 {
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(*b))
-    }
-}
+use rxray_wire::dissect::ip_from;
 
 /// Decodes one event. `iface` is the interface's name as the caller knows it.
 pub fn decode(e: &PktEvent, clock: &Clock, iface: &str) -> Packet {

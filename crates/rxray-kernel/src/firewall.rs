@@ -16,6 +16,7 @@ use aya::{
 };
 use rxray_engine::cidr::Cidr;
 use rxray_engine::firewall::Compiled;
+use rxray_wire::dissect::ip_from;
 use std::{
     net::IpAddr,
     os::fd::{AsFd, AsRawFd},
@@ -409,14 +410,6 @@ fn addr16(a: IpAddr) -> [u8; 16] {
     b
 }
 
-fn key_ip(ver: u8, a: &[u8; 16]) -> IpAddr {
-    if ver == 4 {
-        IpAddr::from([a[0], a[1], a[2], a[3]])
-    } else {
-        IpAddr::from(*a)
-    }
-}
-
 fn block_key(c: &Cidr) -> abi::FwBlockKey {
     abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.prefix_len(), _pad: [0; 2], addr: addr16(c.addr()) }
 }
@@ -677,7 +670,7 @@ impl Firewall {
             .filter(|(_, d)| d.expires_ns == 0 || d.expires_ns >= now)
             .map(|(k, d)| LimitInfo {
                 id: d.id,
-                dst: key_ip(k.ver, &k.addr).to_string(),
+                dst: ip_from(k.ver, &k.addr).to_string(),
                 pps: d.pps,
                 burst: d.burst,
                 expires_in_s: (d.expires_ns != 0).then(|| (d.expires_ns - now) as f64 / 1e9),
@@ -722,7 +715,7 @@ impl Firewall {
             .into_iter()
             .filter(|(_, b)| b.expires_ns == 0 || b.expires_ns >= now)
             .map(|(k, b)| {
-                let ip = key_ip(k.ver, &k.addr);
+                let ip = ip_from(k.ver, &k.addr);
                 BlockInfo {
                     id: b.id,
                     cidr: format!("{ip}/{}", k.len),

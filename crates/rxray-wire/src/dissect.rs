@@ -635,7 +635,9 @@ fn tcp_options(opts: &[u8], e: &mut Ev) -> u16 {
     mal
 }
 
-fn ip_from(ver: u8, b: &[u8; 16]) -> IpAddr {
+/// The address in a 16-byte field as the kernel and rxray keep them: IPv4 in the first 4 bytes when
+/// `ver` is 4, IPv6 otherwise.
+pub fn ip_from(ver: u8, b: &[u8; 16]) -> IpAddr {
     if ver == 4 {
         IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
     } else {
