@@ -390,8 +390,9 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     let mut emitted = 0u64;
     let mut total = 0u64;
     let fd = ingress.ring().as_raw_fd();
-    let iface_of: Vec<(u32, String)> = ingress.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
-    let name_of = |idx: u32| iface_of.iter().find(|(i, _)| *i == idx).map(|(_, n)| n.clone()).unwrap_or_else(|| "?".into());
+    // A copy of the names: the ring's read borrows the ingress for the whole loop.
+    let attached = ingress.attached().to_vec();
+    let name_of = |idx: u32| attached.iter().find(|x| x.ifindex == idx).map_or("?", |x| x.iface.as_str());
     let mut last_tick = 0u64;
     session::pump(fd, &stop, || {
         let mut batch = 0;
@@ -400,7 +401,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
             drop(item);
             batch += 1;
             total += 1;
-            let p = decode(&ev, &clock, &name_of(ev.ifindex));
+            let p = decode(&ev, &clock, name_of(ev.ifindex));
             insp.on_packet(&p, &mut alerts);
             if batch >= session::BATCH {
                 break;
@@ -409,7 +410,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         if let (Some(ring), Some(r)) = (cap_ring.as_mut(), recorder.as_mut()) {
             while let Some(item) = ring.next() {
                 if let Some((h, data)) = re.push(&item) {
-                    r.record(&name_of(h.ifindex), clock.to_unix_ns(h.ts_ns), h.wire_len, data);
+                    r.record(name_of(h.ifindex), clock.to_unix_ns(h.ts_ns), h.wire_len, data);
                 }
             }
         }
@@ -485,7 +486,7 @@ fn conn_summary(c: &abi::Conn, clock: &Clock, now_mono: u64) -> Option<ConnSumma
 }
 
 /// Carries out an alert's mitigation on every firewalled interface; the record says what was done.
-fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
+pub(crate) fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
     let Some(Mitigation::Taken(act)) = &al.mitigation else { return };
     let mut done = Vec::new();
     for f in firewalls.iter_mut() {
