@@ -287,7 +287,7 @@ fn protect(lab: &Lab) -> Result<()> {
             insp.on_packet(&decode(&ev, &clock, "veth-b"), &mut alerts);
         }
         insp.on_tick(clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns()), &mut alerts);
-        for al in alerts.drain(..) {
+        for mut al in alerts.drain(..) {
             println!(
                 "ALERT {} {} -> {}: {} ({})",
                 al.sig.detector,
@@ -296,19 +296,19 @@ fn protect(lab: &Lab) -> Result<()> {
                 al.sig.msg,
                 serde_json::to_string(&al.evidence).unwrap_or_default()
             );
-            match &al.mitigation {
-                Some(Mitigation::Taken(act)) => match &act.kind {
-                    ActionKind::Block { cidr } => {
-                        let id = fw.block(cidr, Some(act.ttl_s as u64))?;
-                        println!("  -> blocked {cidr} for {} s (block {id}): {}", act.ttl_s, act.reason);
-                        blocked = true;
+            match al.mitigation.clone() {
+                Some(Mitigation::Taken(act)) => {
+                    // Carried out as `rxray alerts --enforce` does.
+                    crate::alerts::enforce(std::slice::from_mut(&mut fw), &mut al);
+                    let done = al.evidence.get("enforced").map(|v| v.to_string()).unwrap_or_default();
+                    match &act.kind {
+                        ActionKind::Block { cidr } => println!("  -> blocked {cidr} for {} s {done}: {}", act.ttl_s, act.reason),
+                        ActionKind::RateLimit { dst, pps, .. } => {
+                            println!("  -> traffic to {dst} limited to {pps}/s for {} s {done}: {}", act.ttl_s, act.reason)
+                        }
                     }
-                    ActionKind::RateLimit { dst, pps, burst } => {
-                        let id = fw.limit_dst(*dst, *pps as u64, *burst as u64, Some(act.ttl_s as u64))?;
-                        println!("  -> traffic to {dst} limited to {pps}/s for {} s (limit {id}): {}", act.ttl_s, act.reason);
-                        blocked = true;
-                    }
-                },
+                    blocked = true;
+                }
                 Some(Mitigation::None { reason }) => println!("  -> no action: {reason}"),
                 None => {}
             }
