@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
     io::{self, Write},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     os::fd::AsRawFd,
     path::Path,
     time::{Duration, Instant},
@@ -101,11 +101,7 @@ impl Names {
 }
 
 pub(crate) fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
-    match ver {
-        4 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-        6 => Some(IpAddr::V6(Ipv6Addr::from(*b))),
-        _ => None,
-    }
+    matches!(ver, 4 | 6).then(|| rxray_wire::dissect::ip_from(ver, b))
 }
 
 fn decode(e: &abi::DropEvent, clock: &Clock, names: &mut Names) -> DropRecord {
