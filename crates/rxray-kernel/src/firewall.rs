@@ -757,7 +757,8 @@ impl Firewall {
 }
 
 /// Removes the pinned firewall state of network namespaces that no longer exist (a namespace deleted
-/// while its firewall was installed leaves its maps in bpffs). Returns the roots removed.
+/// while its firewall was installed leaves its maps in bpffs), and their /run/rxray directories.
+/// Returns the pin roots removed.
 pub fn collect_orphans() -> Result<Vec<PathBuf>, KernelError> {
     use std::os::unix::fs::MetadataExt;
     let base = PathBuf::from(BPFFS).join("rxray");
@@ -783,6 +784,12 @@ pub fn collect_orphans() -> Result<Vec<PathBuf>, KernelError> {
             removed.push(ifdir.path());
         }
         let _ = std::fs::remove_dir(e.path());
+        // Its run directory (owner locks, the firewall's rule descriptions) goes too: the inode can
+        // be reused by a new namespace, which must not inherit them.
+        let run = PathBuf::from(crate::owner::RUN_DIR).join(ino.to_string());
+        if run.exists() {
+            std::fs::remove_dir_all(&run)?;
+        }
     }
     Ok(removed)
 }

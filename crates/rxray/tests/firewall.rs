@@ -635,6 +635,9 @@ fn detach_orphans_removes_the_state_of_a_deleted_namespace() {
     };
     let (gone, kept) = (root_of(&lab), root_of(&other));
     assert!(gone.exists() && kept.exists());
+    // The rule descriptions `list` reads, beside the owner locks, keyed by the same inode.
+    let gone_run = PathBuf::from("/run/rxray").join(gone.file_name().unwrap());
+    assert!(gone_run.exists());
     let out = Command::new("ip").args(["netns", "del", lab.ns_b()]).output().unwrap();
     assert!(out.status.success());
     // The namespace is freed asynchronously once nothing refers to it.
@@ -650,6 +653,7 @@ fn detach_orphans_removes_the_state_of_a_deleted_namespace() {
         assert!(Instant::now() < deadline, "the deleted namespace's firewall state is still there: {text}");
         std::thread::sleep(Duration::from_millis(500));
     }
+    assert!(!gone_run.exists(), "a reused inode must not inherit the deleted namespace's run directory");
     assert!(kept.exists(), "a live namespace's firewall is left alone");
     assert!(received(&other, dir.path(), &[udp4(&other, spoofed4(&other, 1), 7700, 1)]).is_empty(), "and keeps enforcing");
 }
