@@ -90,6 +90,16 @@ fn main() {
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
+    // Live commands need /sys/fs/bpf for pinned state: mounted here when missing, before `--netns`
+    // (which carries this mount namespace's bpffs into the new one). Where that cannot be done
+    // (`ip netns exec`), commands that pin say so themselves; observers run without it.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && !matches!(cli.cmd, Cmd::Analyze(_) | Cmd::Lab(_)) {
+        if let Ok(rxray_kernel::bpffs::Bpffs::Mounted) = rxray_kernel::bpffs::ensure() {
+            eprintln!("rxray: mounted a BPF filesystem at /sys/fs/bpf (none was mounted; the firewall's pinned state lives there)");
+        }
+    }
     if let Some(ns) = &cli.netns {
         if let Err(e) = netns::enter(ns) {
             eprintln!("rxray: error: {e:#}");
