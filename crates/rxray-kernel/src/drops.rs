@@ -11,6 +11,9 @@ use std::os::unix::fs::MetadataExt;
 /// The tracepoint the drop program attaches to.
 pub const TRACEPOINT: &str = "kfree_skb";
 
+/// Per-reason counter slots; the last also counts every larger reason (the subsystem-encoded ones).
+pub const REASON_SLOTS: usize = abi::DROP_REASONS;
+
 #[derive(Clone, Debug)]
 pub struct DropsOptions {
     /// Ring-buffer size in bytes: a power of two, at least one page.

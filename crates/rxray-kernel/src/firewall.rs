@@ -403,13 +403,9 @@ fn block_key(c: &Cidr) -> abi::FwBlockKey {
     abi::FwBlockKey { ver: if c.is_ipv4() { 4 } else { 6 }, len: c.prefix_len(), _pad: [0; 2], addr: addr16(c.addr()) }
 }
 
-/// CLOCK_MONOTONIC in ns: the kernel's bpf_ktime_get_ns and its coarse variant count from the same base.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+pub use crate::decode::monotonic_ns;
+/// The typed counter view and slot constants of `firewall stats`.
+pub use crate::abi::{FwCounterView, FW_C_DEFAULT, FW_SLOTS};
 
 fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
     let mut l = EbpfLoader::new();

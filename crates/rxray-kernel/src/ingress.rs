@@ -7,6 +7,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use rxray_engine::filter::Filter;
+use rxray_engine::source::{Count, FlowSnapshot};
 use std::ffi::CString;
 
 /// How to attach XDP: in the driver (native), in the generic stack path, or native when the driver
@@ -87,6 +88,13 @@ pub struct Totals {
     pub capture_lost: u64,
     /// Packets the filter rejected (they made no event).
     pub filtered: u64,
+}
+
+impl Totals {
+    /// The malformed categories that counted something, by name.
+    pub fn malformed_named(&self) -> Vec<(&'static str, u64)> {
+        abi::MALFORMED_NAMES.iter().zip(self.malformed_by.iter()).skip(1).filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n)).collect()
+    }
 }
 
 pub struct Ingress {
@@ -422,6 +430,17 @@ impl Ingress {
         }
         out.sort_by_key(|(k, _)| *k);
         Ok(out)
+    }
+
+    /// The flow table decoded into records, with the per-protocol and per-interface counters,
+    /// stamped `clock.now_ns()`.
+    pub fn flow_snapshot(&self, clock: &crate::Clock) -> Result<FlowSnapshot, KernelError> {
+        let flows = self.flows()?.iter().map(|(k, v)| crate::decode_flow(k, v, clock, self.iface_name(k.ifindex))).collect();
+        let count = |c: &abi::Count| Count { packets: c.packets, bytes: c.bytes };
+        let protocols = self.protocols()?.iter().zip(abi::PROTO_NAMES.iter()).map(|(c, n)| (*n, count(c))).collect();
+        let interfaces =
+            self.interfaces()?.iter().map(|(i, c)| (*i, self.iface_name(*i).to_string(), count(c))).collect();
+        Ok(FlowSnapshot { ts_ns: clock.now_ns(), flows, protocols, interfaces })
     }
 
     pub fn totals(&self) -> Result<Totals, KernelError> {

@@ -3,8 +3,8 @@
 //! them into per-flow and per-process histograms. They live in the XDP object so they share its
 //! stamp map and clock; this module attaches them to a loaded `Ingress` and reads what they count.
 use crate::{abi, attach_tp, kernel_btf, Ingress, KernelError};
+use rxray_engine::source::LatencySnapshot;
 use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
-use rxray_engine::latency::Histogram;
 
 /// (program, tracepoint): the TCP read stage is required; without the queue stage only TCP's
 /// arrival → read is measured, and without sock_recv_length no UDP read is.
@@ -35,18 +35,7 @@ pub struct LatencyTotals {
     pub proc_insert_failed: u64,
 }
 
-/// One flow's or process's two distributions.
-#[derive(Clone, Debug, Default)]
-pub struct LatencyEntry {
-    /// arrival → read.
-    pub read: Histogram,
-    /// arrival → queue (only packets whose queueing was seen).
-    pub queue: Histogram,
-    /// Process entries: the reader's comm as the kernel had it.
-    pub comm: String,
-    /// CLOCK_MONOTONIC of the latest read.
-    pub last_ns: u64,
-}
+pub use rxray_engine::source::LatencyEntry;
 
 fn sum(per_cpu: impl Iterator<Item = abi::LatHist>) -> LatencyEntry {
     let mut e = LatencyEntry::default();
@@ -83,6 +72,14 @@ impl Ingress {
     /// Per-process histograms (tgid, cgroup id).
     pub fn latency_procs(&self) -> Result<Vec<(abi::LatProcKey, LatencyEntry)>, KernelError> {
         self.lat_map("rxray_lat_procs")
+    }
+
+    /// The latency histograms, decoded: per flow (remote → local) and per reading process.
+    pub fn latency_snapshot(&self) -> Result<LatencySnapshot, KernelError> {
+        Ok(LatencySnapshot {
+            flows: self.latency_flows()?.into_iter().map(|(k, e)| crate::decode::decode_latency_flow(&k, e)).collect(),
+            procs: self.latency_procs()?.into_iter().map(|(k, e)| crate::decode::decode_latency_proc(&k, e)).collect(),
+        })
     }
 
     fn lat_map<K: aya::Pod>(&self, name: &'static str) -> Result<Vec<(K, LatencyEntry)>, KernelError> {

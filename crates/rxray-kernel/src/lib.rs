@@ -1,8 +1,10 @@
 //! rxray's kernel side seen from user space: the embedded eBPF objects, loading and attaching them,
-//! and turning ring-buffer records into `rxray_engine::event::Packet`s.
+//! and the live source (`source::LiveSource`) that turns ring-buffer and map records into the
+//! engine's typed events. Nothing above this crate sees ABI bytes.
 pub mod abi;
 pub mod bpffs;
 pub mod btf;
+pub mod capture;
 pub mod conns;
 mod decode;
 pub mod drops;
@@ -14,9 +16,11 @@ pub mod kallsyms;
 pub mod latency;
 pub mod owner;
 pub mod readers;
+pub mod source;
 pub use ingress::ifindex_of;
 
-pub use decode::{decode, decode_flow, Clock};
+pub use decode::{decode, decode_conn, decode_drop, decode_flow, monotonic_ns, Clock};
+pub use source::LiveSource;
 pub use conns::{ConnTotals, Conns, ConnsOptions};
 pub use drops::{DropTotals, Drops, DropsOptions};
 pub use readers::{ReaderInfo, ReaderTable, Readers};

@@ -11,16 +11,18 @@ use rxray_engine::detect::{ConnSummary, DetectConfig, Detectors};
 use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
 use rxray_engine::recorder::{FlightRecorder, RecorderConfig};
 use rxray_engine::signatures::{self, Vars};
-use rxray_io::CaptureReader;
+use rxray_engine::conv::Conversations;
+use rxray_engine::source::{Connection, Event, Source, TCP_CLOSE};
+use rxray_io::CaptureSource;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall};
-use rxray_kernel::{abi, decode, Clock, IngressOptions};
-use rxray_wire::dissect::empty_packet;
-use rxray_wire::dissect_into;
+use rxray_kernel::source::{CAP_SNAP_MAX, PAYLOAD_MAX};
+use rxray_kernel::{IngressOptions, LiveSource};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// What the alert pipeline is built from (shared by `alerts` and `analyze --alerts`).
 #[derive(clap::Args, Debug, Clone)]
@@ -212,86 +214,176 @@ impl Tally {
     }
 }
 
+/// The alert pipeline over any source (`alerts` live, `analyze --alerts` over captures): packets
+/// to the detectors and signatures, frames to the flight recorder, connections to the
+/// exfiltration detector, all on event time; alerts out as EVE records.
+struct AlertLoop<'f> {
+    insp: Inspector,
+    recorder: Option<Recorder>,
+    out: Box<dyn Write>,
+    tally: Tally,
+    alerts: Vec<Alert>,
+    /// Firewalls that carry out the mitigations (`--enforce`); none otherwise.
+    firewalls: &'f mut [Firewall],
+    /// This host's networks (offline): connections are then taken from the packets' conversations.
+    home: CidrSet,
+    convs: Conversations,
+    packets: u64,
+    emitted: u64,
+    count: Option<u64>,
+    last_ts: u64,
+    last_tick: u64,
+}
+
+impl AlertLoop<'_> {
+    /// Takes one event; true once `count` alerts have been written.
+    fn on_event(&mut self, ev: Event<'_>) -> Result<bool> {
+        match ev {
+            Event::Packet(p) => {
+                self.packets += 1;
+                self.last_ts = self.last_ts.max(p.ts_ns);
+                if !self.home.is_empty() {
+                    self.convs.add(p);
+                }
+                self.insp.on_packet(p, &mut self.alerts);
+                let done = self.emit()?;
+                if let Some(r) = self.recorder.as_mut() {
+                    r.poll(p.ts_ns)?;
+                }
+                return Ok(done);
+            }
+            Event::Frame(f) => {
+                if let Some(r) = self.recorder.as_mut() {
+                    r.record(f.iface, f.ts_ns, f.orig_len, f.data);
+                }
+            }
+            Event::Conn(c) if c.conn.state == TCP_CLOSE => {
+                if let Some(s) = conn_summary(&c.conn, c.ts_ns) {
+                    self.insp.on_conn(&s, &mut self.alerts);
+                }
+            }
+            Event::Conns(snap) => {
+                for c in &snap.conns {
+                    if let Some(s) = conn_summary(c, snap.ts_ns) {
+                        self.insp.on_conn(&s, &mut self.alerts);
+                    }
+                }
+            }
+            // Time passes for the detectors even when no packet comes.
+            Event::Tick(now) => {
+                if now >= self.last_tick + 100_000_000 {
+                    self.insp.on_tick(now, &mut self.alerts);
+                    self.last_tick = now;
+                }
+                let done = self.emit()?;
+                if let Some(r) = self.recorder.as_mut() {
+                    r.poll(now)?;
+                }
+                return Ok(done);
+            }
+            _ => {}
+        }
+        self.emit()
+    }
+
+    /// Writes the alerts raised so far (mitigated, with their recordings); true once `count` are out.
+    fn emit(&mut self) -> Result<bool> {
+        for mut al in self.alerts.drain(..) {
+            if !self.firewalls.is_empty() {
+                enforce(self.firewalls, &mut al);
+            }
+            if let Some(r) = self.recorder.as_mut() {
+                r.trigger(&mut al);
+            }
+            self.tally.add(&al);
+            write_alert(&mut self.out, &al)?;
+            self.emitted += 1;
+            if self.count.is_some_and(|c| self.emitted >= c) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The end of a finite input is the end of time: the conversations of this host's networks
+    /// (`--home-net`) go to the exfiltration detector, and windows still open close.
+    fn end_of_input(&mut self) -> Result<()> {
+        if !self.home.is_empty() {
+            for cv in self.convs.tcp.sorted() {
+                let (local, lp, remote, rp, sent, recv) = if self.home.contains(cv.a) {
+                    (cv.a, cv.a_port, cv.b, cv.b_port, cv.bytes_ab, cv.bytes_ba)
+                } else if self.home.contains(cv.b) {
+                    (cv.b, cv.b_port, cv.a, cv.a_port, cv.bytes_ba, cv.bytes_ab)
+                } else {
+                    continue;
+                };
+                let s = ConnSummary { local, local_port: lp, remote, remote_port: rp, proto: 6, bytes_sent: sent, bytes_received: recv, start_ns: cv.first_ns, end_ns: cv.last_ns };
+                self.insp.on_conn(&s, &mut self.alerts);
+            }
+        }
+        self.insp.on_tick(self.last_ts + 10_000_000_000, &mut self.alerts);
+        self.emit()?;
+        Ok(())
+    }
+
+    /// Reads `src` to its end (or until `stop`, or `count` alerts), then writes the recordings
+    /// still open and the tally. A damaged input is reported after what came before it was analyzed.
+    fn run(mut self, src: &mut dyn Source, stop: &AtomicBool) -> Result<()> {
+        let mut errors = Vec::new();
+        let mut pump = session::Pump::new(stop);
+        loop {
+            while let Some(ev) = pump.next(src) {
+                match ev {
+                    Ok(ev) => {
+                        if self.on_event(ev)? {
+                            pump.finish();
+                        }
+                    }
+                    Err(e) if e.fatal => return Err(e.into()),
+                    Err(e) => errors.push(e.what),
+                }
+            }
+            if !pump.again(src) {
+                break;
+            }
+        }
+        if src.ended() {
+            self.end_of_input()?;
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.finish()?;
+        }
+        self.tally.print(self.packets, &self.insp);
+        if let Some(e) = errors.first() {
+            bail!("{e} (the packets before it were analyzed)");
+        }
+        Ok(())
+    }
+}
+
 /// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time.
 pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
-    let mut insp = inspector(o, &[])?;
+    let insp = inspector(o, &[])?;
     let home = home_nets(o)?;
-    let mut convs = rxray_engine::conv::Conversations::default();
-    let mut recorder = Recorder::new(o)?;
-    let mut out = eve_out(o)?;
-    let mut tally = Tally::default();
-    let mut alerts = Vec::new();
-    let mut pkt = empty_packet();
-    let mut total = 0u64;
-    let mut last_ts = 0u64;
-    let mut errors = Vec::new();
-    for f in files {
-        let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
-        let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", f.display()))?;
-        let fallback = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        while let Some(rec) = rd.next_record() {
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.push(format!("{}: {e}", f.display()));
-                    break;
-                }
-            };
-            total += 1;
-            let name = rec.iface_name.unwrap_or(&fallback);
-            dissect_into(&mut pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, 256);
-            last_ts = last_ts.max(rec.ts_ns);
-            if !home.is_empty() {
-                convs.add(&pkt);
-            }
-            if let Some(r) = recorder.as_mut() {
-                r.record(name, rec.ts_ns, rec.orig_len, rec.data);
-            }
-            insp.on_packet(&pkt, &mut alerts);
-            for mut a in alerts.drain(..) {
-                if let Some(r) = recorder.as_mut() {
-                    r.trigger(&mut a);
-                }
-                tally.add(&a);
-                write_alert(&mut out, &a)?;
-            }
-            if let Some(r) = recorder.as_mut() {
-                r.poll(rec.ts_ns)?;
-            }
-        }
-    }
-    // Connections of this host (--home-net), from the capture's TCP conversations, for the
-    // exfiltration detector: bytes this host sent and received.
-    if !home.is_empty() {
-        for cv in convs.tcp.sorted() {
-            let (local, lp, remote, rp, sent, recv) = if home.contains(cv.a) {
-                (cv.a, cv.a_port, cv.b, cv.b_port, cv.bytes_ab, cv.bytes_ba)
-            } else if home.contains(cv.b) {
-                (cv.b, cv.b_port, cv.a, cv.a_port, cv.bytes_ba, cv.bytes_ab)
-            } else {
-                continue;
-            };
-            let s = ConnSummary { local, local_port: lp, remote, remote_port: rp, proto: 6, bytes_sent: sent, bytes_received: recv, start_ns: cv.first_ns, end_ns: cv.last_ns };
-            insp.on_conn(&s, &mut alerts);
-        }
-    }
-    // The end of the captures is the end of time: windows still open close now.
-    insp.on_tick(last_ts + 10_000_000_000, &mut alerts);
-    for mut a in alerts.drain(..) {
-        if let Some(r) = recorder.as_mut() {
-            r.trigger(&mut a);
-        }
-        tally.add(&a);
-        write_alert(&mut out, &a)?;
-    }
-    if let Some(r) = recorder.as_mut() {
-        r.finish()?;
-    }
-    tally.print(total, &insp);
-    if let Some(e) = errors.first() {
-        bail!("{e} (the packets before it were analyzed)");
-    }
-    Ok(())
+    let recorder = Recorder::new(o)?;
+    let out = eve_out(o)?;
+    let mut src = CaptureSource::new(files, recorder.is_some());
+    let lp = AlertLoop {
+        insp,
+        recorder,
+        out,
+        tally: Tally::default(),
+        alerts: Vec::new(),
+        firewalls: &mut [],
+        home,
+        convs: Conversations::default(),
+        packets: 0,
+        emitted: 0,
+        count: None,
+        last_ts: 0,
+        last_tick: 0,
+    };
+    lp.run(&mut src, &AtomicBool::new(false))
 }
 
 #[derive(clap::Args, Debug)]
@@ -338,7 +430,7 @@ fn host_addrs(enforce: bool, read: std::io::Result<Vec<IpAddr>>) -> Result<Vec<I
 pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
-    let mut insp = inspector(&a.opts, &hosts)?;
+    let insp = inspector(&a.opts, &hosts)?;
     if a.enforce && a.ifaces.is_empty() {
         bail!("--enforce installs rxray's firewall: name the interfaces it may act on with -i");
     }
@@ -355,133 +447,57 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     }
     let stop = session::stop_flag()?;
-    let mut recorder = Recorder::new(&a.opts)?;
+    let recorder = Recorder::new(&a.opts)?;
     let opts = IngressOptions {
-        payload_snap: a.snap.min(abi::PAYLOAD_MAX as u32),
+        payload_snap: a.snap.min(PAYLOAD_MAX),
         events: true,
         flows: false,
         // The flight recorder needs the frames themselves (headers and payload prefix).
         capture: recorder.is_some(),
-        capture_snap: recorder.as_ref().map_or(abi::CAP_SNAP_MAX, |r| r.snap()),
+        capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
         ..Default::default()
     };
-    let mut ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
-    let mut cap_ring = if recorder.is_some() { ingress.take_capture_ring() } else { None };
-    let mut re = crate::capture::Reassembler::default();
+    let ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
+    let mut src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?.with_ticks(Duration::from_millis(100));
     // The kernel's TCP connections feed the exfiltration detector: closed ones as they close, live
     // ones every 5 s.
-    let mut conns = if a.no_conns {
-        None
-    } else {
+    if !a.no_conns {
         let netns = rxray_kernel::drops::current_netns_ino()?;
         match rxray_kernel::Conns::attach(&rxray_kernel::ConnsOptions { ring_bytes: 1 << 20, netns_ino: Some(netns) }) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("rxray: no connection summaries (exfiltration detector idle): {e}");
-                None
-            }
+            Ok(c) => src = src.with_conns(c, Some(Duration::from_secs(5))),
+            Err(e) => eprintln!("rxray: no connection summaries (exfiltration detector idle): {e}"),
         }
-    };
-    let mut next_conn_poll = 0u64;
-    let clock = Clock::now();
-    let mut out = eve_out(&a.opts)?;
-    let mut tally = Tally::default();
-    let mut alerts = Vec::new();
-    let mut emitted = 0u64;
-    let mut total = 0u64;
-    let fd = ingress.ring().as_raw_fd();
-    // A copy of the names: the ring's read borrows the ingress for the whole loop.
-    let attached = ingress.attached().to_vec();
-    let name_of = |idx: u32| attached.iter().find(|x| x.ifindex == idx).map_or("?", |x| x.iface.as_str());
-    let mut last_tick = 0u64;
-    session::pump(fd, &stop, || {
-        let mut batch = 0;
-        while let Some(item) = ingress.ring().next() {
-            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
-            drop(item);
-            batch += 1;
-            total += 1;
-            let p = decode(&ev, &clock, name_of(ev.ifindex));
-            insp.on_packet(&p, &mut alerts);
-            if batch >= session::BATCH {
-                break;
-            }
-        }
-        if let (Some(ring), Some(r)) = (cap_ring.as_mut(), recorder.as_mut()) {
-            while let Some(item) = ring.next() {
-                if let Some((h, data)) = re.push(&item) {
-                    r.record(name_of(h.ifindex), clock.to_unix_ns(h.ts_ns), h.wire_len, data);
-                }
-            }
-        }
-        if let Some(c) = conns.as_mut() {
-            while let Some(item) = c.ring().next() {
-                let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
-                drop(item);
-                if ev.c.state == 7 {
-                    if let Some(s) = conn_summary(&ev.c, &clock, ev.ts_ns) {
-                        insp.on_conn(&s, &mut alerts);
-                    }
-                }
-            }
-        }
-        // Time passes for the detectors even when no packet comes.
-        let mono = fw::monotonic_ns();
-        let now = clock.to_unix_ns(mono);
-        if let Some(c) = conns.as_ref().filter(|_| now >= next_conn_poll) {
-            for live in c.live().unwrap_or_default() {
-                if let Some(s) = conn_summary(&live, &clock, mono) {
-                    insp.on_conn(&s, &mut alerts);
-                }
-            }
-            next_conn_poll = now + 5_000_000_000;
-        }
-        if now >= last_tick + 100_000_000 {
-            insp.on_tick(now, &mut alerts);
-            last_tick = now;
-        }
-        let mut done = false;
-        for mut al in alerts.drain(..) {
-            if a.enforce {
-                enforce(&mut firewalls, &mut al);
-            }
-            if let Some(r) = recorder.as_mut() {
-                r.trigger(&mut al);
-            }
-            tally.add(&al);
-            write_alert(&mut out, &al)?;
-            emitted += 1;
-            if a.count.is_some_and(|c| emitted >= c) {
-                done = true;
-                break;
-            }
-        }
-        if let Some(r) = recorder.as_mut() {
-            r.poll(now)?;
-        }
-        Ok(session::Pass { read: batch, done })
-    })?;
-    if let Some(r) = recorder.as_mut() {
-        r.finish()?;
     }
-    tally.print(total, &insp);
-    Ok(())
+    let lp = AlertLoop {
+        insp,
+        recorder,
+        out: eve_out(&a.opts)?,
+        tally: Tally::default(),
+        alerts: Vec::new(),
+        firewalls: &mut firewalls,
+        home: CidrSet::default(),
+        convs: Conversations::default(),
+        packets: 0,
+        emitted: 0,
+        count: a.count,
+        last_ts: 0,
+        last_tick: 0,
+    };
+    lp.run(&mut src, &stop)
 }
 
-/// A kernel connection record as the detectors take it (this host is the socket's local end).
-fn conn_summary(c: &abi::Conn, clock: &Clock, now_mono: u64) -> Option<ConnSummary> {
-    let local = crate::conns::ip_of(c.family, &c.saddr)?;
-    let remote = crate::conns::ip_of(c.family, &c.daddr)?;
+/// A kernel connection as the detectors take it (this host is the socket's local end), at `now_ns`.
+fn conn_summary(c: &Connection, now_ns: u64) -> Option<ConnSummary> {
     Some(ConnSummary {
-        local,
-        local_port: c.sport,
-        remote,
-        remote_port: c.dport,
+        local: c.local?,
+        local_port: c.local_port,
+        remote: c.remote?,
+        remote_port: c.remote_port,
         proto: 6,
         bytes_sent: c.bytes_acked.saturating_sub(1).max(c.bytes_sent.saturating_sub(c.bytes_retrans)),
         bytes_received: c.bytes_received,
-        start_ns: clock.to_unix_ns(if c.first_ns != 0 { c.first_ns } else { now_mono }),
-        end_ns: clock.to_unix_ns(now_mono.max(c.last_ns)),
+        start_ns: c.first_ns.unwrap_or(now_ns),
+        end_ns: now_ns.max(c.last_ns.unwrap_or(0)),
     })
 }
 

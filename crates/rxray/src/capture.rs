@@ -4,13 +4,13 @@
 use crate::{session, XdpModeArg};
 use anyhow::{bail, Context, Result};
 use rxray_io::write::PcapngWriter;
-use rxray_kernel::{abi, Clock, IngressOptions};
+use rxray_engine::source::Event;
+use rxray_kernel::source::CAP_SNAP_MAX;
+use rxray_kernel::{IngressOptions, LiveSource};
 use rxray_wire::LinkType;
 use std::{
-    collections::HashMap,
     fs::File,
     io::{self, BufWriter, Write},
-    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
@@ -23,7 +23,7 @@ pub struct CaptureArgs {
     #[arg(short = 'w', long = "write")]
     pub file: String,
     /// Bytes captured per packet (1..=262144).
-    #[arg(short = 's', long = "snaplen", default_value_t = abi::CAP_SNAP_MAX)]
+    #[arg(short = 's', long = "snaplen", default_value_t = CAP_SNAP_MAX)]
     pub snaplen: u32,
     /// Exit after this many packets.
     #[arg(short = 'c', long = "count")]
@@ -98,53 +98,9 @@ impl Output {
     }
 }
 
-/// A packet being put back together from its chunks (one per CPU at a time).
-struct Pending {
-    hdr: abi::CapHdr,
-    data: Vec<u8>,
-}
-
-/// Puts capture-ring records (chunks of packets, per CPU) back together into whole packets.
-#[derive(Default)]
-pub(crate) struct Reassembler {
-    pending: HashMap<u8, Pending>,
-    done: Vec<u8>,
-    /// Packets lost in part (a chunk the ring had no room for) or records that made no sense.
-    pub incomplete: u64,
-}
-
-impl Reassembler {
-    /// Takes one record; returns the packet it completes (header of its first chunk, and the bytes).
-    pub fn push(&mut self, item: &[u8]) -> Option<(abi::CapHdr, &[u8])> {
-        let Some((h, data)) = abi::CapHdr::split(item) else {
-            self.incomplete += 1;
-            return None;
-        };
-        let p = self.pending.entry(h.cpu).or_insert_with(|| Pending { hdr: h, data: Vec::new() });
-        if h.offset == 0 {
-            if !p.data.is_empty() {
-                self.incomplete += 1; // the previous packet on this CPU never got its last chunk
-            }
-            p.hdr = h;
-            p.data.clear();
-        } else if p.hdr.seq != h.seq || p.data.len() != h.offset as usize {
-            self.incomplete += 1;
-            p.data.clear();
-            return None;
-        }
-        p.data.extend_from_slice(data);
-        if h.last != 1 {
-            return None;
-        }
-        std::mem::swap(&mut self.done, &mut p.data);
-        p.data.clear();
-        Some((p.hdr, &self.done))
-    }
-}
-
 pub fn run(a: CaptureArgs) -> Result<()> {
-    if a.snaplen == 0 || a.snaplen > abi::CAP_SNAP_MAX {
-        bail!("-s {}: the snap length must be 1..={}", a.snaplen, abi::CAP_SNAP_MAX);
+    if a.snaplen == 0 || a.snaplen > CAP_SNAP_MAX {
+        bail!("-s {}: the snap length must be 1..={}", a.snaplen, CAP_SNAP_MAX);
     }
     if a.file == "-" && (a.file_size_mb.is_some() || a.rotate_secs.is_some()) {
         bail!("-C and -G rotate files; they cannot be used with -w -");
@@ -164,10 +120,10 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         ring_bytes: 4096,
         ..Default::default()
     };
-    let mut ing = session::attach(&a.ifaces, a.xdp_mode, opts, "capture", "capturing on")?;
-    let mut ring = ing.take_capture_ring().context("the capture ring is missing from the object")?;
+    let ing = session::attach(&a.ifaces, a.xdp_mode, opts, "capture", "capturing on")?;
     let ifaces: Vec<(u32, String)> = ing.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
     let idb = |ifindex: u32| ifaces.iter().position(|(i, _)| *i == ifindex).map(|p| p as u32);
+    let mut src = LiveSource::new().with_ingress(ing, false, true).context("the capture ring")?;
     let mut out = Output {
         base: a.file.clone(),
         index: 0,
@@ -176,29 +132,24 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         ifaces: ifaces.clone(),
         opened: Instant::now(),
     };
-    let clock = Clock::now();
-    let fd = ring.as_raw_fd();
-    let mut re = Reassembler::default();
     let mut written = 0u64;
-    session::pump(fd, &stop, || {
-        let mut done = false;
-        let mut got = 0;
-        while let Some(item) = ring.next() {
-            got += 1;
-            let Some((h, data)) = re.push(&item) else { continue };
-            let iface = idb(h.ifindex).unwrap_or(0);
-            let comment = format!("rxq={}", h.rx_queue);
-            let r = out.sink.write_packet(iface, clock.to_unix_ns(h.ts_ns), h.wire_len, data, Some(&comment));
+    let mut pump = session::Pump::new(&stop);
+    loop {
+        while let Some(ev) = pump.next(&mut src) {
+            let Event::Frame(f) = ev? else { continue };
+            let iface = idb(f.ifindex).unwrap_or(0);
+            let comment = format!("rxq={}", f.rx_queue);
+            let r = out.sink.write_packet(iface, f.ts_ns, f.orig_len, f.data, Some(&comment));
             if let Err(e) = r {
                 if e.kind() == io::ErrorKind::BrokenPipe {
-                    done = true;
+                    pump.finish();
                     break;
                 }
                 return Err(e).context("writing the capture");
             }
             written += 1;
             if a.count.is_some_and(|c| written >= c) {
-                done = true;
+                pump.finish();
                 break;
             }
             if a.file_size_mb.is_some_and(|mb| out.sink.get_ref().n >= mb * 1_000_000) {
@@ -209,17 +160,19 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             out.rotate()?;
         }
         if out.sink.flush().is_err() {
-            done = true;
+            pump.finish();
         }
-        Ok(session::Pass { read: got, done })
-    })?;
+        if !pump.again(&mut src) {
+            break;
+        }
+    }
     out.sink.flush()?;
-    let t = ing.totals()?;
+    let t = crate::flows::totals(&src)?;
     eprintln!(
         "{} packets captured, {} lost (capture ring full), {} incomplete, {} files",
         written,
         t.capture_lost,
-        re.incomplete,
+        src.frames_incomplete(),
         out.index + 1
     );
     Ok(())

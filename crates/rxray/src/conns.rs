@@ -4,12 +4,13 @@
 //! ListenDrops).
 use crate::{line::clock_time, seed, session};
 use anyhow::{bail, Context, Result};
-use rxray_kernel::{abi, btf, Clock, ConnTotals, Conns, ConnsOptions, Drops, DropsOptions};
+use rxray_engine::source::{ConnSnapshot, Connection, Event, TCP_CLOSE};
+use rxray_kernel::{btf, ConnTotals, Conns, ConnsOptions, Drops, DropsOptions, LiveSource};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     io::{self, Write},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -118,20 +119,6 @@ pub struct ConnRecord {
     pub reader_changes: u32,
 }
 
-pub(crate) fn ip_of(family: u16, b: &[u8; 16]) -> Option<IpAddr> {
-    match family {
-        2 => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-        10 => {
-            let v6 = Ipv6Addr::from(*b);
-            Some(match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            })
-        }
-        _ => None,
-    }
-}
-
 fn endpoint(a: Option<IpAddr>, port: u16) -> String {
     match a {
         Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
@@ -140,35 +127,38 @@ fn endpoint(a: Option<IpAddr>, port: u16) -> String {
     }
 }
 
-pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) -> ConnRecord {
-    let local_addr = ip_of(c.family, &c.saddr);
-    let remote_addr = ip_of(c.family, &c.daddr);
-    let n = (c.npath as usize).min(abi::CONN_PATH);
-    let fin = u64::from(c.flags & abi::CONNF_FIN_RX != 0);
+/// The printed record of a connection at `ts_ns` ("closed": final, its age ends at its last change).
+pub fn record(c: &Connection, ts_ns: u64, status: &'static str) -> ConnRecord {
+    let local_addr = c.local;
+    let remote_addr = c.remote;
+    let fin = u64::from(c.fin_rx);
     let reset_by = match (c.rst_rx > 0, c.rst_tx > 0) {
         (true, true) => Some("both"),
         (true, false) => Some("peer"),
         (false, true) => Some("local"),
         _ => None,
     };
-    let end = if status == "closed" { c.last_ns } else { ts_mono };
+    let end = if status == "closed" { c.last_ns.unwrap_or(0) } else { ts_ns };
+    let reader = c.reader.as_ref();
     ConnRecord {
         status,
-        ts_ns: clock.to_unix_ns(ts_mono),
-        local: endpoint(local_addr, c.sport),
-        remote: endpoint(remote_addr, c.dport),
+        ts_ns,
+        local: endpoint(local_addr, c.local_port),
+        remote: endpoint(remote_addr, c.remote_port),
         local_addr,
-        local_port: c.sport,
+        local_port: c.local_port,
         remote_addr,
-        remote_port: c.dport,
+        remote_port: c.remote_port,
         state: state_name(c.state),
-        states: c.path[..n].iter().map(|s| state_name(*s)).collect(),
-        passive: c.flags & abi::CONNF_PASSIVE != 0,
-        late: c.flags & abi::CONNF_LATE != 0,
+        states: c.path.iter().map(|s| state_name(*s)).collect(),
+        passive: c.passive,
+        late: c.late,
         seeded: false,
-        age_ms: Some(end.saturating_sub(c.first_ns) as f64 / 1e6),
-        handshake_ms: (c.syn_ns > 0 && c.established_ns >= c.syn_ns)
-            .then(|| (c.established_ns - c.syn_ns) as f64 / 1e6),
+        age_ms: Some(end.saturating_sub(c.first_ns.unwrap_or(0)) as f64 / 1e6),
+        handshake_ms: match (c.syn_ns, c.established_ns) {
+            (Some(syn), Some(est)) if est >= syn => Some((est - syn) as f64 / 1e6),
+            _ => None,
+        },
         bytes_rx: c.bytes_received.saturating_sub(fin),
         bytes_tx: c.bytes_sent.saturating_sub(c.bytes_retrans),
         bytes_received: c.bytes_received,
@@ -185,10 +175,10 @@ pub fn record(c: &abi::Conn, ts_mono: u64, status: &'static str, clock: &Clock) 
         min_rtt_us: c.min_rtt_us,
         srtt_min_us: c.srtt_min_us,
         srtt_max_us: c.srtt_max_us,
-        pid: (c.reader_pid != 0).then_some(c.reader_pid),
-        comm: (c.reader_pid != 0).then(|| comm_str(&c.reader_comm)),
+        pid: reader.map(|r| r.pid),
+        comm: reader.map(|r| r.comm.clone()),
         exe: None,
-        cgroup_id: (c.reader_pid != 0).then_some(c.reader_cgroup),
+        cgroup_id: reader.map(|r| r.cgroup_id),
         cgroup: None,
         read_bytes: c.reader_bytes,
         reader_changes: c.reader_changes,
@@ -274,11 +264,6 @@ fn seeded_record(t: &seed::ProcTcp, ts_ns: u64) -> ConnRecord {
         read_bytes: 0,
         reader_changes: 0,
     }
-}
-
-fn comm_str(b: &[u8; 16]) -> String {
-    let n = b.iter().position(|&x| x == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..n]).into_owned()
 }
 
 /// The cgroup2 mount point from a mountinfo text (the first `cgroup2` file system).
@@ -494,6 +479,32 @@ fn totals_json(t: &ConnTotals) -> serde_json::Value {
     })
 }
 
+fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, r).map_err(io::Error::from)?;
+        out.write_all(b"\n")
+    } else {
+        writeln!(out, "{}", table_row(r))
+    }
+}
+
+/// Lists the open connections: the kernel's, and those older than rxray it has not seen change.
+fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, resolver: &mut Resolver, json: bool) -> Result<()> {
+    let mut recs: Vec<ConnRecord> = snap.conns.iter().map(|c| record(c, snap.ts_ns, "live")).collect();
+    let tracked: HashSet<Tuple> = recs.iter().filter_map(tuple_of).collect();
+    let proc_now = seed::read().unwrap_or_default();
+    recs.extend(seeds.untracked(&proc_now, &tracked, snap.ts_ns));
+    if !json {
+        writeln!(out, "-- {}: {} live --", clock_time(snap.ts_ns), recs.len())?;
+    }
+    for r in &mut recs {
+        seeds.mark(r);
+        resolver.fill(r);
+        emit(out, r, json)?;
+    }
+    Ok(())
+}
+
 pub fn run(a: ConnsArgs) -> Result<()> {
     session::require_root()?;
     if !a.ring_size.is_power_of_two() || a.ring_size < 4096 {
@@ -501,7 +512,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let mut conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
+    let conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
         .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
     // The drop program in count-only mode, for the accept queue's overflow reason beside the
     // namespace's counters; conns work without it.
@@ -528,10 +539,9 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     if !conns.readers {
         eprintln!("rxray: this kernel has no sock_recv_length tracepoint: no reading process per connection");
     }
-    let clock = Clock::now();
-    let resolver = std::cell::RefCell::new(Resolver::new());
+    let mut src = LiveSource::new().with_conns(conns, None);
+    let mut resolver = Resolver::new();
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let fd = conns.ring().as_raw_fd();
     let start = Instant::now();
     let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
     let mut next_tick = interval.map(|i| Instant::now() + i);
@@ -540,72 +550,46 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     if !a.json {
         writeln!(out, "{}", table_header())?;
     }
-    let emit = |out: &mut io::BufWriter<io::StdoutLock>, r: &ConnRecord| -> io::Result<()> {
-        if a.json {
-            serde_json::to_writer(&mut *out, r).map_err(io::Error::from)?;
-            out.write_all(b"\n")
-        } else {
-            writeln!(out, "{}", table_row(r))
-        }
-    };
-    let live_snapshot = |out: &mut io::BufWriter<io::StdoutLock>, conns: &Conns| -> Result<()> {
-        let now = monotonic_ns();
-        let mut live = conns.live()?;
-        live.sort_by_key(|c| c.first_ns);
-        let mut recs: Vec<ConnRecord> = live.iter().map(|c| record(c, now, "live", &clock)).collect();
-        let tracked: HashSet<Tuple> = recs.iter().filter_map(tuple_of).collect();
-        let proc_now = seed::read().unwrap_or_default();
-        recs.extend(seeds.untracked(&proc_now, &tracked, clock.to_unix_ns(now)));
-        if !a.json {
-            writeln!(out, "-- {}: {} live --", clock_time(clock.to_unix_ns(now)), recs.len())?;
-        }
-        for r in &mut recs {
-            seeds.mark(r);
-            resolver.borrow_mut().fill(r);
-            emit(out, r)?;
-        }
-        Ok(())
-    };
-    session::pump(fd, &stop, || {
-        let mut done = false;
-        let mut batch = 0;
-        while let Some(item) = conns.ring().next() {
-            let Some(ev) = abi::ConnEvent::from_bytes(&item) else { continue };
-            drop(item);
+    let mut pump = session::Pump::new(&stop);
+    loop {
+        while let Some(ev) = pump.next(&mut src) {
+            let Event::Conn(ev) = ev? else { continue };
             delivered += 1;
-            batch += 1;
-            if ev.c.state != 7 {
+            if ev.conn.state != TCP_CLOSE {
                 continue; // live connections are listed from the map at intervals and at exit
             }
             closed += 1;
-            let mut r = record(&ev.c, ev.ts_ns, "closed", &clock);
+            let mut r = record(&ev.conn, ev.ts_ns, "closed");
             seeds.mark(&mut r);
-            resolver.borrow_mut().fill(&mut r);
-            if emit(&mut out, &r).is_err() || a.count.is_some_and(|c| closed >= c) {
-                done = true;
-                break;
-            }
-            if batch >= session::BATCH {
+            resolver.fill(&mut r);
+            if emit(&mut out, &r, a.json).is_err() || a.count.is_some_and(|c| closed >= c) {
+                pump.finish();
                 break;
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
-                if live_snapshot(&mut out, &conns).is_err() {
-                    done = true;
+                let snap = src.conn_snapshot()?;
+                if live_snapshot(&mut out, &snap, &seeds, &mut resolver, a.json).is_err() {
+                    pump.finish();
                 }
                 next_tick = Some(t + iv);
             }
         }
         if out.flush().is_err() {
-            done = true;
+            pump.finish();
         }
-        Ok(session::Pass { read: batch, done })
-    })?;
+        if !pump.again(&mut src) {
+            break;
+        }
+    }
     // The connections still open at exit, once.
-    let _ = live_snapshot(&mut out, &conns);
+    if let Ok(snap) = src.conn_snapshot() {
+        let _ = live_snapshot(&mut out, &snap, &seeds, &mut resolver, a.json);
+    }
     let _ = out.flush();
     drop(out);
+    let conns = src.conns().context("no connection programs")?;
     let totals = conns.totals()?;
     let listen = netstat(LISTEN_COUNTERS).unwrap_or_default();
     let since: BTreeMap<String, u64> =
@@ -643,16 +627,10 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rxray_engine::source::ConnReader;
 
     #[test]
     fn netstat_reads_the_tcpext_pair() {
@@ -664,20 +642,26 @@ mod tests {
 
     #[test]
     fn a_closed_record_subtracts_the_fin_and_names_who_reset() {
-        let mut c = abi::Conn { family: 2, sport: 80, dport: 40000, state: 7, npath: 3, ..Default::default() };
-        c.saddr[..4].copy_from_slice(&[10, 0, 0, 2]);
-        c.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-        c.path[..3].copy_from_slice(&[3, 1, 7]);
-        c.bytes_received = 101;
-        c.bytes_sent = 60;
-        c.bytes_retrans = 10;
-        c.flags = abi::CONNF_FIN_RX | abi::CONNF_PASSIVE;
-        c.first_ns = 1_000_000;
-        c.syn_ns = 1_000_000;
-        c.established_ns = 1_500_000;
-        c.last_ns = 3_000_000;
-        c.rst_rx = 1;
-        let r = record(&c, 3_000_000, "closed", &Clock::now());
+        let c = Connection {
+            local: Some("10.0.0.2".parse().unwrap()),
+            local_port: 80,
+            remote: Some("10.0.0.1".parse().unwrap()),
+            remote_port: 40000,
+            state: 7,
+            path: vec![3, 1, 7],
+            bytes_received: 101,
+            bytes_sent: 60,
+            bytes_retrans: 10,
+            fin_rx: true,
+            passive: true,
+            first_ns: Some(1_000_000),
+            syn_ns: Some(1_000_000),
+            established_ns: Some(1_500_000),
+            last_ns: Some(3_000_000),
+            rst_rx: 1,
+            ..Default::default()
+        };
+        let r = record(&c, 3_000_000, "closed");
         assert_eq!(r.local, "10.0.0.2:80");
         assert_eq!(r.remote, "10.0.0.1:40000");
         assert_eq!(r.states, vec!["SYN_RECV", "ESTABLISHED", "CLOSE"]);
@@ -700,9 +684,9 @@ mod tests {
 
     #[test]
     fn the_reader_is_named() {
-        let mut c = abi::Conn { reader_pid: 42, reader_cgroup: 7, reader_bytes: 5, ..Default::default() };
-        c.reader_comm[..7].copy_from_slice(b"python3");
-        let r = record(&c, 0, "live", &Clock::now());
+        let reader = ConnReader { pid: 42, comm: "python3".into(), cgroup_id: 7 };
+        let c = Connection { reader: Some(reader), reader_bytes: 5, ..Default::default() };
+        let r = record(&c, 0, "live");
         assert_eq!((r.pid, r.comm.as_deref(), r.cgroup_id, r.read_bytes), (Some(42), Some("python3"), Some(7), 5));
     }
 
@@ -718,10 +702,16 @@ mod tests {
             inode: 1,
         };
         let seeds = Seeds::new(std::slice::from_ref(&t));
-        let mut c = abi::Conn { family: 2, sport: 80, dport: 40000, state: 7, flags: abi::CONNF_LATE, ..Default::default() };
-        c.saddr[..4].copy_from_slice(&[10, 0, 0, 2]);
-        c.daddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-        let mut r = record(&c, 0, "closed", &Clock::now());
+        let mut c = Connection {
+            local: Some("10.0.0.2".parse().unwrap()),
+            local_port: 80,
+            remote: Some("10.0.0.1".parse().unwrap()),
+            remote_port: 40000,
+            state: 7,
+            late: true,
+            ..Default::default()
+        };
+        let mut r = record(&c, 0, "closed");
         seeds.mark(&mut r);
         assert!(r.seeded && r.age_ms.is_none());
         // Tracked by the kernel: not listed twice; an unknown tuple is never seeded.
@@ -729,8 +719,8 @@ mod tests {
         assert!(seeds.untracked(std::slice::from_ref(&t), &tracked, 0).is_empty());
         let u = seeds.untracked(std::slice::from_ref(&t), &HashSet::new(), 0);
         assert_eq!((u.len(), u[0].state, u[0].seeded, u[0].age_ms), (1, "ESTABLISHED", true, None));
-        c.dport = 40001;
-        let mut other = record(&c, 0, "closed", &Clock::now());
+        c.remote_port = 40001;
+        let mut other = record(&c, 0, "closed");
         seeds.mark(&mut other);
         assert!(!other.seeded);
     }

@@ -3,9 +3,11 @@
 //! drops per flow with the last reason (tp_btf/kfree_skb). Attached by default when available
 //! (`--no-context` turns it off). Cost: the reader program runs after every recvmsg on the host
 //! (filtered to this namespace first), the drop program on every freed-with-reason packet.
-use crate::{conns::Resolver, drops::ip_of};
+use crate::conns::Resolver;
 use anyhow::{Context as _, Result};
-use rxray_kernel::{abi, btf, Drops, DropsOptions, ReaderTable, Readers};
+use rxray_engine::event::Packet;
+use rxray_engine::source::DropEvent;
+use rxray_kernel::{btf, Drops, DropsOptions, LiveSource, ReaderTable, Readers};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -38,10 +40,9 @@ pub struct DropsOut {
 type FlowTuple = (u8, IpAddr, u16, IpAddr, u16);
 
 pub struct KernelContext {
-    readers: Readers,
     table: ReaderTable,
     refreshed: Option<Instant>,
-    drops: Option<Drops>,
+    drops: bool,
     reasons: BTreeMap<u64, String>,
     per_flow: HashMap<FlowTuple, (u64, u32)>,
     resolver: Resolver,
@@ -55,7 +56,8 @@ impl KernelContext {
     /// Attaches the reader program (and, with `drops_on`, the drop program on those ifindexes,
     /// with a ring of that many bytes).
     /// `None` with one warning when the kernel cannot: the command then runs without context.
-    pub fn attach(drops_on: Option<(&[u32], u32)>) -> Option<KernelContext> {
+    /// The programs go into the live source (`with_context`), which reads them.
+    pub fn attach(drops_on: Option<(&[u32], u32)>) -> Option<(KernelContext, Parts)> {
         let netns = rxray_kernel::drops::current_netns_ino().ok();
         let readers = match Readers::attach(netns) {
             Ok(r) => r,
@@ -78,34 +80,33 @@ impl KernelContext {
                 Err(e) => eprintln!("rxray: no drops per flow ({e})"),
             }
         }
-        Some(KernelContext {
-            readers,
+        let ctx = KernelContext {
             table: ReaderTable::default(),
             refreshed: None,
-            drops,
+            drops: drops.is_some(),
             reasons,
             per_flow: HashMap::new(),
             resolver: Resolver::new(),
             exes: HashMap::new(),
-        })
+        };
+        Some((ctx, Parts { readers, drops }))
     }
 
-    /// Re-reads the readers map (at most every 200 ms unless `force`) and drains the drop ring.
-    pub fn refresh(&mut self, force: bool) -> Result<()> {
+    /// Re-reads the readers map (at most every 200 ms unless `force`).
+    pub fn refresh(&mut self, src: &LiveSource, force: bool) -> Result<()> {
         if force || self.refreshed.is_none_or(|t| t.elapsed() >= READERS_EVERY) {
-            self.table = self.readers.table().context("reading the readers map")?;
+            self.table = src.reader_table().context("reading the readers map")?;
             self.refreshed = Some(Instant::now());
         }
-        if let Some(d) = self.drops.as_mut() {
-            while let Some(item) = d.ring().next() {
-                let Some(e) = abi::DropEvent::from_bytes(&item) else { continue };
-                let (Some(src), Some(dst)) = (ip_of(e.ip_ver, &e.saddr), ip_of(e.ip_ver, &e.daddr)) else { continue };
-                let slot = self.per_flow.entry((e.l4_proto, src, e.sport, dst, e.dport)).or_default();
-                slot.0 += 1;
-                slot.1 = e.reason;
-            }
-        }
         Ok(())
+    }
+
+    /// Counts a drop against its flow.
+    pub fn on_drop(&mut self, e: &DropEvent) {
+        let (Some(src), Some(dst)) = (e.src, e.dst) else { return };
+        let slot = self.per_flow.entry((e.proto, src, e.sport, dst, e.dport)).or_default();
+        slot.0 += 1;
+        slot.1 = e.reason;
     }
 
     /// The process that read the flow from `src:sport` to `dst:dport`, if one has.
@@ -120,19 +121,21 @@ impl KernelContext {
     }
 
     /// The reader of the socket an incoming packet event was for (TCP and UDP only).
-    pub fn reader_of(&mut self, e: &abi::PktEvent) -> Option<ReaderOut> {
-        if e.l4_proto != 6 && e.l4_proto != 17 {
-            return None;
-        }
-        let (src, dst) = (ip_of(e.ip_ver, &e.saddr)?, ip_of(e.ip_ver, &e.daddr)?);
-        self.reader(e.l4_proto, src, e.sport, dst, e.dport)
+    pub fn reader_of(&mut self, p: &Packet) -> Option<ReaderOut> {
+        let ip = p.ip.as_ref()?;
+        let (sport, dport) = match (&p.tcp, &p.udp) {
+            (Some(t), _) if ip.proto == 6 => (t.sport, t.dport),
+            (_, Some(u)) if ip.proto == 17 => (u.sport, u.dport),
+            _ => return None,
+        };
+        self.reader(ip.proto, ip.src, sport, ip.dst, dport)
     }
 
     /// What the context counted that it could not join: drop events the ring had no room for
     /// (their flows' drop counts are short by that many). JSON for the flows snapshot's totals.
-    pub fn totals_json(&self) -> serde_json::Value {
-        let lost = self.drops.as_ref().and_then(|d| d.totals().ok()).map(|t| t.lost);
-        serde_json::json!({"readers": self.table.len(), "drops": self.drops.is_some(), "drop_events_lost": lost})
+    pub fn totals_json(&self, src: &LiveSource) -> serde_json::Value {
+        let lost = src.drops().and_then(|d| d.totals().ok()).map(|t| t.lost);
+        serde_json::json!({"readers": self.table.len(), "drops": self.drops, "drop_events_lost": lost})
     }
 
     /// The flow's drops (count 0 when none, or when drops are not attached).
@@ -143,6 +146,23 @@ impl KernelContext {
                 last_reason: Some(self.reasons.get(&u64::from(*reason)).cloned().unwrap_or_else(|| format!("reason_{reason}"))),
             },
             None => DropsOut::default(),
+        }
+    }
+}
+
+/// The programs the kernel context needs, for the live source to read.
+pub struct Parts {
+    readers: Readers,
+    drops: Option<Drops>,
+}
+
+/// Adds the context's programs (if it attached) to the source.
+pub fn with_context(src: LiveSource, ctx: Option<(KernelContext, Parts)>) -> (LiveSource, Option<KernelContext>) {
+    match ctx {
+        None => (src, None),
+        Some((c, p)) => {
+            let src = src.with_readers(p.readers);
+            (if let Some(d) = p.drops { src.with_drops(d) } else { src }, Some(c))
         }
     }
 }

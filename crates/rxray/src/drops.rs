@@ -2,13 +2,13 @@
 //! and the function that dropped it, live (text or JSON Lines), then counts per reason and per flow.
 use crate::{line::clock_time, session};
 use anyhow::{bail, Context, Result};
-use rxray_kernel::{abi, btf, kallsyms::Kallsyms, Clock, Drops, DropsOptions};
+use rxray_engine::source::{DropEvent, Event};
+use rxray_kernel::{btf, kallsyms::Kallsyms, Drops, DropsOptions, LiveSource};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
     io::{self, Write},
     net::IpAddr,
-    os::fd::AsRawFd,
     path::Path,
     time::{Duration, Instant},
 };
@@ -72,7 +72,7 @@ impl Names {
     /// The name of a per-reason counter slot: the last one also counts every larger reason (the
     /// subsystem-encoded ones).
     fn slot(&self, code: u32) -> String {
-        if code as usize == abi::DROP_REASONS - 1 {
+        if code as usize == rxray_kernel::drops::REASON_SLOTS - 1 {
             "OTHER".to_string()
         } else {
             self.reason(code)
@@ -100,13 +100,9 @@ impl Names {
     }
 }
 
-pub(crate) fn ip_of(ver: u8, b: &[u8; 16]) -> Option<IpAddr> {
-    matches!(ver, 4 | 6).then(|| rxray_wire::dissect::ip_from(ver, b))
-}
-
-fn decode(e: &abi::DropEvent, clock: &Clock, names: &mut Names) -> DropRecord {
+fn record(e: &DropEvent, names: &mut Names) -> DropRecord {
     DropRecord {
-        ts_ns: clock.to_unix_ns(e.ts_ns),
+        ts_ns: e.ts_ns,
         iface: names.iface(e.ifindex),
         ifindex: e.ifindex,
         reason: names.reason(e.reason),
@@ -115,9 +111,9 @@ fn decode(e: &abi::DropEvent, clock: &Clock, names: &mut Names) -> DropRecord {
         len: e.len,
         protocol: e.protocol,
         ip_ver: e.ip_ver,
-        proto: e.l4_proto,
-        src: ip_of(e.ip_ver, &e.saddr),
-        dst: ip_of(e.ip_ver, &e.daddr),
+        proto: e.proto,
+        src: e.src,
+        dst: e.dst,
         sport: e.sport,
         dport: e.dport,
         tcp_flags: e.tcp_flags,
@@ -196,7 +192,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let mut drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })
+    let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
     let scope = if a.ifaces.is_empty() { "every interface".to_string() } else { a.ifaces.join(", ") };
     eprintln!("rxray: watching drops in network namespace {netns} ({scope}); Ctrl-C to stop");
@@ -204,23 +200,19 @@ pub fn run(a: DropsArgs) -> Result<()> {
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }
-    let clock = Clock::now();
+    let mut src = LiveSource::new().with_drops(drops);
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let fd = drops.ring().as_raw_fd();
     let start = Instant::now();
     let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let mut delivered = 0u64;
     let mut flows: BTreeMap<FlowKey, u64> = BTreeMap::new();
-    session::pump(fd, &stop, || {
-        let mut done = false;
-        let mut batch = 0;
-        while let Some(item) = drops.ring().next() {
-            let Some(ev) = abi::DropEvent::from_bytes(&item) else { continue };
-            drop(item);
-            let d = decode(&ev, &clock, &mut names);
+    let mut pump = session::Pump::new(&stop);
+    loop {
+        while let Some(ev) = pump.next(&mut src) {
+            let Event::Drop(ev) = ev? else { continue };
+            let d = record(ev, &mut names);
             delivered += 1;
-            batch += 1;
             *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
             let res = if a.json {
                 serde_json::to_writer(&mut out, &d).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
@@ -228,35 +220,33 @@ pub fn run(a: DropsArgs) -> Result<()> {
                 writeln!(out, "{}", format_line(&d))
             };
             if res.is_err() || a.count.is_some_and(|c| delivered >= c) {
-                done = true;
-                break;
-            }
-            if batch >= session::BATCH {
-                break;
+                pump.finish();
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
-                let totals = drops.totals()?;
+                let totals = src.drops().context("no drop program")?.totals()?;
                 let res = if a.json {
                     writeln!(out, "{}", serde_json::json!({"counts": counts_json(&names, &totals), "drops": totals.drops, "lost": totals.lost}))
                 } else {
-                    let now = clock.to_unix_ns(monotonic_ns());
+                    let now = src.now_ns();
                     write!(out, "-- {}: {} drops, {} lost --\n{}", clock_time(now), totals.drops, totals.lost, counts_table(&names, &totals))
                 };
                 if res.is_err() {
-                    done = true;
+                    pump.finish();
                 }
                 next_tick = Some(t + iv);
             }
         }
         if out.flush().is_err() {
-            done = true;
+            pump.finish();
         }
-        Ok(session::Pass { read: batch, done })
-    })?;
+        if !pump.again(&mut src) {
+            break;
+        }
+    }
     drop(out);
-    let totals = drops.totals()?;
+    let totals = src.drops().context("no drop program")?.totals()?;
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     if a.json {
@@ -291,13 +281,6 @@ pub fn run(a: DropsArgs) -> Result<()> {
         eprint!("{s}");
     }
     Ok(())
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]

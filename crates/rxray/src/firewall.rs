@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 use rxray_engine::cidr::parse_cidr;
 use rxray_engine::firewall::{parse_rules, rules::parse_duration, Compiled, RuleSet};
 use rxray_io::CaptureReader;
-use rxray_kernel::abi;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall, Simulator, SLOT_NOT_IP};
 use rxray_wire::{dissect::dissect, LinkType};
 use serde::Serialize;
@@ -488,7 +487,7 @@ fn stats(a: StatsArgs) -> Result<()> {
                 c.packets_seen, c.dropped_total, c.would_drop_total
             );
             println!("  {:>4}  {:>12}  {:>14}  {:>10}  rule", "id", "packets", "bytes", "last hit");
-            let last = |v: &abi::FwCounterView| v.last_hit_s_ago.map(|s| format!("{s:.1}s ago")).unwrap_or_else(|| "never".into());
+            let last = |v: &fw::FwCounterView| v.last_hit_s_ago.map(|s| format!("{s:.1}s ago")).unwrap_or_else(|| "never".into());
             for (i, v) in c.rules.iter().enumerate() {
                 let desc = meta.as_ref().and_then(|m| m.rules.get(i)).map(|r| r.rule.as_str()).unwrap_or("");
                 println!("  {:>4}  {:>12}  {:>14}  {:>10}  {desc}", i + 1, v.packets, v.bytes, last(v));
@@ -552,8 +551,8 @@ fn simulate(a: SimArgs) -> Result<()> {
     let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
     let mut sim: Option<Simulator> = None;
     let mut rep = SimReport { blocks_are_not_simulated: true, ..Default::default() };
-    let mut per: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); abi::FW_SLOTS];
-    let mut bytes = vec![0u64; abi::FW_SLOTS];
+    let mut per: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); fw::FW_SLOTS];
+    let mut bytes = vec![0u64; fw::FW_SLOTS];
     let mut index = 0u64;
     while let Some(rec) = rd.next_record() {
         let rec = rec.map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
@@ -576,7 +575,7 @@ fn simulate(a: SimArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({"index": index, "ts_ns": rec.ts_ns, "verdict": if v.dropped { "drop" } else { "pass" },
                     "rule": if v.slot < c.rules.len() { Some(c.rules[v.slot].id) } else { None },
-                    "default": v.slot == abi::FW_C_DEFAULT})
+                    "default": v.slot == fw::FW_C_DEFAULT})
             );
         }
         if v.slot == SLOT_NOT_IP {
@@ -593,7 +592,7 @@ fn simulate(a: SimArgs) -> Result<()> {
             (Some(ip), None) => format!("{} {} > {}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, ip.dst),
             _ => "non-IP".into(),
         };
-        if v.slot < abi::FW_SLOTS {
+        if v.slot < fw::FW_SLOTS {
             *per[v.slot].entry(flow).or_default() += 1;
             bytes[v.slot] += rec.orig_len as u64;
         }
@@ -606,7 +605,7 @@ fn simulate(a: SimArgs) -> Result<()> {
         SimRule { id, rule, packets: flows.values().sum(), bytes: bytes[slot], flows: flows.len(), top_flows: top }
     };
     rep.rules = set.rules.iter().enumerate().map(|(i, r)| mk(i, r.id, r.describe())).collect();
-    rep.default = mk(abi::FW_C_DEFAULT, 0, format!("default {}", if c.default_deny { "deny" } else { "allow" }));
+    rep.default = mk(fw::FW_C_DEFAULT, 0, format!("default {}", if c.default_deny { "deny" } else { "allow" }));
     if a.json {
         println!("{}", serde_json::to_string(&rep)?);
         return Ok(());

@@ -4,9 +4,11 @@ use crate::{
     context::{DropsOut, KernelContext, ReaderOut},
     session, XdpModeArg,
 };
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use rxray_engine::flows::{sort, FlowRecord, RateTracker, SortBy};
-use rxray_kernel::{abi, decode_flow, Clock, Ingress, IngressOptions};
+use rxray_engine::source::Source as _;
+use rxray_engine::source::{Event, FlowSnapshot};
+use rxray_kernel::{IngressOptions, LiveSource, Totals};
 use std::{
     io::{IsTerminal, Write},
     sync::atomic::Ordering,
@@ -77,21 +79,17 @@ fn human(x: f64) -> String {
     }
 }
 
-pub(crate) fn snapshot(ing: &Ingress, clock: &Clock, rates: &mut RateTracker, by: SortBy) -> Result<Vec<FlowRecord>> {
-    let names: Vec<(u32, String)> = ing.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
-    let name = |i: u32| names.iter().find(|(x, _)| *x == i).map(|(_, n)| n.as_str()).unwrap_or("?");
-    let mut recs: Vec<FlowRecord> =
-        ing.flows()?.iter().map(|(k, v)| decode_flow(k, v, clock, name(k.ifindex))).collect();
-    rates.update(&mut recs, clock.to_unix_ns(monotonic_ns()));
-    sort(&mut recs, by);
-    Ok(recs)
+/// The flow table now, with rates since the last snapshot, sorted.
+pub(crate) fn snapshot(src: &LiveSource, rates: &mut RateTracker, by: SortBy) -> Result<FlowSnapshot> {
+    let mut snap = src.flow_snapshot()?;
+    rates.update(&mut snap.flows, src.now_ns());
+    sort(&mut snap.flows, by);
+    Ok(snap)
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: ts is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+/// The ingress program's counters.
+pub(crate) fn totals(src: &LiveSource) -> Result<Totals> {
+    Ok(src.ingress().context("no ingress program")?.totals()?)
 }
 
 /// The kernel context of one flow: who read it, and what the kernel dropped of it.
@@ -123,25 +121,25 @@ fn flow_context(ctx: Option<&mut KernelContext>, r: &FlowRecord) -> Option<FlowC
 }
 
 fn json_snapshot(
-    ing: &Ingress,
-    recs: &[FlowRecord],
+    src: &LiveSource,
+    snap: &FlowSnapshot,
     ts_ns: u64,
     mut ctx: Option<&mut KernelContext>,
 ) -> Result<serde_json::Value> {
+    let recs = &snap.flows;
     let flows: Vec<FlowOut> =
         recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r) }).collect();
-    let context = ctx.map(|c| c.totals_json());
-    let t = ing.totals()?;
-    let protos: serde_json::Map<String, serde_json::Value> = ing
-        .protocols()?
+    let context = ctx.map(|c| c.totals_json(src));
+    let t = totals(src)?;
+    let protos: serde_json::Map<String, serde_json::Value> = snap
+        .protocols
         .iter()
-        .zip(abi::PROTO_NAMES.iter())
-        .map(|(c, n)| (n.to_string(), serde_json::json!({"packets": c.packets, "bytes": c.bytes})))
+        .map(|(n, c)| (n.to_string(), serde_json::json!({"packets": c.packets, "bytes": c.bytes})))
         .collect();
-    let ifaces: Vec<serde_json::Value> = ing
-        .interfaces()?
+    let ifaces: Vec<serde_json::Value> = snap
+        .interfaces
         .iter()
-        .map(|(i, c)| serde_json::json!({"ifindex": i, "iface": ing.iface_name(*i), "packets": c.packets, "bytes": c.bytes}))
+        .map(|(i, name, c)| serde_json::json!({"ifindex": i, "iface": name, "packets": c.packets, "bytes": c.bytes}))
         .collect();
     Ok(serde_json::json!({
         "ts_ns": ts_ns,
@@ -155,8 +153,8 @@ fn json_snapshot(
     }))
 }
 
-pub(crate) fn table(ing: &Ingress, recs: &[FlowRecord], top: usize, mut ctx: Option<&mut KernelContext>) -> Result<String> {
-    let t = ing.totals()?;
+pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, mut ctx: Option<&mut KernelContext>) -> Result<String> {
+    let t = totals(src)?;
     let mut s = format!(
         "rxray flows: {} flows, {} packets, {} bytes; flow table full: {} packets not counted in a flow\n",
         recs.len(),
@@ -220,11 +218,11 @@ pub fn run(a: FlowsArgs) -> Result<()> {
         flow_capacity: a.capacity,
         ..Default::default()
     };
-    let (ing, mut ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
+    let (ing, ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
         let ifindexes: Vec<u32> = ing.attached().iter().map(|x| x.ifindex).collect();
         Ok(if a.no_context { None } else { KernelContext::attach(Some((&ifindexes, a.drop_ring_size))) })
     })?;
-    let clock = Clock::now();
+    let (mut src, mut ctx) = crate::context::with_context(LiveSource::new().with_ingress(ing, false, false)?, ctx);
     let by = match a.sort {
         SortArg::Bytes => SortBy::Bytes,
         SortArg::Packets => SortBy::Packets,
@@ -241,16 +239,22 @@ pub fn run(a: FlowsArgs) -> Result<()> {
             std::thread::sleep(Duration::from_millis(20));
         }
         let last = stop.load(Ordering::Relaxed) || a.count.is_some_and(|c| shown + 1 >= c);
-        let recs = snapshot(&ing, &clock, &mut rates, by)?;
+        let snap = snapshot(&src, &mut rates, by)?;
         if let Some(c) = ctx.as_mut() {
-            c.refresh(true)?;
+            // The drops that came since the last refresh, then who reads each flow now.
+            while let Some(ev) = src.next_event() {
+                if let Event::Drop(d) = ev? {
+                    c.on_drop(d);
+                }
+            }
+            c.refresh(&src, true)?;
         }
         let mut out = std::io::stdout().lock();
         let res = if a.json {
-            let v = json_snapshot(&ing, &recs, clock.to_unix_ns(monotonic_ns()), ctx.as_mut())?;
+            let v = json_snapshot(&src, &snap, src.now_ns(), ctx.as_mut())?;
             writeln!(out, "{v}")
         } else {
-            let t = table(&ing, &recs, a.top, ctx.as_mut())?;
+            let t = table(&src, &snap.flows, a.top, ctx.as_mut())?;
             if tty {
                 write!(out, "\x1b[H\x1b[2J{t}")
             } else {

@@ -2,7 +2,8 @@
 use crate::{flows, line, session};
 use anyhow::{bail, Context, Result};
 use rxray_engine::flows::{RateTracker, SortBy};
-use rxray_kernel::{abi, decode, AttachMode, Clock, Ingress, IngressOptions};
+use rxray_engine::source::{Event, Source as _};
+use rxray_kernel::{AttachMode, Ingress, IngressOptions, LiveSource};
 use rxray_lab::frames::{self, ipproto, tcp_flags as F, Eth, Icmp, Icmpv6, Ipv4, Ipv6, Tcp, TcpOpt, Udp, L3, L4};
 use rxray_lab::{send_frames, send_frames_paced, Lab};
 use std::{
@@ -153,6 +154,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let mut ing = Ingress::load(&opts)?;
     let att = ing.attach("veth-b", AttachMode::Auto)?;
     println!("attached to veth-b ({} XDP)\n", att.mode);
+    let mut src = LiveSource::new().with_ingress(ing, true, false)?;
 
     let done = Arc::new(AtomicBool::new(false));
     let traffic = {
@@ -179,7 +181,6 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         })
     };
 
-    let clock = Clock::now();
     let mut rates = RateTracker::default();
     let mut recent: VecDeque<String> = VecDeque::new();
     let mut delivered = 0u64;
@@ -187,24 +188,23 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let started = Instant::now();
     loop {
         let finished = done.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
-        while let Some(item) = ing.ring().next() {
-            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
-            drop(item);
+        while let Some(ev) = src.next_event() {
+            let Event::Packet(p) = ev? else { continue };
             delivered += 1;
-            recent.push_back(line::format(&decode(&ev, &clock, "veth-b")));
+            recent.push_back(line::format(p));
             if recent.len() > 5 {
                 recent.pop_front();
             }
         }
         if last_print.elapsed() >= Duration::from_secs(1) || finished {
             last_print = Instant::now();
-            let recs = flows::snapshot(&ing, &clock, &mut rates, SortBy::Bytes)?;
-            let t = ing.totals()?;
+            let snap = flows::snapshot(&src, &mut rates, SortBy::Bytes)?;
+            let t = flows::totals(&src)?;
             println!(
                 "── {:>4.1} s ── {} packets seen, {} events delivered, {} lost, {} malformed",
                 started.elapsed().as_secs_f64(), t.packets, delivered, t.lost, t.malformed
             );
-            print!("{}", flows::table(&ing, &recs, 8, None)?);
+            print!("{}", flows::table(&src, &snap.flows, 8, None)?);
             println!("latest packets:");
             for l in &recent {
                 println!("  {l}");
@@ -217,9 +217,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let sent = traffic.join().map_err(|_| anyhow::anyhow!("the traffic thread panicked"))??;
-    let t = ing.totals()?;
-    let nflows = ing.flows()?.len();
-    drop(ing);
+    let t = flows::totals(&src)?;
+    let nflows = src.flow_snapshot()?.flows.len();
+    drop(src);
     println!("demo: sent {sent} frames; rxray saw {} packets in {nflows} flows", t.packets);
     if !a.no_protect && !stop.load(Ordering::Relaxed) {
         if let Err(e) = rxray_kernel::firewall::check_bpffs() {
@@ -253,11 +253,11 @@ fn protect(lab: &Lab) -> Result<()> {
     fw.apply(&Compiled::new(&set).map_err(|e| anyhow::anyhow!(e))?)?;
     println!("applied to veth-b: `rxray firewall apply rules.toml -i veth-b` does the same\n");
     // Observe through the firewall's program (its maps are shared), and run the detectors.
-    let mut ing = Ingress::adopt("veth-b", &IngressOptions { events: true, flows: false, command: "demo".into(), ..Default::default() })?;
+    let ing = Ingress::adopt("veth-b", &IngressOptions { events: true, flows: false, command: "demo".into(), ..Default::default() })?;
+    let mut src = LiveSource::new().with_ingress(ing, true, false)?;
     let det = rxray_engine::detect::Detectors::new(Default::default(), &[lab.addr4_b().into(), lab.addr6_b().into()])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut insp = rxray_engine::inspect::Inspector::new(det, None);
-    let clock = Clock::now();
     let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
     let attacker = std::net::Ipv4Addr::new(198, 18, 0, 66);
     let syn = |i: u16| {
@@ -281,12 +281,12 @@ fn protect(lab: &Lab) -> Result<()> {
         let flood: Vec<Vec<u8>> = (0..400).map(|i| syn(round * 400 + i)).collect();
         // Paced: a burst would overflow veth's 256-frame XDP ring and lose SYNs before XDP.
         send_frames_paced(lab.ns_a(), "veth-a", &flood, Duration::from_micros(20))?;
-        while let Some(item) = ing.ring().next() {
-            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
-            drop(item);
-            insp.on_packet(&decode(&ev, &clock, "veth-b"), &mut alerts);
+        while let Some(ev) = src.next_event() {
+            if let Event::Packet(p) = ev? {
+                insp.on_packet(p, &mut alerts);
+            }
         }
-        insp.on_tick(clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns()), &mut alerts);
+        insp.on_tick(src.now_ns(), &mut alerts);
         for mut al in alerts.drain(..) {
             println!(
                 "ALERT {} {} -> {}: {} ({})",
@@ -325,6 +325,6 @@ fn protect(lab: &Lab) -> Result<()> {
     if !blocked {
         println!("  (no block was needed)");
     }
-    drop(ing);
+    drop(src);
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `rxray latency`: how long incoming packets take from XDP arrival to the socket's receive queue
 //! and to the application's read, per flow and per reading process, from in-kernel histograms.
-use crate::{conns::{monotonic_ns, Resolver}, drops::ip_of, session, XdpModeArg};
+use crate::{conns::Resolver, session, XdpModeArg};
 use anyhow::{Context, Result};
 use rxray_engine::latency::Summary;
-use rxray_kernel::{abi, Clock, Ingress, IngressOptions, LatencyEntry, LatencyTotals};
+use rxray_engine::source::LatencyFlow;
+use rxray_kernel::{IngressOptions, LatencyTotals, LiveSource};
 use serde::Serialize;
 use std::{
     io::{IsTerminal, Write},
@@ -88,39 +89,44 @@ fn endpoint(a: Option<IpAddr>, port: u16) -> String {
     }
 }
 
-pub fn flow_latency(k: &abi::LatKey, e: &LatencyEntry) -> FlowLatency {
-    let (r, l) = (ip_of(k.ip_ver, &k.saddr), ip_of(k.ip_ver, &k.daddr));
+pub fn flow_latency(f: &LatencyFlow) -> FlowLatency {
+    let e = &f.latency;
     FlowLatency {
-        proto: k.proto,
-        remote: endpoint(r, k.sport),
-        local: endpoint(l, k.dport),
-        remote_addr: r,
-        remote_port: k.sport,
-        local_addr: l,
-        local_port: k.dport,
+        proto: f.proto,
+        remote: endpoint(f.remote, f.remote_port),
+        local: endpoint(f.local, f.local_port),
+        remote_addr: f.remote,
+        remote_port: f.remote_port,
+        local_addr: f.local,
+        local_port: f.local_port,
         queue: e.queue.summary(),
         read: e.read.summary(),
     }
 }
 
-fn report(ing: &Ingress, resolver: &mut Resolver) -> Result<(Vec<FlowLatency>, Vec<ProcLatency>, LatencyTotals)> {
-    let mut flows: Vec<FlowLatency> = ing.latency_flows()?.iter().map(|(k, e)| flow_latency(k, e)).collect();
+fn latency_totals(src: &LiveSource) -> Result<LatencyTotals> {
+    Ok(src.ingress().context("no ingress program")?.latency_totals()?)
+}
+
+fn report(src: &LiveSource, resolver: &mut Resolver) -> Result<(Vec<FlowLatency>, Vec<ProcLatency>, LatencyTotals)> {
+    let snap = src.latency_snapshot()?;
+    let mut flows: Vec<FlowLatency> = snap.flows.iter().map(flow_latency).collect();
     flows.sort_by(|a, b| b.read.count.cmp(&a.read.count).then_with(|| a.remote.cmp(&b.remote)));
-    let mut procs: Vec<ProcLatency> = ing
-        .latency_procs()?
-        .into_iter()
-        .map(|(k, e)| ProcLatency {
-            pid: k.tgid,
-            comm: e.comm.clone(),
-            exe: std::fs::read_link(format!("/proc/{}/exe", k.tgid)).ok().map(|p| p.display().to_string()),
-            cgroup_id: k.cgroup_id,
-            cgroup: resolver.cgroup_path(k.cgroup_id),
-            queue: e.queue.summary(),
-            read: e.read.summary(),
+    let mut procs: Vec<ProcLatency> = snap
+        .procs
+        .iter()
+        .map(|p| ProcLatency {
+            pid: p.pid,
+            comm: p.latency.comm.clone(),
+            exe: std::fs::read_link(format!("/proc/{}/exe", p.pid)).ok().map(|p| p.display().to_string()),
+            cgroup_id: p.cgroup_id,
+            cgroup: resolver.cgroup_path(p.cgroup_id),
+            queue: p.latency.queue.summary(),
+            read: p.latency.read.summary(),
         })
         .collect();
     procs.sort_by(|a, b| b.read.count.cmp(&a.read.count).then(a.pid.cmp(&b.pid)));
-    Ok((flows, procs, ing.latency_totals()?))
+    Ok((flows, procs, latency_totals(src)?))
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -196,19 +202,19 @@ pub fn run(a: LatencyArgs) -> Result<()> {
         eprintln!("rxray: no sk_data_ready or sock_recv_length tracepoint: UDP is not measured");
     }
     eprintln!("rxray: latency stages attached");
-    let clock = Clock::now();
+    let src = LiveSource::new().with_ingress(ing, false, false)?;
     let mut resolver = Resolver::new();
     let start = Instant::now();
     let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let end = a.duration.map(|d| start + Duration::from_secs_f64(d.max(0.0)));
     let tty = std::io::stdout().is_terminal() && !a.json;
-    let print = |ing: &Ingress, resolver: &mut Resolver, clear: bool| -> Result<bool> {
-        let (flows, procs, t) = report(ing, resolver)?;
+    let print = |src: &LiveSource, resolver: &mut Resolver, clear: bool| -> Result<bool> {
+        let (flows, procs, t) = report(src, resolver)?;
         let mut out = std::io::stdout().lock();
         let res = if a.json {
             let v = serde_json::json!({
-                "ts_ns": clock.to_unix_ns(monotonic_ns()), "totals": totals_json(&t),
+                "ts_ns": src.now_ns(), "totals": totals_json(&t),
                 "flows": flows, "processes": procs,
             });
             writeln!(out, "{v}")
@@ -225,21 +231,21 @@ pub fn run(a: LatencyArgs) -> Result<()> {
             break;
         }
         if let Some(c) = a.count {
-            if ing.latency_totals()?.read >= c {
+            if latency_totals(&src)?.read >= c {
                 break;
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
-                if !print(&ing, &mut resolver, tty)? {
+                if !print(&src, &mut resolver, tty)? {
                     return Ok(());
                 }
                 next_tick = Some(t + iv);
             }
         }
     }
-    print(&ing, &mut resolver, false)?;
-    let t = ing.latency_totals()?;
+    print(&src, &mut resolver, false)?;
+    let t = latency_totals(&src)?;
     if a.json {
         eprintln!(
             "{}",

@@ -3,7 +3,8 @@
 use crate::XdpModeArg;
 use anyhow::{bail, Context, Result};
 use rxray_kernel::{AttachMode, Ingress, IngressOptions};
-use std::os::fd::RawFd;
+use rxray_engine::source::{Event, Source, SourceError};
+use std::time::Duration;
 use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc,
@@ -97,32 +98,61 @@ pub fn attach_then<T>(
     Ok((ingress, t))
 }
 
-/// Records a reader takes from a ring buffer in one pass before doing its per-pass work.
+/// Events a reader takes from a source in one pass before doing its per-pass work.
 pub const BATCH: usize = 4096;
 
-/// What one pass over a ring buffer did.
-pub struct Pass {
-    /// Records read.
-    pub read: usize,
-    /// The reader is finished (count reached, output closed, ...).
-    pub done: bool,
+/// The read loop every command shares, over any source:
+///
+/// ```ignore
+/// let mut p = Pump::new(&stop);
+/// loop {
+///     while let Some(ev) = p.next(&mut src) { /* one event */ }
+///     /* per-pass work (flush, ticks); p.finish() when done */
+///     if !p.again(&mut src) { break }
+/// }
+/// ```
+///
+/// A pass reads up to `BATCH` events. The loop ends when `finish` is called, when a finite source
+/// has ended, or, once `stop` is set, after the first pass that read less than a full batch:
+/// whatever was in the rings when the signal came has then been delivered. A pass that read
+/// nothing waits on the source (100 ms at most).
+pub struct Pump<'a> {
+    stop: &'a AtomicBool,
+    stopping: bool,
+    read: usize,
+    done: bool,
 }
 
-/// The read loop every ring-buffer reader shares. `pass` reads up to `BATCH` records and does its
-/// per-pass work (flush, ticks). The loop ends when a pass says done, or, once `stop` is set, at
-/// the first pass that read less than a full batch: whatever was in the ring when the signal came
-/// has then been delivered. A pass that read nothing waits on `fd` (100 ms at most).
-pub fn pump(fd: RawFd, stop: &AtomicBool, mut pass: impl FnMut() -> Result<Pass>) -> Result<()> {
-    loop {
-        let stopping = stop.load(Ordering::Relaxed);
-        let p = pass()?;
-        if p.done || (stopping && p.read < BATCH) {
-            return Ok(());
+impl<'a> Pump<'a> {
+    pub fn new(stop: &'a AtomicBool) -> Self {
+        Pump { stop, stopping: stop.load(Ordering::Relaxed), read: 0, done: false }
+    }
+
+    /// The next event of this pass; `None` when the pass is over (a full batch, or nothing ready).
+    pub fn next<'s, S: Source + ?Sized>(&mut self, src: &'s mut S) -> Option<Result<Event<'s>, SourceError>> {
+        if self.done || self.read >= BATCH {
+            return None;
         }
-        if p.read == 0 {
-            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which the caller keeps open.
-            unsafe { libc::poll(&mut pfd, 1, 100) };
+        let ev = src.next_event()?;
+        self.read += 1;
+        Some(ev)
+    }
+
+    /// Ends the loop after this pass.
+    pub fn finish(&mut self) {
+        self.done = true;
+    }
+
+    /// Whether to run another pass (waiting first when this one read nothing).
+    pub fn again<S: Source + ?Sized>(&mut self, src: &mut S) -> bool {
+        if self.done || (self.stopping && self.read < BATCH) || src.ended() {
+            return false;
         }
+        if self.read == 0 {
+            src.wait(Duration::from_millis(100));
+        }
+        self.read = 0;
+        self.stopping = self.stop.load(Ordering::Relaxed);
+        true
     }
 }

@@ -3,11 +3,12 @@ use crate::{
     context::{KernelContext, ReaderOut},
     line, session, XdpModeArg,
 };
-use anyhow::{bail, Result};
-use rxray_kernel::{abi, decode, Clock, IngressOptions, Totals};
+use anyhow::{bail, Context as _, Result};
+use rxray_engine::source::Event;
+use rxray_kernel::source::{PAYLOAD_DEFAULT, PAYLOAD_MAX};
+use rxray_kernel::{IngressOptions, LiveSource, Totals};
 use std::{
     io::{self, Write},
-    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
@@ -26,7 +27,7 @@ pub struct WatchArgs {
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Payload bytes to copy per packet (0..=256).
-    #[arg(short = 's', long = "snap", default_value_t = abi::PAYLOAD_DEFAULT)]
+    #[arg(short = 's', long = "snap", default_value_t = PAYLOAD_DEFAULT)]
     pub snap: u32,
     /// Ring-buffer size in bytes (power of two, at least 4096).
     #[arg(long = "ring-size", default_value_t = 8 << 20)]
@@ -54,8 +55,8 @@ pub fn filter_from_words(words: &[String]) -> Result<Option<rxray_engine::filter
 }
 
 pub fn run(a: WatchArgs) -> Result<()> {
-    if a.snap > abi::PAYLOAD_MAX as u32 {
-        bail!("--snap {} is more than the {} payload bytes an event carries", a.snap, abi::PAYLOAD_MAX);
+    if a.snap > PAYLOAD_MAX {
+        bail!("--snap {} is more than the {} payload bytes an event carries", a.snap, PAYLOAD_MAX);
     }
     let filter = filter_from_words(&a.filter)?;
     if let Some(f) = &filter {
@@ -64,70 +65,66 @@ pub fn run(a: WatchArgs) -> Result<()> {
     let filtering = filter.is_some();
     let stop = session::stop_flag()?;
     let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, filter, ..Default::default() };
-    let (mut ingress, mut ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "watch", "watching", |_| {
+    let (ingress, ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "watch", "watching", |_| {
         Ok(if a.no_context { None } else { KernelContext::attach(None) })
     })?;
     if a.stall_ms > 0 {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }
 
-    let clock = Clock::now();
+    let (mut src, mut ctx) = crate::context::with_context(LiveSource::new().with_ingress(ingress, true, false)?, ctx);
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut delivered = 0u64;
     let start = Instant::now();
-    let fd = ingress.ring().as_raw_fd();
-    let iface_of: Vec<(u32, String)> = ingress.attached().iter().map(|a| (a.ifindex, a.iface.clone())).collect();
-    let iface_name = |idx: u32| iface_of.iter().find(|(i, _)| *i == idx).map(|(_, n)| n.as_str()).unwrap_or("?");
-    session::pump(fd, &stop, || {
-        let mut done = false;
-        let mut batch = 0;
+    let mut pump = session::Pump::new(&stop);
+    loop {
         if let Some(c) = ctx.as_mut() {
-            c.refresh(false)?;
+            c.refresh(&src, false)?;
         }
-        while let Some(item) = ingress.ring().next() {
-            let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
-            drop(item);
+        while let Some(ev) = pump.next(&mut src) {
+            let pkt = match ev? {
+                Event::Packet(p) => p,
+                Event::Drop(d) => {
+                    if let Some(c) = ctx.as_mut() {
+                        c.on_drop(d);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             delivered += 1;
-            batch += 1;
-            let pkt = decode(&ev, &clock, iface_name(ev.ifindex));
-            let context = ctx.as_mut().map(|c| PacketContext { reader: c.reader_of(&ev) });
+            let context = ctx.as_mut().map(|c| PacketContext { reader: c.reader_of(pkt) });
             let res = if a.json {
-                let o = PacketOut { pkt: &pkt, context };
+                let o = PacketOut { pkt, context };
                 serde_json::to_writer(&mut out, &o).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
             } else {
                 match context.and_then(|c| c.reader) {
                     Some(r) => writeln!(
                         out,
                         "{} [pid {} {} cgroup {}]",
-                        line::format(&pkt),
+                        line::format(pkt),
                         r.pid,
                         r.comm,
                         r.cgroup.as_deref().unwrap_or("?")
                     ),
-                    None => writeln!(out, "{}", line::format(&pkt)),
+                    None => writeln!(out, "{}", line::format(pkt)),
                 }
             };
-            if res.is_err() {
-                // stdout closed (e.g. `| head`): stop quietly.
-                done = true;
-                break;
-            }
-            if a.count.is_some_and(|c| delivered >= c) {
-                done = true;
-                break;
-            }
-            if batch >= session::BATCH {
-                break;
+            // stdout closed (e.g. `| head`): stop quietly.
+            if res.is_err() || a.count.is_some_and(|c| delivered >= c) {
+                pump.finish();
             }
         }
         if out.flush().is_err() {
-            done = true;
+            pump.finish();
         }
-        Ok(session::Pass { read: batch, done })
-    })?;
+        if !pump.again(&mut src) {
+            break;
+        }
+    }
     drop(out);
-    let totals = ingress.totals()?;
+    let totals = src.ingress().context("no ingress program")?.totals()?;
     print_summary(&totals, delivered, start.elapsed(), a.json, filtering);
     Ok(())
 }
@@ -147,13 +144,7 @@ struct PacketOut<'a> {
 }
 
 fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool, filtering: bool) {
-    let by: Vec<(&str, u64)> = abi::MALFORMED_NAMES
-        .iter()
-        .zip(t.malformed_by.iter())
-        .skip(1)
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| (*k, *n))
-        .collect();
+    let by = t.malformed_named();
     if json {
         let m: serde_json::Map<String, serde_json::Value> =
             by.iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(*n))).collect();

@@ -1,0 +1,95 @@
+//! The binary is thin (DESIGN.md, "One direction of flow"): this test reads crates/rxray/src and
+//! fails when a module there uses the kernel's ABI module or decodes bytes (that is the sources'
+//! job: rxray-kernel, rxray-io), or reads /proc or /sys or runs a process (an injected OS input's
+//! job), the demo's lab aside. What has not moved yet is listed in `NOT_YET_MOVED`, which may only
+//! shrink: an entry that no longer matches anything fails the test too.
+use std::path::Path;
+
+/// A rule: its name, and the patterns (searched in code, comments left out) that break it.
+const RULES: &[(&str, &[&str])] = &[
+    ("uses the ABI module", &["rxray_kernel::abi", "abi::", "use rxray_kernel::{abi", "{abi,", " abi}"]),
+    (
+        "decodes bytes",
+        &["from_bytes(", "from_le_bytes", "from_be_bytes", "from_ne_bytes", "read_unaligned", "transmute", "CapHdr", "PktEvent", "::split(&"],
+    ),
+    ("reads /proc or /sys", &["\"/proc", "\"/sys", "format!(\"/proc", "format!(\"/sys"]),
+    ("runs a process", &["Command::new", "process::Command"]),
+];
+
+/// Modules exempt from the OS rules (not from the ABI ones): the demo's lab builds namespaces and
+/// runs ping by design.
+const OS_EXEMPT: &[&str] = &["lab.rs"];
+
+/// (module, rule): what is still to move to an injected OS interface (issue 13, step 2 and 3).
+const NOT_YET_MOVED: &[(&str, &str)] = &[
+    // cgroup paths (mountinfo, /proc/<pid>/stat walk), exe of a pid, /proc/net/netstat.
+    ("conns.rs", "reads /proc or /sys"),
+    // exe of a pid.
+    ("context.rs", "reads /proc or /sys"),
+    ("latency.rs", "reads /proc or /sys"),
+    // /proc/net/tcp seeding.
+    ("seed.rs", "reads /proc or /sys"),
+    // the interface list (/sys/class/net).
+    ("session.rs", "reads /proc or /sys"),
+    // `--netns`: remounts /sys and keeps the host's bpffs.
+    ("netns.rs", "reads /proc or /sys"),
+    // `ip -j link`, `ip link set ... xdp off` (to netlink).
+    ("ifaces.rs", "runs a process"),
+];
+
+/// The code of a file with `//` comments removed (a rule names code, not prose).
+fn code_of(text: &str) -> String {
+    text.lines().map(|l| l.find("//").map_or(l, |i| &l[..i])).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn the_binary_decodes_no_bytes_and_reads_no_os_state() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found: Vec<(String, &str, String)> = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&src).expect("crates/rxray/src").map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() > 5, "read {} files from {}", files.len(), src.display());
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "rs")) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let code = code_of(&std::fs::read_to_string(path).unwrap());
+        for (rule, pats) in RULES {
+            let os_rule = rule.starts_with("reads") || rule.starts_with("runs");
+            if os_rule && OS_EXEMPT.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some(p) = pats.iter().find(|p| code.contains(*p)) {
+                found.push((name.clone(), rule, p.to_string()));
+            }
+        }
+    }
+    let bad: Vec<String> = found
+        .iter()
+        .filter(|(f, r, _)| !NOT_YET_MOVED.contains(&(f.as_str(), *r)))
+        .map(|(f, r, p)| format!("crates/rxray/src/{f} {r} ({p:?})"))
+        .collect();
+    assert!(bad.is_empty(), "the binary must stay thin; move these to a source or an OS input:\n{}", bad.join("\n"));
+    let stale: Vec<String> = NOT_YET_MOVED
+        .iter()
+        .filter(|(f, r)| !found.iter().any(|(ff, rr, _)| ff == f && rr == r))
+        .map(|(f, r)| format!("{f}: {r}"))
+        .collect();
+    assert!(stale.is_empty(), "moved already: remove from NOT_YET_MOVED:\n{}", stale.join("\n"));
+}
+
+#[test]
+fn the_rules_catch_what_they_name() {
+    // The patterns above, applied to lines that break each rule (and to comments, which do not).
+    let samples = [
+        ("let e = abi::PktEvent::from_bytes(&item);", "uses the ABI module"),
+        ("let Some((h, data)) = CapHdr::split(&item) else { return };", "decodes bytes"),
+        ("let x = u32::from_le_bytes(b);", "decodes bytes"),
+        ("std::fs::read_to_string(\"/proc/net/tcp\")", "reads /proc or /sys"),
+        ("std::fs::read_link(format!(\"/proc/{pid}/exe\"))", "reads /proc or /sys"),
+        ("Command::new(\"ip\").args([\"link\"])", "runs a process"),
+    ];
+    for (line, rule) in samples {
+        let pats = RULES.iter().find(|(r, _)| *r == rule).unwrap().1;
+        assert!(pats.iter().any(|p| code_of(line).contains(p)), "{rule}: {line}");
+    }
+    assert!(!code_of("// reads /proc/net/tcp via abi::Conn").contains("abi::"));
+}
