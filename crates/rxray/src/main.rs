@@ -1,5 +1,6 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
+mod agent;
 mod alerts;
 mod analyze;
 mod capture;
@@ -60,6 +61,15 @@ enum Cmd {
     /// Detectors and payload signatures over live traffic: alerts as Suricata EVE JSON Lines, and with
     /// --enforce the policy's blocks and rate limits carried out by the firewall.
     Alerts(alerts::AlertsArgs),
+    /// The agent: one long-lived owner of this namespace's interfaces (counts, detection, firewall
+    /// rules, Prometheus metrics at --metrics, `rxray status`); SIGHUP reloads, SIGTERM stops.
+    Agent(agent::AgentArgs),
+    /// What the running agent of this network namespace attaches, counts, loses and serves.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
     Demo(lab::DemoArgs),
     /// The lab's network namespaces, for trying rxray by hand.
@@ -116,6 +126,8 @@ fn main() {
         Cmd::Capture(a) => capture::run(a),
         Cmd::Firewall(c) => firewall::run(c),
         Cmd::Alerts(a) => alerts::run(a),
+        Cmd::Agent(a) => agent::run(a),
+        Cmd::Status { json } => agent::status_cmd(json),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),
