@@ -436,11 +436,26 @@ impl Ingress {
     /// stamped `clock.now_ns()`.
     pub fn flow_snapshot(&self, clock: &crate::Clock) -> Result<FlowSnapshot, KernelError> {
         let flows = self.flows()?.iter().map(|(k, v)| crate::decode_flow(k, v, clock, self.iface_name(k.ifindex))).collect();
-        let count = |c: &abi::Count| Count { packets: c.packets, bytes: c.bytes };
-        let protocols = self.protocols()?.iter().zip(abi::PROTO_NAMES.iter()).map(|(c, n)| (*n, count(c))).collect();
-        let interfaces =
-            self.interfaces()?.iter().map(|(i, c)| (*i, self.iface_name(*i).to_string(), count(c))).collect();
-        Ok(FlowSnapshot { ts_ns: clock.now_ns(), flows, protocols, interfaces })
+        Ok(FlowSnapshot {
+            ts_ns: clock.now_ns(),
+            flows,
+            protocols: self.protocol_counts()?,
+            interfaces: self.interface_counts()?,
+        })
+    }
+
+    /// Packets and bytes per protocol class, by name.
+    pub fn protocol_counts(&self) -> Result<Vec<(&'static str, Count)>, KernelError> {
+        Ok(self.protocols()?.iter().zip(abi::PROTO_NAMES.iter()).map(|(c, n)| (*n, Count { packets: c.packets, bytes: c.bytes })).collect())
+    }
+
+    /// Packets and bytes per interface: (ifindex, name, count).
+    pub fn interface_counts(&self) -> Result<Vec<(u32, String, Count)>, KernelError> {
+        Ok(self
+            .interfaces()?
+            .iter()
+            .map(|(i, c)| (*i, self.iface_name(*i).to_string(), Count { packets: c.packets, bytes: c.bytes }))
+            .collect())
     }
 
     pub fn totals(&self) -> Result<Totals, KernelError> {

@@ -305,7 +305,8 @@ impl LiveSource {
         }
     }
 
-    fn fds(&mut self) -> Vec<i32> {
+    /// The descriptors of the rings this source reads (for a caller that polls several sources).
+    pub fn poll_fds(&mut self) -> Vec<std::os::fd::RawFd> {
         let mut v = Vec::new();
         if let Some((r, _)) = &self.capture {
             v.push(r.as_raw_fd());
@@ -405,7 +406,7 @@ impl Source for LiveSource {
             timeout_ms = timeout_ms.min(left as i32);
         }
         let mut pfds: Vec<libc::pollfd> =
-            self.fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+            self.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
         if pfds.is_empty() {
             std::thread::sleep(Duration::from_millis(timeout_ms.max(0) as u64));
             return;

@@ -10,7 +10,8 @@ use rxray_agent::metrics::Snapshot;
 use rxray_agent::serve::{MetricsServer, Shared};
 use rxray_engine::inspect::Inspector;
 use rxray_kernel::firewall::{Firewall, FwCapacity};
-use rxray_kernel::{abi, decode, Clock, Drops, DropsOptions, Ingress, IngressOptions};
+use rxray_engine::source::{Event, Source as _};
+use rxray_kernel::{Clock, Drops, DropsOptions, Ingress, IngressOptions, LiveSource};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -85,9 +86,16 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr]) -> Result<Option<Ins
 
 /// What is attached on one interface.
 struct Observed {
-    ingress: Ingress,
+    /// The observer's live source (its ingress program inside).
+    src: LiveSource,
     iface: String,
     firewall: Option<Firewall>,
+}
+
+impl Observed {
+    fn ingress(&self) -> &Ingress {
+        self.src.ingress().expect("an observer's source is built with its ingress program")
+    }
 }
 
 /// The firewall rules file, parsed and compiled (validated before anything is attached).
@@ -161,7 +169,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
-            payload_snap: if cfg.detect { abi::PAYLOAD_MAX as u32 } else { 0 },
+            payload_snap: if cfg.detect { rxray_kernel::source::PAYLOAD_MAX } else { 0 },
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
@@ -177,13 +185,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
             (firewall, fresh) = (Some(f), new);
         }
         let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
-        let mut o = Observed { ingress, iface: iface.clone(), firewall };
+        let src = LiveSource::new().with_ingress(ingress, cfg.detect, false)?;
+        let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
         }
         observed.push(o);
     }
-    let ifindexes: Vec<u32> = observed.iter().flat_map(|o| o.ingress.attached().iter().map(|x| x.ifindex)).collect();
+    let ifindexes: Vec<u32> = observed.iter().flat_map(|o| o.ingress().attached().iter().map(|x| x.ifindex)).collect();
     let drops = if cfg.drops {
         let netns = rxray_kernel::drops::current_netns_ino().ok();
         match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
@@ -223,20 +232,19 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let mut next_snapshot = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Wait for events on any ring (or the control socket), 100 ms at most.
-        let mut fds: Vec<libc::pollfd> =
-            observed.iter_mut().map(|o| libc::pollfd { fd: o.ingress.ring().as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        let mut fds: Vec<libc::pollfd> = observed
+            .iter_mut()
+            .flat_map(|o| o.src.poll_fds())
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         for o in observed.iter_mut() {
-            let attached = o.ingress.attached().to_vec();
-            let name_of = |idx: u32| attached.iter().find(|x| x.ifindex == idx).map_or("?", |x| x.iface.as_str());
             let mut n = 0;
-            while let Some(item) = o.ingress.ring().next() {
-                let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
-                drop(item);
-                if let Some(i) = insp.as_mut() {
-                    i.on_packet(&decode(&ev, &clock, name_of(ev.ifindex)), &mut alerts_out);
+            while let Some(ev) = o.src.next_event() {
+                if let (Ok(Event::Packet(p)), Some(i)) = (ev, insp.as_mut()) {
+                    i.on_packet(p, &mut alerts_out);
                 }
                 n += 1;
                 if n >= session::BATCH {
@@ -244,7 +252,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 }
             }
         }
-        let now = clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns());
+        let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
             if let Some(i) = insp.as_mut() {
                 i.on_tick(now, &mut alerts_out);
@@ -356,16 +364,16 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
 fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &BTreeMap<u64, String>) -> Result<Snapshot> {
     let mut s = Snapshot { host: st.cfg.host.clone(), ..Default::default() };
     for o in observed {
-        let ing = &o.ingress;
+        let ing = o.ingress();
         let t = ing.totals()?;
         s.events_lost += t.lost;
         s.flow_inserts_failed += t.flow_insert_failed;
-        for (i, c) in ing.interfaces()? {
-            let e = s.interfaces.entry(ing.iface_name(i).to_string()).or_default();
+        for (_, name, c) in ing.interface_counts()? {
+            let e = s.interfaces.entry(name).or_default();
             e.0 += c.packets;
             e.1 += c.bytes;
         }
-        for (c, n) in ing.protocols()?.iter().zip(abi::PROTO_NAMES.iter()) {
+        for (n, c) in ing.protocol_counts()? {
             *s.protocols.entry(n.to_string()).or_default() += c.packets;
         }
         if st.cfg.flows {
@@ -386,7 +394,7 @@ fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &
         let t = d.totals()?;
         s.events_lost += t.lost;
         for (code, n) in t.by_reason {
-            let name = if code as usize == abi::DROP_REASONS - 1 {
+            let name = if code as usize == rxray_kernel::drops::REASON_SLOTS - 1 {
                 "OTHER".to_string()
             } else {
                 reasons.get(&(code as u64)).cloned().unwrap_or_else(|| format!("reason_{code}"))
@@ -403,14 +411,14 @@ fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Opt
     let ifaces: Vec<serde_json::Value> = observed
         .iter()
         .flat_map(|o| {
-            let t = o.ingress.totals().ok();
-            o.ingress.attached().iter().map(move |x| {
+            let t = o.ingress().totals().ok();
+            o.ingress().attached().iter().map(move |x| {
                 serde_json::json!({
                     "interface": x.iface, "ifindex": x.ifindex, "hook": "xdp", "mode": x.mode.to_string(),
                     "firewall": o.firewall.is_some(),
                     "packets": t.as_ref().map(|t| t.packets), "bytes": t.as_ref().map(|t| t.bytes),
                     "events_lost": t.as_ref().map(|t| t.lost), "flow_insert_failed": t.as_ref().map(|t| t.flow_insert_failed),
-                    "flows": if st.cfg.flows { o.ingress.flows().ok().map(|f| f.len()) } else { None },
+                    "flows": if st.cfg.flows { o.ingress().flows().ok().map(|f| f.len()) } else { None },
                     "flow_capacity": st.cfg.flows.then_some(st.cfg.flow_capacity),
                 })
             }).collect::<Vec<_>>()
