@@ -215,14 +215,7 @@ pub fn flow_id(proto: u8, a: Option<IpAddr>, ap: u16, b: Option<IpAddr>, bp: u16
 
 /// IANA protocol names as Suricata prints them; other protocols as their number.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "IPv6-ICMP".into(),
-        132 => "SCTP".into(),
-        n => n.to_string(),
-    }
+    rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve)
 }
 
 /// `2026-11-29T08:00:00.123456+0000` (UTC, microseconds, offset as Suricata writes it).

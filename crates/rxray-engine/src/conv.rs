@@ -243,6 +243,36 @@ impl Conversations {
     }
 }
 
+impl Conversations {
+    /// The TCP conversations with one end in `home` (this host's networks), as the detectors take
+    /// connections: bytes this host sent and received, first to last packet. Offline, where no
+    /// kernel says which connections are the host's.
+    pub fn home_connections(&self, home: &crate::cidr::CidrSet) -> Vec<crate::detect::ConnSummary> {
+        let mut out = Vec::new();
+        for cv in self.tcp.sorted() {
+            let (local, lp, remote, rp, sent, recv) = if home.contains(cv.a) {
+                (cv.a, cv.a_port, cv.b, cv.b_port, cv.bytes_ab, cv.bytes_ba)
+            } else if home.contains(cv.b) {
+                (cv.b, cv.b_port, cv.a, cv.a_port, cv.bytes_ba, cv.bytes_ab)
+            } else {
+                continue;
+            };
+            out.push(crate::detect::ConnSummary {
+                local,
+                local_port: lp,
+                remote,
+                remote_port: rp,
+                proto: 6,
+                bytes_sent: sent,
+                bytes_received: recv,
+                start_ns: cv.first_ns,
+                end_ns: cv.last_ns,
+            });
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

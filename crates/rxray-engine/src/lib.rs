@@ -15,3 +15,6 @@ pub mod signatures;
 pub mod latency;
 pub mod recorder;
 pub mod source;
+pub mod os;
+pub mod conns;
+pub mod context;

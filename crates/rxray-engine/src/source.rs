@@ -107,6 +107,24 @@ pub struct Connection {
     pub reader_changes: u32,
 }
 
+impl Connection {
+    /// The connection as the detectors take it at `now_ns` (this host is the socket's local end):
+    /// bytes sent once (acked, or sent less retransmitted), from its first change (or now) to now.
+    pub fn summary(&self, now_ns: u64) -> Option<crate::detect::ConnSummary> {
+        Some(crate::detect::ConnSummary {
+            local: self.local?,
+            local_port: self.local_port,
+            remote: self.remote?,
+            remote_port: self.remote_port,
+            proto: 6,
+            bytes_sent: self.bytes_acked.saturating_sub(1).max(self.bytes_sent.saturating_sub(self.bytes_retrans)),
+            bytes_received: self.bytes_received,
+            start_ns: self.first_ns.unwrap_or(now_ns),
+            end_ns: now_ns.max(self.last_ns.unwrap_or(0)),
+        })
+    }
+}
+
 /// The process that read a connection (sock_recv_length).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConnReader {
@@ -221,5 +239,34 @@ pub trait Source {
     /// True once a finite source has yielded everything.
     fn ended(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_summary_counts_bytes_sent_once_and_spans_first_change_to_now() {
+        let c = Connection {
+            local: Some("10.0.0.2".parse().unwrap()),
+            local_port: 40000,
+            remote: Some("203.0.113.9".parse().unwrap()),
+            remote_port: 443,
+            bytes_sent: 5_000,
+            bytes_retrans: 1_000,
+            bytes_acked: 3_001,
+            bytes_received: 77,
+            first_ns: Some(100),
+            last_ns: Some(900),
+            ..Default::default()
+        };
+        let s = c.summary(500).unwrap();
+        assert_eq!((s.bytes_sent, s.bytes_received, s.start_ns, s.end_ns), (4_000, 77, 100, 900));
+        let acked_more = Connection { bytes_acked: 4_501, ..c.clone() };
+        assert_eq!(acked_more.summary(1_000).unwrap().bytes_sent, 4_500, "acked less the SYN");
+        let unstamped = Connection { first_ns: None, last_ns: None, ..c.clone() };
+        assert_eq!(unstamped.summary(700).map(|s| (s.start_ns, s.end_ns)), Some((700, 700)));
+        assert!(Connection { local: None, ..c }.summary(1).is_none(), "no address family: no summary");
     }
 }

@@ -175,16 +175,6 @@ pub struct FragPorts {
     pub dport: u16,
 }
 
-// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for Stats {}
-// SAFETY: as above (explicit padding fields).
-unsafe impl aya::Pod for FlowKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FlowStats {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Count {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Config {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -309,8 +299,6 @@ impl Default for FilterProg {
     }
 }
 
-// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for FilterProg {}
 
 // ---- drops (bpf/kernel.bpf.c) ----
 pub const DROP_REASONS: usize = 512;
@@ -368,10 +356,6 @@ impl DropEvent {
     }
 }
 
-// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for DropStats {}
-// SAFETY: as above.
-unsafe impl aya::Pod for DropConfig {}
 
 pub const CONNS_MAX: u32 = 16384;
 pub const CONN_PATH: usize = 16;
@@ -468,12 +452,6 @@ impl ConnEvent {
     }
 }
 
-// SAFETY: plain-old-data with no padding and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for ConnStats {}
-// SAFETY: as above.
-unsafe impl aya::Pod for ConnConfig {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Conn {}
 
 // ---- firewall (rxray.h "firewall" section; bpf/include/rxray_fw.h) ----
 pub const FW_RULES: usize = 64;
@@ -721,35 +699,7 @@ impl Default for LatHist {
     }
 }
 
-// SAFETY: plain-old-data with explicit padding and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for FwRule {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwSet {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwPrefixKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwCounter {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwBlockKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwBlock {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwBlockLens {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwDlimitKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for FwDlimit {}
 
-// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for LatStats {}
-// SAFETY: as above.
-unsafe impl aya::Pod for LatKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for LatStamp {}
-// SAFETY: as above.
-unsafe impl aya::Pod for LatProcKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for LatHist {}
 
 // ---- readers (bpf/kernel.bpf.c, sock_recv_length) ----
 pub const CONN_CFG_READERS: u32 = 1 << 0;
@@ -781,10 +731,6 @@ pub struct Reader {
     pub comm: [u8; 16],
 }
 
-// SAFETY: plain-old-data with explicit padding fields and no pointers; every bit pattern is valid.
-unsafe impl aya::Pod for ReaderKey {}
-// SAFETY: as above.
-unsafe impl aya::Pod for Reader {}
 
 /// (C struct name, Rust size, [(field, offset)]) for the layout test against BTF.
 pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
@@ -868,3 +814,45 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         ),
     ]
 }
+
+/// Every ABI struct above is `#[repr(C)]`, made of integers and integer arrays with explicit
+/// padding (no implicit padding bytes, no pointers), so any bit pattern is a valid value: what
+/// aya::Pod requires. One list, so a new struct is added in one place.
+macro_rules! pod {
+    ($($t:ty),* $(,)?) => {
+        $(
+            // SAFETY: see the macro's comment: repr(C), integer fields, explicit padding.
+            unsafe impl aya::Pod for $t {}
+        )*
+    };
+}
+
+pod!(
+    Stats,
+    FlowKey,
+    FlowStats,
+    Count,
+    Config,
+    FilterProg,
+    DropStats,
+    DropConfig,
+    ConnStats,
+    ConnConfig,
+    Conn,
+    FwRule,
+    FwSet,
+    FwPrefixKey,
+    FwCounter,
+    FwBlockKey,
+    FwBlock,
+    FwBlockLens,
+    FwDlimitKey,
+    FwDlimit,
+    LatStats,
+    LatKey,
+    LatStamp,
+    LatProcKey,
+    LatHist,
+    ReaderKey,
+    Reader,
+);

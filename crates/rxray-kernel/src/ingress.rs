@@ -132,6 +132,18 @@ pub fn ifindex_of(iface: &str) -> Result<u32, KernelError> {
     Ok(idx)
 }
 
+/// The name of interface `ifindex` in this network namespace; `None` when there is none.
+pub fn ifname_of(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
 impl Ingress {
     /// Loads and verifies the program; nothing is attached yet.
     pub fn load(opts: &IngressOptions) -> Result<Self, KernelError> {
@@ -435,13 +447,17 @@ impl Ingress {
     /// The flow table decoded into records, with the per-protocol and per-interface counters,
     /// stamped `clock.now_ns()`.
     pub fn flow_snapshot(&self, clock: &crate::Clock) -> Result<FlowSnapshot, KernelError> {
-        let flows = self.flows()?.iter().map(|(k, v)| crate::decode_flow(k, v, clock, self.iface_name(k.ifindex))).collect();
         Ok(FlowSnapshot {
             ts_ns: clock.now_ns(),
-            flows,
+            flows: self.flow_records(clock)?,
             protocols: self.protocol_counts()?,
             interfaces: self.interface_counts()?,
         })
+    }
+
+    /// The flow table decoded into records (times on `clock`).
+    pub fn flow_records(&self, clock: &crate::Clock) -> Result<Vec<rxray_engine::flows::FlowRecord>, KernelError> {
+        Ok(self.flows()?.iter().map(|(k, v)| crate::decode_flow(k, v, clock, self.iface_name(k.ifindex))).collect())
     }
 
     /// Packets and bytes per protocol class, by name.

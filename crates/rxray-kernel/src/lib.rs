@@ -14,10 +14,11 @@ pub mod host;
 mod ingress;
 pub mod kallsyms;
 pub mod latency;
+pub mod os;
 pub mod owner;
 pub mod readers;
 pub mod source;
-pub use ingress::ifindex_of;
+pub use ingress::{ifindex_of, ifname_of};
 
 pub use decode::{decode, decode_conn, decode_drop, decode_flow, monotonic_ns, Clock};
 pub use source::LiveSource;

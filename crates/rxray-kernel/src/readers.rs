@@ -6,83 +6,24 @@ use aya::{
     maps::{Array, HashMap, MapData},
     Ebpf, EbpfLoader,
 };
-use std::{
-    collections::HashMap as Map,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// The process that read a socket, as the kernel recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReaderInfo {
-    pub pid: u32,
-    pub comm: String,
-    pub cgroup_id: u64,
-    pub bytes: u64,
-    pub reads: u64,
-}
+pub use rxray_engine::context::{ReaderInfo, ReaderTable};
 
-/// A socket's (proto, local, local port, remote, remote port); IPv4-mapped IPv6 reads as IPv4.
-type Sock = (u8, IpAddr, u16, IpAddr, u16);
-
-fn ip(family: u16, b: &[u8; 16]) -> IpAddr {
-    if family == 2 {
-        return IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-    }
-    let v6 = Ipv6Addr::from(*b);
-    v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6))
-}
-
-/// A snapshot of the readers map, indexed for joining packets to sockets.
-#[derive(Clone, Debug, Default)]
-pub struct ReaderTable {
-    by_sock: Map<Sock, ReaderInfo>,
-}
-
-impl ReaderTable {
-    pub fn from_entries(entries: impl IntoIterator<Item = (abi::ReaderKey, abi::Reader)>) -> Self {
-        let mut by_sock = Map::new();
-        for (k, v) in entries {
-            let n = v.comm.iter().position(|&b| b == 0).unwrap_or(v.comm.len());
-            let info = ReaderInfo {
-                pid: v.tgid,
-                comm: String::from_utf8_lossy(&v.comm[..n]).into_owned(),
-                cgroup_id: v.cgroup_id,
-                bytes: v.bytes,
-                reads: v.reads,
-            };
-            by_sock.insert((k.proto, ip(k.family, &k.laddr), k.lport, ip(k.family, &k.raddr), k.rport), info);
-        }
-        ReaderTable { by_sock }
-    }
-
-    /// The reader of the socket that received a packet from `src:sport` to `dst:dport`: the
-    /// connected socket with exactly that pair, else (unconnected UDP, or a TCP listener's child not
-    /// read yet) a socket bound to `dst:dport`, then one bound to the wildcard address and `dport`.
-    pub fn lookup(&self, proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Option<&ReaderInfo> {
-        let any = |a: IpAddr| if a.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
-        let tries = [
-            (proto, dst, dport, src, sport),
-            (proto, dst, dport, any(src), 0),
-            (proto, any(dst), dport, any(src), 0),
-            // An IPv6 socket bound to [::] also receives IPv4 (its remote is then v4-mapped: read as IPv4).
-            (proto, IpAddr::V6(Ipv6Addr::UNSPECIFIED), dport, any(src), 0),
-            (proto, any(dst), dport, IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-            (proto, IpAddr::V6(Ipv6Addr::UNSPECIFIED), dport, IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        ];
-        if proto != 17 {
-            // TCP: only the connection itself; a listener is never read.
-            return self.by_sock.get(&tries[0]);
-        }
-        tries.iter().find_map(|k| self.by_sock.get(k))
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_sock.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_sock.is_empty()
-    }
+/// The readers map's entries decoded into the engine's table.
+pub fn table_from_entries(entries: impl IntoIterator<Item = (abi::ReaderKey, abi::Reader)>) -> ReaderTable {
+    ReaderTable::from_sockets(entries.into_iter().map(|(k, v)| {
+        let info = ReaderInfo {
+            pid: v.tgid,
+            comm: crate::decode::comm_str(&v.comm),
+            cgroup_id: v.cgroup_id,
+            bytes: v.bytes,
+            reads: v.reads,
+        };
+        let ip = |b: &[u8; 16]| crate::decode::ip_by_family(k.family, b).unwrap_or(IpAddr::V6(Ipv6Addr::from(*b)));
+        ((k.proto, ip(&k.laddr), k.lport, ip(&k.raddr), k.rport), info)
+    }))
 }
 
 pub struct Readers {
@@ -121,13 +62,14 @@ impl Readers {
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_readers", detail: e.to_string() };
         let map = self.ebpf.map("rxray_readers").ok_or(KernelError::Map { map: "rxray_readers", detail: "missing".into() })?;
         let h: HashMap<&MapData, abi::ReaderKey, abi::Reader> = HashMap::try_from(map).map_err(err)?;
-        Ok(ReaderTable::from_entries(h.iter().filter_map(|r| r.ok())))
+        Ok(table_from_entries(h.iter().filter_map(|r| r.ok())))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn entry(proto: u8, l: [u8; 4], lport: u16, r: [u8; 4], rport: u16, pid: u32) -> (abi::ReaderKey, abi::Reader) {
         let mut k = abi::ReaderKey { proto, family: 2, lport, rport, ..Default::default() };
@@ -138,7 +80,7 @@ mod tests {
 
     #[test]
     fn connected_sockets_win_and_unconnected_udp_falls_back_to_the_bound_address() {
-        let t = ReaderTable::from_entries([
+        let t = table_from_entries([
             entry(6, [10, 0, 0, 2], 80, [10, 0, 0, 1], 4000, 1),
             entry(17, [10, 0, 0, 2], 53, [0; 4], 0, 2),
             entry(17, [0; 4], 123, [0; 4], 0, 3),
@@ -158,7 +100,7 @@ mod tests {
         let mut k = abi::ReaderKey { proto: 6, family: 10, lport: 80, rport: 4000, ..Default::default() };
         k.laddr = Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets();
         k.raddr = Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets();
-        let t = ReaderTable::from_entries([(k, abi::Reader { tgid: 7, ..Default::default() })]);
+        let t = table_from_entries([(k, abi::Reader { tgid: 7, ..Default::default() })]);
         let got = t.lookup(6, "10.0.0.1".parse().unwrap(), 4000, "10.0.0.2".parse().unwrap(), 80);
         assert_eq!(got.map(|r| r.pid), Some(7));
     }

@@ -7,12 +7,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::alert::Alert;
 use rxray_engine::cidr::{CidrSet, ParseMode};
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
-use rxray_engine::detect::{ConnSummary, DetectConfig, Detectors};
+use rxray_engine::detect::{DetectConfig, Detectors};
 use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
 use rxray_engine::recorder::{FlightRecorder, RecorderConfig};
 use rxray_engine::signatures::{self, Vars};
 use rxray_engine::conv::Conversations;
-use rxray_engine::source::{Connection, Event, Source, TCP_CLOSE};
+use rxray_engine::source::{Event, Source, TCP_CLOSE};
 use rxray_io::CaptureSource;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall};
 use rxray_kernel::source::{CAP_SNAP_MAX, PAYLOAD_MAX};
@@ -258,13 +258,13 @@ impl AlertLoop<'_> {
                 }
             }
             Event::Conn(c) if c.conn.state == TCP_CLOSE => {
-                if let Some(s) = conn_summary(&c.conn, c.ts_ns) {
+                if let Some(s) = c.conn.summary(c.ts_ns) {
                     self.insp.on_conn(&s, &mut self.alerts);
                 }
             }
             Event::Conns(snap) => {
                 for c in &snap.conns {
-                    if let Some(s) = conn_summary(c, snap.ts_ns) {
+                    if let Some(s) = c.summary(snap.ts_ns) {
                         self.insp.on_conn(&s, &mut self.alerts);
                     }
                 }
@@ -309,15 +309,7 @@ impl AlertLoop<'_> {
     /// (`--home-net`) go to the exfiltration detector, and windows still open close.
     fn end_of_input(&mut self) -> Result<()> {
         if !self.home.is_empty() {
-            for cv in self.convs.tcp.sorted() {
-                let (local, lp, remote, rp, sent, recv) = if self.home.contains(cv.a) {
-                    (cv.a, cv.a_port, cv.b, cv.b_port, cv.bytes_ab, cv.bytes_ba)
-                } else if self.home.contains(cv.b) {
-                    (cv.b, cv.b_port, cv.a, cv.a_port, cv.bytes_ba, cv.bytes_ab)
-                } else {
-                    continue;
-                };
-                let s = ConnSummary { local, local_port: lp, remote, remote_port: rp, proto: 6, bytes_sent: sent, bytes_received: recv, start_ns: cv.first_ns, end_ns: cv.last_ns };
+            for s in self.convs.home_connections(&self.home) {
                 self.insp.on_conn(&s, &mut self.alerts);
             }
         }
@@ -484,21 +476,6 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         last_tick: 0,
     };
     lp.run(&mut src, &stop)
-}
-
-/// A kernel connection as the detectors take it (this host is the socket's local end), at `now_ns`.
-fn conn_summary(c: &Connection, now_ns: u64) -> Option<ConnSummary> {
-    Some(ConnSummary {
-        local: c.local?,
-        local_port: c.local_port,
-        remote: c.remote?,
-        remote_port: c.remote_port,
-        proto: 6,
-        bytes_sent: c.bytes_acked.saturating_sub(1).max(c.bytes_sent.saturating_sub(c.bytes_retrans)),
-        bytes_received: c.bytes_received,
-        start_ns: c.first_ns.unwrap_or(now_ns),
-        end_ns: now_ns.max(c.last_ns.unwrap_or(0)),
-    })
 }
 
 /// Carries out an alert's mitigation on every firewalled interface; the record says what was done.

@@ -2,17 +2,17 @@
 //! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
-use crate::{line::clock_time, seed, session};
+use crate::{line::clock_time, session};
 use anyhow::{bail, Context, Result};
-use rxray_engine::source::{ConnSnapshot, Connection, Event, TCP_CLOSE};
+use rxray_engine::conns::{fill, live_records, record, ConnRecord, Seeds};
+use rxray_engine::os::Os;
+use rxray_engine::source::{ConnSnapshot, Event, TCP_CLOSE};
+use rxray_kernel::os::LinuxOs;
 use rxray_kernel::{btf, ConnTotals, Conns, ConnsOptions, Drops, DropsOptions, LiveSource};
-use serde::Serialize;
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::BTreeMap,
     io::{self, Write},
-    net::IpAddr,
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -31,383 +31,6 @@ pub struct ConnsArgs {
     /// Ring-buffer size in bytes (a power of two).
     #[arg(long = "ring-size", default_value_t = 1 << 20)]
     pub ring_size: u32,
-}
-
-/// Kernel TCP state names (include/net/tcp_states.h).
-pub fn state_name(s: u8) -> &'static str {
-    match s {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        13 => "BOUND_INACTIVE",
-        _ => "UNKNOWN",
-    }
-}
-
-/// One connection as printed.
-#[derive(Serialize, Clone, Debug)]
-pub struct ConnRecord {
-    /// "closed" (the record is final) or "live".
-    pub status: &'static str,
-    pub ts_ns: u64,
-    pub local: String,
-    pub remote: String,
-    pub local_addr: Option<IpAddr>,
-    pub local_port: u16,
-    pub remote_addr: Option<IpAddr>,
-    pub remote_port: u16,
-    pub state: &'static str,
-    /// States in the order entered (up to 16; later ones replace the last).
-    pub states: Vec<&'static str>,
-    /// Accepted here (SYN_RECV), not connected from here.
-    pub passive: bool,
-    /// First seen after its handshake (older than rxray, or evicted from the map).
-    pub late: bool,
-    /// Existed before rxray started (listed in /proc/net/tcp{,6} then): its start time is unknown
-    /// (age_ms and handshake_ms are null) and its counters cover only what followed the first
-    /// state change rxray saw (none, while it has not changed state).
-    pub seeded: bool,
-    /// Since the first state change seen; null for a seeded connection.
-    pub age_ms: Option<f64>,
-    /// SYN_SENT/SYN_RECV → ESTABLISHED. For an accepted socket this starts when the kernel
-    /// created it from the handshake's last ACK, so it is short; its srtt holds the SYN-ACK RTT.
-    pub handshake_ms: Option<f64>,
-    /// Payload bytes received (tp->bytes_received less a received FIN).
-    pub bytes_rx: u64,
-    /// Payload bytes sent once (tp->bytes_sent less tp->bytes_retrans).
-    pub bytes_tx: u64,
-    pub bytes_received: u64,
-    pub bytes_acked: u64,
-    pub bytes_sent: u64,
-    pub bytes_retrans: u64,
-    /// Retransmitted segments seen (tcp_retransmit_skb).
-    pub retransmits: u32,
-    pub total_retrans: u32,
-    pub rst_rx: u16,
-    pub rst_tx: u16,
-    /// Who reset the connection: "peer", "local", "both", or null.
-    pub reset_by: Option<&'static str>,
-    pub srtt_us: u32,
-    pub rttvar_us: u32,
-    pub min_rtt_us: u32,
-    pub srtt_min_us: u32,
-    pub srtt_max_us: u32,
-    /// The process that last read the connection's bytes (sock_recv_length): its tgid, or null
-    /// when nothing was read (or the kernel has no sock_recv_length tracepoint).
-    pub pid: Option<u32>,
-    /// Its comm as the kernel had it then (the reading thread's name).
-    pub comm: Option<String>,
-    /// readlink /proc/<pid>/exe when the record is printed; null when the process is gone.
-    pub exe: Option<String>,
-    /// Its cgroup v2 id (the cgroup directory's inode number).
-    pub cgroup_id: Option<u64>,
-    /// Its cgroup v2 path relative to the cgroup2 mount, as in /proc/<pid>/cgroup ("/" is the root);
-    /// null when the cgroup is gone or no cgroup2 is mounted.
-    pub cgroup: Option<String>,
-    /// Bytes that process received (positive recvmsg returns, MSG_PEEK excluded).
-    pub read_bytes: u64,
-    /// Times the reading process changed after the first.
-    pub reader_changes: u32,
-}
-
-fn endpoint(a: Option<IpAddr>, port: u16) -> String {
-    match a {
-        Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
-        Some(a) => format!("{a}:{port}"),
-        None => format!("?:{port}"),
-    }
-}
-
-/// The printed record of a connection at `ts_ns` ("closed": final, its age ends at its last change).
-pub fn record(c: &Connection, ts_ns: u64, status: &'static str) -> ConnRecord {
-    let local_addr = c.local;
-    let remote_addr = c.remote;
-    let fin = u64::from(c.fin_rx);
-    let reset_by = match (c.rst_rx > 0, c.rst_tx > 0) {
-        (true, true) => Some("both"),
-        (true, false) => Some("peer"),
-        (false, true) => Some("local"),
-        _ => None,
-    };
-    let end = if status == "closed" { c.last_ns.unwrap_or(0) } else { ts_ns };
-    let reader = c.reader.as_ref();
-    ConnRecord {
-        status,
-        ts_ns,
-        local: endpoint(local_addr, c.local_port),
-        remote: endpoint(remote_addr, c.remote_port),
-        local_addr,
-        local_port: c.local_port,
-        remote_addr,
-        remote_port: c.remote_port,
-        state: state_name(c.state),
-        states: c.path.iter().map(|s| state_name(*s)).collect(),
-        passive: c.passive,
-        late: c.late,
-        seeded: false,
-        age_ms: Some(end.saturating_sub(c.first_ns.unwrap_or(0)) as f64 / 1e6),
-        handshake_ms: match (c.syn_ns, c.established_ns) {
-            (Some(syn), Some(est)) if est >= syn => Some((est - syn) as f64 / 1e6),
-            _ => None,
-        },
-        bytes_rx: c.bytes_received.saturating_sub(fin),
-        bytes_tx: c.bytes_sent.saturating_sub(c.bytes_retrans),
-        bytes_received: c.bytes_received,
-        bytes_acked: c.bytes_acked,
-        bytes_sent: c.bytes_sent,
-        bytes_retrans: c.bytes_retrans,
-        retransmits: c.retransmits,
-        total_retrans: c.total_retrans,
-        rst_rx: c.rst_rx,
-        rst_tx: c.rst_tx,
-        reset_by,
-        srtt_us: c.srtt_us,
-        rttvar_us: c.rttvar_us,
-        min_rtt_us: c.min_rtt_us,
-        srtt_min_us: c.srtt_min_us,
-        srtt_max_us: c.srtt_max_us,
-        pid: reader.map(|r| r.pid),
-        comm: reader.map(|r| r.comm.clone()),
-        exe: None,
-        cgroup_id: reader.map(|r| r.cgroup_id),
-        cgroup: None,
-        read_bytes: c.reader_bytes,
-        reader_changes: c.reader_changes,
-    }
-}
-
-/// A connection's (local, local port, remote, remote port).
-type Tuple = (IpAddr, u16, IpAddr, u16);
-
-fn tuple_of(r: &ConnRecord) -> Option<Tuple> {
-    Some((r.local_addr?, r.local_port, r.remote_addr?, r.remote_port))
-}
-
-/// The connections that existed when rxray started (by tuple).
-pub struct Seeds(HashSet<Tuple>);
-
-impl Seeds {
-    pub fn new(now: &[seed::ProcTcp]) -> Self {
-        Seeds(now.iter().map(|t| (t.local, t.local_port, t.remote, t.remote_port)).collect())
-    }
-
-    /// Marks a kernel record first seen late whose tuple was there at the start.
-    pub fn mark(&self, r: &mut ConnRecord) {
-        if r.late && tuple_of(r).is_some_and(|t| self.0.contains(&t)) {
-            r.seeded = true;
-            r.age_ms = None;
-            r.handshake_ms = None;
-        }
-    }
-
-    /// Records for the seeded connections in `now` that the kernel map does not hold (no state
-    /// change seen yet).
-    pub fn untracked(&self, now: &[seed::ProcTcp], tracked: &HashSet<Tuple>, ts_ns: u64) -> Vec<ConnRecord> {
-        now.iter()
-            .filter(|t| {
-                let k = (t.local, t.local_port, t.remote, t.remote_port);
-                self.0.contains(&k) && !tracked.contains(&k)
-            })
-            .map(|t| seeded_record(t, ts_ns))
-            .collect()
-    }
-}
-
-fn seeded_record(t: &seed::ProcTcp, ts_ns: u64) -> ConnRecord {
-    let state = state_name(t.state);
-    ConnRecord {
-        status: "live",
-        ts_ns,
-        local: endpoint(Some(t.local), t.local_port),
-        remote: endpoint(Some(t.remote), t.remote_port),
-        local_addr: Some(t.local),
-        local_port: t.local_port,
-        remote_addr: Some(t.remote),
-        remote_port: t.remote_port,
-        state,
-        states: vec![state],
-        passive: false,
-        late: true,
-        seeded: true,
-        age_ms: None,
-        handshake_ms: None,
-        bytes_rx: 0,
-        bytes_tx: 0,
-        bytes_received: 0,
-        bytes_acked: 0,
-        bytes_sent: 0,
-        bytes_retrans: 0,
-        retransmits: 0,
-        total_retrans: 0,
-        rst_rx: 0,
-        rst_tx: 0,
-        reset_by: None,
-        srtt_us: 0,
-        rttvar_us: 0,
-        min_rtt_us: 0,
-        srtt_min_us: 0,
-        srtt_max_us: 0,
-        pid: None,
-        comm: None,
-        exe: None,
-        cgroup_id: None,
-        cgroup: None,
-        read_bytes: 0,
-        reader_changes: 0,
-    }
-}
-
-/// The cgroup2 mount point from a mountinfo text (the first `cgroup2` file system).
-fn cgroup2_mount_in(mountinfo: &str) -> Option<PathBuf> {
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
-        if post.split_whitespace().next() != Some("cgroup2") {
-            continue;
-        }
-        let mp = pre.split_whitespace().nth(4)?;
-        return Some(PathBuf::from(unescape_mountinfo(mp)));
-    }
-    None
-}
-
-/// The parent pid from /proc/<pid>/stat.
-fn parent_of(pid: u32) -> Option<u32> {
-    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    st.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Resolves a record's process (exe) and cgroup id (path) from user space. Cgroup ids on cgroup v2
-/// are the cgroup directories' inode numbers: the mount is walked to find them, once per unknown id
-/// (a cgroup created since the last walk is found by the next), and the answers are cached.
-pub struct Resolver {
-    mount: Option<PathBuf>,
-    paths: HashMap<u64, Option<String>>,
-    _dir: Option<std::fs::File>,
-}
-
-impl Resolver {
-    pub fn new() -> Self {
-        // `ip netns exec` remounts /sys in a new mount namespace, hiding a cgroup2 mounted under
-        // it: then use the mount of the nearest ancestor that sees one (the shell that ran `ip`),
-        // through /proc/<pid>/root, kept open so the ancestor may exit.
-        let mut pid = std::process::id();
-        let mut dir = None;
-        for _ in 0..32 {
-            let base = if pid == std::process::id() { "/proc/self".to_string() } else { format!("/proc/{pid}") };
-            if let Some(m) = std::fs::read_to_string(format!("{base}/mountinfo")).ok().and_then(|t| cgroup2_mount_in(&t)) {
-                let p = if base == "/proc/self" {
-                    m
-                } else {
-                    Path::new(&base).join("root").join(m.strip_prefix("/").unwrap_or(&m))
-                };
-                if let Ok(f) = std::fs::File::open(&p) {
-                    dir = Some(f);
-                    break;
-                }
-            }
-            match parent_of(pid) {
-                Some(pp) if pp > 0 && pp != pid => pid = pp,
-                _ => break,
-            }
-        }
-        let mount = dir.as_ref().map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
-        let _keep = dir;
-        Resolver { mount, paths: HashMap::new(), _dir: _keep }
-    }
-
-    fn walk(&mut self) {
-        let Some(root) = self.mount.clone() else { return };
-        let mut stack = vec![root.clone()];
-        let mut seen = 0usize;
-        while let Some(dir) = stack.pop() {
-            let Ok(md) = std::fs::metadata(&dir) else { continue };
-            let rel = dir.strip_prefix(&root).map(|p| format!("/{}", p.display())).unwrap_or_default();
-            self.paths.insert(md.ino(), Some(rel));
-            seen += 1;
-            if seen > 200_000 {
-                break;
-            }
-            let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-            for e in rd.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    stack.push(e.path());
-                }
-            }
-        }
-    }
-
-    pub fn cgroup_path(&mut self, id: u64) -> Option<String> {
-        if let Some(p) = self.paths.get(&id) {
-            return p.clone();
-        }
-        self.walk();
-        self.paths.entry(id).or_insert(None).clone()
-    }
-
-    pub fn fill(&mut self, r: &mut ConnRecord) {
-        if let Some(pid) = r.pid {
-            r.exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string());
-        }
-        if let Some(id) = r.cgroup_id {
-            r.cgroup = self.cgroup_path(id);
-        }
-    }
-}
-
-impl Default for Resolver {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The TcpExt counters of /proc/net/netstat (this process's namespace) named in `names`.
-pub fn netstat(names: &[&str]) -> Result<BTreeMap<String, u64>> {
-    let text = std::fs::read_to_string("/proc/net/netstat").context("reading /proc/net/netstat")?;
-    Ok(parse_netstat(&text, names))
-}
-
-fn parse_netstat(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let lines: Vec<&str> = text.lines().collect();
-    for pair in lines.chunks(2) {
-        let [h, v] = pair else { continue };
-        let (Some(hk), Some(vk)) = (h.split_once(':'), v.split_once(':')) else { continue };
-        if hk.0 != "TcpExt" || vk.0 != "TcpExt" {
-            continue;
-        }
-        for (k, val) in hk.1.split_whitespace().zip(vk.1.split_whitespace()) {
-            if names.contains(&k) {
-                out.insert(k.to_string(), val.parse().unwrap_or(0));
-            }
-        }
-    }
-    out
 }
 
 const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
@@ -489,17 +112,12 @@ fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
 }
 
 /// Lists the open connections: the kernel's, and those older than rxray it has not seen change.
-fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, resolver: &mut Resolver, json: bool) -> Result<()> {
-    let mut recs: Vec<ConnRecord> = snap.conns.iter().map(|c| record(c, snap.ts_ns, "live")).collect();
-    let tracked: HashSet<Tuple> = recs.iter().filter_map(tuple_of).collect();
-    let proc_now = seed::read().unwrap_or_default();
-    recs.extend(seeds.untracked(&proc_now, &tracked, snap.ts_ns));
+fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, os: &mut dyn Os, json: bool) -> Result<()> {
+    let recs = live_records(snap, seeds, os);
     if !json {
         writeln!(out, "-- {}: {} live --", clock_time(snap.ts_ns), recs.len())?;
     }
-    for r in &mut recs {
-        seeds.mark(r);
-        resolver.fill(r);
+    for r in &recs {
         emit(out, r, json)?;
     }
     Ok(())
@@ -523,12 +141,13 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             None
         }
     };
-    let listen0 = netstat(LISTEN_COUNTERS).unwrap_or_default();
+    let mut os = LinuxOs::new();
+    let listen0 = os.tcp_counters(LISTEN_COUNTERS).unwrap_or_default();
     // Read after the programs are attached, so a connection is either seeded or seen changing state.
-    let seeds = match seed::read() {
+    let seeds = match os.tcp_sockets() {
         Ok(now) => Seeds::new(&now),
         Err(e) => {
-            eprintln!("rxray: connections older than rxray are not listed ({e:#})");
+            eprintln!("rxray: connections older than rxray are not listed ({e})");
             Seeds::new(&[])
         }
     };
@@ -540,7 +159,6 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         eprintln!("rxray: this kernel has no sock_recv_length tracepoint: no reading process per connection");
     }
     let mut src = LiveSource::new().with_conns(conns, None);
-    let mut resolver = Resolver::new();
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let start = Instant::now();
     let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
@@ -561,7 +179,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             closed += 1;
             let mut r = record(&ev.conn, ev.ts_ns, "closed");
             seeds.mark(&mut r);
-            resolver.fill(&mut r);
+            fill(&mut os, &mut r);
             if emit(&mut out, &r, a.json).is_err() || a.count.is_some_and(|c| closed >= c) {
                 pump.finish();
                 break;
@@ -570,7 +188,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let snap = src.conn_snapshot()?;
-                if live_snapshot(&mut out, &snap, &seeds, &mut resolver, a.json).is_err() {
+                if live_snapshot(&mut out, &snap, &seeds, &mut os, a.json).is_err() {
                     pump.finish();
                 }
                 next_tick = Some(t + iv);
@@ -585,13 +203,13 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     }
     // The connections still open at exit, once.
     if let Ok(snap) = src.conn_snapshot() {
-        let _ = live_snapshot(&mut out, &snap, &seeds, &mut resolver, a.json);
+        let _ = live_snapshot(&mut out, &snap, &seeds, &mut os, a.json);
     }
     let _ = out.flush();
     drop(out);
     let conns = src.conns().context("no connection programs")?;
     let totals = conns.totals()?;
-    let listen = netstat(LISTEN_COUNTERS).unwrap_or_default();
+    let listen = os.tcp_counters(LISTEN_COUNTERS).unwrap_or_default();
     let since: BTreeMap<String, u64> =
         listen.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*listen0.get(k).unwrap_or(&0)))).collect();
     let reasons = match &drops {
@@ -627,101 +245,3 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rxray_engine::source::ConnReader;
-
-    #[test]
-    fn netstat_reads_the_tcpext_pair() {
-        let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\nTcpExt: 0 3 4\nIpExt: InNoRoutes\nIpExt: 0\n";
-        let m = parse_netstat(text, LISTEN_COUNTERS);
-        assert_eq!(m.get("ListenOverflows"), Some(&3));
-        assert_eq!(m.get("ListenDrops"), Some(&4));
-    }
-
-    #[test]
-    fn a_closed_record_subtracts_the_fin_and_names_who_reset() {
-        let c = Connection {
-            local: Some("10.0.0.2".parse().unwrap()),
-            local_port: 80,
-            remote: Some("10.0.0.1".parse().unwrap()),
-            remote_port: 40000,
-            state: 7,
-            path: vec![3, 1, 7],
-            bytes_received: 101,
-            bytes_sent: 60,
-            bytes_retrans: 10,
-            fin_rx: true,
-            passive: true,
-            first_ns: Some(1_000_000),
-            syn_ns: Some(1_000_000),
-            established_ns: Some(1_500_000),
-            last_ns: Some(3_000_000),
-            rst_rx: 1,
-            ..Default::default()
-        };
-        let r = record(&c, 3_000_000, "closed");
-        assert_eq!(r.local, "10.0.0.2:80");
-        assert_eq!(r.remote, "10.0.0.1:40000");
-        assert_eq!(r.states, vec!["SYN_RECV", "ESTABLISHED", "CLOSE"]);
-        assert_eq!((r.bytes_rx, r.bytes_tx), (100, 50));
-        assert_eq!(r.handshake_ms, Some(0.5));
-        assert_eq!(r.age_ms, Some(2.0));
-        assert!(!r.seeded);
-        assert_eq!(r.reset_by, Some("peer"));
-        assert!(r.passive);
-        assert_eq!(r.pid, None);
-    }
-
-    #[test]
-    fn the_cgroup2_mount_is_found_in_mountinfo() {
-        let t = "25 30 0:22 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
-                 35 25 0:30 / /sys/fs/cgroup/unified\\040x rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount_in(t), Some(PathBuf::from("/sys/fs/cgroup/unified x")));
-        assert_eq!(cgroup2_mount_in("1 2 0:1 / / rw - ext4 /dev/sda rw\n"), None);
-    }
-
-    #[test]
-    fn the_reader_is_named() {
-        let reader = ConnReader { pid: 42, comm: "python3".into(), cgroup_id: 7 };
-        let c = Connection { reader: Some(reader), reader_bytes: 5, ..Default::default() };
-        let r = record(&c, 0, "live");
-        assert_eq!((r.pid, r.comm.as_deref(), r.cgroup_id, r.read_bytes), (Some(42), Some("python3"), Some(7), 5));
-    }
-
-    #[test]
-    fn a_late_record_of_a_connection_older_than_rxray_is_seeded() {
-        let t = seed::ProcTcp {
-            local: "10.0.0.2".parse().unwrap(),
-            local_port: 80,
-            remote: "10.0.0.1".parse().unwrap(),
-            remote_port: 40000,
-            state: 1,
-            uid: 0,
-            inode: 1,
-        };
-        let seeds = Seeds::new(std::slice::from_ref(&t));
-        let mut c = Connection {
-            local: Some("10.0.0.2".parse().unwrap()),
-            local_port: 80,
-            remote: Some("10.0.0.1".parse().unwrap()),
-            remote_port: 40000,
-            state: 7,
-            late: true,
-            ..Default::default()
-        };
-        let mut r = record(&c, 0, "closed");
-        seeds.mark(&mut r);
-        assert!(r.seeded && r.age_ms.is_none());
-        // Tracked by the kernel: not listed twice; an unknown tuple is never seeded.
-        let tracked: HashSet<Tuple> = [tuple_of(&r).unwrap()].into();
-        assert!(seeds.untracked(std::slice::from_ref(&t), &tracked, 0).is_empty());
-        let u = seeds.untracked(std::slice::from_ref(&t), &HashSet::new(), 0);
-        assert_eq!((u.len(), u[0].state, u[0].seeded, u[0].age_ms), (1, "ESTABLISHED", true, None));
-        c.remote_port = 40001;
-        let mut other = record(&c, 0, "closed");
-        seeds.mark(&mut other);
-        assert!(!other.seeded);
-    }
-}

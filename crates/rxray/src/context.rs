@@ -3,50 +3,26 @@
 //! drops per flow with the last reason (tp_btf/kfree_skb). Attached by default when available
 //! (`--no-context` turns it off). Cost: the reader program runs after every recvmsg on the host
 //! (filtered to this namespace first), the drop program on every freed-with-reason packet.
-use crate::conns::Resolver;
 use anyhow::{Context as _, Result};
+use rxray_engine::context::FlowContext;
+pub use rxray_engine::context::{DropsOut, ReaderOut};
 use rxray_engine::event::Packet;
 use rxray_engine::source::DropEvent;
-use rxray_kernel::{btf, Drops, DropsOptions, LiveSource, ReaderTable, Readers};
-use serde::Serialize;
+use rxray_kernel::os::LinuxOs;
+use rxray_kernel::{btf, Drops, DropsOptions, LiveSource, Readers};
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     net::IpAddr,
     path::Path,
     time::{Duration, Instant},
 };
 
-/// The process that read a flow, as printed.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct ReaderOut {
-    pub pid: u32,
-    pub comm: String,
-    /// readlink /proc/<pid>/exe; null when the process is gone.
-    pub exe: Option<String>,
-    pub cgroup_id: u64,
-    /// The cgroup v2 path relative to the mount ("/" is the root); null when unknown.
-    pub cgroup: Option<String>,
-}
-
-/// A flow's drops, as printed.
-#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct DropsOut {
-    pub count: u64,
-    /// The reason of the latest drop (the kernel's enum skb_drop_reason name).
-    pub last_reason: Option<String>,
-}
-
-/// (proto, src, sport, dst, dport) of incoming packets.
-type FlowTuple = (u8, IpAddr, u16, IpAddr, u16);
-
+/// The engine's joins (`FlowContext`) on this host's OS, with the readers table re-read as due.
 pub struct KernelContext {
-    table: ReaderTable,
+    joins: FlowContext,
+    os: LinuxOs,
     refreshed: Option<Instant>,
     drops: bool,
-    reasons: BTreeMap<u64, String>,
-    per_flow: HashMap<FlowTuple, (u64, u32)>,
-    resolver: Resolver,
-    exes: HashMap<u32, Option<String>>,
 }
 
 /// How often `watch` re-reads the readers map (flows re-read it once per refresh).
@@ -80,22 +56,14 @@ impl KernelContext {
                 Err(e) => eprintln!("rxray: no drops per flow ({e})"),
             }
         }
-        let ctx = KernelContext {
-            table: ReaderTable::default(),
-            refreshed: None,
-            drops: drops.is_some(),
-            reasons,
-            per_flow: HashMap::new(),
-            resolver: Resolver::new(),
-            exes: HashMap::new(),
-        };
+        let ctx = KernelContext { joins: FlowContext::new(reasons), os: LinuxOs::new(), refreshed: None, drops: drops.is_some() };
         Some((ctx, Parts { readers, drops }))
     }
 
     /// Re-reads the readers map (at most every 200 ms unless `force`).
     pub fn refresh(&mut self, src: &LiveSource, force: bool) -> Result<()> {
         if force || self.refreshed.is_none_or(|t| t.elapsed() >= READERS_EVERY) {
-            self.table = src.reader_table().context("reading the readers map")?;
+            self.joins.set_readers(src.reader_table().context("reading the readers map")?);
             self.refreshed = Some(Instant::now());
         }
         Ok(())
@@ -103,50 +71,29 @@ impl KernelContext {
 
     /// Counts a drop against its flow.
     pub fn on_drop(&mut self, e: &DropEvent) {
-        let (Some(src), Some(dst)) = (e.src, e.dst) else { return };
-        let slot = self.per_flow.entry((e.proto, src, e.sport, dst, e.dport)).or_default();
-        slot.0 += 1;
-        slot.1 = e.reason;
+        self.joins.on_drop(e);
     }
 
     /// The process that read the flow from `src:sport` to `dst:dport`, if one has.
     pub fn reader(&mut self, proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Option<ReaderOut> {
-        let r = self.table.lookup(proto, src, sport, dst, dport)?.clone();
-        let exe = self
-            .exes
-            .entry(r.pid)
-            .or_insert_with(|| std::fs::read_link(format!("/proc/{}/exe", r.pid)).ok().map(|p| p.display().to_string()))
-            .clone();
-        Some(ReaderOut { pid: r.pid, comm: r.comm, exe, cgroup_id: r.cgroup_id, cgroup: self.resolver.cgroup_path(r.cgroup_id) })
+        self.joins.reader(&mut self.os, proto, src, sport, dst, dport)
     }
 
-    /// The reader of the socket an incoming packet event was for (TCP and UDP only).
+    /// The reader of the socket an incoming packet was for (TCP and UDP only).
     pub fn reader_of(&mut self, p: &Packet) -> Option<ReaderOut> {
-        let ip = p.ip.as_ref()?;
-        let (sport, dport) = match (&p.tcp, &p.udp) {
-            (Some(t), _) if ip.proto == 6 => (t.sport, t.dport),
-            (_, Some(u)) if ip.proto == 17 => (u.sport, u.dport),
-            _ => return None,
-        };
-        self.reader(ip.proto, ip.src, sport, ip.dst, dport)
+        self.joins.reader_of(&mut self.os, p)
     }
 
     /// What the context counted that it could not join: drop events the ring had no room for
     /// (their flows' drop counts are short by that many). JSON for the flows snapshot's totals.
     pub fn totals_json(&self, src: &LiveSource) -> serde_json::Value {
         let lost = src.drops().and_then(|d| d.totals().ok()).map(|t| t.lost);
-        serde_json::json!({"readers": self.table.len(), "drops": self.drops, "drop_events_lost": lost})
+        serde_json::json!({"readers": self.joins.readers().len(), "drops": self.drops, "drop_events_lost": lost})
     }
 
     /// The flow's drops (count 0 when none, or when drops are not attached).
     pub fn drops(&self, proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> DropsOut {
-        match self.per_flow.get(&(proto, src, sport, dst, dport)) {
-            Some((n, reason)) => DropsOut {
-                count: *n,
-                last_reason: Some(self.reasons.get(&u64::from(*reason)).cloned().unwrap_or_else(|| format!("reason_{reason}"))),
-            },
-            None => DropsOut::default(),
-        }
+        self.joins.drops(proto, src, sport, dst, dport)
     }
 }
 

@@ -4,6 +4,7 @@ use crate::{line::clock_time, session};
 use anyhow::{bail, Context, Result};
 use rxray_engine::source::{DropEvent, Event};
 use rxray_kernel::{btf, kallsyms::Kallsyms, Drops, DropsOptions, LiveSource};
+use rxray_wire::ipproto::{self, Spelling};
 use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -85,17 +86,7 @@ impl Names {
         }
         self.ifaces
             .entry(ifindex)
-            .or_insert_with(|| {
-                let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-                // SAFETY: buf holds IF_NAMESIZE bytes, as if_indextoname requires.
-                let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-                if p.is_null() {
-                    format!("if{ifindex}")
-                } else {
-                    // SAFETY: on success buf holds a NUL-terminated name.
-                    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
-                }
-            })
+            .or_insert_with(|| rxray_kernel::ifname_of(ifindex).unwrap_or_else(|| format!("if{ifindex}")))
             .clone()
     }
 }
@@ -121,13 +112,7 @@ fn record(e: &DropEvent, names: &mut Names) -> DropRecord {
 }
 
 fn proto_name(p: u8) -> String {
-    match p {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "ICMPv6".into(),
-        n => format!("proto {n}"),
-    }
+    ipproto::name(p, Spelling::Tcpdump).map_or_else(|| format!("proto {p}"), str::to_string)
 }
 
 fn endpoint(a: IpAddr, port: u16, proto: u8) -> String {

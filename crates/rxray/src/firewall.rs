@@ -245,12 +245,8 @@ fn targets(a: &IfaceArgs, install: bool) -> Result<Vec<String>> {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if let Ok(ix) = e.file_name().to_string_lossy().parse::<u32>() {
-                let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-                // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
-                let p = unsafe { libc::if_indextoname(ix, buf.as_mut_ptr()) };
-                if !p.is_null() {
-                    // SAFETY: if_indextoname wrote a NUL-terminated name into buf.
-                    v.push(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned());
+                if let Some(name) = rxray_kernel::ifname_of(ix) {
+                    v.push(name);
                 }
             }
         }

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use rxray_engine::flows::{sort, FlowRecord, RateTracker, SortBy};
 use rxray_engine::source::Source as _;
 use rxray_engine::source::{Event, FlowSnapshot};
+use rxray_wire::ipproto::{self, Spelling};
 use rxray_kernel::{IngressOptions, LiveSource, Totals};
 use std::{
     io::{IsTerminal, Write},
@@ -60,15 +61,6 @@ pub struct FlowsArgs {
     pub unread_events: bool,
 }
 
-fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmp6".into(),
-        n => n.to_string(),
-    }
-}
 
 fn human(x: f64) -> String {
     match x {
@@ -196,7 +188,7 @@ pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, mut ctx: 
         s.push_str(&format!(
             "{:<8} {:<5} {:>41} {:>41} {:>10} {:>12} {:>8} {:>9}{}\n",
             r.iface,
-            proto_name(k.proto),
+            ipproto::name_or_number(k.proto, Spelling::Filter),
             src,
             dst,
             r.packets,

@@ -1,9 +1,12 @@
 //! `rxray latency`: how long incoming packets take from XDP arrival to the socket's receive queue
 //! and to the application's read, per flow and per reading process, from in-kernel histograms.
-use crate::{conns::Resolver, session, XdpModeArg};
+use crate::{session, XdpModeArg};
+use rxray_engine::os::Os;
+use rxray_kernel::os::LinuxOs;
 use anyhow::{Context, Result};
 use rxray_engine::latency::Summary;
 use rxray_engine::source::LatencyFlow;
+use rxray_wire::ipproto::{self, Spelling};
 use rxray_kernel::{IngressOptions, LatencyTotals, LiveSource};
 use serde::Serialize;
 use std::{
@@ -108,7 +111,7 @@ fn latency_totals(src: &LiveSource) -> Result<LatencyTotals> {
     Ok(src.ingress().context("no ingress program")?.latency_totals()?)
 }
 
-fn report(src: &LiveSource, resolver: &mut Resolver) -> Result<(Vec<FlowLatency>, Vec<ProcLatency>, LatencyTotals)> {
+fn report(src: &LiveSource, os: &mut dyn Os) -> Result<(Vec<FlowLatency>, Vec<ProcLatency>, LatencyTotals)> {
     let snap = src.latency_snapshot()?;
     let mut flows: Vec<FlowLatency> = snap.flows.iter().map(flow_latency).collect();
     flows.sort_by(|a, b| b.read.count.cmp(&a.read.count).then_with(|| a.remote.cmp(&b.remote)));
@@ -118,9 +121,9 @@ fn report(src: &LiveSource, resolver: &mut Resolver) -> Result<(Vec<FlowLatency>
         .map(|p| ProcLatency {
             pid: p.pid,
             comm: p.latency.comm.clone(),
-            exe: std::fs::read_link(format!("/proc/{}/exe", p.pid)).ok().map(|p| p.display().to_string()),
+            exe: os.exe_of(p.pid),
             cgroup_id: p.cgroup_id,
-            cgroup: resolver.cgroup_path(p.cgroup_id),
+            cgroup: os.cgroup_path(p.cgroup_id),
             queue: p.latency.queue.summary(),
             read: p.latency.read.summary(),
         })
@@ -137,13 +140,6 @@ fn stage_cols(s: &Summary) -> String {
     format!("{:>9} {:>9} {:>9} {:>9}", ms(s.p50_ms), ms(s.p90_ms), ms(s.p99_ms), ms(s.max_ms))
 }
 
-fn proto_name(p: u8) -> String {
-    match p {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        n => n.to_string(),
-    }
-}
 
 fn table(flows: &[FlowLatency], procs: &[ProcLatency], t: &LatencyTotals, top: usize) -> String {
     let mut s = format!(
@@ -158,7 +154,7 @@ fn table(flows: &[FlowLatency], procs: &[ProcLatency], t: &LatencyTotals, top: u
     for f in flows.iter().take(top) {
         s.push_str(&format!(
             "{:<5} {:<45} {:<45} {:>8} {} {}\n",
-            proto_name(f.proto),
+            ipproto::name_or_number(f.proto, Spelling::Filter),
             f.remote,
             f.local,
             f.read.count,
@@ -203,14 +199,14 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     }
     eprintln!("rxray: latency stages attached");
     let src = LiveSource::new().with_ingress(ing, false, false)?;
-    let mut resolver = Resolver::new();
+    let mut os = LinuxOs::new();
     let start = Instant::now();
     let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let end = a.duration.map(|d| start + Duration::from_secs_f64(d.max(0.0)));
     let tty = std::io::stdout().is_terminal() && !a.json;
-    let print = |src: &LiveSource, resolver: &mut Resolver, clear: bool| -> Result<bool> {
-        let (flows, procs, t) = report(src, resolver)?;
+    let print = |src: &LiveSource, os: &mut LinuxOs, clear: bool| -> Result<bool> {
+        let (flows, procs, t) = report(src, os)?;
         let mut out = std::io::stdout().lock();
         let res = if a.json {
             let v = serde_json::json!({
@@ -237,14 +233,14 @@ pub fn run(a: LatencyArgs) -> Result<()> {
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
-                if !print(&src, &mut resolver, tty)? {
+                if !print(&src, &mut os, tty)? {
                     return Ok(());
                 }
                 next_tick = Some(t + iv);
             }
         }
     }
-    print(&src, &mut resolver, false)?;
+    print(&src, &mut os, false)?;
     let t = latency_totals(&src)?;
     if a.json {
         eprintln!(

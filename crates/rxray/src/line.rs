@@ -1,4 +1,5 @@
 //! One packet as one line of text, in the spirit of `tcpdump -nn -v`.
+use rxray_wire::ipproto::{self, Spelling};
 use rxray_engine::event::{mac_string, Packet};
 use std::fmt::Write;
 
@@ -10,13 +11,7 @@ pub fn clock_time(ts_ns: u64) -> String {
 }
 
 fn ip_proto_name(p: u8) -> &'static str {
-    match p {
-        1 => "ICMP",
-        6 => "TCP",
-        17 => "UDP",
-        58 => "ICMPv6",
-        _ => "unknown",
-    }
+    ipproto::name(p, Spelling::Tcpdump).unwrap_or("unknown")
 }
 
 pub fn format(p: &Packet) -> String {

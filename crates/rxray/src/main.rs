@@ -14,7 +14,6 @@ mod lab;
 mod latency;
 mod line;
 mod netns;
-mod seed;
 mod session;
 mod watch;
 

@@ -2,6 +2,8 @@
 //! program, and install the stop signals (SIGINT, SIGTERM).
 use crate::XdpModeArg;
 use anyhow::{bail, Context, Result};
+use rxray_engine::os::Os;
+use rxray_kernel::os::LinuxOs;
 use rxray_kernel::{AttachMode, Ingress, IngressOptions};
 use rxray_engine::source::{Event, Source, SourceError};
 use std::time::Duration;
@@ -20,18 +22,7 @@ pub fn require_root() -> Result<()> {
 
 /// Every interface that is up, except loopback, in this namespace.
 pub fn up_interfaces() -> Result<Vec<String>> {
-    let mut v = Vec::new();
-    for ent in std::fs::read_dir("/sys/class/net").context("listing /sys/class/net")? {
-        let name = ent?.file_name().to_string_lossy().into_owned();
-        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        // IFF_UP = 1, IFF_LOOPBACK = 8
-        if flags & 1 != 0 && flags & 8 == 0 {
-            v.push(name);
-        }
-    }
-    v.sort();
-    Ok(v)
+    LinuxOs::new().up_interfaces().map_err(|e| anyhow::anyhow!(e))
 }
 
 pub fn stop_flag() -> Result<Arc<AtomicBool>> {

@@ -22,16 +22,7 @@ const OS_EXEMPT: &[&str] = &["lab.rs"];
 
 /// (module, rule): what is still to move to an injected OS interface (issue 13, step 2 and 3).
 const NOT_YET_MOVED: &[(&str, &str)] = &[
-    // cgroup paths (mountinfo, /proc/<pid>/stat walk), exe of a pid, /proc/net/netstat.
-    ("conns.rs", "reads /proc or /sys"),
-    // exe of a pid.
-    ("context.rs", "reads /proc or /sys"),
-    ("latency.rs", "reads /proc or /sys"),
-    // /proc/net/tcp seeding.
-    ("seed.rs", "reads /proc or /sys"),
-    // the interface list (/sys/class/net).
-    ("session.rs", "reads /proc or /sys"),
-    // `--netns`: remounts /sys and keeps the host's bpffs.
+    // `--netns`: remounts /sys and keeps the host's bpffs (entering a namespace, before any command).
     ("netns.rs", "reads /proc or /sys"),
     // `ip -j link`, `ip link set ... xdp off` (to netlink).
     ("ifaces.rs", "runs a process"),

@@ -533,14 +533,9 @@ fn rule(
     })
 }
 
+/// A protocol as the rules file spells it.
 pub fn proto_name(p: u8) -> String {
-    match p {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        1 => "icmp".into(),
-        58 => "icmpv6".into(),
-        n => n.to_string(),
-    }
+    rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Rules)
 }
 
 const FLAG_LETTERS: [(char, u8); 8] =

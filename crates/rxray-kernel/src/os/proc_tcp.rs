@@ -1,20 +1,7 @@
-//! Connections that existed before rxray started: the kernel's tracepoints only report state
-//! changes, so `conns` seeds its table from /proc/net/tcp and /proc/net/tcp6 (this process's network
-//! namespace). Their start time is unknown; their counters start at the first state change seen.
+//! /proc/net/tcp and /proc/net/tcp6 (this process's network namespace): the TCP sockets now.
+//! `conns` seeds its table from them, since the kernel's tracepoints only report state changes.
+pub use rxray_engine::os::TcpSocket as ProcTcp;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// One socket line of /proc/net/tcp{,6}.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcTcp {
-    pub local: IpAddr,
-    pub local_port: u16,
-    pub remote: IpAddr,
-    pub remote_port: u16,
-    /// Kernel TCP state number (1 ESTABLISHED ... 10 LISTEN).
-    pub state: u8,
-    pub uid: u32,
-    pub inode: u64,
-}
 
 /// A line that does not parse: which line and why.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,16 +71,16 @@ pub fn is_connection(state: u8) -> bool {
 }
 
 /// The connections of this network namespace now, from /proc/net/tcp and /proc/net/tcp6.
-pub fn read() -> anyhow::Result<Vec<ProcTcp>> {
+pub fn read() -> Result<Vec<ProcTcp>, String> {
     let mut out = Vec::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             // No IPv6 in this kernel: nothing to seed from it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(anyhow::anyhow!("reading {file}: {e}")),
+            Err(e) => return Err(format!("reading {file}: {e}")),
         };
-        out.extend(parse(file, &text)?.into_iter().filter(|t| is_connection(t.state)));
+        out.extend(parse(file, &text).map_err(|e| e.to_string())?.into_iter().filter(|t| is_connection(t.state)));
     }
     Ok(out)
 }
