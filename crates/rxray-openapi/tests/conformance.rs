@@ -1,0 +1,145 @@
+//! Exchanges built to be wrong in known ways, checked against the test API written as OpenAPI 3.0
+//! (YAML) and as 3.1 (JSON): every exchange gives exactly the kinds it was built to provoke, and
+//! the aggregated counts are the tallies of what was sent.
+mod common;
+use common::{exchanges, sorted};
+use rxray_openapi::{CheckLimits, Checker, Kind, Spec, Version};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn load(name: &str) -> Spec {
+    Spec::load(&data(name), rxray_openapi::DEFAULT_MAX_SPEC_BYTES).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(spec: &Spec) {
+    let mut c = Checker::new(spec, CheckLimits::default());
+    let sent = exchanges();
+    let mut expected: BTreeMap<(Kind, String, String, Option<u16>), u64> = BTreeMap::new();
+    for (i, s) in sent.iter().enumerate() {
+        let h = s.headers();
+        let got = c.check(&s.exchange(&h, 1_000 + i as u64));
+        assert_eq!(sorted(got.kinds.clone()), sorted(s.expect.clone()), "exchange {i}: {} {} -> {}", s.method, s.target, s.status);
+        for k in &s.expect {
+            let template = got.template.clone().unwrap_or_else(|| s.target.split('?').next().unwrap().to_owned());
+            let status = match k {
+                Kind::UndocumentedStatus => Some(s.status),
+                // A response body's violation is keyed by status; the request body's is not.
+                Kind::SchemaViolation if s.method == "GET" => Some(s.status),
+                _ => None,
+            };
+            *expected.entry((*k, s.method.to_owned(), template, status)).or_default() += 1;
+        }
+    }
+    let got: BTreeMap<_, _> = c
+        .findings()
+        .into_iter()
+        .map(|f| ((f.kind, f.method.clone(), f.template.clone().unwrap_or_else(|| f.path.split('?').next().unwrap().to_owned()), f.status), f.count))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(c.counters.exchanges, sent.len() as u64);
+    assert_eq!(c.counters.overflow, 0);
+}
+
+#[test]
+fn openapi_3_0_yaml_findings_are_exact() {
+    let spec = load("petstore-3.0.yaml");
+    assert_eq!(spec.version, Version::V30);
+    run(&spec);
+}
+
+#[test]
+fn openapi_3_1_json_findings_are_exact() {
+    let spec = load("petstore-3.1.json");
+    assert_eq!(spec.version, Version::V31);
+    run(&spec);
+}
+
+#[test]
+fn findings_carry_template_example_and_detail() {
+    let spec = load("petstore-3.0.yaml");
+    let mut c = Checker::new(&spec, CheckLimits::default());
+    let sent = exchanges();
+    for (i, s) in sent.iter().enumerate() {
+        let h = s.headers();
+        c.check(&s.exchange(&h, 5_000 + i as u64));
+    }
+    let f = c.findings();
+    let missing = f.iter().find(|f| f.kind == Kind::MissingParameter).unwrap();
+    assert_eq!(missing.template.as_deref(), Some("/pets"));
+    assert_eq!(missing.count, 5);
+    assert_eq!(missing.detail.location, "header parameter X-Request-Id");
+    // The example is the first exchange that showed it.
+    let first = sent.iter().position(|s| s.expect.contains(&Kind::MissingParameter)).unwrap();
+    assert_eq!(missing.example.request_line, format!("GET {}", sent[first].target));
+    assert_eq!(missing.example.time_ns, 5_000 + first as u64);
+    let resp = f.iter().find(|f| f.kind == Kind::SchemaViolation && f.template.as_deref() == Some("/pets/{petId}")).unwrap();
+    assert_eq!(resp.detail.location, "response body");
+    assert_eq!(resp.detail.pointer.as_deref(), Some("/owner/pets/0/name"));
+    assert_eq!(resp.detail.keyword.as_deref(), Some("minLength"));
+    // The request body's finding keeps its first example's detail: {"name": 5}.
+    let req = f.iter().find(|f| f.kind == Kind::SchemaViolation && f.method == "POST").unwrap();
+    assert_eq!((req.detail.location.as_str(), req.detail.pointer.as_deref(), req.detail.keyword.as_deref()), ("request body", Some("/name"), Some("type")));
+    assert_eq!(req.count, 4);
+    // 3.0's boolean exclusiveMinimum, normalised: age 0 fails with the 2020-12 keyword.
+    let mut one = Checker::new(&spec, CheckLimits::default());
+    let s = sent.iter().find(|s| s.request_body.contains("\"age\": 0")).unwrap();
+    let h = s.headers();
+    one.check(&s.exchange(&h, 0));
+    let f = one.findings();
+    assert_eq!((f[0].detail.pointer.as_deref(), f[0].detail.keyword.as_deref()), (Some("/age"), Some("exclusiveMinimum")));
+    let json = serde_json::to_value(missing).unwrap();
+    for k in ["kind", "method", "path", "template", "count", "example", "detail"] {
+        assert!(json.get(k).is_some(), "{k} missing from {json}");
+    }
+    assert_eq!(json["kind"], "missing_parameter");
+}
+
+#[test]
+fn literal_templates_win_and_bodies_pass() {
+    let spec = load("petstore-3.0.yaml");
+    assert_eq!(spec.match_path("/api/v1/pets/mine").unwrap().template, "/pets/mine");
+    let m = spec.match_path("/api/v1/pets/12").unwrap();
+    assert_eq!((m.template, m.params.clone()), ("/pets/{petId}", vec![("petId", "12".to_owned())]));
+    assert!(spec.match_path("/pets/12").is_none(), "the server's base path is required");
+    assert!(spec.match_path("/api/v1/pets/12/x").is_none());
+}
+
+#[test]
+fn truncated_bodies_are_not_checked_but_counted() {
+    let spec = load("petstore-3.1.json");
+    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut s = exchanges().into_iter().find(|s| s.expect == [Kind::SchemaViolation] && s.method == "GET").unwrap();
+    s.response_truncated = true;
+    let h = s.headers();
+    let got = c.check(&s.exchange(&h, 1));
+    assert!(got.kinds.is_empty(), "{:?}", got.kinds);
+    assert_eq!(c.counters.not_checked, 1);
+    assert_eq!(c.counters.bodies_checked, 0);
+}
+
+#[test]
+fn the_findings_table_is_bounded_with_a_counted_overflow() {
+    let spec = load("petstore-3.0.yaml");
+    let mut c = Checker::new(&spec, CheckLimits { max_findings: 3 });
+    let paths: Vec<String> = (0..10).map(|i| format!("/nowhere/{i}")).collect();
+    for p in &paths {
+        c.check(&rxray_openapi::Exchange {
+            method: "GET",
+            target: p,
+            request_headers: &[],
+            request_body: b"",
+            request_truncated: false,
+            status: Some(404),
+            response_headers: &[],
+            response_body: b"",
+            response_truncated: false,
+            time_ns: 0,
+        });
+    }
+    assert_eq!(c.findings().len(), 3);
+    assert_eq!(c.counters.overflow, 7);
+}
