@@ -143,3 +143,68 @@ fn the_findings_table_is_bounded_with_a_counted_overflow() {
     assert_eq!(c.findings().len(), 3);
     assert_eq!(c.counters.overflow, 7);
 }
+
+fn get<'a>(target: &'a str) -> rxray_openapi::Exchange<'a> {
+    rxray_openapi::Exchange {
+        method: "GET",
+        target,
+        request_headers: &[],
+        request_body: b"",
+        request_truncated: false,
+        status: Some(200),
+        response_headers: &[],
+        response_body: b"",
+        response_truncated: false,
+        time_ns: 0,
+    }
+}
+
+#[test]
+fn booleans_are_true_or_false_only() {
+    // openapi-core also takes yes/no/on/off/1/0 (Python's strtobool); rxray takes JSON's literals,
+    // which is what OpenAPI's form and simple styles serialise. docs/openapi.md says so.
+    let spec = load("petstore-3.0.yaml");
+    let mut c = Checker::new(&spec, CheckLimits::default());
+    assert!(c.check(&get("/api/v1/owners/bob?verbose=true")).kinds.is_empty());
+    assert_eq!(c.check(&get("/api/v1/owners/bob?verbose=yes")).kinds, vec![Kind::WrongType]);
+}
+
+#[test]
+fn relative_and_templated_servers_and_ranges() {
+    let text = r#"
+openapi: 3.1.0
+info: {title: t, version: "1"}
+servers:
+  - url: '{scheme}://{host}/api/{version}'
+    variables:
+      scheme: {default: https}
+      host: {default: example.com}
+      version: {default: v2}
+  - url: /legacy
+paths:
+  /files/{name}.{ext}:
+    get:
+      responses:
+        2XX: {description: ok}
+        default: {description: any}
+  /files/readme.txt:
+    get:
+      responses:
+        '200': {description: ok}
+"#;
+    let spec = Spec::from_text("inline", text).unwrap();
+    let m = spec.match_path("/api/v3/files/report.tar.gz").unwrap();
+    assert_eq!(m.template, "/files/{name}.{ext}");
+    assert_eq!(m.params, vec![("name", "report".to_owned()), ("ext", "tar.gz".to_owned())]);
+    assert_eq!(spec.match_path("/legacy/files/readme.txt").unwrap().template, "/files/readme.txt");
+    assert!(spec.match_path("/files/readme.txt").is_none());
+    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut x = get("/legacy/files/readme.txt");
+    x.status = Some(500);
+    assert_eq!(c.check(&x).kinds, vec![Kind::UndocumentedStatus]);
+    let mut x = get("/legacy/files/a.b");
+    x.status = Some(299);
+    assert!(c.check(&x).kinds.is_empty(), "2XX covers 299");
+    x.status = Some(503);
+    assert!(c.check(&x).kinds.is_empty(), "default covers the rest");
+}
