@@ -107,14 +107,24 @@ def main():
     api = OpenAPI.from_file_path(spec)
     xs = json.load(open(path))
     if len(sys.argv) > 4 and sys.argv[3] == "--bench":
+        import resource
         n = int(sys.argv[4])
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         done = 0
-        for _ in range(n):
+        kinds = {}
+        for r in range(n):
             for x in xs:
-                check(api, x)
+                for k in check(api, x):
+                    if r == 0:
+                        kinds[k] = kinds.get(k, 0) + 1
                 done += 1
-        print(json.dumps({"exchanges": done, "seconds": time.perf_counter() - t}))
+        print(json.dumps({
+            "exchanges": done,
+            "seconds": time.perf_counter() - t,
+            "cpu_seconds": time.process_time() - cpu,
+            "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "kinds_first_round": kinds,
+        }))
         return
     print(json.dumps([check(api, x) for x in xs]))
 
