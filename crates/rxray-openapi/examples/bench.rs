@@ -35,6 +35,8 @@ static A: Counting = Counting;
 
 const RESOURCES: usize = 100;
 
+type Headers<'a> = Vec<(&'a str, &'a [u8])>;
+
 fn spec() -> Value {
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
@@ -205,7 +207,7 @@ fn main() {
     let held = LIVE.load(Ordering::Relaxed) - before;
     let peak = PEAK.load(Ordering::Relaxed) - before;
 
-    let owned: Vec<(Vec<(&str, &[u8])>, Vec<(&str, &[u8])>)> = xs
+    let owned: Vec<(Headers<'_>, Headers<'_>)> = xs
         .iter()
         .map(|x| {
             (

@@ -117,6 +117,15 @@ pub struct CheckCounters {
     pub overflow: u64,
 }
 
+/// What a snapshot shows: the spec, the findings (most frequent first) and the counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub spec: String,
+    pub findings: Vec<Finding>,
+    #[serde(flatten)]
+    pub counters: CheckCounters,
+}
+
 /// The result of one `check`: the template for the endpoint metrics, and the findings' keys that
 /// were seen for the first time (what an alert engine raises on).
 #[derive(Debug, Default)]
@@ -238,6 +247,11 @@ impl<'s> Checker<'s> {
             );
         }
         out
+    }
+
+    /// The findings with the counters, as snapshots and reports carry them.
+    pub fn report(&self) -> Report {
+        Report { spec: self.spec.file.clone(), findings: self.findings(), counters: self.counters.clone() }
     }
 
     /// Every finding so far, most frequent first (then by kind, method, template, status).

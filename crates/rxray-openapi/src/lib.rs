@@ -12,7 +12,18 @@ pub mod read;
 pub mod spec;
 pub mod text;
 
-pub use check::{CheckCounters, CheckLimits, Checked, Checker, Detail, Example, Exchange, Finding, FindingKey, Kind};
+pub use check::{CheckCounters, CheckLimits, Checked, Checker, Detail, Example, Exchange, Finding, FindingKey, Kind, Report};
 pub use error::SpecError;
 pub use path::PathMatch;
 pub use spec::{Spec, Version, DEFAULT_MAX_SPEC_BYTES};
+
+#[cfg(test)]
+mod tests {
+    /// A loaded spec can be shared between threads (an agent's sources and sinks).
+    #[test]
+    fn spec_is_send_and_sync() {
+        fn ok<T: Send + Sync>() {}
+        ok::<crate::Spec>();
+        ok::<crate::Checker<'static>>();
+    }
+}

@@ -205,6 +205,12 @@ pub struct PathMatch<'s> {
 }
 
 impl Spec {
+    /// The endpoint template for a request-target (query and absolute form allowed), for the HTTP
+    /// metrics: the spec's template when one matches, else `None` (fold ids then).
+    pub fn template_of(&self, target: &str) -> Option<&str> {
+        self.match_path(split_target(target).0).map(|m| m.template)
+    }
+
     /// The template a request path (no query) matches under one of the servers, if any.
     pub fn match_path(&self, path: &str) -> Option<PathMatch<'_>> {
         let segs: Vec<Cow<'_, str>> = path.strip_prefix('/').unwrap_or(path).split('/').map(decode).collect();

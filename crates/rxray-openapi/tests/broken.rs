@@ -94,3 +94,43 @@ fn a_file_over_the_limit_is_refused() {
     let e = Spec::load(&data(""), 100).unwrap_err();
     assert!(e.message.contains("regular file"), "{e}");
 }
+
+#[test]
+fn a_schema_that_refers_to_itself_in_place_does_not_overflow() {
+    let text = r#"
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /a:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/A'}
+      responses:
+        '200': {description: ok}
+components:
+  schemas:
+    A:
+      allOf:
+        - $ref: '#/components/schemas/A'
+"#;
+    // A is allOf [A]: it constrains nothing, so {} passes; the validator must get there without
+    // recursing until the stack overflows.
+    let spec = Spec::from_text("t", text).unwrap();
+    let mut c = rxray_openapi::Checker::new(&spec, Default::default());
+    let got = c.check(&rxray_openapi::Exchange {
+        method: "POST",
+        target: "/a",
+        request_headers: &[("content-type", b"application/json")],
+        request_body: b"{}",
+        request_truncated: false,
+        status: Some(200),
+        response_headers: &[],
+        response_body: b"",
+        response_truncated: false,
+        time_ns: 0,
+    });
+    assert!(got.kinds.is_empty(), "{:?}", c.findings());
+    assert_eq!(c.counters.bodies_checked, 1);
+}

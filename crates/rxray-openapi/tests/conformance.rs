@@ -208,3 +208,18 @@ paths:
     x.status = Some(503);
     assert!(c.check(&x).kinds.is_empty(), "default covers the rest");
 }
+
+#[test]
+fn templates_for_the_endpoint_metrics_and_the_report() {
+    let spec = load("petstore-3.1.json");
+    assert_eq!(spec.template_of("/api/v1/pets/7?x=1"), Some("/pets/{petId}"));
+    assert_eq!(spec.template_of("http://localhost:8080/api/v1/pets/mine"), Some("/pets/mine"));
+    assert_eq!(spec.template_of("/api/v1/nope"), None);
+    let mut c = Checker::new(&spec, CheckLimits::default());
+    c.check(&get("/api/v1/nope"));
+    let r = serde_json::to_value(c.report()).unwrap();
+    assert_eq!(r["findings"][0]["kind"], "undocumented_path");
+    assert_eq!(r["findings"][0]["count"], 1);
+    assert_eq!(r["exchanges"], 1);
+    assert_eq!(r["not_checked"], 0);
+}
