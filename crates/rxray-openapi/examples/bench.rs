@@ -114,6 +114,20 @@ struct X {
     response_body: String,
 }
 
+impl X {
+    fn exchange<'a>(&'a self, rq: &'a [(&'a str, &'a [u8])], rs: &'a [(&'a str, &'a [u8])], time_ns: u64) -> Exchange<'a> {
+        Exchange {
+            request_headers: rq,
+            request_body: self.request_body.as_bytes(),
+            status: Some(self.status),
+            response_headers: rs,
+            response_body: self.response_body.as_bytes(),
+            time_ns,
+            ..Exchange::new(self.method, &self.target)
+        }
+    }
+}
+
 fn item(id: usize, bad: bool) -> String {
     if bad {
         format!(r#"{{"id": {id}, "name": "", "tags": ["a", 1], "price": -1}}"#)
@@ -220,18 +234,7 @@ fn main() {
     let mut one = Checker::new(&spec, CheckLimits::default());
     let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
     for (x, (rq, rs)) in xs.iter().zip(&owned) {
-        let got = one.check(&Exchange {
-            method: x.method,
-            target: &x.target,
-            request_headers: rq,
-            request_body: x.request_body.as_bytes(),
-            request_truncated: false,
-            status: Some(x.status),
-            response_headers: rs,
-            response_body: x.response_body.as_bytes(),
-            response_truncated: false,
-            time_ns: 0,
-        });
+        let got = one.check(&x.exchange(rq, rs, 0));
         for k in got.kinds {
             *kinds.entry(k.as_str()).or_default() += 1;
         }
@@ -242,18 +245,7 @@ fn main() {
     let mut n = 0u64;
     for _ in 0..rounds {
         for (x, (rq, rs)) in xs.iter().zip(&owned) {
-            c.check(&Exchange {
-                method: x.method,
-                target: &x.target,
-                request_headers: rq,
-                request_body: x.request_body.as_bytes(),
-                request_truncated: false,
-                status: Some(x.status),
-                response_headers: rs,
-                response_body: x.response_body.as_bytes(),
-                response_truncated: false,
-                time_ns: n,
-            });
+            c.check(&x.exchange(rq, rs, n));
             n += 1;
         }
     }

@@ -25,6 +25,24 @@ pub struct Exchange<'a> {
     pub time_ns: u64,
 }
 
+impl<'a> Exchange<'a> {
+    /// A request with no headers, no body and no response yet; set the rest with `..`.
+    pub fn new(method: &'a str, target: &'a str) -> Self {
+        Exchange {
+            method,
+            target,
+            request_headers: &[],
+            request_body: b"",
+            request_truncated: false,
+            status: None,
+            response_headers: &[],
+            response_body: b"",
+            response_truncated: false,
+            time_ns: 0,
+        }
+    }
+}
+
 /// What kind of disagreement between traffic and spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

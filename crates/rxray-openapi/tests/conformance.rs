@@ -127,36 +127,14 @@ fn the_findings_table_is_bounded_with_a_counted_overflow() {
     let mut c = Checker::new(&spec, CheckLimits { max_findings: 3 });
     let paths: Vec<String> = (0..10).map(|i| format!("/nowhere/{i}")).collect();
     for p in &paths {
-        c.check(&rxray_openapi::Exchange {
-            method: "GET",
-            target: p,
-            request_headers: &[],
-            request_body: b"",
-            request_truncated: false,
-            status: Some(404),
-            response_headers: &[],
-            response_body: b"",
-            response_truncated: false,
-            time_ns: 0,
-        });
+        c.check(&rxray_openapi::Exchange { status: Some(404), ..rxray_openapi::Exchange::new("GET", p) });
     }
     assert_eq!(c.findings().len(), 3);
     assert_eq!(c.counters.overflow, 7);
 }
 
-fn get<'a>(target: &'a str) -> rxray_openapi::Exchange<'a> {
-    rxray_openapi::Exchange {
-        method: "GET",
-        target,
-        request_headers: &[],
-        request_body: b"",
-        request_truncated: false,
-        status: Some(200),
-        response_headers: &[],
-        response_body: b"",
-        response_truncated: false,
-        time_ns: 0,
-    }
+fn get(target: &str) -> rxray_openapi::Exchange<'_> {
+    rxray_openapi::Exchange { status: Some(200), ..rxray_openapi::Exchange::new("GET", target) }
 }
 
 #[test]

@@ -9,16 +9,12 @@ fn check_all(spec: &Spec, target: &str, body: &[u8]) {
     let mut c = Checker::new(spec, CheckLimits { max_findings: 8 });
     for m in ["GET", "POST", "PUT"] {
         c.check(&Exchange {
-            method: m,
-            target,
             request_headers: &[("content-type", b"application/json"), ("x-request-id", b"1")],
             request_body: body,
-            request_truncated: false,
             status: Some(200),
             response_headers: &[("content-type", b"application/json")],
             response_body: body,
-            response_truncated: false,
-            time_ns: 0,
+            ..Exchange::new(m, target)
         });
     }
 }

@@ -33,16 +33,14 @@ impl Sent {
 
     pub fn exchange<'a>(&'a self, h: &'a Borrowed<'a>, time_ns: u64) -> Exchange<'a> {
         Exchange {
-            method: self.method,
-            target: &self.target,
             request_headers: &h.req_h,
             request_body: self.request_body.as_bytes(),
-            request_truncated: false,
             status: Some(self.status),
             response_headers: &h.resp_h,
             response_body: self.response_body.as_bytes(),
             response_truncated: self.response_truncated,
             time_ns,
+            ..Exchange::new(self.method, &self.target)
         }
     }
 }
