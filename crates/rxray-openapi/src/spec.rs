@@ -211,7 +211,7 @@ impl<'a> Loader<'a> {
             .add(DOC_URI, Draft::Draft202012.create_resource(norm.clone()))
             .and_then(|b| b.prepare())
             .map_err(|e| self.err("", format!("the document's schemas cannot be indexed: {e}")))?;
-        let mut schemas = Schemas { reg: &registry, doc: &norm, cache: HashMap::new(), loader: self };
+        let mut schemas = Schemas { reg: &registry, doc: &norm, cache: HashMap::new(), by_text: HashMap::new(), loader: self };
 
         if let Some(Value::Object(m)) = norm.pointer("/components/schemas") {
             for (k, v) in m {
@@ -250,7 +250,7 @@ impl<'a> Loader<'a> {
         for (i, p) in paths.iter().enumerate() {
             by_len.entry(p.template.segments.len()).or_default().push(i);
         }
-        let n = schemas.cache.len();
+        let n = schemas.by_text.len();
         Ok(Spec { file: self.file.into(), version, servers, paths, by_len, schemas: n })
     }
 
@@ -534,6 +534,7 @@ struct Schemas<'r> {
     reg: &'r Registry<'r>,
     doc: &'r Value,
     cache: HashMap<String, Arc<Validator>>,
+    by_text: HashMap<String, Arc<Validator>>,
     loader: &'r Loader<'r>,
 }
 
@@ -579,6 +580,14 @@ impl Schemas<'_> {
         if let Some(v) = self.cache.get(&ptr) {
             return Ok(v.clone());
         }
+        // Identical schema text means the identical schema (every `$ref` here is document-absolute),
+        // so the many inline `{type: integer}` parameters share one validator.
+        let text = self.doc.pointer(&ptr).map(Value::to_string).unwrap_or_default();
+        if let Some(v) = self.by_text.get(&text) {
+            let v = v.clone();
+            self.cache.insert(ptr, v.clone());
+            return Ok(v);
+        }
         if let Some(node) = self.doc.pointer(&ptr) {
             self.meta_check(node, &ptr)?;
         }
@@ -595,6 +604,7 @@ impl Schemas<'_> {
             })?;
         let v = Arc::new(v);
         self.cache.insert(ptr, v.clone());
+        self.by_text.insert(text, v.clone());
         Ok(v)
     }
 }
