@@ -216,7 +216,7 @@ fn main() {
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let t = Instant::now();
-    let spec = Spec::from_text("spec-200.json", &text).unwrap();
+    let spec = std::sync::Arc::new(Spec::from_text("spec-200.json", &text).unwrap());
     let load_s = t.elapsed().as_secs_f64();
     let held = LIVE.load(Ordering::Relaxed) - before;
     let peak = PEAK.load(Ordering::Relaxed) - before;
@@ -231,7 +231,7 @@ fn main() {
         })
         .collect();
     // One round first, for the findings per kind the peer's counts are set beside.
-    let mut one = Checker::new(&spec, CheckLimits::default());
+    let mut one = Checker::new(spec.clone(), CheckLimits::default());
     let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
     for (x, (rq, rs)) in xs.iter().zip(&owned) {
         let got = one.check(&x.exchange(rq, rs, 0));
@@ -239,7 +239,7 @@ fn main() {
             *kinds.entry(k.as_str()).or_default() += 1;
         }
     }
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     let cpu = cpu_seconds();
     let t = Instant::now();
     let mut n = 0u64;

@@ -5,6 +5,7 @@ use crate::spec::{Content, Location, Operation, Prim, Shape, Spec};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One HTTP exchange as the HTTP layer saw it. Header values are raw bytes; names any case.
 #[derive(Clone, Copy, Debug)]
@@ -163,8 +164,8 @@ pub struct FindingKey {
 }
 
 /// Checks exchanges against one spec and keeps the findings.
-pub struct Checker<'s> {
-    spec: &'s Spec,
+pub struct Checker {
+    spec: Arc<Spec>,
     limits: CheckLimits,
     findings: HashMap<FindingKey, Finding>,
     pub counters: CheckCounters,
@@ -184,13 +185,15 @@ fn detail(location: impl Into<String>, message: impl Into<String>) -> Detail {
     Detail { location: location.into(), pointer: None, keyword: None, message: message.into() }
 }
 
-impl<'s> Checker<'s> {
-    pub fn new(spec: &'s Spec, limits: CheckLimits) -> Self {
+impl Checker {
+    /// A checker over a shared spec (the live source, the capture source and the alert engine can
+    /// hold the same one).
+    pub fn new(spec: Arc<Spec>, limits: CheckLimits) -> Self {
         Checker { spec, limits, findings: HashMap::new(), counters: CheckCounters::default() }
     }
 
-    pub fn spec(&self) -> &'s Spec {
-        self.spec
+    pub fn spec(&self) -> &Spec {
+        &self.spec
     }
 
     /// Checks one exchange and records its findings; at most one per (kind, status) for it.
@@ -200,15 +203,17 @@ impl<'s> Checker<'s> {
         let mut found: Vec<Found> = Vec::new();
         let mut out = Checked::default();
         let key_path;
-        match self.spec.match_path(path) {
+        // A clone of the handle, so the borrow of the spec does not hold `self`.
+        let spec = Arc::clone(&self.spec);
+        match spec.match_path(path) {
             None => {
                 key_path = path.to_owned();
-                found.push(Found { kind: Kind::UndocumentedPath, status: None, detail: detail("path", format!("no path template in {} matches {path}", self.spec.file)) });
+                found.push(Found { kind: Kind::UndocumentedPath, status: None, detail: detail("path", format!("no path template in {} matches {path}", spec.file)) });
             }
             Some(m) => {
                 key_path = m.template.to_owned();
                 out.template = Some(m.template.to_owned());
-                let item = &self.spec.paths[m.item];
+                let item = &spec.paths[m.item];
                 match item.operations.iter().find(|o| o.method.eq_ignore_ascii_case(x.method)) {
                     None => {
                         let have: Vec<String> = item.operations.iter().map(|o| o.method.to_ascii_uppercase()).collect();

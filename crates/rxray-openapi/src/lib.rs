@@ -24,6 +24,6 @@ mod tests {
     fn spec_is_send_and_sync() {
         fn ok<T: Send + Sync>() {}
         ok::<crate::Spec>();
-        ok::<crate::Checker<'static>>();
+        ok::<crate::Checker>();
     }
 }

@@ -142,7 +142,7 @@ impl Yaml {
                             self.path.pop();
                             Value::Array(v)
                         }
-                        Open::Map { map, .. } => Value::Object(map),
+                        Open::Map { map, .. } => Value::Object(merge_keys(map)),
                     };
                     if f.anchor > 0 {
                         self.anchors.insert(f.anchor, (v.clone(), self.nodes - f.start_nodes + 1));
@@ -227,6 +227,28 @@ impl Yaml {
     }
 }
 
+/// YAML merge keys (`<<: *defaults`, or a list of aliases), which many specs use although YAML 1.2
+/// dropped them: the merged mappings' keys fill in what the mapping does not set itself.
+fn merge_keys(mut map: Map<String, Value>) -> Map<String, Value> {
+    let from = match map.remove("<<") {
+        Some(Value::Object(m)) => vec![m],
+        Some(Value::Array(a)) if a.iter().all(Value::is_object) => {
+            a.into_iter().filter_map(|v| if let Value::Object(m) = v { Some(m) } else { None }).collect()
+        }
+        Some(other) => {
+            map.insert("<<".into(), other);
+            return map;
+        }
+        None => return map,
+    };
+    for m in from {
+        for (k, v) in m {
+            map.entry(k).or_insert(v);
+        }
+    }
+    map
+}
+
 /// YAML 1.2 core schema resolution of a plain scalar.
 fn resolve_plain(s: &str) -> Value {
     match s {
@@ -301,6 +323,13 @@ mod tests {
         }
         let e = parse(&s).unwrap_err();
         assert!(e.message.contains("more than"), "{e:?}");
+    }
+
+    #[test]
+    fn merge_keys_fill_in() {
+        let v = parse("base: &b {a: 1, b: 2}\nx:\n  <<: *b\n  b: 3\ny:\n  <<: [*b, {c: 4}]\n").unwrap();
+        assert_eq!(v["x"], json!({"a": 1, "b": 3}));
+        assert_eq!(v["y"], json!({"a": 1, "b": 2, "c": 4}));
     }
 
     #[test]

@@ -6,17 +6,18 @@ use common::{exchanges, sorted};
 use rxray_openapi::{CheckLimits, Checker, Kind, Spec, Version};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
-fn load(name: &str) -> Spec {
-    Spec::load(&data(name), rxray_openapi::DEFAULT_MAX_SPEC_BYTES).unwrap_or_else(|e| panic!("{e}"))
+fn load(name: &str) -> Arc<Spec> {
+    Arc::new(Spec::load(&data(name), rxray_openapi::DEFAULT_MAX_SPEC_BYTES).unwrap_or_else(|e| panic!("{e}")))
 }
 
-fn run(spec: &Spec) {
-    let mut c = Checker::new(spec, CheckLimits::default());
+fn run(spec: &Arc<Spec>) {
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     let sent = exchanges();
     let mut expected: BTreeMap<(Kind, String, String, Option<u16>), u64> = BTreeMap::new();
     for (i, s) in sent.iter().enumerate() {
@@ -61,7 +62,7 @@ fn openapi_3_1_json_findings_are_exact() {
 #[test]
 fn findings_carry_template_example_and_detail() {
     let spec = load("petstore-3.0.yaml");
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     let sent = exchanges();
     for (i, s) in sent.iter().enumerate() {
         let h = s.headers();
@@ -85,7 +86,7 @@ fn findings_carry_template_example_and_detail() {
     assert_eq!((req.detail.location.as_str(), req.detail.pointer.as_deref(), req.detail.keyword.as_deref()), ("request body", Some("/name"), Some("type")));
     assert_eq!(req.count, 4);
     // 3.0's boolean exclusiveMinimum, normalised: age 0 fails with the 2020-12 keyword.
-    let mut one = Checker::new(&spec, CheckLimits::default());
+    let mut one = Checker::new(spec.clone(), CheckLimits::default());
     let s = sent.iter().find(|s| s.request_body.contains("\"age\": 0")).unwrap();
     let h = s.headers();
     one.check(&s.exchange(&h, 0));
@@ -111,7 +112,7 @@ fn literal_templates_win_and_bodies_pass() {
 #[test]
 fn truncated_bodies_are_not_checked_but_counted() {
     let spec = load("petstore-3.1.json");
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     let mut s = exchanges().into_iter().find(|s| s.expect == [Kind::SchemaViolation] && s.method == "GET").unwrap();
     s.response_truncated = true;
     let h = s.headers();
@@ -124,7 +125,7 @@ fn truncated_bodies_are_not_checked_but_counted() {
 #[test]
 fn the_findings_table_is_bounded_with_a_counted_overflow() {
     let spec = load("petstore-3.0.yaml");
-    let mut c = Checker::new(&spec, CheckLimits { max_findings: 3 });
+    let mut c = Checker::new(spec.clone(), CheckLimits { max_findings: 3 });
     let paths: Vec<String> = (0..10).map(|i| format!("/nowhere/{i}")).collect();
     for p in &paths {
         c.check(&rxray_openapi::Exchange { status: Some(404), ..rxray_openapi::Exchange::new("GET", p) });
@@ -142,7 +143,7 @@ fn booleans_are_true_or_false_only() {
     // openapi-core also takes yes/no/on/off/1/0 (Python's strtobool); rxray takes JSON's literals,
     // which is what OpenAPI's form and simple styles serialise. docs/openapi.md says so.
     let spec = load("petstore-3.0.yaml");
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     assert!(c.check(&get("/api/v1/owners/bob?verbose=true")).kinds.is_empty());
     assert_eq!(c.check(&get("/api/v1/owners/bob?verbose=yes")).kinds, vec![Kind::WrongType]);
 }
@@ -170,13 +171,13 @@ paths:
       responses:
         '200': {description: ok}
 "#;
-    let spec = Spec::from_text("inline", text).unwrap();
+    let spec = Arc::new(Spec::from_text("inline", text).unwrap());
     let m = spec.match_path("/api/v3/files/report.tar.gz").unwrap();
     assert_eq!(m.template, "/files/{name}.{ext}");
     assert_eq!(m.params, vec![("name", "report".to_owned()), ("ext", "tar.gz".to_owned())]);
     assert_eq!(spec.match_path("/legacy/files/readme.txt").unwrap().template, "/files/readme.txt");
     assert!(spec.match_path("/files/readme.txt").is_none());
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     let mut x = get("/legacy/files/readme.txt");
     x.status = Some(500);
     assert_eq!(c.check(&x).kinds, vec![Kind::UndocumentedStatus]);
@@ -193,7 +194,7 @@ fn templates_for_the_endpoint_metrics_and_the_report() {
     assert_eq!(spec.template_of("/api/v1/pets/7?x=1"), Some("/pets/{petId}"));
     assert_eq!(spec.template_of("http://localhost:8080/api/v1/pets/mine"), Some("/pets/mine"));
     assert_eq!(spec.template_of("/api/v1/nope"), None);
-    let mut c = Checker::new(&spec, CheckLimits::default());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
     c.check(&get("/api/v1/nope"));
     let r = serde_json::to_value(c.report()).unwrap();
     assert_eq!(r["findings"][0]["kind"], "undocumented_path");

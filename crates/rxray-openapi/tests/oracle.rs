@@ -33,8 +33,8 @@ fn rxray_agrees_with_openapi_core_kind_by_kind() {
         let theirs: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(theirs.len(), sent.len());
 
-        let spec = Spec::load(&spec_path, 1 << 20).unwrap();
-        let mut c = Checker::new(&spec, CheckLimits::default());
+        let spec = std::sync::Arc::new(Spec::load(&spec_path, 1 << 20).unwrap());
+        let mut c = Checker::new(spec.clone(), CheckLimits::default());
         let mut ours_total: BTreeMap<String, u64> = BTreeMap::new();
         let mut theirs_total: BTreeMap<String, u64> = BTreeMap::new();
         for (i, s) in sent.iter().enumerate() {
