@@ -202,3 +202,41 @@ fn templates_for_the_endpoint_metrics_and_the_report() {
     assert_eq!(r["exchanges"], 1);
     assert_eq!(r["not_checked"], 0);
 }
+
+#[test]
+fn parameter_styles_and_cookies() {
+    let text = r#"
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /s:
+    get:
+      parameters:
+        - {name: ids, in: query, explode: false, schema: {type: array, items: {type: integer}}}
+        - {name: ps, in: query, style: pipeDelimited, schema: {type: array, items: {type: number}}}
+        - {name: filter, in: query, style: deepObject, schema: {type: object}}
+        - {name: X-Flags, in: header, schema: {type: array, items: {type: boolean}}}
+        - {name: session, in: cookie, required: true, schema: {type: integer, minimum: 1}}
+        - {name: Accept, in: header, required: true, schema: {type: integer}}
+      responses:
+        '200': {description: ok}
+"#;
+    let spec = Arc::new(Spec::from_text("inline", text).unwrap());
+    let mut c = Checker::new(spec.clone(), CheckLimits::default());
+    let mut kinds = |target: &str, headers: &[(&str, &[u8])]| {
+        let x = rxray_openapi::Exchange { request_headers: headers, status: Some(200), ..rxray_openapi::Exchange::new("GET", target) };
+        c.check(&x).kinds
+    };
+    let cookie: &[(&str, &[u8])] = &[("Cookie", b"a=b; session=7")];
+    assert_eq!(kinds("/s?ids=1,2,3&ps=1.5|2&filter[x]=y", cookie), vec![]);
+    assert_eq!(kinds("/s?ids=1,x", cookie), vec![Kind::WrongType]);
+    assert_eq!(kinds("/s?ps=1|z", cookie), vec![Kind::WrongType]);
+    assert_eq!(kinds("/s", &[("Cookie", b"session=7"), ("x-flags", b"true,false")]), vec![]);
+    assert_eq!(kinds("/s", &[("Cookie", b"session=7"), ("x-flags", b"true,maybe")]), vec![Kind::WrongType]);
+    assert_eq!(kinds("/s", &[("Cookie", b"session=0")]), vec![Kind::WrongType], "minimum 1");
+    // No cookie: the required session is missing (the required Accept is ignored, as the spec says).
+    assert_eq!(kinds("/s", &[]), vec![Kind::MissingParameter]);
+    let f = c.findings();
+    let missing = f.iter().find(|f| f.kind == Kind::MissingParameter).unwrap();
+    assert_eq!(missing.detail.location, "cookie parameter session");
+}
