@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn the_host_sysfs_is_not_ip_netns_exec() {
-        assert_eq!(ip_netns_exec_name_in(HOST, |_| true), None);
+        // The host's sysfs has the source "sysfs", which names no namespace in /run/netns.
+        assert_eq!(ip_netns_exec_name_in(HOST, |n| n == "lab-b"), None);
     }
 
     #[test]
@@ -94,7 +95,7 @@ mod tests {
         assert_eq!(ip_netns_exec_name_in(&info, |_| false), None);
         // Only the mount in effect (the last on /sys) counts.
         let later = format!("{info}900 812 0:21 / /sys rw - sysfs sysfs rw\n");
-        assert_eq!(ip_netns_exec_name_in(&later, |_| true), None);
+        assert_eq!(ip_netns_exec_name_in(&later, |n| n == "lab-b"), None);
     }
 
     #[test]
