@@ -421,6 +421,10 @@ impl Checker {
             return;
         };
         let Some(schema) = schema else { return };
+        // A wildcard entry (`*/*`, `application/*`) with a schema is validated only for JSON bodies.
+        if media.as_deref().is_some_and(|m| !crate::spec::is_json(m) || m == "*/*" || m == "application/*") {
+            return;
+        }
         if truncated {
             self.counters.not_checked += 1;
             return;

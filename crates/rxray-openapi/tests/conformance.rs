@@ -240,3 +240,30 @@ paths:
     let missing = f.iter().find(|f| f.kind == Kind::MissingParameter).unwrap();
     assert_eq!(missing.detail.location, "cookie parameter session");
 }
+
+#[test]
+fn wildcard_media_types_validate_json_bodies_only() {
+    let text = r#"
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /w:
+    get:
+      responses:
+        '200':
+          description: ok
+          content:
+            '*/*':
+              schema: {type: object, required: [a]}
+"#;
+    let spec = Arc::new(Spec::from_text("inline", text).unwrap());
+    let mut c = Checker::new(spec, CheckLimits::default());
+    let mut kinds = |ct: &'static [u8], body: &'static [u8]| {
+        let h = [("Content-Type", ct)];
+        let x = rxray_openapi::Exchange { status: Some(200), response_headers: &h, response_body: body, ..rxray_openapi::Exchange::new("GET", "/w") };
+        c.check(&x).kinds
+    };
+    assert_eq!(kinds(b"text/html", b"<html>"), vec![]);
+    assert_eq!(kinds(b"application/json", b"{\"a\": 1}"), vec![]);
+    assert_eq!(kinds(b"application/problem+json", b"{}"), vec![Kind::SchemaViolation]);
+}
