@@ -58,7 +58,23 @@ pub struct AgentConfig {
     pub xdp_mode: String,
     /// Bytes of the packet event ring (a power of two).
     pub ring_size: u32,
+    /// The history store's directory; `None` when off.
+    pub store_dir: Option<String>,
+    /// Rows older than this go (seconds).
+    pub store_max_age_s: u64,
+    /// The store is cut (oldest flows first) to stay under this many bytes.
+    pub store_max_bytes: u64,
+    /// Minute counts older than this are summed into hours (seconds).
+    pub store_rollup_after_s: u64,
+    /// A flow idle this long is written as closed (seconds).
+    pub flow_idle_s: u64,
+    /// The flight recorder's directory (pcapng around each alert); `None` when off.
+    pub recorder_dir: Option<String>,
+    pub recorder_seconds: f64,
 }
+
+/// The default store directory.
+pub const DEFAULT_STORE: &str = "/var/lib/rxray";
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +92,26 @@ struct Doc {
     http: Option<HttpDoc>,
     clients: Option<ClientsDoc>,
     xdp: Option<XdpDoc>,
+    store: Option<StoreDoc>,
+    recorder: Option<RecorderDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreDoc {
+    enabled: Option<bool>,
+    dir: Option<String>,
+    max_age_s: Option<Spanned<i64>>,
+    max_bytes: Option<Spanned<i64>>,
+    rollup_after_s: Option<Spanned<i64>>,
+    flow_idle_s: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecorderDoc {
+    dir: Option<String>,
+    seconds: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +297,22 @@ impl AgentConfig {
                 }
             }
         }
+        let (mut store_dir, mut max_age, mut max_bytes, mut rollup, mut idle) = (Some(DEFAULT_STORE.to_string()), 7 * 86_400, 1i64 << 30, 86_400, 60);
+        if let Some(st) = doc.store {
+            if st.enabled == Some(false) {
+                store_dir = None;
+            } else if let Some(d) = st.dir {
+                store_dir = Some(d);
+            }
+            max_age = cx.int(st.max_age_s, "max_age_s", 60, 10 * 365 * 86_400, max_age);
+            max_bytes = cx.int(st.max_bytes, "max_bytes", 1 << 20, 1 << 50, max_bytes);
+            rollup = cx.int(st.rollup_after_s, "rollup_after_s", 60, 10 * 365 * 86_400, rollup);
+            idle = cx.int(st.flow_idle_s, "flow_idle_s", 1, 86_400, idle);
+        }
+        let (recorder_dir, recorder_seconds) = match doc.recorder {
+            Some(r) => (r.dir, r.seconds.unwrap_or(5.0).clamp(0.0, 600.0)),
+            None => (None, 5.0),
+        };
         if !cx.errors.is_empty() {
             cx.errors.sort_by_key(|e| (e.line, e.column));
             return Err(cx.errors);
@@ -288,6 +340,13 @@ impl AgentConfig {
             max_clients,
             xdp_mode,
             ring_size,
+            store_dir,
+            store_max_age_s: max_age as u64,
+            store_max_bytes: max_bytes as u64,
+            store_rollup_after_s: rollup as u64,
+            flow_idle_s: idle as u64,
+            recorder_dir,
+            recorder_seconds,
         })
     }
 }

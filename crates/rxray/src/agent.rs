@@ -8,9 +8,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use rxray_agent::config::{hostname, parse_listen, AgentConfig};
 use rxray_agent::metrics::Snapshot;
 use rxray_agent::serve::{MetricsServer, Shared};
+use rxray_engine::alert::Alert;
+use rxray_engine::detect::policy::{ActionKind, Mitigation};
+use rxray_engine::flows::FlowKey;
 use rxray_engine::inspect::Inspector;
+use rxray_store::{AlertRow, Batch, FlowRow, MinuteCount, MitigationRow, Retention, Store, StoreWriter};
+use std::collections::HashMap;
 use rxray_kernel::firewall::{Firewall, FwCapacity};
 use rxray_engine::source::{Event, Source as _};
+use rxray_kernel::source::{CAP_SNAP_MAX, PAYLOAD_MAX};
 use rxray_kernel::{Clock, Drops, DropsOptions, Ingress, IngressOptions, LiveSource};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +38,9 @@ pub struct AgentArgs {
     /// Serve Prometheus metrics here (address:port, or `off`); overrides `[metrics] listen`.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// The history store's directory (overrides `[store] dir`; default /var/lib/rxray), or `off`.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
 }
 
 /// The agent's control socket in this network namespace.
@@ -55,6 +64,9 @@ fn load_config(a: &AgentArgs) -> Result<AgentConfig> {
     }
     if let Some(m) = &a.metrics {
         cfg.metrics = parse_listen(m).map_err(|e| anyhow!("--metrics {e}"))?;
+    }
+    if let Some(d) = &a.store {
+        cfg.store_dir = (d != "off").then(|| d.clone());
     }
     Ok(cfg)
 }
@@ -86,7 +98,8 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr]) -> Result<Option<Ins
 
 /// What is attached on one interface.
 struct Observed {
-    /// The observer's live source (its ingress program inside).
+    /// The observer's live source: its ingress program, and the flight recorder's frames (whole
+    /// packets up to its snap length) when it is on.
     src: LiveSource,
     iface: String,
     firewall: Option<Firewall>,
@@ -134,6 +147,28 @@ struct State {
     reloads: u64,
     reloads_rejected: u64,
     last_reload_error: Option<String>,
+    /// What the next store batch holds so far, and what the store knows of each flow.
+    history: History,
+}
+
+/// The agent's side of the store: flows' counters as last written (for deltas), and the alerts,
+/// mitigations and per-minute counts waiting for the next batch.
+#[derive(Default)]
+struct History {
+    flows: HashMap<FlowKey, FlowMark>,
+    alerts: Vec<AlertRow>,
+    mitigations: Vec<MitigationRow>,
+    /// Kernel totals at the previous batch, per (kind, key), for per-minute deltas.
+    totals: HashMap<(String, String), u64>,
+    events_lost: u64,
+}
+
+/// A flow as the store last saw it.
+struct FlowMark {
+    packets: u64,
+    bytes: u64,
+    written_ns: u64,
+    closed: bool,
 }
 
 pub fn run(a: AgentArgs) -> Result<()> {
@@ -146,6 +181,26 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let hosts = rxray_kernel::host::addresses().context("reading this host's own addresses")?;
     let mut insp = inspector(&cfg, &hosts)?;
     let rules = cfg.firewall_rules.as_deref().map(load_rules).transpose()?;
+    let store = match &cfg.store_dir {
+        Some(dir) => {
+            let st = Store::open(Path::new(dir), &cfg.host)?;
+            let r = Retention { max_age_s: cfg.store_max_age_s, max_bytes: cfg.store_max_bytes, rollup_after_s: cfg.store_rollup_after_s };
+            Some(StoreWriter::start(st, 64, r)?)
+        }
+        None => None,
+    };
+    let mut recorder = match &cfg.recorder_dir {
+        Some(dir) => alerts::Recorder::new(&alerts::AlertOpts {
+            signatures: "none".into(),
+            detect_config: None,
+            threat_lists: Vec::new(),
+            eve: None,
+            recorder: Some(PathBuf::from(dir)),
+            recorder_seconds: cfg.recorder_seconds,
+            home_net: Vec::new(),
+        })?,
+        None => None,
+    };
     let sock = socket_path();
     std::fs::create_dir_all(sock.parent().expect("a parent")).with_context(|| format!("creating {}", sock.parent().unwrap().display()))?;
     if UnixStream::connect(&sock).is_ok() {
@@ -169,10 +224,12 @@ pub fn run(a: AgentArgs) -> Result<()> {
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
-            payload_snap: if cfg.detect { rxray_kernel::source::PAYLOAD_MAX } else { 0 },
+            payload_snap: if cfg.detect { PAYLOAD_MAX } else { 0 },
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
+            capture: recorder.is_some(),
+            capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
             ..Default::default()
         };
         let mut firewall = None;
@@ -185,7 +242,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             (firewall, fresh) = (Some(f), new);
         }
         let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
-        let src = LiveSource::new().with_ingress(ingress, cfg.detect, false)?;
+        let src = LiveSource::new().with_ingress(ingress, cfg.detect, recorder.is_some())?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
@@ -215,21 +272,31 @@ pub fn run(a: AgentArgs) -> Result<()> {
         reloads: 0,
         reloads_rejected: 0,
         last_reload_error: None,
+        history: History::default(),
     };
+
+    let clock = Clock::now();
+    if store.is_some() {
+        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
+            st.history.baseline(&s, &observed, &clock, clock.now_ns());
+        }
+    }
+    // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
+    // counted in it).
     eprintln!(
-        "rxray agent {}: {} interface(s): {}; metrics {}; socket {}; SIGHUP reloads, SIGTERM stops",
+        "rxray agent {}: {} interface(s): {}; metrics {}; store {}; socket {}; SIGHUP reloads, SIGTERM stops",
         st.cfg.host,
         observed.len(),
         st.cfg.interfaces.join(", "),
         metrics.as_ref().map_or("off".to_string(), |m| format!("http://{}/metrics", m.addr)),
+        st.cfg.store_dir.as_deref().unwrap_or("off"),
         sock.display()
     );
-
-    let clock = Clock::now();
     let mut alerts_out = Vec::new();
     let mut stdout = std::io::stdout();
     let mut last_tick = 0u64;
     let mut next_snapshot = Instant::now();
+    let mut next_retention = 0u64;
     while !stop.load(Ordering::Relaxed) {
         // Wait for events on any ring (or the control socket), 100 ms at most.
         let mut fds: Vec<libc::pollfd> = observed
@@ -243,8 +310,18 @@ pub fn run(a: AgentArgs) -> Result<()> {
         for o in observed.iter_mut() {
             let mut n = 0;
             while let Some(ev) = o.src.next_event() {
-                if let (Ok(Event::Packet(p)), Some(i)) = (ev, insp.as_mut()) {
-                    i.on_packet(p, &mut alerts_out);
+                match ev {
+                    Ok(Event::Packet(p)) => {
+                        if let Some(i) = insp.as_mut() {
+                            i.on_packet(p, &mut alerts_out);
+                        }
+                    }
+                    Ok(Event::Frame(f)) => {
+                        if let Some(r) = recorder.as_mut() {
+                            r.record(f.iface, f.ts_ns, f.orig_len, f.data);
+                        }
+                    }
+                    _ => {}
                 }
                 n += 1;
                 if n >= session::BATCH {
@@ -272,19 +349,42 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     o.firewall = Some(f);
                 }
             }
+            if let Some(r) = recorder.as_mut() {
+                r.trigger(&mut al);
+            }
             *st.alerts.entry(al.sig.detector.to_string()).or_default() += 1;
+            if store.is_some() {
+                st.history.record_alert(&al);
+            }
             let _ = serde_json::to_writer(&mut stdout, &al).map(|_| stdout.write_all(b"\n"));
             let _ = stdout.flush();
         }
+        if let Some(r) = recorder.as_mut() {
+            if let Err(e) = r.poll(now) {
+                eprintln!("rxray agent: flight recorder: {e:#}");
+            }
+        }
         while let Ok((conn, _)) = listener.accept() {
-            let status = status(&st, &observed, drops.as_ref(), metrics.as_ref());
+            let status = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref());
             answer(conn, &status);
         }
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
             match snapshot(&st, &observed, drops.as_ref(), &reasons) {
-                Ok(s) => shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s,
+                Ok(s) => {
+                    if let Some(w) = &store {
+                        let b = st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s);
+                        w.submit(b);
+                    }
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
+                }
                 Err(e) => eprintln!("rxray agent: reading the kernel's counters: {e:#}"),
+            }
+            if let Some(w) = &store {
+                if now >= next_retention {
+                    w.retain(now);
+                    next_retention = now + 60_000_000_000;
+                }
             }
         }
         if reload.swap(false, Ordering::Relaxed) {
@@ -292,6 +392,17 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
     }
     eprintln!("rxray agent: stopping; observers detach, the firewall (if any) stays pinned");
+    if let Some(r) = recorder.as_mut() {
+        r.finish()?;
+    }
+    if let Some(w) = store {
+        // The last batch: what happened since the previous one.
+        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
+            let now = clock.now_ns();
+            w.submit(st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s));
+        }
+        w.finish();
+    }
     drop(observed);
     drop(metrics);
     let _ = std::fs::remove_file(&sock);
@@ -407,7 +518,7 @@ fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &
 }
 
 /// `rxray status --json`: what the agent runs and how complete its data is.
-fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>) -> serde_json::Value {
+fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>) -> serde_json::Value {
     let ifaces: Vec<serde_json::Value> = observed
         .iter()
         .flat_map(|o| {
@@ -440,9 +551,127 @@ fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Opt
         "sinks": [
             {"name": "metrics", "listen": metrics.map(|m| m.addr.to_string()), "healthy": metrics.is_some() || st.cfg.metrics.is_none()},
             {"name": "eve", "to": "stdout", "healthy": true},
+            store_status(st, store),
         ],
         "clients": [],
     })
+}
+
+/// The store sink's health: size, lag (batches queued, age of the newest written), retention.
+fn store_status(st: &State, store: Option<&StoreWriter>) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(w) = store else { return serde_json::json!({"name": "store", "enabled": false, "healthy": true}) };
+    let s = &w.stats;
+    let last = s.last_written_ts.load(Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let err = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    serde_json::json!({
+        "name": "store", "enabled": true, "dir": st.cfg.store_dir,
+        "size_bytes": s.size_bytes.load(Relaxed),
+        "batches_written": s.batches_written.load(Relaxed), "rows_written": s.rows_written.load(Relaxed),
+        "batches_lost": s.batches_lost.load(Relaxed), "batches_failed": s.batches_failed.load(Relaxed),
+        "queued": s.queued.load(Relaxed),
+        "lag_s": if last > 0 { Some(now.saturating_sub(last) as f64 / 1e9) } else { None },
+        "retention": {"max_age_s": st.cfg.store_max_age_s, "max_bytes": st.cfg.store_max_bytes, "rollup_after_s": st.cfg.store_rollup_after_s},
+        "last_error": err,
+        "healthy": s.batches_failed.load(Relaxed) == 0 && s.batches_lost.load(Relaxed) == 0,
+    })
+}
+
+impl History {
+    /// Takes the kernel's counters as they are at start as already written: a restarted agent
+    /// that adopts pinned maps (the firewall's) then does not count their past twice.
+    fn baseline(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64) {
+        let _ = self.batch(s, observed, clock, now, u64::MAX / 2_000_000_000);
+    }
+
+    fn record_alert(&mut self, al: &Alert) {
+        self.alerts.push(AlertRow {
+            ts: al.ts_ns,
+            alert_id: al.id,
+            detector: al.sig.detector.to_string(),
+            sid: al.sig.sid,
+            msg: al.sig.msg.to_string(),
+            proto: al.proto,
+            src: al.src_ip,
+            sport: al.src_port,
+            dst: al.dest_ip,
+            dport: al.dest_port,
+            subject: al.subject,
+            offender: al.offender,
+            pcap: al.pcap.clone(),
+            eve: serde_json::to_value(al).unwrap_or_default(),
+        });
+        if let Some(Mitigation::Taken(act)) = &al.mitigation {
+            let (kind, target) = match &act.kind {
+                ActionKind::Block { cidr } => ("block", cidr.to_string()),
+                ActionKind::RateLimit { dst, .. } => ("rate_limit", dst.to_string()),
+            };
+            let enforced = al.evidence.get("enforced").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+            self.mitigations.push(MitigationRow { ts: al.ts_ns, alert_id: al.id, kind: kind.into(), target, ttl_s: act.ttl_s as u64, reason: act.reason.clone(), enforced });
+        }
+    }
+
+    /// The batch for the period ending `now`: flows that moved (as deltas) or went idle (closed),
+    /// the alerts and mitigations since the last batch, and per-minute deltas of the counters.
+    fn batch(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64, idle_s: u64) -> Batch {
+        let mut b = Batch { ts: now, ..Default::default() };
+        for o in observed {
+            let Ok(flows) = o.ingress().flow_records(clock) else { continue };
+            for r in flows {
+                if r.key.fragments {
+                    continue;
+                }
+                let m = self.flows.entry(r.key.clone()).or_insert(FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false });
+                let idle = r.last_ns + idle_s * 1_000_000_000 <= now;
+                let moved = r.packets > m.packets;
+                if !moved && (m.closed || !idle) {
+                    continue;
+                }
+                b.flows.push(FlowRow {
+                    ts_start: m.written_ns.min(r.last_ns),
+                    ts_end: r.last_ns,
+                    iface: r.iface.clone(),
+                    proto: r.key.proto,
+                    src: r.key.src,
+                    sport: r.key.sport,
+                    dst: r.key.dst,
+                    dport: r.key.dport,
+                    packets: r.packets - m.packets,
+                    bytes: r.bytes.saturating_sub(m.bytes),
+                    closed: idle,
+                    drops: 0,
+                    last_drop: None,
+                    pid: None,
+                    comm: None,
+                    cgroup: None,
+                });
+                *m = FlowMark { packets: r.packets, bytes: r.bytes, written_ns: r.last_ns, closed: idle };
+            }
+        }
+        // Flows the table no longer holds are forgotten (bounded by the table's capacity).
+        if self.flows.len() > 4 * b.flows.len().max(1 << 16) {
+            self.flows.retain(|_, m| !m.closed);
+        }
+        b.alerts = std::mem::take(&mut self.alerts);
+        b.mitigations = std::mem::take(&mut self.mitigations);
+        let minute = now / 1_000_000_000 / 60 * 60;
+        let mut delta = |kind: &str, key: &str, total: u64, out: &mut Vec<MinuteCount>| {
+            let prev = self.totals.insert((kind.to_string(), key.to_string()), total).unwrap_or(0);
+            if total > prev {
+                out.push(MinuteCount { minute, kind: kind.into(), key: key.into(), value: total - prev });
+            }
+        };
+        for (reason, n) in &s.drops {
+            delta("drop", reason, *n, &mut b.counts);
+        }
+        for (rule, n) in &s.firewall_rules {
+            delta("fw_rule", rule, *n, &mut b.counts);
+        }
+        b.events_lost = s.events_lost.saturating_sub(self.events_lost);
+        self.events_lost = s.events_lost;
+        b
+    }
 }
 
 /// Answers one control connection: a request line (`{"cmd":"status"}`), one JSON line back.

@@ -9,6 +9,7 @@ mod context;
 mod drops;
 mod firewall;
 mod flows;
+mod history;
 mod ifaces;
 mod lab;
 mod latency;
@@ -69,6 +70,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The history store's records (flows, connections, alerts, mitigations, per-minute counts),
+    /// filtered, in time order, with how complete the window is.
+    History(history::HistoryArgs),
+    /// Everything known about an address around an incident, as one timeline (from the store, or
+    /// offline from a directory of captures).
+    Investigate(history::InvestigateArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
     Demo(lab::DemoArgs),
     /// The lab's network namespaces, for trying rxray by hand.
@@ -104,7 +111,7 @@ fn main() {
     // (`ip netns exec`), commands that pin say so themselves; observers run without it.
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if root && !matches!(cli.cmd, Cmd::Analyze(_) | Cmd::Lab(_)) {
+    if root && !matches!(cli.cmd, Cmd::Analyze(_) | Cmd::Lab(_) | Cmd::History(_) | Cmd::Investigate(_) | Cmd::Status { .. }) {
         if let Ok(rxray_kernel::bpffs::Bpffs::Mounted) = rxray_kernel::bpffs::ensure() {
             eprintln!("rxray: mounted a BPF filesystem at /sys/fs/bpf (none was mounted; the firewall's pinned state lives there)");
         }
@@ -127,6 +134,8 @@ fn main() {
         Cmd::Alerts(a) => alerts::run(a),
         Cmd::Agent(a) => agent::run(a),
         Cmd::Status { json } => agent::status_cmd(json),
+        Cmd::History(a) => history::history(a),
+        Cmd::Investigate(a) => history::investigate(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),

@@ -147,3 +147,65 @@ impl<'a> Pump<'a> {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rxray_engine::source::Event;
+
+    /// A finite source of `n` ticks, counting its waits.
+    struct Ticks {
+        left: u64,
+        waits: u32,
+    }
+
+    impl Source for Ticks {
+        fn next_event(&mut self) -> Option<Result<Event<'_>, SourceError>> {
+            if self.left == 0 {
+                return None;
+            }
+            self.left -= 1;
+            Some(Ok(Event::Tick(self.left)))
+        }
+        fn wait(&mut self, _: Duration) {
+            self.waits += 1;
+        }
+        fn ended(&self) -> bool {
+            self.left == 0
+        }
+    }
+
+    fn drain(src: &mut Ticks, stop: &AtomicBool, finish_at: Option<u64>) -> (u64, usize) {
+        let (mut seen, mut passes) = (0u64, 0usize);
+        let mut p = Pump::new(stop);
+        loop {
+            passes += 1;
+            while let Some(ev) = p.next(src) {
+                ev.unwrap();
+                seen += 1;
+                if finish_at == Some(seen) {
+                    p.finish();
+                }
+            }
+            if !p.again(src) {
+                return (seen, passes);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pass_reads_a_batch_and_a_finite_source_is_read_to_its_end() {
+        let mut src = Ticks { left: BATCH as u64 * 2 + 5, waits: 0 };
+        assert_eq!(drain(&mut src, &AtomicBool::new(false), None), (BATCH as u64 * 2 + 5, 3));
+        assert_eq!(src.waits, 0, "never waits while events come");
+    }
+
+    #[test]
+    fn finish_ends_the_loop_and_stop_ends_it_once_a_pass_reads_less_than_a_batch() {
+        let mut src = Ticks { left: 100, waits: 0 };
+        assert_eq!(drain(&mut src, &AtomicBool::new(false), Some(10)).0, 10);
+        // Stopped before it started: what is there is still delivered, up to a short pass.
+        let mut src = Ticks { left: BATCH as u64 + 1, waits: 0 };
+        assert_eq!(drain(&mut src, &AtomicBool::new(true), None), (BATCH as u64 + 1, 2));
+    }
+}

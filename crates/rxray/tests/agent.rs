@@ -167,8 +167,9 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     std::fs::write(&rules, "[[rule]]\nname = \"no udp 9999\"\naction = \"deny\"\nproto = \"udp\"\ndport = 9999\n").unwrap();
     let cfg = dir.path().join("agent.toml");
     let good = format!(
-        "host = \"lab-agent\"\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19464\"\n[snapshot]\ninterval_ms = 200\n[firewall]\nrules = \"{}\"\n",
-        rules.display()
+        "host = \"lab-agent\"\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19464\"\n[snapshot]\ninterval_ms = 200\n[firewall]\nrules = \"{}\"\n[store]\ndir = \"{}\"\n",
+        rules.display(),
+        dir.path().join("store").display()
     );
     std::fs::write(&cfg, &good).unwrap();
     let _off = FwOff(&lab);
@@ -253,6 +254,13 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     // 6. SIGTERM: a clean stop; the firewall stays pinned.
     agent.signal(libc::SIGTERM);
     assert_eq!(agent.exit(Duration::from_secs(20)), Some(0), "{:?}", agent.stderr);
+    // The store kept every packet to port 5000 exactly once, across kill -9 and the restart
+    // (which adopted the firewall's pinned flow counters and did not count them again).
+    let h = Command::new(rxray_bin()).args(["history", "--store"]).arg(dir.path().join("store")).args(["--port", "5000", "--json"]).output().unwrap();
+    assert!(h.status.success(), "{}", String::from_utf8_lossy(&h.stderr));
+    let h: Value = serde_json::from_slice(&h.stdout).unwrap();
+    let stored: u64 = h["records"]["flows"].as_array().unwrap().iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+    assert_eq!(stored, sent as u64 + 25, "packets to port 5000 in the store ({} flow rows)", h["records"]["flows"].as_array().unwrap().len());
     assert!(!rxray_agent_socket_answers(&ns));
     let c = fw_stats(&ns, &iface);
     assert!(c["rules"][0]["packets"].as_u64().unwrap() >= 40, "{c}");
@@ -278,7 +286,7 @@ fn a_lossy_window_is_never_mistaken_for_a_quiet_one() {
     let dir = TempDir::new();
     let cfg = dir.path().join("agent.toml");
     // A one-page event ring: a burst cannot fit, so events are lost (the counts stay exact).
-    std::fs::write(&cfg, format!("interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19465\"\n[snapshot]\ninterval_ms = 100\n[xdp]\nring_size = 4096\n")).unwrap();
+    std::fs::write(&cfg, format!("interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19465\"\n[snapshot]\ninterval_ms = 100\n[xdp]\nring_size = 4096\n[store]\nenabled = false\n")).unwrap();
     let agent = Agent::start(&ns, &cfg);
     let scrape = || String::from_utf8_lossy(&in_ns(&ns, &["curl", "-sf", "--max-time", "3", "http://127.0.0.1:19465/metrics"]).stdout).into_owned();
     let value = |text: &str, name: &str| -> u64 {
@@ -301,4 +309,96 @@ fn a_lossy_window_is_never_mistaken_for_a_quiet_one() {
     let next = scrape();
     assert_eq!(value(&next, "rxray_window_events_lost"), 0, "a window with no new loss: {next}");
     drop(agent);
+}
+
+fn rx_json(args: &[&str]) -> Value {
+    let o = Command::new(rxray_bin()).args(args).output().unwrap();
+    assert!(o.status.success(), "rxray {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("rxray {args:?}: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn investigate_shows_the_scanner_alert_block_flows_and_recording_and_nothing_of_the_other_address() {
+    if !need_root() {
+        return;
+    }
+    if !have("nmap") {
+        skip_or_fail("nmap is not installed (scripts/test installs it)");
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let store = dir.path().join("store");
+    let rec = dir.path().join("recorder");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[firewall]\nenforce = true\n\
+             [store]\ndir = \"{}\"\n[recorder]\ndir = \"{}\"\nseconds = 1.0\n",
+            store.display(),
+            rec.display()
+        ),
+    )
+    .unwrap();
+    let _off = FwOff(&lab);
+    let mut agent = Agent::start(&ns, &cfg);
+    // Ordinary traffic from another address: 60 UDP datagrams, spoofed from .77 (nobody listens).
+    let other = {
+        let b = lab.addr4_b().octets();
+        std::net::Ipv4Addr::new(b[0], b[1], b[2], 77)
+    };
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let quiet: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            let ip = Ipv4 { src: other, dst: lab.addr4_b(), ttl: 64, tos: 0, id: i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 41000, dport: 5001 }), b"ordinary")
+        })
+        .collect();
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &quiet).unwrap(), 60);
+    // The scan, bounded.
+    let scanner = lab.addr4_a().to_string();
+    let dst = lab.addr4_b().to_string();
+    let _ = in_ns(lab.ns_a(), &["timeout", "-s", "INT", "30", "nmap", "-n", "-Pn", "-sS", "-p", "1-1000", "-T4", "--max-retries", "1", "--host-timeout", "20s", &dst]);
+    // The recorder writes its file once the seconds after the alert have passed; then a clean stop
+    // flushes the last batch.
+    std::thread::sleep(Duration::from_millis(2500));
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.exit(Duration::from_secs(20)), Some(0), "{:?}", agent.stderr);
+
+    let store_s = store.to_str().unwrap();
+    let inv = rx_json(&["investigate", &scanner, "--store", store_s, "--window", "1h", "--json"]);
+    let r = &inv["records"];
+    let alerts = r["alerts"].as_array().unwrap();
+    assert!(alerts.iter().any(|a| a["detector"] == "port_scan_vertical"), "no scan alert: {inv}");
+    let blocks: Vec<&Value> = r["mitigations"].as_array().unwrap().iter().filter(|m| m["kind"] == "block").collect();
+    assert!(blocks.iter().any(|m| m["target"] == format!("{scanner}/32") && m["ttl_s"].as_u64().unwrap() > 0), "no block with a TTL: {inv}");
+    assert!(blocks.iter().any(|m| m["enforced"].to_string().contains("block")), "the block was carried out: {inv}");
+    let flows = r["flows"].as_array().unwrap();
+    assert!(flows.len() >= 100, "the scanner's flows ({}): {inv}", flows.len());
+    assert!(flows.iter().all(|f| f["src"] == scanner.as_str() || f["dst"] == scanner.as_str()), "only the scanner's flows");
+    let recs = inv["recordings"].as_array().unwrap();
+    assert!(!recs.is_empty() && recs.iter().all(|p| Path::new(p.as_str().unwrap()).starts_with(&rec)), "the recorder's file: {inv}");
+    let text = inv.to_string();
+    assert!(!text.contains(&other.to_string()), "nothing of {other} in the scanner's investigation");
+
+    // The other address: exactly its 60 datagrams, and no alert.
+    let h = rx_json(&["history", "--store", store_s, "--addr", &other.to_string(), "--json"]);
+    let f = h["records"]["flows"].as_array().unwrap();
+    let packets: u64 = f.iter().map(|x| x["packets"].as_u64().unwrap()).sum();
+    assert_eq!(packets, 60, "{h}");
+    assert!(f.iter().all(|x| x["dport"] == 5001 && x["src"] == other.to_string().as_str()), "{h}");
+    assert!(h["records"]["alerts"].as_array().unwrap().is_empty(), "{h}");
+    // Filters: by port, and by detector.
+    let by_port = rx_json(&["history", "--store", store_s, "--port", "5001", "--json"]);
+    assert_eq!(by_port["records"]["flows"].as_array().unwrap().iter().map(|x| x["packets"].as_u64().unwrap()).sum::<u64>(), 60);
+    let by_det = rx_json(&["history", "--store", store_s, "--detector", "port_scan_vertical", "--json"]);
+    assert!(!by_det["records"]["alerts"].as_array().unwrap().is_empty() && by_det["records"]["flows"].as_array().unwrap().is_empty(), "{by_det}");
+    assert_eq!(by_det["records"]["completeness"]["batches_lost"], 0, "{by_det}");
+    // Offline, from the recorder's captures, through the same engine: the scanner's flows.
+    let off = rx_json(&["investigate", &scanner, "--captures", rec.to_str().unwrap(), "--json"]);
+    assert!(!off["records"]["flows"].as_array().unwrap().is_empty(), "{off}");
+    assert_eq!(off["source"], "captures");
 }
