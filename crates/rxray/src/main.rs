@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod alerts;
 mod analyze;
+mod args;
 mod capture;
 mod conns;
 mod context;
