@@ -745,6 +745,29 @@ mod tests {
     }
 
     #[test]
+    fn past_the_cap_the_smallest_flows_fold_into_other() {
+        let mut a = Analyzer::with_max_flows(4);
+        // Ten flows, each larger than the one before: at each fold the smaller half goes.
+        for i in 1..=10u32 {
+            a.add(&tcp_pkt(1, 1000 + i as u16, 100 + i, i as u64, None));
+        }
+        // 5th flow: folds 1, 2; 7th: folds 3, 4; 9th: folds 5, 6. Left: 7, 8, 9, 10.
+        let r = a.report(None);
+        assert_eq!(r.max_flows, 4);
+        assert_eq!((r.other.flows, r.other.packets, r.other.bytes), (6, 6, (1..=6).map(|i| 100 + i).sum::<u64>()));
+        let kept: Vec<u16> = r.flows.iter().map(|f| f.key.sport - 1000).collect();
+        assert_eq!(kept, vec![10, 9, 8, 7]);
+        assert_eq!(r.flow_count, 4);
+        // The totals still count every packet; a folded flow seen again starts a new row.
+        assert_eq!((r.totals.packets, r.totals.bytes), (10, (1..=10).map(|i| 100 + i).sum::<u64>()));
+        a.add(&tcp_pkt(1, 1001, 1000, 11, None));
+        let r = a.report(Some(1));
+        // (The table was full again: 7 and 8 folded first.)
+        assert_eq!((r.flows[0].key.sport, r.flows[0].packets, r.flow_count), (1001, 1, 3));
+        assert_eq!(r.other.flows, 8);
+    }
+
+    #[test]
     fn size_buckets_match_the_kernel() {
         assert_eq!([64, 65, 128, 129, 1518, 1519, 9018, 9019].map(size_bucket), [0, 1, 1, 2, 5, 6, 6, 7]);
     }
