@@ -43,7 +43,7 @@ pub struct AlertOpts {
     #[arg(long, value_name = "DIR")]
     pub recorder: Option<PathBuf>,
     /// Seconds the flight recorder keeps before and after an alert.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::args::seconds)]
     pub recorder_seconds: f64,
     /// This host's networks (repeatable): offline, connections with one end inside count as this
     /// host's, for the exfiltration detector (live, the kernel's connections say it).

@@ -15,6 +15,19 @@ pub fn byte_size(s: &str) -> Result<u64, String> {
     rxray_engine::firewall::rules::parse_bytes(s)
 }
 
+/// The longest interval or duration a command takes: one year, in seconds.
+pub const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// Parses a number of seconds (`--interval`, `-d`, `--recorder-seconds`): finite, from 0 to a
+/// year. An infinite or huge value would otherwise panic in the clock arithmetic after attaching.
+pub fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(format!("{s} seconds is outside 0 to {MAX_SECONDS} (one year)"));
+    }
+    Ok(v)
+}
+
 /// The limit on each rules, list, config or signatures file a command reads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FileLimit {
@@ -49,5 +62,13 @@ mod tests {
             assert!(ring_size(bad).is_err(), "{bad}");
         }
         assert!(ring_size("5000").unwrap_err().contains("power of two"));
+    }
+
+    #[test]
+    fn seconds_are_finite_and_bounded() {
+        assert_eq!(seconds("0.5"), Ok(0.5));
+        for bad in ["inf", "NaN", "-1", "1e300", "x"] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
     }
 }

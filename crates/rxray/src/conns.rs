@@ -22,7 +22,7 @@ pub struct ConnsArgs {
     #[arg(long)]
     pub json: bool,
     /// Also list the live connections every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Exit after this many connections have closed.
     #[arg(short = 'c', long = "count")]

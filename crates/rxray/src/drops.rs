@@ -22,7 +22,7 @@ pub struct DropsArgs {
     #[arg(long)]
     pub json: bool,
     /// Also print the counts per reason every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Exit after this many drops.
     #[arg(short = 'c', long = "count")]

@@ -32,7 +32,7 @@ pub struct FlowsArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds between refreshes.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Rows in the text table.
     #[arg(short = 'n', long = "top", default_value_t = 20)]

@@ -331,3 +331,25 @@ fn analyze_memory_is_bounded_with_a_million_flows() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["report"]["other"]["flows"].as_u64().unwrap() + v["report"]["flow_count"].as_u64().unwrap(), 1_000_000);
 }
+
+#[test]
+fn intervals_are_checked_while_parsing() {
+    // `inf` once reached Duration::from_secs_f64 after attaching, and panicked there.
+    let commands: [&[&str]; 6] = [
+        &["--netns", "rxt-nosuch-ns", "flows", "-i", "rxt-nosuch0", "--interval"],
+        &["--netns", "rxt-nosuch-ns", "drops", "--interval"],
+        &["--netns", "rxt-nosuch-ns", "conns", "--interval"],
+        &["--netns", "rxt-nosuch-ns", "latency", "--interval"],
+        &["--netns", "rxt-nosuch-ns", "latency", "-d"],
+        &["--netns", "rxt-nosuch-ns", "alerts", "-i", "rxt-nosuch0", "--recorder-seconds"],
+    ];
+    for cmd in commands {
+        for bad in ["inf", "1e300", "NaN", "x"] {
+            let mut args = cmd.to_vec();
+            args.push(bad);
+            let r = rxray(&args, 10.0, 512);
+            assert_eq!(r.code, Some(2), "{args:?} must be refused while parsing: {r:?}");
+            assert!(r.stderr.contains(&format!("invalid value '{bad}'")), "{args:?}: {}", r.stderr);
+        }
+    }
+}
