@@ -55,6 +55,7 @@ fn capture(lab: &Lab, args: &[&str], frames: &[Vec<u8>]) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn capture_holds_exactly_the_frames_sent() {
     if !need_root() {
         return;
@@ -78,6 +79,7 @@ fn capture_holds_exactly_the_frames_sent() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn snap_length_cuts_but_keeps_the_original_length() {
     if !need_root() {
         return;
@@ -96,6 +98,7 @@ fn snap_length_cuts_but_keeps_the_original_length() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn capture_streams_to_tshark_through_a_pipe() {
     if !need_root() {
         return;
@@ -133,6 +136,7 @@ fn capture_streams_to_tshark_through_a_pipe() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn file_size_rotation_keeps_every_packet() {
     if !need_root() {
         return;
@@ -154,6 +158,7 @@ fn file_size_rotation_keeps_every_packet() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_filter_captures_only_matching_packets() {
     if !need_root() {
         return;

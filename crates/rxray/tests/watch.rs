@@ -355,16 +355,19 @@ fn watch_frames(mode: &str) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_native() {
     watch_frames("native");
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_generic() {
     watch_frames("generic");
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_text_output_reads_like_tcpdump() {
     if !need_root() {
         return;
@@ -388,6 +391,7 @@ fn watch_text_output_reads_like_tcpdump() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_counts_ring_buffer_loss_exactly() {
     if !need_root() {
         return;
@@ -418,6 +422,7 @@ fn watch_counts_ring_buffer_loss_exactly() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_errors_are_one_clear_line() {
     if !need_root() {
         return;
@@ -440,6 +445,7 @@ fn watch_errors_are_one_clear_line() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_drains_a_large_backlog_on_sigint() {
     if !need_root() {
         return;
@@ -464,6 +470,7 @@ fn watch_drains_a_large_backlog_on_sigint() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_names_the_process_and_cgroup_that_read_a_flow() {
     if !need_root() {
         return;
