@@ -312,8 +312,8 @@ pub struct AlertsArgs {
     /// Stop after this many alerts.
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
-    /// Payload bytes per event the signatures see (0..256).
-    #[arg(long, default_value_t = 256)]
+    /// Payload bytes per event the signatures see (0..=256; more is an error, not cut silently).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub snap: u32,
     /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
     #[arg(long)]
