@@ -130,12 +130,9 @@ impl Ingress {
         if let Some(f) = &opts.filter {
             crate::filter::compile(f)?; // a filter too large for the kernel fails before any loading
         }
-        let page = 4096u32;
-        if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
-            return Err(KernelError::Load(format!(
-                "ring buffer size {} is not a power of two of at least {page} bytes",
-                opts.ring_bytes
-            )));
+        crate::check_ring_size(opts.ring_bytes as u64).map_err(KernelError::Load)?;
+        if opts.capture {
+            crate::check_ring_size(opts.capture_ring_bytes as u64).map_err(|e| KernelError::Load(format!("capture {e}")))?;
         }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("rxray_events", opts.ring_bytes)

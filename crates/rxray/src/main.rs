@@ -3,6 +3,7 @@
 mod agent;
 mod alerts;
 mod analyze;
+mod args;
 mod capture;
 mod conns;
 mod context;
