@@ -209,15 +209,30 @@ pub fn response_framing(head: &ResponseHead, request_method: &str) -> BodyFramin
     }
 }
 
-/// Whether `buf` (bytes at a TCP segment boundary after a loss) plausibly starts a request: a whole
-/// request line `TOKEN SP target SP HTTP/1.x CRLF` within the first line. Body bytes almost never
-/// look like this, so resynchronising on it does not misparse a body as a request.
+/// Whether `buf` (bytes at a TCP segment boundary after a loss) plausibly starts a request:
+/// `METHOD SP target SP HTTP/1.x CRLF`, or a prefix of that line when the segment ends before it
+/// does (a method in capitals, a target starting with `/`, `*` or a scheme, no control bytes).
+/// Body bytes almost never look like this, so resynchronising on it does not misparse a body.
 pub fn starts_request(buf: &[u8]) -> bool {
-    let Some(eol) = memchr_lf(&buf[..buf.len().min(8192)]) else { return false };
-    let line = buf[..eol].strip_suffix(b"\r").unwrap_or(&buf[..eol]);
-    let mut parts = line.split(|b| *b == b' ');
-    let (Some(m), Some(t), Some(v), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { return false };
-    !m.is_empty() && m.iter().all(|c| c.is_ascii_uppercase() || *c == b'-' || *c == b'_') && !t.is_empty() && (v == b"HTTP/1.1" || v == b"HTTP/1.0")
+    let head = &buf[..buf.len().min(8192)];
+    let (line, complete) = match memchr_lf(head) {
+        Some(eol) => (head[..eol].strip_suffix(b"\r").unwrap_or(&head[..eol]), true),
+        None => (head.strip_suffix(b"\r").unwrap_or(head), false),
+    };
+    if line.iter().any(|c| c.is_ascii_control()) {
+        return false;
+    }
+    let mut parts = line.splitn(3, |b| *b == b' ');
+    let (Some(m), Some(t)) = (parts.next(), parts.next()) else { return false };
+    let v = parts.next();
+    let method_ok = (1..=20).contains(&m.len()) && m.iter().all(|c| c.is_ascii_uppercase() || *c == b'-' || *c == b'_');
+    let target_ok = matches!(t.first(), Some(b'/' | b'*' | b'h')) || (!complete && v.is_none() && t.is_empty());
+    let version_ok = match (v, complete) {
+        (Some(v), true) => v == b"HTTP/1.1" || v == b"HTTP/1.0",
+        (Some(v), false) => v.len() <= 8 && (b"HTTP/1.1".starts_with(v) || b"HTTP/1.0".starts_with(v)),
+        (None, complete) => !complete,
+    };
+    method_ok && target_ok && version_ok && (complete || m.len() + 1 < line.len())
 }
 
 /// Whether `buf` plausibly starts a response: `HTTP/1.x NNN`.

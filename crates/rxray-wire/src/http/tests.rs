@@ -70,7 +70,13 @@ fn response_framing_rules() {
 fn resync_detectors() {
     assert!(starts_request(b"GET /a HTTP/1.1\r\nHost: x\r\n"));
     assert!(starts_request(b"DELETE /a/b?c HTTP/1.0\n"));
-    assert!(!starts_request(b"GET /a HTTP/1.1"), "no end of line yet");
+    assert!(starts_request(b"GET /a HTTP/1.1"), "a segment may end inside the request line");
+    assert!(starts_request(b"GET /a/very/long/pa"));
+    assert!(starts_request(b"GET /a HTTP/1.1\r"));
+    assert!(!starts_request(b"GET "), "too little to tell");
+    assert!(!starts_request(b"GET /a HTTP/2.0\r\n"));
+    assert!(!starts_request(b"GET /a HTTP/1.1 extra\r\n"));
+    assert!(!starts_request(b"WORD word"));
     assert!(!starts_request(b"get /a HTTP/1.1\r\n"));
     assert!(!starts_request(b"{\"json\": \"GET / HTTP/1.1\"}\r\n"));
     assert!(!starts_request(b"\x00\x01binary\r\n"));
