@@ -8,6 +8,7 @@ mod context;
 mod drops;
 mod firewall;
 mod flows;
+mod http;
 mod ifaces;
 mod lab;
 mod latency;
