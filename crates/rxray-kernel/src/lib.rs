@@ -7,6 +7,7 @@ mod decode;
 pub mod drops;
 pub mod filter;
 pub mod firewall;
+pub mod http;
 mod ingress;
 pub mod kallsyms;
 pub mod latency;

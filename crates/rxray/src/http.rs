@@ -157,3 +157,129 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
     );
     o
 }
+
+/// `rxray http`: the endpoint table live.
+#[derive(clap::Args, Debug)]
+pub struct HttpArgs {
+    /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    #[command(flatten)]
+    pub opts: HttpOpts,
+    /// One JSON Lines snapshot per interval (and a final one after draining), instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between snapshots.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Body bytes copied per message; the rest is counted and marked not copied.
+    #[arg(long, default_value_t = 65536)]
+    pub body_max: u32,
+    /// Rows in the table (0: all).
+    #[arg(short = 'n', long = "top", default_value_t = 20)]
+    pub top: usize,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: crate::XdpModeArg,
+    /// HTTP ring size in bytes (power of two).
+    #[arg(long = "ring-size", default_value_t = 16 << 20)]
+    pub ring_size: u32,
+}
+
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec; CLOCK_MONOTONIC exists on every Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// One live snapshot line.
+#[derive(serde::Serialize)]
+struct LiveSnapshot<'a> {
+    /// Wall-clock time of the snapshot, ns since the Unix epoch.
+    ts_ns: u64,
+    /// This is the last snapshot (after draining on exit).
+    #[serde(rename = "final")]
+    last: bool,
+    #[serde(flatten)]
+    http: &'a HttpSnapshot,
+    /// The kernel's own counters for the HTTP copies.
+    kernel: rxray_kernel::http::HttpKernelTotals,
+}
+
+pub fn run(a: HttpArgs) -> Result<()> {
+    use rxray_kernel::IngressOptions;
+    if a.opts.ports.is_empty() || a.opts.ports.len() > rxray_kernel::abi::HTTP_MAX_PORTS {
+        anyhow::bail!("--port takes 1 to {} ports", rxray_kernel::abi::HTTP_MAX_PORTS);
+    }
+    if !(a.interval > 0.0 && a.interval.is_finite()) {
+        anyhow::bail!("--interval must be a positive number of seconds");
+    }
+    for i in &a.ifaces {
+        if rxray_kernel::ifindex_of(i).is_ok_and(rxray_kernel::firewall::installed) {
+            anyhow::bail!("{i} runs rxray's firewall program, which has no HTTP copies; `rxray http` needs its own program there");
+        }
+    }
+    let stop = crate::session::stop_flag()?;
+    let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };
+    let ports = a.opts.ports.clone();
+    let (mut ing, ()) = crate::session::attach_then(&a.ifaces, a.xdp_mode, opts, "http", "watching HTTP on", |ing| {
+        ing.enable_http(&ports, a.body_max).context("turning on HTTP copies (TC egress)")
+    })?;
+    let mut ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
+    let clock = rxray_kernel::Clock::now();
+    let mut t = HttpTracker::new(a.opts.config());
+    let every = std::time::Duration::from_secs_f64(a.interval);
+    let mut next = std::time::Instant::now() + every;
+    let mut bad = 0u64;
+    let mut out = std::io::stdout().lock();
+    let fd = {
+        use std::os::fd::AsRawFd;
+        ring.as_raw_fd()
+    };
+    let emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+        let kernel = ing.http_totals()?;
+        t.completeness_mut().events_lost = kernel.records_lost;
+        let snap = t.snapshot();
+        if a.json {
+            let line = LiveSnapshot { ts_ns: clock.to_unix_ns(mono_ns()), last, http: &snap, kernel };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)?;
+        } else {
+            let mut s = String::from("\x1b[H\x1b[2J");
+            s.push_str(&table(&snap, a.top));
+            let _ = writeln!(
+                s,
+                "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
+                kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
+            );
+            out.write_all(s.as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    crate::session::pump(fd, &stop, || {
+        let mut got = 0;
+        while got < crate::session::BATCH {
+            let Some(item) = ring.next() else { break };
+            got += 1;
+            match rxray_kernel::http::segment_of(&item, &ports) {
+                Some((_, seg)) => t.segment(&seg),
+                None => bad += 1,
+            }
+        }
+        if std::time::Instant::now() >= next {
+            next += every;
+            t.advance(mono_ns());
+            emit(&mut t, &ing, false, &mut out)?;
+        }
+        Ok(crate::session::Pass { read: got, done: false })
+    })?;
+    t.finish();
+    emit(&mut t, &ing, true, &mut out)?;
+    if bad > 0 {
+        eprintln!("rxray: {bad} HTTP ring records made no sense and were skipped");
+    }
+    drop(ing);
+    Ok(())
+}

@@ -98,3 +98,53 @@ fn analyze_http_counts_what_curl_sent_and_tshark_sees() {
     assert!(s["http"]["completeness"]["bytes_not_copied"].as_u64().unwrap() > 3 * 190_000);
 }
 
+
+/// The final JSON Lines snapshot `rxray http --json` printed.
+fn final_snapshot(stdout: &[String]) -> Value {
+    let v = common::json_lines(stdout);
+    let last = v.last().cloned().unwrap_or_else(|| panic!("no snapshot printed: {stdout:?}"));
+    assert_eq!(last["final"], true, "the last line is the final snapshot");
+    last
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn live_http_counts_what_curl_sent_and_matches_the_capture() {
+    if !need_root() || !tools() {
+        return;
+    }
+    let tmp = TempDir::new();
+    let (www, py_root) = web::web_roots(&tmp);
+    let lab = Lab::pair("rxhttplive").expect("lab");
+    let b = lab.addr4_b().to_string();
+    let nginx = Nginx::start(&lab, lab.ns_b(), &b, 8080, &www, tmp.path());
+    let _py = web::python_server(&lab, lab.ns_b(), &b, 8000, &py_root);
+    let dump = Dump::start_snap(lab.ns_b(), lab.if_b(), "inout", tmp.path(), "live", 0);
+    let mut rx = common::Running::start(lab.ns_b(), &["http", "-i", lab.if_b(), "--json", "--port", "8080,8000", "--interval", "0.5"]);
+    rx.wait_stderr("Ctrl-C to stop", std::time::Duration::from_secs(20));
+    let sent = drive(&lab, &b);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, stdout, stderr) = rx.interrupt();
+    assert_eq!(code, Some(0), "rxray http: {stderr:?}");
+    let (file, _) = dump.stop();
+    let live = final_snapshot(&stdout);
+    assert_eq!(web::rxray_calls(&live), sent, "rxray http (live) against curl");
+    let k = &live["kernel"];
+    assert_eq!((k["records_lost"].as_u64(), k["bytes_lost"].as_u64()), (Some(0), Some(0)), "{k}");
+    // Bodies over 64 KiB (big.bin is 200 KB) are cut, counted, and the calls still count.
+    assert!(k["bytes_over_budget"].as_u64().unwrap() >= 3 * (200_000 - 65_536 - 16_384), "{k}");
+    assert_eq!(live["completeness"]["gaps"], 0, "{}", live["completeness"]);
+    // The same run from tcpdump's capture, offline: the same calls.
+    let offline = analyze(&file);
+    assert_eq!(web::rxray_calls(&offline["http"]), sent, "rxray analyze --http on tcpdump's capture");
+    // Latency on kernel timestamps against the capture's (same packets, other clock): p50 within 1 ms
+    // on the slow endpoint, and against nginx's $request_time: the maxima within 2 ms.
+    let ep = |v: &Value, t: &str| v["endpoints"].as_array().unwrap().iter().find(|e| e["template"] == t).cloned().unwrap();
+    let lp = ep(&live, "/slow/{id}")["latency_ms"]["p50"].as_f64().unwrap();
+    let op = ep(&offline["http"], "/slow/{id}")["latency_ms"]["p50"].as_f64().unwrap();
+    assert!((lp - op).abs() <= 1.0, "live p50 {lp} ms, capture p50 {op} ms");
+    let log = nginx.access_log();
+    let nginx_max = log.iter().filter(|l| l.1.starts_with("/api/items/")).map(|l| l.3).fold(0.0, f64::max);
+    let rx_max = ep(&live, "/api/items/{id}")["latency_ms"]["max"].as_f64().unwrap();
+    assert!((rx_max - nginx_max).abs() <= 2.0, "rxray max {rx_max} ms vs nginx $request_time max {nginx_max} ms");
+}
