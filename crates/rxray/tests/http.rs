@@ -281,3 +281,67 @@ fn live_http_reassembles_crafted_out_of_order_duplicated_and_missing_segments() 
     assert_eq!((live["totals"]["unpaired_responses"].as_u64(), live["completeness"]["gaps"].as_u64()), (Some(1), Some(2)), "{live}");
     assert_eq!(live["kernel"]["records_lost"], 0);
 }
+
+/// wrk's summary: (requests, p50 ms) from `wrk --latency` output.
+fn wrk_summary(out: &str) -> (u64, f64) {
+    let reqs = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no request count in wrk's output: {out}"));
+    let p50 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("50%").map(|v| v.trim().to_string()))
+        .and_then(|v| {
+            let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+            let x: f64 = num.parse().ok()?;
+            Some(match unit {
+                "us" => x / 1000.0,
+                "ms" => x,
+                "s" => x * 1000.0,
+                _ => return None,
+            })
+        })
+        .unwrap_or_else(|| panic!("no 50% latency in wrk's output: {out}"));
+    (reqs, p50)
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn live_http_counts_wrk_requests() {
+    if !need_root() || !tools() || !have("wrk") {
+        if !have("wrk") {
+            skip_or_fail("wrk is not installed");
+        }
+        return;
+    }
+    let tmp = TempDir::new();
+    let (www, _) = web::web_roots(&tmp);
+    let lab = Lab::pair("rxhttpwrk").expect("lab");
+    let b = lab.addr4_b().to_string();
+    let _nginx = Nginx::start(&lab, lab.ns_b(), &b, 8080, &www, tmp.path());
+    let mut rx = common::Running::start(lab.ns_b(), &["http", "-i", lab.if_b(), "--json", "--port", "8080", "--interval", "0.5"]);
+    rx.wait_stderr("Ctrl-C to stop", std::time::Duration::from_secs(20));
+    let conns = 8u64;
+    let out = lab
+        .exec(lab.ns_a(), ["wrk", "-t2", &format!("-c{conns}"), "-d3s", "--latency", &format!("http://{b}:8080/api/items/7")])
+        .output()
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk: {text} {}", String::from_utf8_lossy(&out.stderr));
+    let (wrk_reqs, wrk_p50) = wrk_summary(&text);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (code, stdout, stderr) = rx.interrupt();
+    assert_eq!(code, Some(0), "rxray http: {stderr:?}");
+    let live = final_snapshot(&stdout);
+    let e = live["endpoints"].as_array().unwrap().iter().find(|e| e["template"] == "/api/items/{id}").cloned().expect("the endpoint");
+    let n = e["requests"].as_u64().unwrap();
+    // wrk does not count requests still in flight at its deadline: at most one per connection.
+    assert!((wrk_reqs..=wrk_reqs + conns).contains(&n), "rxray counted {n}, wrk {wrk_reqs} over {conns} connections");
+    assert_eq!(e["statuses"]["200"].as_u64().unwrap() + e["unanswered"].as_u64().unwrap(), n, "{e}");
+    assert_eq!(live["kernel"]["records_lost"], 0, "{}", live["kernel"]);
+    // Server-side latency (first request byte to first response byte at the server's interface)
+    // cannot exceed wrk's client-side one by more than scheduling noise.
+    let p50 = e["latency_ms"]["p50"].as_f64().unwrap();
+    assert!(p50 <= wrk_p50 + 0.5, "rxray p50 {p50} ms, wrk p50 {wrk_p50} ms");
+    eprintln!("wrk {wrk_reqs} requests (p50 {wrk_p50} ms); rxray {n} (p50 {p50} ms)");
+}
