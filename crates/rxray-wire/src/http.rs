@@ -235,6 +235,19 @@ pub fn starts_request(buf: &[u8]) -> bool {
     method_ok && target_ok && version_ok && (complete || m.len() + 1 < line.len())
 }
 
+/// The request line at the start of a payload (without its line end), when the payload starts a
+/// request; a line cut short by the payload's end ends in `...`. For showing, not for parsing.
+pub fn request_line(payload: &[u8]) -> Option<String> {
+    if !starts_request(payload) {
+        return None;
+    }
+    let head = &payload[..payload.len().min(8192)];
+    Some(match memchr_lf(head) {
+        Some(eol) => String::from_utf8_lossy(head[..eol].strip_suffix(b"\r").unwrap_or(&head[..eol])).into_owned(),
+        None => format!("{}...", String::from_utf8_lossy(head.strip_suffix(b"\r").unwrap_or(head))),
+    })
+}
+
 /// Whether `buf` plausibly starts a response: `HTTP/1.x NNN`.
 pub fn starts_response(buf: &[u8]) -> bool {
     buf.len() >= 12 && (buf.starts_with(b"HTTP/1.1 ") || buf.starts_with(b"HTTP/1.0 ")) && buf[9..12].iter().all(u8::is_ascii_digit)

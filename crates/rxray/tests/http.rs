@@ -345,3 +345,39 @@ fn live_http_counts_wrk_requests() {
     assert!(p50 <= wrk_p50 + 0.5, "rxray p50 {p50} ms, wrk p50 {wrk_p50} ms");
     eprintln!("wrk {wrk_reqs} requests (p50 {wrk_p50} ms); rxray {n} (p50 {p50} ms)");
 }
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn watch_and_capture_show_the_request_line() {
+    if !need_root() || !tools() {
+        return;
+    }
+    let tmp = TempDir::new();
+    let (www, _) = web::web_roots(&tmp);
+    let lab = Lab::pair("rxhttpwatch").expect("lab");
+    let b = lab.addr4_b().to_string();
+    let _nginx = Nginx::start(&lab, lab.ns_b(), &b, 8080, &www, tmp.path());
+    let file = tmp.path().join("c.pcapng");
+    let mut w = common::Running::start(lab.ns_b(), &["watch", "-i", lab.if_b(), "--", "tcp", "dst", "port", "8080"]);
+    w.wait_stderr("Ctrl-C to stop", std::time::Duration::from_secs(20));
+    let urls: Vec<String> = (1..=3).map(|i| format!("http://{b}:8080/api/items/{i}?x=y")).collect();
+    web::curl(&lab, lab.ns_a(), &[], &urls);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, out, _) = w.interrupt();
+    for i in 1..=3 {
+        let want = format!("HTTP \"GET /api/items/{i}?x=y HTTP/1.1\"");
+        assert_eq!(out.iter().filter(|l| l.contains(&want)).count(), 1, "{want} in {out:#?}");
+    }
+    assert_eq!(out.iter().filter(|l| l.contains(" HTTP \"")).count(), 3, "only where requests start");
+
+    let mut c = common::Running::start(lab.ns_b(), &["capture", "-i", lab.if_b(), "-w", file.to_str().unwrap(), "tcp", "dst", "port", "8080"]);
+    c.wait_stderr("Ctrl-C to stop", std::time::Duration::from_secs(20));
+    web::curl(&lab, lab.ns_a(), &["-X", "DELETE"], &urls[..1]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, _, err) = c.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let shark = Command::new("tshark").arg("-r").arg(&file).args(["-T", "fields", "-e", "frame.comment"]).output().expect("tshark");
+    let comments = String::from_utf8_lossy(&shark.stdout).into_owned();
+    assert_eq!(comments.lines().filter(|l| l.contains("http=DELETE /api/items/1?x=y HTTP/1.1")).count(), 1, "{comments}");
+    assert_eq!(comments.lines().filter(|l| l.contains("http=")).count(), 1, "{comments}");
+}

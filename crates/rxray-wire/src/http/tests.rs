@@ -131,3 +131,11 @@ fn chunked_skip_only_inside_data() {
     assert!(c.is_done());
     assert!(!Chunked::default().skip(1));
 }
+
+#[test]
+fn request_line_for_display() {
+    assert_eq!(request_line(b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\n").as_deref(), Some("GET /a?b HTTP/1.1"));
+    assert_eq!(request_line(b"POST /very/long/pa").as_deref(), Some("POST /very/long/pa..."));
+    assert_eq!(request_line(b"HTTP/1.1 200 OK\r\n"), None);
+    assert_eq!(request_line(b"\x16\x03\x01"), None);
+}
