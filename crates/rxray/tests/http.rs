@@ -50,6 +50,20 @@ fn analyze_ports(file: &Path, ports: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("analyze JSON")
 }
 
+/// An endpoint's latency against nginx's `$request_time` (ms resolution) for the same requests: the
+/// medians within 1 ms, and rxray's maximum not below nginx's by more than 1 ms. rxray measures at
+/// the interface, so its figures also hold the time nginx waited to be scheduled: on a loaded
+/// machine its maximum may be well above nginx's, never below.
+fn agrees_with_nginx(e: &Value, log: &[(String, String, u16, f64)], prefix: &str) {
+    let mut t: Vec<f64> = log.iter().filter(|l| l.1.starts_with(prefix)).map(|l| l.3).collect();
+    assert!(!t.is_empty(), "nginx logged no {prefix} request");
+    t.sort_by(f64::total_cmp);
+    let (median, max) = (t[(t.len() - 1) / 2], t[t.len() - 1]);
+    let (p50, rx_max) = (e["latency_ms"]["p50"].as_f64().unwrap(), e["latency_ms"]["max"].as_f64().unwrap());
+    assert!((p50 - median).abs() <= 1.0, "rxray p50 {p50} ms vs nginx $request_time median {median} ms");
+    assert!(rx_max + 1.0 >= max, "rxray max {rx_max} ms vs nginx $request_time max {max} ms");
+}
+
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn analyze_http_counts_what_curl_sent_and_tshark_sees() {
@@ -87,11 +101,8 @@ fn analyze_http_counts_what_curl_sent_and_tshark_sees() {
     let slow = ep("GET", "/slow/{id}");
     let (p50, max) = (slow["latency_ms"]["p50"].as_f64().unwrap(), slow["latency_ms"]["max"].as_f64().unwrap());
     assert!((20.0..60.0).contains(&p50) && (50.0..80.0).contains(&max), "slow latency {slow}");
-    // nginx's $request_time (ms resolution) per endpoint: its max and rxray's agree within 2 ms.
     let log = nginx.access_log();
-    let items_max = log.iter().filter(|l| l.1.starts_with("/api/items/")).map(|l| l.3).fold(0.0, f64::max);
-    let rx_max = ep("GET", "/api/items/{id}")["latency_ms"]["max"].as_f64().unwrap();
-    assert!((rx_max - items_max).abs() <= 2.0, "rxray max {rx_max} ms vs nginx $request_time max {items_max} ms");
+    agrees_with_nginx(&ep("GET", "/api/items/{id}"), &log, "/api/items/");
     assert_eq!(log.len() as u64, 30 + 30 + 5 + 4 + 3, "nginx logged every request");
     // Bytes: the big file's responses carry it whole three times.
     assert!(ep("GET", "/big.bin")["response_bytes"].as_u64().unwrap() > 3 * 200_000);
@@ -142,15 +153,12 @@ fn live_http_counts_what_curl_sent_and_matches_the_capture() {
     let offline = analyze(&file);
     assert_eq!(web::rxray_calls(&offline["http"]), sent, "rxray analyze --http on tcpdump's capture");
     // Latency on kernel timestamps against the capture's (same packets, other clock): p50 within 1 ms
-    // on the slow endpoint, and against nginx's $request_time: the maxima within 2 ms.
+    // on the slow endpoint, and against nginx's $request_time.
     let ep = |v: &Value, t: &str| v["endpoints"].as_array().unwrap().iter().find(|e| e["template"] == t).cloned().unwrap();
     let lp = ep(&live, "/slow/{id}")["latency_ms"]["p50"].as_f64().unwrap();
     let op = ep(&offline["http"], "/slow/{id}")["latency_ms"]["p50"].as_f64().unwrap();
     assert!((lp - op).abs() <= 1.0, "live p50 {lp} ms, capture p50 {op} ms");
-    let log = nginx.access_log();
-    let nginx_max = log.iter().filter(|l| l.1.starts_with("/api/items/")).map(|l| l.3).fold(0.0, f64::max);
-    let rx_max = ep(&live, "/api/items/{id}")["latency_ms"]["max"].as_f64().unwrap();
-    assert!((rx_max - nginx_max).abs() <= 2.0, "rxray max {rx_max} ms vs nginx $request_time max {nginx_max} ms");
+    agrees_with_nginx(&ep(&live, "/api/items/{id}"), &nginx.access_log(), "/api/items/");
 }
 
 /// A crafted HTTP conversation between 198.19.77.1:41000 and 198.19.77.2:80 (addresses no lab
