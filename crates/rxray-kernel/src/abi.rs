@@ -111,16 +111,28 @@ pub struct CapHdr {
 impl CapHdr {
     /// The header and the data of a capture record; `None` when the record is inconsistent.
     pub fn split(b: &[u8]) -> Option<(CapHdr, &[u8])> {
-        let n = std::mem::size_of::<CapHdr>();
-        if b.len() < n {
-            return None;
-        }
-        // SAFETY: length checked; CapHdr is plain-old-data valid for any bits; no alignment needed.
-        let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<CapHdr>()) };
-        let data = b.get(n..n + h.len as usize)?;
-        Some((h, data))
+        split_record(b, |h: &CapHdr| h.len as usize)
     }
 }
+
+/// A ring record: a `#[repr(C)]` header `H` then `data_len(&header)` bytes; `None` when the record
+/// is shorter than that.
+fn split_record<H: Copy + RecordHeader>(b: &[u8], data_len: impl Fn(&H) -> usize) -> Option<(H, &[u8])> {
+    let n = std::mem::size_of::<H>();
+    if b.len() < n {
+        return None;
+    }
+    // SAFETY: length checked; H is plain-old-data valid for any bits (RecordHeader); no alignment needed.
+    let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<H>()) };
+    let data = b.get(n..n + data_len(&h))?;
+    Some((h, data))
+}
+
+/// Headers `split_record` may read from raw record bytes.
+/// SAFETY (for implementors): `#[repr(C)]` plain-old-data, valid for any bit pattern.
+unsafe trait RecordHeader {}
+// SAFETY: #[repr(C)] integers only.
+unsafe impl RecordHeader for CapHdr {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -950,16 +962,12 @@ pub struct HttpHdr {
 impl HttpHdr {
     /// The header and the payload bytes of a record; `None` when the record is inconsistent.
     pub fn split(b: &[u8]) -> Option<(HttpHdr, &[u8])> {
-        let n = std::mem::size_of::<HttpHdr>();
-        if b.len() < n {
-            return None;
-        }
-        // SAFETY: length checked; HttpHdr is plain-old-data valid for any bits; no alignment needed.
-        let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<HttpHdr>()) };
-        let data = b.get(n..n + h.len as usize)?;
-        Some((h, data))
+        split_record(b, |h: &HttpHdr| h.len as usize)
     }
 }
+
+// SAFETY: #[repr(C)] integers and byte arrays only.
+unsafe impl RecordHeader for HttpHdr {}
 
 // SAFETY: plain-old-data #[repr(C)] structs with no padding holes the kernel does not also see.
 unsafe impl aya::Pod for HttpCfg {}
