@@ -246,6 +246,7 @@ fn snapped_capture_counts_requests_whose_heads_fit() {
     let e = ep(&s, "POST", "/u");
     assert_eq!((e.requests, e.statuses.len()), (3, 3));
     assert_eq!(s.completeness.bytes_not_copied, 3 * 90 + 3 * (resp(200, &[b'y'; 500]).len() as u64 - 60));
+    assert_eq!(s.completeness.bodies_truncated, 6, "3 request and 3 response bodies");
     assert_eq!(s.completeness.messages_cut, 0);
 }
 

@@ -152,8 +152,8 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
     let c = &s.completeness;
     let _ = writeln!(
         o,
-        "completeness: {} bytes not copied, {} gaps ({} bytes, {} from full buffers), {} messages cut, {} request gaps, {} parse errors, {} streams dropped, {} idle-expired, {} events lost",
-        c.bytes_not_copied, c.gaps, c.gap_bytes, c.buffer_overflow_gaps, c.messages_cut, c.request_gaps, c.parse_errors, c.streams_dropped, c.streams_idle_expired, c.events_lost
+        "completeness: {} bytes not copied ({} bodies truncated), {} gaps ({} bytes, {} from full buffers), {} messages cut, {} request gaps, {} parse errors, {} streams dropped, {} idle-expired, {} events lost",
+        c.bytes_not_copied, c.bodies_truncated, c.gaps, c.gap_bytes, c.buffer_overflow_gaps, c.messages_cut, c.request_gaps, c.parse_errors, c.streams_dropped, c.streams_idle_expired, c.events_lost
     );
     o
 }

@@ -148,6 +148,7 @@ fn live_http_counts_what_curl_sent_and_matches_the_capture() {
     assert_eq!((k["records_lost"].as_u64(), k["bytes_lost"].as_u64()), (Some(0), Some(0)), "{k}");
     // Bodies over 64 KiB (big.bin is 200 KB) are cut, counted, and the calls still count.
     assert!(k["bytes_over_budget"].as_u64().unwrap() >= 3 * (200_000 - 65_536 - 16_384), "{k}");
+    assert_eq!(live["completeness"]["bodies_truncated"], 3, "the three big.bin bodies");
     assert_eq!(live["completeness"]["gaps"], 0, "{}", live["completeness"]);
     // The same run from tcpdump's capture, offline: the same calls.
     let offline = analyze(&file);

@@ -49,11 +49,13 @@ struct Side {
     head_ts: u64,
     /// The endpoint the current message's bytes are counted to.
     endpoint: Option<usize>,
+    /// The current message's body already lost bytes the source did not copy.
+    truncated: bool,
 }
 
 impl Side {
     fn new() -> Self {
-        Side { state: State::Head, buf: Vec::new(), head_ts: 0, endpoint: None }
+        Side { state: State::Head, buf: Vec::new(), head_ts: 0, endpoint: None, truncated: false }
     }
 }
 
@@ -111,9 +113,15 @@ impl Exchange {
     pub fn piece(&mut self, dir: Dir, p: Piece<'_>, cx: &mut Ctx<'_>) {
         match p {
             Piece::Data { bytes, ts_ns, segment_start } => self.data(dir, bytes, ts_ns, segment_start, cx),
-            Piece::Gap { len, .. } => {
+            Piece::Gap { len, not_copied, .. } => {
                 // Bytes right after a gap continue whatever the gap held: no turn there.
                 self.last_data = Some(dir);
+                let s = self.side(dir);
+                if not_copied && matches!(s.state, State::Body(_)) && !s.truncated {
+                    // A body the source cut (snap length, body limit): marked once per message.
+                    s.truncated = true;
+                    cx.comp.bodies_truncated += 1;
+                }
                 self.gap(dir, len, cx)
             }
             Piece::End { .. } => self.end(dir, cx),
@@ -280,6 +288,7 @@ impl Exchange {
                         gap_after: false,
                     });
                     self.req.endpoint = Some(i);
+                    self.req.truncated = false;
                     self.count_bytes(dir, r.head_len as u64, cx);
                     self.req.state = body_state(r.body);
                     Parsed::Done(r.head_len)
@@ -299,6 +308,7 @@ impl Exchange {
                     cx.totals.responses += 1;
                     let req = self.pair(ts, cx);
                     self.resp.endpoint = req.map(|p| p.endpoint);
+                    self.resp.truncated = false;
                     let mut framing = r.body;
                     if let Some(p) = req {
                         let e = &mut cx.endpoints.list[p.endpoint];

@@ -124,6 +124,8 @@ pub struct Totals {
 pub struct Completeness {
     /// Bytes whose length was known but whose content was not copied (snap length, body limit).
     pub bytes_not_copied: u64,
+    /// Message bodies with such bytes (truncated bodies; the message itself still counts).
+    pub bodies_truncated: u64,
     /// Holes in a stream that were skipped, and their bytes.
     pub gaps: u64,
     pub gap_bytes: u64,
