@@ -129,7 +129,9 @@ fn split_record<H: Copy + RecordHeader>(b: &[u8], data_len: impl Fn(&H) -> usize
 }
 
 /// Headers `split_record` may read from raw record bytes.
-/// SAFETY (for implementors): `#[repr(C)]` plain-old-data, valid for any bit pattern.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` plain-old-data, valid for any bit pattern.
 unsafe trait RecordHeader {}
 // SAFETY: #[repr(C)] integers only.
 unsafe impl RecordHeader for CapHdr {}

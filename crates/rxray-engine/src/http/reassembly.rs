@@ -95,7 +95,9 @@ impl Stream {
     }
 
     /// Takes one segment. `payload` is the copied part of the `wire_len` bytes it carried;
-    /// `max_buffered` bounds the out-of-order buffer of this stream.
+    /// `max_buffered` bounds the out-of-order buffer of this stream. (The segment's fields are passed
+    /// one by one so the stream stays independent of where segments come from.)
+    #[allow(clippy::too_many_arguments)]
     pub fn push(&mut self, seq: u32, flags: u8, payload: &[u8], wire_len: u32, ts_ns: u64, max_buffered: usize, out: &mut impl FnMut(Piece<'_>)) {
         if self.ended {
             self.counters.duplicate += u64::from(wire_len);
