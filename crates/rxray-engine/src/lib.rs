@@ -14,3 +14,4 @@ pub mod inspect;
 pub mod signatures;
 pub mod latency;
 pub mod recorder;
+pub mod http;

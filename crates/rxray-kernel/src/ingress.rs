@@ -39,6 +39,8 @@ pub struct IngressOptions {
     pub command: String,
     /// Only packets this filter matches become events (evaluated in the XDP program).
     pub filter: Option<Filter>,
+    /// HTTP payload ring size in bytes (power of two); 0 when HTTP is not used (a page is mapped).
+    pub http_ring_bytes: u32,
 }
 
 impl Default for IngressOptions {
@@ -54,6 +56,7 @@ impl Default for IngressOptions {
             capture_snap: abi::CAP_SNAP_MAX,
             capture_ring_bytes: 32 << 20,
             filter: None,
+            http_ring_bytes: 0,
         }
     }
 }
@@ -138,6 +141,7 @@ impl Ingress {
             .map_max_entries("rxray_events", opts.ring_bytes)
             .map_max_entries("rxray_flows", opts.flow_capacity.max(1))
             .map_max_entries("rxray_cap", if opts.capture { opts.capture_ring_bytes } else { 4096 })
+            .map_max_entries("rxray_http", opts.http_ring_bytes.max(4096))
             .load(XDP_INGRESS_OBJ)
             .map_err(classify_load_error)?;
         load_xdp(&mut ebpf)?;

@@ -9,6 +9,7 @@ pub mod drops;
 pub mod filter;
 pub mod firewall;
 pub mod host;
+pub mod http;
 mod ingress;
 pub mod kallsyms;
 pub mod latency;

@@ -2,6 +2,7 @@
 //! XDP parser (bpf/xdp_ingress.bpf.c) produces for the same frame, so captures and live traffic agree.
 pub mod dissect;
 pub mod event;
+pub mod http;
 pub mod view;
 
 pub use dissect::{dissect, dissect_into};

@@ -39,6 +39,12 @@ pub struct AnalyzeArgs {
     pub alerts: bool,
     #[command(flatten)]
     pub alert_opts: crate::alerts::AlertOpts,
+    /// API calls instead of the report: HTTP/1.x requests per endpoint (method and path template),
+    /// statuses, latency, bytes and clients, from the TCP streams on the `--port`s.
+    #[arg(long)]
+    pub http: bool,
+    #[command(flatten)]
+    pub http_opts: crate::http::HttpOpts,
 }
 
 /// Reads every file into `an`; returns the errors met (one per damaged file), each naming the
@@ -102,6 +108,12 @@ fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<Fil
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
+    if a.http {
+        if a.filter.is_some() || !a.filter_words.is_empty() || a.alerts {
+            bail!("--http reads every TCP segment on its ports; drop the filter and --alerts");
+        }
+        return crate::http::analyze(&a.files, &a.http_opts, a.json);
+    }
     if a.alerts {
         if a.filter.is_some() || !a.filter_words.is_empty() {
             bail!("--alerts looks at every packet; drop the filter");

@@ -206,7 +206,14 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             got += 1;
             let Some((h, data)) = re.push(&item) else { continue };
             let iface = idb(h.ifindex).unwrap_or(0);
-            let comment = format!("rxq={}", h.rx_queue);
+            let mut comment = format!("rxq={}", h.rx_queue);
+            // Where a request starts, its request line (as `rxray watch` shows it).
+            if let Some(seg) = rxray_wire::dissect::tcp_segment(data, LinkType::ETHERNET, h.wire_len) {
+                if let Some(rl) = rxray_wire::http::request_line(&data[seg.payload]) {
+                    comment.push_str(" http=");
+                    comment.push_str(&rl);
+                }
+            }
             let r = out.sink.write_packet(iface, clock.to_unix_ns(h.ts_ns), h.wire_len, data, Some(&comment));
             if let Err(e) = r {
                 if e.kind() == io::ErrorKind::BrokenPipe {
