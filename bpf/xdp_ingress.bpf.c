@@ -724,6 +724,8 @@ __noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg,
 
 __noinline int rxray_lat_arrive(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now);
 
+#include "rxray_http.h"
+
 SEC("xdp")
 int rxray_xdp(struct xdp_md *ctx)
 {
@@ -796,6 +798,8 @@ int rxray_xdp(struct xdp_md *ctx)
 	}
 	if ((cfg->features & RXRAY_FEAT_LATENCY) && !mal)
 		rxray_lat_arrive(ctx, e, e->ts_ns ? e->ts_ns : rx_now(cfg));
+	if ((cfg->features & RXRAY_FEAT_HTTP) && !mal && verdict != XDP_DROP)
+		rxray_http_xdp(ctx, e, e->ts_ns ? e->ts_ns : rx_now(cfg));
 	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects reaches neither the
 	 * capture ring nor the event ring. It is decided after the flow accounting, so flows still count
 	 * every packet; a rejected event record is discarded and ring cleared, so nothing below uses it. */

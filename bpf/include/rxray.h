@@ -693,4 +693,74 @@ struct rxray_reader {
 	char comm[16];
 };
 
+/* ---- HTTP payload (RXRAY_FEAT_HTTP; program code in rxray_http.h) ----
+ * TCP segments to or from the configured ports are copied to the rxray_http ring: from XDP on
+ * ingress and from a TC egress (clsact) program, so both directions of a local server are seen. Each
+ * segment becomes one or more records: a header plus up to RXRAY_HTTP_CHUNK payload bytes, at
+ * increasing offsets; a segment without payload (SYN, ACK, FIN, RST) is one header-only record. A
+ * message head at the start of a segment resets the flow's copy budget; after head_allow + body_max
+ * bytes of one message, the rest of it is not copied (counted, and marked by copy_len < payload_len). */
+#define RXRAY_FEAT_HTTP (1U << 7)
+#define RXRAY_HTTP_CHUNK 2048         /* payload bytes per record */
+#define RXRAY_HTTP_MAX_PORTS 16
+#define RXRAY_HTTP_MAX_PAYLOAD 65536  /* payload walked per segment (GSO/GRO super-packets) */
+#define RXRAY_HTTP_FLOWS_MAX 65536    /* flows whose copy budget is tracked (LRU) */
+
+struct rxray_http_cfg {
+	__u16 ports[RXRAY_HTTP_MAX_PORTS]; /* host order */
+	__u32 nports;
+	__u32 budget;      /* bytes copied per message from its first byte: head allowance + body limit */
+};
+
+enum rxray_http_counter {
+	RXRAY_HC_SEGMENTS = 0,     /* segments on a watched port seen (both hooks) */
+	RXRAY_HC_RECORDS = 1,      /* records written to the ring */
+	RXRAY_HC_BYTES_COPIED = 2, /* payload bytes written */
+	RXRAY_HC_BYTES_BUDGET = 3, /* payload bytes not copied: past a message's budget */
+	RXRAY_HC_RECORDS_LOST = 4, /* records the ring had no room for */
+	RXRAY_HC_BYTES_LOST = 5,   /* payload bytes in those records */
+	RXRAY_HC_UNPARSED = 6,     /* egress packets that could not be parsed to TCP (skipped) */
+	RXRAY_HC_BYTES_UNWALKED = 7, /* payload bytes past RXRAY_HTTP_MAX_PAYLOAD in one segment */
+	RXRAY_HC_COUNT = 8,
+};
+
+struct rxray_http_stats {
+	__u64 c[RXRAY_HC_COUNT];
+};
+
+struct rxray_http_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 ip_ver;
+	__u8 _pad[3];
+};
+
+struct rxray_http_hdr {
+	__u64 ts_ns;       /* CLOCK_MONOTONIC at the hook (the same clock on both hooks) */
+	__u32 ifindex;
+	__u8 dir;          /* 0: ingress (XDP), 1: egress (TC) */
+	__u8 ip_ver;
+	__u8 tcp_flags;
+	__u8 last;         /* the segment's last record */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;       /* host order */
+	__u16 dport;
+	__u32 seq;         /* host order */
+	__u32 ack;
+	__u32 payload_len; /* the segment's TCP payload bytes on the wire */
+	__u32 copy_len;    /* of which copied, over all its records */
+	__u32 offset;      /* this record's offset in the payload */
+	__u16 len;         /* payload bytes following this header */
+	__u16 _pad;
+	__u32 _pad2;
+};
+
+struct rxray_http_chunk {
+	struct rxray_http_hdr h;
+	__u8 data[RXRAY_HTTP_CHUNK];
+};
+
 #endif

@@ -108,12 +108,35 @@ struct FragKey {
     proto: u8,
 }
 
+/// The default cap on the flow table (and on each side table): 262,144 flows. Measured, a flow
+/// costs about 120 bytes while reading and about 450 at the peak, while the report is built
+/// (its talker, port and conversation rows), so the cap holds `analyze` near 120 MB whatever
+/// the capture; `--max-flows` moves it. The README's `rxray analyze` section has the figures.
+pub const DEFAULT_MAX_FLOWS: usize = 1 << 18;
+
+/// What the cap folded away. These packets are in the totals and the protocol mix; they are in no
+/// flow, talker, port or conversation row, but in this `other` row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Folded {
+    /// Flows folded into `other` (a flow seen again after its fold starts a new row).
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Rows of the tables counted as packets came (talkers, ports and conversations of fragments
+    /// and malformed packets, fragment attributions) that were folded or forgotten.
+    pub side_rows: u64,
+}
+
 /// Accumulates everything `rxray analyze` reports, one packet at a time (no allocation per packet
 /// once a flow has been seen). Ordinary packets touch one hash-table entry, their one-direction
 /// flow; talkers, ports and conversations are derived from the flows at report time. Fragments
 /// and malformed IP packets, whose counting rules differ, are counted as they come.
-#[derive(Default)]
+///
+/// Memory is bounded: past `max_flows` flows, the half with the fewest bytes is folded into the
+/// `other` row ([`Folded`]), and each side table is bounded the same way.
 pub struct Analyzer {
+    max_flows: usize,
+    other: Folded,
     packets: u64,
     bytes: u64,
     first_ns: Option<u64>,
@@ -188,6 +211,9 @@ pub struct ConversationTables {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub totals: Totals,
+    /// The cap on the flow table, and what it folded into the `other` row.
+    pub max_flows: usize,
+    pub other: Folded,
     pub protocols: Vec<ProtoCount>,
     pub top_talkers: Vec<Talker>,
     pub top_ports: Vec<PortCount>,
@@ -197,9 +223,94 @@ pub struct Report {
     pub conversations: ConversationTables,
 }
 
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::with_max_flows(DEFAULT_MAX_FLOWS)
+    }
+}
+
 impl Analyzer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An analyzer whose flow table (and each side table) holds at most `max_flows` rows (at least 2).
+    pub fn with_max_flows(max_flows: usize) -> Self {
+        Analyzer {
+            max_flows: max_flows.max(2),
+            other: Folded::default(),
+            packets: 0,
+            bytes: 0,
+            first_ns: None,
+            last_ns: 0,
+            malformed: [0; 17],
+            malformed_names: Vec::new(),
+            protos: Default::default(),
+            ifaces: Vec::new(),
+            index: Default::default(),
+            flows: Vec::new(),
+            hist_spill: Default::default(),
+            frags: Default::default(),
+            frag_unattributed: 0,
+            talkers: Default::default(),
+            ports: Default::default(),
+            conv: Default::default(),
+        }
+    }
+
+    /// Folds the half of the flows with the fewest bytes into `other`, keeping the order of the
+    /// rest, and rebuilds the index: O(n), once per `max_flows / 2` new flows.
+    fn fold_flows(&mut self) {
+        let keep = self.max_flows / 2;
+        let mut by_bytes: Vec<(u64, u32)> = self.flows.iter().enumerate().map(|(i, f)| (f.bytes, i as u32)).collect();
+        by_bytes.select_nth_unstable_by(keep, |x, y| y.cmp(x));
+        let mut fold = vec![false; self.flows.len()];
+        for &(_, i) in &by_bytes[keep..] {
+            fold[i as usize] = true;
+        }
+        drop(by_bytes);
+        let mut spill = std::mem::take(&mut self.hist_spill);
+        let old = std::mem::take(&mut self.flows);
+        self.flows.reserve(self.max_flows);
+        for (i, f) in old.into_iter().enumerate() {
+            let extra = spill.remove(&(i as u32));
+            if fold[i] {
+                self.other.flows += 1;
+                self.other.packets += f.hist.iter().map(|&h| h as u64).sum::<u64>() + extra.map_or(0, |e| e.iter().sum());
+                self.other.bytes += f.bytes;
+            } else {
+                if let Some(e) = extra {
+                    self.hist_spill.insert(self.flows.len() as u32, e);
+                }
+                self.flows.push(f);
+            }
+        }
+        spill.clear();
+        self.index.clear();
+        for (i, f) in self.flows.iter().enumerate() {
+            let hash = FixedState::default().hash_one(&f.key);
+            let flows = &self.flows;
+            self.index.insert_unique(hash, i as u32, |&j| FixedState::default().hash_one(&flows[j as usize].key));
+        }
+    }
+
+    /// Bounds the tables fed by fragments and malformed packets.
+    fn bound_side_tables(&mut self) {
+        let cap = self.max_flows;
+        if self.frags.len() >= cap {
+            // Later fragments of these datagrams count in the fragments bucket, as in the kernel's LRU.
+            self.other.side_rows += self.frags.len() as u64;
+            self.frags.clear();
+        }
+        if self.talkers.len() >= cap {
+            self.other.side_rows += fold_map(&mut self.talkers, cap / 2, |(tx, rx)| tx.bytes + rx.bytes);
+        }
+        if self.ports.len() >= cap {
+            self.other.side_rows += fold_map(&mut self.ports, cap / 2, |c| c.bytes);
+        }
+        if self.conv.rows() >= cap {
+            self.other.side_rows += self.conv.fold_smallest(cap / 8);
+        }
     }
 
     pub fn add(&mut self, p: &Packet) {
@@ -282,6 +393,7 @@ impl Analyzer {
                 }
             }
             self.conv.add_summary(s, len, ts_ns, order);
+            self.bound_side_tables();
             if malformed.is_some() {
                 return;
             }
@@ -317,6 +429,9 @@ impl Analyzer {
         let flows = &self.flows;
         if let Some(&i) = self.index.find(hash, |&i| flows[i as usize].key == *key) {
             return i as usize;
+        }
+        if self.flows.len() >= self.max_flows {
+            self.fold_flows();
         }
         let i = self.flows.len();
         self.flows.push(Flow { key: *key, hist: [0; 8], bytes: 0, first_ns: ts_ns, last_ns: ts_ns, tcp_flags: 0 });
@@ -415,17 +530,36 @@ impl Analyzer {
             }
         }
         let absorbed: std::collections::HashSet<u32, FixedState> = partner.values().copied().collect();
-        let mut flows: Vec<FlowRecord> = (0..self.flows.len())
+        // Rank (bytes, packets, index) first; records (with their interface names) are built
+        // only for the flows shown.
+        let mut ranked: Vec<(u64, u64, u32)> = (0..self.flows.len())
             .filter(|&i| self.flows[i].key.kind != 1 || !absorbed.contains(&(i as u32)))
-            .map(|i| self.record(i, partner.get(&(i as u32)).map(|&j| j as usize)))
+            .map(|i| {
+                let j = partner.get(&(i as u32)).map(|&j| j as usize);
+                let packets = self.hist(i).iter().sum::<u64>() + j.map_or(0, |j| self.hist(j).iter().sum());
+                (self.flows[i].bytes + j.map_or(0, |j| self.flows[j].bytes), packets, i as u32)
+            })
             .collect();
-        flows.sort_by(|a, b| {
-            b.bytes.cmp(&a.bytes).then(b.packets.cmp(&a.packets)).then_with(|| flow_order(&a.key).cmp(&flow_order(&b.key))).then(a.iface.cmp(&b.iface))
-        });
-        let flow_count = flows.len();
-        flows.truncate(cut(flows.len()));
+        let flow_count = ranked.len();
+        let order = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
+            let (ka, kb) = (&self.flows[a.2 as usize].key, &self.flows[b.2 as usize].key);
+            b.0.cmp(&a.0)
+                .then(b.1.cmp(&a.1))
+                .then_with(|| flow_order(&self.flow_key(ka)).cmp(&flow_order(&self.flow_key(kb))))
+                .then_with(|| self.iface_name(ka).cmp(self.iface_name(kb)))
+        };
+        let shown = cut(flow_count);
+        if shown < flow_count && shown > 0 {
+            ranked.select_nth_unstable_by(shown - 1, order);
+        }
+        ranked.truncate(shown);
+        ranked.sort_by(order);
+        let flows: Vec<FlowRecord> =
+            ranked.iter().map(|&(_, _, i)| self.record(i as usize, partner.get(&i).map(|&j| j as usize))).collect();
         Report {
             totals,
+            max_flows: self.max_flows,
+            other: self.other,
             protocols,
             top_talkers: talkers,
             top_ports: ports,
@@ -459,17 +593,8 @@ impl Analyzer {
             tcp_flags |= g.tcp_flags;
         }
         FlowRecord {
-            key: FlowKey {
-                ifindex: k.ifindex,
-                vlan: k.vlan,
-                proto: k.proto,
-                src: ip_of(k.ver, &k.src),
-                dst: ip_of(k.ver, &k.dst),
-                sport: k.sport,
-                dport: k.dport,
-                fragments: k.kind == 2,
-            },
-            iface: self.ifaces.get(k.iface as usize).cloned().unwrap_or_default(),
+            key: self.flow_key(k),
+            iface: self.iface_name(k).to_string(),
             packets: hist.iter().sum(),
             bytes,
             first_ns,
@@ -480,6 +605,51 @@ impl Analyzer {
             bps: 0.0,
         }
     }
+}
+
+impl Analyzer {
+    fn flow_key(&self, k: &Key) -> FlowKey {
+        FlowKey {
+            ifindex: k.ifindex,
+            vlan: k.vlan,
+            proto: k.proto,
+            src: ip_of(k.ver, &k.src),
+            dst: ip_of(k.ver, &k.dst),
+            sport: k.sport,
+            dport: k.dport,
+            fragments: k.kind == 2,
+        }
+    }
+
+    fn iface_name(&self, k: &Key) -> &str {
+        self.ifaces.get(k.iface as usize).map_or("", String::as_str)
+    }
+}
+
+/// Keeps the `keep` entries of `m` with the largest `size`; returns how many were removed.
+fn fold_map<K: Clone + Eq + std::hash::Hash, V>(m: &mut FastMap<K, V>, keep: usize, size: impl Fn(&V) -> u64) -> u64 {
+    if m.len() <= keep {
+        return 0;
+    }
+    let mut sizes: Vec<u64> = m.values().map(&size).collect();
+    let n = sizes.len();
+    let (_, &mut cut, _) = sizes.select_nth_unstable_by(keep, |x, y| y.cmp(x));
+    drop(sizes);
+    // Entries larger than the cut stay, then entries equal to it until `keep` are kept.
+    let mut equal_left = keep - m.values().filter(|v| size(v) > cut).count();
+    m.retain(|_, v| {
+        let s = size(v);
+        if s > cut {
+            true
+        } else if s == cut && equal_left > 0 {
+            equal_left -= 1;
+            true
+        } else {
+            false
+        }
+    });
+    m.shrink_to(keep * 2);
+    (n - m.len()) as u64
 }
 
 fn flow_order(k: &FlowKey) -> (u32, u16, u8, IpAddr, IpAddr, u16, u16, bool) {
@@ -572,6 +742,29 @@ mod tests {
         assert_eq!(r.top_talkers[0].rx.packets, 6);
         assert_eq!((r.top_ports[0].port, r.top_ports[0].packets), (80, 4));
         assert_eq!(a.report(Some(1)).flows.len(), 1);
+    }
+
+    #[test]
+    fn past_the_cap_the_smallest_flows_fold_into_other() {
+        let mut a = Analyzer::with_max_flows(4);
+        // Ten flows, each larger than the one before: at each fold the smaller half goes.
+        for i in 1..=10u32 {
+            a.add(&tcp_pkt(1, 1000 + i as u16, 100 + i, i as u64, None));
+        }
+        // 5th flow: folds 1, 2; 7th: folds 3, 4; 9th: folds 5, 6. Left: 7, 8, 9, 10.
+        let r = a.report(None);
+        assert_eq!(r.max_flows, 4);
+        assert_eq!((r.other.flows, r.other.packets, r.other.bytes), (6, 6, (1..=6).map(|i| 100 + i).sum::<u64>()));
+        let kept: Vec<u16> = r.flows.iter().map(|f| f.key.sport - 1000).collect();
+        assert_eq!(kept, vec![10, 9, 8, 7]);
+        assert_eq!(r.flow_count, 4);
+        // The totals still count every packet; a folded flow seen again starts a new row.
+        assert_eq!((r.totals.packets, r.totals.bytes), (10, (1..=10).map(|i| 100 + i).sum::<u64>()));
+        a.add(&tcp_pkt(1, 1001, 1000, 11, None));
+        let r = a.report(Some(1));
+        // (The table was full again: 7 and 8 folded first.)
+        assert_eq!((r.flows[0].key.sport, r.flows[0].packets, r.flow_count), (1001, 1, 3));
+        assert_eq!(r.other.flows, 8);
     }
 
     #[test]

@@ -108,6 +108,24 @@ pub enum CidrErrorKind {
     TrailingText { text: String },
     #[error("{text:?} has host bits set (the prefix is {normalised})")]
     HostBitsSet { text: String, normalised: String },
+    #[error("{bad} of {lines} lines are bad, more than {MAX_BAD_SHARE_PERCENT}%: the list was rejected (is it a list of prefixes?); this is the first: {first}")]
+    TooManyBad { bad: usize, lines: usize, first: Box<CidrErrorKind> },
+}
+
+/// A lenient parse rejects a list when more than this share of its entry lines is bad: such a file
+/// is not the list it was meant to be, and loading its few lines that happen to parse would hide it.
+pub const MAX_BAD_SHARE_PERCENT: usize = 10;
+
+/// Errors kept per list (the rest are counted in `ParsedList::bad_lines`): a file of ten million
+/// bad lines must not need ten million messages in memory.
+pub const MAX_KEPT_ERRORS: usize = 100;
+
+/// At most 40 characters of a faulty token in a message.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// An error in a list: where (1-based line and column, in characters) and what.
@@ -126,15 +144,15 @@ pub fn parse_cidr(s: &str) -> Result<(Cidr, bool), (usize, CidrErrorKind)> {
         Some(i) => (&s[..i], Some((i + 1, &s[i + 1..]))),
         None => (s, None),
     };
-    let addr = IpAddr::from_str(a).map_err(|_| (0, CidrErrorKind::BadAddress { text: a.to_string() }))?;
+    let addr = IpAddr::from_str(a).map_err(|_| (0, CidrErrorKind::BadAddress { text: clip(a) }))?;
     let width = width_of(&addr);
     let len = match l {
         None => width as u32,
         Some((off, t)) => {
             if t.is_empty() || t.len() > 4 || !t.bytes().all(|b| b.is_ascii_digit()) {
-                return Err((off, CidrErrorKind::BadPrefixLength { text: t.to_string() }));
+                return Err((off, CidrErrorKind::BadPrefixLength { text: clip(t) }));
             }
-            let n: u32 = t.parse().map_err(|_| (off, CidrErrorKind::BadPrefixLength { text: t.to_string() }))?;
+            let n: u32 = t.parse().map_err(|_| (off, CidrErrorKind::BadPrefixLength { text: clip(t) }))?;
             if n > width as u32 {
                 let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
                 return Err((off, CidrErrorKind::PrefixTooLong { len: n, max: width, family }));
@@ -159,16 +177,29 @@ pub enum ParseMode {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedList {
     pub entries: Vec<Cidr>,
-    /// Per-line errors (empty in strict mode, which returns them as `Err` instead).
+    /// Per-line errors, the first `MAX_KEPT_ERRORS` (strict mode returns them as `Err` instead).
     pub errors: Vec<CidrError>,
+    /// Every bad line, kept in `errors` or not.
+    pub bad_lines: usize,
+    /// Lines that hold an entry, good or bad (not blank, not only a comment).
+    pub entry_lines: usize,
     /// Entries whose host bits were set and have been cleared (a warning, not an error).
     pub host_bits_cleared: usize,
 }
 
 /// Parses a blocklist: one prefix or address per line; `#` (FireHOL) and `;` (Spamhaus) start
 /// comments, so `1.10.16.0/20 ; SBL256894` is the prefix `1.10.16.0/20`. Blank lines are skipped.
+/// Strict mode fails on any bad line; lenient mode fails when more than `MAX_BAD_SHARE_PERCENT`
+/// of the entry lines are bad (one `TooManyBad` error at the first bad line). Either way at most
+/// `MAX_KEPT_ERRORS` errors are kept, and the work is linear in the text.
 pub fn parse_list(text: &str, mode: ParseMode) -> Result<ParsedList, Vec<CidrError>> {
     let mut out = ParsedList::default();
+    let push = |out: &mut ParsedList, e: CidrError| {
+        out.bad_lines += 1;
+        if out.errors.len() < MAX_KEPT_ERRORS {
+            out.errors.push(e);
+        }
+    };
     for (i, line) in text.lines().enumerate() {
         let content = match line.find(['#', ';']) {
             Some(c) => &line[..c],
@@ -180,15 +211,13 @@ pub fn parse_list(text: &str, mode: ParseMode) -> Result<ParsedList, Vec<CidrErr
         if token.is_empty() {
             continue;
         }
+        out.entry_lines += 1;
         let column = |byte: usize| line[..byte].chars().count() + 1;
         let rest = &content[start + token_len..];
         if !rest.trim().is_empty() {
             let off = start + token_len + (rest.len() - rest.trim_start().len());
-            out.errors.push(CidrError {
-                line: i + 1,
-                column: column(off),
-                kind: CidrErrorKind::TrailingText { text: rest.trim().to_string() },
-            });
+            let e = CidrError { line: i + 1, column: column(off), kind: CidrErrorKind::TrailingText { text: clip(rest.trim()) } };
+            push(&mut out, e);
             continue;
         }
         match parse_cidr(token) {
@@ -196,11 +225,16 @@ pub fn parse_list(text: &str, mode: ParseMode) -> Result<ParsedList, Vec<CidrErr
                 out.host_bits_cleared += host_bits as usize;
                 out.entries.push(c);
             }
-            Err((off, kind)) => out.errors.push(CidrError { line: i + 1, column: column(start + off), kind }),
+            Err((off, kind)) => push(&mut out, CidrError { line: i + 1, column: column(start + off), kind }),
         }
     }
     if mode == ParseMode::Strict && !out.errors.is_empty() {
         return Err(out.errors);
+    }
+    if out.bad_lines * 100 > out.entry_lines * MAX_BAD_SHARE_PERCENT {
+        let first = out.errors.swap_remove(0);
+        let kind = CidrErrorKind::TooManyBad { bad: out.bad_lines, lines: out.entry_lines, first: Box::new(first.kind) };
+        return Err(vec![CidrError { line: first.line, column: first.column, kind }]);
     }
     Ok(out)
 }

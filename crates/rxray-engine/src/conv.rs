@@ -101,6 +101,29 @@ impl ConvTable {
         self.convs.len()
     }
 
+    /// Keeps the `keep` rows with the most bytes (then frames) and removes the others; returns
+    /// (rows removed, their frames, their bytes). Linear apart from one selection.
+    pub fn fold_smallest(&mut self, keep: usize) -> (u64, u64, u64) {
+        if self.convs.len() <= keep {
+            return (0, 0, 0);
+        }
+        let size = |r: &Row| (r.ab.1 + r.ba.1, r.ab.0 + r.ba.0);
+        self.convs.select_nth_unstable_by(keep, |x, y| size(y).cmp(&size(x)));
+        let mut folded = (0, 0, 0);
+        for r in self.convs.drain(keep..) {
+            folded.0 += 1;
+            folded.1 += r.ab.0 + r.ba.0;
+            folded.2 += r.ab.1 + r.ba.1;
+        }
+        self.convs.shrink_to(keep.max(1) * 2);
+        self.index.clear();
+        for (i, r) in self.convs.iter().enumerate() {
+            let key = if r.a <= r.b { (r.a, r.b) } else { (r.b, r.a) };
+            self.index.insert(key, i as u32);
+        }
+        folded
+    }
+
     pub fn is_empty(&self) -> bool {
         self.convs.is_empty()
     }
@@ -172,6 +195,22 @@ pub struct Conversations {
 }
 
 impl Conversations {
+    /// Rows in all four tables, and datagrams waiting for fragments.
+    pub fn rows(&self) -> usize {
+        self.ip.len() + self.ipv6.len() + self.tcp.len() + self.udp.len() + self.pending.len()
+    }
+
+    /// Bounds every table to `keep` rows (see [`ConvTable::fold_smallest`]) and forgets the
+    /// datagrams waiting for fragments; returns the rows removed.
+    pub fn fold_smallest(&mut self, keep: usize) -> u64 {
+        let mut n = self.pending.len() as u64;
+        self.pending.clear();
+        for t in [&mut self.ip, &mut self.ipv6, &mut self.tcp, &mut self.udp] {
+            n += t.fold_smallest(keep).0;
+        }
+        n
+    }
+
     pub fn add(&mut self, p: &Packet) {
         let o = self.next_order;
         self.add_summary(&Summary::of_packet(p), p.len as u64, p.ts_ns, o);

@@ -18,3 +18,4 @@ pub mod source;
 pub mod os;
 pub mod conns;
 pub mod context;
+pub mod http;

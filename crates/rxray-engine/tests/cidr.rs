@@ -81,10 +81,46 @@ fn errors_name_line_column_and_fault() {
 
 #[test]
 fn lenient_mode_keeps_good_lines_and_reports_bad_ones() {
-    let p = parse_list("1.2.3.0/24\nbogus\n5.6.7.8\n", ParseMode::Lenient).unwrap();
-    assert_eq!(p.entries, vec![c("1.2.3.0/24"), c("5.6.7.8/32")]);
+    let text = format!("1.2.3.0/24\nbogus\n{}5.6.7.8\n", "# comment\n\n7.7.7.7\n".repeat(8));
+    let p = parse_list(&text, ParseMode::Lenient).unwrap();
+    assert_eq!(p.entries.len(), 10);
+    assert_eq!((p.entries[0], p.entries[9]), (c("1.2.3.0/24"), c("5.6.7.8/32")));
     assert_eq!(p.errors.len(), 1);
+    assert_eq!((p.bad_lines, p.entry_lines), (1, 11));
     assert_eq!((p.errors[0].line, p.errors[0].column), (2, 1));
+}
+
+#[test]
+fn lenient_mode_rejects_a_list_that_is_mostly_bad() {
+    // 2 bad of 12 entry lines (17%): more than the 10% a list may have.
+    let text = format!("1.2.3.0/24\n{}bogus/9\n  x 1.2.3.4\n", "7.7.7.7\n".repeat(9));
+    let errs = parse_list(&text, ParseMode::Lenient).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!((errs[0].line, errs[0].column), (11, 1), "{}", errs[0]);
+    match &errs[0].kind {
+        CidrErrorKind::TooManyBad { bad, lines, first } => {
+            assert_eq!((*bad, *lines), (2, 12));
+            assert!(matches!(**first, CidrErrorKind::BadAddress { .. }), "{first}");
+        }
+        k => panic!("{k}"),
+    }
+    // Garbage that happens to hold a few addresses is rejected, not loaded as "3 prefixes".
+    let garbage = format!("1.1.1.1\n2.2.2.2\n3.3.3.3\n{}", "\u{1}garbage\n".repeat(1000));
+    let errs = parse_list(&garbage, ParseMode::Lenient).unwrap_err();
+    assert!(errs[0].to_string().contains("1000 of 1003 lines are bad"), "{}", errs[0]);
+    assert_eq!(errs[0].line, 4);
+}
+
+#[test]
+fn errors_kept_are_bounded_but_all_are_counted() {
+    let text = "bad\n".repeat(100_000);
+    let errs = parse_list(&text, ParseMode::Strict).unwrap_err();
+    assert_eq!(errs.len(), rxray_engine::cidr::MAX_KEPT_ERRORS);
+    assert_eq!(errs[0].line, 1);
+    // A token a megabyte long is quoted clipped, not whole.
+    let long = "9".repeat(1 << 20);
+    let errs = parse_list(&long, ParseMode::Strict).unwrap_err();
+    assert!(errs[0].to_string().len() < 200, "{}", errs[0].to_string().len());
 }
 
 #[test]
@@ -189,9 +225,20 @@ proptest! {
     /// The parser never panics, and every error points inside its line (or just past its end).
     #[test]
     fn parse_never_panics(text in "[0-9a-f:./;# \\n/x-]{0,200}") {
-        let p = parse_list(&text, ParseMode::Lenient).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        for e in p.errors {
+        let errors = match parse_list(&text, ParseMode::Lenient) {
+            Ok(p) => {
+                prop_assert!(p.bad_lines * 100 <= p.entry_lines * rxray_engine::cidr::MAX_BAD_SHARE_PERCENT);
+                p.errors
+            }
+            Err(e) => {
+                prop_assert_eq!(e.len(), 1);
+                let is_share = matches!(e[0].kind, CidrErrorKind::TooManyBad { .. });
+                prop_assert!(is_share);
+                e
+            }
+        };
+        for e in errors {
             let l = lines[e.line - 1];
             prop_assert!(e.column >= 1 && e.column <= l.chars().count() + 1);
         }

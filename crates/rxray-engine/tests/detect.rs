@@ -618,6 +618,15 @@ fn config_is_partial_json_with_positioned_errors() {
     assert!(e.contains("exfil.forget_after_s must be at most 30 days"), "{e}");
     let e = DetectConfig::from_json(r#"{"policy": {"allow": ["10.0.0.0/33"]}}"#).unwrap_err().to_string();
     assert!(e.contains("prefix length 33"), "{e}");
+    // A misspelt detector name is an error at its line and column, naming the names there are.
+    let e = DetectConfig::from_json("{\"policy\": {\"detectors\": {\"syn_flood\": {},\n   \"nosuch\": {\"response\": \"block\"}}}}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 2, column 11") && e.contains("unknown detector name \"nosuch\"") && e.contains("syn_flood, udp_flood"), "{e}");
+    // ... and so is one set in code.
+    let mut c = DetectConfig::default();
+    c.policy.detectors.insert("nosuch".into(), Default::default());
+    assert!(c.validate().unwrap_err().to_string().contains("\"nosuch\""));
     // The defaults round-trip through JSON.
     let back = DetectConfig::from_json(&serde_json::to_string(&DetectConfig::default()).unwrap()).unwrap();
     assert_eq!(back, DetectConfig::default());

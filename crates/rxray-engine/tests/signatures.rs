@@ -105,6 +105,15 @@ fn content_matches_anywhere_and_reports_evidence() {
 }
 
 #[test]
+fn a_content_longer_than_the_prefilter_pattern_still_matches_exactly() {
+    // The prefilter keys on the first 64 bytes; the full evaluation checks all of it.
+    let long = format!("{}B", "A".repeat(200));
+    let opts = format!("content:\"{long}\";");
+    assert!(fires(&opts, format!("xx{long}xx").as_bytes()));
+    assert!(!fires(&opts, format!("xx{}C", "A".repeat(200)).as_bytes()), "the prefix alone must not fire");
+}
+
+#[test]
 fn content_hex_and_escapes() {
     assert!(fires(r#"content:"A|42 43|D";"#, b"xxABCDxx"));
     assert!(!fires(r#"content:"A|42 43|D";"#, b"xxAB CDxx"));

@@ -50,11 +50,33 @@ pub enum TsResol {
 }
 
 impl TsResol {
-    fn to_ns(self, ts: u64) -> u64 {
+    /// `ts` units in nanoseconds; `None` when that is past what a u64 holds (the year 2554).
+    /// Every step is checked: a wrapped time is worse than none (2^40+3 at 2^-0 s once printed
+    /// as the year 2323, and 2^63 as 1970).
+    pub fn to_ns(self, ts: u64) -> Option<u64> {
+        let ns: u128 = match self {
+            TsResol::Pow10(n) if n <= 9 => (ts as u128).checked_mul(10u128.pow(9 - n as u32))?,
+            // if_tsresol is checked to be at most 10^-38 when read, so the power fits in a u128.
+            TsResol::Pow10(n) => ts as u128 / 10u128.checked_pow(n as u32 - 9)?,
+            // ts < 2^64 and 10^9 < 2^30: the product fits in a u128; n is at most 127.
+            TsResol::Pow2(n) => (ts as u128 * 1_000_000_000) >> n,
+        };
+        u64::try_from(ns).ok()
+    }
+
+    /// Unix-epoch nanoseconds of `ts` with the interface's if_tsoffset (seconds, signed), or
+    /// `None` when the result is before 1970 or after 2554.
+    pub fn to_unix_ns(self, ts: u64, offset_s: i64) -> Option<u64> {
+        let ns = self.to_ns(ts)? as i128 + offset_s as i128 * 1_000_000_000;
+        u64::try_from(ns).ok()
+    }
+}
+
+impl std::fmt::Display for TsResol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TsResol::Pow10(n) if n <= 9 => ts.saturating_mul(10u64.pow(9 - n as u32)),
-            TsResol::Pow10(n) => (ts as u128 / 10u128.pow(n as u32 - 9)) as u64,
-            TsResol::Pow2(n) => ((ts as u128 * 1_000_000_000) >> n) as u64,
+            TsResol::Pow10(n) => write!(f, "10^-{n} s"),
+            TsResol::Pow2(n) => write!(f, "2^-{n} s"),
         }
     }
 }
@@ -294,7 +316,11 @@ impl<R: Read> CaptureReader<R> {
             return err(at, format!("truncated packet data ({got} of {caplen} bytes)"));
         }
         let nanos = matches!(self.format, Format::Pcap { nanos: true, .. });
-        let ts_ns = sec * 1_000_000_000 + if nanos { frac } else { frac.saturating_mul(1000) };
+        // A u32 of seconds and of fractions cannot overflow a u64 of nanoseconds; checked all the same.
+        let frac_ns = if nanos { Some(frac) } else { frac.checked_mul(1000) };
+        let Some(ts_ns) = sec.checked_mul(1_000_000_000).zip(frac_ns).and_then(|(s, f)| s.checked_add(f)) else {
+            return err(at, format!("pcap record time {sec} s + {frac} is out of range"));
+        };
         let linktype = self.ifaces.first().map_or(LinkType(0), |i| i.linktype);
         Ok(Some(Meta { ts_ns, linktype, iface_id: 0, orig_len, start: 0, caplen, queue: None, offset: at }))
     }
@@ -424,7 +450,15 @@ impl<R: Read> CaptureReader<R> {
                         return err(at, format!("{name} refers to interface {iface_id}, which no interface description block defined"));
                     };
                     let ts = (hi as u64) << 32 | lo as u64;
-                    let ts_ns = iface.tsresol.to_ns(ts).saturating_add_signed(iface.tsoffset_s.saturating_mul(1_000_000_000));
+                    let Some(ts_ns) = iface.tsresol.to_unix_ns(ts, iface.tsoffset_s) else {
+                        return err(
+                            at,
+                            format!(
+                                "{name}: timestamp {ts} in units of {} (if_tsoffset {} s) is outside 1970 to 2554, the times rxray can represent",
+                                iface.tsresol, iface.tsoffset_s
+                            ),
+                        );
+                    };
                     let linktype = iface.linktype;
                     let mut queue = None;
                     if ty == EPB {

@@ -221,3 +221,70 @@ fn writers_round_trip_through_the_reader() {
     assert!(e.is_none());
     assert_eq!(recs[0], Rec { ts_ns: 1_700_000_000_987_654_321, linktype: 1, iface: 0, orig_len: 60, data: vec![3; 42], queue: None });
 }
+
+/// SHB, one IDB with `resol` (if_tsresol) and `offset_s` (if_tsoffset), then one EPB per time;
+/// returns the file and the byte offset of each EPB.
+fn pcapng_with_times(resol: u8, offset_s: Option<i64>, times: &[u64]) -> (Vec<u8>, Vec<u64>) {
+    let opt = |code: u16, v: &[u8]| {
+        let mut o = code.to_le_bytes().to_vec();
+        o.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        o.extend_from_slice(v);
+        o.resize(o.len().div_ceil(4) * 4, 0);
+        o
+    };
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&[0xff; 8]);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    idb.extend_from_slice(&opt(9, &[resol]));
+    if let Some(o) = offset_s {
+        idb.extend_from_slice(&opt(14, &o.to_le_bytes()));
+    }
+    idb.extend_from_slice(&opt(0, &[]));
+    let mut f = block(false, 0x0A0D_0D0A, &shb);
+    f.extend(block(false, 1, &idb));
+    let mut offsets = Vec::new();
+    for &ts in times {
+        let mut b = 0u32.to_le_bytes().to_vec();
+        b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(ts as u32).to_le_bytes());
+        b.extend_from_slice(&4u32.to_le_bytes());
+        b.extend_from_slice(&4u32.to_le_bytes());
+        b.extend_from_slice(b"data");
+        offsets.push(f.len() as u64);
+        f.extend(block(false, 6, &b));
+    }
+    (f, offsets)
+}
+
+/// The largest whole second a u64 of nanoseconds holds: 18446744073 s (2554-07-21).
+const MAX_S: u64 = u64::MAX / 1_000_000_000;
+
+#[test]
+fn pcapng_times_out_of_range_are_errors_at_the_record_not_wrapped() {
+    // (if_tsresol, if_tsoffset, the last good time and its nanoseconds, the first time out of range)
+    let cases: &[(u8, Option<i64>, u64, u64, u64)] = &[
+        // Binary resolution 2^0 s: 2^40+3 s once wrapped to the year 2323, 2^63 to 1970.
+        (0x80, None, MAX_S, MAX_S * 1_000_000_000, (1 << 40) + 3),
+        (0x80, None, MAX_S, MAX_S * 1_000_000_000, 1 << 63),
+        // 2^-10 s: 1024 units a second.
+        (0x80 | 10, None, MAX_S << 10, MAX_S * 1_000_000_000, (MAX_S + 1) << 10),
+        // Decimal resolution: seconds, and microseconds (the default), once saturated instead.
+        (0, None, MAX_S, MAX_S * 1_000_000_000, MAX_S + 1),
+        (6, None, 1_700_000_000_000_000, 1_700_000_000_000_000_000, u64::MAX),
+        // if_tsoffset pushes a time past either end.
+        (0, Some(-10), 10, 0, 9),
+        (0, Some(10), MAX_S - 10, (MAX_S - 10 + 10) * 1_000_000_000, MAX_S - 9),
+    ];
+    for &(resol, offset, good, good_ns, bad) in cases {
+        let (file, offsets) = pcapng_with_times(resol, offset, &[good, bad, good]);
+        let (recs, e) = read_all(&file);
+        let what = format!("if_tsresol {resol:#x}, offset {offset:?}, {good} then {bad}");
+        assert_eq!(recs.len(), 1, "{what}");
+        assert_eq!(recs[0].ts_ns, good_ns, "{what}");
+        let e = e.unwrap_or_else(|| panic!("{what}: no error"));
+        assert_eq!(e.offset, offsets[1], "{what}: {e}");
+        assert!(e.to_string().contains(&format!("timestamp {bad} ")), "{what}: {e}");
+    }
+}

@@ -111,16 +111,30 @@ pub struct CapHdr {
 impl CapHdr {
     /// The header and the data of a capture record; `None` when the record is inconsistent.
     pub fn split(b: &[u8]) -> Option<(CapHdr, &[u8])> {
-        let n = std::mem::size_of::<CapHdr>();
-        if b.len() < n {
-            return None;
-        }
-        // SAFETY: length checked; CapHdr is plain-old-data valid for any bits; no alignment needed.
-        let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<CapHdr>()) };
-        let data = b.get(n..n + h.len as usize)?;
-        Some((h, data))
+        split_record(b, |h: &CapHdr| h.len as usize)
     }
 }
+
+/// A ring record: a `#[repr(C)]` header `H` then `data_len(&header)` bytes; `None` when the record
+/// is shorter than that.
+fn split_record<H: Copy + RecordHeader>(b: &[u8], data_len: impl Fn(&H) -> usize) -> Option<(H, &[u8])> {
+    let n = std::mem::size_of::<H>();
+    if b.len() < n {
+        return None;
+    }
+    // SAFETY: length checked; H is plain-old-data valid for any bits (RecordHeader); no alignment needed.
+    let h = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<H>()) };
+    let data = b.get(n..n + data_len(&h))?;
+    Some((h, data))
+}
+
+/// Headers `split_record` may read from raw record bytes.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` plain-old-data, valid for any bit pattern.
+unsafe trait RecordHeader {}
+// SAFETY: #[repr(C)] integers only.
+unsafe impl RecordHeader for CapHdr {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -772,6 +786,14 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_conn_event", ConnEvent, [ts_ns, c]),
         layout!("rxray_reader_key", ReaderKey, [proto, _pad, family, lport, rport, laddr, raddr]),
         layout!("rxray_reader", Reader, [bytes, reads, last_ns, cgroup_id, tgid, changes, comm]),
+        layout!("rxray_http_cfg", HttpCfg, [ports, nports, budget]),
+        layout!("rxray_http_stats", HttpStats, [c]),
+        layout!("rxray_http_key", HttpKey, [saddr, daddr, sport, dport, ip_ver, _pad]),
+        layout!(
+            "rxray_http_hdr",
+            HttpHdr,
+            [ts_ns, ifindex, dir, ip_ver, tcp_flags, last, saddr, daddr, sport, dport, seq, ack, payload_len, copy_len, offset, len, _pad, _pad2]
+        ),
         layout!("rxray_lat_stats", LatStats, [c]),
         layout!("rxray_lat_key", LatKey, [ip_ver, proto, _pad, tag, saddr, daddr, sport, dport]),
         layout!("rxray_lat_stamp", LatStamp, [arrival_ns, queued_ns]),
@@ -815,6 +837,87 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
     ]
 }
 
+// ---- HTTP payload (bpf/include/rxray_http.h, RXRAY_FEAT_HTTP) ----
+pub const FEAT_HTTP: u32 = 1 << 7;
+pub const HTTP_CHUNK: usize = 2048;
+pub const HTTP_MAX_PORTS: usize = 16;
+pub const HTTP_MAX_PAYLOAD: u32 = 65536;
+
+/// `struct rxray_http_cfg`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpCfg {
+    pub ports: [u16; HTTP_MAX_PORTS],
+    pub nports: u32,
+    pub budget: u32,
+}
+
+/// `enum rxray_http_counter`: indexes into `HttpStats::c`.
+pub const HC_SEGMENTS: usize = 0;
+pub const HC_RECORDS: usize = 1;
+pub const HC_BYTES_COPIED: usize = 2;
+pub const HC_BYTES_BUDGET: usize = 3;
+pub const HC_RECORDS_LOST: usize = 4;
+pub const HC_BYTES_LOST: usize = 5;
+pub const HC_UNPARSED: usize = 6;
+pub const HC_BYTES_UNWALKED: usize = 7;
+pub const HC_COUNT: usize = 8;
+
+/// `struct rxray_http_stats` (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    pub c: [u64; HC_COUNT],
+}
+
+/// `struct rxray_http_key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub ip_ver: u8,
+    pub _pad: [u8; 3],
+}
+
+/// `struct rxray_http_hdr`: one HTTP ring record's header; `len` payload bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpHdr {
+    pub ts_ns: u64,
+    pub ifindex: u32,
+    /// 0 ingress (XDP), 1 egress (TC).
+    pub dir: u8,
+    pub ip_ver: u8,
+    pub tcp_flags: u8,
+    pub last: u8,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub payload_len: u32,
+    pub copy_len: u32,
+    pub offset: u32,
+    pub len: u16,
+    pub _pad: u16,
+    pub _pad2: u32,
+}
+
+impl HttpHdr {
+    /// The header and the payload bytes of a record; `None` when the record is inconsistent.
+    pub fn split(b: &[u8]) -> Option<(HttpHdr, &[u8])> {
+        split_record(b, |h: &HttpHdr| h.len as usize)
+    }
+}
+
+// SAFETY: #[repr(C)] integers and byte arrays only.
+unsafe impl RecordHeader for HttpHdr {}
+
+
 /// Every ABI struct above is `#[repr(C)]`, made of integers and integer arrays with explicit
 /// padding (no implicit padding bytes, no pointers), so any bit pattern is a valid value: what
 /// aya::Pod requires. One list, so a new struct is added in one place.
@@ -855,4 +958,6 @@ pod!(
     LatHist,
     ReaderKey,
     Reader,
+    HttpCfg,
+    HttpStats,
 );

@@ -63,12 +63,7 @@ pub struct Conns {
 impl Conns {
     /// Loads the programs, writes the namespace filter and attaches them.
     pub fn attach(opts: &ConnsOptions) -> Result<Self, KernelError> {
-        if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
-            return Err(KernelError::Load(format!(
-                "ring buffer size {} is not a power of two of at least 4096 bytes",
-                opts.ring_bytes
-            )));
-        }
+        crate::check_ring_size(opts.ring_bytes as u64).map_err(KernelError::Load)?;
         let btf = crate::kernel_btf("conns")?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))

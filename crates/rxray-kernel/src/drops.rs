@@ -60,12 +60,7 @@ pub struct Drops {
 impl Drops {
     /// Loads the program, writes its filters and attaches it to `tp_btf/kfree_skb`.
     pub fn attach(opts: &DropsOptions) -> Result<Self, KernelError> {
-        if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < 4096 {
-            return Err(KernelError::Load(format!(
-                "ring buffer size {} is not a power of two of at least 4096 bytes",
-                opts.ring_bytes
-            )));
-        }
+        crate::check_ring_size(opts.ring_bytes as u64).map_err(KernelError::Load)?;
         if opts.ifindexes.len() > abi::DROP_IFACES_MAX as usize {
             return Err(KernelError::Load(format!(
                 "{} interfaces given; the drop filter holds at most {}",

@@ -40,6 +40,8 @@ pub struct IngressOptions {
     pub command: String,
     /// Only packets this filter matches become events (evaluated in the XDP program).
     pub filter: Option<Filter>,
+    /// HTTP payload ring size in bytes (power of two); 0 when HTTP is not used (a page is mapped).
+    pub http_ring_bytes: u32,
 }
 
 impl Default for IngressOptions {
@@ -55,6 +57,7 @@ impl Default for IngressOptions {
             capture_snap: abi::CAP_SNAP_MAX,
             capture_ring_bytes: 32 << 20,
             filter: None,
+            http_ring_bytes: 0,
         }
     }
 }
@@ -150,17 +153,15 @@ impl Ingress {
         if let Some(f) = &opts.filter {
             crate::filter::compile(f)?; // a filter too large for the kernel fails before any loading
         }
-        let page = 4096u32;
-        if !opts.ring_bytes.is_power_of_two() || opts.ring_bytes < page {
-            return Err(KernelError::Load(format!(
-                "ring buffer size {} is not a power of two of at least {page} bytes",
-                opts.ring_bytes
-            )));
+        crate::check_ring_size(opts.ring_bytes as u64).map_err(KernelError::Load)?;
+        if opts.capture {
+            crate::check_ring_size(opts.capture_ring_bytes as u64).map_err(|e| KernelError::Load(format!("capture {e}")))?;
         }
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("rxray_events", opts.ring_bytes)
             .map_max_entries("rxray_flows", opts.flow_capacity.max(1))
             .map_max_entries("rxray_cap", if opts.capture { opts.capture_ring_bytes } else { 4096 })
+            .map_max_entries("rxray_http", opts.http_ring_bytes.max(4096))
             .load(XDP_INGRESS_OBJ)
             .map_err(classify_load_error)?;
         load_xdp(&mut ebpf)?;

@@ -11,6 +11,7 @@ pub mod drops;
 pub mod filter;
 pub mod firewall;
 pub mod host;
+pub mod http;
 mod ingress;
 pub mod kallsyms;
 pub mod latency;
@@ -29,6 +30,23 @@ pub use latency::{LatencyEntry, LatencyStages, LatencyTotals};
 pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
 
 use std::io;
+
+/// The smallest ring buffer: one page (the kernel's minimum).
+pub const RING_MIN_BYTES: u32 = 4096;
+/// The largest ring buffer rxray asks for: 1 GiB (the memory is locked, and the kernel's
+/// `max_entries` limit for a ring is far above what any host should give one).
+pub const RING_MAX_BYTES: u32 = 1 << 30;
+
+/// The one rule for every ring buffer size (`--ring-size` of every command, and every loader):
+/// a power of two from 4 KiB to 1 GiB. The error says the rule and the value.
+pub fn check_ring_size(bytes: u64) -> Result<u32, String> {
+    if !bytes.is_power_of_two() || bytes < RING_MIN_BYTES as u64 || bytes > RING_MAX_BYTES as u64 {
+        return Err(format!(
+            "ring buffer size {bytes} is not a power of two from {RING_MIN_BYTES} (4 KiB) to {RING_MAX_BYTES} (1 GiB) bytes"
+        ));
+    }
+    Ok(bytes as u32)
+}
 
 /// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
 pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");

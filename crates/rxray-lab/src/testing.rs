@@ -128,3 +128,89 @@ pub fn generated_rules(rng: &mut Rng, n: usize, sid_base: u32) -> (String, Vec<S
     }
     (text, words)
 }
+
+/// What a process run under [`run_bounded`] did, and what it cost.
+#[derive(Debug)]
+pub struct BoundedRun {
+    /// `None` when the process was killed (by the time bound, or a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Wall time from start to exit.
+    pub secs: f64,
+    /// Peak resident memory (VmHWM) of the process, in KiB, as last read before it exited.
+    pub max_rss_kib: u64,
+    /// True when the time bound ran out and the process was killed.
+    pub timed_out: bool,
+}
+
+/// VmHWM of a live process, in KiB (None once it has exited).
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `cmd` with a time bound and a memory bound, and measures both.
+///
+/// Memory: the child's data segment limit (RLIMIT_DATA: heap and private writable mappings) is
+/// `max_data_mib`, so a runaway allocation fails inside the child instead of taking the machine.
+/// The peak RSS is the child's own VmHWM from /proc/<pid>/status, read every millisecond until it
+/// exits (VmHWM only grows, so the last reading is the peak up to a millisecond before exit).
+/// Not wait4's ru_maxrss: the kernel folds the forking parent's peak into it at exec.
+/// Time: the child is killed after `max_secs`.
+pub fn run_bounded(mut cmd: std::process::Command, max_secs: f64, max_data_mib: u64) -> BoundedRun {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let limit = max_data_mib << 20;
+    // SAFETY: setrlimit is async-signal-safe; the closure touches no memory shared with the parent.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            if libc::setrlimit(libc::RLIMIT_DATA, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let start = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("spawn the command under test");
+    let pid = child.id();
+    let pump = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = pump(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err = pump(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let mut timed_out = false;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(k) = vm_hwm_kib(pid) {
+            peak = peak.max(k);
+        }
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(e) => panic!("waiting for the command under test: {e}"),
+        }
+        if !timed_out && start.elapsed().as_secs_f64() > max_secs {
+            timed_out = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    BoundedRun {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        secs: start.elapsed().as_secs_f64(),
+        max_rss_kib: peak,
+        timed_out,
+    }
+}

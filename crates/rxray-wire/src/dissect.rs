@@ -284,6 +284,50 @@ pub fn summarize(frame: &[u8], linktype: LinkType, wire_len: u32) -> Summary {
     }
 }
 
+/// One TCP segment of a frame, as reassembly needs it: addresses, ports, sequence number, flags and
+/// where the payload is. `payload` is the captured part (a snap length may cut it); `wire_payload_len`
+/// is what the segment carried on the wire, so the bytes a capture left out are known and counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSegmentView {
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Addresses; IPv4 in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    /// Byte range of the captured payload in the frame.
+    pub payload: std::ops::Range<usize>,
+    pub wire_payload_len: u32,
+}
+
+/// The TCP segment a frame carries (same parser as [`dissect`]), or `None` when the frame is not a
+/// cleanly parsed, unfragmented TCP segment.
+pub fn tcp_segment(frame: &[u8], linktype: LinkType, wire_len: u32) -> Option<TcpSegmentView> {
+    let (e, mal) = parse(frame, linktype, wire_len);
+    if mal != 0 || e.layers & L_TCP == 0 || e.layers & L_FRAG != 0 {
+        return None;
+    }
+    let wire_payload_len = (e.l4_len as u32).saturating_sub(e.tcp_hdr_len as u32);
+    let start = (e.payload_off as usize).min(frame.len());
+    let end = (start + wire_payload_len as usize).min(frame.len());
+    Some(TcpSegmentView {
+        ip_version: e.ip_ver,
+        src: e.saddr,
+        dst: e.daddr,
+        sport: e.sport,
+        dport: e.dport,
+        seq: e.tcp_seq,
+        ack: e.tcp_ack,
+        flags: e.tcp_flags,
+        payload: start..end,
+        wire_payload_len,
+    })
+}
+
 /// The parser proper: the kernel's record and the malformed category.
 fn parse(frame: &[u8], linktype: LinkType, wire_len: u32) -> (Ev, u16) {
     let mut e = Ev::default();

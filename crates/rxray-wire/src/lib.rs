@@ -3,6 +3,7 @@
 pub mod dissect;
 pub mod event;
 pub mod ipproto;
+pub mod http;
 pub mod view;
 
 pub use dissect::{dissect, dissect_into};

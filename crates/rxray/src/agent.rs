@@ -41,6 +41,9 @@ pub struct AgentArgs {
     /// The history store's directory (overrides `[store] dir`; default /var/lib/rxray), or `off`.
     #[arg(long, value_name = "DIR")]
     pub store: Option<String>,
+    /// The size limit on the config and every file it names (rules, lists, signatures).
+    #[command(flatten)]
+    pub files: crate::args::FileLimit,
 }
 
 /// The agent's control socket in this network namespace.
@@ -51,7 +54,7 @@ pub fn socket_path() -> PathBuf {
 /// Reads, parses and merges the config with the command line; every error, with its place.
 fn load_config(a: &AgentArgs) -> Result<AgentConfig> {
     let (name, text) = match &a.config {
-        Some(p) => (p.display().to_string(), std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        Some(p) => (p.display().to_string(), a.files.read(p)?),
         None => ("(no config file)".to_string(), String::new()),
     };
     let mut cfg = AgentConfig::parse(&name, &text, &hostname()).map_err(|errs| {
@@ -80,7 +83,7 @@ fn xdp_mode(s: &str) -> XdpModeArg {
 }
 
 /// The detection pipeline the config asks for.
-fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr]) -> Result<Option<Inspector>> {
+fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr], files: &crate::args::FileLimit) -> Result<Option<Inspector>> {
     if !cfg.detect {
         return Ok(None);
     }
@@ -92,6 +95,7 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr]) -> Result<Option<Ins
         recorder: None,
         recorder_seconds: 5.0,
         home_net: Vec::new(),
+        files: files.clone(),
     };
     alerts::inspector(&opts, hosts).map(Some)
 }
@@ -118,8 +122,8 @@ struct Rules {
     compiled: rxray_engine::firewall::Compiled,
 }
 
-fn load_rules(file: &str) -> Result<Rules> {
-    let set = crate::firewall::load_rules(Path::new(file))?;
+fn load_rules(file: &str, files: &crate::args::FileLimit) -> Result<Rules> {
+    let set = crate::firewall::load_rules(Path::new(file), files)?;
     let compiled = rxray_engine::firewall::Compiled::new(&set).map_err(|e| anyhow!("{file}: {e}"))?;
     Ok(Rules { file: PathBuf::from(file), set, compiled })
 }
@@ -141,6 +145,7 @@ fn apply_rules(o: &mut Observed, r: &Rules, fresh: bool) {
 struct State {
     cfg: AgentConfig,
     config_file: Option<PathBuf>,
+    files: crate::args::FileLimit,
     started: Instant,
     rules: Option<Rules>,
     alerts: BTreeMap<String, u64>,
@@ -179,8 +184,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
     }
     // Everything that can fail on input is checked before anything is attached.
     let hosts = rxray_kernel::host::addresses().context("reading this host's own addresses")?;
-    let mut insp = inspector(&cfg, &hosts)?;
-    let rules = cfg.firewall_rules.as_deref().map(load_rules).transpose()?;
+    let mut insp = inspector(&cfg, &hosts, &a.files)?;
+    let rules = cfg.firewall_rules.as_deref().map(|f| load_rules(f, &a.files)).transpose()?;
     let store = match &cfg.store_dir {
         Some(dir) => {
             let st = Store::open(Path::new(dir), &cfg.host)?;
@@ -198,6 +203,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             recorder: Some(PathBuf::from(dir)),
             recorder_seconds: cfg.recorder_seconds,
             home_net: Vec::new(),
+            files: a.files.clone(),
         })?,
         None => None,
     };
@@ -266,6 +272,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
+        files: a.files.clone(),
         started: Instant::now(),
         rules,
         alerts: BTreeMap::new(),
@@ -417,7 +424,7 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
         return;
     };
     let attempt = (|| -> Result<(AgentConfig, Option<Inspector>, Option<Rules>)> {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text = st.files.read(&file)?;
         let mut cfg = AgentConfig::parse(&file.display().to_string(), &text, &hostname())
             .map_err(|errs| anyhow!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))?;
         // Interfaces given with -i stay.
@@ -426,8 +433,8 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
                 cfg.interfaces.push(i.clone());
             }
         }
-        let new_insp = inspector(&cfg, hosts)?;
-        let rules = cfg.firewall_rules.as_deref().map(load_rules).transpose()?;
+        let new_insp = inspector(&cfg, hosts, &st.files)?;
+        let rules = cfg.firewall_rules.as_deref().map(|f| load_rules(f, &st.files)).transpose()?;
         Ok((cfg, new_insp, rules))
     })();
     match attempt {

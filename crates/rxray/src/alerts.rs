@@ -45,12 +45,14 @@ pub struct AlertOpts {
     #[arg(long, value_name = "DIR")]
     pub recorder: Option<PathBuf>,
     /// Seconds the flight recorder keeps before and after an alert.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::args::seconds)]
     pub recorder_seconds: f64,
     /// This host's networks (repeatable): offline, connections with one end inside count as this
     /// host's, for the exfiltration detector (live, the kernel's connections say it).
     #[arg(long = "home-net", value_name = "CIDR")]
     pub home_net: Vec<String>,
+    #[command(flatten)]
+    pub files: crate::args::FileLimit,
 }
 
 /// The flight recorder and the directory it writes to.
@@ -128,15 +130,15 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
     let cfg = match &o.detect_config {
         None => DetectConfig::default(),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text = o.files.read(p)?;
             DetectConfig::from_json(&text).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
     };
     let mut det = Detectors::new(cfg, host_addrs).map_err(|e| anyhow!("detector configuration: {e}"))?;
     for t in &o.threat_lists {
         let (name, file) = t.split_once('=').ok_or_else(|| anyhow!("--threat-list {t:?}: expected NAME=FILE"))?;
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading threat list {file}"))?;
-        let (set, parsed) = CidrSet::parse(&text, ParseMode::Lenient).map_err(|errs| anyhow!("{file}: {}", errs[0]))?;
+        let text = o.files.read(file.as_ref()).with_context(|| format!("--threat-list {t}"))?;
+        let (set, parsed) = CidrSet::parse(&text, ParseMode::Lenient).map_err(|errs| anyhow!("threat list {file}: {}", errs[0]))?;
         for e in parsed.errors.iter().take(5) {
             eprintln!("rxray: warning: threat list {file}:{e} (line skipped)");
         }
@@ -149,7 +151,7 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
             let (text, from) = if which == "default" {
                 (DEFAULT_RULES.to_string(), "the default rules".to_string())
             } else {
-                (std::fs::read_to_string(which).with_context(|| format!("reading {which}"))?, which.to_string())
+                (o.files.read(which.as_ref())?, which.to_string())
             };
             let loaded = signatures::load(&text, &Vars::default());
             for e in &loaded.errors {
@@ -394,8 +396,8 @@ pub struct AlertsArgs {
     /// Stop after this many alerts.
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
-    /// Payload bytes per event the signatures see (0..256).
-    #[arg(long, default_value_t = 256)]
+    /// Payload bytes per event the signatures see (0..=256; more is an error, not cut silently).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub snap: u32,
     /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
     #[arg(long)]
@@ -423,6 +425,9 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
     let insp = inspector(&a.opts, &hosts)?;
+    // Outputs before anything is attached or installed: a bad path fails with nothing changed.
+    let out = eve_out(&a.opts)?;
+    let recorder = Recorder::new(&a.opts)?;
     if a.enforce && a.ifaces.is_empty() {
         bail!("--enforce installs rxray's firewall: name the interfaces it may act on with -i");
     }
@@ -439,7 +444,6 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     }
     let stop = session::stop_flag()?;
-    let recorder = Recorder::new(&a.opts)?;
     let opts = IngressOptions {
         payload_snap: a.snap.min(PAYLOAD_MAX),
         events: true,
@@ -463,7 +467,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     let lp = AlertLoop {
         insp,
         recorder,
-        out: eve_out(&a.opts)?,
+        out,
         tally: Tally::default(),
         alerts: Vec::new(),
         firewalls: &mut firewalls,

@@ -30,11 +30,21 @@ pub struct AnalyzeArgs {
     /// The filter as trailing words after `--`, like tcpdump: `rxray analyze FILE -- udp port 53`.
     #[arg(last = true, value_name = "FILTER")]
     pub filter_words: Vec<String>,
+    /// The most flows the report keeps (each side table too): past it, the half with the fewest
+    /// bytes is folded into an `other` row that the report shows. About 450 bytes per flow.
+    #[arg(long, value_name = "N", default_value_t = rxray_engine::analysis::DEFAULT_MAX_FLOWS)]
+    pub max_flows: usize,
     /// Run the detectors and signatures instead of the report: alerts as EVE JSON Lines, in capture time.
     #[arg(long)]
     pub alerts: bool,
     #[command(flatten)]
     pub alert_opts: crate::alerts::AlertOpts,
+    /// API calls instead of the report: HTTP/1.x requests per endpoint (method and path template),
+    /// statuses, latency, bytes and clients, from the TCP streams on the `--port`s.
+    #[arg(long)]
+    pub http: bool,
+    #[command(flatten)]
+    pub http_opts: crate::http::HttpOpts,
 }
 
 /// Reads every file into `an`; returns the errors met (one per damaged file), each naming the
@@ -98,6 +108,12 @@ fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<Fil
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
+    if a.http {
+        if a.filter.is_some() || !a.filter_words.is_empty() || a.alerts {
+            bail!("--http reads every TCP segment on its ports; drop the filter and --alerts");
+        }
+        return crate::http::analyze(&a.files, &a.http_opts, a.json);
+    }
     if a.alerts {
         if a.filter.is_some() || !a.filter_words.is_empty() {
             bail!("--alerts looks at every packet; drop the filter");
@@ -117,7 +133,7 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut an = Analyzer::new();
+    let mut an = Analyzer::with_max_flows(a.max_flows);
     let errors = read_files(&a.files, &mut an, &mut filter);
     let report = an.report((a.top != 0).then_some(a.top));
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -214,6 +230,24 @@ pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result
         };
         let flags = if k.proto == 6 { tcp_flags(f.tcp_flags) } else { String::new() };
         let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} {flags}", f.iface, k.vlan, k.proto, flow, f.packets, f.bytes);
+    }
+    let o = &r.other;
+    if o.flows > 0 || o.side_rows > 0 {
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14}",
+            "other",
+            "",
+            "",
+            format!("{} flows folded past --max-flows {}", o.flows, r.max_flows),
+            o.packets,
+            o.bytes
+        );
+        let _ = writeln!(
+            s,
+            "  (folded flows count in the totals and protocols only, not in talkers, ports or conversations; {} rows of fragment and malformed-packet tables were folded too)",
+            o.side_rows
+        );
     }
     out.write_all(s.as_bytes())?;
     let c = &r.conversations;

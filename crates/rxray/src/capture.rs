@@ -37,8 +37,8 @@ pub struct CaptureArgs {
     /// XDP attach mode.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
-    /// Capture ring size in bytes (power of two).
-    #[arg(long = "ring-size", default_value_t = 32 << 20)]
+    /// Capture ring size: bytes or a size such as 32MiB, a power of two from 4 KiB to 1 GiB.
+    #[arg(long = "ring-size", default_value_t = 32 << 20, value_parser = crate::args::ring_size)]
     pub ring_size: u32,
     /// Filter expression in tcpdump syntax (the words are joined), evaluated in the XDP program:
     /// only matching packets are captured. E.g. `rxray capture -i eth0 -w x.pcapng tcp port 443`.
@@ -74,25 +74,48 @@ struct Output {
     opened: Instant,
 }
 
+/// The name of output file `index` (FILE, FILE1, FILE2, ...).
+fn file_name(base: &str, index: u64) -> String {
+    if index == 0 {
+        base.to_string()
+    } else {
+        format!("{base}{index}")
+    }
+}
+
 impl Output {
-    fn open_sink(base: &str, index: u64, snaplen: u32, ifaces: &[(u32, String)]) -> Result<Sink> {
+    /// Creates the file and writes its section header through to it, so a file that cannot take
+    /// a capture (a directory, `/proc/version`, a full disk) fails here, naming itself, before
+    /// anything is attached.
+    fn create_sink(base: &str, index: u64) -> Result<Sink> {
+        let name = file_name(base, index);
         let w: Box<dyn Write> = if base == "-" {
             Box::new(io::stdout())
         } else {
-            let name = if index == 0 { base.to_string() } else { format!("{base}{index}") };
             Box::new(BufWriter::with_capacity(1 << 20, File::create(&name).with_context(|| format!("creating {name}"))?))
         };
-        let mut s = PcapngWriter::new(Counting { inner: w, n: 0 }, "rxray capture")?;
-        for (_, name) in ifaces {
-            s.add_interface(name, LinkType::ETHERNET, snaplen)?;
-        }
+        let mut s = PcapngWriter::new(Counting { inner: w, n: 0 }, "rxray capture").with_context(|| format!("writing {name}"))?;
+        s.flush().with_context(|| format!("writing {name}"))?;
         Ok(s)
     }
 
+    fn add_interfaces(s: &mut Sink, name: &str, snaplen: u32, ifaces: &[(u32, String)]) -> Result<()> {
+        for (_, iface) in ifaces {
+            s.add_interface(iface, LinkType::ETHERNET, snaplen).with_context(|| format!("writing {name}"))?;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        file_name(&self.base, self.index)
+    }
+
     fn rotate(&mut self) -> Result<()> {
-        self.sink.flush()?;
+        self.sink.flush().with_context(|| format!("writing {}", self.name()))?;
         self.index += 1;
-        self.sink = Self::open_sink(&self.base, self.index, self.snaplen, &self.ifaces)?;
+        let name = self.name();
+        self.sink = Self::create_sink(&self.base, self.index)?;
+        Self::add_interfaces(&mut self.sink, &name, self.snaplen, &self.ifaces)?;
         self.opened = Instant::now();
         Ok(())
     }
@@ -110,6 +133,8 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         rxray_kernel::filter::compile(f)?;
     }
     let stop = session::stop_flag()?;
+    // The output first: a file that cannot be written fails before anything is attached.
+    let mut sink = Output::create_sink(&a.file, 0)?;
     let opts = IngressOptions {
         filter,
         events: false,
@@ -124,28 +149,29 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     let ifaces: Vec<(u32, String)> = ing.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
     let idb = |ifindex: u32| ifaces.iter().position(|(i, _)| *i == ifindex).map(|p| p as u32);
     let mut src = LiveSource::new().with_ingress(ing, false, true).context("the capture ring")?;
-    let mut out = Output {
-        base: a.file.clone(),
-        index: 0,
-        snaplen: a.snaplen,
-        sink: Output::open_sink(&a.file, 0, a.snaplen, &ifaces)?,
-        ifaces: ifaces.clone(),
-        opened: Instant::now(),
-    };
+    Output::add_interfaces(&mut sink, &a.file, a.snaplen, &ifaces)?;
+    let mut out = Output { base: a.file.clone(), index: 0, snaplen: a.snaplen, sink, ifaces: ifaces.clone(), opened: Instant::now() };
     let mut written = 0u64;
     let mut pump = session::Pump::new(&stop);
     loop {
         while let Some(ev) = pump.next(&mut src) {
             let Event::Frame(f) = ev? else { continue };
             let iface = idb(f.ifindex).unwrap_or(0);
-            let comment = format!("rxq={}", f.rx_queue);
+            let mut comment = format!("rxq={}", f.rx_queue);
+            // Where a request starts, its request line (as `rxray watch` shows it).
+            if let Some(seg) = rxray_wire::dissect::tcp_segment(f.data, LinkType::ETHERNET, f.orig_len) {
+                if let Some(rl) = rxray_wire::http::request_line(&f.data[seg.payload]) {
+                    comment.push_str(" http=");
+                    comment.push_str(&rl);
+                }
+            }
             let r = out.sink.write_packet(iface, f.ts_ns, f.orig_len, f.data, Some(&comment));
             if let Err(e) = r {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     pump.finish();
                     break;
                 }
-                return Err(e).context("writing the capture");
+                return Err(e).with_context(|| format!("writing {}", out.name()));
             }
             written += 1;
             if a.count.is_some_and(|c| written >= c) {
@@ -166,7 +192,7 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             break;
         }
     }
-    out.sink.flush()?;
+    out.sink.flush().with_context(|| format!("writing {}", out.name()))?;
     let t = crate::flows::totals(&src)?;
     eprintln!(
         "{} packets captured, {} lost (capture ring full), {} incomplete, {} files",

@@ -3,7 +3,7 @@
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
 use crate::{line::clock_time, session};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rxray_engine::conns::{fill, live_records, record, ConnRecord, Seeds};
 use rxray_engine::os::Os;
 use rxray_engine::source::{ConnSnapshot, Event, TCP_CLOSE};
@@ -23,13 +23,13 @@ pub struct ConnsArgs {
     #[arg(long)]
     pub json: bool,
     /// Also list the live connections every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Exit after this many connections have closed.
     #[arg(short = 'c', long = "count")]
     pub count: Option<u64>,
-    /// Ring-buffer size in bytes (a power of two).
-    #[arg(long = "ring-size", default_value_t = 1 << 20)]
+    /// Ring-buffer size: bytes or a size such as 1MiB, a power of two from 4 KiB to 1 GiB.
+    #[arg(long = "ring-size", default_value_t = 1 << 20, value_parser = crate::args::ring_size)]
     pub ring_size: u32,
 }
 
@@ -125,9 +125,6 @@ fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, os: &
 
 pub fn run(a: ConnsArgs) -> Result<()> {
     session::require_root()?;
-    if !a.ring_size.is_power_of_two() || a.ring_size < 4096 {
-        bail!("--ring-size {} is not a power of two of at least 4096", a.ring_size);
-    }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })

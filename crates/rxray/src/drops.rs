@@ -1,7 +1,7 @@
 //! `rxray drops`: every packet the kernel drops in this network namespace, with the kernel's reason
 //! and the function that dropped it, live (text or JSON Lines), then counts per reason and per flow.
 use crate::{line::clock_time, session};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rxray_engine::source::{DropEvent, Event};
 use rxray_kernel::{btf, kallsyms::Kallsyms, Drops, DropsOptions, LiveSource};
 use rxray_wire::ipproto::{self, Spelling};
@@ -23,13 +23,13 @@ pub struct DropsArgs {
     #[arg(long)]
     pub json: bool,
     /// Also print the counts per reason every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Exit after this many drops.
     #[arg(short = 'c', long = "count")]
     pub count: Option<u64>,
-    /// Ring-buffer size in bytes (a power of two).
-    #[arg(long = "ring-size", default_value_t = 1 << 20)]
+    /// Ring-buffer size: bytes or a size such as 1MiB, a power of two from 4 KiB to 1 GiB.
+    #[arg(long = "ring-size", default_value_t = 1 << 20, value_parser = crate::args::ring_size)]
     pub ring_size: u32,
     /// Test aid: wait this long after attaching before reading drops (forces ring-buffer loss).
     #[arg(long = "stall-ms", default_value_t = 0, hide = true)]
@@ -172,9 +172,6 @@ pub fn run(a: DropsArgs) -> Result<()> {
         eprintln!("rxray: /proc/kallsyms shows no addresses here (kptr_restrict); drop locations print as hex");
     }
     let mut names = Names { reasons, syms, ifaces: HashMap::new() };
-    if !a.ring_size.is_power_of_two() || a.ring_size < 4096 {
-        bail!("--ring-size {} is not a power of two of at least 4096", a.ring_size);
-    }
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })

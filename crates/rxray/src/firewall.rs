@@ -1,6 +1,7 @@
 //! `rxray firewall`: apply a rules file, block and unblock prefixes with a TTL, list, count, replay a
 //! capture through the proposed rules (simulate), and remove the firewall. The firewall's state is
 //! pinned in the kernel, so every command opens it afresh and none has to keep running.
+use crate::args::FileLimit;
 use crate::XdpModeArg;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -20,6 +21,8 @@ pub enum FirewallCmd {
     /// Validate a rules file only: errors with line and column, or a summary.
     Check {
         file: PathBuf,
+        #[command(flatten)]
+        files: FileLimit,
     },
     /// Drop traffic from a prefix (an address is a /32 or /128) until the TTL runs out.
     Block(BlockArgs),
@@ -49,6 +52,8 @@ pub struct IfaceArgs {
 #[derive(Args)]
 pub struct ApplyArgs {
     pub file: PathBuf,
+    #[command(flatten)]
+    pub files: FileLimit,
     #[command(flatten)]
     pub ifaces: IfaceArgs,
     /// Count what would be dropped, drop nothing (overrides the file's dry_run).
@@ -124,6 +129,8 @@ pub struct StatsArgs {
 pub struct SimArgs {
     pub rules: PathBuf,
     pub capture: PathBuf,
+    #[command(flatten)]
+    pub files: FileLimit,
     /// JSON output (the report).
     #[arg(long)]
     pub json: bool,
@@ -159,8 +166,8 @@ fn meta_path(ifindex: u32) -> PathBuf {
 
 pub fn run(cmd: FirewallCmd) -> Result<()> {
     match cmd {
-        FirewallCmd::Check { file } => {
-            let set = load_rules(&file)?;
+        FirewallCmd::Check { file, files } => {
+            let set = load_rules(&file, &files)?;
             let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}", file.display()))?;
             print_summary(&file, &set, &c);
             Ok(())
@@ -184,14 +191,12 @@ pub fn run(cmd: FirewallCmd) -> Result<()> {
     }
 }
 
-/// Reads and validates a rules file; blocklists it names are read relative to it.
-pub(crate) fn load_rules(file: &Path) -> Result<RuleSet> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+/// Reads and validates a rules file; blocklists it names are read relative to it. Every file
+/// goes through the bounded reader (`--max-file-size`).
+pub(crate) fn load_rules(file: &Path, files: &FileLimit) -> Result<RuleSet> {
+    let text = files.read(file)?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let read = |p: &str| -> Result<String, String> {
-        let path = dir.join(p);
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
+    let read = |p: &str| -> Result<String, String> { files.read(&dir.join(p)).map_err(|e| e.to_string()) };
     parse_rules(&file.display().to_string(), &text, &read).map_err(|errs| {
         let n = errs.len();
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -296,7 +301,7 @@ pub(crate) fn apply_to(f: &mut Firewall, fresh: bool, file: &Path, set: &RuleSet
 }
 
 fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
-    let mut set = load_rules(&a.file)?;
+    let mut set = load_rules(&a.file, &a.files)?;
     if a.dry_run {
         set.dry_run = true;
     }
@@ -551,7 +556,7 @@ struct SimReport {
 
 fn simulate(a: SimArgs) -> Result<()> {
     crate::session::require_root()?;
-    let set = load_rules(&a.rules)?;
+    let set = load_rules(&a.rules, &a.files)?;
     let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}", a.rules.display()))?;
     let file = std::fs::File::open(&a.capture).with_context(|| format!("opening {}", a.capture.display()))?;
     let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;

@@ -35,7 +35,7 @@ pub struct FlowsArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds between refreshes.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Rows in the text table.
     #[arg(short = 'n', long = "top", default_value_t = 20)]
@@ -53,8 +53,8 @@ pub struct FlowsArgs {
     /// a tracing program run per recvmsg and per dropped packet on this host (README, "Kernel context").
     #[arg(long = "no-context")]
     pub no_context: bool,
-    /// Size in bytes of the ring the drop events of the kernel context come through (a power of two).
-    #[arg(long = "drop-ring-size", default_value_t = 1 << 18, hide = true)]
+    /// Size in bytes of the ring the drop events of the kernel context come through (a power of two from 4 KiB to 1 GiB).
+    #[arg(long = "drop-ring-size", default_value_t = 1 << 18, hide = true, value_parser = crate::args::ring_size)]
     pub drop_ring_size: u32,
     /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
     #[arg(long = "unread-events", hide = true)]

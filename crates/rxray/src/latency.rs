@@ -42,13 +42,13 @@ pub struct LatencyArgs {
     #[arg(long)]
     pub json: bool,
     /// Also print the tables every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
     pub interval: f64,
     /// Exit after this many packets have been measured.
     #[arg(short = 'c', long = "count")]
     pub count: Option<u64>,
     /// Exit after this many seconds.
-    #[arg(short = 'd', long = "duration")]
+    #[arg(short = 'd', long = "duration", value_parser = crate::args::seconds)]
     pub duration: Option<f64>,
     /// Rows per table in the text output.
     #[arg(short = 'n', long = "top", default_value_t = 20)]

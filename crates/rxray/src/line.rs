@@ -115,6 +115,11 @@ pub fn format(p: &Packet) -> String {
     }
     if !p.payload.is_empty() {
         let _ = write!(s, " payload {}B", p.payload.len());
+        if p.tcp.is_some() {
+            if let Some(rl) = rxray_wire::http::request_line(&p.payload) {
+                let _ = write!(s, " HTTP \"{}\"", rl.escape_debug());
+            }
+        }
     }
     if let Some(v) = p.firewall {
         let _ = write!(s, " [firewall: {v}]");

@@ -3,6 +3,7 @@
 mod agent;
 mod alerts;
 mod analyze;
+mod args;
 mod capture;
 mod conns;
 mod context;
@@ -10,6 +11,7 @@ mod drops;
 mod firewall;
 mod flows;
 mod history;
+mod http;
 mod ifaces;
 mod lab;
 mod latency;
@@ -54,6 +56,9 @@ enum Cmd {
     Latency(latency::LatencyArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
+    /// API calls per endpoint (method and path template), both directions of the TCP streams on the
+    /// HTTP ports: requests, statuses, latency, bytes, clients; live table or JSON Lines snapshots.
+    Http(http::HttpArgs),
     /// The XDP firewall: rules (allow, deny, rate limits), blocklists, blocks with a TTL, counters,
     /// what-if replay of a capture; its state is pinned and keeps working with no rxray running.
     #[command(subcommand)]
@@ -126,6 +131,7 @@ fn main() {
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Http(a) => http::run(a),
         Cmd::Drops(a) => drops::run(a),
         Cmd::Conns(a) => conns::run(a),
         Cmd::Latency(a) => latency::run(a),

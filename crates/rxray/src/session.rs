@@ -89,6 +89,31 @@ pub fn attach_then<T>(
     Ok((ingress, t))
 }
 
+/// What one pass over a ring buffer did (the `pump` of a command that reads a ring itself).
+pub struct Pass {
+    /// Records read.
+    pub read: usize,
+    /// The reader is finished (count reached, output closed, ...).
+    pub done: bool,
+}
+
+/// The read loop of a command that reads one ring itself (`rxray http`, until its ring is one of
+/// the live source's): like `Pump`, over a raw ring descriptor.
+pub fn pump(fd: std::os::fd::RawFd, stop: &AtomicBool, mut pass: impl FnMut() -> Result<Pass>) -> Result<()> {
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        let p = pass()?;
+        if p.done || (stopping && p.read < BATCH) {
+            return Ok(());
+        }
+        if p.read == 0 {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is a valid pollfd for the ring buffer's fd, which the caller keeps open.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+        }
+    }
+}
+
 /// Events a reader takes from a source in one pass before doing its per-pass work.
 pub const BATCH: usize = 4096;
 

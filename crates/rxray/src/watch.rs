@@ -29,8 +29,8 @@ pub struct WatchArgs {
     /// Payload bytes to copy per packet (0..=256).
     #[arg(short = 's', long = "snap", default_value_t = PAYLOAD_DEFAULT)]
     pub snap: u32,
-    /// Ring-buffer size in bytes (power of two, at least 4096).
-    #[arg(long = "ring-size", default_value_t = 8 << 20)]
+    /// Ring-buffer size: bytes or a size such as 8MiB, a power of two from 4 KiB to 1 GiB.
+    #[arg(long = "ring-size", default_value_t = 8 << 20, value_parser = crate::args::ring_size)]
     pub ring_size: u32,
     /// Test aid: wait this long after attaching before reading events (forces ring-buffer loss).
     #[arg(long = "stall-ms", hide = true, default_value_t = 0)]

@@ -160,6 +160,10 @@ impl DetectConfig {
                 return Err(ConfigError::Invalid { field, requirement: "between 0 and 1", value: v.to_string() });
             }
         }
+        // A configuration built in code skips the deserialiser's check of the names.
+        if let Some(name) = self.policy.detectors.keys().find(|k| !policy::DETECTOR_NAMES.contains(&k.as_str())) {
+            return Err(ConfigError::Invalid { field: "policy.detectors", requirement: "keyed by detector names", value: format!("{name:?}") });
+        }
         Ok(())
     }
 }

@@ -49,9 +49,65 @@ impl DetectorPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// Keyed by detector name: a name not in `DETECTOR_NAMES` is an error (with its line and
+    /// column when it comes from a file), never a policy that silently applies to nothing.
+    #[serde(deserialize_with = "known_detectors")]
     pub detectors: BTreeMap<String, DetectorPolicy>,
     /// Networks never blocked (the host's own addresses are added by `Policy::new`).
     pub allow: Vec<Cidr>,
+}
+
+/// Every name a detector policy can be keyed by: the detectors' alert names, `threat_list` and
+/// `signature`.
+pub const DETECTOR_NAMES: &[&str] = &[
+    "syn_flood",
+    "udp_flood",
+    "icmp_flood",
+    "tcp_flags",
+    "port_scan_vertical",
+    "port_scan_horizontal",
+    "volumetric_spike",
+    "baseline",
+    "exfiltration",
+    "threat_list",
+    "signature",
+];
+
+/// A detector name, checked against `DETECTOR_NAMES` while deserialising (so the error carries
+/// the position the format gives it).
+struct DetectorName(String);
+
+impl<'de> Deserialize<'de> for DetectorName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if DETECTOR_NAMES.contains(&s.as_str()) {
+            Ok(DetectorName(s))
+        } else {
+            Err(serde::de::Error::custom(format!("unknown detector name {s:?} in policy.detectors, expected one of {}", DETECTOR_NAMES.join(", "))))
+        }
+    }
+}
+
+fn known_detectors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, DetectorPolicy>, D::Error> {
+    let m = BTreeMap::<DetectorName, DetectorPolicy>::deserialize(d)?;
+    Ok(m.into_iter().map(|(k, v)| (k.0, v)).collect())
+}
+
+impl PartialEq for DetectorName {
+    fn eq(&self, o: &Self) -> bool {
+        self.0 == o.0
+    }
+}
+impl Eq for DetectorName {}
+impl PartialOrd for DetectorName {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for DetectorName {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&o.0)
+    }
 }
 
 impl Default for PolicyConfig {

@@ -50,12 +50,16 @@ pub struct Logical {
     pub text: String,
     /// (char index in `text` where the piece starts, physical line, char column of the piece's start).
     pieces: Vec<(usize, usize, usize)>,
+    /// Chars in `text` so far: kept, so joining a continuation never recounts the whole rule
+    /// (recounting made 100k continuation lines quadratic).
+    chars: usize,
 }
 
 impl Logical {
     /// 1-based (line, column) of char index `at` in `text`.
     pub fn position(&self, at: usize) -> (usize, usize) {
-        let &(start, line, col0) = self.pieces.iter().rev().find(|(s, _, _)| *s <= at).unwrap_or(&self.pieces[0]);
+        let i = self.pieces.partition_point(|(s, _, _)| *s <= at).saturating_sub(1);
+        let (start, line, col0) = self.pieces[i];
         (line, col0 + (at - start) + 1)
     }
     pub fn first_line(&self) -> usize {
@@ -74,15 +78,16 @@ pub fn logical_lines(text: &str) -> Vec<Logical> {
         let body = if continued { &line[..line.len() - 1] } else { line };
         match cur.as_mut() {
             Some(l) => {
-                l.pieces.push((l.text.chars().count(), n + 1, 0));
+                l.pieces.push((l.chars, n + 1, 0));
                 l.text.push_str(body);
+                l.chars += body.chars().count();
             }
             None => {
                 let t = body.trim_start();
                 if t.is_empty() && !continued || t.starts_with('#') {
                     continue;
                 }
-                cur = Some(Logical { text: body.to_string(), pieces: vec![(0, n + 1, 0)] });
+                cur = Some(Logical { text: body.to_string(), pieces: vec![(0, n + 1, 0)], chars: body.chars().count() });
             }
         }
         if !continued {

@@ -237,9 +237,18 @@ impl SignatureSet {
     }
 }
 
+/// The prefilter keys on at most this many leading bytes of a content: any prefix of a content
+/// is in every payload that holds the content, and the automaton's build is linear in its states,
+/// so a 1 MB content would otherwise cost a million DFA states (seconds to minutes to build).
+pub const PREFILTER_MAX_PATTERN: usize = 64;
+
+fn prefilter_pattern(r: &Rule) -> Option<&[u8]> {
+    full_prefilter_content(r).map(|b| &b[..b.len().min(PREFILTER_MAX_PATTERN)])
+}
+
 /// The content the prefilter keys a rule on: the `fast_pattern` one if given, else the longest
 /// non-negated content (the first of equal length). None when the rule has no such content.
-fn prefilter_pattern(r: &Rule) -> Option<&[u8]> {
+fn full_prefilter_content(r: &Rule) -> Option<&[u8]> {
     let contents = r.payload.iter().filter_map(|i| match i {
         PayloadItem::Content(c) if !c.negated => Some(c),
         _ => None,

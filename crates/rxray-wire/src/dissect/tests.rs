@@ -188,3 +188,29 @@ fn every_prefix_of_every_frame_dissects_without_panic_and_reuse_is_identical() {
         }
     }
 }
+
+#[test]
+fn tcp_segment_gives_payload_range_and_wire_length_even_when_snapped() {
+    let mut t = syn();
+    t.flags = f::tcp_flags::ACK | f::tcp_flags::PSH;
+    t.seq = 1000;
+    let body = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let fr = f::frame(&E, &[], L3::Ipv4(v4(ipproto::TCP)), L4::Tcp(t.clone()), body);
+    let s = tcp_segment(&fr, LinkType::ETHERNET, fr.len() as u32).unwrap();
+    assert_eq!((s.ip_version, s.sport, s.dport, s.seq, s.flags), (4, 40000, 80, 1000, 0x18));
+    assert_eq!(&fr[s.payload.clone()], body);
+    assert_eq!(s.wire_payload_len as usize, body.len());
+    // Cut by a snap length: the captured part shrinks, the wire length does not.
+    let cut = f::truncate(&fr, fr.len() - 10);
+    let s = tcp_segment(&cut, LinkType::ETHERNET, fr.len() as u32).unwrap();
+    assert_eq!(&cut[s.payload.clone()], &body[..body.len() - 10]);
+    assert_eq!(s.wire_payload_len as usize, body.len());
+    // Ethernet padding is not payload.
+    let mut pad = f::frame(&E, &[], L3::Ipv6(v6(ipproto::TCP), vec![]), L4::Tcp(t), b"");
+    pad.resize(pad.len() + 6, 0);
+    let s = tcp_segment(&pad, LinkType::ETHERNET, pad.len() as u32).unwrap();
+    assert_eq!((s.ip_version, s.payload.len(), s.wire_payload_len), (6, 0, 0));
+    // Not TCP.
+    let u = f::frame(&E, &[], L3::Ipv4(v4(ipproto::UDP)), L4::Udp(f::Udp { sport: 1, dport: 80 }), b"x");
+    assert_eq!(tcp_segment(&u, LinkType::ETHERNET, u.len() as u32), None);
+}

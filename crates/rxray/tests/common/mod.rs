@@ -283,9 +283,15 @@ pub struct Dump {
 
 impl Dump {
     pub fn start(ns: &str, iface: &str, dir_q: &str, dir: &std::path::Path, tag: &str) -> Dump {
+        Self::start_snap(ns, iface, dir_q, dir, tag, 400)
+    }
+
+    /// As [`Dump::start`], with the snap length given (0: whole packets).
+    pub fn start_snap(ns: &str, iface: &str, dir_q: &str, dir: &std::path::Path, tag: &str, snap: u32) -> Dump {
         let file = dir.join(format!("{tag}.pcap"));
+        let snap = snap.to_string();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-i", iface, "-Q", dir_q, "--immediate-mode", "-U", "-n", "-B", "16384", "-s", "400", "-w"])
+            .args(["netns", "exec", ns, "tcpdump", "-i", iface, "-Q", dir_q, "--immediate-mode", "-U", "-n", "-B", "16384", "-s", &snap, "-w"])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -334,3 +340,4 @@ impl Drop for Dump {
         let _ = self.child.wait();
     }
 }
+pub mod web;

@@ -1,0 +1,269 @@
+//! Endpoints (method + path template) and their metrics: requests, statuses, latency, bytes, clients.
+//! Templates fold numeric, UUID and long hex path segments to `{id}`; the table has a cap, past which
+//! requests go to one counted `other` bucket.
+use hashbrown::{HashMap, HashSet};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// Method and template of the bucket that takes requests once the table is full.
+pub const OTHER_METHOD: &str = "*";
+pub const OTHER_TEMPLATE: &str = "other";
+/// Templates are cut to this many bytes (at a segment boundary), ending in `/...`.
+pub const MAX_TEMPLATE: usize = 200;
+
+/// Whether a path segment is an identifier: all digits, a UUID, or 16 or more hex digits.
+pub fn is_id(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    if b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    if b.len() == 36 {
+        return b.iter().enumerate().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() });
+    }
+    b.len() >= 16 && b.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Writes the template of a request target into `out`: the path alone (no query, no fragment, no
+/// scheme and authority), with identifier segments folded to `{id}`.
+pub fn template(target: &str, out: &mut String) {
+    out.clear();
+    let mut path = target;
+    if let Some(i) = path.find("://") {
+        // Absolute form: drop scheme and authority.
+        path = path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]);
+    }
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    path = &path[..end];
+    if !path.starts_with('/') {
+        // `*` (OPTIONS) or the authority form of CONNECT: one template each.
+        out.push_str(if path == "*" { "*" } else { "{authority}" });
+        return;
+    }
+    for seg in path[1..].split('/') {
+        let piece = if is_id(seg) { "{id}" } else { seg };
+        if out.len() + 1 + piece.len() > MAX_TEMPLATE {
+            out.push_str("/...");
+            return;
+        }
+        out.push('/');
+        out.push_str(piece);
+    }
+}
+
+/// Latency histogram: log2 with 16 linear sub-buckets, so a percentile read at a bucket's middle is
+/// within about 3% of the true value (finer than `latency::Histogram`, which mirrors the kernel's).
+#[derive(Clone, Debug, Default)]
+pub struct LatencyHist {
+    counts: Vec<u64>,
+    pub count: u64,
+    pub max_ns: u64,
+}
+
+const SUB: u64 = 16;
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB {
+        return v as usize;
+    }
+    let o = 63 - u64::from(v.leading_zeros()); // >= 4
+    ((o - 3) * SUB + ((v >> (o - 4)) & (SUB - 1))) as usize
+}
+
+fn bucket_mid(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        return i;
+    }
+    let o = i / SUB + 3;
+    let s = i % SUB;
+    let lo = (SUB + s) << (o - 4);
+    lo + (1u64 << (o - 4)) / 2
+}
+
+impl LatencyHist {
+    pub fn add(&mut self, ns: u64) {
+        let b = bucket_of(ns);
+        if self.counts.len() <= b {
+            self.counts.resize(b + 1, 0);
+        }
+        self.counts[b] += 1;
+        self.count += 1;
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    /// The p-th percentile in ns (the middle of the bucket of the ceil(p% · n)-th value, never above
+    /// the maximum seen), `None` when empty.
+    pub fn percentile(&self, p: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0 * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(bucket_mid(i).min(self.max_ns));
+            }
+        }
+        Some(self.max_ns)
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// One endpoint's metrics.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub method: String,
+    pub template: String,
+    pub requests: u64,
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests whose connection ended (or whose answer was lost) before a response head.
+    pub unanswered: u64,
+    pub latency: LatencyHist,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    clients: HashSet<IpAddr, foldhash::fast::FixedState>,
+    /// More distinct clients than the set keeps: `clients` is then a lower bound.
+    pub clients_capped: bool,
+}
+
+impl Endpoint {
+    fn new(method: &str, template: &str) -> Self {
+        Endpoint {
+            method: method.to_string(),
+            template: template.to_string(),
+            requests: 0,
+            statuses: BTreeMap::new(),
+            unanswered: 0,
+            latency: LatencyHist::default(),
+            request_bytes: 0,
+            response_bytes: 0,
+            clients: HashSet::with_hasher(foldhash::fast::FixedState::with_seed(0)),
+            clients_capped: false,
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn snapshot(&self) -> EndpointSnapshot {
+        let ms = |ns: u64| (ns as f64 / 1e6 * 1000.0).round() / 1000.0;
+        let latency_ms = (self.latency.count > 0).then(|| LatencyMs {
+            p50: ms(self.latency.percentile(50.0).unwrap_or(0)),
+            p95: ms(self.latency.percentile(95.0).unwrap_or(0)),
+            p99: ms(self.latency.percentile(99.0).unwrap_or(0)),
+            max: ms(self.latency.max_ns),
+        });
+        EndpointSnapshot {
+            method: self.method.clone(),
+            template: self.template.clone(),
+            requests: self.requests,
+            statuses: self.statuses.clone(),
+            unanswered: self.unanswered,
+            latency_ms,
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+            clients: self.clients.len() as u64,
+            clients_capped: self.clients_capped,
+        }
+    }
+}
+
+/// One endpoint in a snapshot (see docs/http.md).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointSnapshot {
+    pub method: String,
+    pub template: String,
+    pub requests: u64,
+    /// Responses by status code (JSON keys are the codes as strings).
+    pub statuses: BTreeMap<u16, u64>,
+    pub unanswered: u64,
+    /// First request byte to first byte of the final response; absent before any response.
+    pub latency_ms: Option<LatencyMs>,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub clients: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub clients_capped: bool,
+}
+
+/// The endpoint table.
+#[derive(Debug)]
+pub struct Endpoints {
+    index: HashMap<String, usize, foldhash::fast::FixedState>,
+    pub list: Vec<Endpoint>,
+    max_endpoints: usize,
+    max_clients: usize,
+    other: Option<usize>,
+    /// Requests that went to the `other` bucket.
+    pub other_requests: u64,
+    key: String,
+    tmpl: String,
+}
+
+impl Endpoints {
+    pub fn new(max_endpoints: usize, max_clients: usize) -> Self {
+        Endpoints {
+            index: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0)),
+            list: Vec::new(),
+            max_endpoints,
+            max_clients,
+            other: None,
+            other_requests: 0,
+            key: String::new(),
+            tmpl: String::new(),
+        }
+    }
+
+    /// Counts a request and returns its endpoint's index.
+    pub fn request(&mut self, method: &str, target: &str, client: IpAddr) -> usize {
+        template(target, &mut self.tmpl);
+        self.key.clear();
+        let _ = write!(self.key, "{method} {}", self.tmpl);
+        let i = match self.index.get(self.key.as_str()) {
+            Some(&i) => i,
+            None if self.index.len() < self.max_endpoints => {
+                let i = self.list.len();
+                self.list.push(Endpoint::new(method, &self.tmpl));
+                self.index.insert(self.key.clone(), i);
+                i
+            }
+            None => {
+                self.other_requests += 1;
+                *self.other.get_or_insert_with(|| {
+                    self.list.push(Endpoint::new(OTHER_METHOD, OTHER_TEMPLATE));
+                    self.list.len() - 1
+                })
+            }
+        };
+        let e = &mut self.list[i];
+        e.requests += 1;
+        if e.clients.len() < self.max_clients {
+            e.clients.insert(client);
+        } else if !e.clients.contains(&client) {
+            e.clients_capped = true;
+        }
+        i
+    }
+
+    /// Endpoints sorted by requests (most first), then method and template.
+    pub fn snapshot(&self) -> Vec<EndpointSnapshot> {
+        let mut v: Vec<EndpointSnapshot> = self.list.iter().map(Endpoint::snapshot).collect();
+        v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.method.cmp(&b.method)).then_with(|| a.template.cmp(&b.template)));
+        v
+    }
+}

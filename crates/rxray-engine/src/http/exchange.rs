@@ -1,0 +1,456 @@
+//! HTTP/1.x over one reassembled connection: request and response messages (heads, bodies by
+//! Content-Length or chunks), pipelining and keep-alive, interim 1xx answers, and pairing.
+//!
+//! A gap inside a body of known length, or inside one chunk's data, is skipped with the framing
+//! intact. Any other gap ends the message it falls in; the side then parses again only at a
+//! segment that starts a request line (or status line) and is the first of its side after the other
+//! side spoke (a turn of the conversation), so body bytes that look like a request are not taken
+//! for one. Pairing after a loss goes by time, and never across a request that may have been lost.
+use super::endpoints::Endpoints;
+use super::reassembly::Piece;
+use super::{Completeness, Totals};
+use rxray_wire::http::{self as h, BodyFraming, Chunked, Head};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// Limits of one connection's parser.
+#[derive(Clone, Copy, Debug)]
+pub struct ParserLimits {
+    /// A head longer than this is refused (and counted).
+    pub max_head: usize,
+    /// Requests waiting for an answer on one connection (pipelining) before the oldest is given up.
+    pub max_pipeline: usize,
+}
+
+#[derive(Debug)]
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Expecting a head; `buf` holds its start when it spans pieces.
+    Head,
+    Body(Body),
+    /// Lost place: waiting for a segment that starts a message.
+    Lost,
+    /// After a protocol switch (101, CONNECT): not HTTP/1.x any more.
+    Opaque,
+}
+
+/// One direction's message parser.
+#[derive(Debug)]
+struct Side {
+    state: State,
+    buf: Vec<u8>,
+    /// Event time of the first byte of the head being parsed.
+    head_ts: u64,
+    /// The endpoint the current message's bytes are counted to.
+    endpoint: Option<usize>,
+    /// The current message's body already lost bytes the source did not copy.
+    truncated: bool,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side { state: State::Head, buf: Vec::new(), head_ts: 0, endpoint: None, truncated: false }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    endpoint: usize,
+    first_ts: u64,
+    head: bool,
+    connect: bool,
+    /// The request side lost bytes after this request: a request may be missing behind it.
+    gap_after: bool,
+}
+
+/// Shared state the parser writes to.
+pub struct Ctx<'a> {
+    pub endpoints: &'a mut Endpoints,
+    pub totals: &'a mut Totals,
+    pub comp: &'a mut Completeness,
+    pub limits: ParserLimits,
+}
+
+/// Both directions of one connection.
+#[derive(Debug)]
+pub struct Exchange {
+    client: IpAddr,
+    req: Side,
+    resp: Side,
+    pending: VecDeque<Pending>,
+    /// The response side lost its place since it last paired: pair by time, not by order.
+    resp_desync: bool,
+    /// The side that delivered data (or a gap) last: a turn is data after the other side's.
+    last_data: Option<Dir>,
+}
+
+/// Which side a piece is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Client to server: requests.
+    ToServer,
+    /// Server to client: responses.
+    ToClient,
+}
+
+enum Parsed {
+    Need,
+    Done(usize),
+    Bad,
+}
+
+impl Exchange {
+    pub fn new(client: IpAddr) -> Self {
+        Exchange { client, req: Side::new(), resp: Side::new(), pending: VecDeque::new(), resp_desync: false, last_data: None }
+    }
+
+    pub fn piece(&mut self, dir: Dir, p: Piece<'_>, cx: &mut Ctx<'_>) {
+        match p {
+            Piece::Data { bytes, ts_ns, segment_start } => self.data(dir, bytes, ts_ns, segment_start, cx),
+            Piece::Gap { len, not_copied, .. } => {
+                // Bytes right after a gap continue whatever the gap held: no turn there.
+                self.last_data = Some(dir);
+                let s = self.side(dir);
+                if not_copied && matches!(s.state, State::Body(_)) && !s.truncated {
+                    // A body the source cut (snap length, body limit): marked once per message.
+                    s.truncated = true;
+                    cx.comp.bodies_truncated += 1;
+                }
+                self.gap(dir, len, cx)
+            }
+            Piece::End { .. } => self.end(dir, cx),
+        }
+    }
+
+    /// The side starts without knowing where messages begin (a connection picked up mid-way).
+    pub fn lost_place(&mut self, dir: Dir) {
+        let s = self.side(dir);
+        s.state = State::Lost;
+        if dir == Dir::ToClient {
+            self.resp_desync = true;
+        }
+    }
+
+    fn side(&mut self, dir: Dir) -> &mut Side {
+        match dir {
+            Dir::ToServer => &mut self.req,
+            Dir::ToClient => &mut self.resp,
+        }
+    }
+
+    fn count_bytes(&self, dir: Dir, n: u64, cx: &mut Ctx<'_>) {
+        let side = match dir {
+            Dir::ToServer => &self.req,
+            Dir::ToClient => &self.resp,
+        };
+        let Some(i) = side.endpoint else { return };
+        let e = &mut cx.endpoints.list[i];
+        match dir {
+            Dir::ToServer => {
+                e.request_bytes += n;
+                cx.totals.request_bytes += n;
+            }
+            Dir::ToClient => {
+                e.response_bytes += n;
+                cx.totals.response_bytes += n;
+            }
+        }
+    }
+
+    fn data(&mut self, dir: Dir, bytes: &[u8], ts: u64, segment_start: bool, cx: &mut Ctx<'_>) {
+        let turn = self.last_data.is_some_and(|d| d != dir);
+        self.last_data = Some(dir);
+        self.parse(dir, bytes, ts, segment_start && turn, cx);
+    }
+
+    fn parse(&mut self, dir: Dir, mut bytes: &[u8], ts: u64, may_resync: bool, cx: &mut Ctx<'_>) {
+        if matches!(self.side(dir).state, State::Lost) {
+            let starts = match dir {
+                Dir::ToServer => h::starts_request(bytes),
+                Dir::ToClient => h::starts_response(bytes),
+            };
+            if may_resync && starts {
+                self.side(dir).state = State::Head;
+            } else {
+                cx.comp.unparsed_bytes += bytes.len() as u64;
+                return;
+            }
+        }
+        while !bytes.is_empty() {
+            let s = self.side(dir);
+            match &mut s.state {
+                State::Opaque => {
+                    cx.comp.unparsed_bytes += bytes.len() as u64;
+                    return;
+                }
+                State::Lost => {
+                    // A message ended in error inside this piece: the rest waits for a resync.
+                    cx.comp.unparsed_bytes += bytes.len() as u64;
+                    return;
+                }
+                State::Body(Body::Length(rem)) => {
+                    let take = (*rem).min(bytes.len() as u64);
+                    *rem -= take;
+                    if *rem == 0 {
+                        s.state = State::Head;
+                    }
+                    bytes = &bytes[take as usize..];
+                    self.count_bytes(dir, take, cx);
+                }
+                State::Body(Body::UntilClose) => {
+                    self.count_bytes(dir, bytes.len() as u64, cx);
+                    return;
+                }
+                State::Body(Body::Chunked(c)) => match c.feed(bytes) {
+                    Ok(n) => {
+                        if c.is_done() {
+                            s.state = State::Head;
+                        }
+                        bytes = &bytes[n..];
+                        self.count_bytes(dir, n as u64, cx);
+                    }
+                    Err(_) => {
+                        cx.comp.parse_errors += 1;
+                        self.lose(dir, cx);
+                    }
+                },
+                State::Head => {
+                    if s.buf.is_empty() {
+                        s.head_ts = ts;
+                    }
+                    let had = s.buf.len();
+                    let parsed = if had == 0 {
+                        self.head(dir, bytes, cx)
+                    } else {
+                        // The head spans pieces: parse the held start plus (at most the rest of the
+                        // allowed head of) this piece, then put the held start back as it was.
+                        let mut buf = std::mem::take(&mut self.side(dir).buf);
+                        let add = bytes.len().min((cx.limits.max_head + 1).saturating_sub(had));
+                        buf.extend_from_slice(&bytes[..add]);
+                        let r = self.head(dir, &buf, cx);
+                        buf.truncate(had);
+                        self.side(dir).buf = buf;
+                        r
+                    };
+                    match parsed {
+                        Parsed::Done(n) => {
+                            self.side(dir).buf.clear();
+                            bytes = &bytes[n.saturating_sub(had).min(bytes.len())..];
+                        }
+                        Parsed::Need => {
+                            let s = self.side(dir);
+                            if had + bytes.len() > cx.limits.max_head {
+                                cx.comp.heads_too_large += 1;
+                                s.buf.clear();
+                                self.lose(dir, cx);
+                            } else {
+                                s.buf.extend_from_slice(bytes);
+                            }
+                            return;
+                        }
+                        Parsed::Bad => {
+                            cx.comp.parse_errors += 1;
+                            self.side(dir).buf.clear();
+                            self.lose(dir, cx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries a head at the start of `buf`; on success sets up the body and returns the head's length.
+    fn head(&mut self, dir: Dir, buf: &[u8], cx: &mut Ctx<'_>) -> Parsed {
+        match dir {
+            Dir::ToServer => match h::parse_request(buf) {
+                Head::Partial => Parsed::Need,
+                Head::Invalid(_) => Parsed::Bad,
+                Head::Complete(r) => {
+                    let i = cx.endpoints.request(r.method, r.target, self.client);
+                    cx.totals.requests += 1;
+                    if self.pending.len() >= cx.limits.max_pipeline {
+                        if let Some(old) = self.pending.pop_front() {
+                            cx.comp.pipeline_overflow += 1;
+                            unanswered(old.endpoint, cx);
+                        }
+                    }
+                    self.pending.push_back(Pending {
+                        endpoint: i,
+                        first_ts: self.req.head_ts,
+                        head: r.method.eq_ignore_ascii_case("HEAD"),
+                        connect: r.method.eq_ignore_ascii_case("CONNECT"),
+                        gap_after: false,
+                    });
+                    self.req.endpoint = Some(i);
+                    self.req.truncated = false;
+                    self.count_bytes(dir, r.head_len as u64, cx);
+                    self.req.state = body_state(r.body);
+                    Parsed::Done(r.head_len)
+                }
+            },
+            Dir::ToClient => match h::parse_response(buf) {
+                Head::Partial => Parsed::Need,
+                Head::Invalid(_) => Parsed::Bad,
+                Head::Complete(r) => {
+                    let ts = self.resp.head_ts;
+                    if (100..200).contains(&r.status) && r.status != 101 {
+                        // 100 Continue and other interim answers: the final one follows.
+                        cx.totals.interim_responses += 1;
+                        self.count_bytes(dir, r.head_len as u64, cx);
+                        return Parsed::Done(r.head_len);
+                    }
+                    cx.totals.responses += 1;
+                    let req = self.pair(ts, cx);
+                    self.resp.endpoint = req.map(|p| p.endpoint);
+                    self.resp.truncated = false;
+                    let mut framing = r.body;
+                    if let Some(p) = req {
+                        let e = &mut cx.endpoints.list[p.endpoint];
+                        *e.statuses.entry(r.status).or_insert(0) += 1;
+                        e.latency.add(ts.saturating_sub(p.first_ts));
+                        if p.head {
+                            framing = BodyFraming::None;
+                        }
+                        if p.connect && (200..300).contains(&r.status) {
+                            self.req.state = State::Opaque;
+                            self.count_bytes(dir, r.head_len as u64, cx);
+                            self.resp.state = State::Opaque;
+                            return Parsed::Done(r.head_len);
+                        }
+                    } else {
+                        cx.totals.unpaired_responses += 1;
+                    }
+                    self.count_bytes(dir, r.head_len as u64, cx);
+                    self.resp.state = if r.status == 101 {
+                        self.req.state = State::Opaque;
+                        State::Opaque
+                    } else {
+                        body_state(framing)
+                    };
+                    Parsed::Done(r.head_len)
+                }
+            },
+        }
+    }
+
+    /// The request a response head at `ts` answers: the oldest waiting one, or after the response
+    /// side lost its place, the latest one sent before `ts` (the older ones are then unanswered).
+    fn pair(&mut self, ts: u64, cx: &mut Ctx<'_>) -> Option<Pending> {
+        if self.resp_desync {
+            self.resp_desync = false;
+            let n = self.pending.iter().take_while(|p| p.first_ts <= ts).count();
+            if n == 0 {
+                return None;
+            }
+            for old in self.pending.drain(..n - 1).collect::<Vec<_>>() {
+                unanswered(old.endpoint, cx);
+            }
+            let p = self.pending.pop_front()?;
+            if p.gap_after {
+                // The answer may be to a request lost after this one: pair with neither.
+                unanswered(p.endpoint, cx);
+                return None;
+            }
+            return Some(p);
+        }
+        // A response cannot start before its request did.
+        if self.pending.front().is_some_and(|p| p.first_ts <= ts) {
+            self.pending.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// The side lost its place: the message in progress ends here.
+    fn lose(&mut self, dir: Dir, cx: &mut Ctx<'_>) {
+        let s = self.side(dir);
+        if !matches!(s.state, State::Head if s.buf.is_empty()) {
+            cx.comp.messages_cut += 1;
+        }
+        s.buf.clear();
+        s.state = State::Lost;
+        s.endpoint = None;
+        if dir == Dir::ToClient {
+            self.resp_desync = true;
+        } else {
+            for p in &mut self.pending {
+                p.gap_after = true;
+            }
+        }
+    }
+
+    fn gap(&mut self, dir: Dir, len: u64, cx: &mut Ctx<'_>) {
+        let s = self.side(dir);
+        match &mut s.state {
+            State::Lost | State::Opaque => {}
+            State::Body(Body::Length(rem)) if len <= *rem => {
+                *rem -= len;
+                if *rem == 0 {
+                    s.state = State::Head;
+                }
+                self.count_bytes(dir, len, cx);
+            }
+            State::Body(Body::UntilClose) => self.count_bytes(dir, len, cx),
+            State::Body(Body::Chunked(c)) => {
+                if c.skip(len) {
+                    self.count_bytes(dir, len, cx);
+                } else {
+                    self.lose(dir, cx);
+                }
+            }
+            State::Head | State::Body(_) => {
+                if matches!(s.state, State::Head) && s.buf.is_empty() && dir == Dir::ToServer {
+                    // A gap where a request should start: whole requests may be in it.
+                    cx.comp.request_gaps += 1;
+                }
+                self.lose(dir, cx);
+            }
+        }
+    }
+
+    fn end(&mut self, dir: Dir, cx: &mut Ctx<'_>) {
+        let s = self.side(dir);
+        match &s.state {
+            State::Body(Body::UntilClose) => s.state = State::Head,
+            State::Head if s.buf.is_empty() => {}
+            State::Lost | State::Opaque => {}
+            _ => {
+                cx.comp.messages_cut += 1;
+                s.state = State::Lost;
+            }
+        }
+        s.buf = Vec::new();
+    }
+
+    /// The connection is gone: requests still waiting are unanswered.
+    pub fn close(&mut self, cx: &mut Ctx<'_>) {
+        for p in self.pending.drain(..) {
+            unanswered(p.endpoint, cx);
+        }
+    }
+
+    /// Bytes this exchange holds in head buffers.
+    pub fn buffered(&self) -> usize {
+        self.req.buf.capacity() + self.resp.buf.capacity()
+    }
+}
+
+fn unanswered(endpoint: usize, cx: &mut Ctx<'_>) {
+    cx.endpoints.list[endpoint].unanswered += 1;
+    cx.totals.unanswered += 1;
+}
+
+fn body_state(b: BodyFraming) -> State {
+    match b {
+        BodyFraming::None => State::Head,
+        BodyFraming::Length(n) => State::Body(Body::Length(n)),
+        BodyFraming::Chunked => State::Body(Body::Chunked(Chunked::default())),
+        BodyFraming::UntilClose => State::Body(Body::UntilClose),
+    }
+}

@@ -1,0 +1,355 @@
+//! API calls from TCP segments: per-connection reassembly, HTTP/1.x exchanges, per-endpoint metrics.
+//! Pure and on event time: every input carries its timestamp; captures and the kernel feed the same type.
+pub mod endpoints;
+pub mod exchange;
+pub mod reassembly;
+
+use endpoints::{EndpointSnapshot, Endpoints};
+use exchange::{Ctx, Dir, Exchange, ParserLimits};
+use hashbrown::HashMap;
+use reassembly::{Piece, Stream, ACK, RST, SYN};
+use serde::Serialize;
+use std::net::IpAddr;
+
+pub use exchange::Dir as Direction;
+
+/// The ports `rxray http` watches unless told otherwise.
+pub const DEFAULT_PORTS: [u16; 5] = [80, 8080, 8000, 3000, 5000];
+
+/// One TCP segment (or one chunk of one: a source that copies a packet's payload in pieces gives
+/// each piece with `seq` advanced by its offset). `payload` is what was copied of the `wire_len`
+/// bytes the segment carried; the rest is counted as not copied.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment<'a> {
+    pub ts_ns: u64,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub dir: Dir,
+    pub seq: u32,
+    /// The acknowledgement number (read when `flags` has ACK): bytes the other direction is known
+    /// to have delivered, so holes below it are final.
+    pub ack: u32,
+    pub flags: u8,
+    pub payload: &'a [u8],
+    pub wire_len: u32,
+}
+
+/// Which way a segment goes, from its ports: to a watched port is a request, from one a response.
+pub fn direction(sport: u16, dport: u16, ports: &[u16]) -> Option<Dir> {
+    if ports.contains(&dport) {
+        Some(Dir::ToServer)
+    } else if ports.contains(&sport) {
+        Some(Dir::ToClient)
+    } else {
+        None
+    }
+}
+
+/// A connection, client and server side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub client: IpAddr,
+    pub client_port: u16,
+    pub server: IpAddr,
+    pub server_port: u16,
+}
+
+impl ConnKey {
+    pub fn of(s: &TcpSegment<'_>) -> ConnKey {
+        match s.dir {
+            Dir::ToServer => ConnKey { client: s.src, client_port: s.sport, server: s.dst, server_port: s.dport },
+            Dir::ToClient => ConnKey { client: s.dst, client_port: s.dport, server: s.src, server_port: s.sport },
+        }
+    }
+}
+
+/// Bounds and timeouts (event time).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpConfig {
+    /// Connections tracked at once; segments of others are counted, not parsed.
+    pub max_connections: usize,
+    /// Out-of-order bytes held per direction of a connection.
+    pub max_buffered_per_stream: usize,
+    /// Out-of-order bytes held over all connections.
+    pub max_buffered_total: usize,
+    /// A connection with no segment for this long is ended.
+    pub idle_timeout_ns: u64,
+    /// A hole not filled for this long is skipped as a gap.
+    pub hole_timeout_ns: u64,
+    pub max_endpoints: usize,
+    /// Distinct clients kept per endpoint.
+    pub max_clients: usize,
+    pub max_head: usize,
+    pub max_pipeline: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 65_536,
+            max_buffered_per_stream: 256 * 1024,
+            max_buffered_total: 64 * 1024 * 1024,
+            idle_timeout_ns: 120_000_000_000,
+            hole_timeout_ns: 2_000_000_000,
+            max_endpoints: 1000,
+            max_clients: 10_000,
+            max_head: 64 * 1024,
+            max_pipeline: 64,
+        }
+    }
+}
+
+/// Counts over every endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    /// Final responses (not 1xx interim ones), paired or not.
+    pub responses: u64,
+    /// Responses with no request to pair with (their request was missed).
+    pub unpaired_responses: u64,
+    pub unanswered: u64,
+    pub interim_responses: u64,
+    pub connections: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub endpoints: u64,
+    /// Requests counted in the `other` bucket because the endpoint table was full.
+    pub other_requests: u64,
+}
+
+/// How complete the data behind the numbers is: every byte or message that was not seen whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    /// Bytes whose length was known but whose content was not copied (snap length, body limit).
+    pub bytes_not_copied: u64,
+    /// Message bodies with such bytes (truncated bodies; the message itself still counts).
+    pub bodies_truncated: u64,
+    /// Holes in a stream that were skipped, and their bytes.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Holes skipped because a stream's or the total out-of-order buffer was full (in `gaps`).
+    pub buffer_overflow_gaps: u64,
+    /// Retransmitted or overlapping bytes dropped (not a loss; shown for completeness).
+    pub duplicate_bytes: u64,
+    /// Bytes before the point a connection was picked up at.
+    pub bytes_before_start: u64,
+    /// Connections not tracked because the table was full (counted at their SYN), and the
+    /// segments of untracked connections.
+    pub streams_dropped: u64,
+    pub segments_untracked: u64,
+    /// Connections ended by the idle timeout.
+    pub streams_idle_expired: u64,
+    /// Messages ended early by a gap, a parse error or the end of their stream.
+    pub messages_cut: u64,
+    /// Gaps where a request head should have started (requests may be missing).
+    pub request_gaps: u64,
+    pub heads_too_large: u64,
+    pub parse_errors: u64,
+    /// Bytes not parsed: after a lost place until a message start, or after a protocol switch.
+    pub unparsed_bytes: u64,
+    pub pipeline_overflow: u64,
+    /// Events the source lost before the engine (the kernel ring buffer was full).
+    pub events_lost: u64,
+}
+
+/// A report: endpoints sorted by requests, totals, completeness.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpSnapshot {
+    pub endpoints: Vec<EndpointSnapshot>,
+    pub totals: Totals,
+    pub completeness: Completeness,
+}
+
+struct Conn {
+    streams: [Stream; 2],
+    ex: Exchange,
+    last_ns: u64,
+}
+
+fn other(d: Dir) -> Dir {
+    match d {
+        Dir::ToServer => Dir::ToClient,
+        Dir::ToClient => Dir::ToServer,
+    }
+}
+
+fn idx(d: Dir) -> usize {
+    match d {
+        Dir::ToServer => 0,
+        Dir::ToClient => 1,
+    }
+}
+
+/// The tracker: connections, endpoints, counters.
+pub struct HttpTracker {
+    cfg: HttpConfig,
+    conns: HashMap<ConnKey, Conn, foldhash::fast::FixedState>,
+    endpoints: Endpoints,
+    totals: Totals,
+    comp: Completeness,
+    buffered_total: usize,
+    last_sweep_ns: u64,
+}
+
+impl HttpTracker {
+    pub fn new(cfg: HttpConfig) -> Self {
+        HttpTracker {
+            cfg,
+            conns: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0)),
+            endpoints: Endpoints::new(cfg.max_endpoints, cfg.max_clients),
+            totals: Totals::default(),
+            comp: Completeness::default(),
+            buffered_total: 0,
+            last_sweep_ns: 0,
+        }
+    }
+
+    /// Counters a source fills in (events it lost, bytes it could not copy before the engine).
+    pub fn completeness_mut(&mut self) -> &mut Completeness {
+        &mut self.comp
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Takes one segment.
+    pub fn segment(&mut self, seg: &TcpSegment<'_>) {
+        let key = ConnKey::of(seg);
+        let limits = ParserLimits { max_head: self.cfg.max_head, max_pipeline: self.cfg.max_pipeline };
+        if !self.conns.contains_key(&key) {
+            // Only a SYN or data opens a connection; a stray ACK, FIN or RST of one not tracked does not.
+            if seg.flags & RST != 0 || (seg.flags & SYN == 0 && seg.wire_len == 0) {
+                return;
+            }
+            if self.conns.len() >= self.cfg.max_connections {
+                self.comp.segments_untracked += 1;
+                if seg.flags & SYN != 0 && seg.dir == Dir::ToServer {
+                    self.comp.streams_dropped += 1;
+                }
+                return;
+            }
+            self.totals.connections += 1;
+            self.conns.insert(key, Conn { streams: [Stream::default(), Stream::default()], ex: Exchange::new(key.client), last_ns: seg.ts_ns });
+        }
+        let Some(conn) = self.conns.get_mut(&key) else { return };
+        conn.last_ns = conn.last_ns.max(seg.ts_ns);
+        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+        let d = seg.dir;
+        let Conn { streams, ex, .. } = conn;
+        let st = &mut streams[idx(d)];
+        let before = st.buffered();
+        let room = self.cfg.max_buffered_per_stream.min(self.cfg.max_buffered_total.saturating_sub(self.buffered_total.saturating_sub(before)));
+        if !st.is_started() && seg.flags & SYN == 0 {
+            // Picked up mid-connection: parse from the first segment that starts a message.
+            ex.lost_place(d);
+        }
+        if seg.flags & RST != 0 {
+            for d in [Dir::ToServer, Dir::ToClient] {
+                let st = &mut streams[idx(d)];
+                let b = st.buffered();
+                st.finish(seg.ts_ns, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
+                self.buffered_total -= b.min(self.buffered_total);
+            }
+        } else {
+            if seg.flags & ACK != 0 {
+                let o = other(d);
+                let st = &mut streams[idx(o)];
+                let b = st.buffered();
+                st.acked(seg.ack, &mut |p: Piece<'_>| ex.piece(o, p, &mut cx));
+                self.buffered_total = self.buffered_total.saturating_sub(b) + st.buffered();
+            }
+            let st = &mut streams[idx(d)];
+            st.push(seg.seq, seg.flags, seg.payload, seg.wire_len, seg.ts_ns, room, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
+            if st.oldest_held_ns().is_some_and(|t| t + self.cfg.hole_timeout_ns < seg.ts_ns) {
+                st.expire_holes(seg.ts_ns - self.cfg.hole_timeout_ns, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
+            }
+            self.buffered_total = self.buffered_total.saturating_sub(before) + st.buffered();
+        }
+        if streams.iter().all(Stream::is_ended) {
+            self.remove(key);
+        }
+        if seg.ts_ns >= self.last_sweep_ns + 1_000_000_000 {
+            self.advance(seg.ts_ns);
+        }
+    }
+
+    fn remove(&mut self, key: ConnKey) {
+        let Some(mut conn) = self.conns.remove(&key) else { return };
+        let limits = ParserLimits { max_head: self.cfg.max_head, max_pipeline: self.cfg.max_pipeline };
+        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+        let Conn { streams, ex, last_ns } = &mut conn;
+        for d in [Dir::ToServer, Dir::ToClient] {
+            let st = &mut streams[idx(d)];
+            self.buffered_total -= st.buffered().min(self.buffered_total);
+            st.finish(*last_ns, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
+        }
+        ex.close(&mut cx);
+        for st in streams.iter() {
+            add_stream(&mut self.comp, &st.counters);
+        }
+    }
+
+    /// Moves event time to `now_ns`: ends idle connections and skips holes past their timeout.
+    pub fn advance(&mut self, now_ns: u64) {
+        self.last_sweep_ns = now_ns;
+        let idle: Vec<ConnKey> = self.conns.iter().filter(|(_, c)| c.last_ns + self.cfg.idle_timeout_ns < now_ns).map(|(k, _)| *k).collect();
+        for k in idle {
+            self.comp.streams_idle_expired += 1;
+            self.remove(k);
+        }
+        let limits = ParserLimits { max_head: self.cfg.max_head, max_pipeline: self.cfg.max_pipeline };
+        let Some(cutoff) = now_ns.checked_sub(self.cfg.hole_timeout_ns) else { return };
+        for conn in self.conns.values_mut() {
+            let Conn { streams, ex, .. } = conn;
+            for d in [Dir::ToServer, Dir::ToClient] {
+                let st = &mut streams[idx(d)];
+                if st.oldest_held_ns().is_some_and(|t| t < cutoff) {
+                    let b = st.buffered();
+                    let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+                    st.expire_holes(cutoff, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
+                    self.buffered_total -= (b - st.buffered()).min(self.buffered_total);
+                }
+            }
+        }
+    }
+
+    /// Ends every connection (the end of a capture, or draining on exit).
+    pub fn finish(&mut self) {
+        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
+        for k in keys {
+            self.remove(k);
+        }
+    }
+
+    /// The report so far. Counters of connections still open are included.
+    pub fn snapshot(&self) -> HttpSnapshot {
+        let mut comp = self.comp;
+        for c in self.conns.values() {
+            for s in &c.streams {
+                add_stream(&mut comp, &s.counters);
+            }
+        }
+        let mut totals = self.totals;
+        totals.endpoints = self.endpoints.list.len() as u64;
+        totals.other_requests = self.endpoints.other_requests;
+        HttpSnapshot { endpoints: self.endpoints.snapshot(), totals, completeness: comp }
+    }
+}
+
+fn add_stream(c: &mut Completeness, s: &reassembly::StreamCounters) {
+    c.bytes_not_copied += s.not_copied;
+    c.gaps += s.gaps;
+    c.gap_bytes += s.gap_bytes;
+    c.buffer_overflow_gaps += s.overflow_gaps;
+    c.duplicate_bytes += s.duplicate;
+    c.bytes_before_start += s.before_start;
+}
+
+/// The flag bits the reassembly reads, re-exported for sources.
+pub mod flags {
+    pub use super::reassembly::{ACK, FIN, RST, SYN};
+}
+

@@ -1,0 +1,282 @@
+//! API calls per endpoint: `rxray analyze --http` over captures and `rxray http` live. Both feed TCP
+//! segments to the engine's `HttpTracker`; this module wires sources to it and renders its snapshots.
+use anyhow::{anyhow, Context, Result};
+use rxray_engine::http::{direction, HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS};
+use rxray_io::CaptureReader;
+use rxray_wire::dissect::{ip_from, tcp_segment};
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// Options shared by `analyze --http` and `rxray http`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpOpts {
+    /// Server ports whose traffic is HTTP (comma-separated or repeated).
+    #[arg(long = "port", value_delimiter = ',', default_values_t = DEFAULT_PORTS)]
+    pub ports: Vec<u16>,
+    /// Endpoints kept before the rest go to the `other` bucket.
+    #[arg(long, default_value_t = 1000)]
+    pub max_endpoints: usize,
+}
+
+impl HttpOpts {
+    pub fn config(&self) -> HttpConfig {
+        HttpConfig { max_endpoints: self.max_endpoints, ..HttpConfig::default() }
+    }
+}
+
+/// Feeds every TCP segment of a capture on the watched ports to the tracker.
+fn read_capture(r: impl Read, t: &mut HttpTracker, ports: &[u16]) -> Result<(), String> {
+    let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
+    while let Some(rec) = rd.next_record() {
+        let rec = rec.map_err(|e| e.to_string())?;
+        let Some(s) = tcp_segment(rec.data, rec.linktype, rec.orig_len) else { continue };
+        let Some(dir) = direction(s.sport, s.dport, ports) else { continue };
+        t.segment(&TcpSegment {
+            ts_ns: rec.ts_ns,
+            src: ip_from(s.ip_version, &s.src),
+            sport: s.sport,
+            dst: ip_from(s.ip_version, &s.dst),
+            dport: s.dport,
+            dir,
+            seq: s.seq,
+            ack: s.ack,
+            flags: s.flags,
+            payload: &rec.data[s.payload.clone()],
+            wire_len: s.wire_payload_len,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the files into one report; returns it with the errors met (one per damaged file, naming it
+/// and the byte offset). Segments read before an error are kept.
+pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> (HttpSnapshot, Vec<String>) {
+    let mut t = HttpTracker::new(o.config());
+    let mut errors = Vec::new();
+    for f in files {
+        let shown = f.display().to_string();
+        let res = if shown == "-" {
+            read_capture(std::io::stdin().lock(), &mut t, &o.ports)
+        } else {
+            match std::fs::File::open(f) {
+                Ok(file) => read_capture(std::io::BufReader::with_capacity(1 << 16, file), &mut t, &o.ports),
+                Err(e) => Err(format!("cannot open: {e}")),
+            }
+        };
+        if let Err(e) = res {
+            errors.push(format!("{shown}: {e}"));
+        }
+    }
+    t.finish();
+    (t.snapshot(), errors)
+}
+
+/// `rxray analyze FILE... --http [--json]`.
+pub fn analyze(files: &[PathBuf], o: &HttpOpts, json: bool) -> Result<()> {
+    let (snap, errors) = analyze_files(files, o);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            files: Vec<String>,
+            ports: &'a [u16],
+            errors: &'a [String],
+            http: &'a HttpSnapshot,
+        }
+        let doc = Doc { files: files.iter().map(|f| f.display().to_string()).collect(), ports: &o.ports, errors: &errors, http: &snap };
+        serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
+        writeln!(out)?;
+    } else {
+        out.write_all(table(&snap, 0).as_bytes())?;
+    }
+    out.flush()?;
+    let Some((last, rest)) = errors.split_last() else { return Ok(()) };
+    for e in rest {
+        eprintln!("rxray: error: {e}");
+    }
+    Err(anyhow!("{last}"))
+}
+
+fn statuses(s: &std::collections::BTreeMap<u16, u64>) -> String {
+    let mut o = String::new();
+    for (k, v) in s {
+        if !o.is_empty() {
+            o.push(' ');
+        }
+        let _ = write!(o, "{k}:{v}");
+    }
+    if o.is_empty() {
+        o.push('-');
+    }
+    o
+}
+
+/// The endpoint table as text (`top` rows, 0 for all), then totals and completeness.
+pub fn table(s: &HttpSnapshot, top: usize) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  statuses",
+        "METHOD", "ENDPOINT", "REQUESTS", "P50_MS", "P95_MS", "P99_MS", "MAX_MS", "REQ_BYTES", "RESP_BYTES", "CLIENTS"
+    );
+    let n = if top == 0 { s.endpoints.len() } else { top.min(s.endpoints.len()) };
+    for e in &s.endpoints[..n] {
+        let l = |f: fn(&rxray_engine::http::endpoints::LatencyMs) -> f64| e.latency_ms.as_ref().map_or("-".to_string(), |x| format!("{:.3}", f(x)));
+        let _ = writeln!(
+            o,
+            "{:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  {}{}",
+            e.method,
+            e.template,
+            e.requests,
+            l(|x| x.p50),
+            l(|x| x.p95),
+            l(|x| x.p99),
+            l(|x| x.max),
+            e.request_bytes,
+            e.response_bytes,
+            e.clients,
+            statuses(&e.statuses),
+            if e.unanswered > 0 { format!(" unanswered:{}", e.unanswered) } else { String::new() }
+        );
+    }
+    if n < s.endpoints.len() {
+        let _ = writeln!(o, "... {} more endpoints", s.endpoints.len() - n);
+    }
+    let t = &s.totals;
+    let _ = writeln!(
+        o,
+        "\n{} requests, {} responses ({} unpaired, {} interim), {} unanswered, {} connections, {} endpoints ({} requests in other)",
+        t.requests, t.responses, t.unpaired_responses, t.interim_responses, t.unanswered, t.connections, t.endpoints, t.other_requests
+    );
+    let c = &s.completeness;
+    let _ = writeln!(
+        o,
+        "completeness: {} bytes not copied ({} bodies truncated), {} gaps ({} bytes, {} from full buffers), {} messages cut, {} request gaps, {} parse errors, {} streams dropped, {} idle-expired, {} events lost",
+        c.bytes_not_copied, c.bodies_truncated, c.gaps, c.gap_bytes, c.buffer_overflow_gaps, c.messages_cut, c.request_gaps, c.parse_errors, c.streams_dropped, c.streams_idle_expired, c.events_lost
+    );
+    o
+}
+
+/// `rxray http`: the endpoint table live.
+#[derive(clap::Args, Debug)]
+pub struct HttpArgs {
+    /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    #[command(flatten)]
+    pub opts: HttpOpts,
+    /// One JSON Lines snapshot per interval (and a final one after draining), instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between snapshots.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Body bytes copied per message; the rest is counted and marked not copied.
+    #[arg(long, default_value_t = 65536)]
+    pub body_max: u32,
+    /// Rows in the table (0: all).
+    #[arg(short = 'n', long = "top", default_value_t = 20)]
+    pub top: usize,
+    /// XDP attach mode.
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: crate::XdpModeArg,
+    /// HTTP ring size in bytes (power of two).
+    #[arg(long = "ring-size", default_value_t = 16 << 20)]
+    pub ring_size: u32,
+}
+
+fn mono_ns() -> u64 {
+    rxray_kernel::monotonic_ns()
+}
+
+/// One live snapshot line.
+#[derive(serde::Serialize)]
+struct LiveSnapshot<'a> {
+    /// Wall-clock time of the snapshot, ns since the Unix epoch.
+    ts_ns: u64,
+    /// This is the last snapshot (after draining on exit).
+    #[serde(rename = "final")]
+    last: bool,
+    #[serde(flatten)]
+    http: &'a HttpSnapshot,
+    /// The kernel's own counters for the HTTP copies.
+    kernel: rxray_kernel::http::HttpKernelTotals,
+}
+
+pub fn run(a: HttpArgs) -> Result<()> {
+    use rxray_kernel::IngressOptions;
+    if a.opts.ports.is_empty() || a.opts.ports.len() > rxray_kernel::http::MAX_PORTS {
+        anyhow::bail!("--port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
+    }
+    if !(a.interval > 0.0 && a.interval.is_finite()) {
+        anyhow::bail!("--interval must be a positive number of seconds");
+    }
+    for i in &a.ifaces {
+        if rxray_kernel::ifindex_of(i).is_ok_and(rxray_kernel::firewall::installed) {
+            anyhow::bail!("{i} runs rxray's firewall program, which has no HTTP copies; `rxray http` needs its own program there");
+        }
+    }
+    let stop = crate::session::stop_flag()?;
+    let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };
+    let ports = a.opts.ports.clone();
+    let (mut ing, ()) = crate::session::attach_then(&a.ifaces, a.xdp_mode, opts, "http", "watching HTTP on", |ing| {
+        ing.enable_http(&ports, a.body_max).context("turning on HTTP copies (TC egress)")
+    })?;
+    let mut ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
+    let clock = rxray_kernel::Clock::now();
+    let mut t = HttpTracker::new(a.opts.config());
+    let every = std::time::Duration::from_secs_f64(a.interval);
+    let mut next = std::time::Instant::now() + every;
+    let mut bad = 0u64;
+    let mut out = std::io::stdout().lock();
+    let fd = {
+        use std::os::fd::AsRawFd;
+        ring.as_raw_fd()
+    };
+    let emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+        let kernel = ing.http_totals()?;
+        t.completeness_mut().events_lost = kernel.records_lost;
+        let snap = t.snapshot();
+        if a.json {
+            let line = LiveSnapshot { ts_ns: clock.to_unix_ns(mono_ns()), last, http: &snap, kernel };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)?;
+        } else {
+            let mut s = String::from("\x1b[H\x1b[2J");
+            s.push_str(&table(&snap, a.top));
+            let _ = writeln!(
+                s,
+                "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
+                kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
+            );
+            out.write_all(s.as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    crate::session::pump(fd, &stop, || {
+        let mut got = 0;
+        while got < crate::session::BATCH {
+            let Some(item) = ring.next() else { break };
+            got += 1;
+            match rxray_kernel::http::segment_of(&item, &ports) {
+                Some((_, seg)) => t.segment(&seg),
+                None => bad += 1,
+            }
+        }
+        if std::time::Instant::now() >= next {
+            next += every;
+            t.advance(mono_ns());
+            emit(&mut t, &ing, false, &mut out)?;
+        }
+        Ok(crate::session::Pass { read: got, done: false })
+    })?;
+    t.finish();
+    emit(&mut t, &ing, true, &mut out)?;
+    if bad > 0 {
+        eprintln!("rxray: {bad} HTTP ring records made no sense and were skipped");
+    }
+    drop(ing);
+    Ok(())
+}
