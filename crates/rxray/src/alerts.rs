@@ -237,7 +237,32 @@ struct AlertLoop<'f> {
     last_tick: u64,
 }
 
-impl AlertLoop<'_> {
+impl<'f> AlertLoop<'f> {
+    fn new(
+        insp: Inspector,
+        recorder: Option<Recorder>,
+        out: Box<dyn Write>,
+        firewalls: &'f mut [Firewall],
+        home: CidrSet,
+        count: Option<u64>,
+    ) -> Self {
+        AlertLoop {
+            insp,
+            recorder,
+            out,
+            tally: Tally::default(),
+            alerts: Vec::new(),
+            firewalls,
+            home,
+            convs: Conversations::default(),
+            packets: 0,
+            emitted: 0,
+            count,
+            last_ts: 0,
+            last_tick: 0,
+        }
+    }
+
     /// Takes one event; true once `count` alerts have been written.
     fn on_event(&mut self, ev: Event<'_>) -> Result<bool> {
         match ev {
@@ -362,22 +387,7 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
     let recorder = Recorder::new(o)?;
     let out = eve_out(o)?;
     let mut src = CaptureSource::new(files, recorder.is_some());
-    let lp = AlertLoop {
-        insp,
-        recorder,
-        out,
-        tally: Tally::default(),
-        alerts: Vec::new(),
-        firewalls: &mut [],
-        home,
-        convs: Conversations::default(),
-        packets: 0,
-        emitted: 0,
-        count: None,
-        last_ts: 0,
-        last_tick: 0,
-    };
-    lp.run(&mut src, &AtomicBool::new(false))
+    AlertLoop::new(insp, recorder, out, &mut [], home, None).run(&mut src, &AtomicBool::new(false))
 }
 
 #[derive(clap::Args, Debug)]
@@ -464,22 +474,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
             Err(e) => eprintln!("rxray: no connection summaries (exfiltration detector idle): {e}"),
         }
     }
-    let lp = AlertLoop {
-        insp,
-        recorder,
-        out,
-        tally: Tally::default(),
-        alerts: Vec::new(),
-        firewalls: &mut firewalls,
-        home: CidrSet::default(),
-        convs: Conversations::default(),
-        packets: 0,
-        emitted: 0,
-        count: a.count,
-        last_ts: 0,
-        last_tick: 0,
-    };
-    lp.run(&mut src, &stop)
+    AlertLoop::new(insp, recorder, out, &mut firewalls, CidrSet::default(), a.count).run(&mut src, &stop)
 }
 
 /// Carries out an alert's mitigation on every firewalled interface; the record says what was done.
