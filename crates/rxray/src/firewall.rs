@@ -266,14 +266,6 @@ fn targets(a: &IfaceArgs, install: bool) -> Result<Vec<String>> {
     Ok(v)
 }
 
-fn mode(m: XdpModeArg) -> rxray_kernel::AttachMode {
-    match m {
-        XdpModeArg::Native => rxray_kernel::AttachMode::Native,
-        XdpModeArg::Generic => rxray_kernel::AttachMode::Generic,
-        XdpModeArg::Auto => rxray_kernel::AttachMode::Auto,
-    }
-}
-
 fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     let mut set = load_rules(&a.file)?;
     if a.dry_run {
@@ -283,7 +275,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     let cap = FwCapacity { prefixes: a.prefix_capacity, ..Default::default() };
     let digest = fingerprint(&set)?;
     for iface in ifaces {
-        let (mut f, fresh) = Firewall::open_or_install(iface, mode(a.xdp_mode), cap)?;
+        let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
         let old: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
         if !fresh && !a.force && old.is_some_and(|m| m.digest == digest) {
             if a.json {
