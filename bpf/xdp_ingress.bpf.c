@@ -707,6 +707,7 @@ struct cap_walk {
 	struct rxray_cap_chunk *c;
 	__u32 cap_len;
 	__u32 lost;
+	__u64 wakeup_bytes;
 };
 
 /* One chunk per bpf_loop step: stage it, then copy it into the capture ring at its exact size. */
@@ -734,7 +735,12 @@ static long cap_step(__u32 i, void *arg)
 	asm volatile("" : "+r"(size));
 	if (size > sizeof(*c))
 		return 1;
-	if (bpf_ringbuf_output(&rxray_cap, c, size, 0) < 0) {
+	/* As for events: wake the reader once a batch has built up (it polls every 100 ms for the
+	 * rest); a wake-up per packet costs microseconds. */
+	__u64 wake = c->h.last && bpf_ringbuf_query(&rxray_cap, BPF_RB_AVAIL_DATA) >= w->wakeup_bytes
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&rxray_cap, c, size, wake) < 0) {
 		w->lost = 1;
 		return 1;
 	}
@@ -755,7 +761,7 @@ __noinline int rxray_capture(RX_CTX *ctx, const struct rxray_config *cfg, struct
 	__u32 snap = cfg->capture_snap;
 	if (snap == 0 || snap > RXRAY_CAP_SNAP_MAX)
 		snap = RXRAY_CAP_SNAP_MAX;
-	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap };
+	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap, .wakeup_bytes = cfg->wakeup_bytes };
 	c->h.ts_ns = now;
 	c->h.ifindex = rx_ifindex(ctx);
 	c->h.rx_queue = rx_queue(ctx);

@@ -151,6 +151,14 @@ pub fn native_xdp_costs_gro(driver: &str) -> bool {
     GRO_COSTING_DRIVERS.contains(&driver)
 }
 
+/// The TC ingress (tcx) programs on `iface`, as (id, name) in run order; none when the kernel has
+/// no tcx (before Linux 6.6) or the interface is gone.
+pub fn tc_ingress_programs(iface: &str) -> Vec<(u32, String)> {
+    use aya::programs::{tc::TcAttachType, SchedClassifier};
+    let Ok((_, progs)) = SchedClassifier::query_tcx(iface, TcAttachType::Ingress) else { return Vec::new() };
+    progs.iter().map(|p| (p.id(), p.name_as_str().unwrap_or("").to_string())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,8 +188,9 @@ impl Ingress {
                 | if opts.capture { abi::FEAT_CAPTURE } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
-            // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
-            wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
+            // A batch of about 1/16 of the ring (the capture ring's when only it is read); readers
+            // poll at least every 100 ms for the rest.
+            wakeup_bytes: (if opts.capture && !opts.events { opts.capture_ring_bytes } else { opts.ring_bytes } / 16).max(4096) as u64,
             capture_snap: opts.capture_snap.clamp(1, abi::CAP_SNAP_MAX),
             _pad0: 0,
         }
