@@ -35,6 +35,8 @@
 #define rx_len(c) ((c)->len)
 #define rx_segs(c) ((c)->gso_segs ? (c)->gso_segs : 1)
 #define rx_gso_size(c) ((c)->gso_size)
+/* The stack takes the outer VLAN tag off before TC (skb_vlan_untag): 4 wire bytes not in the data. */
+#define rx_vlan_hw(c) ((c)->vlan_present ? 4 : 0)
 #define RX_PASS 0 /* TC_ACT_OK */
 #define RX_DROP 2 /* TC_ACT_SHOT */
 #else
@@ -45,6 +47,7 @@
 #define rx_len(c) bpf_xdp_get_buff_len(c)
 #define rx_segs(c) 1
 #define rx_gso_size(c) 0
+#define rx_vlan_hw(c) 0
 #define RX_PASS XDP_PASS
 #define RX_DROP XDP_DROP
 #endif
@@ -459,7 +462,7 @@ __noinline int rxray_parse_ipv6(RX_CTX *ctx, __u32 off, struct rxray_pkt_event *
 
 /* Ethernet, VLAN tags and ARP inline; IP and above in the global parsers. Returns a malformed
  * category or 0; e->payload_off is left at the first byte after the last header that parsed. */
-static __always_inline int parse_frame(RX_CTX *ctx, struct rxray_pkt_event *e)
+static __always_inline int parse_frame(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 base)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -478,15 +481,15 @@ static __always_inline int parse_frame(RX_CTX *ctx, struct rxray_pkt_event *e)
 	for (int i = 0; i < RXRAY_MAX_VLANS + 1; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
 			break;
-		if (i == RXRAY_MAX_VLANS)
+		if (i + base >= RXRAY_MAX_VLANS)
 			return RXRAY_MAL_VLAN_DEPTH;
 		__be16 *tag = data + off; /* TCI, then the encapsulated ethertype */
 		if ((void *)(tag + 2) > end)
 			return RXRAY_MAL_VLAN_TRUNC;
 		e->layers |= proto == ETH_P_8021AD ? RXRAY_L_QINQ | RXRAY_L_VLAN : RXRAY_L_VLAN;
-		e->vlan_tpid[i] = proto;
-		e->vlan_tci[i] = bpf_ntohs(tag[0]);
-		e->vlan_count = i + 1;
+		e->vlan_tpid[(i + base) & 1] = proto;
+		e->vlan_tci[(i + base) & 1] = bpf_ntohs(tag[0]);
+		e->vlan_count = i + base + 1;
 		proto = bpf_ntohs(tag[1]);
 		off += 4;
 		e->eth_proto = proto;
@@ -518,6 +521,24 @@ static __always_inline int parse_frame(RX_CTX *ctx, struct rxray_pkt_event *e)
 		e->payload_off = off;
 	}
 	return 0;
+}
+
+/* The outer VLAN tag, when the stack took it off the data before TC (skb_vlan_untag), as the first
+ * of e's tags; returns how many tags that is (0 or 1), where parse_frame goes on counting. */
+static __always_inline __u32 vlan_hw_tag(RX_CTX *ctx, struct rxray_pkt_event *e)
+{
+#ifdef RXRAY_TC
+	if (!ctx->vlan_present)
+		return 0;
+	__u16 tpid = bpf_ntohs((__u16)ctx->vlan_proto);
+	e->vlan_tpid[0] = tpid;
+	e->vlan_tci[0] = ctx->vlan_tci;
+	e->vlan_count = 1;
+	e->layers |= tpid == ETH_P_8021AD ? RXRAY_L_QINQ | RXRAY_L_VLAN : RXRAY_L_VLAN;
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 static __always_inline __u32 size_bucket(__u32 len)
@@ -568,9 +589,9 @@ static __always_inline void count(struct rxray_count *c, __u32 segs, __u64 bytes
 /* The bytes a unit's wire segments add up to: the unit's length plus the headers (L2 to L4, as
  * parsed) that each further segment repeats. Exact for TCP and UDP GSO, whose segments all carry the
  * first one's headers. */
-static __always_inline __u64 wire_bytes(__u32 len, __u32 segs, const struct rxray_pkt_event *e)
+static __always_inline __u64 wire_bytes(__u32 len, __u32 segs, const struct rxray_pkt_event *e, __u32 vlan_hw)
 {
-	return (__u64)len + (__u64)(segs - 1) * e->payload_off;
+	return (__u64)len + (__u64)(segs - 1) * (e->payload_off + vlan_hw);
 }
 
 /* IP fragments: a first fragment records its ports by datagram; a later one looks them up (and, when
@@ -608,7 +629,7 @@ __noinline int rxray_account(RX_CTX *ctx, struct rxray_pkt_event *e, struct rxra
 	if (!ctx || !e || !st)
 		return 0;
 	__u32 segs = rx_segs(ctx);
-	__u64 len = wire_bytes(e->wire_len, segs, e);
+	__u64 len = wire_bytes(e->wire_len, segs, e, rx_vlan_hw(ctx));
 	__u32 idx = proto_class(e, mal) & (RXRAY_P_COUNT - 1);
 	count(bpf_map_lookup_elem(&rxray_protos, &idx), segs, len);
 
@@ -666,7 +687,7 @@ __noinline int rxray_account(RX_CTX *ctx, struct rxray_pkt_event *e, struct rxra
 	fs->last_ns = now;
 	fs->tcp_flags |= e->tcp_flags;
 	if (segs > 1) { /* segs - 1 full segments and the rest */
-		__u32 full = e->payload_off + rx_gso_size(ctx);
+		__u32 full = e->payload_off + rx_vlan_hw(ctx) + rx_gso_size(ctx);
 		fs->size_hist[size_bucket(full) & (RXRAY_FLOW_HIST - 1)] += segs - 1;
 		fs->size_hist[size_bucket(len - (__u64)(segs - 1) * full) & (RXRAY_FLOW_HIST - 1)]++;
 	} else {
@@ -708,7 +729,35 @@ struct cap_walk {
 	__u32 cap_len;
 	__u32 lost;
 	__u64 wakeup_bytes;
+	/* TC: the VLAN tag the stack took off (tpid, tci, network order), put back at byte 12. */
+	__u32 vlan_hw;
+	__u8 tag[4];
 };
+
+/* Copies wire bytes [off, off + n) of the frame: the data itself, or on TC with a VLAN tag taken
+ * off, the MACs, the tag, and the data after them (4 bytes behind in the data). */
+static __always_inline int cap_load(struct cap_walk *w, __u32 off, __u8 *dst, __u64 n)
+{
+#ifdef RXRAY_TC
+	if (w->vlan_hw) {
+		if (off > 0)
+			return rx_load_bytes(w->ctx, off - 4, dst, n);
+		if (n < 16) /* a snap length shorter than MACs and tag: the MACs, then the tag's start */
+			return rx_load_bytes(w->ctx, 0, dst, n < 12 ? n : 12);
+		if (rx_load_bytes(w->ctx, 0, dst, 12) < 0)
+			return -1;
+		__builtin_memcpy(dst + 12, w->tag, 4);
+		__u64 m = n - 16;
+		if (m > RXRAY_CAP_CHUNK - 16)
+			return -1;
+		asm volatile("" : "+r"(m));
+		if (m == 0)
+			return 0;
+		return rx_load_bytes(w->ctx, 12, dst + 16, m);
+	}
+#endif
+	return rx_load_bytes(w->ctx, off, dst, n);
+}
 
 /* One chunk per bpf_loop step: stage it, then copy it into the capture ring at its exact size. */
 static long cap_step(__u32 i, void *arg)
@@ -724,7 +773,7 @@ static long cap_step(__u32 i, void *arg)
 	asm volatile("" : "+r"(n));
 	if (n == 0)
 		return 1;
-	if (rx_load_bytes(w->ctx, off, c->data, n) < 0) {
+	if (cap_load(w, off, c->data, n) < 0) {
 		w->lost = 1;
 		return 1;
 	}
@@ -762,6 +811,14 @@ __noinline int rxray_capture(RX_CTX *ctx, const struct rxray_config *cfg, struct
 	if (snap == 0 || snap > RXRAY_CAP_SNAP_MAX)
 		snap = RXRAY_CAP_SNAP_MAX;
 	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap, .wakeup_bytes = cfg->wakeup_bytes };
+#ifdef RXRAY_TC
+	if (ctx->vlan_present) {
+		__u16 tpid = (__u16)ctx->vlan_proto, tci = bpf_htons((__u16)ctx->vlan_tci);
+		w.vlan_hw = 4;
+		__builtin_memcpy(w.tag, &tpid, 2);
+		__builtin_memcpy(w.tag + 2, &tci, 2);
+	}
+#endif
 	c->h.ts_ns = now;
 	c->h.ifindex = rx_ifindex(ctx);
 	c->h.rx_queue = rx_queue(ctx);
@@ -794,7 +851,11 @@ int rxray_xdp(RX_CTX *ctx)
 	if (!cfg || !st)
 		return RX_PASS;
 
-	__u32 wire_len = rx_len(ctx);
+	/* data_len: the bytes the program sees; wire_len: the frame as it was on the wire (on TC, with
+	 * the VLAN tag the stack took off). Offsets in e are in data coordinates. */
+	__u32 data_len = rx_len(ctx);
+	__u32 vlan_hw = rx_vlan_hw(ctx);
+	__u32 wire_len = data_len + vlan_hw;
 
 	struct rxray_pkt_event *e = NULL;
 	int ring = 0;
@@ -817,25 +878,25 @@ int rxray_xdp(RX_CTX *ctx)
 	e->rx_queue = rx_queue(ctx);
 	e->wire_len = wire_len;
 
-	__u32 mal = parse_frame(ctx, e);
+	__u32 mal = parse_frame(ctx, e, vlan_hw_tag(ctx, e));
 #ifdef RXRAY_TC
 	/* The parsers read headers from the linear part. An skb whose headers are not all there (a
 	 * driver that put everything in pages) has them pulled in, and is parsed again, once. */
 	__u32 linear = (long)ctx->data_end - (long)ctx->data;
-	if (mal && linear < wire_len && linear < 256 &&
-	    bpf_skb_pull_data(ctx, wire_len < 256 ? wire_len : 256) == 0) {
+	if (mal && linear < data_len && linear < 256 &&
+	    bpf_skb_pull_data(ctx, data_len < 256 ? data_len : 256) == 0) {
 		__u64 ts = e->ts_ns;
 		__builtin_memset(e, 0, __builtin_offsetof(struct rxray_pkt_event, payload));
 		e->ts_ns = ts;
 		e->ifindex = rx_ifindex(ctx);
 		e->rx_queue = rx_queue(ctx);
 		e->wire_len = wire_len;
-		mal = parse_frame(ctx, e);
+		mal = parse_frame(ctx, e, vlan_hw_tag(ctx, e));
 	}
 #endif
 	__u32 segs = rx_segs(ctx);
 	st->c[RXRAY_C_PACKETS] += segs;
-	st->c[RXRAY_C_BYTES] += wire_bytes(wire_len, segs, e);
+	st->c[RXRAY_C_BYTES] += wire_bytes(wire_len, segs, e, vlan_hw);
 	if (mal) {
 		e->malformed = mal;
 		st->c[RXRAY_C_MALFORMED]++;
@@ -891,11 +952,11 @@ int rxray_xdp(RX_CTX *ctx)
 	/* The payload: bytes after the last parsed header, up to the layer's end (no Ethernet padding). */
 	__u32 snap = cfg->payload_snap;
 	__u32 start = e->payload_off;
-	__u32 stop = wire_len;
+	__u32 stop = data_len;
 	if (e->ip_ver && !mal) /* the IP datagram's end, not Ethernet padding */
-		stop = sizeof(struct ethhdr) + 4 * (__u32)e->vlan_count + e->ip_total_len;
-	if (stop > wire_len)
-		stop = wire_len;
+		stop = sizeof(struct ethhdr) + 4 * (__u32)e->vlan_count - vlan_hw + e->ip_total_len;
+	if (stop > data_len)
+		stop = data_len;
 	if (start < stop && snap > 0) {
 		__u64 n = (stop - start) & 0x1ffff; /* start < stop; the mask tells the verifier */
 		if (n > snap)
@@ -907,6 +968,7 @@ int rxray_xdp(RX_CTX *ctx)
 		if (n != 0 && copy_payload(ctx, start, e->payload, n) == 0)
 			e->payload_len = n;
 	}
+	e->payload_off += vlan_hw; /* users read it in wire coordinates */
 	/* Waking the reader per event costs microseconds; wake it only once a batch has built up. The
 	 * reader also polls with a short timeout, so a quiet link's events are never stuck. */
 	__u64 wake = bpf_ringbuf_query(&rxray_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
