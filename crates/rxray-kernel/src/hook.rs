@@ -122,6 +122,7 @@ fn driver_ethtool(iface: &str) -> Option<String> {
 /// drivers not known to have native XDP).
 pub fn observer_hook_for_driver(driver: Option<&str>) -> Hook {
     match driver {
+        Some(d) if GRO_COSTING_DRIVERS.contains(&d) => Hook::Tc,
         Some(d) if NATIVE_XDP_DRIVERS.contains(&d) => Hook::Xdp,
         _ => Hook::Tc,
     }
@@ -144,11 +145,6 @@ pub fn observer_hook_all(ifaces: &[String], mode: AttachMode) -> Hook {
     } else {
         Hook::Xdp
     }
-}
-
-/// Whether native XDP is known to cost this driver GRO or its receive offloads (the README's table).
-pub fn native_xdp_costs_gro(driver: &str) -> bool {
-    GRO_COSTING_DRIVERS.contains(&driver)
 }
 
 /// The TC ingress (tcx) programs on `iface`, as (id, name) in run order; none when the kernel has
