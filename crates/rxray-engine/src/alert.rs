@@ -58,6 +58,10 @@ pub struct Alert {
     pub mitigation: Option<Mitigation>,
     /// The flight recorder's pcap for this alert, when one was written (set by the output side).
     pub pcap: Option<String>,
+    /// The mitigation was carried out in the kernel (set by whoever enforced it). Only then does the
+    /// EVE record say `"action":"blocked"`; offline, or live without `--enforce`, it says `allowed`
+    /// and the policy's decision stays in `rxray.mitigation`.
+    pub enforced: bool,
 }
 
 impl Alert {
@@ -80,6 +84,7 @@ impl Alert {
             suppressed: 0,
             mitigation: None,
             pcap: None,
+            enforced: false,
         }
     }
 
@@ -160,7 +165,7 @@ impl Serialize for Alert {
         if let Some(p) = self.proto {
             m.serialize_entry("proto", &proto_name(p))?;
         }
-        let blocked = matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
+        let blocked = self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
         m.serialize_entry(
             "alert",
             &EveAlert {

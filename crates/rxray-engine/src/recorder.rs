@@ -416,10 +416,10 @@ fn trim(r: &mut Ring, windows: &mut [Window], cfg: &RecorderConfig, stats: &mut 
 }
 
 /// What was done about an alert, in a word for the packet comments: `blocked`, `rate-limited`, or
-/// `alerted` (no action taken, or no policy applied).
+/// `alerted` (no action decided, or decided but not carried out: offline, or without `--enforce`).
 pub fn verdict(a: &Alert) -> &'static str {
     match &a.mitigation {
-        Some(Mitigation::Taken(act)) => match act.kind {
+        Some(Mitigation::Taken(act)) if a.enforced => match act.kind {
             ActionKind::Block { .. } => "blocked",
             ActionKind::RateLimit { .. } => "rate-limited",
         },

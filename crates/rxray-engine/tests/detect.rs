@@ -578,7 +578,8 @@ fn alerts_serialise_as_suricata_eve() {
     assert_eq!(j["proto"], "TCP");
     assert_eq!(j["in_iface"], "veth-b");
     assert!(j["flow_id"].as_u64().unwrap() > 0);
-    assert_eq!(j["alert"]["action"], "blocked");
+    // The policy decided a block, but nothing carried it out (this is the engine alone, as offline).
+    assert_eq!(j["alert"]["action"], "allowed");
     assert_eq!(j["alert"]["gid"], 9000);
     assert_eq!(j["alert"]["signature_id"], 4);
     assert_eq!(j["alert"]["rev"], 1);
@@ -588,6 +589,10 @@ fn alerts_serialise_as_suricata_eve() {
     assert_eq!(j["rxray"]["detector"], "tcp_flags");
     assert_eq!(j["rxray"]["evidence"]["threshold"], 5);
     assert_eq!(j["rxray"]["mitigation"]["decision"], "taken");
+    // Once a firewall has carried it out (live, with --enforce), the EVE action is `blocked`.
+    let mut enforced = alerts[0].clone();
+    enforced.enforced = true;
+    assert_eq!(serde_json::to_value(&enforced).unwrap()["alert"]["action"], "blocked");
     assert_eq!(j["rxray"]["mitigation"]["kind"]["type"], "block");
     assert_eq!(j["rxray"]["mitigation"]["kind"]["cidr"], "203.0.113.16/32");
     assert_eq!(j["rxray"]["mitigation"]["ttl_s"], 600);

@@ -264,6 +264,9 @@ fn the_verdict_of_an_alert_names_the_action_taken() {
     assert_eq!(verdict(&a), "alerted");
     let act = |kind| Mitigation::Taken(Action { kind, ttl_s: 60, reason: "r".into(), alert_id: 42 });
     a.mitigation = Some(act(ActionKind::RateLimit { dst: "198.18.0.2".parse().unwrap(), pps: 10, burst: 10 }));
+    // Decided but not carried out (offline, or live without --enforce): only alerted.
+    assert_eq!(verdict(&a), "alerted");
+    a.enforced = true;
     assert_eq!(verdict(&a), "rate-limited");
     a.mitigation = Some(act(ActionKind::Block { cidr: "198.18.0.1/32".parse().unwrap() }));
     assert_eq!(verdict(&a), "blocked");

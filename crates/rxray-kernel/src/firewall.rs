@@ -4,9 +4,9 @@
 //! through the very program (BPF_PROG_TEST_RUN with the simulated clock).
 //!
 //! Pins live in `/sys/fs/bpf/rxray/<netns inode>/<ifindex>/`: `link`, `prog` and every map by name.
-//! Under `ip netns exec`, /sys is a fresh sysfs without the host's bpffs: firewall commands then
-//! refuse to run (pins made there would vanish with that mount namespace) and say to use
-//! `rxray --netns NAME`, which enters only the network namespace.
+//! A missing bpffs is mounted (`crate::bpffs`). Under `ip netns exec`, /sys is a fresh sysfs of that
+//! command alone: firewall commands then refuse to run (pins made there would vanish with it) and
+//! say to use `rxray --netns NAME`, which enters only the network namespace.
 use crate::{abi, classify_load_error, ingress::{ifindex_of, load_xdp}, AttachMode, KernelError, XDP_FW_OBJ, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
@@ -23,8 +23,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-pub const BPFFS: &str = "/sys/fs/bpf";
-const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+pub use crate::bpffs::BPFFS;
 
 /// Capacities of the firewall's maps.
 #[derive(Clone, Copy, Debug)]
@@ -52,20 +51,10 @@ pub fn installed(ifindex: u32) -> bool {
     pin_root(ifindex).join("link").exists()
 }
 
-/// /sys/fs/bpf must be the host's bpffs, or pins would not outlive this process's mount namespace.
+/// /sys/fs/bpf must be a bpffs that outlives this command: mounted here when missing (see
+/// `crate::bpffs`); under `ip netns exec` an error names `rxray --netns`.
 pub fn check_bpffs() -> Result<(), KernelError> {
-    let c = std::ffi::CString::new(BPFFS).unwrap();
-    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0;
-    if ok && st.f_type as i64 == BPF_FS_MAGIC {
-        return Ok(());
-    }
-    Err(KernelError::Load(format!(
-        "{BPFFS} is not a BPF filesystem here, so the firewall's pins would not outlive this process \
-         (`ip netns exec` mounts a fresh /sys): run `rxray --netns NAME firewall ...` instead, which enters \
-         only the network namespace, or mount the host's bpffs at {BPFFS}"
-    )))
+    crate::bpffs::ensure().map(|_| ())
 }
 
 fn merr(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {

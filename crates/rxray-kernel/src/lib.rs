@@ -1,6 +1,7 @@
 //! rxray's kernel side seen from user space: the embedded eBPF objects, loading and attaching them,
 //! and turning ring-buffer records into `rxray_engine::event::Packet`s.
 pub mod abi;
+pub mod bpffs;
 pub mod btf;
 pub mod conns;
 mod decode;
@@ -8,6 +9,7 @@ pub mod drops;
 pub mod filter;
 pub mod firewall;
 pub mod hook;
+pub mod host;
 mod ingress;
 pub mod kallsyms;
 pub mod latency;

@@ -261,6 +261,7 @@ fn malformed_names_match_the_kernel_abi() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn wire_dissects_like_the_kernel() {
     if !rxray_lab::testing::need_root() {
         return;
@@ -289,6 +290,7 @@ fn wire_dissects_like_the_kernel() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn wire_matches_the_kernel_with_a_small_snap_length() {
     if !rxray_lab::testing::need_root() {
         return;

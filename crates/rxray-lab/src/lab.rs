@@ -300,12 +300,47 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Deleting a namespace destroys the veth end inside it, and with it the peer.
         for (created, ns) in self.created.iter().zip([&self.ns_a, &self.ns_b]) {
             if *created {
+                // Every process still in the namespace (a server, tcpdump, hping3, rxray a test
+                // started and did not stop, because it failed or panicked) goes with it.
+                kill_processes_in(ns);
+                // Deleting a namespace destroys the veth end inside it, and with it the peer.
                 let _ = Command::new("ip").args(["netns", "del", ns]).output();
             }
         }
+    }
+}
+
+/// The processes whose network namespace is the named one (as `ip netns pids` lists them), except
+/// this process; an unreadable entry is passed over.
+pub fn processes_in(ns: &str) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(format!("/run/netns/{ns}")) else { return Vec::new() };
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == target.ino() && m.dev() == target.dev())
+        })
+        .collect()
+}
+
+/// SIGKILLs every process in the namespace (see `processes_in`) and waits, bounded (2 s), until
+/// they are gone, so the namespace is deleted with nothing left running in it.
+pub fn kill_processes_in(ns: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let pids = processes_in(ns);
+        if pids.is_empty() || std::time::Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from /proc; a pid that has exited meanwhile gets ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -9,5 +9,5 @@ pub mod pcap;
 pub mod testing;
 mod send;
 
-pub use lab::{Lab, LabError, MAC_A, MAC_B};
+pub use lab::{kill_processes_in, processes_in, Lab, LabError, MAC_A, MAC_B};
 pub use send::{send_frames, send_frames_paced};

@@ -58,6 +58,7 @@ fn run(cmd: &mut Command) -> Result<String> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn pair_pings_both_families_and_is_removed_on_drop() -> Result<()> {
     let Some(lab) = lab(false) else { return Ok(()) };
     let (a, b) = (lab.ns_a().to_string(), lab.ns_b().to_string());
@@ -108,6 +109,7 @@ fn pair_pings_both_families_and_is_removed_on_drop() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn quiet_sender_has_no_addresses_and_no_ipv6() -> Result<()> {
     let Some(lab) = lab(true) else { return Ok(()) };
     let a = lab.ns_a();
@@ -159,6 +161,7 @@ fn parse_tcpdump_hex(text: &str) -> Result<Vec<Vec<u8>>> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn send_frames_delivers_exactly_the_built_bytes() -> Result<()> {
     if !common::have("tcpdump") {
         common::skip_or_fail("tcpdump is not installed");
@@ -287,6 +290,7 @@ fn send_frames_delivers_exactly_the_built_bytes() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn failed_creation_removes_what_it_made() -> Result<()> {
     if !common::is_root() {
         common::skip_or_fail("the lab needs root");
@@ -319,6 +323,7 @@ fn failed_creation_removes_what_it_made() -> Result<()> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn cleanup_stale_deletes_by_prefix() -> Result<()> {
     if !common::is_root() {
         common::skip_or_fail("the lab needs root");
@@ -345,4 +350,41 @@ fn send_frames_to_a_missing_namespace_says_which() {
     let err = rxray_lab::send_frames("rxt-no-such-ns", "veth-a", &[vec![0; 60]]).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("/run/netns/rxt-no-such-ns"), "{msg}");
+}
+
+/// Whether a process is still running (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')))
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn processes_left_in_the_lab_are_killed_even_when_the_test_panics() -> Result<()> {
+    let Some(lab) = lab(true) else { return Ok(()) };
+    let ns_b = lab.ns_b().to_string();
+    // A server the test "forgot", and a grandchild in its own process group (what a `timeout`
+    // wrapper or a shell leaves behind): neither is a child the test could kill by its handle.
+    let mut server = lab.exec(&ns_b, ["python3", "-c", "import time; time.sleep(600)"]).spawn()?;
+    let mut shell = lab.exec(&ns_b, ["sh", "-c", "setsid sleep 600 & wait"]).spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut pids = Vec::new();
+    while pids.len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        pids = rxray_lab::processes_in(&ns_b);
+    }
+    ensure!(pids.len() >= 3, "expected python3, sh and sleep in {ns_b}: {pids:?}");
+    ensure!(pids.contains(&(server.id() as i32)), "{pids:?} lacks the server {}", server.id());
+    // The test fails (panics) while they run: unwinding drops the lab.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _lab = lab;
+        panic!("a failing test");
+    }));
+    ensure!(r.is_err());
+    let _ = server.wait();
+    let _ = shell.wait();
+    let left: Vec<_> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    ensure!(left.is_empty(), "still running after the lab was dropped: {left:?}");
+    ensure!(!netns_list()?.contains(&ns_b), "{ns_b} was not removed");
+    Ok(())
 }

@@ -320,26 +320,26 @@ pub struct AlertsArgs {
     pub no_conns: bool,
 }
 
-/// The addresses of this network namespace's interfaces (never blocked).
-fn host_addrs() -> Vec<IpAddr> {
-    let out = std::process::Command::new("ip").args(["-j", "addr"]).output();
-    let Ok(out) = out else { return Vec::new() };
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let mut addrs = Vec::new();
-    for l in v.as_array().into_iter().flatten() {
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if let Some(ip) = a["local"].as_str().and_then(|s| s.parse().ok()) {
-                addrs.push(ip);
-            }
+/// The addresses of this network namespace's interfaces, which the policy never blocks. Failing
+/// closed: with `--enforce` an unreadable list stops the command (blocking the host itself must be
+/// impossible); without it, nothing is blocked anyway, so a warning does.
+fn host_addrs(enforce: bool, read: std::io::Result<Vec<IpAddr>>) -> Result<Vec<IpAddr>> {
+    match read {
+        Ok(v) => Ok(v),
+        Err(e) if enforce => Err(anyhow!(
+            "reading this host's own addresses failed ({e}); --enforce needs them, so that rxray never blocks the host itself"
+        )),
+        Err(e) => {
+            eprintln!("rxray: warning: reading this host's own addresses failed ({e}); alerts go on, and nothing is blocked without --enforce");
+            Ok(Vec::new())
         }
     }
-    addrs
 }
 
 /// `rxray alerts`: follows live traffic and prints alerts as they fire.
 pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
-    let hosts = host_addrs();
+    let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
     let mut insp = inspector(&a.opts, &hosts)?;
     if a.enforce && a.ifaces.is_empty() {
         bail!("--enforce installs rxray's firewall: name the interfaces it may act on with -i");
@@ -491,6 +491,7 @@ fn conn_summary(c: &abi::Conn, clock: &Clock, now_mono: u64) -> Option<ConnSumma
 pub(crate) fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
     let Some(Mitigation::Taken(act)) = &al.mitigation else { return };
     let mut done = Vec::new();
+    let mut failed = 0;
     for f in firewalls.iter_mut() {
         let r = match &act.kind {
             ActionKind::Block { cidr } => f.block(cidr, (act.ttl_s > 0).then_some(act.ttl_s as u64)).map(|id| format!("block {id} on {}", f.iface)),
@@ -500,8 +501,30 @@ pub(crate) fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
         };
         match r {
             Ok(s) => done.push(s),
-            Err(e) => done.push(format!("failed on {}: {e}", f.iface)),
+            Err(e) => {
+                failed += 1;
+                done.push(format!("failed on {}: {e}", f.iface))
+            }
         }
     }
+    // The EVE action says `blocked` only when a firewall really took the action.
+    al.enforced = done.len() > failed;
     al.evidence.insert("enforced".into(), serde_json::json!(done));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_addrs;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn enforce_fails_closed_when_the_host_addresses_cannot_be_read() {
+        let err = || Err(Error::new(ErrorKind::PermissionDenied, "netlink refused"));
+        let e = host_addrs(true, err()).unwrap_err().to_string();
+        assert!(e.contains("--enforce") && e.contains("netlink refused"), "{e}");
+        // Without --enforce nothing is blocked: it goes on with no list.
+        assert!(host_addrs(false, err()).unwrap().is_empty());
+        let one = vec!["198.18.0.2".parse().unwrap()];
+        assert_eq!(host_addrs(true, Ok(one.clone())).unwrap(), one);
+    }
 }

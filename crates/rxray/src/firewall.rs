@@ -186,7 +186,7 @@ pub fn run(cmd: FirewallCmd) -> Result<()> {
 }
 
 /// Reads and validates a rules file; blocklists it names are read relative to it.
-fn load_rules(file: &Path) -> Result<RuleSet> {
+pub(crate) fn load_rules(file: &Path) -> Result<RuleSet> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let read = |p: &str| -> Result<String, String> {
@@ -266,6 +266,32 @@ fn targets(a: &IfaceArgs, install: bool) -> Result<Vec<String>> {
     Ok(v)
 }
 
+/// Makes `set` the live rule set of `f` unless it already is (same fingerprint, and not `force`),
+/// and records its description beside the pins. The generation applied, or `None` when unchanged
+/// (its counters and rate limits go on).
+pub(crate) fn apply_to(f: &mut Firewall, fresh: bool, file: &Path, set: &RuleSet, c: &Compiled, force: bool) -> Result<Option<u32>> {
+    let digest = fingerprint(set)?;
+    let old: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if !fresh && !force && old.is_some_and(|m| m.digest == digest) {
+        return Ok(None);
+    }
+    let gen = f.apply(c)?;
+    let meta = Meta {
+        digest,
+        file: file.display().to_string(),
+        applied_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        default: if c.default_deny { "deny".into() } else { "allow".into() },
+        dry_run: c.dry_run,
+        rules: set.rules.iter().map(|r| MetaRule { id: r.id, name: r.name.clone(), line: r.line, rule: r.describe() }).collect(),
+    };
+    let path = meta_path(f.ifindex);
+    std::fs::create_dir_all(path.parent().unwrap())?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(Some(gen))
+}
+
 fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     let mut set = load_rules(&a.file)?;
     if a.dry_run {
@@ -273,32 +299,16 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     }
     let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}; nothing was changed", a.file.display()))?;
     let cap = FwCapacity { prefixes: a.prefix_capacity, ..Default::default() };
-    let digest = fingerprint(&set)?;
     for iface in ifaces {
         let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
-        let old: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        if !fresh && !a.force && old.is_some_and(|m| m.digest == digest) {
+        let Some(gen) = apply_to(&mut f, fresh, &a.file, &set, &c, a.force)? else {
             if a.json {
                 println!("{}", serde_json::json!({"interface": iface, "unchanged": true, "rules": set.rules.len()}));
             } else {
                 println!("rxray: firewall on {iface}: these {} rules are already live; nothing changed", set.rules.len());
             }
             continue;
-        }
-        let gen = f.apply(&c)?;
-        let meta = Meta {
-            digest: digest.clone(),
-            file: a.file.display().to_string(),
-            applied_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            default: if c.default_deny { "deny".into() } else { "allow".into() },
-            dry_run: c.dry_run,
-            rules: set.rules.iter().map(|r| MetaRule { id: r.id, name: r.name.clone(), line: r.line, rule: r.describe() }).collect(),
         };
-        let path = meta_path(f.ifindex);
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&meta)?)?;
-        std::fs::rename(&tmp, &path)?;
         if a.json {
             println!(
                 "{}",

@@ -1,5 +1,6 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
+mod agent;
 mod alerts;
 mod analyze;
 mod capture;
@@ -8,6 +9,7 @@ mod context;
 mod drops;
 mod firewall;
 mod flows;
+mod history;
 mod ifaces;
 mod lab;
 mod latency;
@@ -79,6 +81,21 @@ enum Cmd {
     /// Detectors and payload signatures over live traffic: alerts as Suricata EVE JSON Lines, and with
     /// --enforce the policy's blocks and rate limits carried out by the firewall.
     Alerts(alerts::AlertsArgs),
+    /// The agent: one long-lived owner of this namespace's interfaces (counts, detection, firewall
+    /// rules, Prometheus metrics at --metrics, `rxray status`); SIGHUP reloads, SIGTERM stops.
+    Agent(agent::AgentArgs),
+    /// What the running agent of this network namespace attaches, counts, loses and serves.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The history store's records (flows, connections, alerts, mitigations, per-minute counts),
+    /// filtered, in time order, with how complete the window is.
+    History(history::HistoryArgs),
+    /// Everything known about an address around an incident, as one timeline (from the store, or
+    /// offline from a directory of captures).
+    Investigate(history::InvestigateArgs),
     /// Bring up a lab (two namespaces, a veth pair, traffic) and show rxray on it; removed on exit.
     Demo(lab::DemoArgs),
     /// The lab's network namespaces, for trying rxray by hand.
@@ -109,6 +126,16 @@ fn main() {
         // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
+    // Live commands need /sys/fs/bpf for pinned state: mounted here when missing, before `--netns`
+    // (which carries this mount namespace's bpffs into the new one). Where that cannot be done
+    // (`ip netns exec`), commands that pin say so themselves; observers run without it.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root && !matches!(cli.cmd, Cmd::Analyze(_) | Cmd::Lab(_) | Cmd::History(_) | Cmd::Investigate(_) | Cmd::Status { .. }) {
+        if let Ok(rxray_kernel::bpffs::Bpffs::Mounted) = rxray_kernel::bpffs::ensure() {
+            eprintln!("rxray: mounted a BPF filesystem at /sys/fs/bpf (none was mounted; the firewall's pinned state lives there)");
+        }
+    }
     if let Some(ns) = &cli.netns {
         if let Err(e) = netns::enter(ns) {
             eprintln!("rxray: error: {e:#}");
@@ -125,6 +152,10 @@ fn main() {
         Cmd::Capture(a) => capture::run(a),
         Cmd::Firewall(c) => firewall::run(c),
         Cmd::Alerts(a) => alerts::run(a),
+        Cmd::Agent(a) => agent::run(a),
+        Cmd::Status { json } => agent::status_cmd(json),
+        Cmd::History(a) => history::history(a),
+        Cmd::Investigate(a) => history::investigate(a),
         Cmd::Demo(a) => lab::demo(a),
         Cmd::Lab(c) => lab::lab(c),
         Cmd::Ifaces { json } => ifaces::ifaces(json),

@@ -57,6 +57,7 @@ fn capture(lab: &Lab, args: &[&str], frames: &[Vec<u8>]) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn capture_holds_exactly_the_frames_sent() {
     if !need_root() {
         return;
@@ -80,6 +81,7 @@ fn capture_holds_exactly_the_frames_sent() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn snap_length_cuts_but_keeps_the_original_length() {
     if !need_root() {
         return;
@@ -98,6 +100,7 @@ fn snap_length_cuts_but_keeps_the_original_length() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn capture_streams_to_tshark_through_a_pipe() {
     if !need_root() {
         return;
@@ -135,6 +138,7 @@ fn capture_streams_to_tshark_through_a_pipe() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn file_size_rotation_keeps_every_packet() {
     if !need_root() {
         return;
@@ -156,6 +160,7 @@ fn file_size_rotation_keeps_every_packet() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_filter_captures_only_matching_packets() {
     if !need_root() {
         return;

@@ -69,6 +69,7 @@ k.close()
 "#;
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_full_connection_is_one_record_with_exact_bytes_and_rtt() {
     if !need_root() {
         return;
@@ -129,6 +130,7 @@ fn a_full_connection_is_one_record_with_exact_bytes_and_rtt() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_refused_connection_is_a_reset_received_and_b_counts_the_reset_it_sent() {
     if !need_root() {
         return;
@@ -164,6 +166,7 @@ except ConnectionRefusedError:
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_blackholed_peer_shows_retransmits() {
     if !need_root() {
         return;
@@ -228,6 +231,7 @@ fn netstat_in(lab: &Lab, ns: &str) -> (u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_listener_that_never_accepts_overflows_and_rxray_reports_the_netstat_counts() {
     if !need_root() {
         return;
@@ -311,6 +315,7 @@ sys.stdin.readline()
 "#;
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_connection_names_the_process_and_cgroup_that_read_it() {
     if !need_root() {
         return;
@@ -346,6 +351,7 @@ fn a_connection_names_the_process_and_cgroup_that_read_it() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_connection_older_than_rxray_is_seeded_and_its_close_is_reported() {
     if !need_root() {
         return;

@@ -72,6 +72,7 @@ fn assert_each(ds: &[&Value], reason: &str, lab: &Lab, location_has: &str) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn udp_to_a_closed_port_is_no_socket_with_the_exact_tuple() {
     if !need_root() {
         return;
@@ -110,6 +111,7 @@ fn udp_to_a_closed_port_is_no_socket_with_the_exact_tuple() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn syn_to_a_closed_port_is_no_socket_and_only_its_namespace_sees_it() {
     if !need_root() {
         return;
@@ -140,6 +142,7 @@ fn syn_to_a_closed_port_is_no_socket_and_only_its_namespace_sees_it() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn an_nftables_drop_rule_is_netfilter_drop() {
     if !need_root() {
         return;
@@ -196,6 +199,7 @@ impl Drop for Listener {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_bad_tcp_checksum_to_a_listener_is_tcp_csum() {
     if !need_root() {
         return;
@@ -223,6 +227,7 @@ fn a_bad_tcp_checksum_to_a_listener_is_tcp_csum() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn interface_filter_keeps_other_interfaces_out() {
     if !need_root() {
         return;
@@ -258,6 +263,7 @@ fn interface_filter_keeps_other_interfaces_out() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_full_ring_counts_lost_drops_and_still_counts_their_reason() {
     if !need_root() {
         return;
@@ -283,6 +289,7 @@ fn a_full_ring_counts_lost_drops_and_still_counts_their_reason() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn text_lines_and_count_limit() {
     if !need_root() {
         return;

@@ -95,6 +95,7 @@ fn observed(snap: &Value) -> BTreeMap<Key, (u64, u64)> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn flow_counts_are_exact() {
     if !need_root() {
         return;
@@ -123,6 +124,7 @@ fn flow_counts_are_exact() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn flow_counts_stay_exact_while_events_are_lost() {
     if !need_root() {
         return;
@@ -138,6 +140,7 @@ fn flow_counts_stay_exact_while_events_are_lost() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn later_fragments_join_their_flow_or_the_fragments_bucket() {
     if !need_root() {
         return;
@@ -173,6 +176,7 @@ fn later_fragments_join_their_flow_or_the_fragments_bucket() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_full_flow_table_counts_its_failures() {
     if !need_root() {
         return;
@@ -200,6 +204,7 @@ fn a_full_flow_table_counts_its_failures() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn two_instances_in_two_namespaces_at_once() {
     if !need_root() {
         return;
@@ -276,6 +281,7 @@ fn flow_in(snap: &Value, proto: u64, sport: u16, dport: u16) -> Option<&Value> {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn flows_name_the_process_and_cgroup_that_read_them() {
     if !need_root() {
         return;
@@ -309,6 +315,7 @@ fn flows_name_the_process_and_cgroup_that_read_them() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_dropped_flow_shows_its_drop_count_and_reason() {
     if !need_root() {
         return;
@@ -334,6 +341,7 @@ fn a_dropped_flow_shows_its_drop_count_and_reason() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn drop_events_the_ring_cannot_take_are_counted() {
     if !need_root() {
         return;

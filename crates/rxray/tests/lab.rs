@@ -8,6 +8,7 @@ fn netns_list() -> String {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn demo_shows_packets_and_flows_and_cleans_up() {
     if !need_root() {
         return;
@@ -38,6 +39,7 @@ fn demo_shows_packets_and_flows_and_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn lab_up_status_down() {
     if !need_root() {
         return;

@@ -92,6 +92,7 @@ fn f(v: &Value) -> f64 {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_reader_that_waits_shows_the_wait_as_read_latency_for_tcp_and_udp() {
     if !need_root() {
         return;
@@ -130,6 +131,7 @@ fn a_reader_that_waits_shows_the_wait_as_read_latency_for_tcp_and_udp() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_reader_that_does_not_wait_shows_a_short_read_latency() {
     if !need_root() {
         return;

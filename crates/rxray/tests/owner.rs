@@ -13,6 +13,7 @@ fn netns_inode(ns: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_second_command_names_the_owner() {
     if !need_root() {
         return;
@@ -36,6 +37,7 @@ fn a_second_command_names_the_owner() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn a_killed_watch_leaves_nothing_detach_does_not_remove() {
     if !need_root() {
         return;
@@ -67,6 +69,7 @@ fn a_killed_watch_leaves_nothing_detach_does_not_remove() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn detach_removes_an_orphaned_rxray_program() {
     if !need_root() {
         return;

@@ -360,11 +360,13 @@ fn watch_frames(mode: &str) {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_native() {
     watch_frames("native");
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_generic() {
     watch_frames("generic");
 }
@@ -377,6 +379,7 @@ fn watch_reports_every_field_tc() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_text_output_reads_like_tcpdump() {
     if !need_root() {
         return;
@@ -400,6 +403,7 @@ fn watch_text_output_reads_like_tcpdump() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_counts_ring_buffer_loss_exactly() {
     if !need_root() {
         return;
@@ -430,6 +434,7 @@ fn watch_counts_ring_buffer_loss_exactly() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_errors_are_one_clear_line() {
     if !need_root() {
         return;
@@ -452,6 +457,7 @@ fn watch_errors_are_one_clear_line() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_drains_a_large_backlog_on_sigint() {
     if !need_root() {
         return;
@@ -476,6 +482,7 @@ fn watch_drains_a_large_backlog_on_sigint() {
 }
 
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_names_the_process_and_cgroup_that_read_a_flow() {
     if !need_root() {
         return;

@@ -1,0 +1,515 @@
+//! rxray's embedded history: one SQLite file (WAL) per store directory, written in batches by the
+//! agent and read by `rxray history` and `rxray investigate`. Every row carries its `host`.
+//!
+//! Safety of the file comes first: a corrupt file, a foreign SQLite file or one of a newer schema
+//! gets a clear error and is never written; schema changes are numbered migrations.
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+mod writer;
+pub use writer::{StoreWriter, WriterStats};
+
+/// The file inside the store directory.
+pub const FILE: &str = "rxray.db";
+/// What `meta.app` says in a store of ours.
+const APP: &str = "rxray";
+/// The schema this build writes (and the newest it reads).
+pub const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: not an SQLite database, or damaged ({detail}); it was left untouched: move it away to start a new store")]
+    Corrupt { path: String, detail: String },
+    #[error("{path}: an SQLite database, but not an rxray store ({detail}); it was left untouched: point --store at another directory")]
+    Foreign { path: String, detail: String },
+    #[error("{path}: written by a newer rxray (schema {found}; this one knows up to {known}); it was left untouched")]
+    Newer { path: String, found: i64, known: i64 },
+    #[error("{path}: {detail}")]
+    Io { path: String, detail: String },
+    #[error("store {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The migrations, in order: migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE flows (
+    host TEXT NOT NULL, ts_start INTEGER NOT NULL, ts_end INTEGER NOT NULL,
+    iface TEXT NOT NULL, proto INTEGER NOT NULL,
+    src BLOB NOT NULL, sport INTEGER NOT NULL, dst BLOB NOT NULL, dport INTEGER NOT NULL,
+    packets INTEGER NOT NULL, bytes INTEGER NOT NULL, closed INTEGER NOT NULL,
+    drops INTEGER NOT NULL DEFAULT 0, last_drop TEXT,
+    pid INTEGER, comm TEXT, cgroup TEXT
+);
+CREATE INDEX flows_src ON flows(src, ts_start);
+CREATE INDEX flows_dst ON flows(dst, ts_start);
+CREATE INDEX flows_ts ON flows(ts_start);
+CREATE TABLE conns (
+    host TEXT NOT NULL, ts_start INTEGER NOT NULL, ts_end INTEGER NOT NULL,
+    local BLOB NOT NULL, lport INTEGER NOT NULL, remote BLOB NOT NULL, rport INTEGER NOT NULL,
+    state TEXT NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, retrans INTEGER NOT NULL,
+    pid INTEGER, comm TEXT, cgroup TEXT
+);
+CREATE INDEX conns_remote ON conns(remote, ts_start);
+CREATE INDEX conns_ts ON conns(ts_start);
+CREATE TABLE alerts (
+    host TEXT NOT NULL, ts INTEGER NOT NULL, alert_id INTEGER NOT NULL, detector TEXT NOT NULL,
+    sid INTEGER NOT NULL, msg TEXT NOT NULL, proto INTEGER,
+    src BLOB, sport INTEGER, dst BLOB, dport INTEGER, subject BLOB NOT NULL, offender BLOB,
+    pcap TEXT, eve TEXT NOT NULL
+);
+CREATE INDEX alerts_ts ON alerts(ts);
+CREATE INDEX alerts_subject ON alerts(subject, ts);
+CREATE TABLE mitigations (
+    host TEXT NOT NULL, ts INTEGER NOT NULL, alert_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    target TEXT NOT NULL, addr_lo BLOB NOT NULL, addr_hi BLOB NOT NULL, ttl_s INTEGER NOT NULL,
+    reason TEXT NOT NULL, enforced TEXT NOT NULL
+);
+CREATE INDEX mitigations_ts ON mitigations(ts);
+CREATE TABLE counts (
+    host TEXT NOT NULL, res INTEGER NOT NULL, start INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+    value INTEGER NOT NULL, PRIMARY KEY (host, res, start, kind, key)
+);
+CREATE TABLE batches (
+    host TEXT NOT NULL, ts INTEGER NOT NULL, rows INTEGER NOT NULL,
+    events_lost INTEGER NOT NULL, batches_lost INTEGER NOT NULL
+);
+CREATE INDEX batches_ts ON batches(ts);
+"#];
+
+/// 16 bytes an address is stored as (IPv4 as v4-mapped IPv6), so a prefix is a byte range.
+pub fn addr_key(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+/// The address back from its 16 bytes (v4-mapped ones as IPv4).
+pub fn addr_of(b: &[u8]) -> Option<IpAddr> {
+    let a: [u8; 16] = b.try_into().ok()?;
+    let v6 = Ipv6Addr::from(a);
+    Some(v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)))
+}
+
+/// An address or prefix as the inclusive byte range its addresses take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrRange {
+    pub lo: [u8; 16],
+    pub hi: [u8; 16],
+}
+
+impl AddrRange {
+    /// `198.18.0.7`, `198.18.0.0/15`, `2001:2::/48`.
+    pub fn parse(s: &str) -> Result<AddrRange, String> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l.parse::<u32>().map_err(|_| format!("{s:?}: bad prefix length"))?)),
+            None => (s, None),
+        };
+        let ip: IpAddr = a.parse().map_err(|_| format!("{s:?} is not an address or prefix"))?;
+        let (max, off) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
+        let len = len.unwrap_or(max);
+        if len > max {
+            return Err(format!("{s:?}: a /{len} is longer than the address"));
+        }
+        let k = u128::from_be_bytes(addr_key(ip));
+        let host_bits = 128 - (off + len);
+        let mask = if host_bits == 128 { 0 } else { u128::MAX << host_bits };
+        Ok(AddrRange { lo: (k & mask).to_be_bytes(), hi: (k | !mask).to_be_bytes() })
+    }
+
+    pub fn contains(&self, a: IpAddr) -> bool {
+        let k = addr_key(a);
+        self.lo <= k && k <= self.hi
+    }
+}
+
+/// One row of the flows table: a closed flow, or a live flow's delta over one period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowRow {
+    pub ts_start: u64,
+    pub ts_end: u64,
+    pub iface: String,
+    pub proto: u8,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+    pub packets: u64,
+    pub bytes: u64,
+    /// The flow ended (idle past the timeout, or left the table); otherwise a periodic delta.
+    pub closed: bool,
+    pub drops: u64,
+    pub last_drop: Option<String>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+/// A TCP connection with the process and cgroup that read it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConnRow {
+    pub ts_start: u64,
+    pub ts_end: u64,
+    pub local: IpAddr,
+    pub lport: u16,
+    pub remote: IpAddr,
+    pub rport: u16,
+    pub state: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub retrans: u64,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub cgroup: Option<String>,
+}
+
+/// An alert with its evidence (the whole EVE record).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlertRow {
+    pub ts: u64,
+    pub alert_id: u64,
+    pub detector: String,
+    pub sid: u32,
+    pub msg: String,
+    pub proto: Option<u8>,
+    pub src: Option<IpAddr>,
+    pub sport: Option<u16>,
+    pub dst: Option<IpAddr>,
+    pub dport: Option<u16>,
+    pub subject: IpAddr,
+    pub offender: Option<IpAddr>,
+    /// The flight recorder's file for this alert.
+    pub pcap: Option<String>,
+    pub eve: serde_json::Value,
+}
+
+/// A mitigation with its TTL and provenance (the alert it answers, and why).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MitigationRow {
+    pub ts: u64,
+    pub alert_id: u64,
+    /// `block` or `rate_limit`.
+    pub kind: String,
+    /// The prefix blocked or the destination limited.
+    pub target: String,
+    pub ttl_s: u64,
+    pub reason: String,
+    /// What was carried out, per firewall (empty: decided only).
+    pub enforced: Vec<String>,
+}
+
+/// A count over one minute (`kind`: `drop` per reason, `fw_rule` per rule, `http` per endpoint...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MinuteCount {
+    /// Unix time of the minute's start, in seconds (a multiple of 60).
+    pub minute: u64,
+    pub kind: String,
+    pub key: String,
+    pub value: u64,
+}
+
+/// What one write holds, with what the writer knows it lost before it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// When it was made (ns since the epoch).
+    pub ts: u64,
+    pub flows: Vec<FlowRow>,
+    pub conns: Vec<ConnRow>,
+    pub alerts: Vec<AlertRow>,
+    pub mitigations: Vec<MitigationRow>,
+    pub counts: Vec<MinuteCount>,
+    /// Events the sources lost since the previous batch.
+    pub events_lost: u64,
+}
+
+impl Batch {
+    pub fn rows(&self) -> usize {
+        self.flows.len() + self.conns.len() + self.alerts.len() + self.mitigations.len() + self.counts.len()
+    }
+}
+
+/// Retention: rows older than `max_age_s` go; then the oldest go until the file is under
+/// `max_bytes`; minute counts older than `rollup_after_s` are summed into hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age_s: u64,
+    pub max_bytes: u64,
+    pub rollup_after_s: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_age_s: 7 * 86_400, max_bytes: 1 << 30, rollup_after_s: 86_400 }
+    }
+}
+
+/// What one retention pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionReport {
+    pub rows_aged_out: u64,
+    pub rows_cut_for_size: u64,
+    pub minutes_rolled_up: u64,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    host: String,
+}
+
+fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sql { path: path.display().to_string(), source }
+}
+
+impl Store {
+    /// Opens the store in `dir` (created with the file when missing), writing as `host`.
+    pub fn open(dir: &Path, host: &str) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io { path: dir.display().to_string(), detail: format!("creating the store directory: {e}") })?;
+        let path = dir.join(FILE);
+        Store::open_file(&path, host, true)
+    }
+
+    /// Opens an existing store file read-only (for `history` and `investigate`).
+    pub fn open_read(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(FILE);
+        if !path.exists() {
+            return Err(StoreError::Io { path: path.display().to_string(), detail: "no store here (the agent writes one; see --store)".into() });
+        }
+        Store::open_file(&path, "", false)
+    }
+
+    fn open_file(path: &Path, host: &str, write: bool) -> Result<Store, StoreError> {
+        let p = path.display().to_string();
+        let exists = path.exists();
+        if exists && !std::fs::metadata(path).map(|m| m.is_file()).unwrap_or(false) {
+            return Err(StoreError::Io { path: p, detail: "not a regular file".into() });
+        }
+        let flags = if write && !exists {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| StoreError::Corrupt { path: p.clone(), detail: e.to_string() })?;
+        let mut s = Store { conn, path: path.to_path_buf(), host: host.to_string() };
+        if exists {
+            s.check_existing()?;
+        }
+        if write {
+            s.conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql(path))?;
+            // WAL: readers (history, investigate) never block the agent's writes; NORMAL sync: a
+            // crash of the process loses nothing committed, a power loss at most the last batches.
+            s.conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| StoreError::Corrupt { path: p.clone(), detail: e.to_string() })?;
+            s.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql(path))?;
+            s.migrate()?;
+        }
+        Ok(s)
+    }
+
+    /// An existing file must be an rxray store of a schema this build knows, and intact.
+    fn check_existing(&self) -> Result<(), StoreError> {
+        let p = self.path.display().to_string();
+        let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: p.clone(), detail: e.to_string() };
+        let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt { path: p, detail: format!("quick_check: {check}") });
+        }
+        let has_meta: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rxray_meta'", [], |r| r.get::<_, i64>(0))
+            .map_err(corrupt)?
+            > 0;
+        if !has_meta {
+            let tables: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(corrupt)?;
+            if tables == 0 {
+                // An empty SQLite file (e.g. created and never written): ours to set up.
+                return Ok(());
+            }
+            return Err(StoreError::Foreign { path: p, detail: format!("{tables} tables, none of them rxray_meta") });
+        }
+        let app: Option<String> = self.conn.query_row("SELECT value FROM rxray_meta WHERE key = 'app'", [], |r| r.get(0)).optional().map_err(corrupt)?;
+        if app.as_deref() != Some(APP) {
+            return Err(StoreError::Foreign { path: p, detail: format!("rxray_meta.app is {app:?}") });
+        }
+        let v = self.version()?;
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::Newer { path: p, found: v, known: SCHEMA_VERSION });
+        }
+        Ok(())
+    }
+
+    fn version(&self) -> Result<i64, StoreError> {
+        let v: Option<String> =
+            self.conn.query_row("SELECT value FROM rxray_meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional().map_err(sql(&self.path))?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Brings the schema to `SCHEMA_VERSION`, one numbered migration per transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS rxray_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT OR IGNORE INTO rxray_meta VALUES ('app', 'rxray');")
+            .map_err(sql(&path))?;
+        let mut v = self.version()?;
+        while v < SCHEMA_VERSION {
+            let tx = self.conn.transaction().map_err(sql(&path))?;
+            tx.execute_batch(MIGRATIONS[v as usize]).map_err(sql(&path))?;
+            tx.execute("INSERT OR REPLACE INTO rxray_meta VALUES ('schema_version', ?1)", params![(v + 1).to_string()]).map_err(sql(&path))?;
+            tx.commit().map_err(sql(&path))?;
+            v += 1;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The store's size on disk (the file and its WAL).
+    pub fn size_bytes(&self) -> u64 {
+        let f = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        f(self.path.clone()) + f(self.path.with_extension("db-wal"))
+    }
+
+    /// Writes one batch in one transaction: all of it, or (on a crash) none of it.
+    pub fn write(&mut self, b: &Batch, batches_lost: u64) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let e = sql(&path);
+        let host = self.host.clone();
+        let tx = self.conn.transaction().map_err(&e)?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO flows VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)")
+                .map_err(&e)?;
+            for f in &b.flows {
+                st.execute(params![
+                    host, f.ts_start as i64, f.ts_end as i64, f.iface, f.proto, addr_key(f.src).to_vec(), f.sport, addr_key(f.dst).to_vec(), f.dport,
+                    f.packets as i64, f.bytes as i64, f.closed, f.drops as i64, f.last_drop, f.pid, f.comm, f.cgroup
+                ])
+                .map_err(&e)?;
+            }
+            let mut st = tx.prepare_cached("INSERT INTO conns VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)").map_err(&e)?;
+            for c in &b.conns {
+                st.execute(params![
+                    host, c.ts_start as i64, c.ts_end as i64, addr_key(c.local).to_vec(), c.lport, addr_key(c.remote).to_vec(), c.rport, c.state,
+                    c.bytes_in as i64, c.bytes_out as i64, c.retrans as i64, c.pid, c.comm, c.cgroup
+                ])
+                .map_err(&e)?;
+            }
+            let mut st = tx.prepare_cached("INSERT INTO alerts VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)").map_err(&e)?;
+            for a in &b.alerts {
+                st.execute(params![
+                    host, a.ts as i64, a.alert_id as i64, a.detector, a.sid, a.msg, a.proto, a.src.map(|x| addr_key(x).to_vec()), a.sport,
+                    a.dst.map(|x| addr_key(x).to_vec()), a.dport, addr_key(a.subject).to_vec(), a.offender.map(|x| addr_key(x).to_vec()), a.pcap, a.eve.to_string()
+                ])
+                .map_err(&e)?;
+            }
+            let mut st = tx.prepare_cached("INSERT INTO mitigations VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)").map_err(&e)?;
+            for m in &b.mitigations {
+                let r = AddrRange::parse(&m.target).unwrap_or(AddrRange { lo: [0; 16], hi: [0; 16] });
+                st.execute(params![
+                    host, m.ts as i64, m.alert_id as i64, m.kind, m.target, r.lo.to_vec(), r.hi.to_vec(), m.ttl_s as i64, m.reason,
+                    serde_json::to_string(&m.enforced).unwrap_or_default()
+                ])
+                .map_err(&e)?;
+            }
+            // Counts add up: two batches may carry parts of one minute.
+            let mut st = tx
+                .prepare_cached("INSERT INTO counts VALUES (?1, 60, ?2, ?3, ?4, ?5) ON CONFLICT (host, res, start, kind, key) DO UPDATE SET value = value + excluded.value")
+                .map_err(&e)?;
+            for c in &b.counts {
+                st.execute(params![host, c.minute as i64, c.kind, c.key, c.value as i64]).map_err(&e)?;
+            }
+            tx.execute("INSERT INTO batches VALUES (?1, ?2, ?3, ?4, ?5)", params![host, b.ts as i64, b.rows() as i64, b.events_lost as i64, batches_lost as i64])
+                .map_err(&e)?;
+        }
+        tx.commit().map_err(&e)
+    }
+
+    /// One retention pass at `now_ns`.
+    pub fn retain(&mut self, now_ns: u64, r: Retention) -> Result<RetentionReport, StoreError> {
+        let path = self.path.clone();
+        let e = sql(&path);
+        let mut rep = RetentionReport::default();
+        let cutoff = now_ns.saturating_sub(r.max_age_s.saturating_mul(1_000_000_000)) as i64;
+        let cutoff_s = cutoff / 1_000_000_000;
+        let tx = self.conn.transaction().map_err(&e)?;
+        for (table, col) in [("flows", "ts_end"), ("conns", "ts_end"), ("alerts", "ts"), ("mitigations", "ts"), ("batches", "ts")] {
+            rep.rows_aged_out += tx.execute(&format!("DELETE FROM {table} WHERE {col} < ?1"), params![cutoff]).map_err(&e)? as u64;
+        }
+        rep.rows_aged_out += tx.execute("DELETE FROM counts WHERE start < ?1", params![cutoff_s]).map_err(&e)? as u64;
+        // Minutes older than the roll-up age become hours: the sums are exact.
+        let roll = (now_ns / 1_000_000_000).saturating_sub(r.rollup_after_s) as i64;
+        tx.execute(
+            "INSERT INTO counts SELECT host, 3600, start - start % 3600, kind, key, sum(value) FROM counts WHERE res = 60 AND start < ?1 - ?1 % 3600 \
+             GROUP BY host, start - start % 3600, kind, key ON CONFLICT (host, res, start, kind, key) DO UPDATE SET value = value + excluded.value",
+            params![roll],
+        )
+        .map_err(&e)?;
+        rep.minutes_rolled_up = tx.execute("DELETE FROM counts WHERE res = 60 AND start < ?1 - ?1 % 3600", params![roll]).map_err(&e)? as u64;
+        tx.commit().map_err(&e)?;
+        // Size: the oldest flow rows go first (they are most of the store), a thousand at a time.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        while self.size_bytes() > r.max_bytes {
+            let n = self
+                .conn
+                .execute("DELETE FROM flows WHERE rowid IN (SELECT rowid FROM flows ORDER BY ts_start LIMIT 1000)", [])
+                .map_err(&e)? as u64;
+            if n == 0 {
+                break;
+            }
+            rep.rows_cut_for_size += n;
+            // VACUUM gives the pages back; in WAL mode it goes through the WAL, so checkpoint after.
+            self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(&e)?;
+        }
+        Ok(rep)
+    }
+
+    /// The counts of `kind` (both resolutions) in `[from_s, until_s)`, summed per key.
+    pub fn count_sums(&self, kind: &str, from_s: u64, until_s: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let e = sql(&self.path);
+        let mut st = self
+            .conn
+            .prepare("SELECT key, sum(value) FROM counts WHERE kind = ?1 AND start >= ?2 AND start < ?3 GROUP BY key ORDER BY key")
+            .map_err(&e)?;
+        let rows = st.query_map(params![kind, from_s as i64, until_s as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))).map_err(&e)?;
+        rows.collect::<Result<_, _>>().map_err(&e)
+    }
+
+    /// Rows at each resolution (60: minutes, 3600: hours), for the roll-up's report and tests.
+    pub fn count_rows(&self, res: u64) -> Result<u64, StoreError> {
+        let e = sql(&self.path);
+        self.conn.query_row("SELECT count(*) FROM counts WHERE res = ?1", params![res as i64], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(&e)
+    }
+}
+
+mod query;
+pub use query::{Completeness, Query, Records};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_byte_ranges() {
+        let r = AddrRange::parse("198.18.0.0/15").unwrap();
+        assert!(r.contains("198.19.255.255".parse().unwrap()) && r.contains("198.18.0.0".parse().unwrap()));
+        assert!(!r.contains("198.20.0.0".parse().unwrap()) && !r.contains("2001:2::1".parse().unwrap()));
+        let one = AddrRange::parse("2001:2::7").unwrap();
+        assert!(one.contains("2001:2::7".parse().unwrap()) && !one.contains("2001:2::8".parse().unwrap()));
+        assert!(AddrRange::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(AddrRange::parse("10.0.0.0/33").is_err() && AddrRange::parse("nope").is_err());
+        for a in ["198.18.0.1", "2001:2::1"] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(addr_of(&addr_key(ip)), Some(ip));
+        }
+    }
+}

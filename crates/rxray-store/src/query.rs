@@ -1,0 +1,286 @@
+//! Reading the store back: `history`'s filters and `investigate`'s timeline share one query.
+use crate::{addr_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, MinuteCount, MitigationRow, Store, StoreError};
+use rusqlite::{params_from_iter, types::Value as Sv, Row};
+use serde::Serialize;
+
+/// What to read: a time window (ns since the epoch, `until` exclusive) and optional filters. A
+/// filter applies to the kinds of record that have that field; the others are left out.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub since: u64,
+    pub until: u64,
+    pub addr: Option<AddrRange>,
+    pub port: Option<u16>,
+    pub proto: Option<u8>,
+    pub detector: Option<String>,
+    /// `METHOD /template` of the HTTP view's endpoint counts.
+    pub endpoint: Option<String>,
+    /// At most this many rows per kind (the newest are kept).
+    pub limit: usize,
+}
+
+/// How complete the window's data is: what the sources and the store's writer lost in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    pub batches: u64,
+    pub events_lost: u64,
+    pub batches_lost: u64,
+}
+
+/// Every kind of record the query found, each in time order.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Records {
+    pub flows: Vec<FlowRow>,
+    pub conns: Vec<ConnRow>,
+    pub alerts: Vec<AlertRow>,
+    pub mitigations: Vec<MitigationRow>,
+    pub counts: Vec<MinuteCount>,
+    pub completeness: Completeness,
+    /// True when a kind had more rows than the limit (the oldest were left out).
+    pub truncated: bool,
+}
+
+fn ip(r: &Row, i: usize) -> rusqlite::Result<std::net::IpAddr> {
+    let b: Vec<u8> = r.get(i)?;
+    addr_of(&b).ok_or_else(|| rusqlite::Error::InvalidColumnType(i, "address".into(), rusqlite::types::Type::Blob))
+}
+
+fn opt_ip(r: &Row, i: usize) -> rusqlite::Result<Option<std::net::IpAddr>> {
+    let b: Option<Vec<u8>> = r.get(i)?;
+    Ok(b.and_then(|b| addr_of(&b)))
+}
+
+/// A WHERE clause and its parameters, built up filter by filter.
+struct Where {
+    sql: Vec<String>,
+    args: Vec<Sv>,
+}
+
+impl Where {
+    fn new(col: &str, q: &Query) -> Where {
+        Where { sql: vec![format!("{col} >= ? AND {col} < ?")], args: vec![Sv::Integer(q.since as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)] }
+    }
+    fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sv>) {
+        self.sql.push(clause.to_string());
+        self.args.extend(args);
+    }
+    fn addr_in(&mut self, cols: &[&str], r: &AddrRange) {
+        let c: Vec<String> = cols.iter().map(|c| format!("({c} >= ? AND {c} <= ?)")).collect();
+        self.add(&format!("({})", c.join(" OR ")), cols.iter().flat_map(|_| [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]));
+    }
+    fn clause(&self) -> String {
+        self.sql.join(" AND ")
+    }
+}
+
+impl Store {
+    /// Reads what `q` selects.
+    pub fn query(&self, q: &Query) -> Result<Records, StoreError> {
+        let e = sql(&self.path);
+        let limit = if q.limit == 0 { 10_000 } else { q.limit };
+        let mut out = Records::default();
+        let only_counts = q.endpoint.is_some();
+        let only_alerts = q.detector.is_some();
+
+        if !only_counts && !only_alerts {
+            let mut w = Where::new("ts_end", q);
+            w.add("ts_start < ?", [Sv::Integer(q.until.min(i64::MAX as u64) as i64)]);
+            if let Some(r) = &q.addr {
+                w.addr_in(&["src", "dst"], r);
+            }
+            if let Some(p) = q.port {
+                w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
+            }
+            if let Some(p) = q.proto {
+                w.add("proto = ?", [Sv::Integer(p as i64)]);
+            }
+            let s = format!(
+                "SELECT ts_start, ts_end, iface, proto, src, sport, dst, dport, packets, bytes, closed, drops, last_drop, pid, comm, cgroup \
+                 FROM flows WHERE {} ORDER BY ts_start DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit + 1
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(FlowRow {
+                        ts_start: r.get::<_, i64>(0)? as u64,
+                        ts_end: r.get::<_, i64>(1)? as u64,
+                        iface: r.get(2)?,
+                        proto: r.get(3)?,
+                        src: ip(r, 4)?,
+                        sport: r.get(5)?,
+                        dst: ip(r, 6)?,
+                        dport: r.get(7)?,
+                        packets: r.get::<_, i64>(8)? as u64,
+                        bytes: r.get::<_, i64>(9)? as u64,
+                        closed: r.get(10)?,
+                        drops: r.get::<_, i64>(11)? as u64,
+                        last_drop: r.get(12)?,
+                        pid: r.get(13)?,
+                        comm: r.get(14)?,
+                        cgroup: r.get(15)?,
+                    })
+                })
+                .map_err(&e)?;
+            out.flows = rows.collect::<Result<_, _>>().map_err(&e)?;
+
+            if q.proto.is_none() || q.proto == Some(6) {
+                let mut w = Where::new("ts_end", q);
+                if let Some(r) = &q.addr {
+                    w.addr_in(&["local", "remote"], r);
+                }
+                if let Some(p) = q.port {
+                    w.add("(lport = ? OR rport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
+                }
+                let s = format!(
+                    "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup FROM conns WHERE {} \
+                     ORDER BY ts_start DESC, rowid DESC LIMIT {}",
+                    w.clause(),
+                    limit + 1
+                );
+                let mut st = self.conn.prepare(&s).map_err(&e)?;
+                let rows = st
+                    .query_map(params_from_iter(w.args.iter()), |r| {
+                        Ok(ConnRow {
+                            ts_start: r.get::<_, i64>(0)? as u64,
+                            ts_end: r.get::<_, i64>(1)? as u64,
+                            local: ip(r, 2)?,
+                            lport: r.get(3)?,
+                            remote: ip(r, 4)?,
+                            rport: r.get(5)?,
+                            state: r.get(6)?,
+                            bytes_in: r.get::<_, i64>(7)? as u64,
+                            bytes_out: r.get::<_, i64>(8)? as u64,
+                            retrans: r.get::<_, i64>(9)? as u64,
+                            pid: r.get(10)?,
+                            comm: r.get(11)?,
+                            cgroup: r.get(12)?,
+                        })
+                    })
+                    .map_err(&e)?;
+                out.conns = rows.collect::<Result<_, _>>().map_err(&e)?;
+            }
+        }
+
+        if !only_counts {
+            let mut w = Where::new("ts", q);
+            if let Some(r) = &q.addr {
+                w.addr_in(&["src", "dst", "subject", "offender"], r);
+            }
+            if let Some(p) = q.port {
+                w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
+            }
+            if let Some(p) = q.proto {
+                w.add("proto = ?", [Sv::Integer(p as i64)]);
+            }
+            if let Some(d) = &q.detector {
+                w.add("detector = ?", [Sv::Text(d.clone())]);
+            }
+            let s = format!(
+                "SELECT ts, alert_id, detector, sid, msg, proto, src, sport, dst, dport, subject, offender, pcap, eve FROM alerts WHERE {} \
+                 ORDER BY ts DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit + 1
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(AlertRow {
+                        ts: r.get::<_, i64>(0)? as u64,
+                        alert_id: r.get::<_, i64>(1)? as u64,
+                        detector: r.get(2)?,
+                        sid: r.get(3)?,
+                        msg: r.get(4)?,
+                        proto: r.get(5)?,
+                        src: opt_ip(r, 6)?,
+                        sport: r.get(7)?,
+                        dst: opt_ip(r, 8)?,
+                        dport: r.get(9)?,
+                        subject: ip(r, 10)?,
+                        offender: opt_ip(r, 11)?,
+                        pcap: r.get(12)?,
+                        eve: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or(serde_json::Value::Null),
+                    })
+                })
+                .map_err(&e)?;
+            out.alerts = rows.collect::<Result<_, _>>().map_err(&e)?;
+
+            if q.port.is_none() && q.proto.is_none() {
+                let mut w = Where::new("ts", q);
+                if let Some(r) = &q.addr {
+                    // The mitigation's target range overlaps the queried one.
+                    w.add("addr_lo <= ? AND addr_hi >= ?", [Sv::Blob(r.hi.to_vec()), Sv::Blob(r.lo.to_vec())]);
+                }
+                if q.detector.is_some() {
+                    // Mitigations of that detector's alerts.
+                    w.add("alert_id IN (SELECT alert_id FROM alerts WHERE detector = ?)", [Sv::Text(q.detector.clone().unwrap_or_default())]);
+                }
+                let s = format!(
+                    "SELECT ts, alert_id, kind, target, ttl_s, reason, enforced FROM mitigations WHERE {} ORDER BY ts DESC, rowid DESC LIMIT {}",
+                    w.clause(),
+                    limit + 1
+                );
+                let mut st = self.conn.prepare(&s).map_err(&e)?;
+                let rows = st
+                    .query_map(params_from_iter(w.args.iter()), |r| {
+                        Ok(MitigationRow {
+                            ts: r.get::<_, i64>(0)? as u64,
+                            alert_id: r.get::<_, i64>(1)? as u64,
+                            kind: r.get(2)?,
+                            target: r.get(3)?,
+                            ttl_s: r.get::<_, i64>(4)? as u64,
+                            reason: r.get(5)?,
+                            enforced: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                        })
+                    })
+                    .map_err(&e)?;
+                out.mitigations = rows.collect::<Result<_, _>>().map_err(&e)?;
+            }
+        }
+
+        if q.addr.is_none() && q.port.is_none() && q.proto.is_none() && q.detector.is_none() {
+            let (from_s, until_s) = (q.since / 1_000_000_000, q.until.div_ceil(1_000_000_000).min(i64::MAX as u64));
+            let mut args = vec![Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)];
+            let mut s = "SELECT start, kind, key, sum(value) FROM counts WHERE start >= ? AND start < ?".to_string();
+            if let Some(ep) = &q.endpoint {
+                s.push_str(" AND kind = 'http' AND key = ?");
+                args.push(Sv::Text(ep.clone()));
+            }
+            s.push_str(&format!(" GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}", limit + 1));
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let rows = st
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok(MinuteCount { minute: r.get::<_, i64>(0)? as u64, kind: r.get(1)?, key: r.get(2)?, value: r.get::<_, i64>(3)? as u64 })
+                })
+                .map_err(&e)?;
+            out.counts = rows.collect::<Result<_, _>>().map_err(&e)?;
+        }
+
+        // Newest first while reading (so the limit keeps the newest); time order when shown.
+        for over in [out.flows.len() > limit, out.conns.len() > limit, out.alerts.len() > limit, out.mitigations.len() > limit, out.counts.len() > limit] {
+            out.truncated |= over;
+        }
+        out.flows.truncate(limit);
+        out.conns.truncate(limit);
+        out.alerts.truncate(limit);
+        out.mitigations.truncate(limit);
+        out.counts.truncate(limit);
+        out.flows.reverse();
+        out.conns.reverse();
+        out.alerts.reverse();
+        out.mitigations.reverse();
+        out.counts.reverse();
+
+        let w = Where::new("ts", q);
+        out.completeness = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*), coalesce(sum(events_lost), 0), coalesce(sum(batches_lost), 0) FROM batches WHERE {}", w.clause()),
+                params_from_iter(w.args.iter()),
+                |r| Ok(Completeness { batches: r.get::<_, i64>(0)? as u64, events_lost: r.get::<_, i64>(1)? as u64, batches_lost: r.get::<_, i64>(2)? as u64 }),
+            )
+            .map_err(&e)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,313 @@
+//! The store: filters return exactly the rows written for them; kill -9 during writes loses at most
+//! the batch in flight (and never half of one); corrupt, foreign and newer files get a clear error
+//! and are left byte for byte untouched; retention removes old rows and the roll-up keeps sums exact.
+use rxray_lab::testing::TempDir;
+use rxray_store::*;
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+const S: u64 = 1_000_000_000;
+const T0: u64 = 1_800_000_000 * S;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn flow(ts: u64, src: &str, sport: u16, dst: &str, dport: u16, proto: u8, packets: u64) -> FlowRow {
+    FlowRow {
+        ts_start: ts,
+        ts_end: ts + S,
+        iface: "veth-b".into(),
+        proto,
+        src: ip(src),
+        sport,
+        dst: ip(dst),
+        dport,
+        packets,
+        bytes: packets * 100,
+        closed: false,
+        drops: 0,
+        last_drop: None,
+        pid: Some(42),
+        comm: Some("nginx".into()),
+        cgroup: Some("/system.slice/nginx.service".into()),
+    }
+}
+
+fn alert(ts: u64, id: u64, detector: &str, src: &str) -> AlertRow {
+    AlertRow {
+        ts,
+        alert_id: id,
+        detector: detector.into(),
+        sid: 1,
+        msg: "m".into(),
+        proto: Some(6),
+        src: Some(ip(src)),
+        sport: Some(1234),
+        dst: Some(ip("198.18.0.2")),
+        dport: Some(80),
+        subject: ip(src),
+        offender: Some(ip(src)),
+        pcap: Some(format!("/var/lib/rxray/rec/alert-{id}.pcapng")),
+        eve: serde_json::json!({"event_type": "alert", "id": id}),
+    }
+}
+
+fn sample() -> Vec<Batch> {
+    let mut b1 = Batch { ts: T0 + 10 * S, events_lost: 3, ..Default::default() };
+    b1.flows.push(flow(T0, "198.18.0.1", 40000, "198.18.0.2", 80, 6, 10));
+    b1.flows.push(flow(T0 + S, "198.18.7.9", 5353, "198.18.0.2", 53, 17, 4));
+    b1.flows.push(flow(T0 + 2 * S, "2001:2::5", 40001, "2001:2::2", 443, 6, 7));
+    b1.alerts.push(alert(T0 + 3 * S, 1, "port_scan_vertical", "198.18.0.1"));
+    b1.mitigations.push(MitigationRow { ts: T0 + 3 * S, alert_id: 1, kind: "block".into(), target: "198.18.0.1/32".into(), ttl_s: 600, reason: "scan".into(), enforced: vec!["block 1 on veth-b".into()] });
+    b1.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "drop".into(), key: "NO_SOCKET".into(), value: 5 });
+    b1.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "http".into(), key: "GET /api/items/{id}".into(), value: 9 });
+    let mut b2 = Batch { ts: T0 + 20 * S, ..Default::default() };
+    b2.flows.push(flow(T0 + 15 * S, "198.18.0.1", 40002, "198.18.0.2", 22, 6, 1));
+    b2.alerts.push(alert(T0 + 16 * S, 2, "syn_flood", "198.18.9.9"));
+    b2.conns.push(ConnRow {
+        ts_start: T0 + 14 * S,
+        ts_end: T0 + 18 * S,
+        local: ip("198.18.0.2"),
+        lport: 80,
+        remote: ip("198.18.0.1"),
+        rport: 40003,
+        state: "CLOSE".into(),
+        bytes_in: 100,
+        bytes_out: 2000,
+        retrans: 0,
+        pid: Some(42),
+        comm: Some("nginx".into()),
+        cgroup: None,
+    });
+    b2.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "drop".into(), key: "NO_SOCKET".into(), value: 2 });
+    vec![b1, b2]
+}
+
+fn all() -> Query {
+    Query { since: 0, until: u64::MAX, ..Default::default() }
+}
+
+#[test]
+fn filters_return_exactly_the_rows_expected() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "host-a").unwrap();
+    for b in sample() {
+        s.write(&b, 0).unwrap();
+    }
+    let r = s.query(&all()).unwrap();
+    assert_eq!((r.flows.len(), r.alerts.len(), r.mitigations.len(), r.conns.len()), (4, 2, 1, 1));
+    assert!(r.flows.windows(2).all(|w| w[0].ts_start <= w[1].ts_start), "time order");
+    assert_eq!(r.completeness, Completeness { batches: 2, events_lost: 3, batches_lost: 0 });
+    // Minute counts add up across batches.
+    let drop = r.counts.iter().find(|c| c.kind == "drop").unwrap();
+    assert_eq!(drop.value, 7);
+
+    let by_addr = s.query(&Query { addr: Some(AddrRange::parse("198.18.0.1").unwrap()), ..all() }).unwrap();
+    assert_eq!(by_addr.flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [40000, 40002]);
+    assert_eq!(by_addr.alerts.iter().map(|a| a.alert_id).collect::<Vec<_>>(), [1]);
+    assert_eq!(by_addr.mitigations.len(), 1);
+    assert_eq!(by_addr.conns.len(), 1);
+    assert!(by_addr.counts.is_empty(), "counts have no address");
+
+    let net = s.query(&Query { addr: Some(AddrRange::parse("198.18.0.0/15").unwrap()), ..all() }).unwrap();
+    assert_eq!(net.flows.len(), 3);
+    let v6 = s.query(&Query { addr: Some(AddrRange::parse("2001:2::/48").unwrap()), ..all() }).unwrap();
+    assert_eq!((v6.flows.len(), v6.alerts.len()), (1, 0));
+
+    let port = s.query(&Query { port: Some(53), ..all() }).unwrap();
+    assert_eq!((port.flows.len(), port.alerts.len(), port.conns.len()), (1, 0, 0));
+    let udp = s.query(&Query { proto: Some(17), ..all() }).unwrap();
+    assert_eq!((udp.flows.len(), udp.conns.len()), (1, 0));
+    let det = s.query(&Query { detector: Some("syn_flood".into()), ..all() }).unwrap();
+    assert_eq!((det.flows.len(), det.alerts.len(), det.mitigations.len()), (0, 1, 0));
+    let ep = s.query(&Query { endpoint: Some("GET /api/items/{id}".into()), ..all() }).unwrap();
+    assert_eq!((ep.counts.len(), ep.counts[0].value, ep.flows.len()), (1, 9, 0));
+    let window = s.query(&Query { since: T0 + 10 * S, until: T0 + 17 * S, ..all() }).unwrap();
+    assert_eq!((window.flows.len(), window.alerts.len()), (1, 1));
+    let limited = s.query(&Query { limit: 2, ..all() }).unwrap();
+    assert!(limited.truncated && limited.flows.len() == 2 && limited.flows[1].sport == 40002, "the newest kept");
+}
+
+fn digest(p: &std::path::Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn corrupt_foreign_and_newer_files_get_clear_errors_and_are_left_untouched() {
+    let dir = TempDir::new();
+    let db = dir.path().join(FILE);
+    std::fs::write(&db, b"this is not an sqlite file, just bytes that someone put here\n".repeat(100)).unwrap();
+    let before = digest(&db);
+    let e = Store::open(dir.path(), "h").err().unwrap().to_string();
+    assert!(e.contains("not an SQLite database, or damaged") && e.contains("untouched"), "{e}");
+    assert_eq!(digest(&db), before);
+
+    let dir = TempDir::new();
+    let db = dir.path().join(FILE);
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("CREATE TABLE invoices (id INTEGER, total REAL); INSERT INTO invoices VALUES (1, 9.5);").unwrap();
+    }
+    let before = digest(&db);
+    let e = Store::open(dir.path(), "h").err().unwrap().to_string();
+    assert!(e.contains("not an rxray store"), "{e}");
+    assert_eq!(digest(&db), before);
+
+    let dir = TempDir::new();
+    {
+        let mut s = Store::open(dir.path(), "h").unwrap();
+        s.write(&sample()[0], 0).unwrap();
+    }
+    let db = dir.path().join(FILE);
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE rxray_meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    }
+    let before = digest(&db);
+    let e = Store::open(dir.path(), "h").err().unwrap().to_string();
+    assert!(e.contains("newer rxray (schema 99"), "{e}");
+    assert_eq!(digest(&db), before);
+    // Damage inside a real store (a page overwritten) is found too.
+    let dir = TempDir::new();
+    {
+        let mut s = Store::open(dir.path(), "h").unwrap();
+        for _ in 0..50 {
+            s.write(&sample()[0], 0).unwrap();
+        }
+    }
+    let db = dir.path().join(FILE);
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..n / 2 + 2048] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let e = Store::open(dir.path(), "h").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("damaged") || e.contains("not an SQLite"), "a damaged page must be reported: {e:?}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+}
+
+#[test]
+fn retention_ages_out_and_the_roll_up_keeps_sums_exact() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    // Three days of minute counts, 10 per minute per key.
+    let day = 86_400u64;
+    let start_s = T0 / S / 3600 * 3600;
+    let mut b = Batch { ts: T0, ..Default::default() };
+    for m in 0..(3 * day / 60) {
+        for key in ["NO_SOCKET", "TCP_CSUM"] {
+            b.counts.push(MinuteCount { minute: start_s + m * 60, kind: "drop".into(), key: key.into(), value: 10 });
+        }
+    }
+    b.flows.push(flow(start_s * S, "198.18.0.1", 1, "198.18.0.2", 2, 17, 1));
+    b.flows.push(flow((start_s + 2 * day + 3600) * S, "198.18.0.1", 3, "198.18.0.2", 4, 17, 1));
+    s.write(&b, 0).unwrap();
+    let now = (start_s + 3 * day) * S;
+    let sums_before = s.count_sums("drop", 0, u64::MAX / S).unwrap();
+    let rep = s.retain(now, Retention { max_age_s: 100 * day, max_bytes: u64::MAX, rollup_after_s: day }).unwrap();
+    assert_eq!(rep.rows_aged_out, 0);
+    assert!(rep.minutes_rolled_up >= 2 * (2 * day / 60), "{rep:?}");
+    assert_eq!(s.count_sums("drop", 0, u64::MAX / S).unwrap(), sums_before, "roll-up sums are exact");
+    assert_eq!(sums_before, [("NO_SOCKET".into(), 3 * day / 60 * 10), ("TCP_CSUM".into(), 3 * day / 60 * 10)]);
+    assert!(s.count_rows(3600).unwrap() >= 2 * 48);
+    // A second pass changes nothing more than it should (idempotent sums).
+    s.retain(now, Retention { max_age_s: 100 * day, max_bytes: u64::MAX, rollup_after_s: day }).unwrap();
+    assert_eq!(s.count_sums("drop", 0, u64::MAX / S).unwrap(), sums_before);
+    // Age: two days kept, so the first flow and the first day's counts go.
+    let rep = s.retain(now, Retention { max_age_s: 2 * day, max_bytes: u64::MAX, rollup_after_s: day }).unwrap();
+    assert!(rep.rows_aged_out >= 1, "{rep:?}");
+    let left = s.query(&all()).unwrap();
+    assert_eq!(left.flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [3]);
+    let kept = s.count_sums("drop", 0, u64::MAX / S).unwrap();
+    assert_eq!(kept[0].1, 2 * day / 60 * 10, "exactly the last two days of counts remain");
+}
+
+#[test]
+fn size_retention_cuts_the_oldest_flows() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    for i in 0..40u64 {
+        let mut b = Batch { ts: T0 + i * S, ..Default::default() };
+        for j in 0..500u64 {
+            b.flows.push(flow(T0 + i * S, "198.18.0.1", (j % 60000) as u16, "198.18.0.2", 80, 6, j));
+        }
+        s.write(&b, 0).unwrap();
+    }
+    let total = s.query(&Query { limit: 100_000, ..all() }).unwrap().flows.len();
+    assert_eq!(total, 20_000);
+    let rep = s.retain(T0 + 100 * S, Retention { max_age_s: 1 << 30, max_bytes: 600_000, rollup_after_s: 1 << 30 }).unwrap();
+    assert!(rep.rows_cut_for_size > 0, "{rep:?}");
+    assert!(s.size_bytes() <= 600_000, "{}", s.size_bytes());
+    let left = s.query(&Query { limit: 100_000, ..all() }).unwrap().flows;
+    assert_eq!(left.len() as u64 + rep.rows_cut_for_size, 20_000);
+    assert!(left.iter().all(|f| f.ts_start >= left[0].ts_start) && left.last().unwrap().ts_start == T0 + 39 * S, "the newest stay");
+}
+
+#[test]
+fn kill_9_during_writes_loses_at_most_the_batch_in_flight() {
+    let dir = TempDir::new();
+    // The writer is the example `store_writer` (cargo test builds examples beside the tests).
+    let exe = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("store_writer");
+    assert!(exe.exists(), "{} is missing: cargo test builds it", exe.display());
+    let mut child = Command::new(&exe)
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut committed = 0u64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while committed < 200 {
+        let l = lines.next().expect("the child ended early").unwrap();
+        if let Ok(n) = l.trim().parse::<u64>() {
+            committed = n;
+        }
+        assert!(std::time::Instant::now() < deadline, "the child wrote only {committed} batches in 60 s");
+    }
+    child.kill().unwrap(); // SIGKILL, mid-write
+    child.wait().unwrap();
+    let s = Store::open(dir.path(), "reader").unwrap();
+    let flows = s.query(&Query { limit: 10_000_000, ..all() }).unwrap().flows;
+    let mut per: std::collections::BTreeMap<u64, usize> = Default::default();
+    for f in &flows {
+        *per.entry(f.ts_start).or_default() += 1;
+    }
+    let last = *per.keys().last().unwrap();
+    assert!(last >= committed && last <= committed + 1, "batches up to {committed} were committed; the store holds up to {last}");
+    assert_eq!(per.len() as u64, last, "no batch is missing");
+    assert!(per.values().all(|&n| n == 100), "no batch is half written: {:?}", per.iter().find(|(_, &n)| n != 100));
+}
+
+#[test]
+fn the_writer_thread_counts_what_it_cannot_queue() {
+    let dir = TempDir::new();
+    let s = Store::open(dir.path(), "h").unwrap();
+    let w = StoreWriter::start(s, 1, Retention::default()).unwrap();
+    let mut accepted = 0u64;
+    for _ in 0..2000 {
+        let mut b = sample()[0].clone();
+        b.flows = (0..50).flat_map(|_| b.flows.clone()).collect();
+        accepted += w.submit(b) as u64;
+    }
+    let stats = std::sync::Arc::clone(&w.stats);
+    w.finish();
+    let lost = stats.batches_lost.load(std::sync::atomic::Ordering::Relaxed);
+    let written = stats.batches_written.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(written, accepted);
+    assert_eq!(written + lost, 2000);
+    assert!(lost > 0, "a one-batch queue took 2000 batches at once?");
+    let s = Store::open(dir.path(), "h").unwrap();
+    let r = s.query(&all()).unwrap();
+    assert_eq!(r.completeness.batches, written);
+    // The last batch carries the count of those lost before it.
+    assert!(r.completeness.batches_lost > 0);
+}

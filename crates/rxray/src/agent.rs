@@ -1,0 +1,733 @@
+//! `rxray agent`: one long-lived owner of this namespace's interfaces. It attaches once, counts
+//! (flows, drops), detects (detectors and signatures, alerts as EVE on stdout), optionally enforces
+//! and applies a firewall rules file, serves Prometheus metrics and answers `rxray status` on
+//! `/run/rxray/<netns inode>/agent.sock`. SIGHUP reloads the config (a bad one is rejected and the
+//! running one stays); SIGTERM detaches the observers, leaves the firewall pinned and stops.
+use crate::{alerts, session, XdpModeArg};
+use anyhow::{anyhow, bail, Context, Result};
+use rxray_agent::config::{hostname, parse_listen, AgentConfig};
+use rxray_agent::metrics::Snapshot;
+use rxray_agent::serve::{MetricsServer, Shared};
+use rxray_engine::alert::Alert;
+use rxray_engine::detect::policy::{ActionKind, Mitigation};
+use rxray_engine::flows::FlowKey;
+use rxray_engine::inspect::Inspector;
+use rxray_store::{AlertRow, Batch, FlowRow, MinuteCount, MitigationRow, Retention, Store, StoreWriter};
+use std::collections::HashMap;
+use rxray_kernel::firewall::{Firewall, FwCapacity};
+use rxray_kernel::{abi, decode, decode_flow, Clock, Drops, DropsOptions, Ingress, IngressOptions};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The configuration file (TOML; every key in docs/agent.md). Without it, the defaults.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to own (repeatable); added to the config's `interfaces`.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    /// Serve Prometheus metrics here (address:port, or `off`); overrides `[metrics] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// The history store's directory (overrides `[store] dir`; default /var/lib/rxray), or `off`.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
+}
+
+/// The agent's control socket in this network namespace.
+pub fn socket_path() -> PathBuf {
+    rxray_kernel::owner::lock_dir().join("agent.sock")
+}
+
+/// Reads, parses and merges the config with the command line; every error, with its place.
+fn load_config(a: &AgentArgs) -> Result<AgentConfig> {
+    let (name, text) = match &a.config {
+        Some(p) => (p.display().to_string(), std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => ("(no config file)".to_string(), String::new()),
+    };
+    let mut cfg = AgentConfig::parse(&name, &text, &hostname()).map_err(|errs| {
+        anyhow!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nrxray: error: "))
+    })?;
+    for i in &a.ifaces {
+        if !cfg.interfaces.contains(i) {
+            cfg.interfaces.push(i.clone());
+        }
+    }
+    if let Some(m) = &a.metrics {
+        cfg.metrics = parse_listen(m).map_err(|e| anyhow!("--metrics {e}"))?;
+    }
+    if let Some(d) = &a.store {
+        cfg.store_dir = (d != "off").then(|| d.clone());
+    }
+    Ok(cfg)
+}
+
+/// The config's `xdp_mode` as the command line's `--xdp-mode` reads it (auto when unknown).
+fn xdp_mode(s: &str) -> XdpModeArg {
+    <XdpModeArg as clap::ValueEnum>::from_str(s, true).unwrap_or(XdpModeArg::Auto)
+}
+
+/// The detection pipeline the config asks for.
+fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr]) -> Result<Option<Inspector>> {
+    if !cfg.detect {
+        return Ok(None);
+    }
+    let opts = alerts::AlertOpts {
+        signatures: cfg.signatures.clone(),
+        detect_config: cfg.detect_config.as_ref().map(PathBuf::from),
+        threat_lists: cfg.threat_lists.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        eve: None,
+        recorder: None,
+        recorder_seconds: 5.0,
+        home_net: Vec::new(),
+    };
+    alerts::inspector(&opts, hosts).map(Some)
+}
+
+/// What is attached on one interface.
+struct Observed {
+    ingress: Ingress,
+    iface: String,
+    firewall: Option<Firewall>,
+    /// The flight recorder's frames (whole packets up to its snap length), when it is on.
+    capture: Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    reassembler: crate::capture::Reassembler,
+}
+
+/// The firewall rules file, parsed and compiled (validated before anything is attached).
+struct Rules {
+    file: PathBuf,
+    set: rxray_engine::firewall::RuleSet,
+    compiled: rxray_engine::firewall::Compiled,
+}
+
+fn load_rules(file: &str) -> Result<Rules> {
+    let set = crate::firewall::load_rules(Path::new(file))?;
+    let compiled = rxray_engine::firewall::Compiled::new(&set).map_err(|e| anyhow!("{file}: {e}"))?;
+    Ok(Rules { file: PathBuf::from(file), set, compiled })
+}
+
+/// Applies the rules on an interface's firewall as `rxray firewall apply` does: a set that is
+/// already live is left alone, so its counters and rate limits go on across restarts.
+fn apply_rules(o: &mut Observed, r: &Rules, fresh: bool) {
+    let Some(f) = o.firewall.as_mut() else {
+        eprintln!("rxray agent: {} has no firewall; restart the agent to install it", o.iface);
+        return;
+    };
+    match crate::firewall::apply_to(f, fresh, &r.file, &r.set, &r.compiled, false) {
+        Ok(Some(gen)) => eprintln!("rxray agent: {} firewall rules applied on {} (generation {gen})", r.set.rules.len(), o.iface),
+        Ok(None) => eprintln!("rxray agent: the {} firewall rules on {} are already live; unchanged", r.set.rules.len(), o.iface),
+        Err(e) => eprintln!("rxray agent: applying the firewall rules on {}: {e:#}", o.iface),
+    }
+}
+
+struct State {
+    cfg: AgentConfig,
+    config_file: Option<PathBuf>,
+    started: Instant,
+    rules: Option<Rules>,
+    alerts: BTreeMap<String, u64>,
+    reloads: u64,
+    reloads_rejected: u64,
+    last_reload_error: Option<String>,
+    /// What the next store batch holds so far, and what the store knows of each flow.
+    history: History,
+}
+
+/// The agent's side of the store: flows' counters as last written (for deltas), and the alerts,
+/// mitigations and per-minute counts waiting for the next batch.
+#[derive(Default)]
+struct History {
+    flows: HashMap<FlowKey, FlowMark>,
+    alerts: Vec<AlertRow>,
+    mitigations: Vec<MitigationRow>,
+    /// Kernel totals at the previous batch, per (kind, key), for per-minute deltas.
+    totals: HashMap<(String, String), u64>,
+    events_lost: u64,
+}
+
+/// A flow as the store last saw it.
+struct FlowMark {
+    packets: u64,
+    bytes: u64,
+    written_ns: u64,
+    closed: bool,
+}
+
+pub fn run(a: AgentArgs) -> Result<()> {
+    session::require_root()?;
+    let cfg = load_config(&a)?;
+    if cfg.interfaces.is_empty() {
+        bail!("name the interfaces the agent owns: `interfaces = [\"eth1\"]` in the config, or -i IFACE");
+    }
+    // Everything that can fail on input is checked before anything is attached.
+    let hosts = rxray_kernel::host::addresses().context("reading this host's own addresses")?;
+    let mut insp = inspector(&cfg, &hosts)?;
+    let rules = cfg.firewall_rules.as_deref().map(load_rules).transpose()?;
+    let store = match &cfg.store_dir {
+        Some(dir) => {
+            let st = Store::open(Path::new(dir), &cfg.host)?;
+            let r = Retention { max_age_s: cfg.store_max_age_s, max_bytes: cfg.store_max_bytes, rollup_after_s: cfg.store_rollup_after_s };
+            Some(StoreWriter::start(st, 64, r)?)
+        }
+        None => None,
+    };
+    let mut recorder = match &cfg.recorder_dir {
+        Some(dir) => alerts::Recorder::new(&alerts::AlertOpts {
+            signatures: "none".into(),
+            detect_config: None,
+            threat_lists: Vec::new(),
+            eve: None,
+            recorder: Some(PathBuf::from(dir)),
+            recorder_seconds: cfg.recorder_seconds,
+            home_net: Vec::new(),
+        })?,
+        None => None,
+    };
+    let sock = socket_path();
+    std::fs::create_dir_all(sock.parent().expect("a parent")).with_context(|| format!("creating {}", sock.parent().unwrap().display()))?;
+    if UnixStream::connect(&sock).is_ok() {
+        bail!("an agent already runs in this network namespace ({}); stop it first", sock.display());
+    }
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).with_context(|| format!("binding {}", sock.display()))?;
+    listener.set_nonblocking(true)?;
+    // Root only: the socket shows what the host receives.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let shared: Shared = Arc::default();
+    shared.lock().unwrap().latest.host = cfg.host.clone();
+    let metrics = cfg.metrics.map(|addr| MetricsServer::start(addr, Arc::clone(&shared), cfg.label_values)).transpose().map_err(|e| anyhow!(e))?;
+
+    let stop = session::stop_flag()?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload)).context("installing the SIGHUP handler")?;
+
+    // Attach: one program per interface (a firewalled one has its own program and maps).
+    let mut observed = Vec::new();
+    for iface in &cfg.interfaces {
+        let opts = IngressOptions {
+            events: cfg.detect,
+            payload_snap: if cfg.detect { abi::PAYLOAD_MAX as u32 } else { 0 },
+            ring_bytes: cfg.ring_size,
+            flows: cfg.flows,
+            flow_capacity: cfg.flow_capacity,
+            capture: recorder.is_some(),
+            capture_snap: recorder.as_ref().map_or(abi::CAP_SNAP_MAX, |r| r.snap()),
+            ..Default::default()
+        };
+        let mut firewall = None;
+        let mut fresh = false;
+        if rules.is_some() || cfg.enforce {
+            let (f, new) = Firewall::open_or_install(iface, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            if new {
+                eprintln!("rxray agent: installed the firewall on {iface}");
+            }
+            (firewall, fresh) = (Some(f), new);
+        }
+        let mut ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
+        let capture = if recorder.is_some() { ingress.take_capture_ring() } else { None };
+        let mut o = Observed { ingress, iface: iface.clone(), firewall, capture, reassembler: Default::default() };
+        if let Some(r) = &rules {
+            apply_rules(&mut o, r, fresh);
+        }
+        observed.push(o);
+    }
+    let ifindexes: Vec<u32> = observed.iter().flat_map(|o| o.ingress.attached().iter().map(|x| x.ifindex)).collect();
+    let drops = if cfg.drops {
+        let netns = rxray_kernel::drops::current_netns_ino().ok();
+        match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("rxray agent: no drop counts ({e})");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
+    let mut st = State {
+        cfg,
+        config_file: a.config.clone(),
+        started: Instant::now(),
+        rules,
+        alerts: BTreeMap::new(),
+        reloads: 0,
+        reloads_rejected: 0,
+        last_reload_error: None,
+        history: History::default(),
+    };
+
+    let clock = Clock::now();
+    if store.is_some() {
+        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
+            st.history.baseline(&s, &observed, &clock, clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns()));
+        }
+    }
+    // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
+    // counted in it).
+    eprintln!(
+        "rxray agent {}: {} interface(s): {}; metrics {}; store {}; socket {}; SIGHUP reloads, SIGTERM stops",
+        st.cfg.host,
+        observed.len(),
+        st.cfg.interfaces.join(", "),
+        metrics.as_ref().map_or("off".to_string(), |m| format!("http://{}/metrics", m.addr)),
+        st.cfg.store_dir.as_deref().unwrap_or("off"),
+        sock.display()
+    );
+    let mut alerts_out = Vec::new();
+    let mut stdout = std::io::stdout();
+    let mut last_tick = 0u64;
+    let mut next_snapshot = Instant::now();
+    let mut next_retention = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // Wait for events on any ring (or the control socket), 100 ms at most.
+        let mut fds: Vec<libc::pollfd> =
+            observed.iter_mut().map(|o| libc::pollfd { fd: o.ingress.ring().as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        for o in observed.iter_mut() {
+            let attached = o.ingress.attached().to_vec();
+            let name_of = |idx: u32| attached.iter().find(|x| x.ifindex == idx).map_or("?", |x| x.iface.as_str());
+            let mut n = 0;
+            while let Some(item) = o.ingress.ring().next() {
+                let Some(ev) = abi::PktEvent::from_bytes(&item) else { continue };
+                drop(item);
+                if let Some(i) = insp.as_mut() {
+                    i.on_packet(&decode(&ev, &clock, name_of(ev.ifindex)), &mut alerts_out);
+                }
+                n += 1;
+                if n >= session::BATCH {
+                    break;
+                }
+            }
+            if let (Some(ring), Some(r)) = (o.capture.as_mut(), recorder.as_mut()) {
+                while let Some(item) = ring.next() {
+                    if let Some((h, data)) = o.reassembler.push(&item) {
+                        r.record(name_of(h.ifindex), clock.to_unix_ns(h.ts_ns), h.wire_len, data);
+                    }
+                }
+            }
+        }
+        let now = clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns());
+        if now >= last_tick + 100_000_000 {
+            if let Some(i) = insp.as_mut() {
+                i.on_tick(now, &mut alerts_out);
+            }
+            last_tick = now;
+        }
+        for mut al in alerts_out.drain(..) {
+            if st.cfg.enforce {
+                let mut fws: Vec<Firewall> = Vec::new();
+                for o in observed.iter_mut() {
+                    if let Some(f) = o.firewall.take() {
+                        fws.push(f);
+                    }
+                }
+                alerts::enforce(&mut fws, &mut al);
+                for (o, f) in observed.iter_mut().zip(fws) {
+                    o.firewall = Some(f);
+                }
+            }
+            if let Some(r) = recorder.as_mut() {
+                r.trigger(&mut al);
+            }
+            *st.alerts.entry(al.sig.detector.to_string()).or_default() += 1;
+            if store.is_some() {
+                st.history.record_alert(&al);
+            }
+            let _ = serde_json::to_writer(&mut stdout, &al).map(|_| stdout.write_all(b"\n"));
+            let _ = stdout.flush();
+        }
+        if let Some(r) = recorder.as_mut() {
+            if let Err(e) = r.poll(now) {
+                eprintln!("rxray agent: flight recorder: {e:#}");
+            }
+        }
+        while let Ok((conn, _)) = listener.accept() {
+            let status = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref());
+            answer(conn, &status);
+        }
+        if Instant::now() >= next_snapshot {
+            next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
+            match snapshot(&st, &observed, drops.as_ref(), &reasons) {
+                Ok(s) => {
+                    if let Some(w) = &store {
+                        let b = st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s);
+                        w.submit(b);
+                    }
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
+                }
+                Err(e) => eprintln!("rxray agent: reading the kernel's counters: {e:#}"),
+            }
+            if let Some(w) = &store {
+                if now >= next_retention {
+                    w.retain(now);
+                    next_retention = now + 60_000_000_000;
+                }
+            }
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            do_reload(&mut st, &mut observed, &mut insp, &hosts);
+        }
+    }
+    eprintln!("rxray agent: stopping; observers detach, the firewall (if any) stays pinned");
+    if let Some(r) = recorder.as_mut() {
+        r.finish()?;
+    }
+    if let Some(w) = store {
+        // The last batch: what happened since the previous one.
+        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
+            let now = clock.to_unix_ns(rxray_kernel::firewall::monotonic_ns());
+            w.submit(st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s));
+        }
+        w.finish();
+    }
+    drop(observed);
+    drop(metrics);
+    let _ = std::fs::remove_file(&sock);
+    Ok(())
+}
+
+/// SIGHUP: a good config replaces the running one (what can change live does; the rest says it
+/// needs a restart); a bad one is rejected with its place, and the running one stays.
+fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspector>, hosts: &[std::net::IpAddr]) {
+    let Some(file) = st.config_file.clone() else {
+        eprintln!("rxray agent: SIGHUP: no config file to reload");
+        return;
+    };
+    let attempt = (|| -> Result<(AgentConfig, Option<Inspector>, Option<Rules>)> {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let mut cfg = AgentConfig::parse(&file.display().to_string(), &text, &hostname())
+            .map_err(|errs| anyhow!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))?;
+        // Interfaces given with -i stay.
+        for i in &st.cfg.interfaces {
+            if !cfg.interfaces.contains(i) {
+                cfg.interfaces.push(i.clone());
+            }
+        }
+        let new_insp = inspector(&cfg, hosts)?;
+        let rules = cfg.firewall_rules.as_deref().map(load_rules).transpose()?;
+        Ok((cfg, new_insp, rules))
+    })();
+    match attempt {
+        Err(e) => {
+            st.reloads_rejected += 1;
+            st.last_reload_error = Some(format!("{e:#}"));
+            eprintln!("rxray agent: reload rejected, the running configuration stays: {e:#}");
+        }
+        Ok((cfg, new_insp, rules)) => {
+            let restart: Vec<&str> = [
+                ("interfaces", cfg.interfaces != st.cfg.interfaces),
+                ("xdp", cfg.xdp_mode != st.cfg.xdp_mode || cfg.ring_size != st.cfg.ring_size),
+                ("flows", cfg.flows != st.cfg.flows || cfg.flow_capacity != st.cfg.flow_capacity),
+                ("metrics.listen", cfg.metrics != st.cfg.metrics),
+                ("detect.enabled", cfg.detect != st.cfg.detect),
+            ]
+            .into_iter()
+            .filter_map(|(k, changed)| changed.then_some(k))
+            .collect();
+            if let Some(r) = &rules {
+                for o in observed.iter_mut() {
+                    apply_rules(o, r, false);
+                }
+            }
+            if st.cfg.detect {
+                *insp = new_insp;
+            }
+            let keep = (st.cfg.interfaces.clone(), st.cfg.xdp_mode.clone(), st.cfg.ring_size, st.cfg.flows, st.cfg.flow_capacity, st.cfg.metrics, st.cfg.detect);
+            st.cfg = cfg;
+            // What needs a restart keeps its running value until then.
+            (st.cfg.interfaces, st.cfg.xdp_mode, st.cfg.ring_size, st.cfg.flows, st.cfg.flow_capacity, st.cfg.metrics, st.cfg.detect) = keep;
+            st.rules = rules;
+            st.reloads += 1;
+            st.last_reload_error = None;
+            eprintln!(
+                "rxray agent: reloaded {}{}",
+                file.display(),
+                if restart.is_empty() { String::new() } else { format!(" ({} changed: takes effect at the next start)", restart.join(", ")) }
+            );
+        }
+    }
+}
+
+/// The snapshot the metrics show: every count from the kernel's maps (exact whatever the rings lost).
+fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &BTreeMap<u64, String>) -> Result<Snapshot> {
+    let mut s = Snapshot { host: st.cfg.host.clone(), ..Default::default() };
+    for o in observed {
+        let ing = &o.ingress;
+        let t = ing.totals()?;
+        s.events_lost += t.lost;
+        s.flow_inserts_failed += t.flow_insert_failed;
+        for (i, c) in ing.interfaces()? {
+            let e = s.interfaces.entry(ing.iface_name(i).to_string()).or_default();
+            e.0 += c.packets;
+            e.1 += c.bytes;
+        }
+        for (c, n) in ing.protocols()?.iter().zip(abi::PROTO_NAMES.iter()) {
+            *s.protocols.entry(n.to_string()).or_default() += c.packets;
+        }
+        if st.cfg.flows {
+            s.flows_live += ing.flows()?.len() as u64;
+            s.flow_capacity += st.cfg.flow_capacity as u64;
+        }
+        if let Some(f) = &o.firewall {
+            let c = f.counts()?;
+            let names: Vec<String> = st.rules.as_ref().map(|r| r.set.rules.iter().map(|r| r.name.clone()).collect()).unwrap_or_default();
+            for (i, v) in c.rules.iter().enumerate() {
+                let name = names.get(i).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| format!("rule {}", i + 1));
+                *s.firewall_rules.entry(name).or_default() += v.packets;
+            }
+            *s.firewall_rules.entry("dynamic blocks".into()).or_default() += c.blocks.packets;
+        }
+    }
+    if let Some(d) = drops {
+        let t = d.totals()?;
+        s.events_lost += t.lost;
+        for (code, n) in t.by_reason {
+            let name = if code as usize == abi::DROP_REASONS - 1 {
+                "OTHER".to_string()
+            } else {
+                reasons.get(&(code as u64)).cloned().unwrap_or_else(|| format!("reason_{code}"))
+            };
+            *s.drops.entry(name).or_default() += n;
+        }
+    }
+    s.alerts = st.alerts.clone();
+    Ok(s)
+}
+
+/// `rxray status --json`: what the agent runs and how complete its data is.
+fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>) -> serde_json::Value {
+    let ifaces: Vec<serde_json::Value> = observed
+        .iter()
+        .flat_map(|o| {
+            let t = o.ingress.totals().ok();
+            o.ingress.attached().iter().map(move |x| {
+                serde_json::json!({
+                    "interface": x.iface, "ifindex": x.ifindex, "hook": "xdp", "mode": x.mode.to_string(),
+                    "firewall": o.firewall.is_some(),
+                    "packets": t.as_ref().map(|t| t.packets), "bytes": t.as_ref().map(|t| t.bytes),
+                    "events_lost": t.as_ref().map(|t| t.lost), "flow_insert_failed": t.as_ref().map(|t| t.flow_insert_failed),
+                    "flows": if st.cfg.flows { o.ingress.flows().ok().map(|f| f.len()) } else { None },
+                    "flow_capacity": st.cfg.flows.then_some(st.cfg.flow_capacity),
+                })
+            }).collect::<Vec<_>>()
+        })
+        .collect();
+    let d = drops.and_then(|d| d.totals().ok());
+    serde_json::json!({
+        "host": st.cfg.host,
+        "pid": std::process::id(),
+        "uptime_s": st.started.elapsed().as_secs_f64(),
+        "config": st.config_file.as_ref().map(|p| p.display().to_string()),
+        "reloads": st.reloads,
+        "reloads_rejected": st.reloads_rejected,
+        "last_reload_error": st.last_reload_error,
+        "interfaces": ifaces,
+        "drops": d.map(|d| serde_json::json!({"drops": d.drops, "events_lost": d.lost})),
+        "detection": {"enabled": st.cfg.detect, "enforce": st.cfg.enforce, "alerts": st.alerts},
+        "firewall_rules": st.cfg.firewall_rules,
+        "sinks": [
+            {"name": "metrics", "listen": metrics.map(|m| m.addr.to_string()), "healthy": metrics.is_some() || st.cfg.metrics.is_none()},
+            {"name": "eve", "to": "stdout", "healthy": true},
+            store_status(st, store),
+        ],
+        "clients": [],
+    })
+}
+
+/// The store sink's health: size, lag (batches queued, age of the newest written), retention.
+fn store_status(st: &State, store: Option<&StoreWriter>) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(w) = store else { return serde_json::json!({"name": "store", "enabled": false, "healthy": true}) };
+    let s = &w.stats;
+    let last = s.last_written_ts.load(Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let err = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    serde_json::json!({
+        "name": "store", "enabled": true, "dir": st.cfg.store_dir,
+        "size_bytes": s.size_bytes.load(Relaxed),
+        "batches_written": s.batches_written.load(Relaxed), "rows_written": s.rows_written.load(Relaxed),
+        "batches_lost": s.batches_lost.load(Relaxed), "batches_failed": s.batches_failed.load(Relaxed),
+        "queued": s.queued.load(Relaxed),
+        "lag_s": if last > 0 { Some(now.saturating_sub(last) as f64 / 1e9) } else { None },
+        "retention": {"max_age_s": st.cfg.store_max_age_s, "max_bytes": st.cfg.store_max_bytes, "rollup_after_s": st.cfg.store_rollup_after_s},
+        "last_error": err,
+        "healthy": s.batches_failed.load(Relaxed) == 0 && s.batches_lost.load(Relaxed) == 0,
+    })
+}
+
+impl History {
+    /// Takes the kernel's counters as they are at start as already written: a restarted agent
+    /// that adopts pinned maps (the firewall's) then does not count their past twice.
+    fn baseline(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64) {
+        let _ = self.batch(s, observed, clock, now, u64::MAX / 2_000_000_000);
+    }
+
+    fn record_alert(&mut self, al: &Alert) {
+        self.alerts.push(AlertRow {
+            ts: al.ts_ns,
+            alert_id: al.id,
+            detector: al.sig.detector.to_string(),
+            sid: al.sig.sid,
+            msg: al.sig.msg.to_string(),
+            proto: al.proto,
+            src: al.src_ip,
+            sport: al.src_port,
+            dst: al.dest_ip,
+            dport: al.dest_port,
+            subject: al.subject,
+            offender: al.offender,
+            pcap: al.pcap.clone(),
+            eve: serde_json::to_value(al).unwrap_or_default(),
+        });
+        if let Some(Mitigation::Taken(act)) = &al.mitigation {
+            let (kind, target) = match &act.kind {
+                ActionKind::Block { cidr } => ("block", cidr.to_string()),
+                ActionKind::RateLimit { dst, .. } => ("rate_limit", dst.to_string()),
+            };
+            let enforced = al.evidence.get("enforced").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+            self.mitigations.push(MitigationRow { ts: al.ts_ns, alert_id: al.id, kind: kind.into(), target, ttl_s: act.ttl_s as u64, reason: act.reason.clone(), enforced });
+        }
+    }
+
+    /// The batch for the period ending `now`: flows that moved (as deltas) or went idle (closed),
+    /// the alerts and mitigations since the last batch, and per-minute deltas of the counters.
+    fn batch(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64, idle_s: u64) -> Batch {
+        let mut b = Batch { ts: now, ..Default::default() };
+        for o in observed {
+            let Ok(flows) = o.ingress.flows() else { continue };
+            for (k, v) in &flows {
+                let r = decode_flow(k, v, clock, o.ingress.iface_name(k.ifindex));
+                if r.key.fragments {
+                    continue;
+                }
+                let m = self.flows.entry(r.key.clone()).or_insert(FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false });
+                let idle = r.last_ns + idle_s * 1_000_000_000 <= now;
+                let moved = r.packets > m.packets;
+                if !moved && (m.closed || !idle) {
+                    continue;
+                }
+                b.flows.push(FlowRow {
+                    ts_start: m.written_ns.min(r.last_ns),
+                    ts_end: r.last_ns,
+                    iface: r.iface.clone(),
+                    proto: r.key.proto,
+                    src: r.key.src,
+                    sport: r.key.sport,
+                    dst: r.key.dst,
+                    dport: r.key.dport,
+                    packets: r.packets - m.packets,
+                    bytes: r.bytes.saturating_sub(m.bytes),
+                    closed: idle,
+                    drops: 0,
+                    last_drop: None,
+                    pid: None,
+                    comm: None,
+                    cgroup: None,
+                });
+                *m = FlowMark { packets: r.packets, bytes: r.bytes, written_ns: r.last_ns, closed: idle };
+            }
+        }
+        // Flows the table no longer holds are forgotten (bounded by the table's capacity).
+        if self.flows.len() > 4 * b.flows.len().max(1 << 16) {
+            self.flows.retain(|_, m| !m.closed);
+        }
+        b.alerts = std::mem::take(&mut self.alerts);
+        b.mitigations = std::mem::take(&mut self.mitigations);
+        let minute = now / 1_000_000_000 / 60 * 60;
+        let mut delta = |kind: &str, key: &str, total: u64, out: &mut Vec<MinuteCount>| {
+            let prev = self.totals.insert((kind.to_string(), key.to_string()), total).unwrap_or(0);
+            if total > prev {
+                out.push(MinuteCount { minute, kind: kind.into(), key: key.into(), value: total - prev });
+            }
+        };
+        for (reason, n) in &s.drops {
+            delta("drop", reason, *n, &mut b.counts);
+        }
+        for (rule, n) in &s.firewall_rules {
+            delta("fw_rule", rule, *n, &mut b.counts);
+        }
+        b.events_lost = s.events_lost.saturating_sub(self.events_lost);
+        self.events_lost = s.events_lost;
+        b
+    }
+}
+
+/// Answers one control connection: a request line (`{"cmd":"status"}`), one JSON line back.
+fn answer(conn: UnixStream, status: &serde_json::Value) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = conn.set_write_timeout(Some(Duration::from_millis(500)));
+    let mut line = String::new();
+    let mut r = BufReader::new(&conn);
+    let reply = match r.read_line(&mut line) {
+        Ok(_) => match serde_json::from_str::<serde_json::Value>(line.trim()).ok().and_then(|v| v["cmd"].as_str().map(str::to_string)) {
+            Some(c) if c == "status" => status.clone(),
+            Some(c) => serde_json::json!({"error": format!("unknown command {c:?} (this agent answers: status)")}),
+            None => serde_json::json!({"error": "expected one JSON line like {\"cmd\":\"status\"}"}),
+        },
+        Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+    };
+    let mut w = &conn;
+    let _ = writeln!(w, "{reply}");
+}
+
+/// `rxray status [--json]`: asks the agent of this network namespace.
+pub fn status_cmd(json: bool) -> Result<()> {
+    let sock = socket_path();
+    let mut c = UnixStream::connect(&sock).with_context(|| format!("no agent answers at {} (start one with `rxray agent`)", sock.display()))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    writeln!(c, "{{\"cmd\":\"status\"}}")?;
+    let mut line = String::new();
+    BufReader::new(&c).read_line(&mut line).context("reading the agent's answer")?;
+    let v: serde_json::Value = serde_json::from_str(line.trim()).with_context(|| format!("the agent's answer is not JSON: {line:?}"))?;
+    if let Some(e) = v["error"].as_str() {
+        bail!("the agent says: {e}");
+    }
+    if json {
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "rxray agent {} (pid {}), up {:.0} s; config {}; {} reloads, {} rejected",
+        v["host"].as_str().unwrap_or("?"),
+        v["pid"],
+        v["uptime_s"].as_f64().unwrap_or(0.0),
+        v["config"].as_str().unwrap_or("(none)"),
+        v["reloads"],
+        v["reloads_rejected"]
+    );
+    println!("{:<12} {:<5} {:<8} {:>9} {:>12} {:>14} {:>10} {:>9}", "INTERFACE", "HOOK", "MODE", "FIREWALL", "PACKETS", "BYTES", "LOST", "FLOWS");
+    for i in v["interfaces"].as_array().into_iter().flatten() {
+        let flows = match (i["flows"].as_u64(), i["flow_capacity"].as_u64()) {
+            (Some(n), Some(c)) if c > 0 => format!("{n} ({:.0}%)", 100.0 * n as f64 / c as f64),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<12} {:<5} {:<8} {:>9} {:>12} {:>14} {:>10} {:>9}",
+            i["interface"].as_str().unwrap_or("?"),
+            i["hook"].as_str().unwrap_or("?"),
+            i["mode"].as_str().unwrap_or("?"),
+            if i["firewall"].as_bool() == Some(true) { "yes" } else { "no" },
+            i["packets"],
+            i["bytes"],
+            i["events_lost"],
+            flows
+        );
+    }
+    for s in v["sinks"].as_array().into_iter().flatten() {
+        println!("sink {}: {}", s["name"].as_str().unwrap_or("?"), if s["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" });
+    }
+    println!("alerts: {}", v["detection"]["alerts"]);
+    Ok(())
+}
