@@ -72,12 +72,9 @@ fn load_config(a: &AgentArgs) -> Result<AgentConfig> {
     Ok(cfg)
 }
 
+/// The config's `xdp_mode` as the command line's `--xdp-mode` reads it (auto when unknown).
 fn xdp_mode(s: &str) -> XdpModeArg {
-    match s {
-        "native" => XdpModeArg::Native,
-        "generic" => XdpModeArg::Generic,
-        _ => XdpModeArg::Auto,
-    }
+    <XdpModeArg as clap::ValueEnum>::from_str(s, true).unwrap_or(XdpModeArg::Auto)
 }
 
 /// The detection pipeline the config asks for.
