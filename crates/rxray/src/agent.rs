@@ -581,22 +581,7 @@ impl History {
     }
 
     fn record_alert(&mut self, al: &Alert) {
-        self.alerts.push(AlertRow {
-            ts: al.ts_ns,
-            alert_id: al.id,
-            detector: al.sig.detector.to_string(),
-            sid: al.sig.sid,
-            msg: al.sig.msg.to_string(),
-            proto: al.proto,
-            src: al.src_ip,
-            sport: al.src_port,
-            dst: al.dest_ip,
-            dport: al.dest_port,
-            subject: al.subject,
-            offender: al.offender,
-            pcap: al.pcap.clone(),
-            eve: serde_json::to_value(al).unwrap_or_default(),
-        });
+        self.alerts.push(crate::history::alert_row(al));
         if let Some(Mitigation::Taken(act)) = &al.mitigation {
             let (kind, target) = match &act.kind {
                 ActionKind::Block { cidr } => ("block", cidr.to_string()),
