@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-/* rxray's XDP ingress program: parses every incoming frame (L2..L4), counts it, and when events are
+/* rxray's ingress program: parses every incoming frame (L2..L4), counts it, and when events are
  * enabled emits one rxray_pkt_event through the ring buffer. It never changes a packet; it drops one
- * only when the firewall (RXRAY_FEAT_FIREWALL, not in dry run) denies it. */
+ * only when the firewall (RXRAY_FEAT_FIREWALL, not in dry run) denies it. Built as XDP here, and as a
+ * TC (tcx/clsact) ingress classifier by tc_ingress.bpf.c (RXRAY_TC): the same code over the other
+ * context, for observers on devices where native XDP costs GRO (veth, virtio_net). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -22,6 +24,33 @@
 #define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_ICMPV6_ 58
 #define EEXIST 17
+
+/* The hook this object is built for. On TC a unit is an skb, which may be a GRO/GSO super-packet:
+ * rx_segs says how many wire segments it stands for (1 on XDP, where every frame is one segment). */
+#ifdef RXRAY_TC
+#define RX_CTX struct __sk_buff
+#define rx_load_bytes bpf_skb_load_bytes
+#define rx_ifindex(c) ((c)->ingress_ifindex)
+#define rx_queue(c) ((c)->queue_mapping)
+#define rx_len(c) ((c)->len)
+#define rx_segs(c) ((c)->gso_segs ? (c)->gso_segs : 1)
+#define rx_gso_size(c) ((c)->gso_size)
+/* The stack takes the outer VLAN tag off before TC (skb_vlan_untag): 4 wire bytes not in the data. */
+#define rx_vlan_hw(c) ((c)->vlan_present ? 4 : 0)
+#define RX_PASS 0 /* TC_ACT_OK */
+#define RX_DROP 2 /* TC_ACT_SHOT */
+#else
+#define RX_CTX struct xdp_md
+#define rx_load_bytes bpf_xdp_load_bytes
+#define rx_ifindex(c) ((c)->ingress_ifindex)
+#define rx_queue(c) ((c)->rx_queue_index)
+#define rx_len(c) bpf_xdp_get_buff_len(c)
+#define rx_segs(c) 1
+#define rx_gso_size(c) 0
+#define rx_vlan_hw(c) 0
+#define RX_PASS XDP_PASS
+#define RX_DROP XDP_DROP
+#endif
 
 #include "rxray_fw.h"
 
@@ -129,7 +158,7 @@ static __always_inline __u64 rx_now(const struct rxray_config *cfg)
  * packet range so the verifier can bound every access. */
 #define OFF_MASK 0x3fff
 
-static __always_inline void *pkt_at(struct xdp_md *ctx, __u32 off, __u32 len)
+static __always_inline void *pkt_at(RX_CTX *ctx, __u32 off, __u32 len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -138,6 +167,16 @@ static __always_inline void *pkt_at(struct xdp_md *ctx, __u32 off, __u32 len)
 		return NULL;
 	return p;
 }
+
+/* Whether the packet holds len bytes from off. XDP (single buffer) holds them all in data..data_end;
+ * on TC only the headers need to be linear, the rest may sit in pages (bpf_skb_load_bytes reads it). */
+#ifdef RXRAY_TC
+#define pkt_has(ctx, off, n) (((off) & OFF_MASK) + (__u64)(n) <= (ctx)->len)
+#else
+#define pkt_has(ctx, off, n) (pkt_at(ctx, off, n) != NULL)
+#endif
+/* Where an IP datagram ends may lie beyond OFF_MASK in a GRO/GSO unit (up to 64 KiB). */
+#define END_MASK 0x1ffff
 
 /* TCP options, parsed apart from the rest of the program. */
 struct tcp_opt_out {
@@ -209,7 +248,7 @@ bad:
 }
 
 /* Returns a malformed category or 0. A global function: verified once, not per caller path. */
-__noinline int rxray_parse_tcp_opts(struct xdp_md *ctx, __u32 off, __u32 len, struct tcp_opt_out *o)
+__noinline int rxray_parse_tcp_opts(RX_CTX *ctx, __u32 off, __u32 len, struct tcp_opt_out *o)
 {
 	struct tcp_opt_walk w = {};
 
@@ -221,7 +260,7 @@ __noinline int rxray_parse_tcp_opts(struct xdp_md *ctx, __u32 off, __u32 len, st
 	asm volatile("" : "+r"(n));
 	if (n == 0)
 		return 0;
-	if (bpf_xdp_load_bytes(ctx, off, w.buf, n) < 0)
+	if (rx_load_bytes(ctx, off, w.buf, n) < 0)
 		return RXRAY_MAL_TCP_TRUNC;
 	w.len = n;
 	bpf_loop(RXRAY_TCP_OPT_MAX, tcp_opt_step, &w, 0);
@@ -231,12 +270,12 @@ __noinline int rxray_parse_tcp_opts(struct xdp_md *ctx, __u32 off, __u32 len, st
 
 /* L4 at byte off; the IP payload ends at byte end. Returns a malformed category or 0 and leaves
  * e->payload_off after the L4 header. */
-static __always_inline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 end, struct rxray_pkt_event *e)
+static __always_inline int rxray_parse_l4(RX_CTX *ctx, __u32 off, __u32 end, struct rxray_pkt_event *e)
 {
 	if (!ctx || !e)
 		return 0;
 	off &= OFF_MASK;
-	end &= OFF_MASK;
+	end &= END_MASK;
 	__u8 proto = e->l4_proto;
 	__u32 avail = end > off ? end - off : 0;
 
@@ -247,7 +286,7 @@ static __always_inline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 e
 		__u32 hlen = th->doff * 4;
 		if (hlen < sizeof(*th))
 			return RXRAY_MAL_TCP_HDR;
-		if (!pkt_at(ctx, off, hlen) || hlen > avail)
+		if (!pkt_has(ctx, off, hlen) || hlen > avail)
 			return RXRAY_MAL_TCP_TRUNC;
 		e->layers |= RXRAY_L_TCP;
 		e->sport = bpf_ntohs(th->source);
@@ -308,7 +347,7 @@ static __always_inline int rxray_parse_l4(struct xdp_md *ctx, __u32 off, __u32 e
 }
 
 /* IPv4 at byte off (e->payload_off == off on entry). */
-static __always_inline int rxray_parse_ipv4(struct xdp_md *ctx, __u32 off, struct rxray_pkt_event *e)
+static __always_inline int rxray_parse_ipv4(RX_CTX *ctx, __u32 off, struct rxray_pkt_event *e)
 {
 	if (!ctx || !e)
 		return 0;
@@ -322,7 +361,7 @@ static __always_inline int rxray_parse_ipv4(struct xdp_md *ctx, __u32 off, struc
 	__u32 tot = bpf_ntohs(ip->tot_len);
 	if (tot < hlen)
 		return RXRAY_MAL_IPV4_HDR;
-	if (!pkt_at(ctx, off, tot))
+	if (!pkt_has(ctx, off, tot))
 		return RXRAY_MAL_IPV4_TRUNC;
 	e->layers |= RXRAY_L_IPV4;
 	if (hlen > sizeof(*ip))
@@ -358,7 +397,7 @@ static __always_inline int ipv6_ext(__u8 nh)
 }
 
 /* IPv6 at byte off, with up to RXRAY_MAX_IPV6_EXT extension headers. */
-__noinline int rxray_parse_ipv6(struct xdp_md *ctx, __u32 off, struct rxray_pkt_event *e)
+__noinline int rxray_parse_ipv6(RX_CTX *ctx, __u32 off, struct rxray_pkt_event *e)
 {
 	if (!ctx || !e)
 		return 0;
@@ -369,7 +408,7 @@ __noinline int rxray_parse_ipv6(struct xdp_md *ctx, __u32 off, struct rxray_pkt_
 	if (ip6->version != 6)
 		return RXRAY_MAL_IPV6_HDR;
 	__u32 end = off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-	if (!pkt_at(ctx, off, end - off))
+	if (!pkt_has(ctx, off, end - off))
 		return RXRAY_MAL_IPV6_TRUNC;
 	__u32 w0 = bpf_ntohl(*(__be32 *)ip6);
 	e->layers |= RXRAY_L_IPV6;
@@ -423,7 +462,7 @@ __noinline int rxray_parse_ipv6(struct xdp_md *ctx, __u32 off, struct rxray_pkt_
 
 /* Ethernet, VLAN tags and ARP inline; IP and above in the global parsers. Returns a malformed
  * category or 0; e->payload_off is left at the first byte after the last header that parsed. */
-static __always_inline int parse_frame(struct xdp_md *ctx, struct rxray_pkt_event *e)
+static __always_inline int parse_frame(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 base)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -442,15 +481,15 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct rxray_pkt_even
 	for (int i = 0; i < RXRAY_MAX_VLANS + 1; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
 			break;
-		if (i == RXRAY_MAX_VLANS)
+		if (i + base >= RXRAY_MAX_VLANS)
 			return RXRAY_MAL_VLAN_DEPTH;
 		__be16 *tag = data + off; /* TCI, then the encapsulated ethertype */
 		if ((void *)(tag + 2) > end)
 			return RXRAY_MAL_VLAN_TRUNC;
 		e->layers |= proto == ETH_P_8021AD ? RXRAY_L_QINQ | RXRAY_L_VLAN : RXRAY_L_VLAN;
-		e->vlan_tpid[i] = proto;
-		e->vlan_tci[i] = bpf_ntohs(tag[0]);
-		e->vlan_count = i + 1;
+		e->vlan_tpid[(i + base) & 1] = proto;
+		e->vlan_tci[(i + base) & 1] = bpf_ntohs(tag[0]);
+		e->vlan_count = i + base + 1;
 		proto = bpf_ntohs(tag[1]);
 		off += 4;
 		e->eth_proto = proto;
@@ -482,6 +521,24 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct rxray_pkt_even
 		e->payload_off = off;
 	}
 	return 0;
+}
+
+/* The outer VLAN tag, when the stack took it off the data before TC (skb_vlan_untag), as the first
+ * of e's tags; returns how many tags that is (0 or 1), where parse_frame goes on counting. */
+static __always_inline __u32 vlan_hw_tag(RX_CTX *ctx, struct rxray_pkt_event *e)
+{
+#ifdef RXRAY_TC
+	if (!ctx->vlan_present)
+		return 0;
+	__u16 tpid = bpf_ntohs((__u16)ctx->vlan_proto);
+	e->vlan_tpid[0] = tpid;
+	e->vlan_tci[0] = ctx->vlan_tci;
+	e->vlan_count = 1;
+	e->layers |= tpid == ETH_P_8021AD ? RXRAY_L_QINQ | RXRAY_L_VLAN : RXRAY_L_VLAN;
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 static __always_inline __u32 size_bucket(__u32 len)
@@ -521,12 +578,20 @@ static __always_inline __u32 proto_class(const struct rxray_pkt_event *e, __u32 
 	return base + 3;
 }
 
-static __always_inline void count(struct rxray_count *c, __u32 len)
+static __always_inline void count(struct rxray_count *c, __u32 segs, __u64 bytes)
 {
 	if (c) {
-		c->packets++;
-		c->bytes += len;
+		c->packets += segs;
+		c->bytes += bytes;
 	}
+}
+
+/* The bytes a unit's wire segments add up to: the unit's length plus the headers (L2 to L4, as
+ * parsed) that each further segment repeats. Exact for TCP and UDP GSO, whose segments all carry the
+ * first one's headers. */
+static __always_inline __u64 wire_bytes(__u32 len, __u32 segs, const struct rxray_pkt_event *e, __u32 vlan_hw)
+{
+	return (__u64)len + (__u64)(segs - 1) * (e->payload_off + vlan_hw);
 }
 
 /* IP fragments: a first fragment records its ports by datagram; a later one looks them up (and, when
@@ -558,23 +623,24 @@ static __always_inline int frag_ports(struct rxray_pkt_event *e)
 
 /* Per-interface, per-protocol and per-flow counters for one parsed packet. Exact whatever the ring
  * buffer does: they are kept here, not derived from events. */
-__noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, struct rxray_stats *st,
+__noinline int rxray_account(RX_CTX *ctx, struct rxray_pkt_event *e, struct rxray_stats *st,
 			     __u32 mal, __u64 now)
 {
 	if (!ctx || !e || !st)
 		return 0;
-	__u32 len = e->wire_len;
+	__u32 segs = rx_segs(ctx);
+	__u64 len = wire_bytes(e->wire_len, segs, e, rx_vlan_hw(ctx));
 	__u32 idx = proto_class(e, mal) & (RXRAY_P_COUNT - 1);
-	count(bpf_map_lookup_elem(&rxray_protos, &idx), len);
+	count(bpf_map_lookup_elem(&rxray_protos, &idx), segs, len);
 
 	__u32 ifindex = e->ifindex;
 	struct rxray_count *ic = bpf_map_lookup_elem(&rxray_ifaces, &ifindex);
 	if (ic) {
-		count(ic, len);
+		count(ic, segs, len);
 	} else {
-		struct rxray_count init = { .packets = 1, .bytes = len };
+		struct rxray_count init = { .packets = segs, .bytes = len };
 		if (bpf_map_update_elem(&rxray_ifaces, &ifindex, &init, BPF_NOEXIST) == -EEXIST) {
-			count(bpf_map_lookup_elem(&rxray_ifaces, &ifindex), len);
+			count(bpf_map_lookup_elem(&rxray_ifaces, &ifindex), segs, len);
 		} else if (!bpf_map_lookup_elem(&rxray_ifaces, &ifindex)) {
 			st->c[RXRAY_C_IFACE_FAIL]++;
 		}
@@ -602,7 +668,6 @@ __noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, stru
 		}
 	}
 
-	__u32 b = size_bucket(len) & (RXRAY_FLOW_HIST - 1);
 	struct rxray_flow_stats *fs = bpf_map_lookup_elem(&rxray_flows, &k);
 	if (!fs) {
 		struct rxray_flow_stats init = {};
@@ -617,17 +682,23 @@ __noinline int rxray_account(struct xdp_md *ctx, struct rxray_pkt_event *e, stru
 		if (!fs->first_ns) /* created by another CPU: this CPU's slot starts here */
 			fs->first_ns = now;
 	}
-	fs->packets++;
+	fs->packets += segs;
 	fs->bytes += len;
 	fs->last_ns = now;
 	fs->tcp_flags |= e->tcp_flags;
-	fs->size_hist[b]++;
+	if (segs > 1) { /* segs - 1 full segments and the rest */
+		__u32 full = e->payload_off + rx_vlan_hw(ctx) + rx_gso_size(ctx);
+		fs->size_hist[size_bucket(full) & (RXRAY_FLOW_HIST - 1)] += segs - 1;
+		fs->size_hist[size_bucket(len - (__u64)(segs - 1) * full) & (RXRAY_FLOW_HIST - 1)]++;
+	} else {
+		fs->size_hist[size_bucket(len) & (RXRAY_FLOW_HIST - 1)]++;
+	}
 	return 0;
 }
 
 /* Copies n (1..RXRAY_PAYLOAD_MAX) packet bytes from off: whole 8-byte words straight from the
  * packet (a helper call costs ~30 ns here), the tail through bpf_xdp_load_bytes. */
-static __always_inline int copy_payload(struct xdp_md *ctx, __u32 off, __u8 *dst, __u64 n)
+static __always_inline int copy_payload(RX_CTX *ctx, __u32 off, __u8 *dst, __u64 n)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -639,7 +710,7 @@ static __always_inline int copy_payload(struct xdp_md *ctx, __u32 off, __u8 *dst
 		if (i >= words)
 			break;
 		if ((void *)(src + i * 8 + 8) > end)
-			return bpf_xdp_load_bytes(ctx, off, dst, n);
+			return rx_load_bytes(ctx, off, dst, n);
 		*(__u64 *)(dst + i * 8) = *(__u64 *)(src + i * 8);
 	}
 	__u64 tail = n & 7;
@@ -649,15 +720,44 @@ static __always_inline int copy_payload(struct xdp_md *ctx, __u32 off, __u8 *dst
 	__u32 done = words * 8;
 	if (done > RXRAY_PAYLOAD_MAX - 8)
 		return 0;
-	return bpf_xdp_load_bytes(ctx, off + done, dst + done, tail);
+	return rx_load_bytes(ctx, off + done, dst + done, tail);
 }
 
 struct cap_walk {
-	struct xdp_md *ctx;
+	RX_CTX *ctx;
 	struct rxray_cap_chunk *c;
 	__u32 cap_len;
 	__u32 lost;
+	__u64 wakeup_bytes;
+	/* TC: the VLAN tag the stack took off (tpid, tci, network order), put back at byte 12. */
+	__u32 vlan_hw;
+	__u8 tag[4];
 };
+
+/* Copies wire bytes [off, off + n) of the frame: the data itself, or on TC with a VLAN tag taken
+ * off, the MACs, the tag, and the data after them (4 bytes behind in the data). */
+static __always_inline int cap_load(struct cap_walk *w, __u32 off, __u8 *dst, __u64 n)
+{
+#ifdef RXRAY_TC
+	if (w->vlan_hw) {
+		if (off > 0)
+			return rx_load_bytes(w->ctx, off - 4, dst, n);
+		if (n < 16) /* a snap length shorter than MACs and tag: the MACs, then the tag's start */
+			return rx_load_bytes(w->ctx, 0, dst, n < 12 ? n : 12);
+		if (rx_load_bytes(w->ctx, 0, dst, 12) < 0)
+			return -1;
+		__builtin_memcpy(dst + 12, w->tag, 4);
+		__u64 m = n - 16;
+		if (m > RXRAY_CAP_CHUNK - 16)
+			return -1;
+		asm volatile("" : "+r"(m));
+		if (m == 0)
+			return 0;
+		return rx_load_bytes(w->ctx, 12, dst + 16, m);
+	}
+#endif
+	return rx_load_bytes(w->ctx, off, dst, n);
+}
 
 /* One chunk per bpf_loop step: stage it, then copy it into the capture ring at its exact size. */
 static long cap_step(__u32 i, void *arg)
@@ -673,7 +773,7 @@ static long cap_step(__u32 i, void *arg)
 	asm volatile("" : "+r"(n));
 	if (n == 0)
 		return 1;
-	if (bpf_xdp_load_bytes(w->ctx, off, c->data, n) < 0) {
+	if (cap_load(w, off, c->data, n) < 0) {
 		w->lost = 1;
 		return 1;
 	}
@@ -684,7 +784,12 @@ static long cap_step(__u32 i, void *arg)
 	asm volatile("" : "+r"(size));
 	if (size > sizeof(*c))
 		return 1;
-	if (bpf_ringbuf_output(&rxray_cap, c, size, 0) < 0) {
+	/* As for events: wake the reader once a batch has built up (it polls every 100 ms for the
+	 * rest); a wake-up per packet costs microseconds. */
+	__u64 wake = c->h.last && bpf_ringbuf_query(&rxray_cap, BPF_RB_AVAIL_DATA) >= w->wakeup_bytes
+			     ? BPF_RB_FORCE_WAKEUP
+			     : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&rxray_cap, c, size, wake) < 0) {
 		w->lost = 1;
 		return 1;
 	}
@@ -692,7 +797,7 @@ static long cap_step(__u32 i, void *arg)
 }
 
 /* Copies the packet, up to capture_snap bytes, into the capture ring in RXRAY_CAP_CHUNK pieces. */
-__noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg, struct rxray_stats *st,
+__noinline int rxray_capture(RX_CTX *ctx, const struct rxray_config *cfg, struct rxray_stats *st,
 			     __u32 wire_len, __u64 now)
 {
 	__u32 zero = 0;
@@ -705,10 +810,18 @@ __noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg,
 	__u32 snap = cfg->capture_snap;
 	if (snap == 0 || snap > RXRAY_CAP_SNAP_MAX)
 		snap = RXRAY_CAP_SNAP_MAX;
-	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap };
+	struct cap_walk w = { .ctx = ctx, .c = c, .cap_len = wire_len < snap ? wire_len : snap, .wakeup_bytes = cfg->wakeup_bytes };
+#ifdef RXRAY_TC
+	if (ctx->vlan_present) {
+		__u16 tpid = (__u16)ctx->vlan_proto, tci = bpf_htons((__u16)ctx->vlan_tci);
+		w.vlan_hw = 4;
+		__builtin_memcpy(w.tag, &tpid, 2);
+		__builtin_memcpy(w.tag + 2, &tci, 2);
+	}
+#endif
 	c->h.ts_ns = now;
-	c->h.ifindex = ctx->ingress_ifindex;
-	c->h.rx_queue = ctx->rx_queue_index;
+	c->h.ifindex = rx_ifindex(ctx);
+	c->h.rx_queue = rx_queue(ctx);
 	c->h.wire_len = wire_len;
 	c->h.cap_len = w.cap_len;
 	c->h.seq = ++*seq;
@@ -722,22 +835,29 @@ __noinline int rxray_capture(struct xdp_md *ctx, const struct rxray_config *cfg,
 	return 0;
 }
 
-__noinline int rxray_lat_arrive(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now);
+__noinline int rxray_lat_arrive(RX_CTX *ctx, struct rxray_pkt_event *e, __u64 now);
 
 #include "rxray_http.h"
 
+#ifdef RXRAY_TC
+SEC("classifier")
+int rxray_tc(RX_CTX *ctx)
+#else
 SEC("xdp")
-int rxray_xdp(struct xdp_md *ctx)
+int rxray_xdp(RX_CTX *ctx)
+#endif
 {
 	__u32 zero = 0;
 	struct rxray_config *cfg = bpf_map_lookup_elem(&rxray_config, &zero);
 	struct rxray_stats *st = bpf_map_lookup_elem(&rxray_stats, &zero);
 	if (!cfg || !st)
-		return XDP_PASS;
+		return RX_PASS;
 
-	__u32 wire_len = bpf_xdp_get_buff_len(ctx);
-	st->c[RXRAY_C_PACKETS]++;
-	st->c[RXRAY_C_BYTES] += wire_len;
+	/* data_len: the bytes the program sees; wire_len: the frame as it was on the wire (on TC, with
+	 * the VLAN tag the stack took off). Offsets in e are in data coordinates. */
+	__u32 data_len = rx_len(ctx);
+	__u32 vlan_hw = rx_vlan_hw(ctx);
+	__u32 wire_len = data_len + vlan_hw;
 
 	struct rxray_pkt_event *e = NULL;
 	int ring = 0;
@@ -751,16 +871,34 @@ int rxray_xdp(struct xdp_md *ctx)
 	if (!e) {
 		e = bpf_map_lookup_elem(&rxray_scratch, &zero);
 		if (!e)
-			return XDP_PASS;
+			return RX_PASS;
 	}
 	__builtin_memset(e, 0, __builtin_offsetof(struct rxray_pkt_event, payload));
 	/* The precise clock costs ~30 ns here: read it only for packets that become events. */
 	e->ts_ns = ring ? rx_now(cfg) : 0;
-	e->ifindex = ctx->ingress_ifindex;
-	e->rx_queue = ctx->rx_queue_index;
+	e->ifindex = rx_ifindex(ctx);
+	e->rx_queue = rx_queue(ctx);
 	e->wire_len = wire_len;
 
-	__u32 mal = parse_frame(ctx, e);
+	__u32 mal = parse_frame(ctx, e, vlan_hw_tag(ctx, e));
+#ifdef RXRAY_TC
+	/* The parsers read headers from the linear part. An skb whose headers are not all there (a
+	 * driver that put everything in pages) has them pulled in, and is parsed again, once. */
+	__u32 linear = (long)ctx->data_end - (long)ctx->data;
+	if (mal && linear < data_len && linear < 256 &&
+	    bpf_skb_pull_data(ctx, data_len < 256 ? data_len : 256) == 0) {
+		__u64 ts = e->ts_ns;
+		__builtin_memset(e, 0, __builtin_offsetof(struct rxray_pkt_event, payload));
+		e->ts_ns = ts;
+		e->ifindex = rx_ifindex(ctx);
+		e->rx_queue = rx_queue(ctx);
+		e->wire_len = wire_len;
+		mal = parse_frame(ctx, e, vlan_hw_tag(ctx, e));
+	}
+#endif
+	__u32 segs = rx_segs(ctx);
+	st->c[RXRAY_C_PACKETS] += segs;
+	st->c[RXRAY_C_BYTES] += wire_bytes(wire_len, segs, e, vlan_hw);
 	if (mal) {
 		e->malformed = mal;
 		st->c[RXRAY_C_MALFORMED]++;
@@ -772,7 +910,7 @@ int rxray_xdp(struct xdp_md *ctx)
 	if ((cfg->features & (RXRAY_FEAT_FLOWS | RXRAY_FEAT_FIREWALL)) && !mal && (e->layers & RXRAY_L_FRAG))
 		l4_known = frag_ports(e);
 	/* The firewall decides first; every packet, dropped or not, is still counted and observed. */
-	int verdict = XDP_PASS;
+	int verdict = RX_PASS;
 	if (cfg->features & RXRAY_FEAT_FIREWALL) {
 		__u32 fw = rxray_fw(ctx, e, mal, l4_known, cfg->clock_ns);
 		if (cfg->clock_ns) { /* a replay reads which rule decided */
@@ -787,7 +925,7 @@ int rxray_xdp(struct xdp_md *ctx)
 			} else {
 				e->fw_verdict = RXRAY_FWV_DROP;
 				st->c[RXRAY_C_FW_DROPPED]++;
-				verdict = XDP_DROP;
+				verdict = RX_DROP;
 			}
 		}
 	}
@@ -798,7 +936,7 @@ int rxray_xdp(struct xdp_md *ctx)
 	}
 	if ((cfg->features & RXRAY_FEAT_LATENCY) && !mal)
 		rxray_lat_arrive(ctx, e, e->ts_ns ? e->ts_ns : rx_now(cfg));
-	if ((cfg->features & RXRAY_FEAT_HTTP) && !mal && verdict != XDP_DROP)
+	if ((cfg->features & RXRAY_FEAT_HTTP) && !mal && verdict != RX_DROP)
 		rxray_http_xdp(ctx, e, e->ts_ns ? e->ts_ns : rx_now(cfg));
 	/* Filter (RXRAY_FEAT_FILTER): a packet the compiled expression rejects reaches neither the
 	 * capture ring nor the event ring. It is decided after the flow accounting, so flows still count
@@ -818,11 +956,11 @@ int rxray_xdp(struct xdp_md *ctx)
 	/* The payload: bytes after the last parsed header, up to the layer's end (no Ethernet padding). */
 	__u32 snap = cfg->payload_snap;
 	__u32 start = e->payload_off;
-	__u32 stop = wire_len;
+	__u32 stop = data_len;
 	if (e->ip_ver && !mal) /* the IP datagram's end, not Ethernet padding */
-		stop = sizeof(struct ethhdr) + 4 * (__u32)e->vlan_count + e->ip_total_len;
-	if (stop > wire_len)
-		stop = wire_len;
+		stop = sizeof(struct ethhdr) + 4 * (__u32)e->vlan_count - vlan_hw + e->ip_total_len;
+	if (stop > data_len)
+		stop = data_len;
 	if (start < stop && snap > 0) {
 		__u64 n = (stop - start) & 0x1ffff; /* start < stop; the mask tells the verifier */
 		if (n > snap)
@@ -834,6 +972,7 @@ int rxray_xdp(struct xdp_md *ctx)
 		if (n != 0 && copy_payload(ctx, start, e->payload, n) == 0)
 			e->payload_len = n;
 	}
+	e->payload_off += vlan_hw; /* users read it in wire coordinates */
 	/* Waking the reader per event costs microseconds; wake it only once a batch has built up. The
 	 * reader also polls with a short timeout, so a quiet link's events are never stuck. */
 	__u64 wake = bpf_ringbuf_query(&rxray_events, BPF_RB_AVAIL_DATA) >= cfg->wakeup_bytes
@@ -906,7 +1045,7 @@ static __always_inline __u32 lat_udp_tag(__u16 len, __u16 csum, __u32 first)
 }
 
 /* XDP: stamps a TCP segment with payload or a UDP datagram (first fragment included). */
-__noinline int rxray_lat_arrive(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now)
+__noinline int rxray_lat_arrive(RX_CTX *ctx, struct rxray_pkt_event *e, __u64 now)
 {
 	if (!ctx || !e || e->frag_off)
 		return 0;

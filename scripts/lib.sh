@@ -23,3 +23,28 @@ ensure_cargo() {
 		return 1
 	}
 }
+
+# A lab of a benchmark's own, so parallel runs never share or take down each other's: namespaces
+# $1-a and $1-b joined by veth-a/veth-b, 198.18.0.1/24 and 198.18.0.2/24, no route anywhere else.
+bench_lab_up() {
+	local a=$1-a b=$1-b ns i
+	ip netns add "$a"
+	ip netns add "$b"
+	ip link add veth-a netns "$a" type veth peer name veth-b netns "$b"
+	ip -n "$a" addr add 198.18.0.1/24 dev veth-a
+	ip -n "$b" addr add 198.18.0.2/24 dev veth-b
+	for ns in "$a" "$b"; do
+		ip -n "$ns" link set lo up
+		ip -n "$ns" link set "veth-${ns##*-}" up
+	done
+	for ((i = 0; i < 50; i++)); do
+		ip netns exec "$a" ping -c1 -W1 198.18.0.2 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+}
+
+bench_lab_down() {
+	ip netns del "$1-a" 2>/dev/null
+	ip netns del "$1-b" 2>/dev/null
+	return 0
+}

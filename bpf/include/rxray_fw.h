@@ -346,17 +346,17 @@ static __always_inline int fw_blocked_word(struct fw_pkt *p, __u64 bits, __u32 b
 }
 
 /* Reads the addresses of an IP packet whose parse stopped before them (truncated or bad header). */
-static __always_inline int fw_raw_addrs(struct xdp_md *ctx, const struct rxray_pkt_event *e, struct fw_pkt *p)
+static __always_inline int fw_raw_addrs(RX_CTX *ctx, const struct rxray_pkt_event *e, struct fw_pkt *p)
 {
 	__u32 off = e->payload_off & 0x3fff;
 	if (e->eth_proto == ETH_P_IP) {
-		if (bpf_xdp_load_bytes(ctx, off + 12, p->saddr, 4) || bpf_xdp_load_bytes(ctx, off + 16, p->daddr, 4))
+		if (rx_load_bytes(ctx, off + 12, p->saddr, 4) || rx_load_bytes(ctx, off + 16, p->daddr, 4))
 			return 0;
 		p->ver = 4;
 		return 1;
 	}
 	if (e->eth_proto == ETH_P_IPV6) {
-		if (bpf_xdp_load_bytes(ctx, off + 8, p->saddr, 16) || bpf_xdp_load_bytes(ctx, off + 24, p->daddr, 16))
+		if (rx_load_bytes(ctx, off + 8, p->saddr, 16) || rx_load_bytes(ctx, off + 24, p->daddr, 16))
 			return 0;
 		p->ver = 6;
 		return 1;
@@ -369,7 +369,7 @@ static __always_inline int fw_raw_addrs(struct xdp_md *ctx, const struct rxray_p
  * later fragment whose first fragment's ports could not be found. */
 #define RXRAY_FW_NOT_IP (0xff << 8 | RXRAY_FWA_ALLOW)
 
-__noinline int rxray_fw(struct xdp_md *ctx, struct rxray_pkt_event *e, __u32 mal, __u32 l4_known, __u64 clock)
+__noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32 l4_known, __u64 clock)
 {
 	if (!ctx || !e)
 		return RXRAY_FW_NOT_IP;

@@ -145,7 +145,9 @@ static __always_inline __u64 http_wake(void)
 		return 0;                                                                        \
 	}
 
+#ifndef RXRAY_TC
 RXRAY_HTTP_STEP(http_step_xdp, struct xdp_md, bpf_xdp_load_bytes)
+#endif
 RXRAY_HTTP_STEP(http_step_skb, struct __sk_buff, bpf_skb_load_bytes)
 
 /* Writes the staged header (fields but the sizes already set) and the payload's records; counts. */
@@ -180,8 +182,13 @@ static __always_inline void http_emit(void *ctx, long (*step)(__u32, void *), st
 	st->c[RXRAY_HC_BYTES_COPIED] += take - w.lost_bytes;
 }
 
-/* Ingress: the segment rxray_xdp just parsed into e. */
-__noinline int rxray_http_xdp(struct xdp_md *ctx, struct rxray_pkt_event *e, __u64 now)
+/* Ingress: the segment rxray_xdp (or, in the TC build, rxray_tc) just parsed into e. */
+#ifdef RXRAY_TC
+#define http_step_in http_step_skb
+#else
+#define http_step_in http_step_xdp
+#endif
+__noinline int rxray_http_xdp(RX_CTX *ctx, struct rxray_pkt_event *e, __u64 now)
 {
 	__u32 zero = 0;
 	if (!ctx || !e)
@@ -209,9 +216,9 @@ __noinline int rxray_http_xdp(struct xdp_md *ctx, struct rxray_pkt_event *e, __u
 	__builtin_memcpy(k.saddr, e->saddr, 16);
 	__builtin_memcpy(k.daddr, e->daddr, 16);
 	__u32 w4 = 0;
-	int head = plen >= 4 && bpf_xdp_load_bytes(ctx, e->payload_off, &w4, 4) == 0 && http_head_word(w4);
+	int head = plen >= 4 && rx_load_bytes(ctx, e->payload_off, &w4, 4) == 0 && http_head_word(w4);
 	__u32 take = http_take(&k, plen, head, e->tcp_flags, hc);
-	http_emit(ctx, http_step_xdp, c, st, e->payload_off, plen, take);
+	http_emit(ctx, http_step_in, c, st, e->payload_off, plen, take);
 	return 0;
 }
 

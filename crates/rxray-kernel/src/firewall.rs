@@ -499,10 +499,19 @@ impl Firewall {
             }
         };
         let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
+        // The firewall drops before the skb exists: XDP only, native whenever the driver has it.
         let tries: &[XdpMode] = match mode {
             AttachMode::Native => &[XdpMode::Driver],
             AttachMode::Generic => &[XdpMode::Skb],
             AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+            AttachMode::Tc => {
+                drop(ebpf);
+                let _ = remove_pins(&root);
+                return Err(KernelError::Attach {
+                    iface: iface.into(),
+                    detail: "the firewall attaches XDP, to drop before the kernel builds an skb; TC is for observers (use --xdp-mode auto, native or generic)".into(),
+                });
+            }
         };
         let mut link = None;
         let mut errors = Vec::new();

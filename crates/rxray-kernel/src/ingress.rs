@@ -1,23 +1,15 @@
-//! The XDP ingress program: load it from the embedded object, configure it, attach it to
-//! interfaces, and expose its ring buffer and counters. Dropping an `Ingress` detaches everything.
-use crate::{abi, classify_load_error, owner::OwnerLock, KernelError, XDP_INGRESS_OBJ};
+//! The ingress program (XDP, or its TC build for observers): load it from the embedded object,
+//! configure it, attach it to interfaces, and expose its ring buffer and counters. Dropping an
+//! `Ingress` detaches everything.
+use crate::{abi, classify_load_error, owner::OwnerLock, AttachMode, Hook, KernelError, TC_INGRESS_OBJ, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{Xdp, XdpMode},
+    programs::{tc::TcAttachType, SchedClassifier, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use rxray_engine::filter::Filter;
 use rxray_engine::source::{Count, FlowSnapshot};
 use std::ffi::CString;
-
-/// How to attach XDP: in the driver (native), in the generic stack path, or native when the driver
-/// supports it and generic otherwise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachMode {
-    Native,
-    Generic,
-    Auto,
-}
 
 #[derive(Clone, Debug)]
 pub struct IngressOptions {
@@ -38,10 +30,12 @@ pub struct IngressOptions {
     pub capture_ring_bytes: u32,
     /// What the owner of the attached interfaces is called (`watch`, `flows`, ...).
     pub command: String,
-    /// Only packets this filter matches become events (evaluated in the XDP program).
+    /// Only packets this filter matches become events (evaluated in the program).
     pub filter: Option<Filter>,
     /// HTTP payload ring size in bytes (power of two); 0 when HTTP is not used (a page is mapped).
     pub http_ring_bytes: u32,
+    /// The XDP build or the TC build of the program (see `hook::observer_hook_all`).
+    pub hook: Hook,
 }
 
 impl Default for IngressOptions {
@@ -58,6 +52,7 @@ impl Default for IngressOptions {
             capture_ring_bytes: 32 << 20,
             filter: None,
             http_ring_bytes: 0,
+            hook: Hook::Xdp,
         }
     }
 }
@@ -66,8 +61,18 @@ impl Default for IngressOptions {
 pub struct Attached {
     pub iface: String,
     pub ifindex: u32,
-    /// "native" or "generic".
+    /// "native" or "generic" (XDP), "tc" (TC ingress), or "the firewall's" (its XDP program).
     pub mode: &'static str,
+}
+
+impl Attached {
+    /// The hook in words, for the start line: "native XDP", "TC ingress", ...
+    pub fn hook_name(&self) -> String {
+        match self.mode {
+            "tc" => "TC ingress".into(),
+            m => format!("{m} XDP"),
+        }
+    }
 }
 
 /// Counters summed over CPUs.
@@ -104,6 +109,7 @@ pub struct Ingress {
     // Field order is drop order: the ring and program (detaching every link) go before the locks.
     ring: RingBuf<MapData>,
     ebpf: Ebpf,
+    hook: Hook,
     attached: Vec<Attached>,
     config: abi::Config,
     locks: Vec<OwnerLock>,
@@ -162,9 +168,17 @@ impl Ingress {
             .map_max_entries("rxray_flows", opts.flow_capacity.max(1))
             .map_max_entries("rxray_cap", if opts.capture { opts.capture_ring_bytes } else { 4096 })
             .map_max_entries("rxray_http", opts.http_ring_bytes.max(4096))
-            .load(XDP_INGRESS_OBJ)
+            .load(match opts.hook {
+                Hook::Xdp => XDP_INGRESS_OBJ,
+                Hook::Tc => TC_INGRESS_OBJ,
+            })
             .map_err(classify_load_error)?;
-        load_xdp(&mut ebpf)?;
+        match opts.hook {
+            Hook::Xdp => {
+                load_xdp(&mut ebpf)?;
+            }
+            Hook::Tc => load_tc(&mut ebpf)?,
+        }
         let ring_map = ebpf
             .take_map("rxray_events")
             .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
@@ -174,6 +188,7 @@ impl Ingress {
         let mut me = Ingress {
             ring,
             ebpf,
+            hook: opts.hook,
             attached: Vec::new(),
             config,
             locks: Vec::new(),
@@ -194,8 +209,9 @@ impl Ingress {
                 | if opts.capture { abi::FEAT_CAPTURE } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
-            // A batch of about 1/16 of the ring; readers poll at least every 100 ms for the rest.
-            wakeup_bytes: (opts.ring_bytes / 16).max(4096) as u64,
+            // A batch of about 1/16 of the ring (the capture ring's when only it is read); readers
+            // poll at least every 100 ms for the rest.
+            wakeup_bytes: (if opts.capture && !opts.events { opts.capture_ring_bytes } else { opts.ring_bytes } / 16).max(4096) as u64,
             capture_snap: opts.capture_snap.clamp(1, abi::CAP_SNAP_MAX),
             _pad0: 0,
         }
@@ -233,6 +249,7 @@ impl Ingress {
         let mut me = Ingress {
             ring,
             ebpf,
+            hook: Hook::Xdp,
             attached: vec![Attached { iface: iface.to_string(), ifindex, mode: "the firewall's" }],
             config,
             locks: vec![lock],
@@ -309,13 +326,38 @@ impl Ingress {
         &mut self.ebpf
     }
 
-    /// Attaches to `iface`. `Auto` tries native first and falls back to generic.
+    /// Attaches to `iface`. The TC build attaches as a TC ingress classifier (mode `Auto` or `Tc`);
+    /// the XDP build in `mode`, where `Auto` tries native first and falls back to generic.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, KernelError> {
         let ifindex = ifindex_of(iface)?;
         let lock = OwnerLock::acquire(ifindex, &self.command).map_err(|e| match e {
             Ok(owner) => KernelError::Owned { iface: iface.to_string(), owner },
             Err(io) => KernelError::Io(io),
         })?;
+        if self.hook == Hook::Tc {
+            if !matches!(mode, AttachMode::Auto | AttachMode::Tc) {
+                return Err(KernelError::Attach { iface: iface.into(), detail: format!("the TC build of the program cannot attach in {mode:?} XDP mode") });
+            }
+            let prog: &mut SchedClassifier = self
+                .ebpf
+                .program_mut("rxray_tc")
+                .expect("loaded in Ingress::load")
+                .try_into()
+                .expect("rxray_tc is a classifier");
+            // tcx (a bpf_link, gone with the process) on Linux >= 6.6; clsact via netlink before.
+            if let Err(e) = prog.attach(iface, TcAttachType::Ingress) {
+                let first = format!("{e}{}", source_chain(&e));
+                let _ = aya::programs::tc::qdisc_add_clsact(iface);
+                prog.attach(iface, TcAttachType::Ingress).map_err(|e2| KernelError::Attach {
+                    iface: iface.into(),
+                    detail: format!("TC ingress: {first}; after adding a clsact qdisc: {e2}{}", source_chain(&e2)),
+                })?;
+            }
+            let a = Attached { iface: iface.to_string(), ifindex, mode: "tc" };
+            self.attached.push(a.clone());
+            self.locks.push(lock);
+            return Ok(a);
+        }
         let prog: &mut Xdp = self
             .ebpf
             .program_mut("rxray_xdp")
@@ -326,6 +368,9 @@ impl Ingress {
             AttachMode::Native => &[(XdpMode::Driver, "native")],
             AttachMode::Generic => &[(XdpMode::Skb, "generic")],
             AttachMode::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "generic")],
+            AttachMode::Tc => {
+                return Err(KernelError::Attach { iface: iface.into(), detail: "TC mode needs the TC build of the program (IngressOptions::hook)".into() })
+            }
         };
         let mut errors = Vec::new();
         for (m, name) in tries {
@@ -517,6 +562,16 @@ pub(crate) fn load_xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp, KernelError> {
         .map_err(|e| KernelError::Load(format!("{e}")))?;
     prog.load().map_err(classify_load_error)?;
     Ok(prog)
+}
+
+/// Verifies and loads the TC build's classifier (rxray_tc); nothing is attached.
+fn load_tc(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut("rxray_tc")
+        .ok_or_else(|| KernelError::Load("program rxray_tc missing from the object".into()))?
+        .try_into()
+        .map_err(|e| KernelError::Load(format!("{e}")))?;
+    prog.load().map_err(classify_load_error)
 }
 
 /// max_entries of every map pinned under a firewall's pin root, by name.

@@ -10,6 +10,7 @@ mod decode;
 pub mod drops;
 pub mod filter;
 pub mod firewall;
+pub mod hook;
 pub mod host;
 pub mod http;
 mod ingress;
@@ -27,7 +28,8 @@ pub use conns::{ConnTotals, Conns, ConnsOptions};
 pub use drops::{DropTotals, Drops, DropsOptions};
 pub use readers::{ReaderInfo, ReaderTable, Readers};
 pub use latency::{LatencyEntry, LatencyStages, LatencyTotals};
-pub use ingress::{AttachMode, Attached, Ingress, IngressOptions, Totals};
+pub use hook::{AttachMode, Hook};
+pub use ingress::{Attached, Ingress, IngressOptions, Totals};
 
 use std::io;
 
@@ -50,6 +52,8 @@ pub fn check_ring_size(bytes: u64) -> Result<u32, String> {
 
 /// The compiled XDP ingress program (bpf/xdp_ingress.bpf.c), checked against its sources at build time.
 pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_ingress.bpf.o");
+/// The observers' TC ingress build of the same program (bpf/tc_ingress.bpf.c).
+pub static TC_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/tc_ingress.bpf.o");
 /// The firewall's copy of the XDP program (bpf/xdp_fw.bpf.c): the same code with its maps pinned by name.
 pub static XDP_FW_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_fw.bpf.o");
 /// The tracepoint programs (bpf/kernel.bpf.c): drops and TCP connections.

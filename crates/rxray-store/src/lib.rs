@@ -65,6 +65,10 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_ts ON alerts(ts);
 CREATE INDEX alerts_subject ON alerts(subject, ts);
+CREATE INDEX alerts_src ON alerts(src);
+CREATE INDEX alerts_dst ON alerts(dst);
+CREATE INDEX alerts_offender ON alerts(offender);
+CREATE INDEX conns_local ON conns(local, ts_start);
 CREATE TABLE mitigations (
     host TEXT NOT NULL, ts INTEGER NOT NULL, alert_id INTEGER NOT NULL, kind TEXT NOT NULL,
     target TEXT NOT NULL, addr_lo BLOB NOT NULL, addr_hi BLOB NOT NULL, ttl_s INTEGER NOT NULL,

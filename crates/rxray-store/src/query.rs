@@ -64,9 +64,11 @@ impl Where {
         self.sql.push(clause.to_string());
         self.args.extend(args);
     }
-    fn addr_in(&mut self, cols: &[&str], r: &AddrRange) {
-        let c: Vec<String> = cols.iter().map(|c| format!("({c} >= ? AND {c} <= ?)")).collect();
-        self.add(&format!("({})", c.join(" OR ")), cols.iter().flat_map(|_| [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]));
+    /// Rows of `table` with any of `cols` inside the range: one index range scan per column, joined
+    /// by rowid (an OR of the columns in one WHERE would scan the whole table).
+    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange) {
+        let c: Vec<String> = cols.iter().map(|c| format!("SELECT rowid FROM {table} WHERE {c} BETWEEN ? AND ?")).collect();
+        self.add(&format!("rowid IN ({})", c.join(" UNION ")), cols.iter().flat_map(|_| [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]));
     }
     fn clause(&self) -> String {
         self.sql.join(" AND ")
@@ -86,7 +88,7 @@ impl Store {
             let mut w = Where::new("ts_end", q);
             w.add("ts_start < ?", [Sv::Integer(q.until.min(i64::MAX as u64) as i64)]);
             if let Some(r) = &q.addr {
-                w.addr_in(&["src", "dst"], r);
+                w.addr_in("flows", &["src", "dst"], r);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -128,7 +130,7 @@ impl Store {
             if q.proto.is_none() || q.proto == Some(6) {
                 let mut w = Where::new("ts_end", q);
                 if let Some(r) = &q.addr {
-                    w.addr_in(&["local", "remote"], r);
+                    w.addr_in("conns", &["local", "remote"], r);
                 }
                 if let Some(p) = q.port {
                     w.add("(lport = ? OR rport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -166,7 +168,7 @@ impl Store {
         if !only_counts {
             let mut w = Where::new("ts", q);
             if let Some(r) = &q.addr {
-                w.addr_in(&["src", "dst", "subject", "offender"], r);
+                w.addr_in("alerts", &["src", "dst", "subject", "offender"], r);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);

@@ -279,6 +279,22 @@ enum ChunkState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkError;
 
+/// The header fields of a complete request or response head (name, value bytes), in order; empty
+/// when `head` is neither. For the checks that read headers after the head was framed.
+pub fn head_headers(head: &[u8]) -> Vec<(&str, &[u8])> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    if req.parse(head).is_ok_and(|s| s.is_complete()) {
+        return req.headers.iter().map(|h| (h.name, h.value)).collect();
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    if resp.parse(head).is_ok_and(|s| s.is_complete()) {
+        return resp.headers.iter().map(|h| (h.name, h.value)).collect();
+    }
+    Vec::new()
+}
+
 /// A streaming walker over a chunked body: feed it the bytes after the head, in pieces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunked {
@@ -299,6 +315,18 @@ impl Chunked {
     /// Walks `buf`; returns how many bytes belong to the body (all of `buf` unless the body ends
     /// inside it: then the rest starts the next message).
     pub fn feed(&mut self, buf: &[u8]) -> Result<usize, ChunkError> {
+        self.feed_into(buf, None)
+    }
+
+    /// Like [`feed`](Self::feed), appending the chunks' data (the body without its framing) to
+    /// `out` while `out` is shorter than `max`; returns whether data had to be left out.
+    pub fn feed_collect(&mut self, buf: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(usize, bool), ChunkError> {
+        let mut cut = false;
+        let n = self.feed_into(buf, Some((out, max, &mut cut)))?;
+        Ok((n, cut))
+    }
+
+    fn feed_into(&mut self, buf: &[u8], mut sink: Option<(&mut Vec<u8>, usize, &mut bool)>) -> Result<usize, ChunkError> {
         use ChunkState::*;
         let mut i = 0;
         while i < buf.len() {
@@ -307,6 +335,14 @@ impl Chunked {
             }
             if let Data(rem) = self.state {
                 let take = rem.min((buf.len() - i) as u64);
+                if let Some((out, max, cut)) = sink.as_mut() {
+                    let room = max.saturating_sub(out.len());
+                    let data = &buf[i..i + take as usize];
+                    out.extend_from_slice(&data[..data.len().min(room)]);
+                    if data.len() > room {
+                        **cut = true;
+                    }
+                }
                 i += take as usize;
                 self.state = if rem == take { DataCr } else { Data(rem - take) };
                 continue;
@@ -374,3 +410,15 @@ fn unreachable_state() -> ChunkState {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod head_header_tests {
+    #[test]
+    fn headers_of_requests_and_responses() {
+        let h = super::head_headers(b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n");
+        assert_eq!(h, [("Host", &b"x"[..]), ("Content-Type", &b"application/json"[..])]);
+        let h = super::head_headers(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h, [("Content-Length", &b"0"[..])]);
+        assert!(super::head_headers(b"garbage").is_empty());
+    }
+}

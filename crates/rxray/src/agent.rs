@@ -74,12 +74,9 @@ fn load_config(a: &AgentArgs) -> Result<AgentConfig> {
     Ok(cfg)
 }
 
+/// The config's `xdp_mode` as the command line's `--xdp-mode` reads it (auto when unknown).
 fn xdp_mode(s: &str) -> XdpModeArg {
-    match s {
-        "native" => XdpModeArg::Native,
-        "generic" => XdpModeArg::Generic,
-        _ => XdpModeArg::Auto,
-    }
+    <XdpModeArg as clap::ValueEnum>::from_str(s, true).unwrap_or(XdpModeArg::Auto)
 }
 
 /// The detection pipeline the config asks for.
@@ -593,22 +590,7 @@ impl History {
     }
 
     fn record_alert(&mut self, al: &Alert) {
-        self.alerts.push(AlertRow {
-            ts: al.ts_ns,
-            alert_id: al.id,
-            detector: al.sig.detector.to_string(),
-            sid: al.sig.sid,
-            msg: al.sig.msg.to_string(),
-            proto: al.proto,
-            src: al.src_ip,
-            sport: al.src_port,
-            dst: al.dest_ip,
-            dport: al.dest_port,
-            subject: al.subject,
-            offender: al.offender,
-            pcap: al.pcap.clone(),
-            eve: serde_json::to_value(al).unwrap_or_default(),
-        });
+        self.alerts.push(crate::history::alert_row(al));
         if let Some(Mitigation::Taken(act)) = &al.mitigation {
             let (kind, target) = match &act.kind {
                 ActionKind::Block { cidr } => ("block", cidr.to_string()),

@@ -401,6 +401,8 @@ pub struct AlertsArgs {
     /// blocks of offending sources, rate limits of targeted destinations, each with its TTL.
     #[arg(long)]
     pub enforce: bool,
+    /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
+    /// that keep GRO with it), native, generic or tc. With --enforce the firewall's XDP program is used.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Stop after this many alerts.

@@ -108,9 +108,10 @@ fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<Fil
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
-    if a.http {
+    // --openapi implies --http.
+    if a.http || a.http_opts.openapi.is_some() {
         if a.filter.is_some() || !a.filter_words.is_empty() || a.alerts {
-            bail!("--http reads every TCP segment on its ports; drop the filter and --alerts");
+            bail!("--http (and --openapi) read every TCP segment on their ports; drop the filter and --alerts");
         }
         return crate::http::analyze(&a.files, &a.http_opts, a.json);
     }

@@ -34,7 +34,8 @@ pub struct CaptureArgs {
     /// Start a new file every this many seconds (FILE, FILE1, FILE2, ...).
     #[arg(short = 'G', long = "rotate-seconds")]
     pub rotate_secs: Option<u64>,
-    /// XDP attach mode.
+    /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
+    /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Capture ring size: bytes or a size such as 32MiB, a power of two from 4 KiB to 1 GiB.

@@ -266,14 +266,6 @@ fn targets(a: &IfaceArgs, install: bool) -> Result<Vec<String>> {
     Ok(v)
 }
 
-fn mode(m: XdpModeArg) -> rxray_kernel::AttachMode {
-    match m {
-        XdpModeArg::Native => rxray_kernel::AttachMode::Native,
-        XdpModeArg::Generic => rxray_kernel::AttachMode::Generic,
-        XdpModeArg::Auto => rxray_kernel::AttachMode::Auto,
-    }
-}
-
 /// Makes `set` the live rule set of `f` unless it already is (same fingerprint, and not `force`),
 /// and records its description beside the pins. The generation applied, or `None` when unchanged
 /// (its counters and rate limits go on).
@@ -308,7 +300,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
     let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}; nothing was changed", a.file.display()))?;
     let cap = FwCapacity { prefixes: a.prefix_capacity, ..Default::default() };
     for iface in ifaces {
-        let (mut f, fresh) = Firewall::open_or_install(iface, mode(a.xdp_mode), cap)?;
+        let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
         let Some(gen) = apply_to(&mut f, fresh, &a.file, &set, &c, a.force)? else {
             if a.json {
                 println!("{}", serde_json::json!({"interface": iface, "unchanged": true, "rules": set.rules.len()}));

@@ -46,7 +46,8 @@ pub struct FlowsArgs {
     /// Flow-table capacity; new flows beyond it are counted as failed inserts.
     #[arg(long = "flow-capacity", default_value_t = 65536)]
     pub capacity: u32,
-    /// XDP attach mode.
+    /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
+    /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Do not attach the kernel context (the process that read each flow, and its drops): saves

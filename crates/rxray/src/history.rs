@@ -377,7 +377,8 @@ fn offline(dir: &Path, range: &AddrRange) -> Result<(Records, u64, u64)> {
     Ok((out, first, last))
 }
 
-fn alert_row(al: &rxray_engine::alert::Alert) -> AlertRow {
+/// An alert as the store keeps it (its whole EVE record is the evidence).
+pub(crate) fn alert_row(al: &rxray_engine::alert::Alert) -> AlertRow {
     AlertRow {
         ts: al.ts_ns,
         alert_id: al.id,

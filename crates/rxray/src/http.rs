@@ -17,11 +17,28 @@ pub struct HttpOpts {
     /// Endpoints kept before the rest go to the `other` bucket.
     #[arg(long, default_value_t = 1000)]
     pub max_endpoints: usize,
+    /// The API's OpenAPI 3.0 or 3.1 document (JSON or YAML): endpoints take its path templates, and
+    /// where the traffic and the document disagree is reported as findings (docs/openapi.md).
+    #[arg(long, value_name = "FILE")]
+    pub openapi: Option<PathBuf>,
 }
 
 impl HttpOpts {
     pub fn config(&self) -> HttpConfig {
         HttpConfig { max_endpoints: self.max_endpoints, ..HttpConfig::default() }
+    }
+
+    /// The tracker, with the OpenAPI document when one is given. A broken document is an error
+    /// naming its place (file, JSON pointer, line), and nothing starts.
+    pub fn tracker(&self) -> Result<HttpTracker> {
+        let t = HttpTracker::new(self.config());
+        Ok(match &self.openapi {
+            None => t,
+            Some(p) => {
+                let spec = rxray_openapi::Spec::load(p, rxray_openapi::DEFAULT_MAX_SPEC_BYTES).map_err(|e| anyhow!("{e}"))?;
+                t.with_openapi(std::sync::Arc::new(spec))
+            }
+        })
     }
 }
 
@@ -51,8 +68,8 @@ fn read_capture(r: impl Read, t: &mut HttpTracker, ports: &[u16]) -> Result<(), 
 
 /// Reads the files into one report; returns it with the errors met (one per damaged file, naming it
 /// and the byte offset). Segments read before an error are kept.
-pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> (HttpSnapshot, Vec<String>) {
-    let mut t = HttpTracker::new(o.config());
+pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> Result<(HttpSnapshot, Vec<String>)> {
+    let mut t = o.tracker()?;
     let mut errors = Vec::new();
     for f in files {
         let shown = f.display().to_string();
@@ -69,12 +86,12 @@ pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> (HttpSnapshot, Vec<Stri
         }
     }
     t.finish();
-    (t.snapshot(), errors)
+    Ok((t.snapshot(), errors))
 }
 
 /// `rxray analyze FILE... --http [--json]`.
 pub fn analyze(files: &[PathBuf], o: &HttpOpts, json: bool) -> Result<()> {
-    let (snap, errors) = analyze_files(files, o);
+    let (snap, errors) = analyze_files(files, o)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
         #[derive(serde::Serialize)]
@@ -155,6 +172,36 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
         "completeness: {} bytes not copied ({} bodies truncated), {} gaps ({} bytes, {} from full buffers), {} messages cut, {} request gaps, {} parse errors, {} streams dropped, {} idle-expired, {} events lost",
         c.bytes_not_copied, c.bodies_truncated, c.gaps, c.gap_bytes, c.buffer_overflow_gaps, c.messages_cut, c.request_gaps, c.parse_errors, c.streams_dropped, c.streams_idle_expired, c.events_lost
     );
+    if let (Some(f), Some(oa)) = (&s.findings, &s.openapi) {
+        let k = &oa.counters;
+        let _ = writeln!(
+            o,
+            "\nOpenAPI {}: {} calls checked, {} matched an operation, {} bodies checked, {} not checked (truncated), {} findings{}",
+            oa.spec,
+            k.exchanges,
+            k.matched,
+            k.bodies_checked,
+            k.not_checked,
+            f.len(),
+            if k.overflow > 0 { format!(" ({} more not kept: the table is full)", k.overflow) } else { String::new() }
+        );
+        if !f.is_empty() {
+            let _ = writeln!(o, "{:<20} {:<7} {:<32} {:>6} {:>7}  EXAMPLE / DETAIL", "KIND", "METHOD", "TEMPLATE OR PATH", "STATUS", "COUNT");
+        }
+        for x in f {
+            let _ = writeln!(
+                o,
+                "{:<20} {:<7} {:<32} {:>6} {:>7}  {} | {}",
+                x.kind.as_str(),
+                x.method,
+                x.template.as_deref().unwrap_or(&x.path),
+                x.status.map_or("-".into(), |s| s.to_string()),
+                x.count,
+                x.example.request_line,
+                x.detail.message
+            );
+        }
+    }
     o
 }
 
@@ -217,6 +264,8 @@ pub fn run(a: HttpArgs) -> Result<()> {
             anyhow::bail!("{i} runs rxray's firewall program, which has no HTTP copies; `rxray http` needs its own program there");
         }
     }
+    // The document is read (and any fault reported) before anything is attached.
+    let mut t = a.opts.tracker()?;
     let stop = crate::session::stop_flag()?;
     let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };
     let ports = a.opts.ports.clone();
@@ -225,7 +274,6 @@ pub fn run(a: HttpArgs) -> Result<()> {
     })?;
     let mut ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
     let clock = rxray_kernel::Clock::now();
-    let mut t = HttpTracker::new(a.opts.config());
     let every = std::time::Duration::from_secs_f64(a.interval);
     let mut next = std::time::Instant::now() + every;
     let mut bad = 0u64;

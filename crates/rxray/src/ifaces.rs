@@ -1,6 +1,7 @@
-//! `rxray ifaces` (interfaces, their XDP program and rxray owner) and `rxray detach` (removes what
-//! a killed rxray left: stale owner locks and rxray XDP programs attached with no live owner).
-//! XDP state is read with `ip -j -d link show`, the same view `ip link` users have.
+//! `rxray ifaces` (interfaces, their driver, the XDP or TC ingress program on them, and their rxray
+//! owner) and `rxray detach` (removes what a killed rxray left: stale owner locks and rxray XDP
+//! programs attached with no live owner). XDP state is read with `ip -j -d link show`, the same view
+//! `ip link` users have; TC ingress (tcx) programs with BPF_PROG_QUERY.
 use crate::session;
 use anyhow::{bail, Context, Result};
 use rxray_kernel::owner::{self, Owner};
@@ -15,13 +16,24 @@ pub struct Xdp {
     pub mode: &'static str,
 }
 
+/// A TC ingress (tcx) program: tcx links go with the process that made them, so none is ever left.
+#[derive(Debug, Serialize)]
+pub struct Tc {
+    pub prog_id: u32,
+    pub prog_name: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Iface {
     pub name: String,
     pub ifindex: u32,
     pub state: String,
     pub mac: String,
+    /// The device's driver (as `ethtool -i` says), which decides where observers attach.
+    pub driver: Option<String>,
     pub xdp: Option<Xdp>,
+    /// TC ingress programs (tcx), in run order.
+    pub tc_ingress: Vec<Tc>,
     pub owner: Option<String>,
     pub owner_pid: Option<u32>,
     /// The owner lock exists but nobody holds it: a killed rxray's leftover.
@@ -61,7 +73,10 @@ pub fn list(only: &[String]) -> Result<Vec<Iface>> {
             })
         });
         let own: Option<Owner> = owner::owner_of(ifindex);
+        let tc_ingress = tc_ingress(&name);
         v.push(Iface {
+            driver: rxray_kernel::hook::driver(&name),
+            tc_ingress,
             name,
             ifindex,
             state: l["operstate"].as_str().unwrap_or("?").to_string(),
@@ -81,6 +96,23 @@ pub fn list(only: &[String]) -> Result<Vec<Iface>> {
     Ok(v)
 }
 
+/// The tcx ingress programs on `iface` (none when the kernel has no tcx, before Linux 6.6).
+fn tc_ingress(iface: &str) -> Vec<Tc> {
+    rxray_kernel::hook::tc_ingress_programs(iface).into_iter().map(|(prog_id, prog_name)| Tc { prog_id, prog_name }).collect()
+}
+
+/// What is attached, in words: "rxray_xdp id 7 (native XDP)", "rxray_tc id 9 (TC ingress)".
+fn hook_text(i: &Iface) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(x) = &i.xdp {
+        parts.push(format!("{} id {} ({} XDP)", x.prog_name, x.prog_id, x.mode));
+    }
+    for t in &i.tc_ingress {
+        parts.push(format!("{} id {} (TC ingress)", t.prog_name, t.prog_id));
+    }
+    if parts.is_empty() { "-".into() } else { parts.join(", ") }
+}
+
 pub fn ifaces(json: bool) -> Result<()> {
     let v = list(&[])?;
     if json {
@@ -89,9 +121,9 @@ pub fn ifaces(json: bool) -> Result<()> {
         }
         return Ok(());
     }
-    println!("{:<16} {:>7} {:<8} {:<18} {:<34} OWNER", "IFACE", "IFINDEX", "STATE", "MAC", "XDP");
+    println!("{:<16} {:>7} {:<8} {:<18} {:<12} {:<34} OWNER", "IFACE", "IFINDEX", "STATE", "MAC", "DRIVER", "HOOK");
     for i in &v {
-        let xdp = i.xdp.as_ref().map(|x| format!("{} id {} ({})", x.prog_name, x.prog_id, x.mode)).unwrap_or_else(|| "-".into());
+        let hook = hook_text(i);
         let mut own = match (&i.owner, i.stale_owner) {
             (Some(o), _) => o.clone(),
             (None, true) => "stale (run `rxray detach`)".into(),
@@ -100,7 +132,7 @@ pub fn ifaces(json: bool) -> Result<()> {
         if i.firewall {
             own = if own == "-" { "rxray firewall (pinned)".into() } else { format!("{own}; rxray firewall (pinned)") };
         }
-        println!("{:<16} {:>7} {:<8} {:<18} {:<34} {own}", i.name, i.ifindex, i.state, i.mac, xdp);
+        println!("{:<16} {:>7} {:<8} {:<18} {:<12} {:<34} {own}", i.name, i.ifindex, i.state, i.mac, i.driver.as_deref().unwrap_or("-"), hook);
     }
     Ok(())
 }

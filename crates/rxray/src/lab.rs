@@ -150,10 +150,11 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     );
     // rxray itself runs inside the lab's receiving namespace, never on the host's interfaces.
     enter_netns(lab.ns_b())?;
-    let opts = IngressOptions { events: true, flows: true, command: "demo".into(), ..Default::default() };
+    let hook = rxray_kernel::hook::observer_hook("veth-b", AttachMode::Auto);
+    let opts = IngressOptions { events: true, flows: true, command: "demo".into(), hook, ..Default::default() };
     let mut ing = Ingress::load(&opts)?;
     let att = ing.attach("veth-b", AttachMode::Auto)?;
-    println!("attached to veth-b ({} XDP)\n", att.mode);
+    println!("attached to veth-b ({})\n", att.hook_name());
     let mut src = LiveSource::new().with_ingress(ing, true, false)?;
 
     let done = Arc::new(AtomicBool::new(false));

@@ -53,7 +53,8 @@ pub struct LatencyArgs {
     /// Rows per table in the text output.
     #[arg(short = 'n', long = "top", default_value_t = 20)]
     pub top: usize,
-    /// XDP attach mode.
+    /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
+    /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
 }

@@ -33,11 +33,30 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `--xdp-mode`: where a command attaches. `auto` picks per device and command (observers: TC
+/// ingress on veth, virtio_net and other devices where native XDP costs GRO, native XDP on NICs known
+/// to keep it; the firewall: native XDP, else generic).
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum XdpModeArg {
+    /// XDP in the driver.
     Native,
+    /// XDP in the generic (skb) path.
     Generic,
+    /// A TC ingress program after GRO (observers only).
+    Tc,
+    /// Per device and command (see `rxray ifaces` for what is attached).
     Auto,
+}
+
+impl From<XdpModeArg> for rxray_kernel::AttachMode {
+    fn from(m: XdpModeArg) -> Self {
+        match m {
+            XdpModeArg::Native => rxray_kernel::AttachMode::Native,
+            XdpModeArg::Generic => rxray_kernel::AttachMode::Generic,
+            XdpModeArg::Tc => rxray_kernel::AttachMode::Tc,
+            XdpModeArg::Auto => rxray_kernel::AttachMode::Auto,
+        }
+    }
 }
 
 #[derive(Subcommand)]

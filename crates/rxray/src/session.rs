@@ -73,16 +73,14 @@ pub fn attach_then<T>(
         eprintln!("rxray: {what} {} (through the firewall's XDP program); Ctrl-C to stop", ifaces[0]);
         return Ok((ingress, t));
     }
+    let mode: AttachMode = mode.into();
+    // Observers: TC ingress where native XDP would cost the device GRO (see rxray_kernel::hook).
+    let opts = IngressOptions { hook: rxray_kernel::hook::observer_hook_all(&ifaces, mode), ..opts };
     let mut ingress = Ingress::load(&opts)?;
-    let mode = match mode {
-        XdpModeArg::Native => AttachMode::Native,
-        XdpModeArg::Generic => AttachMode::Generic,
-        XdpModeArg::Auto => AttachMode::Auto,
-    };
     let mut names = Vec::new();
     for i in &ifaces {
         let att = ingress.attach(i, mode)?;
-        names.push(format!("{} ({} XDP)", att.iface, att.mode));
+        names.push(format!("{} ({})", att.iface, att.hook_name()));
     }
     let t = then(&mut ingress)?;
     eprintln!("rxray: {what} {}; Ctrl-C to stop", names.join(", "));

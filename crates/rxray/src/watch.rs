@@ -23,7 +23,8 @@ pub struct WatchArgs {
     /// Exit after this many packets.
     #[arg(short = 'c', long = "count")]
     pub count: Option<u64>,
-    /// XDP attach mode.
+    /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
+    /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Payload bytes to copy per packet (0..=256).

@@ -671,7 +671,9 @@ fn ordinary_traffic_raises_no_alert() {
     assert!(bytes > 0.8 * 50e6 / 8.0 * s, "iperf3 moved {bytes} bytes");
     assert!(reqs > 20.0 * s, "wrk made {reqs} requests");
     assert!(q as f64 > 40.0 * s && a * 100 >= q * 95, "DNS-like: {q} sent, {a} answered");
-    assert!(packets as f64 > 3000.0 * s, "rxray saw {packets} packets");
+    // rxray inspects what its hook sees: on a veth that is TC ingress, where the TCP stream arrives as
+    // GSO units of several segments, so fewer units than the few thousand wire packets/s.
+    assert!(packets as f64 > 1000.0 * s, "rxray saw {packets} packets");
 
     let after_warmup = live.iter().filter(|x| eve_ns(x["timestamp"].as_str().unwrap()) > t0 + WARMUP_SECS * 1_000_000_000).count();
     println!(

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use rxray_io::CaptureReader;
-use rxray_lab::frames::{self, ipproto, Eth, Ipv4, Udp, L3, L4};
+use rxray_lab::frames::{self, ipproto, Eth, Ipv4, Udp, Vlan, L3, L4};
 use rxray_lab::{send_frames, Lab};
 use std::{
     io::Write,
@@ -12,7 +12,8 @@ use std::{
     time::Duration,
 };
 
-/// UDP frames of sizes from 60 to the veth's 1514, so some span two capture chunks.
+/// UDP frames of sizes from 60 to the veth's 1514, so some span two capture chunks; every third
+/// one carries an 802.1Q tag (which the stack takes off before a TC hook: capture puts it back).
 fn frames_for(lab: &Lab, n: usize) -> Vec<Vec<u8>> {
     let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
     (0..n)
@@ -20,7 +21,8 @@ fn frames_for(lab: &Lab, n: usize) -> Vec<Vec<u8>> {
             let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: i as u16, df: false, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
             let size = 18 + (i * 97) % (1514 - 42 - 18);
             let payload: Vec<u8> = (0..size).map(|k| (k * 31 + i) as u8).collect();
-            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 4000, dport: 5000 + i as u16 }), &payload)
+            let tags = if i % 3 == 2 { vec![Vlan { tpid: frames::TPID_8021Q, tci: (i % 4000) as u16 + 1 }] } else { vec![] };
+            frames::frame(&eth, &tags, L3::Ipv4(ip), L4::Udp(Udp { sport: 4000, dport: 5000 + i as u16 }), &payload)
         })
         .collect()
 }
@@ -167,7 +169,9 @@ fn a_filter_captures_only_matching_packets() {
     let dir = TempDir::new();
     let file = dir.path().join("f.pcapng");
     let sent = frames_for(&lab, 60); // UDP dport 5000 + i
-    let want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(i, _)| 5000 + *i as u16 >= 5040).map(|(_, f)| f).collect();
+    // As in tcpdump, `udp` does not match an 802.1Q frame (that needs `vlan and udp`).
+    let tagged = |f: &Vec<u8>| f[12..14] == [0x81, 0x00];
+    let want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(i, f)| 5000 + *i as u16 >= 5040 && !tagged(f)).map(|(_, f)| f).collect();
     let mut r = Running::start(lab.ns_b(), &["capture", "-i", "veth-b", "-w", file.to_str().unwrap(), "udp", "and", "dst", "portrange", "5040-5100"]);
     r.wait_stderr("rxray: capturing on veth-b", Duration::from_secs(20));
     send_frames(lab.ns_a(), "veth-a", &sent).unwrap();

@@ -23,7 +23,7 @@ fn a_second_command_names_the_owner() {
     w.wait_stderr("rxray: watching", Duration::from_secs(20));
     let st = iface_state(lab.ns_b(), "veth-b");
     assert_eq!(st["owner_pid"], json!(w.pid()), "{st}");
-    assert_eq!(st["xdp"]["prog_name"], json!("rxray_xdp"), "{st}");
+    assert_eq!(st["tc_ingress"], json!([{"prog_id": st["tc_ingress"][0]["prog_id"], "prog_name": "rxray_tc"}]), "{st}");
     let (code, _out, err) = rxray_in(lab.ns_b(), &["flows", "-i", "veth-b"]);
     assert_eq!(code, Some(1));
     let want = format!("veth-b is owned by rxray watch (pid {})", w.pid());
@@ -32,7 +32,7 @@ fn a_second_command_names_the_owner() {
     assert_eq!(code, Some(0), "{err:?}");
     // A clean exit leaves nothing behind.
     let st = iface_state(lab.ns_b(), "veth-b");
-    assert_eq!((st["xdp"].clone(), st["owner"].clone(), st["stale_owner"].clone()), (Value::Null, Value::Null, json!(false)), "{st}");
+    assert_eq!((st["xdp"].clone(), st["tc_ingress"].clone(), st["owner"].clone(), st["stale_owner"].clone()), (Value::Null, json!([]), Value::Null, json!(false)), "{st}");
     assert!(!Path::new(&format!("/run/rxray/{}", netns_inode(lab.ns_b()))).exists());
 }
 
@@ -51,7 +51,7 @@ fn a_killed_watch_leaves_nothing_detach_does_not_remove() {
     w.kill9();
     let st = iface_state(lab.ns_b(), "veth-b");
     assert_eq!(st["stale_owner"], json!(true), "{st}");
-    assert_eq!(st["xdp"], Value::Null, "the bpf_link went with the process: {st}");
+    assert_eq!((st["xdp"].clone(), st["tc_ingress"].clone()), (Value::Null, json!([])), "the bpf_link went with the process: {st}");
     let (code, out, err) = rxray_in(lab.ns_b(), &["detach", "-i", "veth-b"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("removed the stale owner lock"), "{out}");

@@ -320,7 +320,12 @@ fn watch_frames(mode: &str) {
         return;
     }
     let lab = Lab::pair_quiet(&unique_name()).expect("lab");
-    let cases = cases(&lab);
+    let mut cases = cases(&lab);
+    if mode == "tc" {
+        // The stack takes the outer VLAN tag off before TC and drops a frame whose tag is cut
+        // short (skb_vlan_untag): only XDP, before the stack, sees that one.
+        cases.retain(|c| c.name != "vlan truncated");
+    }
     let mut w = Running::start(lab.ns_b(), &["watch", "-i", "veth-b", "--json", "--xdp-mode", mode]);
     w.wait_stderr("rxray: watching veth-b", Duration::from_secs(20));
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.frame.clone()).collect();
@@ -364,6 +369,13 @@ fn watch_reports_every_field_native() {
 #[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_generic() {
     watch_frames("generic");
+}
+
+/// The default on a veth: the TC build sees the same fields (the outer VLAN tag, which the stack
+/// takes off before TC, included).
+#[test]
+fn watch_reports_every_field_tc() {
+    watch_frames("tc");
 }
 
 #[test]

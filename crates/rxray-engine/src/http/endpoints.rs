@@ -213,9 +213,16 @@ pub struct Endpoints {
     pub other_requests: u64,
     key: String,
     tmpl: String,
+    /// The API's document: its path templates name the endpoints (ids are folded otherwise).
+    spec: Option<std::sync::Arc<rxray_openapi::Spec>>,
 }
 
 impl Endpoints {
+    /// Endpoint templates from now on come from the document's paths where a request matches one.
+    pub fn set_spec(&mut self, spec: std::sync::Arc<rxray_openapi::Spec>) {
+        self.spec = Some(spec);
+    }
+
     pub fn new(max_endpoints: usize, max_clients: usize) -> Self {
         Endpoints {
             index: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0)),
@@ -225,13 +232,20 @@ impl Endpoints {
             other: None,
             other_requests: 0,
             key: String::new(),
+            spec: None,
             tmpl: String::new(),
         }
     }
 
     /// Counts a request and returns its endpoint's index.
     pub fn request(&mut self, method: &str, target: &str, client: IpAddr) -> usize {
-        template(target, &mut self.tmpl);
+        match self.spec.as_ref().and_then(|s| s.template_of(target)) {
+            Some(t) => {
+                self.tmpl.clear();
+                self.tmpl.push_str(t);
+            }
+            None => template(target, &mut self.tmpl),
+        }
         self.key.clear();
         let _ = write!(self.key, "{method} {}", self.tmpl);
         let i = match self.index.get(self.key.as_str()) {

@@ -40,6 +40,28 @@ enum State {
     Opaque,
 }
 
+/// One message as the whole-call checks (OpenAPI) read it: the head's bytes and the body (its data,
+/// without chunk framing) up to the body limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+    /// Part of the body is missing: past the limit, not copied by the source, or lost in a gap.
+    pub truncated: bool,
+}
+
+/// A request and its final response, each whole up to the body limit. Collected only when the
+/// tracker is asked to (it costs a copy of every head and body).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub client: IpAddr,
+    /// Event time of the request's first byte.
+    pub ts_ns: u64,
+    pub request: Message,
+    pub status: u16,
+    pub response: Message,
+}
+
 /// One direction's message parser.
 #[derive(Debug)]
 struct Side {
@@ -51,16 +73,22 @@ struct Side {
     endpoint: Option<usize>,
     /// The current message's body already lost bytes the source did not copy.
     truncated: bool,
+    /// The current message, when calls are collected.
+    msg: Option<Message>,
 }
 
 impl Side {
     fn new() -> Self {
-        Side { state: State::Head, buf: Vec::new(), head_ts: 0, endpoint: None, truncated: false }
+        Side { state: State::Head, buf: Vec::new(), head_ts: 0, endpoint: None, truncated: false, msg: None }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Pending {
+    /// Numbers the requests of this connection, to find this one's entry when its body ends.
+    id: u64,
+    /// The whole request, once its body has ended (when calls are collected).
+    request: Option<Message>,
     endpoint: usize,
     first_ts: u64,
     head: bool,
@@ -75,6 +103,10 @@ pub struct Ctx<'a> {
     pub totals: &'a mut Totals,
     pub comp: &'a mut Completeness,
     pub limits: ParserLimits,
+    /// Where whole calls go, when something reads them; `None` costs nothing.
+    pub calls: Option<&'a mut Vec<Call>>,
+    /// Body bytes kept per message for `calls`.
+    pub body_max: usize,
 }
 
 /// Both directions of one connection.
@@ -88,6 +120,11 @@ pub struct Exchange {
     resp_desync: bool,
     /// The side that delivered data (or a gap) last: a turn is data after the other side's.
     last_data: Option<Dir>,
+    /// Requests numbered so far, and the one the request side is reading.
+    next_id: u64,
+    req_id: u64,
+    /// The response being read: its request (as far as it was seen), status and the request's time.
+    answering: Option<(Message, u16, u64)>,
 }
 
 /// Which side a piece is for.
@@ -107,7 +144,17 @@ enum Parsed {
 
 impl Exchange {
     pub fn new(client: IpAddr) -> Self {
-        Exchange { client, req: Side::new(), resp: Side::new(), pending: VecDeque::new(), resp_desync: false, last_data: None }
+        Exchange {
+            client,
+            req: Side::new(),
+            resp: Side::new(),
+            pending: VecDeque::new(),
+            resp_desync: false,
+            last_data: None,
+            next_id: 0,
+            req_id: 0,
+            answering: None,
+        }
     }
 
     pub fn piece(&mut self, dir: Dir, p: Piece<'_>, cx: &mut Ctx<'_>) {
@@ -121,6 +168,9 @@ impl Exchange {
                     // A body the source cut (snap length, body limit): marked once per message.
                     s.truncated = true;
                     cx.comp.bodies_truncated += 1;
+                }
+                if let Some(m) = s.msg.as_mut() {
+                    m.truncated = true;
                 }
                 self.gap(dir, len, cx)
             }
@@ -197,23 +247,43 @@ impl Exchange {
                 State::Body(Body::Length(rem)) => {
                     let take = (*rem).min(bytes.len() as u64);
                     *rem -= take;
-                    if *rem == 0 {
+                    let ended = *rem == 0;
+                    if ended {
                         s.state = State::Head;
+                    }
+                    if let Some(m) = s.msg.as_mut() {
+                        keep(m, &bytes[..take as usize], cx.body_max);
                     }
                     bytes = &bytes[take as usize..];
                     self.count_bytes(dir, take, cx);
+                    if ended {
+                        self.done(dir, cx);
+                    }
                 }
                 State::Body(Body::UntilClose) => {
+                    if let Some(m) = s.msg.as_mut() {
+                        keep(m, bytes, cx.body_max);
+                    }
                     self.count_bytes(dir, bytes.len() as u64, cx);
                     return;
                 }
-                State::Body(Body::Chunked(c)) => match c.feed(bytes) {
+                State::Body(Body::Chunked(c)) => match match s.msg.as_mut() {
+                    Some(m) => c.feed_collect(bytes, &mut m.body, cx.body_max).map(|(n, cut)| {
+                        m.truncated |= cut;
+                        n
+                    }),
+                    None => c.feed(bytes),
+                } {
                     Ok(n) => {
-                        if c.is_done() {
+                        let ended = c.is_done();
+                        if ended {
                             s.state = State::Head;
                         }
                         bytes = &bytes[n..];
                         self.count_bytes(dir, n as u64, cx);
+                        if ended {
+                            self.done(dir, cx);
+                        }
                     }
                     Err(_) => {
                         cx.comp.parse_errors += 1;
@@ -280,7 +350,11 @@ impl Exchange {
                             unanswered(old.endpoint, cx);
                         }
                     }
+                    self.next_id += 1;
+                    self.req_id = self.next_id;
                     self.pending.push_back(Pending {
+                        id: self.next_id,
+                        request: None,
                         endpoint: i,
                         first_ts: self.req.head_ts,
                         head: r.method.eq_ignore_ascii_case("HEAD"),
@@ -289,8 +363,14 @@ impl Exchange {
                     });
                     self.req.endpoint = Some(i);
                     self.req.truncated = false;
+                    if cx.calls.is_some() {
+                        self.req.msg = Some(Message { head: buf[..r.head_len].to_vec(), ..Default::default() });
+                    }
                     self.count_bytes(dir, r.head_len as u64, cx);
                     self.req.state = body_state(r.body);
+                    if matches!(self.req.state, State::Head) {
+                        self.done(dir, cx);
+                    }
                     Parsed::Done(r.head_len)
                 }
             },
@@ -306,9 +386,17 @@ impl Exchange {
                         return Parsed::Done(r.head_len);
                     }
                     cx.totals.responses += 1;
-                    let req = self.pair(ts, cx);
-                    self.resp.endpoint = req.map(|p| p.endpoint);
+                    let mut req = self.pair(ts, cx);
+                    self.resp.endpoint = req.as_ref().map(|p| p.endpoint);
                     self.resp.truncated = false;
+                    self.resp.msg = None;
+                    self.answering = None;
+                    if let (Some(p), true) = (req.as_mut(), cx.calls.is_some()) {
+                        // A request still being read (answered early) is checked as far as it came.
+                        let request = p.request.take().unwrap_or_else(|| Message { truncated: true, ..self.req.msg.clone().unwrap_or_default() });
+                        self.answering = Some((request, r.status, p.first_ts));
+                        self.resp.msg = Some(Message { head: buf[..r.head_len].to_vec(), ..Default::default() });
+                    }
                     let mut framing = r.body;
                     if let Some(p) = req {
                         let e = &mut cx.endpoints.list[p.endpoint];
@@ -333,6 +421,9 @@ impl Exchange {
                     } else {
                         body_state(framing)
                     };
+                    if matches!(self.resp.state, State::Head | State::Opaque) {
+                        self.done(dir, cx);
+                    }
                     Parsed::Done(r.head_len)
                 }
             },
@@ -369,6 +460,11 @@ impl Exchange {
 
     /// The side lost its place: the message in progress ends here.
     fn lose(&mut self, dir: Dir, cx: &mut Ctx<'_>) {
+        // The message in progress is cut: what was seen of it still goes to the checks, marked.
+        if let Some(m) = self.side(dir).msg.as_mut() {
+            m.truncated = true;
+        }
+        self.done(dir, cx);
         let s = self.side(dir);
         if !matches!(s.state, State::Head if s.buf.is_empty()) {
             cx.comp.messages_cut += 1;
@@ -391,14 +487,29 @@ impl Exchange {
             State::Lost | State::Opaque => {}
             State::Body(Body::Length(rem)) if len <= *rem => {
                 *rem -= len;
-                if *rem == 0 {
+                let ended = *rem == 0;
+                if ended {
                     s.state = State::Head;
                 }
+                if let Some(m) = s.msg.as_mut() {
+                    m.truncated = true;
+                }
                 self.count_bytes(dir, len, cx);
+                if ended {
+                    self.done(dir, cx);
+                }
             }
-            State::Body(Body::UntilClose) => self.count_bytes(dir, len, cx),
+            State::Body(Body::UntilClose) => {
+                if let Some(m) = s.msg.as_mut() {
+                    m.truncated = true;
+                }
+                self.count_bytes(dir, len, cx)
+            }
             State::Body(Body::Chunked(c)) => {
                 if c.skip(len) {
+                    if let Some(m) = s.msg.as_mut() {
+                        m.truncated = true;
+                    }
                     self.count_bytes(dir, len, cx);
                 } else {
                     self.lose(dir, cx);
@@ -415,6 +526,12 @@ impl Exchange {
     }
 
     fn end(&mut self, dir: Dir, cx: &mut Ctx<'_>) {
+        if matches!(self.side(dir).state, State::Body(Body::UntilClose)) {
+            self.done(dir, cx);
+        } else if let Some(m) = self.side(dir).msg.as_mut() {
+            m.truncated = true;
+            self.done(dir, cx);
+        }
         let s = self.side(dir);
         match &s.state {
             State::Body(Body::UntilClose) => s.state = State::Head,
@@ -435,9 +552,39 @@ impl Exchange {
         }
     }
 
-    /// Bytes this exchange holds in head buffers.
+    /// Bytes this exchange holds in head buffers (and collected messages).
     pub fn buffered(&self) -> usize {
-        self.req.buf.capacity() + self.resp.buf.capacity()
+        let m = |s: &Side| s.msg.as_ref().map_or(0, |m| m.head.capacity() + m.body.capacity());
+        self.req.buf.capacity() + self.resp.buf.capacity() + m(&self.req) + m(&self.resp)
+    }
+
+    /// The message of `dir` ended (or was cut): a request joins its pending entry, a response
+    /// completes its call.
+    fn done(&mut self, dir: Dir, cx: &mut Ctx<'_>) {
+        let Some(m) = self.side(dir).msg.take() else { return };
+        match dir {
+            Dir::ToServer => {
+                let id = self.req_id;
+                if let Some(p) = self.pending.iter_mut().rev().find(|p| p.id == id) {
+                    p.request = Some(m);
+                }
+            }
+            Dir::ToClient => {
+                let Some((request, status, ts_ns)) = self.answering.take() else { return };
+                if let Some(calls) = cx.calls.as_mut() {
+                    calls.push(Call { client: self.client, ts_ns, request, status, response: m });
+                }
+            }
+        }
+    }
+}
+
+/// Appends body bytes up to `max`; past it the message is marked truncated.
+fn keep(m: &mut Message, data: &[u8], max: usize) {
+    let room = max.saturating_sub(m.body.len());
+    m.body.extend_from_slice(&data[..data.len().min(room)]);
+    if data.len() > room {
+        m.truncated = true;
     }
 }
 

@@ -5,7 +5,10 @@ pub mod exchange;
 pub mod reassembly;
 
 use endpoints::{EndpointSnapshot, Endpoints};
+pub use exchange::{Call, Message};
 use exchange::{Ctx, Dir, Exchange, ParserLimits};
+use rxray_openapi::{CheckCounters, CheckLimits, Checker, Finding, FindingKey, Spec};
+use std::sync::Arc;
 use hashbrown::HashMap;
 use reassembly::{Piece, Stream, ACK, RST, SYN};
 use serde::Serialize;
@@ -83,6 +86,11 @@ pub struct HttpConfig {
     pub max_clients: usize,
     pub max_head: usize,
     pub max_pipeline: usize,
+    /// Body bytes kept per message for the whole-call checks (OpenAPI); longer bodies are not
+    /// schema-checked (counted as `not_checked`).
+    pub body_max: usize,
+    /// Distinct findings kept (the rest are counted in `overflow`).
+    pub max_findings: usize,
 }
 
 impl Default for HttpConfig {
@@ -97,6 +105,8 @@ impl Default for HttpConfig {
             max_clients: 10_000,
             max_head: 64 * 1024,
             max_pipeline: 64,
+            body_max: 64 * 1024,
+            max_findings: 1000,
         }
     }
 }
@@ -154,12 +164,37 @@ pub struct Completeness {
     pub events_lost: u64,
 }
 
-/// A report: endpoints sorted by requests, totals, completeness.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A report: endpoints sorted by requests, totals, completeness; with an OpenAPI document, where
+/// the traffic and the document disagree.
+#[derive(Clone, Debug, Serialize)]
 pub struct HttpSnapshot {
     pub endpoints: Vec<EndpointSnapshot>,
     pub totals: Totals,
     pub completeness: Completeness,
+    /// Findings against the OpenAPI document, most frequent first (only with a document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+    /// The document's file and how many exchanges were matched and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<OpenApiCounters>,
+}
+
+/// What the OpenAPI checks covered.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenApiCounters {
+    pub spec: String,
+    #[serde(flatten)]
+    pub counters: CheckCounters,
+}
+
+/// A finding of a kind not seen before for its (kind, method, template): what alerts are raised on.
+#[derive(Clone, Debug)]
+pub struct NewFinding {
+    pub key: FindingKey,
+    pub client: IpAddr,
+    pub ts_ns: u64,
+    /// The raw request line of the exchange that showed it.
+    pub request_line: String,
 }
 
 struct Conn {
@@ -191,9 +226,35 @@ pub struct HttpTracker {
     comp: Completeness,
     buffered_total: usize,
     last_sweep_ns: u64,
+    /// Whole calls waiting for the checks (collected only when something checks them).
+    calls: Option<Vec<Call>>,
+    openapi: Option<Checker>,
+    new_findings: Vec<NewFinding>,
 }
 
 impl HttpTracker {
+    /// Checks every call against `spec` (and names endpoints by its templates). Calls are then
+    /// collected whole: heads, and bodies up to `HttpConfig::body_max`.
+    pub fn with_openapi(mut self, spec: Arc<Spec>) -> Self {
+        self.endpoints.set_spec(Arc::clone(&spec));
+        self.openapi = Some(Checker::new(spec, CheckLimits { max_findings: self.cfg.max_findings }));
+        self.calls = Some(Vec::new());
+        self
+    }
+
+    /// Findings of a (kind, method, template) seen for the first time since the last call.
+    pub fn take_new_findings(&mut self) -> Vec<NewFinding> {
+        std::mem::take(&mut self.new_findings)
+    }
+
+    /// Runs the collected calls through the checks.
+    fn check_calls(&mut self) {
+        let (Some(calls), Some(checker)) = (self.calls.as_mut(), self.openapi.as_mut()) else { return };
+        for c in calls.drain(..) {
+            check_call(checker, &c, &mut self.new_findings);
+        }
+    }
+
     pub fn new(cfg: HttpConfig) -> Self {
         HttpTracker {
             cfg,
@@ -203,6 +264,9 @@ impl HttpTracker {
             comp: Completeness::default(),
             buffered_total: 0,
             last_sweep_ns: 0,
+            calls: None,
+            openapi: None,
+            new_findings: Vec::new(),
         }
     }
 
@@ -236,7 +300,7 @@ impl HttpTracker {
         }
         let Some(conn) = self.conns.get_mut(&key) else { return };
         conn.last_ns = conn.last_ns.max(seg.ts_ns);
-        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits, calls: self.calls.as_mut(), body_max: self.cfg.body_max };
         let d = seg.dir;
         let Conn { streams, ex, .. } = conn;
         let st = &mut streams[idx(d)];
@@ -274,12 +338,13 @@ impl HttpTracker {
         if seg.ts_ns >= self.last_sweep_ns + 1_000_000_000 {
             self.advance(seg.ts_ns);
         }
+        self.check_calls();
     }
 
     fn remove(&mut self, key: ConnKey) {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         let limits = ParserLimits { max_head: self.cfg.max_head, max_pipeline: self.cfg.max_pipeline };
-        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+        let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits, calls: self.calls.as_mut(), body_max: self.cfg.body_max };
         let Conn { streams, ex, last_ns } = &mut conn;
         for d in [Dir::ToServer, Dir::ToClient] {
             let st = &mut streams[idx(d)];
@@ -308,7 +373,7 @@ impl HttpTracker {
                 let st = &mut streams[idx(d)];
                 if st.oldest_held_ns().is_some_and(|t| t < cutoff) {
                     let b = st.buffered();
-                    let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits };
+                    let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits, calls: self.calls.as_mut(), body_max: self.cfg.body_max };
                     st.expire_holes(cutoff, &mut |p: Piece<'_>| ex.piece(d, p, &mut cx));
                     self.buffered_total -= (b - st.buffered()).min(self.buffered_total);
                 }
@@ -322,6 +387,7 @@ impl HttpTracker {
         for k in keys {
             self.remove(k);
         }
+        self.check_calls();
     }
 
     /// The report so far. Counters of connections still open are included.
@@ -335,7 +401,41 @@ impl HttpTracker {
         let mut totals = self.totals;
         totals.endpoints = self.endpoints.list.len() as u64;
         totals.other_requests = self.endpoints.other_requests;
-        HttpSnapshot { endpoints: self.endpoints.snapshot(), totals, completeness: comp }
+        HttpSnapshot {
+            endpoints: self.endpoints.snapshot(),
+            totals,
+            completeness: comp,
+            findings: self.openapi.as_ref().map(|c| c.findings()),
+            openapi: self.openapi.as_ref().map(|c| OpenApiCounters { spec: c.spec().file.clone(), counters: c.counters.clone() }),
+        }
+    }
+}
+
+/// The request line of a head (up to its first CR or LF), for examples.
+fn first_line(head: &[u8]) -> &str {
+    let end = head.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(head.len());
+    std::str::from_utf8(&head[..end]).unwrap_or("")
+}
+
+fn check_call(checker: &mut Checker, c: &Call, new: &mut Vec<NewFinding>) {
+    let line = first_line(&c.request.head);
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
+    let (rq, rs) = (rxray_wire::http::head_headers(&c.request.head), rxray_wire::http::head_headers(&c.response.head));
+    let x = rxray_openapi::Exchange {
+        method,
+        target,
+        request_headers: &rq,
+        request_body: &c.request.body,
+        request_truncated: c.request.truncated,
+        status: Some(c.status),
+        response_headers: &rs,
+        response_body: &c.response.body,
+        response_truncated: c.response.truncated,
+        time_ns: c.ts_ns,
+    };
+    for key in checker.check(&x).new {
+        new.push(NewFinding { key, client: c.client, ts_ns: c.ts_ns, request_line: line.to_string() });
     }
 }
 

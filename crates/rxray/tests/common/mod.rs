@@ -40,9 +40,21 @@ fn pump(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 impl Running {
     /// Starts `rxray ARGS` inside `ns` (ip netns exec replaces itself, so the pid is rxray's).
     pub fn start(ns: &str, args: &[&str]) -> Running {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, rxray_bin()])
-            .args(args)
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, rxray_bin()]).args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `rxray --netns NS ARGS`: only the network namespace is entered, so the host's bpffs
+    /// (the firewall's pins) stays visible.
+    pub fn start_netns(ns: &str, args: &[&str]) -> Running {
+        let mut cmd = Command::new(rxray_bin());
+        cmd.args(["--netns", ns]).args(args);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
