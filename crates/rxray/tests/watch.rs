@@ -374,6 +374,7 @@ fn watch_reports_every_field_generic() {
 /// The default on a veth: the TC build sees the same fields (the outer VLAN tag, which the stack
 /// takes off before TC, included).
 #[test]
+#[ignore = "needs root, namespaces and BPF"]
 fn watch_reports_every_field_tc() {
     watch_frames("tc");
 }
