@@ -457,6 +457,35 @@ impl Ingress {
         Ok(out)
     }
 
+    /// Removes the flows whose last packet (on every CPU) came before `cutoff_mono_ns` (the
+    /// kernel's monotonic clock), so a long-lived owner (the agent) keeps room in the table; returns
+    /// the keys removed, decoded. Each entry is read again just before its removal, so a flow that
+    /// moved meanwhile stays (a packet that lands between that read and the delete is lost, a window
+    /// of microseconds on an idle flow).
+    pub fn remove_idle_flows(&mut self, cutoff_mono_ns: u64) -> Result<Vec<rxray_engine::flows::FlowKey>, KernelError> {
+        let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_flows", detail: e.to_string() };
+        let idle: Vec<abi::FlowKey> = self.flows()?.into_iter().filter(|(_, v)| v.last_ns < cutoff_mono_ns).map(|(k, _)| k).collect();
+        if idle.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clock = crate::Clock::now();
+        let names: Vec<(u32, String)> = self.attached.iter().map(|a| (a.ifindex, a.iface.clone())).collect();
+        let map = self.ebpf.map_mut("rxray_flows").ok_or(KernelError::Map { map: "rxray_flows", detail: "missing".into() })?;
+        let mut h: PerCpuHashMap<&mut MapData, abi::FlowKey, abi::FlowStats> = PerCpuHashMap::try_from(map).map_err(err)?;
+        let mut gone = Vec::new();
+        for k in idle {
+            let still_idle = match h.get(&k, 0) {
+                Ok(v) => v.iter().all(|c| c.last_ns < cutoff_mono_ns),
+                Err(_) => false,
+            };
+            if still_idle && h.remove(&k).is_ok() {
+                let name = names.iter().find(|(i, _)| *i == k.ifindex).map_or("?", |(_, n)| n.as_str());
+                gone.push(crate::decode_flow(&k, &abi::FlowStats::default(), &clock, name).key);
+            }
+        }
+        Ok(gone)
+    }
+
     /// Per-protocol-class packets and bytes, indexed like `abi::PROTO_NAMES`.
     pub fn protocols(&self) -> Result<Vec<abi::Count>, KernelError> {
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_protos", detail: e.to_string() };

@@ -49,6 +49,7 @@ CREATE TABLE flows (
 CREATE INDEX flows_src ON flows(src, ts_start);
 CREATE INDEX flows_dst ON flows(dst, ts_start);
 CREATE INDEX flows_ts ON flows(ts_start);
+CREATE INDEX flows_end ON flows(ts_end);
 CREATE TABLE conns (
     host TEXT NOT NULL, ts_start INTEGER NOT NULL, ts_end INTEGER NOT NULL,
     local BLOB NOT NULL, lport INTEGER NOT NULL, remote BLOB NOT NULL, rport INTEGER NOT NULL,
@@ -57,6 +58,7 @@ CREATE TABLE conns (
 );
 CREATE INDEX conns_remote ON conns(remote, ts_start);
 CREATE INDEX conns_ts ON conns(ts_start);
+CREATE INDEX conns_end ON conns(ts_end);
 CREATE TABLE alerts (
     host TEXT NOT NULL, ts INTEGER NOT NULL, alert_id INTEGER NOT NULL, detector TEXT NOT NULL,
     sid INTEGER NOT NULL, msg TEXT NOT NULL, proto INTEGER,
@@ -311,6 +313,11 @@ impl Store {
             s.conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql(path))?;
             // WAL: readers (history, investigate) never block the agent's writes; NORMAL sync: a
             // crash of the process loses nothing committed, a power loss at most the last batches.
+            if !exists {
+                // Freed pages can be given back without rewriting the file: set before the file's
+                // first page is written (switching to WAL writes it).
+                s.conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(sql(path))?;
+            }
             s.conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| StoreError::Corrupt { path: p.clone(), detail: e.to_string() })?;
             s.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql(path))?;
             s.migrate()?;
@@ -460,19 +467,31 @@ impl Store {
         .map_err(&e)?;
         rep.minutes_rolled_up = tx.execute("DELETE FROM counts WHERE res = 60 AND start < ?1 - ?1 % 3600", params![roll]).map_err(&e)? as u64;
         tx.commit().map_err(&e)?;
-        // Size: the oldest flow rows go first (they are most of the store), a thousand at a time.
-        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-        while self.size_bytes() > r.max_bytes {
-            let n = self
-                .conn
-                .execute("DELETE FROM flows WHERE rowid IN (SELECT rowid FROM flows ORDER BY ts_start LIMIT 1000)", [])
-                .map_err(&e)? as u64;
-            if n == 0 {
+        // Size: the oldest flow rows go first (they are most of the store). The excess is estimated
+        // from the pages in use, deleted in one statement, and the freed pages given back to the
+        // file system (incremental auto-vacuum): no whole-file rewrite. At most three rounds.
+        let page = |c: &Connection, p: &str| c.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0)).unwrap_or(0).max(0) as u64;
+        for _ in 0..3 {
+            let used = (page(&self.conn, "page_count") - page(&self.conn, "freelist_count").min(page(&self.conn, "page_count"))) * page(&self.conn, "page_size");
+            if used <= r.max_bytes {
                 break;
             }
-            rep.rows_cut_for_size += n;
-            // VACUUM gives the pages back; in WAL mode it goes through the WAL, so checkpoint after.
-            self.conn.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").map_err(&e)?;
+            let rows: u64 = self.conn.query_row("SELECT count(*) FROM flows", [], |r| r.get::<_, i64>(0)).map_err(&e)?.max(0) as u64;
+            if rows == 0 {
+                break;
+            }
+            let n = (rows as f64 * (used - r.max_bytes) as f64 / used as f64 * 1.1).ceil() as u64 + 1;
+            rep.rows_cut_for_size += self
+                .conn
+                .execute("DELETE FROM flows WHERE rowid IN (SELECT rowid FROM flows ORDER BY ts_start LIMIT ?1)", params![n.min(i64::MAX as u64) as i64])
+                .map_err(&e)? as u64;
+            // Stepped to the end: each step of incremental_vacuum frees pages.
+            {
+                let mut st = self.conn.prepare("PRAGMA incremental_vacuum").map_err(&e)?;
+                let mut rows = st.query([]).map_err(&e)?;
+                while rows.next().map_err(&e)?.is_some() {}
+            }
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(&e)?;
         }
         Ok(rep)
     }

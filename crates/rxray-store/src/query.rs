@@ -58,7 +58,15 @@ struct Where {
 
 impl Where {
     fn new(col: &str, q: &Query) -> Where {
-        Where { sql: vec![format!("{col} >= ? AND {col} < ?")], args: vec![Sv::Integer(q.since as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)] }
+        Where { sql: vec![format!("{col} >= ? AND {col} < ?")], args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)] }
+    }
+
+    /// Rows whose span [start_col, end_col] overlaps the window.
+    fn overlap(start_col: &str, end_col: &str, q: &Query) -> Where {
+        Where {
+            sql: vec![format!("{end_col} >= ? AND {start_col} < ?")],
+            args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)],
+        }
     }
     fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sv>) {
         self.sql.push(clause.to_string());
@@ -85,8 +93,7 @@ impl Store {
         let only_alerts = q.detector.is_some();
 
         if !only_counts && !only_alerts {
-            let mut w = Where::new("ts_end", q);
-            w.add("ts_start < ?", [Sv::Integer(q.until.min(i64::MAX as u64) as i64)]);
+            let mut w = Where::overlap("ts_start", "ts_end", q);
             if let Some(r) = &q.addr {
                 w.addr_in("flows", &["src", "dst"], r);
             }
@@ -100,7 +107,7 @@ impl Store {
                 "SELECT ts_start, ts_end, iface, proto, src, sport, dst, dport, packets, bytes, closed, drops, last_drop, pid, comm, cgroup \
                  FROM flows WHERE {} ORDER BY ts_start DESC, rowid DESC LIMIT {}",
                 w.clause(),
-                limit + 1
+                limit.saturating_add(1)
             );
             let mut st = self.conn.prepare(&s).map_err(&e)?;
             let rows = st
@@ -128,7 +135,7 @@ impl Store {
             out.flows = rows.collect::<Result<_, _>>().map_err(&e)?;
 
             if q.proto.is_none() || q.proto == Some(6) {
-                let mut w = Where::new("ts_end", q);
+                let mut w = Where::overlap("ts_start", "ts_end", q);
                 if let Some(r) = &q.addr {
                     w.addr_in("conns", &["local", "remote"], r);
                 }
@@ -139,7 +146,7 @@ impl Store {
                     "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup FROM conns WHERE {} \
                      ORDER BY ts_start DESC, rowid DESC LIMIT {}",
                     w.clause(),
-                    limit + 1
+                    limit.saturating_add(1)
                 );
                 let mut st = self.conn.prepare(&s).map_err(&e)?;
                 let rows = st
@@ -183,7 +190,7 @@ impl Store {
                 "SELECT ts, alert_id, detector, sid, msg, proto, src, sport, dst, dport, subject, offender, pcap, eve FROM alerts WHERE {} \
                  ORDER BY ts DESC, rowid DESC LIMIT {}",
                 w.clause(),
-                limit + 1
+                limit.saturating_add(1)
             );
             let mut st = self.conn.prepare(&s).map_err(&e)?;
             let rows = st
@@ -221,7 +228,7 @@ impl Store {
                 let s = format!(
                     "SELECT ts, alert_id, kind, target, ttl_s, reason, enforced FROM mitigations WHERE {} ORDER BY ts DESC, rowid DESC LIMIT {}",
                     w.clause(),
-                    limit + 1
+                    limit.saturating_add(1)
                 );
                 let mut st = self.conn.prepare(&s).map_err(&e)?;
                 let rows = st
@@ -249,7 +256,7 @@ impl Store {
                 s.push_str(" AND kind = 'http' AND key = ?");
                 args.push(Sv::Text(ep.clone()));
             }
-            s.push_str(&format!(" GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}", limit + 1));
+            s.push_str(&format!(" GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}", limit.saturating_add(1)));
             let mut st = self.conn.prepare(&s).map_err(&e)?;
             let rows = st
                 .query_map(params_from_iter(args.iter()), |r| {

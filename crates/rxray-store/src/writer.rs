@@ -48,13 +48,16 @@ impl StoreWriter {
             .name("rxray-store".into())
             .spawn(move || {
                 let mut last_size = Instant::now();
+                // Batches lost up to the last one written: each batch row carries the losses since.
+                let mut reported = 0u64;
                 for m in rx {
                     st.queued.fetch_sub(1, Ordering::Relaxed);
                     match m {
                         Msg::Batch(b) => {
                             let lost = st.batches_lost.load(Ordering::Relaxed);
-                            match store.write(&b, lost) {
+                            match store.write(&b, lost - reported) {
                                 Ok(()) => {
+                                    reported = lost;
                                     st.batches_written.fetch_add(1, Ordering::Relaxed);
                                     st.rows_written.fetch_add(b.rows() as u64, Ordering::Relaxed);
                                     st.last_written_ts.store(b.ts, Ordering::Relaxed);

@@ -110,6 +110,10 @@ impl Observed {
     fn ingress(&self) -> &Ingress {
         self.src.ingress().expect("an observer's source is built with its ingress program")
     }
+
+    fn ingress_mut(&mut self) -> &mut Ingress {
+        self.src.ingress_mut().expect("an observer's source is built with its ingress program")
+    }
 }
 
 /// The firewall rules file, parsed and compiled (validated before anything is attached).
@@ -176,6 +180,12 @@ struct FlowMark {
 pub fn run(a: AgentArgs) -> Result<()> {
     session::require_root()?;
     let cfg = load_config(&a)?;
+    // Sections the agent parses but does not run yet: said once, never silently ignored.
+    for (on, what) in [(cfg.latency, "[latency]"), (cfg.http, "[http]")] {
+        if on {
+            eprintln!("rxray agent: warning: {what} is not run by the agent yet (use `rxray latency` / `rxray http`); ignored");
+        }
+    }
     if cfg.interfaces.is_empty() {
         bail!("name the interfaces the agent owns: `interfaces = [\"eth1\"]` in the config, or -i IFACE");
     }
@@ -384,6 +394,17 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 }
                 Err(e) => eprintln!("rxray agent: reading the kernel's counters: {e:#}"),
             }
+            // Flows idle past flow_idle_s leave the kernel's table (the store has their closing
+            // row), so a long-running agent keeps room for new ones.
+            if st.cfg.flows {
+                let cutoff = rxray_kernel::firewall::monotonic_ns().saturating_sub(st.cfg.flow_idle_s.saturating_mul(1_000_000_000));
+                for o in observed.iter_mut() {
+                    match o.ingress_mut().remove_idle_flows(cutoff) {
+                        Ok(gone) => st.history.forget(&gone),
+                        Err(e) => eprintln!("rxray agent: ageing idle flows on {}: {e}", o.iface),
+                    }
+                }
+            }
             if let Some(w) = &store {
                 if now >= next_retention {
                     w.retain(now);
@@ -589,6 +610,13 @@ impl History {
         let _ = self.batch(s, observed, clock, now, u64::MAX / 2_000_000_000);
     }
 
+    /// Flows removed from the kernel's table: their marks go (their last row is written).
+    fn forget(&mut self, gone: &[FlowKey]) {
+        for k in gone {
+            self.flows.remove(k);
+        }
+    }
+
     fn record_alert(&mut self, al: &Alert) {
         self.alerts.push(crate::history::alert_row(al));
         if let Some(Mitigation::Taken(act)) = &al.mitigation {
@@ -605,13 +633,19 @@ impl History {
     /// the alerts and mitigations since the last batch, and per-minute deltas of the counters.
     fn batch(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64, idle_s: u64) -> Batch {
         let mut b = Batch { ts: now, ..Default::default() };
+        let mut seen = std::collections::HashSet::new();
         for o in observed {
             let Ok(flows) = o.ingress().flow_records(clock) else { continue };
             for r in flows {
                 if r.key.fragments {
                     continue;
                 }
+                seen.insert(r.key.clone());
                 let m = self.flows.entry(r.key.clone()).or_insert(FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false });
+                if r.packets < m.packets {
+                    // The entry was made anew (removed and recreated): count it from zero.
+                    *m = FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false };
+                }
                 let idle = r.last_ns + idle_s * 1_000_000_000 <= now;
                 let moved = r.packets > m.packets;
                 if !moved && (m.closed || !idle) {
@@ -638,9 +672,10 @@ impl History {
                 *m = FlowMark { packets: r.packets, bytes: r.bytes, written_ns: r.last_ns, closed: idle };
             }
         }
-        // Flows the table no longer holds are forgotten (bounded by the table's capacity).
-        if self.flows.len() > 4 * b.flows.len().max(1 << 16) {
-            self.flows.retain(|_, m| !m.closed);
+        // Marks of flows the table no longer holds (another owner removed them) are dropped; the
+        // agent's own removals are forgotten exactly (`forget`).
+        if self.flows.len() > seen.len() {
+            self.flows.retain(|k, _| seen.contains(k));
         }
         b.alerts = std::mem::take(&mut self.alerts);
         b.mitigations = std::mem::take(&mut self.mitigations);
@@ -669,7 +704,8 @@ fn answer(conn: UnixStream, status: &serde_json::Value) {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = conn.set_write_timeout(Some(Duration::from_millis(500)));
     let mut line = String::new();
-    let mut r = BufReader::new(&conn);
+    // One request line of at most 4 KiB (the socket is root-only; still, never unbounded).
+    let mut r = BufReader::new(std::io::Read::take(&conn, 4096));
     let reply = match r.read_line(&mut line) {
         Ok(_) => match serde_json::from_str::<serde_json::Value>(line.trim()).ok().and_then(|v| v["cmd"].as_str().map(str::to_string)) {
             Some(c) if c == "status" => status.clone(),

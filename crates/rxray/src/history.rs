@@ -224,14 +224,14 @@ struct TimelineEntry {
 
 pub fn investigate(a: InvestigateArgs) -> Result<()> {
     let range = AddrRange::parse(&a.addr).map_err(|e| anyhow!("investigate {e}"))?;
-    let window = humantime::parse_duration(&a.window).map_err(|e| anyhow!("--window {:?}: {e} (e.g. 10m, 1h)", a.window))?.as_nanos() as u64;
+    let window = humantime::parse_duration(&a.window).map_err(|e| anyhow!("--window {:?}: {e} (e.g. 10m, 1h)", a.window))?.as_nanos().min(u64::MAX as u128) as u64;
     let (records, since, until, source) = match &a.captures {
         Some(dir) => {
             let (r, first, last) = offline(dir, &range)?;
             let (since, until) = match &a.around {
                 Some(t) => {
                     let c = parse_time(t, "--around")?;
-                    (c.saturating_sub(window / 2), c + window / 2)
+                    (c.saturating_sub(window / 2), c.saturating_add(window / 2))
                 }
                 None => (first, last + 1),
             };
@@ -241,7 +241,7 @@ pub fn investigate(a: InvestigateArgs) -> Result<()> {
             let (since, until) = match &a.around {
                 Some(t) => {
                     let c = parse_time(t, "--around")?;
-                    (c.saturating_sub(window / 2), c + window / 2)
+                    (c.saturating_sub(window / 2), c.saturating_add(window / 2))
                 }
                 None => (now_ns().saturating_sub(window), now_ns() + 1),
             };

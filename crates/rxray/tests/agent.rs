@@ -402,3 +402,39 @@ fn investigate_shows_the_scanner_alert_block_flows_and_recording_and_nothing_of_
     assert!(!off["records"]["flows"].as_array().unwrap().is_empty(), "{off}");
     assert_eq!(off["source"], "captures");
 }
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn idle_flows_leave_the_kernel_table_with_a_closing_row_and_exact_counts() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!("interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[store]\ndir = \"{}\"\nflow_idle_s = 1\n", store.display()),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&ns, &cfg);
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &udp(&lab, 100, 6000)).unwrap(), 100);
+    std::thread::sleep(Duration::from_millis(400));
+    let live = status(&ns)["interfaces"][0]["flows"].as_u64().unwrap();
+    assert_eq!(live, 50, "50 flows (sports 40000..40049) while they are fresh");
+    // Idle for over a second: written as closed and removed from the kernel's table.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(status(&ns)["interfaces"][0]["flows"].as_u64(), Some(0), "idle flows left the table");
+    // The same flows again: they come back as new entries, counted from zero, never twice.
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &udp(&lab, 100, 6000)).unwrap(), 100);
+    std::thread::sleep(Duration::from_millis(600));
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.exit(Duration::from_secs(20)), Some(0), "{:?}", agent.stderr);
+    let h = rx_json(&["history", "--store", store.to_str().unwrap(), "--port", "6000", "--json"]);
+    let rows = h["records"]["flows"].as_array().unwrap();
+    let packets: u64 = rows.iter().map(|f| f["packets"].as_u64().unwrap()).sum();
+    assert_eq!(packets, 200, "every packet once, across the removal ({} rows)", rows.len());
+    assert!(rows.iter().filter(|f| f["closed"] == true).count() >= 50, "each flow's closing row");
+}
