@@ -656,3 +656,61 @@ mod stream_props {
         }
     }
 }
+
+#[test]
+fn a_head_sent_one_byte_per_segment_is_parsed_in_linear_time() {
+    // Adversarial input: a 60 KiB head in 1-byte segments. Re-parsing the held head on every piece
+    // would take ~2e9 byte scans; the bound below holds only when pieces without a line end are
+    // appended, not parsed.
+    let mut req = b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Pad: ".to_vec();
+    req.extend(std::iter::repeat_n(b'p', 60 * 1024));
+    req.extend_from_slice(b"\r\n\r\n");
+    let mut c = Conv::new(1);
+    c.handshake().send(Dir::ToServer, &req);
+    c.mss = 1460;
+    c.send(Dir::ToClient, &resp(200, b"ok")).close();
+    let start = std::time::Instant::now();
+    let s = run(&c.segs);
+    let took = start.elapsed();
+    assert_eq!(ep(&s, "GET", "/slow").requests, 1);
+    assert_eq!(ep(&s, "GET", "/slow").statuses.get(&200), Some(&1));
+    assert!(took < std::time::Duration::from_secs(20), "60 KiB head in 1-byte pieces took {took:?}");
+}
+
+#[test]
+fn pipelined_calls_are_checked_whole_each_body_with_its_own_request() {
+    let spec = rxray_openapi::Spec::load(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../rxray-openapi/tests/data/petstore-3.0.yaml")),
+        rxray_openapi::DEFAULT_MAX_SPEC_BYTES,
+    )
+    .unwrap();
+    let post = |body: &str| format!("POST /api/v1/pets HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes();
+    let json = |status: u16, body: &str| format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes();
+    let chunked = |status: u16, body: &str| {
+        let (a, b) = body.split_at(body.len() / 2);
+        format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n", a.len(), b.len()).into_bytes()
+    };
+    // Three pipelined requests: a good POST, a bad POST (name not a string), a GET whose chunked
+    // answer breaks the schema; the answers come after all three, small segments throughout.
+    let mut c = Conv::new(7);
+    c.handshake();
+    let mut reqs = post(r#"{"name": "kit"}"#);
+    reqs.extend(post(r#"{"name": 5}"#));
+    reqs.extend(b"GET /api/v1/pets/7 HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.send(Dir::ToServer, &reqs);
+    let mut resps = json(201, r#"{"id": 1, "name": "kit"}"#);
+    resps.extend(json(201, r#"{"id": 2, "name": "kat"}"#));
+    resps.extend(chunked(200, r#"{"id": 7, "name": ""}"#));
+    c.send(Dir::ToClient, &resps).close();
+    let mut t = HttpTracker::new(HttpConfig::default()).with_openapi(std::sync::Arc::new(spec));
+    feed(&mut t, &c.segs, 1_000_000_000, 0);
+    t.finish();
+    let s = t.snapshot();
+    let f = s.findings.as_ref().unwrap();
+    let got: Vec<(String, String, Option<u16>, u64)> = f.iter().map(|x| (x.kind.as_str().to_string(), x.method.clone(), x.status, x.count)).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&("schema_violation".into(), "POST".into(), None, 1)), "the second POST's body: {got:?}");
+    assert!(got.contains(&("schema_violation".into(), "GET".into(), Some(200), 1)), "the de-chunked answer: {got:?}");
+    assert_eq!(s.openapi.as_ref().unwrap().counters.exchanges, 3);
+    assert_eq!(ep(&s, "GET", "/pets/{petId}").requests, 1, "templates from the document");
+}

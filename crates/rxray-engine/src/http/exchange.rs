@@ -295,6 +295,18 @@ impl Exchange {
                         s.head_ts = ts;
                     }
                     let had = s.buf.len();
+                    if had > 0 && memchr::memchr(b'\n', bytes).is_none() {
+                        // No line end in this piece: the held head cannot be complete yet, so it is
+                        // not parsed again (parsing on every piece would be quadratic in its length).
+                        if had + bytes.len() > cx.limits.max_head {
+                            cx.comp.heads_too_large += 1;
+                            s.buf.clear();
+                            self.lose(dir, cx);
+                        } else {
+                            s.buf.extend_from_slice(bytes);
+                        }
+                        return;
+                    }
                     let parsed = if had == 0 {
                         self.head(dir, bytes, cx)
                     } else {
