@@ -298,13 +298,7 @@ impl Exchange {
                     if had > 0 && memchr::memchr(b'\n', bytes).is_none() {
                         // No line end in this piece: the held head cannot be complete yet, so it is
                         // not parsed again (parsing on every piece would be quadratic in its length).
-                        if had + bytes.len() > cx.limits.max_head {
-                            cx.comp.heads_too_large += 1;
-                            s.buf.clear();
-                            self.lose(dir, cx);
-                        } else {
-                            s.buf.extend_from_slice(bytes);
-                        }
+                        self.hold(dir, bytes, cx);
                         return;
                     }
                     let parsed = if had == 0 {
@@ -326,14 +320,7 @@ impl Exchange {
                             bytes = &bytes[n.saturating_sub(had).min(bytes.len())..];
                         }
                         Parsed::Need => {
-                            let s = self.side(dir);
-                            if had + bytes.len() > cx.limits.max_head {
-                                cx.comp.heads_too_large += 1;
-                                s.buf.clear();
-                                self.lose(dir, cx);
-                            } else {
-                                s.buf.extend_from_slice(bytes);
-                            }
+                            self.hold(dir, bytes, cx);
                             return;
                         }
                         Parsed::Bad => {
@@ -344,6 +331,19 @@ impl Exchange {
                     }
                 }
             }
+        }
+    }
+
+    /// Keeps the start of a head that is not complete yet; past the head limit it is refused (and
+    /// counted) and the side loses its place.
+    fn hold(&mut self, dir: Dir, bytes: &[u8], cx: &mut Ctx<'_>) {
+        let s = self.side(dir);
+        if s.buf.len() + bytes.len() > cx.limits.max_head {
+            cx.comp.heads_too_large += 1;
+            s.buf.clear();
+            self.lose(dir, cx);
+        } else {
+            s.buf.extend_from_slice(bytes);
         }
     }
 
