@@ -291,8 +291,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
 
     let clock = Clock::now();
     if store.is_some() {
-        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
-            st.history.baseline(&s, &observed, &clock, clock.now_ns());
+        let tables = flow_tables(&st, &observed, &clock);
+        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+            st.history.baseline(&s, &tables, clock.now_ns());
         }
     }
     // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
@@ -311,6 +312,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let mut last_tick = 0u64;
     let mut next_snapshot = Instant::now();
     let mut next_retention = 0u64;
+    let mut next_ageing = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Wait for events on any ring (or the control socket), 100 ms at most.
         let mut fds: Vec<libc::pollfd> = observed
@@ -384,10 +386,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
-            match snapshot(&st, &observed, drops.as_ref(), &reasons) {
+            let tables = flow_tables(&st, &observed, &clock);
+            match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
                 Ok(s) => {
                     if let Some(w) = &store {
-                        let b = st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s);
+                        let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s);
                         w.submit(b);
                     }
                     shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
@@ -396,7 +399,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
             // Flows idle past flow_idle_s leave the kernel's table (the store has their closing
             // row), so a long-running agent keeps room for new ones.
-            if st.cfg.flows {
+            if st.cfg.flows && Instant::now() >= next_ageing {
+                // Half the idle time apart: a full pass over the table is not free.
+                next_ageing = Instant::now() + Duration::from_secs((st.cfg.flow_idle_s / 2).max(1));
                 let cutoff = rxray_kernel::firewall::monotonic_ns().saturating_sub(st.cfg.flow_idle_s.saturating_mul(1_000_000_000));
                 for o in observed.iter_mut() {
                     match o.ingress_mut().remove_idle_flows(cutoff) {
@@ -422,9 +427,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
     }
     if let Some(w) = store {
         // The last batch: what happened since the previous one.
-        if let Ok(s) = snapshot(&st, &observed, drops.as_ref(), &reasons) {
+        let tables = flow_tables(&st, &observed, &clock);
+        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             let now = clock.now_ns();
-            w.submit(st.history.batch(&s, &observed, &clock, now, st.cfg.flow_idle_s));
+            w.submit(st.history.batch(&s, &tables, now, st.cfg.flow_idle_s));
         }
         w.finish();
     }
@@ -497,8 +503,15 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
 }
 
 /// The snapshot the metrics show: every count from the kernel's maps (exact whatever the rings lost).
-fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &BTreeMap<u64, String>) -> Result<Snapshot> {
+/// Each observer's flow table, decoded: read once per interval (a syscall per entry) and shared by
+/// the metrics and the store's batch.
+fn flow_tables(st: &State, observed: &[Observed], clock: &Clock) -> Vec<Vec<rxray_engine::flows::FlowRecord>> {
+    observed.iter().map(|o| if st.cfg.flows { o.ingress().flow_records(clock).unwrap_or_default() } else { Vec::new() }).collect()
+}
+
+fn snapshot(st: &State, observed: &[Observed], tables: &[Vec<rxray_engine::flows::FlowRecord>], drops: Option<&Drops>, reasons: &BTreeMap<u64, String>) -> Result<Snapshot> {
     let mut s = Snapshot { host: st.cfg.host.clone(), ..Default::default() };
+    s.flows_live = tables.iter().map(|t| t.len() as u64).sum();
     for o in observed {
         let ing = o.ingress();
         let t = ing.totals()?;
@@ -513,7 +526,6 @@ fn snapshot(st: &State, observed: &[Observed], drops: Option<&Drops>, reasons: &
             *s.protocols.entry(n.to_string()).or_default() += c.packets;
         }
         if st.cfg.flows {
-            s.flows_live += ing.flows()?.len() as u64;
             s.flow_capacity += st.cfg.flow_capacity as u64;
         }
         if let Some(f) = &o.firewall {
@@ -606,8 +618,8 @@ fn store_status(st: &State, store: Option<&StoreWriter>) -> serde_json::Value {
 impl History {
     /// Takes the kernel's counters as they are at start as already written: a restarted agent
     /// that adopts pinned maps (the firewall's) then does not count their past twice.
-    fn baseline(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64) {
-        let _ = self.batch(s, observed, clock, now, u64::MAX / 2_000_000_000);
+    fn baseline(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64) {
+        let _ = self.batch(s, tables, now, u64::MAX / 2_000_000_000);
     }
 
     /// Flows removed from the kernel's table: their marks go (their last row is written).
@@ -631,11 +643,10 @@ impl History {
 
     /// The batch for the period ending `now`: flows that moved (as deltas) or went idle (closed),
     /// the alerts and mitigations since the last batch, and per-minute deltas of the counters.
-    fn batch(&mut self, s: &Snapshot, observed: &[Observed], clock: &Clock, now: u64, idle_s: u64) -> Batch {
+    fn batch(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64, idle_s: u64) -> Batch {
         let mut b = Batch { ts: now, ..Default::default() };
         let mut seen = std::collections::HashSet::new();
-        for o in observed {
-            let Ok(flows) = o.ingress().flow_records(clock) else { continue };
+        for flows in tables {
             for r in flows {
                 if r.key.fragments {
                     continue;
