@@ -68,6 +68,8 @@ pub struct AgentConfig {
     pub store_rollup_after_s: u64,
     /// A flow idle this long is written as closed (seconds).
     pub flow_idle_s: u64,
+    /// A live flow's counts are written at most this often (seconds); a closing row at once.
+    pub flow_period_s: u64,
     /// The flight recorder's directory (pcapng around each alert); `None` when off.
     pub recorder_dir: Option<String>,
     pub recorder_seconds: f64,
@@ -105,6 +107,7 @@ struct StoreDoc {
     max_bytes: Option<Spanned<i64>>,
     rollup_after_s: Option<Spanned<i64>>,
     flow_idle_s: Option<Spanned<i64>>,
+    flow_period_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -297,7 +300,7 @@ impl AgentConfig {
                 }
             }
         }
-        let (mut store_dir, mut max_age, mut max_bytes, mut rollup, mut idle) = (Some(DEFAULT_STORE.to_string()), 7 * 86_400, 1i64 << 30, 86_400, 60);
+        let (mut store_dir, mut max_age, mut max_bytes, mut rollup, mut idle, mut period) = (Some(DEFAULT_STORE.to_string()), 7 * 86_400, 1i64 << 30, 86_400, 60, 30);
         if let Some(st) = doc.store {
             if st.enabled == Some(false) {
                 store_dir = None;
@@ -308,6 +311,7 @@ impl AgentConfig {
             max_bytes = cx.int(st.max_bytes, "max_bytes", 1 << 20, 1 << 50, max_bytes);
             rollup = cx.int(st.rollup_after_s, "rollup_after_s", 60, 10 * 365 * 86_400, rollup);
             idle = cx.int(st.flow_idle_s, "flow_idle_s", 1, 86_400, idle);
+            period = cx.int(st.flow_period_s, "flow_period_s", 1, 86_400, period);
         }
         let (recorder_dir, recorder_seconds) = match doc.recorder {
             Some(r) => (r.dir, r.seconds.unwrap_or(5.0).clamp(0.0, 600.0)),
@@ -345,6 +349,7 @@ impl AgentConfig {
             store_max_bytes: max_bytes as u64,
             store_rollup_after_s: rollup as u64,
             flow_idle_s: idle as u64,
+            flow_period_s: period as u64,
             recorder_dir,
             recorder_seconds,
         })

@@ -175,6 +175,8 @@ struct FlowMark {
     bytes: u64,
     written_ns: u64,
     closed: bool,
+    /// When its last row was made (agent time): live flows get a row at most every flow_period_s.
+    row_ns: u64,
 }
 
 pub fn run(a: AgentArgs) -> Result<()> {
@@ -390,7 +392,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
                 Ok(s) => {
                     if let Some(w) = &store {
-                        let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s);
+                        let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         w.submit(b);
                     }
                     shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
@@ -430,7 +432,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let tables = flow_tables(&st, &observed, &clock);
         if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             let now = clock.now_ns();
-            w.submit(st.history.batch(&s, &tables, now, st.cfg.flow_idle_s));
+            w.submit(st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0));
         }
         w.finish();
     }
@@ -619,7 +621,7 @@ impl History {
     /// Takes the kernel's counters as they are at start as already written: a restarted agent
     /// that adopts pinned maps (the firewall's) then does not count their past twice.
     fn baseline(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64) {
-        let _ = self.batch(s, tables, now, u64::MAX / 2_000_000_000);
+        let _ = self.batch(s, tables, now, u64::MAX / 2_000_000_000, 0);
     }
 
     /// Flows removed from the kernel's table: their marks go (their last row is written).
@@ -643,7 +645,9 @@ impl History {
 
     /// The batch for the period ending `now`: flows that moved (as deltas) or went idle (closed),
     /// the alerts and mitigations since the last batch, and per-minute deltas of the counters.
-    fn batch(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64, idle_s: u64) -> Batch {
+    /// `period_s`: a live flow that moved gets a row only when its last one is at least this old
+    /// (0: every flow that moved, as the last batch before stopping does).
+    fn batch(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64, idle_s: u64, period_s: u64) -> Batch {
         let mut b = Batch { ts: now, ..Default::default() };
         let mut seen = std::collections::HashSet::new();
         for flows in tables {
@@ -652,14 +656,18 @@ impl History {
                     continue;
                 }
                 seen.insert(r.key.clone());
-                let m = self.flows.entry(r.key.clone()).or_insert(FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false });
+                let m = self.flows.entry(r.key.clone()).or_insert(FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false, row_ns: now });
                 if r.packets < m.packets {
                     // The entry was made anew (removed and recreated): count it from zero.
-                    *m = FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false };
+                    *m = FlowMark { packets: 0, bytes: 0, written_ns: r.first_ns, closed: false, row_ns: now };
                 }
-                let idle = r.last_ns + idle_s * 1_000_000_000 <= now;
+                let idle = r.last_ns.saturating_add(idle_s.saturating_mul(1_000_000_000)) <= now;
                 let moved = r.packets > m.packets;
+                let due = m.row_ns.saturating_add(period_s.saturating_mul(1_000_000_000)) <= now;
                 if !moved && (m.closed || !idle) {
+                    continue;
+                }
+                if moved && !idle && !due {
                     continue;
                 }
                 b.flows.push(FlowRow {
@@ -680,7 +688,7 @@ impl History {
                     comm: None,
                     cgroup: None,
                 });
-                *m = FlowMark { packets: r.packets, bytes: r.bytes, written_ns: r.last_ns, closed: idle };
+                *m = FlowMark { packets: r.packets, bytes: r.bytes, written_ns: r.last_ns, closed: idle, row_ns: now };
             }
         }
         // Marks of flows the table no longer holds (another owner removed them) are dropped; the

@@ -167,7 +167,7 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     std::fs::write(&rules, "[[rule]]\nname = \"no udp 9999\"\naction = \"deny\"\nproto = \"udp\"\ndport = 9999\n").unwrap();
     let cfg = dir.path().join("agent.toml");
     let good = format!(
-        "host = \"lab-agent\"\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19464\"\n[snapshot]\ninterval_ms = 200\n[firewall]\nrules = \"{}\"\n[store]\ndir = \"{}\"\n",
+        "host = \"lab-agent\"\ninterfaces = [\"{iface}\"]\n[metrics]\nlisten = \"127.0.0.1:19464\"\n[snapshot]\ninterval_ms = 200\n[firewall]\nrules = \"{}\"\n[store]\ndir = \"{}\"\nflow_period_s = 1\n",
         rules.display(),
         dir.path().join("store").display()
     );
