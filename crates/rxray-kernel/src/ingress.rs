@@ -462,7 +462,8 @@ impl Ingress {
     /// the keys removed, decoded. Each entry is read again just before its removal, so a flow that
     /// moved meanwhile stays (a packet that lands between that read and the delete is lost, a window
     /// of microseconds on an idle flow).
-    pub fn remove_idle_flows(&mut self, cutoff_mono_ns: u64) -> Result<Vec<rxray_engine::flows::FlowKey>, KernelError> {
+    /// `may_remove` sees each idle flow's key first (e.g. only those whose last counts are stored).
+    pub fn remove_idle_flows(&mut self, cutoff_mono_ns: u64, may_remove: impl Fn(&rxray_engine::flows::FlowKey) -> bool) -> Result<Vec<rxray_engine::flows::FlowKey>, KernelError> {
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_flows", detail: e.to_string() };
         let idle: Vec<abi::FlowKey> = self.flows()?.into_iter().filter(|(_, v)| v.last_ns < cutoff_mono_ns).map(|(k, _)| k).collect();
         if idle.is_empty() {
@@ -474,13 +475,17 @@ impl Ingress {
         let mut h: PerCpuHashMap<&mut MapData, abi::FlowKey, abi::FlowStats> = PerCpuHashMap::try_from(map).map_err(err)?;
         let mut gone = Vec::new();
         for k in idle {
+            let name = names.iter().find(|(i, _)| *i == k.ifindex).map_or("?", |(_, n)| n.as_str());
+            let key = crate::decode_flow(&k, &abi::FlowStats::default(), &clock, name).key;
+            if !may_remove(&key) {
+                continue;
+            }
             let still_idle = match h.get(&k, 0) {
                 Ok(v) => v.iter().all(|c| c.last_ns < cutoff_mono_ns),
                 Err(_) => false,
             };
             if still_idle && h.remove(&k).is_ok() {
-                let name = names.iter().find(|(i, _)| *i == k.ifindex).map_or("?", |(_, n)| n.as_str());
-                gone.push(crate::decode_flow(&k, &abi::FlowStats::default(), &clock, name).key);
+                gone.push(key);
             }
         }
         Ok(gone)

@@ -315,6 +315,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let mut next_snapshot = Instant::now();
     let mut next_retention = 0u64;
     let mut next_ageing = Instant::now();
+    let mut next_tables = Instant::now();
+    let mut tables = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         // Wait for events on any ring (or the control socket), 100 ms at most.
         let mut fds: Vec<libc::pollfd> = observed
@@ -388,7 +390,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
-            let tables = flow_tables(&st, &observed, &clock);
+            // The flow table costs a syscall per entry to read: it is read every flow_period_s
+            // (or half the idle time, if shorter), not every interval.
+            if Instant::now() >= next_tables {
+                let every = st.cfg.flow_period_s.min(st.cfg.flow_idle_s / 2).max(1);
+                next_tables = Instant::now() + Duration::from_secs(every);
+                tables = flow_tables(&st, &observed, &clock);
+            }
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
                 Ok(s) => {
                     if let Some(w) = &store {
@@ -405,9 +413,20 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 // Half the idle time apart: a full pass over the table is not free.
                 next_ageing = Instant::now() + Duration::from_secs((st.cfg.flow_idle_s / 2).max(1));
                 let cutoff = rxray_kernel::firewall::monotonic_ns().saturating_sub(st.cfg.flow_idle_s.saturating_mul(1_000_000_000));
-                for o in observed.iter_mut() {
-                    match o.ingress_mut().remove_idle_flows(cutoff) {
-                        Ok(gone) => st.history.forget(&gone),
+                let storing = store.is_some();
+                for (i, o) in observed.iter_mut().enumerate() {
+                    // With the store on, only flows whose closing row is written leave the table.
+                    let h = &st.history;
+                    match o.ingress_mut().remove_idle_flows(cutoff, |k| !storing || h.closed(k)) {
+                        Ok(gone) if !gone.is_empty() => {
+                            st.history.forget(&gone);
+                            // The cached read of the table must not bring them back.
+                            let gone: std::collections::HashSet<&FlowKey> = gone.iter().collect();
+                            if let Some(t) = tables.get_mut(i) {
+                                t.retain(|r| !gone.contains(&r.key));
+                            }
+                        }
+                        Ok(_) => {}
                         Err(e) => eprintln!("rxray agent: ageing idle flows on {}: {e}", o.iface),
                     }
                 }
@@ -622,6 +641,11 @@ impl History {
     /// that adopts pinned maps (the firewall's) then does not count their past twice.
     fn baseline(&mut self, s: &Snapshot, tables: &[Vec<rxray_engine::flows::FlowRecord>], now: u64) {
         let _ = self.batch(s, tables, now, u64::MAX / 2_000_000_000, 0);
+    }
+
+    /// Whether the flow's closing row is written.
+    fn closed(&self, k: &FlowKey) -> bool {
+        self.flows.get(k).is_some_and(|m| m.closed)
     }
 
     /// Flows removed from the kernel's table: their marks go (their last row is written).
