@@ -4,6 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
+use rxray_engine::firewall::rules::line_col;
 use toml::Spanned;
 
 /// A configuration error at a place in the file.
@@ -178,13 +179,6 @@ struct ClientsDoc {
 struct XdpDoc {
     mode: Option<Spanned<String>>,
     ring_size: Option<Spanned<i64>>,
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, byte: usize) -> (usize, usize) {
-    let byte = byte.min(text.len());
-    let before = &text[..byte];
-    (before.matches('\n').count() + 1, before.rsplit('\n').next().unwrap_or("").chars().count() + 1)
 }
 
 struct Cx<'a> {

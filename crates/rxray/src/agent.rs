@@ -204,16 +204,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None => None,
     };
     let mut recorder = match &cfg.recorder_dir {
-        Some(dir) => alerts::Recorder::new(&alerts::AlertOpts {
-            signatures: "none".into(),
-            detect_config: None,
-            threat_lists: Vec::new(),
-            eve: None,
-            recorder: Some(PathBuf::from(dir)),
-            recorder_seconds: cfg.recorder_seconds,
-            home_net: Vec::new(),
-            files: a.files.clone(),
-        })?,
+        Some(dir) => Some(alerts::Recorder::open(Path::new(dir), cfg.recorder_seconds)?),
         None => None,
     };
     let sock = socket_path();

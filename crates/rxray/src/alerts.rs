@@ -64,12 +64,16 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(o: &AlertOpts) -> Result<Option<Recorder>> {
-        let Some(dir) = &o.recorder else { return Ok(None) };
+        o.recorder.as_ref().map(|dir| Recorder::open(dir, o.recorder_seconds)).transpose()
+    }
+
+    /// A recorder writing to `dir`, keeping `seconds` before and after each alert.
+    pub fn open(dir: &std::path::Path, seconds: f64) -> Result<Recorder> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let ns = (o.recorder_seconds.max(0.0) * 1e9) as u64;
+        let ns = (seconds.max(0.0) * 1e9) as u64;
         let rec = FlightRecorder::new(RecorderConfig { before_ns: ns, after_ns: ns, snap: 256, ..Default::default() })
             .map_err(|e| anyhow!("flight recorder: {e}"))?;
-        Ok(Some(Recorder { dir: dir.clone(), rec, written: 0 }))
+        Ok(Recorder { dir: dir.to_path_buf(), rec, written: 0 })
     }
 
     pub fn snap(&self) -> u32 {
