@@ -60,6 +60,8 @@ pub struct LiveSource {
     latency_snapshots: Option<Every>,
     turn: usize,
     since_clock: u32,
+    /// CLOCK_MONOTONIC when the clock mapping was last sampled (resampled about every second).
+    synced_mono_ns: u64,
     pkt: Packet,
     drop_ev: DropEvent,
     conn_ev: ConnEvent,
@@ -86,6 +88,7 @@ impl LiveSource {
             latency_snapshots: None,
             turn: 0,
             since_clock: 0,
+            synced_mono_ns: crate::decode::monotonic_ns(),
             pkt: rxray_wire::dissect::empty_packet(),
             drop_ev: DropEvent::default(),
             conn_ev: ConnEvent::default(),
@@ -222,6 +225,11 @@ impl LiveSource {
 
     /// Takes the snapshot or tick that is due, if one is, into the source's buffers.
     fn take_due(&mut self) -> Option<Result<Due, SourceError>> {
+        let mono = crate::decode::monotonic_ns();
+        if mono.saturating_sub(self.synced_mono_ns) >= 1_000_000_000 {
+            self.clock.resync();
+            self.synced_mono_ns = mono;
+        }
         let now = self.clock.now_ns();
         let err = |e: KernelError| Some(Err(SourceError::fatal(e.to_string())));
         if self.ticks.as_mut().is_some_and(|t| t.due(now)) {
