@@ -809,7 +809,7 @@ fn flood(v4: &[Cidr], v6: &[Cidr]) -> Res<()> {
     let home = File::open("/proc/thread-self/ns/net").map_err(|e| format!("open own netns: {e}"))?;
     let rx = (|| -> Res<(Flood, String, u64)> {
         let _b = setns(lab.ns_b())?;
-        let (mut fw, _) = Firewall::open_or_install(lab.if_b(), AttachMode::Auto, FwCapacity { prefixes: 1 << 22, ..Default::default() })
+        let (mut fw, _) = Firewall::open_or_install(lab.if_b(), AttachMode::Native, FwCapacity { prefixes: 1 << 22, ..Default::default() })
             .map_err(|e| format!("installing the firewall on veth-b: {e}"))?;
         let _off = FwOff(lab.if_b());
         let t = Instant::now();

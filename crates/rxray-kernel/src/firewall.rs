@@ -7,7 +7,7 @@
 //! A missing bpffs is mounted (`crate::bpffs`). Under `ip netns exec`, /sys is a fresh sysfs of that
 //! command alone: firewall commands then refuse to run (pins made there would vanish with it) and
 //! say to use `rxray --netns NAME`, which enters only the network namespace.
-use crate::{abi, classify_load_error, ingress::{ifindex_of, load_xdp}, AttachMode, KernelError, XDP_FW_OBJ, XDP_INGRESS_OBJ};
+use crate::{abi, classify_load_error, hook::Hook, ingress::{ifindex_of, load_tc, load_xdp}, AttachMode, KernelError, TC_FW_OBJ, XDP_FW_OBJ, XDP_INGRESS_OBJ};
 use aya::{
     maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
     programs::{links::FdLink, links::Link as _, links::PinnedLink, TestRun, TestRunOptions, Xdp, XdpMode},
@@ -458,6 +458,39 @@ pub struct FwCounts {
     pub generation: u32,
 }
 
+/// Attaches the loaded XDP copy in `mode` (auto: native, then generic); returns its bpf_link.
+fn attach_xdp(ebpf: &mut Ebpf, iface: &str, ifindex: u32, mode: AttachMode) -> Result<FdLink, KernelError> {
+    let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").expect("loaded").try_into().expect("rxray_xdp is XDP");
+    let tries: &[XdpMode] = match mode {
+        AttachMode::Native => &[XdpMode::Driver],
+        AttachMode::Generic => &[XdpMode::Skb],
+        _ => &[XdpMode::Driver, XdpMode::Skb],
+    };
+    let mut errors = Vec::new();
+    for m in tries {
+        match prog.attach_to_if_index(ifindex, *m) {
+            Ok(id) => {
+                let owned = prog.take_link(id).map_err(|e| KernelError::Load(format!("taking the link: {e}")))?;
+                return owned.try_into().map_err(|e| KernelError::Load(format!("the XDP link is not a bpf_link: {e}")));
+            }
+            Err(e) => errors.push(format!("{m:?}: {e}")),
+        }
+    }
+    Err(KernelError::Attach { iface: iface.into(), detail: errors.join("; ") })
+}
+
+/// Attaches the loaded TC copy as a tcx ingress link (Linux 6.6 and later: a bpf_link that can be
+/// pinned, so the rules outlive the process as the XDP link does).
+fn attach_tc(ebpf: &mut Ebpf, iface: &str) -> Result<FdLink, KernelError> {
+    use aya::programs::{links::LinkOrder, tc::TcAttachOptions, SchedClassifier, TcAttachType};
+    let prog: &mut SchedClassifier = ebpf.program_mut("rxray_tc").expect("loaded").try_into().expect("rxray_tc is a classifier");
+    let id = prog
+        .attach_with_options(iface, TcAttachType::Ingress, TcAttachOptions::TcxOrder(LinkOrder::default()))
+        .map_err(|e| KernelError::Attach { iface: iface.into(), detail: format!("tcx ingress (Linux 6.6 or later): {e}") })?;
+    let owned = prog.take_link(id).map_err(|e| KernelError::Load(format!("taking the link: {e}")))?;
+    owned.try_into().map_err(|e| KernelError::Load(format!("the tcx link is not a bpf_link: {e}")))
+}
+
 /// The firewall installed on one interface (pinned), opened by any rxray process.
 pub struct Firewall {
     maps: FwMaps,
@@ -486,9 +519,15 @@ impl Firewall {
         }
         // The maps are created and pinned by name under the root as the object loads (RXRAY_PINNING).
         std::fs::create_dir_all(&root)?;
+        let hook = crate::hook::firewall_hook(iface, mode);
         let loaded = (|| -> Result<Ebpf, KernelError> {
-            let mut ebpf = loader(cap).default_map_pin_directory(&root).load(XDP_FW_OBJ).map_err(classify_load_error)?;
-            load_xdp(&mut ebpf)?;
+            let obj = if hook == Hook::Tc { TC_FW_OBJ } else { XDP_FW_OBJ };
+            let mut ebpf = loader(cap).default_map_pin_directory(&root).load(obj).map_err(classify_load_error)?;
+            if hook == Hook::Tc {
+                load_tc(&mut ebpf)?;
+            } else {
+                load_xdp(&mut ebpf)?;
+            }
             Ok(ebpf)
         })();
         let mut ebpf = match loaded {
@@ -498,46 +537,16 @@ impl Firewall {
                 return Err(e);
             }
         };
-        let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
-        // The firewall drops before the skb exists: XDP only, native whenever the driver has it.
-        let tries: &[XdpMode] = match mode {
-            AttachMode::Native => &[XdpMode::Driver],
-            AttachMode::Generic => &[XdpMode::Skb],
-            AttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
-            AttachMode::Tc => {
-                drop(ebpf);
-                let _ = remove_pins(&root);
-                return Err(KernelError::Attach {
-                    iface: iface.into(),
-                    detail: "the firewall attaches XDP, to drop before the kernel builds an skb; TC is for observers (use --xdp-mode auto, native or generic)".into(),
-                });
-            }
-        };
-        let mut link = None;
-        let mut errors = Vec::new();
-        for m in tries {
-            match prog.attach_to_if_index(ifindex, *m) {
-                Ok(id) => {
-                    link = Some(id);
-                    break;
-                }
-                Err(e) => errors.push(format!("{m:?}: {e}")),
-            }
-        }
-        let Some(link_id) = link else {
-            drop(ebpf);
-            let _ = remove_pins(&root);
-            return Err(KernelError::Attach { iface: iface.into(), detail: errors.join("; ") });
-        };
-        let result = (|| -> Result<(), KernelError> {
-            let prog: &mut Xdp = ebpf.program_mut("rxray_xdp").unwrap().try_into().unwrap();
+        let attached = if hook == Hook::Tc { attach_tc(&mut ebpf, iface) } else { attach_xdp(&mut ebpf, iface, ifindex, mode) };
+        let result = attached.and_then(|link| {
+            let name = if hook == Hook::Tc { "rxray_tc" } else { "rxray_xdp" };
+            let prog = ebpf.program_mut(name).expect("loaded above");
             prog.pin(root.join("prog")).map_err(|e| KernelError::Load(format!("pinning the program: {e}")))?;
-            let owned = prog.take_link(link_id).map_err(|e| KernelError::Load(format!("taking the link: {e}")))?;
-            let fd: FdLink = owned.try_into().map_err(|e| KernelError::Load(format!("the XDP link is not a bpf_link: {e}")))?;
-            fd.pin(root.join("link")).map_err(|e| KernelError::Load(format!("pinning the link: {e}")))?;
+            link.pin(root.join("link")).map_err(|e| KernelError::Load(format!("pinning the link: {e}")))?;
             Ok(())
-        })();
+        });
         if let Err(e) = result {
+            drop(ebpf);
             let _ = remove_pins(&root);
             return Err(e);
         }

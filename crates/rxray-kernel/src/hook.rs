@@ -6,7 +6,10 @@
 //! from its peer; virtio_net needs the guest offloads off), and every MTU-sized segment then climbs
 //! the stack alone: a TCP bulk transfer loses most of its throughput. Observers there use a TC
 //! ingress program, after GRO, counting each unit as its `gso_segs` wire segments. The firewall
-//! keeps XDP, to drop before the skb exists.
+//! keeps XDP, to drop before the skb exists, except on veth: there every frame is an skb already
+//! (the peer built it), XDP must first copy it into a buffer of its own, and native XDP takes GRO
+//! away from the traffic the firewall passes; its TC (tcx) copy drops for the same CPU as nftables'
+//! netdev hook and passes at about 4× native XDP's TCP throughput (scripts/bench-drop, README).
 use std::ffi::CString;
 
 /// How to attach, as asked for on the command line.
@@ -16,9 +19,9 @@ pub enum AttachMode {
     Native,
     /// XDP in the generic (skb) path.
     Generic,
-    /// A TC ingress classifier (tcx on Linux >= 6.6, else clsact); observers only.
+    /// A TC ingress classifier (tcx on Linux >= 6.6, else clsact; the firewall needs tcx).
     Tc,
-    /// Per device and role, see `observer_hook`; the firewall: native, else generic.
+    /// Per device and role, see `observer_hook` and `firewall_hook`.
     Auto,
 }
 
@@ -128,6 +131,27 @@ pub fn observer_hook_for_driver(driver: Option<&str>) -> Hook {
     }
 }
 
+/// Drivers whose frames always arrive as skbs built by a peer: XDP there only adds a copy.
+const SKB_DRIVERS: &[&str] = &["veth"];
+
+/// Where the firewall's `Auto` attaches on a device with this driver: TC (tcx) on veth, XDP (native,
+/// else generic) everywhere else.
+pub fn firewall_hook_for_driver(driver: Option<&str>) -> Hook {
+    match driver {
+        Some(d) if SKB_DRIVERS.contains(&d) => Hook::Tc,
+        _ => Hook::Xdp,
+    }
+}
+
+/// The hook the firewall attaches to `iface` with `mode`.
+pub fn firewall_hook(iface: &str, mode: AttachMode) -> Hook {
+    match mode {
+        AttachMode::Native | AttachMode::Generic => Hook::Xdp,
+        AttachMode::Tc => Hook::Tc,
+        AttachMode::Auto => firewall_hook_for_driver(driver(iface).as_deref()),
+    }
+}
+
 /// The hook an observer attaches to `iface` with `mode`.
 pub fn observer_hook(iface: &str, mode: AttachMode) -> Hook {
     match mode {
@@ -171,6 +195,10 @@ mod tests {
         assert_eq!(observer_hook_for_driver(Some("virtio_net")), Hook::Tc);
         assert_eq!(observer_hook_for_driver(Some("bridge")), Hook::Tc);
         assert_eq!(observer_hook_for_driver(None), Hook::Tc);
+        assert_eq!(firewall_hook_for_driver(Some("veth")), Hook::Tc);
+        assert_eq!(firewall_hook_for_driver(Some("virtio_net")), Hook::Xdp);
+        assert_eq!(firewall_hook_for_driver(Some("ixgbe")), Hook::Xdp);
+        assert_eq!(firewall_hook_for_driver(None), Hook::Xdp);
         assert_eq!(observer_hook_for_driver(Some("mlx5_core")), Hook::Xdp);
         assert_eq!(observer_hook_for_driver(Some("ixgbe")), Hook::Xdp);
         for d in GRO_COSTING_DRIVERS {

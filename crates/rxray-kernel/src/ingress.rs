@@ -599,7 +599,7 @@ pub(crate) fn load_xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp, KernelError> {
 }
 
 /// Verifies and loads the TC build's classifier (rxray_tc); nothing is attached.
-fn load_tc(ebpf: &mut Ebpf) -> Result<(), KernelError> {
+pub(crate) fn load_tc(ebpf: &mut Ebpf) -> Result<(), KernelError> {
     let prog: &mut SchedClassifier = ebpf
         .program_mut("rxray_tc")
         .ok_or_else(|| KernelError::Load("program rxray_tc missing from the object".into()))?

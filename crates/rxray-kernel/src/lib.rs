@@ -56,6 +56,8 @@ pub static XDP_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/ob
 pub static TC_INGRESS_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/tc_ingress.bpf.o");
 /// The firewall's copy of the XDP program (bpf/xdp_fw.bpf.c): the same code with its maps pinned by name.
 pub static XDP_FW_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/xdp_fw.bpf.o");
+/// The firewall's TC (tcx) copy (bpf/tc_fw.bpf.c), for devices where frames arrive as skbs (veth).
+pub static TC_FW_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/tc_fw.bpf.o");
 /// The tracepoint programs (bpf/kernel.bpf.c): drops and TCP connections.
 pub static KERNEL_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/kernel.bpf.o");
 /// The benchmark floor: an XDP program that only returns XDP_PASS.

@@ -241,7 +241,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let mut firewall = None;
         let mut fresh = false;
         if rules.is_some() || cfg.enforce {
-            let (f, new) = Firewall::open_or_install(iface, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            let (f, new) = Firewall::open_or_install(iface, xdp_mode(&cfg.xdp_mode).into(), FwCapacity::default())?;
             if new {
                 eprintln!("rxray agent: installed the firewall on {iface}");
             }

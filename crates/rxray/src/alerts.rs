@@ -406,7 +406,7 @@ pub struct AlertsArgs {
     #[arg(long)]
     pub enforce: bool,
     /// Where to attach: auto (per device: TC ingress on veth and virtio_net, native XDP on NICs
-    /// that keep GRO with it), native, generic or tc. With --enforce the firewall's XDP program is used.
+    /// that keep GRO with it), native, generic or tc. With --enforce the firewall is installed in this mode (auto: TC on veth, XDP elsewhere) and observed through.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Stop after this many alerts.
@@ -452,7 +452,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     if a.enforce {
         fw::check_bpffs()?;
         for i in &ifaces {
-            let (f, fresh) = Firewall::open_or_install(i, rxray_kernel::AttachMode::Auto, FwCapacity::default())?;
+            let (f, fresh) = Firewall::open_or_install(i, a.xdp_mode.into(), FwCapacity::default())?;
             if fresh {
                 eprintln!("rxray: installed the firewall on {i} (no rules; `rxray firewall off -i {i}` removes it)");
             }

@@ -59,7 +59,8 @@ pub struct ApplyArgs {
     /// Count what would be dropped, drop nothing (overrides the file's dry_run).
     #[arg(long)]
     pub dry_run: bool,
-    /// How to attach XDP when installing.
+    /// Where to attach when installing: auto (TC (tcx) on veth, where frames are skbs already;
+    /// native XDP, else generic, elsewhere), native, generic or tc.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
     /// Prefix-hash capacity (IPv6, destination, and IPv4 source prefixes longer than /24), set at install.

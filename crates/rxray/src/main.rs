@@ -42,7 +42,7 @@ pub enum XdpModeArg {
     Native,
     /// XDP in the generic (skb) path.
     Generic,
-    /// A TC ingress program after GRO (observers only).
+    /// A TC ingress program after GRO (tcx).
     Tc,
     /// Per device and command (see `rxray ifaces` for what is attached).
     Auto,

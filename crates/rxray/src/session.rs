@@ -70,7 +70,7 @@ pub fn attach_then<T>(
         }
         let mut ingress = Ingress::adopt(&ifaces[0], &opts)?;
         let t = then(&mut ingress)?;
-        eprintln!("rxray: {what} {} (through the firewall's XDP program); Ctrl-C to stop", ifaces[0]);
+        eprintln!("rxray: {what} {} (through the firewall's program); Ctrl-C to stop", ifaces[0]);
         return Ok((ingress, t));
     }
     let mode: AttachMode = mode.into();

@@ -4,8 +4,8 @@
 //! Each attack runs from namespace a against b while `rxray --netns b alerts` follows veth-b. What
 //! was sent is read from a tcpdump on veth-a (`-Q out`, in a): its first attack packet's kernel
 //! timestamp starts the time-to-detect clock, and the same capture goes through
-//! `rxray analyze --alerts`, which must give the same detector verdicts. With `--enforce`, a tcpdump
-//! on veth-b (after XDP, so it sees only what the firewall passed) must see none of the offender's
+//! `rxray analyze --alerts`, which must give the same detector verdicts. With `--enforce` (native
+//! XDP, asked for), a tcpdump on veth-b (after XDP, so it sees only what the firewall passed) must see none of the offender's
 //! packets once the block is in place, and the firewall's own counters must show the drops.
 //! Every test uses the default detector configuration and the default signatures.
 mod common;
@@ -156,7 +156,9 @@ impl Alerts {
         let mut cmd = Command::new(rxray_bin());
         cmd.args(["--netns", lab.ns_b(), "alerts", "-i", lab.if_b()]);
         if enforce {
-            cmd.arg("--enforce");
+            // Native XDP, so that the tcpdump on veth-b (a tap that runs before TC) sees only what
+            // the firewall passed. On veth, auto would take the TC copy (see modes.rs).
+            cmd.args(["--enforce", "--xdp-mode", "native"]);
         }
         let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn rxray alerts");
         let out = lines(child.stdout.take().unwrap());

@@ -4,7 +4,10 @@
 //! what-if replay agreeing packet by packet with the live program.
 //!
 //! What reached the stack is read from a tcpdump in namespace b: XDP runs before the packet taps,
-//! so tcpdump sees exactly the frames the firewall passed. Frames are compared byte for byte.
+//! so tcpdump sees exactly the frames the firewall passed (the tests ask for native XDP). The TC
+//! copy, which auto takes on veth, runs after the taps: its verdicts are read after it, through an
+//! nftables netdev chain that duplicates what passed to a veth of the test's. Frames are compared
+//! byte for byte.
 mod common;
 
 use common::*;
@@ -124,10 +127,44 @@ fn stats(ns: &str, iface: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(out.lines().next().unwrap()).unwrap()["counters"].clone()
 }
 
+/// What passed a TC firewall, read after it: TC ingress runs after the packet taps, so tcpdump on
+/// veth-b sees every frame. An nftables netdev ingress chain (which runs after TC) duplicates every
+/// frame it sees to a veth of the test's own, where tcpdump reads them, byte for byte.
+fn received_after_tc(lab: &Lab, dir: &Path, frames: &[Vec<u8>]) -> HashSet<Vec<u8>> {
+    let ns = lab.ns_b();
+    let ip = |args: &[&str]| {
+        let o = lab.exec(ns, ["ip"].iter().chain(args)).output().expect("ip");
+        assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    ip(&["link", "add", "rxpost0", "type", "veth", "peer", "name", "rxpost1"]);
+    ip(&["link", "set", "rxpost0", "up"]);
+    ip(&["link", "set", "rxpost1", "up"]);
+    let nft = format!(
+        "table netdev rxpost {{\n chain in {{\n  type filter hook ingress device \"{}\" priority 0; policy accept;\n  dup to \"rxpost0\"\n }}\n}}\n",
+        lab.if_b()
+    );
+    let mut child = lab.exec(ns, ["nft", "-f", "-"]).stdin(Stdio::piped()).spawn().expect("nft");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), nft.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft: {nft}");
+    let dump = Dump::start(ns, "rxpost0", "out", dir, &format!("post{}", unique_name()));
+    send_frames_paced(lab.ns_a(), lab.if_a(), frames, Duration::from_micros(20)).expect("send");
+    let got = dump.stop().1.into_iter().map(|(_, f)| f).collect();
+    let _ = lab.exec(ns, ["nft", "delete", "table", "netdev", "rxpost"]).status();
+    ip(&["link", "del", "rxpost0"]);
+    got
+}
+
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn denies_and_allows_v4_v6_fragments_malformed_and_long_chains() {
     let Some(lab) = lab() else { return };
+    // Native XDP (taps see only what passed), then the TC copy (read after it): the same verdicts.
+    for mode in ["native", "tc"] {
+        denies_and_allows(&lab, mode);
+    }
+}
+
+fn denies_and_allows(lab: &Lab, mode: &str) {
     let dir = TempDir::new();
     let bad4 = spoofed4(&lab, 99);
     let bad6: Ipv6Addr = format!("{}99", lab.addr6_b().to_string().trim_end_matches(|c: char| c != ':')).parse().unwrap();
@@ -159,8 +196,8 @@ src = ["{bad4}/32", "{bad6}/128"]
         ),
     )
     .unwrap();
-    let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let _off = Off(lab);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", mode]);
 
     let mut pass = Vec::new();
     let mut drop = Vec::new();
@@ -189,18 +226,19 @@ src = ["{bad4}/32", "{bad6}/128"]
 
     let mut all = pass.clone();
     all.extend(drop.iter().cloned());
-    let got = received(&lab, dir.path(), &all);
+    let got = if mode == "tc" { received_after_tc(lab, dir.path(), &all) } else { received(lab, dir.path(), &all) };
     for (i, f) in pass.iter().enumerate() {
-        assert!(got.contains(f), "pass frame {i} was dropped");
+        assert!(got.contains(f), "{mode}: pass frame {i} was dropped");
     }
     for (i, f) in drop.iter().enumerate() {
-        assert!(!got.contains(f), "drop frame {i} reached the stack");
+        assert!(!got.contains(f), "{mode}: drop frame {i} reached the stack");
     }
     let c = stats(lab.ns_b(), lab.if_b());
     let n = |i: usize| c["rules"][i]["packets"].as_u64().unwrap();
-    assert_eq!(n(0), 7, "rule 1 allows: v4 and v6 to 7001, and every fragment of both datagrams to 7001 (3 + 2): {c}");
-    assert_eq!(n(1) + n(2) + c["default"]["packets"].as_u64().unwrap() + n(0), all.len() as u64, "every frame decided once: {c}");
-    assert_eq!(n(1) + n(2), drop.len() as u64, "{c}");
+    assert_eq!(n(0), 7, "{mode}: rule 1 allows: v4 and v6 to 7001, and every fragment of both datagrams to 7001 (3 + 2): {c}");
+    assert_eq!(n(1) + n(2) + c["default"]["packets"].as_u64().unwrap() + n(0), all.len() as u64, "{mode}: every frame decided once: {c}");
+    assert_eq!(n(1) + n(2), drop.len() as u64, "{mode}: {c}");
+    fw_ok(lab.ns_b(), &["off", "-i", lab.if_b()]);
 }
 
 #[test]
@@ -211,7 +249,7 @@ fn rate_limit_passes_rate_times_duration_plus_burst() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"limit\"\nproto = \"udp\"\ndport = 7100\nrate = \"400/s\"\nburst = 40\nper = \"src\"\n").unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let src = spoofed4(&lab, 1);
     let flood: Vec<Vec<u8>> = (0..3000u32).map(|i| udp4(&lab, src, 7100, i)).collect();
     let tap = tap(&lab, dir.path());
@@ -241,7 +279,7 @@ fn ttl_rules_and_blocks_expire_with_no_agent_running() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7200\nttl = \"2s\"\n").unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let blocked = spoofed4(&lab, 77);
     fw_ok(lab.ns_b(), &["block", &format!("{blocked}"), "--ttl", "2s", "-i", lab.if_b()]);
     let listed = fw_ok(lab.ns_b(), &["list", "-i", lab.if_b()]);
@@ -289,7 +327,7 @@ fn a_million_prefix_blocklist_loads_and_matches() {
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nsrc_list = \"big.netset\"\n").unwrap();
     let _off = Off(&lab);
     let t = Instant::now();
-    let out = fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let out = fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     eprintln!("apply of 1,000,000 prefixes: {:?}\n{out}", t.elapsed());
     assert!(out.contains("1000000 read"), "{out}");
     let (agg, _) = aggregate(&list, false);
@@ -318,7 +356,7 @@ fn kill_9_leaves_the_rules_enforcing_and_a_restart_changes_nothing() {
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7300\n").unwrap();
     let _off = Off(&lab);
     let mut agent = Command::new(rxray_bin())
-        .args(["--netns", lab.ns_b(), "firewall", "apply", "--follow", rules.to_str().unwrap(), "-i", lab.if_b()])
+        .args(["--netns", lab.ns_b(), "firewall", "apply", "--follow", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -339,7 +377,7 @@ fn kill_9_leaves_the_rules_enforcing_and_a_restart_changes_nothing() {
     assert_eq!(received(&lab, dir.path(), &[udp4(&lab, src, 9000, 3)]).len(), 1, "other traffic passes");
     let c1 = stats(lab.ns_b(), lab.if_b());
     assert_eq!(c1["rules"][0]["packets"], 2, "{c1}");
-    let out = fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let out = fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     assert!(out.contains("already live; nothing changed"), "{out}");
     let c2 = stats(lab.ns_b(), lab.if_b());
     assert_eq!(c2["rules"][0]["packets"], 2, "counters continue: {c2}");
@@ -359,14 +397,14 @@ fn a_malformed_rules_file_changes_nothing() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7400\n").unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[rule]]\naction = \"allow\"\nproto = \"udp\"\ndport = 7400\n\n[[rule]]\naction = \"deny\"\nsrc = \"198.18.0.0/33\"\n").unwrap();
-    let o = fw(lab.ns_b(), &["apply", bad.to_str().unwrap(), "-i", lab.if_b()]);
+    let o = fw(lab.ns_b(), &["apply", bad.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "a bad file fails");
     assert!(err.contains(&format!("{}:8:7:", bad.display())) && err.contains("nothing was changed"), "{err}");
-    let o = fw(lab.ns_b(), &["apply", bad.to_str().unwrap().trim_end_matches("bad.toml"), "-i", lab.if_b()]);
+    let o = fw(lab.ns_b(), &["apply", bad.to_str().unwrap().trim_end_matches("bad.toml"), "-i", lab.if_b(), "--xdp-mode", "native"]);
     assert!(!o.status.success());
     let src = spoofed4(&lab, 1);
     assert!(received(&lab, dir.path(), &[udp4(&lab, src, 7400, 1)]).is_empty(), "the previous rules still drop");
@@ -382,7 +420,7 @@ fn dry_run_counts_and_drops_nothing() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7500\n").unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", "--dry-run", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", "--dry-run", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let src = spoofed4(&lab, 1);
     let frames: Vec<Vec<u8>> = (0..5).map(|i| udp4(&lab, src, 7500, i)).collect();
     let got = received(&lab, dir.path(), &frames);
@@ -434,7 +472,7 @@ fn simulate_agrees_with_the_live_program_packet_by_packet() {
     assert!(verdicts.iter().any(|d| *d) && verdicts.iter().any(|d| !*d), "both verdicts occur");
 
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let got = received(&lab, dir.path(), &frames);
     let mut seen = HashSet::new();
     for (i, f) in frames.iter().enumerate() {
@@ -469,7 +507,7 @@ fn watch_on_a_firewalled_interface_observes_through_the_firewall() {
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7600\n").unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let mut watch = Command::new(rxray_bin())
         .args(["--netns", lab.ns_b(), "watch", "--json", "--no-context", "-c", "2", "-i", lab.if_b()])
         .stdout(Stdio::piped())
@@ -608,14 +646,14 @@ fn applies_are_atomic_traffic_never_meets_half_a_rule_set() {
     // rule 1's class) and B's rules, S1's packets would meet B's rule 1 and be dropped.
     std::fs::write(&b, format!("[[rule]]\naction = \"deny\"\nsrc = \"{s2}/32\"\nproto = \"udp\"\ndport = 9000\n\n[[rule]]\naction = \"allow\"\n")).unwrap();
     let _off = Off(&lab);
-    fw_ok(lab.ns_b(), &["apply", a.to_str().unwrap(), "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", a.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     let sentinels: Vec<Vec<u8>> = (0..10000u32).map(|i| udp4(&lab, s1, 9000, i)).collect();
     let tap = tap(&lab, dir.path());
     let (ns, ifa) = (lab.ns_a().to_string(), lab.if_a().to_string());
     let sender = std::thread::spawn(move || send_frames_paced(&ns, &ifa, &sentinels, Duration::from_micros(200)).expect("send"));
     for i in 0..16 {
         let f = if i % 2 == 0 { &b } else { &a };
-        fw_ok(lab.ns_b(), &["apply", "--force", f.to_str().unwrap(), "-i", lab.if_b()]);
+        fw_ok(lab.ns_b(), &["apply", "--force", f.to_str().unwrap(), "-i", lab.if_b(), "--xdp-mode", "native"]);
     }
     let sent = sender.join().unwrap();
     let got = tap.stop().1;
@@ -643,7 +681,7 @@ fn detach_orphans_removes_the_state_of_a_deleted_namespace() {
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
     let _off_other = Off(&other);
     for l in [&lab, &other] {
-        fw_ok(l.ns_b(), &["apply", rules.to_str().unwrap(), "-i", l.if_b()]);
+        fw_ok(l.ns_b(), &["apply", rules.to_str().unwrap(), "-i", l.if_b(), "--xdp-mode", "native"]);
     }
     let root_of = |l: &Lab| {
         let ino = std::fs::metadata(format!("/run/netns/{}", l.ns_b())).unwrap().ino();

@@ -85,29 +85,31 @@ impl Drop for FirewallOff<'_> {
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
-fn the_firewall_keeps_native_xdp_and_observers_share_it() {
+fn the_firewall_takes_tc_on_a_veth_native_when_asked_and_observers_share_it() {
     let Some(lab) = lab(&[]) else { return };
     let dir = TempDir::new();
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7300\n").unwrap();
-    // TC is for observers: the firewall refuses it and installs nothing.
-    let (code, _, err) = rxray_netns(lab.ns_b(), &["firewall", "apply", rules.to_str().unwrap(), "-i", "veth-b", "--xdp-mode", "tc"]);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("TC is for observers"), "{err}");
-    assert_eq!(hooks(&lab), (Value::Null, vec![]));
     let _off = FirewallOff(&lab);
-    let (code, out, err) = rxray_netns(lab.ns_b(), &["firewall", "apply", rules.to_str().unwrap(), "-i", "veth-b"]);
-    assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(hooks(&lab), (json!(["rxray_xdp", "native"]), vec![]));
-    for (args, line) in [
-        (vec!["flows", "-i", "veth-b", "--json"], "rxray: counting flows on veth-b (through the firewall's XDP program)"),
-        (vec!["alerts", "-i", "veth-b", "--enforce"], "rxray: inspecting veth-b (through the firewall's XDP program)"),
-    ] {
-        let mut r = Running::start_netns(lab.ns_b(), &args);
-        r.wait_stderr(line, Duration::from_secs(30));
-        assert_eq!(hooks(&lab), (json!(["rxray_xdp", "native"]), vec![]), "{args:?} attached a second program");
-        let (code, _, err) = r.interrupt();
-        assert_eq!(code, Some(0), "{err:?}");
+    // Auto on a veth: the TC (tcx) copy; native XDP when asked for. Either way, observers share the
+    // firewall's program and attach nothing of their own.
+    for (mode, want) in [("auto", (Value::Null, vec!["rxray_tc".to_string()])), ("native", (json!(["rxray_xdp", "native"]), vec![]))] {
+        let (code, out, err) = rxray_netns(lab.ns_b(), &["firewall", "apply", rules.to_str().unwrap(), "-i", "veth-b", "--xdp-mode", mode]);
+        assert_eq!(code, Some(0), "{mode}: {out}{err}");
+        assert_eq!(hooks(&lab), want, "{mode}");
+        for (args, line) in [
+            (vec!["flows", "-i", "veth-b", "--json"], "rxray: counting flows on veth-b (through the firewall's program)"),
+            (vec!["alerts", "-i", "veth-b", "--enforce"], "rxray: inspecting veth-b (through the firewall's program)"),
+        ] {
+            let mut r = Running::start_netns(lab.ns_b(), &args);
+            r.wait_stderr(line, Duration::from_secs(30));
+            assert_eq!(hooks(&lab), want, "{mode}: {args:?} attached a second program");
+            let (code, _, err) = r.interrupt();
+            assert_eq!(code, Some(0), "{err:?}");
+        }
+        let (code, _, err) = rxray_netns(lab.ns_b(), &["firewall", "off", "-i", "veth-b"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(hooks(&lab), (Value::Null, vec![]), "{mode}: firewall off left something attached");
     }
 }
 
