@@ -84,6 +84,10 @@ fn h2c_prior_knowledge_streams_resets_and_goaway() {
     let mut w = Wire::new(100, true);
     let mut c = PREFACE.to_vec();
     c.extend(frame(4, 0, 0, &[]));
+    // Frames read past: an empty one of an unknown type (extensions may send them), WINDOW_UPDATE, PING.
+    c.extend(frame(0xfa, 0, 0, &[]));
+    c.extend(frame(8, 0, 0, &[0, 0, 1, 0]));
+    c.extend(frame(6, 0, 0, &[1; 8]));
     for s in [1, 3, 5, 7] {
         c.extend(req(&mut ce, s, "GET", &format!("/items/{s}"), false, true));
     }

@@ -139,6 +139,8 @@ impl H2Conn {
                     b = &b[k..];
                     if *n == 9 {
                         let raw = *h;
+                        // The next frame's header follows unless this one's payload comes first.
+                        side.frames = Frames::Header([0; 9], 0);
                         self.header(dir, &raw, cx);
                     }
                 }
