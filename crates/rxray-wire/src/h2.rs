@@ -130,13 +130,15 @@ pub const MAX_TABLE_SIZE: usize = 64 * 1024;
 /// the direction must pass through it in order, or later ones cannot be read.
 pub struct HeaderDecoder {
     inner: loona_hpack::Decoder<'static>,
+    /// The block with its Huffman strings decoded (see `hpack_huffman`).
+    plain: Vec<u8>,
 }
 
 impl Default for HeaderDecoder {
     fn default() -> Self {
         let mut inner = loona_hpack::Decoder::new();
         inner.set_max_allowed_table_size(MAX_TABLE_SIZE);
-        HeaderDecoder { inner }
+        HeaderDecoder { inner, plain: Vec::new() }
     }
 }
 
@@ -153,8 +155,86 @@ pub struct HpackError(pub String);
 impl HeaderDecoder {
     /// Decodes one whole header block (HEADERS plus its CONTINUATIONs), calling `f` per field.
     pub fn decode(&mut self, block: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<(), HpackError> {
-        self.inner.decode_with_cb(block, |n: Cow<'_, [u8]>, v: Cow<'_, [u8]>| f(&n, &v)).map_err(|e| HpackError(format!("{e:?}")))
+        self.plain.clear();
+        rewrite_strings(block, &mut self.plain, |huffman, s, out| {
+            if !huffman {
+                return Ok((false, s));
+            }
+            crate::hpack_huffman::decode(s, out).map_err(|e| HpackError(format!("Huffman string: {e:?}")))?;
+            Ok((false, &[]))
+        })?;
+        self.inner.decode_with_cb(&self.plain, |n: Cow<'_, [u8]>, v: Cow<'_, [u8]>| f(&n, &v)).map_err(|e| HpackError(format!("{e:?}")))
     }
+}
+
+/// Reads an HPACK integer with an `n`-bit prefix at the start of `b` (RFC 7541 §5.1): its value
+/// and length in bytes.
+fn integer(b: &[u8], n: u8) -> Result<(usize, usize), HpackError> {
+    let max = (1usize << n) - 1;
+    let first = *b.first().ok_or_else(|| HpackError("integer past the block's end".into()))? as usize & max;
+    if first < max {
+        return Ok((first, 1));
+    }
+    let mut v = max;
+    for (i, &c) in b.iter().enumerate().skip(1).take(5) {
+        v += ((c & 0x7f) as usize) << (7 * (i - 1));
+        if c & 0x80 == 0 {
+            return Ok((v, i + 1));
+        }
+    }
+    Err(HpackError("integer too long or past the block's end".into()))
+}
+
+/// What a string rewriter gives back: whether the string it wrote is Huffman-coded, and the bytes
+/// to write (when empty, the bytes it appended to its scratch `Vec` are taken instead).
+type Rewritten<'a> = Result<(bool, &'a [u8]), HpackError>;
+
+/// Copies a header block representation by representation, with every string literal passed
+/// through `f(huffman, bytes, scratch)`: decoding turns Huffman strings plain, so the HPACK state
+/// machine (loona-hpack) never runs its own Huffman decoder (see `hpack_huffman`); the benchmark
+/// turns plain strings Huffman-coded, as nghttp2 sends them.
+pub fn rewrite_strings<'b>(b: &'b [u8], out: &mut Vec<u8>, mut f: impl FnMut(bool, &'b [u8], &mut Vec<u8>) -> Rewritten<'b>) -> Result<(), HpackError> {
+    let mut scratch = Vec::new();
+    let mut at = 0;
+    while at < b.len() {
+        let c = b[at];
+        let (prefix, strings) = match c {
+            _ if c & 0x80 != 0 => (7, 0),      // indexed field
+            _ if c & 0xc0 == 0x40 => (6, 1),   // literal with incremental indexing
+            _ if c & 0xe0 == 0x20 => (5, 0),   // dynamic table size update
+            _ => (4, 1),                       // literal without indexing / never indexed
+        };
+        let (index, n) = integer(&b[at..], prefix)?;
+        out.extend_from_slice(&b[at..at + n]);
+        at += n;
+        // A literal has a name string when its index is 0, then its value string.
+        let strings = if strings == 1 && index == 0 { 2 } else { strings };
+        for _ in 0..strings {
+            let h = *b.get(at).ok_or_else(|| HpackError("string past the block's end".into()))? & 0x80 != 0;
+            let (len, n) = integer(&b[at..], 7)?;
+            let s = b.get(at + n..at + n + len).ok_or_else(|| HpackError(format!("string of {len} bytes past the block's end at byte {at}")))?;
+            at += n + len;
+            scratch.clear();
+            let (huff, w) = f(h, s, &mut scratch).map_err(|e| HpackError(format!("{} (string at byte {})", e.0, at - len)))?;
+            let plain: &[u8] = if w.is_empty() { &scratch } else { w };
+            // The length with the H bit (RFC 7541 §5.1 integer, 7-bit prefix).
+            let hbit = if huff { 0x80 } else { 0 };
+            let mut v = plain.len();
+            if v < 127 {
+                out.push(v as u8 | hbit);
+            } else {
+                out.push(127 | hbit);
+                v -= 127;
+                while v >= 128 {
+                    out.push((v % 128) as u8 | 0x80);
+                    v /= 128;
+                }
+                out.push(v as u8);
+            }
+            out.extend_from_slice(plain);
+        }
+    }
+    Ok(())
 }
 
 /// Walks gRPC's length-prefixed messages (a flag byte and a 4-byte length, then the message) over
@@ -245,6 +325,43 @@ mod tests {
         let mut got2 = Vec::new();
         let r = fresh.decode(&b2, |n, v| got2.push((n.to_vec(), v.to_vec())));
         assert!(r.is_err() || got2 != got[3..].to_vec());
+    }
+
+    #[test]
+    fn rfc7541_c4_requests_with_huffman_coding() {
+        // RFC 7541 Appendix C.4: three requests with Huffman-coded strings, one dynamic table.
+        let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
+        let blocks = ["828684418cf1e3c2e5f23a6ba0ab90f4ff", "828684be5886a8eb10649cbf", "828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"];
+        let want: [&[(&str, &str)]; 3] = [
+            &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")],
+            &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com"), ("cache-control", "no-cache")],
+            &[(":method", "GET"), (":scheme", "https"), (":path", "/index.html"), (":authority", "www.example.com"), ("custom-key", "custom-value")],
+        ];
+        let mut d = HeaderDecoder::default();
+        for (b, w) in blocks.iter().zip(want) {
+            let mut got = Vec::new();
+            d.decode(&hex(b), |n, v| got.push((String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))).unwrap();
+            assert_eq!(got, w.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>());
+        }
+        let mut out = Vec::new();
+        crate::hpack_huffman::decode(&hex("f1e3c2e5f23a6ba0ab90f4ff"), &mut out).unwrap();
+        assert_eq!(out, b"www.example.com");
+        // Every byte value, and a value over 127 bytes (a multi-byte length once plain), through
+        // the encoder and back through the decoder's block rewrite.
+        let all: Vec<u8> = (0..=255u8).chain(b"x".repeat(300)).collect();
+        let mut h = Vec::new();
+        crate::hpack_huffman::encode(&all, &mut h);
+        let mut block = Vec::new();
+        let mut k = 0;
+        rewrite_strings(&[0x00, 0x01, b'n', 0x01, b'v'], &mut block, |_, _, _| {
+            k += 1;
+            Ok(if k == 1 { (false, &b"abc"[..]) } else { (true, &h[..]) })
+        })
+        .unwrap();
+        let mut got = Vec::new();
+        HeaderDecoder::default().decode(&block, |k, v| got.push((k.to_vec(), v.to_vec()))).unwrap();
+        assert_eq!(got, vec![(b"abc".to_vec(), all)]);
+        assert!(crate::hpack_huffman::decode(&[0xff, 0xff, 0xff, 0xff], &mut Vec::new()).is_err(), "EOS inside a string");
     }
 
     #[test]
