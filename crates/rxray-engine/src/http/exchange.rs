@@ -207,17 +207,8 @@ impl Exchange {
             Dir::ToServer => &self.req,
             Dir::ToClient => &self.resp,
         };
-        let Some(i) = side.endpoint else { return };
-        let e = &mut cx.endpoints.list[i];
-        match dir {
-            Dir::ToServer => {
-                e.request_bytes += n;
-                cx.totals.request_bytes += n;
-            }
-            Dir::ToClient => {
-                e.response_bytes += n;
-                cx.totals.response_bytes += n;
-            }
+        if let Some(i) = side.endpoint {
+            add_bytes(cx, i, dir, n);
         }
     }
 
@@ -631,6 +622,21 @@ fn keep(m: &mut Message, data: &[u8], max: usize) {
     m.body.extend_from_slice(&data[..data.len().min(room)]);
     if data.len() > room {
         m.truncated = true;
+    }
+}
+
+/// Counts `n` message bytes of `dir` to endpoint `e` and the totals.
+pub(super) fn add_bytes(cx: &mut Ctx<'_>, e: usize, dir: Dir, n: u64) {
+    let ep = &mut cx.endpoints.list[e];
+    match dir {
+        Dir::ToServer => {
+            ep.request_bytes += n;
+            cx.totals.request_bytes += n;
+        }
+        Dir::ToClient => {
+            ep.response_bytes += n;
+            cx.totals.response_bytes += n;
+        }
     }
 }
 

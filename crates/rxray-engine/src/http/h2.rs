@@ -5,7 +5,7 @@
 //! start (the preface, the first SETTINGS); one picked up mid-way is counted as not decodable, and
 //! a lost byte outside a DATA frame's payload (or a block HPACK refuses) ends the reading there.
 use super::endpoints::{PROTO_GRPC, PROTO_H2C};
-use super::exchange::{Call, Ctx, Dir, Message};
+use super::exchange::{add_bytes, Call, Ctx, Dir, Message};
 use rxray_wire::h2::{self as w, FrameHeader, GrpcMessages, HeaderDecoder};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -510,20 +510,6 @@ impl H2Conn {
         }
         if let (Some(calls), Some(request), Some(response)) = (cx.calls.as_mut(), s.request, s.response) {
             calls.push(Call { client: self.client, ts_ns: s.first_ts, request, status: s.status, response });
-        }
-    }
-}
-
-fn add_bytes(cx: &mut Ctx<'_>, e: usize, dir: Dir, n: u64) {
-    let ep = &mut cx.endpoints.list[e];
-    match dir {
-        Dir::ToServer => {
-            ep.request_bytes += n;
-            cx.totals.request_bytes += n;
-        }
-        Dir::ToClient => {
-            ep.response_bytes += n;
-            cx.totals.response_bytes += n;
         }
     }
 }
