@@ -212,3 +212,97 @@ fn a_lost_header_frame_stops_the_reading_and_is_counted() {
     assert_eq!(s.completeness.h2_decoding_lost, 1);
     assert_eq!(s.completeness.gaps, 1);
 }
+
+/// A TLS handshake on 8443: ClientHello with SNI and ALPN, ServerHello choosing TLS 1.2 and h2,
+/// the client's ChangeCipherSpec and Finished, then application data each way.
+#[test]
+fn tls_hellos_give_the_facts_and_encrypted_bytes_are_counted() {
+    fn ext(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = kind.to_be_bytes().to_vec();
+        v.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+    fn hs(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        m.extend_from_slice(body);
+        m
+    }
+    fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3];
+        r.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        r.extend_from_slice(payload);
+        r
+    }
+    let mut ch = vec![3, 3];
+    ch.extend_from_slice(&[1; 32]);
+    ch.extend_from_slice(&[0, 0, 4, 0x13, 0x01, 0xc0, 0x2f, 1, 0]);
+    let exts = [ext(0, &[0, 11, 0, 0, 8, b'l', b'a', b'b', b'.', b't', b'e', b's', b't']), ext(0x10, &[0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1'])].concat();
+    ch.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    ch.extend_from_slice(&exts);
+    let ch = hs(1, &ch);
+    let mut sh = vec![3, 3];
+    sh.extend_from_slice(&[2; 32]);
+    sh.extend_from_slice(&[0, 0xc0, 0x2f, 0]);
+    let sexts = ext(0x10, &[0, 3, 2, b'h', b'2']);
+    sh.extend_from_slice(&(sexts.len() as u16).to_be_bytes());
+    sh.extend_from_slice(&sexts);
+    let sh = hs(2, &sh);
+    let mut w = Wire::new(40, true);
+    // The ClientHello split over two records and several segments.
+    w.send(Dir::ToServer, &[record(22, &ch[..30]), record(22, &ch[30..])].concat());
+    w.send(Dir::ToClient, &[record(22, &sh), record(22, &[11, 0, 0, 3, 0, 0, 0])].concat());
+    w.send(Dir::ToServer, &[record(22, &[16, 0, 0, 2, 9, 9]), record(20, &[1]), record(22, &[0; 40])].concat());
+    w.send(Dir::ToClient, &[record(20, &[1]), record(22, &[0; 40])].concat());
+    w.send(Dir::ToServer, &record(23, &[7; 100]));
+    w.send(Dir::ToClient, &record(23, &[7; 300])).fin();
+    let s = w.run(8443, &[8443]);
+    let t = &s.tls.as_ref().expect("tls").connections;
+    assert_eq!(t.len(), 1);
+    let f = &t[0];
+    assert_eq!(f.sni.as_deref(), Some("lab.test"));
+    assert_eq!(f.alpn_offered, vec!["h2".to_string(), "http/1.1".to_string()]);
+    assert_eq!((f.alpn.as_deref(), f.version.as_deref(), f.client_version.as_deref()), (Some("h2"), Some("1.2"), Some("1.2")));
+    assert_eq!((f.client_encrypted_bytes, f.server_encrypted_bytes), (105, 305));
+    assert!(f.ja4.as_deref().is_some_and(|j| j.starts_with("t12d0202h2_")), "{:?}", f.ja4);
+    assert!(f.handshake_ms.is_some_and(|m| m > 0.0), "{f:?}");
+    assert!(f.error.is_none(), "{f:?}");
+    assert!(s.endpoints.is_empty(), "TLS bytes are never parsed as HTTP");
+}
+
+proptest::proptest! {
+    /// Any bytes after a preface, or on a TLS port, are counted and never panic the reader.
+    #[test]
+    fn random_frames_and_records_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000), cut in 1usize..200) {
+        let mut w = Wire::new(cut, true);
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(4, 0, 0, &[]));
+        c.extend_from_slice(&data);
+        w.send(Dir::ToServer, &c);
+        w.send(Dir::ToClient, &data).fin();
+        let _ = w.run(80, &[]);
+        let mut w = Wire::new(cut, true);
+        w.send(Dir::ToServer, &data);
+        w.send(Dir::ToClient, &data).fin();
+        let _ = w.run(443, &[443]);
+    }
+
+    /// Well-framed frames of every type with random flags, streams and payloads (header blocks of
+    /// random bytes): the reader stops or goes on, never panics.
+    #[test]
+    fn random_well_framed_frames_never_panic(frames in proptest::collection::vec((0u8..11, proptest::prelude::any::<u8>(), 0u32..6, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)), 0..40), cut in 1usize..100) {
+        let mut w = Wire::new(cut, true);
+        let mut c = PREFACE.to_vec();
+        c.extend(frame(4, 0, 0, &[]));
+        let mut s = frame(4, 0, 0, &[]);
+        for (i, (kind, flags, stream, payload)) in frames.iter().enumerate() {
+            let f = frame(*kind, *flags, *stream, payload);
+            if i % 2 == 0 { c.extend(f) } else { s.extend(f) }
+        }
+        w.send(Dir::ToServer, &c);
+        w.send(Dir::ToClient, &s).fin();
+        let snap = w.run(80, &[]);
+        proptest::prop_assert!(snap.totals.responses <= snap.totals.requests + snap.totals.unpaired_responses);
+    }
+}
