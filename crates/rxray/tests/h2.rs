@@ -367,6 +367,9 @@ fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
     let dump = Dump::start_snap(lab.ns_b(), lab.if_b(), "inout", tmp.path(), "tls", 0);
     let mut rx = Running::start(lab.ns_b(), &["http", "-i", lab.if_b(), "--json", "--port", "8080", "--tls-port", "8443", "--interval", "0.5"]);
     rx.wait_stderr("Ctrl-C to stop", Duration::from_secs(20));
+    // `rxray flows` on the client's side of the pair: the same facts on each flow.
+    let mut flows = Running::start(lab.ns_a(), &["flows", "-i", lab.if_a(), "--json", "--no-context", "--tls-port", "8443", "--interval", "0.5"]);
+    flows.wait_stderr("Ctrl-C to stop", Duration::from_secs(20));
     // One connection per run, in this order (client ports rise with each new connection is not
     // assumed: runs are told apart by their facts).
     let runs: [&[&str]; 3] = [&["--http1.1"], &["--http2"], &["--http2", "--tls-max", "1.2"]];
@@ -381,9 +384,11 @@ fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
         let want = if extra[0] == "--http1.1" { "200 1.1" } else { "200 2" };
         assert_eq!(got, want, "curl {extra:?}");
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1200));
     let (code, stdout, stderr) = rx.interrupt();
     assert_eq!(code, Some(0), "rxray http: {stderr:?}");
+    let (fcode, fout, ferr) = flows.interrupt();
+    assert_eq!(fcode, Some(0), "rxray flows: {ferr:?}");
     let (file, _) = dump.stop();
 
     let py = Command::new("python3").args(["-c", JA4_PY]).arg(&file).arg("8443").output().expect("python3");
@@ -424,4 +429,18 @@ fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
     };
     check(&final_snapshot(&stdout), "rxray http (live)");
     check(&analyze(&file, "8080", "8443"), "rxray analyze --http on tcpdump's capture");
+
+    // rxray flows --json (flows are counted where packets arrive: on the client's side, the
+    // server's direction of each of the three connections) carries each connection's facts.
+    let last = common::json_lines(&fout).pop().unwrap_or_else(|| panic!("rxray flows printed nothing: {ferr:?}"));
+    let mut with_tls = 0;
+    for f in last["flows"].as_array().unwrap() {
+        let Some(t) = f.get("tls") else { continue };
+        with_tls += 1;
+        let port = t["client_port"].as_u64().unwrap();
+        assert!(f["sport"] == port || f["dport"] == port, "{f}");
+        assert_eq!(t["ja4"].as_str(), ja4.get(&port).map(String::as_str), "rxray flows: {f}");
+        assert_eq!(t["sni"], "lab.test");
+    }
+    assert_eq!(with_tls, 3, "rxray flows: {last}");
 }
