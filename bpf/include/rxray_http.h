@@ -66,11 +66,27 @@ static __always_inline int http_head_word(__u32 w)
 	       w == HTTP_W('T', 'R', 'A', 'C');
 }
 
-/* Payload bytes of this segment to copy: what is left of its message's budget (a head renews it). */
-static __always_inline __u32 http_take(struct rxray_http_key *k, __u32 plen, int head, __u8 flags,
+/* HTTP/2 interleaves its streams' frames, so no message budget applies: a flow whose client sent
+ * the preface ("PRI * HTTP/2.0") is copied whole, both ways, marked by this bit of its entry. */
+#define RXRAY_HTTP_ALL 0x80000000u
+
+static __always_inline void http_copy_all(const struct rxray_http_key *k)
+{
+	struct rxray_http_key r = { .sport = k->dport, .dport = k->sport, .ip_ver = k->ip_ver };
+	__u32 all = RXRAY_HTTP_ALL;
+	__builtin_memcpy(r.saddr, k->daddr, 16);
+	__builtin_memcpy(r.daddr, k->saddr, 16);
+	bpf_map_update_elem(&rxray_http_flows, k, &all, BPF_ANY);
+	bpf_map_update_elem(&rxray_http_flows, &r, &all, BPF_ANY);
+}
+
+/* Payload bytes of this segment to copy: what is left of its message's budget (a head renews it;
+ * the HTTP/2 preface turns the budget off for the flow, both ways). */
+static __always_inline __u32 http_take(struct rxray_http_key *k, __u32 plen, __u32 w4, __u8 flags,
 				       const struct rxray_http_cfg *hc)
 {
 	__u32 budget = hc->budget;
+	int head = plen >= 4 && http_head_word(w4);
 	if (flags & 0x05) { /* FIN or RST: the flow is done */
 		bpf_map_delete_elem(&rxray_http_flows, k);
 		if (head)
@@ -78,14 +94,20 @@ static __always_inline __u32 http_take(struct rxray_http_key *k, __u32 plen, int
 	}
 	if (plen == 0)
 		return 0;
+	if (plen >= 4 && w4 == HTTP_W('P', 'R', 'I', ' ') && !(flags & 0x05)) {
+		http_copy_all(k);
+		return plen;
+	}
 	__u32 *used = bpf_map_lookup_elem(&rxray_http_flows, k);
+	if (used && (*used & RXRAY_HTTP_ALL))
+		return plen;
 	__u32 u = (used && !head) ? *used : 0;
 	__u32 take = u < budget ? budget - u : 0;
 	if (take > plen)
 		take = plen;
 	__u32 nu = u + plen;
-	if (nu < u)
-		nu = 0xffffffff;
+	if (nu < u || nu >= RXRAY_HTTP_ALL)
+		nu = RXRAY_HTTP_ALL - 1;
 	if (used)
 		*used = nu;
 	else if (!(flags & 0x05))
@@ -216,8 +238,9 @@ __noinline int rxray_http_xdp(RX_CTX *ctx, struct rxray_pkt_event *e, __u64 now)
 	__builtin_memcpy(k.saddr, e->saddr, 16);
 	__builtin_memcpy(k.daddr, e->daddr, 16);
 	__u32 w4 = 0;
-	int head = plen >= 4 && rx_load_bytes(ctx, e->payload_off, &w4, 4) == 0 && http_head_word(w4);
-	__u32 take = http_take(&k, plen, head, e->tcp_flags, hc);
+	if (plen >= 4 && rx_load_bytes(ctx, e->payload_off, &w4, 4) < 0)
+		w4 = 0;
+	__u32 take = http_take(&k, plen, w4, e->tcp_flags, hc);
 	http_emit(ctx, http_step_in, c, st, e->payload_off, plen, take);
 	return 0;
 }
@@ -302,8 +325,9 @@ int rxray_http_egress(struct __sk_buff *skb)
 	c->h.seq = bpf_ntohl(th.seq);
 	c->h.ack = bpf_ntohl(th.ack_seq);
 	__u32 w4 = 0;
-	int head = plen >= 4 && bpf_skb_load_bytes(skb, poff, &w4, 4) == 0 && http_head_word(w4);
-	__u32 take = http_take(&k, plen, head, flags, hc);
+	if (plen >= 4 && bpf_skb_load_bytes(skb, poff, &w4, 4) < 0)
+		w4 = 0;
+	__u32 take = http_take(&k, plen, w4, flags, hc);
 	http_emit(skb, http_step_skb, c, st, poff, plen, take);
 	return RXRAY_TC_ACT_OK;
 unparsed:

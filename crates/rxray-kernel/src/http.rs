@@ -9,6 +9,8 @@ use rxray_wire::dissect::ip_from;
 
 /// Bytes of a message copied before its body counts against the body limit (room for the head).
 pub const HEAD_ALLOWANCE: u32 = 16 * 1024;
+/// The largest budget (the entry's top bit marks an HTTP/2 flow, copied whole: RXRAY_HTTP_ALL).
+pub const BUDGET_MAX: u32 = 0x7fff_ffff;
 /// The most ports the HTTP program watches.
 pub const MAX_PORTS: usize = abi::HTTP_MAX_PORTS;
 const EGRESS_PROG: &str = "rxray_http_egress";
@@ -46,7 +48,7 @@ impl Ingress {
         if ports.is_empty() || ports.len() > abi::HTTP_MAX_PORTS {
             return Err(KernelError::Load(format!("HTTP needs 1 to {} ports, got {}", abi::HTTP_MAX_PORTS, ports.len())));
         }
-        let mut cfg = abi::HttpCfg { nports: ports.len() as u32, budget: body_max.saturating_add(HEAD_ALLOWANCE), ..Default::default() };
+        let mut cfg = abi::HttpCfg { nports: ports.len() as u32, budget: body_max.saturating_add(HEAD_ALLOWANCE).min(BUDGET_MAX), ..Default::default() };
         cfg.ports[..ports.len()].copy_from_slice(ports);
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_http_config", detail: e.to_string() };
         let map = self.ebpf_mut().map_mut("rxray_http_config").ok_or(KernelError::Map { map: "rxray_http_config", detail: "missing from the object".into() })?;

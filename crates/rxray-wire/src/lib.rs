@@ -3,7 +3,10 @@
 pub mod dissect;
 pub mod event;
 pub mod ipproto;
+pub mod h2;
+pub mod hpack_huffman;
 pub mod http;
+pub mod tls;
 pub mod view;
 
 pub use dissect::{dissect, dissect_into};

@@ -57,6 +57,10 @@ pub struct FlowsArgs {
     /// Size in bytes of the ring the drop events of the kernel context come through (a power of two from 4 KiB to 1 GiB).
     #[arg(long = "drop-ring-size", default_value_t = 1 << 18, hide = true, value_parser = crate::args::ring_size)]
     pub drop_ring_size: u32,
+    /// TLS server ports: the handshakes of TCP flows to or from them are read (SNI, ALPN, version,
+    /// JA4, handshake time) and shown under `tls` in the JSON of both directions' flows.
+    #[arg(long = "tls-port", value_delimiter = ',')]
+    pub tls_ports: Vec<u16>,
     /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
     #[arg(long = "unread-events", hide = true)]
     pub unread_events: bool,
@@ -99,6 +103,18 @@ struct FlowOut<'a> {
     flow: &'a FlowRecord,
     #[serde(flatten)]
     context: Option<FlowContext>,
+    /// The TLS handshake of this flow's connection (with `--tls-port`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'a rxray_engine::http::TlsFacts>,
+}
+
+/// The TLS facts of the connection a flow belongs to, either way round.
+fn tls_of<'a>(tls: &'a [rxray_engine::http::TlsFacts], r: &FlowRecord) -> Option<&'a rxray_engine::http::TlsFacts> {
+    let k = &r.key;
+    tls.iter().find(|f| {
+        let (c, s) = ((f.client, f.client_port), (f.server, f.server_port));
+        ((Some(k.src), k.sport) == c && (Some(k.dst), k.dport) == s) || ((Some(k.src), k.sport) == s && (Some(k.dst), k.dport) == c)
+    })
 }
 
 fn flow_context(ctx: Option<&mut KernelContext>, r: &FlowRecord) -> Option<FlowContext> {
@@ -118,10 +134,11 @@ fn json_snapshot(
     snap: &FlowSnapshot,
     ts_ns: u64,
     mut ctx: Option<&mut KernelContext>,
+    tls: &[rxray_engine::http::TlsFacts],
 ) -> Result<serde_json::Value> {
     let recs = &snap.flows;
     let flows: Vec<FlowOut> =
-        recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r) }).collect();
+        recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r), tls: tls_of(tls, r) }).collect();
     let context = ctx.map(|c| c.totals_json(src));
     let t = totals(src)?;
     let protos: serde_json::Map<String, serde_json::Value> = snap
@@ -204,17 +221,31 @@ pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, mut ctx: 
 
 pub fn run(a: FlowsArgs) -> Result<()> {
     let stop = session::stop_flag()?;
+    if a.tls_ports.len() > rxray_kernel::http::MAX_PORTS {
+        anyhow::bail!("--tls-port takes at most {} ports", rxray_kernel::http::MAX_PORTS);
+    }
     let opts = IngressOptions {
         events: a.unread_events,
         ring_bytes: if a.unread_events { 4096 } else { 1 << 16 },
         flows: true,
         flow_capacity: a.capacity,
+        http_ring_bytes: if a.tls_ports.is_empty() { 0 } else { 4 << 20 },
         ..Default::default()
     };
-    let (ing, ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
+    let (mut ing, ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "flows", "counting flows on", |ing| {
+        if !a.tls_ports.is_empty() {
+            // The first 16 KiB of each direction hold the hellos; nothing past them is copied.
+            ing.enable_http(&a.tls_ports, 0).context("turning on the TLS handshake copies (TC egress)")?;
+        }
         let ifindexes: Vec<u32> = ing.attached().iter().map(|x| x.ifindex).collect();
         Ok(if a.no_context { None } else { KernelContext::attach(Some((&ifindexes, a.drop_ring_size))) })
     })?;
+    let mut tls = if a.tls_ports.is_empty() {
+        None
+    } else {
+        let ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
+        Some((ring, rxray_engine::http::HttpTracker::new(rxray_engine::http::HttpConfig::default()).with_tls_ports(&a.tls_ports)))
+    };
     let (mut src, mut ctx) = crate::context::with_context(LiveSource::new().with_ingress(ing, false, false)?, ctx);
     let by = match a.sort {
         SortArg::Bytes => SortBy::Bytes,
@@ -242,9 +273,18 @@ pub fn run(a: FlowsArgs) -> Result<()> {
             }
             c.refresh(&src, true)?;
         }
+        let mut facts = Vec::new();
+        if let Some((ring, t)) = tls.as_mut() {
+            while let Some(item) = ring.next() {
+                if let Some((_, seg)) = rxray_kernel::http::segment_of(&item, &a.tls_ports) {
+                    t.segment(&seg);
+                }
+            }
+            facts = t.snapshot().tls.map(|x| x.connections).unwrap_or_default();
+        }
         let mut out = std::io::stdout().lock();
         let res = if a.json {
-            let v = json_snapshot(&src, &snap, src.now_ns(), ctx.as_mut())?;
+            let v = json_snapshot(&src, &snap, src.now_ns(), ctx.as_mut(), &facts)?;
             writeln!(out, "{v}")
         } else {
             let t = table(&src, &snap.flows, a.top, ctx.as_mut())?;

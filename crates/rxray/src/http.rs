@@ -1,7 +1,7 @@
 //! API calls per endpoint: `rxray analyze --http` over captures and `rxray http` live. Both feed TCP
 //! segments to the engine's `HttpTracker`; this module wires sources to it and renders its snapshots.
 use anyhow::{anyhow, Context, Result};
-use rxray_engine::http::{direction, HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS};
+use rxray_engine::http::{direction, HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS, DEFAULT_TLS_PORTS};
 use rxray_io::CaptureReader;
 use rxray_wire::dissect::{ip_from, tcp_segment};
 use std::fmt::Write as _;
@@ -14,6 +14,10 @@ pub struct HttpOpts {
     /// Server ports whose traffic is HTTP (comma-separated or repeated).
     #[arg(long = "port", value_delimiter = ',', default_values_t = DEFAULT_PORTS)]
     pub ports: Vec<u16>,
+    /// Server ports whose traffic is TLS: the handshake's facts (SNI, ALPN, version, JA4) are
+    /// read, the encrypted bytes counted.
+    #[arg(long = "tls-port", value_delimiter = ',', default_values_t = DEFAULT_TLS_PORTS)]
+    pub tls_ports: Vec<u16>,
     /// Endpoints kept before the rest go to the `other` bucket.
     #[arg(long, default_value_t = 1000)]
     pub max_endpoints: usize,
@@ -30,8 +34,15 @@ impl HttpOpts {
 
     /// The tracker, with the OpenAPI document when one is given. A broken document is an error
     /// naming its place (file, JSON pointer, line), and nothing starts.
+    /// Every watched port: the HTTP ones, then the TLS ones not among them.
+    pub fn all_ports(&self) -> Vec<u16> {
+        let mut v = self.ports.clone();
+        v.extend(self.tls_ports.iter().filter(|p| !self.ports.contains(p)));
+        v
+    }
+
     pub fn tracker(&self) -> Result<HttpTracker> {
-        let t = HttpTracker::new(self.config());
+        let t = HttpTracker::new(self.config()).with_tls_ports(&self.tls_ports);
         Ok(match &self.openapi {
             None => t,
             Some(p) => {
@@ -74,10 +85,10 @@ pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> Result<(HttpSnapshot, V
     for f in files {
         let shown = f.display().to_string();
         let res = if shown == "-" {
-            read_capture(std::io::stdin().lock(), &mut t, &o.ports)
+            read_capture(std::io::stdin().lock(), &mut t, &o.all_ports())
         } else {
             match std::fs::File::open(f) {
-                Ok(file) => read_capture(std::io::BufReader::with_capacity(1 << 16, file), &mut t, &o.ports),
+                Ok(file) => read_capture(std::io::BufReader::with_capacity(1 << 16, file), &mut t, &o.all_ports()),
                 Err(e) => Err(format!("cannot open: {e}")),
             }
         };
@@ -98,10 +109,11 @@ pub fn analyze(files: &[PathBuf], o: &HttpOpts, json: bool) -> Result<()> {
         struct Doc<'a> {
             files: Vec<String>,
             ports: &'a [u16],
+            tls_ports: &'a [u16],
             errors: &'a [String],
             http: &'a HttpSnapshot,
         }
-        let doc = Doc { files: files.iter().map(|f| f.display().to_string()).collect(), ports: &o.ports, errors: &errors, http: &snap };
+        let doc = Doc { files: files.iter().map(|f| f.display().to_string()).collect(), ports: &o.ports, tls_ports: &o.tls_ports, errors: &errors, http: &snap };
         serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
@@ -113,6 +125,51 @@ pub fn analyze(files: &[PathBuf], o: &HttpOpts, json: bool) -> Result<()> {
         eprintln!("rxray: error: {e}");
     }
     Err(anyhow!("{last}"))
+}
+
+/// HTTP/2 and gRPC counts after an endpoint's statuses.
+fn h2_extra(e: &rxray_engine::http::endpoints::EndpointSnapshot) -> String {
+    let mut o = String::new();
+    if e.resets > 0 {
+        let _ = write!(o, " resets:{}", e.resets);
+    }
+    if e.goaways > 0 {
+        let _ = write!(o, " goaways:{}", e.goaways);
+    }
+    if let Some(g) = &e.grpc {
+        let _ = write!(o, " grpc-status");
+        for (k, v) in &g.statuses {
+            let _ = write!(o, " {k}:{v}");
+        }
+        let _ = write!(o, " messages:{}/{}", g.request_messages, g.response_messages);
+    }
+    o
+}
+
+/// The TLS connections, one line each.
+fn tls_table(o: &mut String, t: &rxray_engine::http::TlsSnapshot) {
+    let _ = writeln!(o, "
+TLS: {} connections ({} older ones not kept)", t.connections.len(), t.connections_dropped);
+    for c in &t.connections {
+        let ip = |a: Option<std::net::IpAddr>| a.map_or("-".into(), |a| a.to_string());
+        let _ = writeln!(
+            o,
+            "  {}:{} -> {}:{}  sni={} alpn={}/{} version={} ja4={} handshake_ms={} encrypted={}/{}{}",
+            ip(c.client),
+            c.client_port,
+            ip(c.server),
+            c.server_port,
+            c.sni.as_deref().unwrap_or("-"),
+            c.alpn_offered.join(","),
+            c.alpn.as_deref().unwrap_or("-"),
+            c.version.as_deref().unwrap_or("-"),
+            c.ja4.as_deref().unwrap_or("-"),
+            c.handshake_ms.map_or("-".into(), |m| format!("{m:.3}")),
+            c.client_encrypted_bytes,
+            c.server_encrypted_bytes,
+            c.error.as_ref().map_or(String::new(), |e| format!("  ({e})"))
+        );
+    }
 }
 
 fn statuses(s: &std::collections::BTreeMap<u16, u64>) -> String {
@@ -134,7 +191,8 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  statuses",
+        "{:<8} {:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  statuses",
+        "PROTO",
         "METHOD", "ENDPOINT", "REQUESTS", "P50_MS", "P95_MS", "P99_MS", "MAX_MS", "REQ_BYTES", "RESP_BYTES", "CLIENTS"
     );
     let n = if top == 0 { s.endpoints.len() } else { top.min(s.endpoints.len()) };
@@ -142,7 +200,8 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
         let l = |f: fn(&rxray_engine::http::endpoints::LatencyMs) -> f64| e.latency_ms.as_ref().map_or("-".to_string(), |x| format!("{:.3}", f(x)));
         let _ = writeln!(
             o,
-            "{:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  {}{}",
+            "{:<8} {:<7} {:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>7}  {}{}{}",
+            e.protocol,
             e.method,
             e.template,
             e.requests,
@@ -154,7 +213,8 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
             e.response_bytes,
             e.clients,
             statuses(&e.statuses),
-            if e.unanswered > 0 { format!(" unanswered:{}", e.unanswered) } else { String::new() }
+            if e.unanswered > 0 { format!(" unanswered:{}", e.unanswered) } else { String::new() },
+            h2_extra(e)
         );
     }
     if n < s.endpoints.len() {
@@ -166,7 +226,16 @@ pub fn table(s: &HttpSnapshot, top: usize) -> String {
         "\n{} requests, {} responses ({} unpaired, {} interim), {} unanswered, {} connections, {} endpoints ({} requests in other)",
         t.requests, t.responses, t.unpaired_responses, t.interim_responses, t.unanswered, t.connections, t.endpoints, t.other_requests
     );
+    if t.h2_connections > 0 {
+        let _ = writeln!(o, "HTTP/2: {} connections, {} streams reset, {} GOAWAYs", t.h2_connections, t.resets, t.goaways);
+    }
     let c = &s.completeness;
+    if c.h2_not_decodable + c.h2_decoding_lost > 0 {
+        let _ = writeln!(o, "HTTP/2 not read: {} connections picked up mid-way (no HPACK state), {} lost part way", c.h2_not_decodable, c.h2_decoding_lost);
+    }
+    if let Some(tls) = s.tls.as_ref().filter(|t| !t.connections.is_empty()) {
+        tls_table(&mut o, tls);
+    }
     let _ = writeln!(
         o,
         "completeness: {} bytes not copied ({} bodies truncated), {} gaps ({} bytes, {} from full buffers), {} messages cut, {} request gaps, {} parse errors, {} streams dropped, {} idle-expired, {} events lost",
@@ -253,8 +322,9 @@ struct LiveSnapshot<'a> {
 
 pub fn run(a: HttpArgs) -> Result<()> {
     use rxray_kernel::IngressOptions;
-    if a.opts.ports.is_empty() || a.opts.ports.len() > rxray_kernel::http::MAX_PORTS {
-        anyhow::bail!("--port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
+    let ports = a.opts.all_ports();
+    if a.opts.ports.is_empty() || ports.len() > rxray_kernel::http::MAX_PORTS {
+        anyhow::bail!("--port takes 1 to {} ports, --tls-port included", rxray_kernel::http::MAX_PORTS);
     }
     if !(a.interval > 0.0 && a.interval.is_finite()) {
         anyhow::bail!("--interval must be a positive number of seconds");
@@ -268,7 +338,6 @@ pub fn run(a: HttpArgs) -> Result<()> {
     let mut t = a.opts.tracker()?;
     let stop = crate::session::stop_flag()?;
     let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };
-    let ports = a.opts.ports.clone();
     let (mut ing, ()) = crate::session::attach_then(&a.ifaces, a.xdp_mode, opts, "http", "watching HTTP on", |ing| {
         ing.enable_http(&ports, a.body_max).context("turning on HTTP copies (TC egress)")
     })?;

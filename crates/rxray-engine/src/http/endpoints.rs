@@ -126,6 +126,8 @@ pub struct LatencyMs {
 /// One endpoint's metrics.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
+    /// `http/1.1` (HTTP/1.x), `h2c` (HTTP/2 in clear text) or `grpc` (gRPC over h2c).
+    pub protocol: &'static str,
     pub method: String,
     pub template: String,
     pub requests: u64,
@@ -138,11 +140,25 @@ pub struct Endpoint {
     clients: HashSet<IpAddr, foldhash::fast::FixedState>,
     /// More distinct clients than the set keeps: `clients` is then a lower bound.
     pub clients_capped: bool,
+    /// HTTP/2: streams reset by either side (RST_STREAM), and GOAWAYs that came while a stream of
+    /// this endpoint was open.
+    pub resets: u64,
+    pub goaways: u64,
+    /// gRPC: `grpc-status` of the calls' trailers, and the messages each way.
+    pub grpc_statuses: BTreeMap<u32, u64>,
+    pub grpc_request_messages: u64,
+    pub grpc_response_messages: u64,
 }
 
 impl Endpoint {
-    fn new(method: &str, template: &str) -> Self {
+    fn new(protocol: &'static str, method: &str, template: &str) -> Self {
         Endpoint {
+            protocol,
+            resets: 0,
+            goaways: 0,
+            grpc_statuses: BTreeMap::new(),
+            grpc_request_messages: 0,
+            grpc_response_messages: 0,
             method: method.to_string(),
             template: template.to_string(),
             requests: 0,
@@ -169,6 +185,14 @@ impl Endpoint {
             max: ms(self.latency.max_ns),
         });
         EndpointSnapshot {
+            protocol: self.protocol,
+            resets: self.resets,
+            goaways: self.goaways,
+            grpc: (self.protocol == PROTO_GRPC).then(|| GrpcSnapshot {
+                statuses: self.grpc_statuses.clone(),
+                request_messages: self.grpc_request_messages,
+                response_messages: self.grpc_response_messages,
+            }),
             method: self.method.clone(),
             template: self.template.clone(),
             requests: self.requests,
@@ -186,6 +210,7 @@ impl Endpoint {
 /// One endpoint in a snapshot (see docs/http.md).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EndpointSnapshot {
+    pub protocol: &'static str,
     pub method: String,
     pub template: String,
     pub requests: u64,
@@ -199,7 +224,32 @@ pub struct EndpointSnapshot {
     pub clients: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub clients_capped: bool,
+    /// HTTP/2 only (0 and absent for HTTP/1.x).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resets: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub goaways: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcSnapshot>,
 }
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// A gRPC endpoint's calls: `grpc-status` codes from the trailers (JSON keys are the codes as
+/// strings), and the length-prefixed messages each way.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GrpcSnapshot {
+    pub statuses: BTreeMap<u32, u64>,
+    pub request_messages: u64,
+    pub response_messages: u64,
+}
+
+/// Protocol names of endpoints.
+pub const PROTO_HTTP1: &str = "http/1.1";
+pub const PROTO_H2C: &str = "h2c";
+pub const PROTO_GRPC: &str = "grpc";
 
 /// The endpoint table.
 #[derive(Debug)]
@@ -237,29 +287,46 @@ impl Endpoints {
         }
     }
 
-    /// Counts a request and returns its endpoint's index.
+    /// Counts an HTTP/1.x request and returns its endpoint's index.
     pub fn request(&mut self, method: &str, target: &str, client: IpAddr) -> usize {
-        match self.spec.as_ref().and_then(|s| s.template_of(target)) {
-            Some(t) => {
-                self.tmpl.clear();
-                self.tmpl.push_str(t);
+        self.request_of(PROTO_HTTP1, method, target, client)
+    }
+
+    /// Counts a request of `protocol` and returns its endpoint's index. A gRPC call's template is
+    /// its `service/method` (the path without its leading slash, not folded).
+    pub fn request_of(&mut self, protocol: &'static str, method: &str, target: &str, client: IpAddr) -> usize {
+        if protocol == PROTO_GRPC {
+            self.tmpl.clear();
+            let p = target.strip_prefix('/').unwrap_or(target);
+            let p = &p[..p.find('?').unwrap_or(p.len())];
+            let mut cut = p.len().min(MAX_TEMPLATE);
+            while !p.is_char_boundary(cut) {
+                cut -= 1;
             }
-            None => template(target, &mut self.tmpl),
+            self.tmpl.push_str(&p[..cut]);
+        } else {
+            match self.spec.as_ref().and_then(|s| s.template_of(target)) {
+                Some(t) => {
+                    self.tmpl.clear();
+                    self.tmpl.push_str(t);
+                }
+                None => template(target, &mut self.tmpl),
+            }
         }
         self.key.clear();
-        let _ = write!(self.key, "{method} {}", self.tmpl);
+        let _ = write!(self.key, "{protocol} {method} {}", self.tmpl);
         let i = match self.index.get(self.key.as_str()) {
             Some(&i) => i,
             None if self.index.len() < self.max_endpoints => {
                 let i = self.list.len();
-                self.list.push(Endpoint::new(method, &self.tmpl));
+                self.list.push(Endpoint::new(protocol, method, &self.tmpl));
                 self.index.insert(self.key.clone(), i);
                 i
             }
             None => {
                 self.other_requests += 1;
                 *self.other.get_or_insert_with(|| {
-                    self.list.push(Endpoint::new(OTHER_METHOD, OTHER_TEMPLATE));
+                    self.list.push(Endpoint::new("*", OTHER_METHOD, OTHER_TEMPLATE));
                     self.list.len() - 1
                 })
             }

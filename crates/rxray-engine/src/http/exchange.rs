@@ -95,6 +95,8 @@ struct Pending {
     connect: bool,
     /// The request side lost bytes after this request: a request may be missing behind it.
     gap_after: bool,
+    /// The request asks to switch to HTTP/2 (`Upgrade: h2c`).
+    h2c: bool,
 }
 
 /// Shared state the parser writes to.
@@ -125,6 +127,10 @@ pub struct Exchange {
     req_id: u64,
     /// The response being read: its request (as far as it was seen), status and the request's time.
     answering: Option<(Message, u16, u64)>,
+    /// The server switched to HTTP/2 (101 to `Upgrade: h2c`): the upgrade request's endpoint and
+    /// time, and the bytes after the 101 per direction, for the HTTP/2 reader to take over.
+    pub h2_upgrade: Option<(usize, u64)>,
+    pub after_upgrade: [Vec<u8>; 2],
 }
 
 /// Which side a piece is for.
@@ -154,6 +160,8 @@ impl Exchange {
             next_id: 0,
             req_id: 0,
             answering: None,
+            h2_upgrade: None,
+            after_upgrade: [Vec::new(), Vec::new()],
         }
     }
 
@@ -199,17 +207,8 @@ impl Exchange {
             Dir::ToServer => &self.req,
             Dir::ToClient => &self.resp,
         };
-        let Some(i) = side.endpoint else { return };
-        let e = &mut cx.endpoints.list[i];
-        match dir {
-            Dir::ToServer => {
-                e.request_bytes += n;
-                cx.totals.request_bytes += n;
-            }
-            Dir::ToClient => {
-                e.response_bytes += n;
-                cx.totals.response_bytes += n;
-            }
+        if let Some(i) = side.endpoint {
+            add_bytes(cx, i, dir, n);
         }
     }
 
@@ -236,6 +235,13 @@ impl Exchange {
             let s = self.side(dir);
             match &mut s.state {
                 State::Opaque => {
+                    if self.h2_upgrade.is_some() {
+                        let held = &mut self.after_upgrade[usize::from(dir == Dir::ToClient)];
+                        if held.len() + bytes.len() <= cx.limits.max_head {
+                            held.extend_from_slice(bytes);
+                            return;
+                        }
+                    }
                     cx.comp.unparsed_bytes += bytes.len() as u64;
                     return;
                 }
@@ -372,6 +378,7 @@ impl Exchange {
                         head: r.method.eq_ignore_ascii_case("HEAD"),
                         connect: r.method.eq_ignore_ascii_case("CONNECT"),
                         gap_after: false,
+                        h2c: memchr::memmem::find(&buf[..r.head_len], b"h2c").is_some() && upgrades_to_h2c(&buf[..r.head_len]),
                     });
                     self.req.endpoint = Some(i);
                     self.req.truncated = false;
@@ -391,6 +398,19 @@ impl Exchange {
                 Head::Invalid(_) => Parsed::Bad,
                 Head::Complete(r) => {
                     let ts = self.resp.head_ts;
+                    if r.status == 101 && self.pending.front().is_some_and(|p| p.h2c && p.first_ts <= ts) {
+                        // HTTP/2 from here on: the upgrade request's answer comes on stream 1.
+                        if let Some(p) = self.pending.pop_front() {
+                            cx.totals.interim_responses += 1;
+                            self.resp.endpoint = Some(p.endpoint);
+                            self.count_bytes(dir, r.head_len as u64, cx);
+                            self.resp.endpoint = None;
+                            self.h2_upgrade = Some((p.endpoint, p.first_ts));
+                            self.req.state = State::Opaque;
+                            self.resp.state = State::Opaque;
+                            return Parsed::Done(r.head_len);
+                        }
+                    }
                     if (100..200).contains(&r.status) && r.status != 101 {
                         // 100 Continue and other interim answers: the final one follows.
                         cx.totals.interim_responses += 1;
@@ -591,12 +611,32 @@ impl Exchange {
     }
 }
 
+/// Whether a request head asks for `Upgrade: h2c` (RFC 7540 §3.2).
+fn upgrades_to_h2c(head: &[u8]) -> bool {
+    h::head_headers(head).iter().any(|(n, v)| n.eq_ignore_ascii_case("upgrade") && v.split(|c| *c == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c")))
+}
+
 /// Appends body bytes up to `max`; past it the message is marked truncated.
 fn keep(m: &mut Message, data: &[u8], max: usize) {
     let room = max.saturating_sub(m.body.len());
     m.body.extend_from_slice(&data[..data.len().min(room)]);
     if data.len() > room {
         m.truncated = true;
+    }
+}
+
+/// Counts `n` message bytes of `dir` to endpoint `e` and the totals.
+pub(super) fn add_bytes(cx: &mut Ctx<'_>, e: usize, dir: Dir, n: u64) {
+    let ep = &mut cx.endpoints.list[e];
+    match dir {
+        Dir::ToServer => {
+            ep.request_bytes += n;
+            cx.totals.request_bytes += n;
+        }
+        Dir::ToClient => {
+            ep.response_bytes += n;
+            cx.totals.response_bytes += n;
+        }
     }
 }
 

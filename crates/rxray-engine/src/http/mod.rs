@@ -1,12 +1,17 @@
 //! API calls from TCP segments: per-connection reassembly, HTTP/1.x exchanges, per-endpoint metrics.
 //! Pure and on event time: every input carries its timestamp; captures and the kernel feed the same type.
+pub mod conn;
 pub mod endpoints;
 pub mod exchange;
+pub mod h2;
 pub mod reassembly;
+pub mod tls;
 
 use endpoints::{EndpointSnapshot, Endpoints};
 pub use exchange::{Call, Message};
-use exchange::{Ctx, Dir, Exchange, ParserLimits};
+use conn::ConnParser;
+use exchange::{Ctx, Dir, ParserLimits};
+pub use tls::TlsFacts;
 use rxray_openapi::{CheckCounters, CheckLimits, Checker, Finding, FindingKey, Spec};
 use std::sync::Arc;
 use hashbrown::HashMap;
@@ -18,6 +23,10 @@ pub use exchange::Dir as Direction;
 
 /// The ports `rxray http` watches unless told otherwise.
 pub const DEFAULT_PORTS: [u16; 5] = [80, 8080, 8000, 3000, 5000];
+/// The ports whose connections are TLS unless told otherwise: their handshakes are read.
+pub const DEFAULT_TLS_PORTS: [u16; 2] = [443, 8443];
+/// TLS connections kept for the report after they end (the oldest go first, counted).
+pub const MAX_TLS_KEPT: usize = 1000;
 
 /// One TCP segment (or one chunk of one: a source that copies a packet's payload in pieces gives
 /// each piece with `seq` advanced by its offset). `payload` is what was copied of the `wire_len`
@@ -127,6 +136,10 @@ pub struct Totals {
     pub endpoints: u64,
     /// Requests counted in the `other` bucket because the endpoint table was full.
     pub other_requests: u64,
+    /// HTTP/2 connections read from their start, streams reset (RST_STREAM) and GOAWAYs.
+    pub h2_connections: u64,
+    pub resets: u64,
+    pub goaways: u64,
 }
 
 /// How complete the data behind the numbers is: every byte or message that was not seen whole.
@@ -162,6 +175,12 @@ pub struct Completeness {
     pub pipeline_overflow: u64,
     /// Events the source lost before the engine (the kernel ring buffer was full).
     pub events_lost: u64,
+    /// HTTP/2 connections picked up mid-way (no preface or first SETTINGS seen, so no HPACK
+    /// state): their frames are counted in `unparsed_bytes`, never read.
+    pub h2_not_decodable: u64,
+    /// HTTP/2 connections whose reading stopped part way: bytes lost outside a DATA frame's
+    /// payload, a header block HPACK refused, or a frame that breaks the protocol.
+    pub h2_decoding_lost: u64,
 }
 
 /// A report: endpoints sorted by requests, totals, completeness; with an OpenAPI document, where
@@ -177,6 +196,17 @@ pub struct HttpSnapshot {
     /// The document's file and how many exchanges were matched and checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openapi: Option<OpenApiCounters>,
+    /// TLS connections on the TLS ports (only when there are any).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSnapshot>,
+}
+
+/// The TLS connections: the open ones and the last `MAX_TLS_KEPT` that ended, oldest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsSnapshot {
+    pub connections: Vec<TlsFacts>,
+    /// Ended connections no longer kept (the report holds the newest).
+    pub connections_dropped: u64,
 }
 
 /// What the OpenAPI checks covered.
@@ -199,8 +229,10 @@ pub struct NewFinding {
 
 struct Conn {
     streams: [Stream; 2],
-    ex: Exchange,
+    ex: ConnParser,
     last_ns: u64,
+    /// Its TLS facts went to the new-facts list.
+    tls_told: bool,
 }
 
 fn other(d: Dir) -> Dir {
@@ -230,6 +262,10 @@ pub struct HttpTracker {
     calls: Option<Vec<Call>>,
     openapi: Option<Checker>,
     new_findings: Vec<NewFinding>,
+    tls_ports: Vec<u16>,
+    tls_done: std::collections::VecDeque<TlsFacts>,
+    tls_dropped: u64,
+    new_tls: Vec<TlsFacts>,
 }
 
 impl HttpTracker {
@@ -240,6 +276,18 @@ impl HttpTracker {
         self.openapi = Some(Checker::new(spec, CheckLimits { max_findings: self.cfg.max_findings }));
         self.calls = Some(Vec::new());
         self
+    }
+
+    /// Connections to these server ports are TLS: their handshakes are read, the rest counted.
+    pub fn with_tls_ports(mut self, ports: &[u16]) -> Self {
+        self.tls_ports = ports.to_vec();
+        self
+    }
+
+    /// TLS facts of connections whose ServerHello was read (or that ended without one) since the
+    /// last call: what signatures and threat lists match (SNI, JA4, ALPN, version).
+    pub fn take_tls_facts(&mut self) -> Vec<TlsFacts> {
+        std::mem::take(&mut self.new_tls)
     }
 
     /// Findings of a (kind, method, template) seen for the first time since the last call.
@@ -267,6 +315,10 @@ impl HttpTracker {
             calls: None,
             openapi: None,
             new_findings: Vec::new(),
+            tls_ports: Vec::new(),
+            tls_done: std::collections::VecDeque::new(),
+            tls_dropped: 0,
+            new_tls: Vec::new(),
         }
     }
 
@@ -296,13 +348,14 @@ impl HttpTracker {
                 return;
             }
             self.totals.connections += 1;
-            self.conns.insert(key, Conn { streams: [Stream::default(), Stream::default()], ex: Exchange::new(key.client), last_ns: seg.ts_ns });
+            let tls = self.tls_ports.contains(&key.server_port);
+            self.conns.insert(key, Conn { streams: [Stream::default(), Stream::default()], ex: ConnParser::new(key, tls), last_ns: seg.ts_ns, tls_told: false });
         }
         let Some(conn) = self.conns.get_mut(&key) else { return };
         conn.last_ns = conn.last_ns.max(seg.ts_ns);
         let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits, calls: self.calls.as_mut(), body_max: self.cfg.body_max };
         let d = seg.dir;
-        let Conn { streams, ex, .. } = conn;
+        let Conn { streams, ex, .. } = &mut *conn;
         let st = &mut streams[idx(d)];
         let before = st.buffered();
         let room = self.cfg.max_buffered_per_stream.min(self.cfg.max_buffered_total.saturating_sub(self.buffered_total.saturating_sub(before)));
@@ -332,7 +385,13 @@ impl HttpTracker {
             }
             self.buffered_total = self.buffered_total.saturating_sub(before) + st.buffered();
         }
-        if streams.iter().all(Stream::is_ended) {
+        if let (Some(t), false) = (conn.ex.tls(), conn.tls_told) {
+            if t.complete {
+                conn.tls_told = true;
+                self.new_tls.push(t.facts.clone());
+            }
+        }
+        if conn.streams.iter().all(Stream::is_ended) {
             self.remove(key);
         }
         if seg.ts_ns >= self.last_sweep_ns + 1_000_000_000 {
@@ -345,7 +404,7 @@ impl HttpTracker {
         let Some(mut conn) = self.conns.remove(&key) else { return };
         let limits = ParserLimits { max_head: self.cfg.max_head, max_pipeline: self.cfg.max_pipeline };
         let mut cx = Ctx { endpoints: &mut self.endpoints, totals: &mut self.totals, comp: &mut self.comp, limits, calls: self.calls.as_mut(), body_max: self.cfg.body_max };
-        let Conn { streams, ex, last_ns } = &mut conn;
+        let Conn { streams, ex, last_ns, .. } = &mut conn;
         for d in [Dir::ToServer, Dir::ToClient] {
             let st = &mut streams[idx(d)];
             self.buffered_total -= st.buffered().min(self.buffered_total);
@@ -354,6 +413,16 @@ impl HttpTracker {
         ex.close(&mut cx);
         for st in streams.iter() {
             add_stream(&mut self.comp, &st.counters);
+        }
+        if let Some(t) = conn.ex.tls() {
+            if !conn.tls_told {
+                self.new_tls.push(t.facts.clone());
+            }
+            if self.tls_done.len() >= MAX_TLS_KEPT {
+                self.tls_done.pop_front();
+                self.tls_dropped += 1;
+            }
+            self.tls_done.push_back(t.facts.clone());
         }
     }
 
@@ -407,6 +476,13 @@ impl HttpTracker {
             completeness: comp,
             findings: self.openapi.as_ref().map(|c| c.findings()),
             openapi: self.openapi.as_ref().map(|c| OpenApiCounters { spec: c.spec().file.clone(), counters: c.counters.clone() }),
+            tls: (!self.tls_ports.is_empty()).then(|| {
+                let mut connections: Vec<TlsFacts> = self.tls_done.iter().cloned().collect();
+                let mut open: Vec<TlsFacts> = self.conns.values().filter_map(|c| c.ex.tls()).map(|t| t.facts.clone()).collect();
+                open.sort_by_key(|f| (f.ts_ns, f.client_port));
+                connections.extend(open);
+                TlsSnapshot { connections, connections_dropped: self.tls_dropped }
+            }),
         }
     }
 }

@@ -40,6 +40,18 @@ pub fn wait_listen(ns: &str, port: u16) {
 
 impl Nginx {
     pub fn start(lab: &Lab, ns: &str, addr: &str, port: u16, root: &Path, tmp: &Path) -> Nginx {
+        Self::start_with(lab, ns, addr, port, root, tmp, "")
+    }
+
+    /// nginx over TLS (HTTP/1.1 and HTTP/2 by ALPN) with the given certificate and key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_tls(lab: &Lab, ns: &str, addr: &str, port: u16, root: &Path, tmp: &Path, cert: &Path, key: &Path) -> Nginx {
+        let tls = format!(" ssl http2; ssl_certificate {}; ssl_certificate_key {}; ssl_protocols TLSv1.2 TLSv1.3", cert.display(), key.display());
+        Self::start_with(lab, ns, addr, port, root, tmp, &tls)
+    }
+
+    /// `listen` takes `tls` after the address (empty for plain HTTP).
+    fn start_with(lab: &Lab, ns: &str, addr: &str, port: u16, root: &Path, tmp: &Path, tls: &str) -> Nginx {
         let dir = tmp.join(format!("nginx-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.display();
@@ -52,7 +64,7 @@ impl Nginx {
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
                uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                keepalive_requests 1000000;\n\
-               server {{ listen {addr}:{port}; root {}; location / {{ }} }}\n\
+               server {{ listen {addr}:{port}{tls}; root {}; location / {{ }} }}\n\
              }}\n",
             root.display()
         );
