@@ -230,7 +230,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
-            payload_snap: if cfg.detect { PAYLOAD_MAX } else { 0 },
+            // Joined `watch` clients turn events on when detection is off; the payload costs only
+            // while events are on.
+            payload_snap: PAYLOAD_MAX,
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
@@ -248,7 +250,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             (firewall, fresh) = (Some(f), new);
         }
         let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
-        let src = LiveSource::new().with_ingress(ingress, cfg.detect, recorder.is_some())?;
+        let src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
@@ -301,6 +303,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
         sock.display()
     );
     let mut alerts_out = Vec::new();
+    let mut hub = crate::join::hub::Hub::new(st.cfg.max_clients, st.cfg.client_queue);
+    let mut events_on = st.cfg.detect;
     let mut stdout = std::io::stdout();
     let mut last_tick = 0u64;
     let mut next_snapshot = Instant::now();
@@ -316,6 +320,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        fds.extend(hub.poll_fds());
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         for o in observed.iter_mut() {
@@ -323,6 +328,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             while let Some(ev) = o.src.next_event() {
                 match ev {
                     Ok(Event::Packet(p)) => {
+                        hub.on_packet(p);
                         if let Some(i) = insp.as_mut() {
                             i.on_packet(p, &mut alerts_out);
                         }
@@ -376,9 +382,22 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
         }
         while let Ok((conn, _)) = listener.accept() {
-            let status = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref());
-            answer(conn, &status);
+            match read_request(&conn) {
+                Ok(Request::Join(req)) => {
+                    // Events on before the hello goes out: the client sees every packet after it.
+                    if req.command == "watch" {
+                        events_on = joined_events(&mut observed, events_on, true);
+                    }
+                    let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
+                    hub.join(conn, *req, &owned, &st.cfg.host, &|i| iface_totals(&observed, i));
+                }
+                Ok(Request::Status) => reply(&conn, &status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub)),
+                Err(e) => reply(&conn, &serde_json::json!({"error": e})),
+            }
         }
+        hub.refresh();
+        hub.service(&|i| iface_totals(&observed, i));
+        events_on = joined_events(&mut observed, events_on, st.cfg.detect || hub.wants_packets());
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
             // The flow table costs a syscall per entry to read: it is read every flow_period_s
@@ -567,7 +586,7 @@ fn snapshot(st: &State, observed: &[Observed], tables: &[Vec<rxray_engine::flows
 }
 
 /// `rxray status --json`: what the agent runs and how complete its data is.
-fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>) -> serde_json::Value {
+fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>, hub: &crate::join::hub::Hub) -> serde_json::Value {
     let ifaces: Vec<serde_json::Value> = observed
         .iter()
         .flat_map(|o| {
@@ -602,7 +621,7 @@ fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Opt
             {"name": "eve", "to": "stdout", "healthy": true},
             store_status(st, store),
         ],
-        "clients": [],
+        "clients": hub.status(),
     })
 }
 
@@ -732,24 +751,53 @@ impl History {
     }
 }
 
-/// Answers one control connection: a request line (`{"cmd":"status"}`), one JSON line back.
-fn answer(conn: UnixStream, status: &serde_json::Value) {
+/// A control connection's first line: `{"cmd":"status"}` or a join request (crate::join).
+enum Request {
+    Status,
+    Join(Box<crate::join::JoinRequest>),
+}
+
+/// Reads the request line of a control connection (at most 4 KiB, 500 ms).
+fn read_request(conn: &UnixStream) -> std::result::Result<Request, String> {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = conn.set_write_timeout(Some(Duration::from_millis(500)));
     let mut line = String::new();
     // One request line of at most 4 KiB (the socket is root-only; still, never unbounded).
-    let mut r = BufReader::new(std::io::Read::take(&conn, 4096));
-    let reply = match r.read_line(&mut line) {
-        Ok(_) => match serde_json::from_str::<serde_json::Value>(line.trim()).ok().and_then(|v| v["cmd"].as_str().map(str::to_string)) {
-            Some(c) if c == "status" => status.clone(),
-            Some(c) => serde_json::json!({"error": format!("unknown command {c:?} (this agent answers: status)")}),
-            None => serde_json::json!({"error": "expected one JSON line like {\"cmd\":\"status\"}"}),
-        },
-        Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
-    };
-    let mut w = &conn;
-    let _ = writeln!(w, "{reply}");
+    let mut r = BufReader::new(std::io::Read::take(conn, 4096));
+    r.read_line(&mut line).map_err(|e| format!("reading the request: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| "expected one JSON line like {\"cmd\":\"status\"}".to_string())?;
+    match v["cmd"].as_str() {
+        Some("status") => Ok(Request::Status),
+        Some("join") => serde_json::from_value(v).map(|r| Request::Join(Box::new(r))).map_err(|e| format!("join request: {e}")),
+        Some(c) => Err(format!("unknown command {c:?} (this agent answers: status, join)")),
+        None => Err("expected one JSON line like {\"cmd\":\"status\"}".to_string()),
+    }
+}
+
+/// One JSON line back.
+fn reply(conn: &UnixStream, v: &serde_json::Value) {
+    let mut w = conn;
+    let _ = writeln!(w, "{v}");
+}
+
+/// The kernel counters of the agent's interface `iface`.
+fn iface_totals(observed: &[Observed], iface: &str) -> Option<rxray_kernel::Totals> {
+    observed.iter().find(|o| o.iface == iface).and_then(|o| o.ingress().totals().ok())
+}
+
+/// Packet events are on while detection or a joined `watch` needs them: turned on and off in the
+/// programs' config (the attached programs stay). Returns the new state.
+fn joined_events(observed: &mut [Observed], on: bool, want: bool) -> bool {
+    if on == want {
+        return on;
+    }
+    for o in observed.iter_mut() {
+        if let Err(e) = o.ingress_mut().set_events(want) {
+            eprintln!("rxray agent: turning packet events {} on {}: {e}", if want { "on" } else { "off" }, o.iface);
+        }
+    }
+    want
 }
 
 /// `rxray status [--json]`: asks the agent of this network namespace.
@@ -799,5 +847,24 @@ pub fn status_cmd(json: bool) -> Result<()> {
         println!("sink {}: {}", s["name"].as_str().unwrap_or("?"), if s["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" });
     }
     println!("alerts: {}", v["detection"]["alerts"]);
+    let clients = v["clients"].as_array().cloned().unwrap_or_default();
+    println!("{} joined client(s)", clients.len());
+    if !clients.is_empty() {
+        println!("{:>4} {:<8} {:>8} {:<14} {:>16} {:>10} {:>10}  FILTER", "ID", "COMMAND", "PID", "INTERFACES", "QUEUE", "MATCHED", "LOST");
+    }
+    for c in &clients {
+        let ifaces: Vec<&str> = c["interfaces"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+        println!(
+            "{:>4} {:<8} {:>8} {:<14} {:>16} {:>10} {:>10}  {}",
+            c["id"],
+            c["command"].as_str().unwrap_or("?"),
+            c["pid"],
+            ifaces.join(","),
+            format!("{}/{} ({:.0}%)", c["queue"], c["queue_capacity"], 100.0 * c["queue_fill"].as_f64().unwrap_or(0.0)),
+            c["matched"],
+            c["lost"],
+            c["filter"].as_str().unwrap_or("(none)")
+        );
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod flows;
 mod history;
 mod http;
 mod ifaces;
+mod join;
 mod lab;
 mod latency;
 mod line;
