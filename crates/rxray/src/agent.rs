@@ -183,7 +183,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     session::require_root()?;
     let cfg = load_config(&a)?;
     // Sections the agent parses but does not run yet: said once, never silently ignored.
-    for (on, what) in [(cfg.latency, "[latency]"), (cfg.http, "[http]")] {
+    for (on, what) in [(cfg.latency, "[latency]")] {
         if on {
             eprintln!("rxray agent: warning: {what} is not run by the agent yet (use `rxray latency` / `rxray http`); ignored");
         }
@@ -238,6 +238,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
             flow_capacity: cfg.flow_capacity,
             capture: recorder.is_some(),
             capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
+            // The HTTP view's ring (as `rxray http`'s default); one page when it is off.
+            http_ring_bytes: if cfg.http { crate::agent_http::RING_BYTES } else { 0 },
             ..Default::default()
         };
         let mut firewall = None;
@@ -271,6 +273,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
+    let mut http = if cfg.http { start_http(&mut observed, &cfg.http_ports)? } else { None };
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -321,6 +324,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         fds.extend(hub.poll_fds());
+        if let Some(h) = &http {
+            fds.extend(h.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+        }
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         for o in observed.iter_mut() {
@@ -345,6 +351,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     break;
                 }
             }
+        }
+        if let Some(h) = http.as_mut() {
+            h.pump(session::BATCH);
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -408,7 +417,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 tables = flow_tables(&st, &observed, &clock);
             }
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    if let Some(h) = http.as_mut() {
+                        h.advance();
+                        h.fill(&mut s, http_lost(&observed));
+                    }
                     if let Some(w) = &store {
                         let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         w.submit(b);
@@ -779,6 +792,23 @@ fn read_request(conn: &UnixStream) -> std::result::Result<Request, String> {
 fn reply(conn: &UnixStream, v: &serde_json::Value) {
     let mut w = conn;
     let _ = writeln!(w, "{v}");
+}
+
+/// `[http] enabled`: HTTP copies on every interface the agent observes through its own program
+/// (a firewalled interface's program makes no HTTP copies: said once, and it goes without).
+fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::agent_http::HttpView>> {
+    for o in observed.iter().filter(|o| o.firewall.is_some()) {
+        eprintln!("rxray agent: warning: {} runs rxray's firewall program, which makes no HTTP copies: no HTTP view there", o.iface);
+    }
+    let ings = observed.iter_mut().filter(|o| o.firewall.is_none()).map(|o| o.ingress_mut());
+    let v = crate::agent_http::HttpView::start(ings, ports)?;
+    eprintln!("rxray agent: HTTP view on ports {}", ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
+    Ok(Some(v))
+}
+
+/// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.
+fn http_lost(observed: &[Observed]) -> u64 {
+    observed.iter().filter(|o| o.firewall.is_none()).filter_map(|o| o.ingress().http_totals().ok()).map(|t| t.records_lost).sum()
 }
 
 /// The kernel counters of the agent's interface `iface`.
