@@ -353,7 +353,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
         }
         if let Some(h) = http.as_mut() {
-            h.pump(session::BATCH);
+            h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -398,14 +398,32 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         events_on = joined_events(&mut observed, events_on, true);
                     }
                     let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
-                    hub.join(conn, *req, &owned, &st.cfg.host, &|i| iface_totals(&observed, i));
+                    let ports = http.as_ref().map(|h| h.ports.clone());
+                    let view = crate::join::hub::AgentView {
+                        owned: &owned,
+                        host: &st.cfg.host,
+                        totals: &|i| iface_totals(&observed, i),
+                        http_ports: ports.as_deref(),
+                        http_totals: &|i| iface_http_totals(&observed, i),
+                    };
+                    hub.join(conn, *req, &view);
                 }
                 Ok(Request::Status) => reply(&conn, &status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub)),
                 Err(e) => reply(&conn, &serde_json::json!({"error": e})),
             }
         }
         hub.refresh();
-        hub.service(&|i| iface_totals(&observed, i));
+        {
+            let owned: Vec<String> = Vec::new();
+            let view = crate::join::hub::AgentView {
+                owned: &owned,
+                host: &st.cfg.host,
+                totals: &|i| iface_totals(&observed, i),
+                http_ports: None,
+                http_totals: &|i| iface_http_totals(&observed, i),
+            };
+            hub.service(&view);
+        }
         events_on = joined_events(&mut observed, events_on, st.cfg.detect || hub.wants_packets());
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
@@ -809,6 +827,11 @@ fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::
 /// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.
 fn http_lost(observed: &[Observed]) -> u64 {
     observed.iter().filter(|o| o.firewall.is_none()).filter_map(|o| o.ingress().http_totals().ok()).map(|t| t.records_lost).sum()
+}
+
+/// The HTTP copies' kernel counters of the agent's interface `iface`.
+fn iface_http_totals(observed: &[Observed], iface: &str) -> Option<rxray_kernel::http::HttpKernelTotals> {
+    observed.iter().find(|o| o.iface == iface && o.firewall.is_none()).and_then(|o| o.ingress().http_totals().ok())
 }
 
 /// The kernel counters of the agent's interface `iface`.

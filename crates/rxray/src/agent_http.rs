@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use rxray_agent::metrics::{Hist, Snapshot};
-use rxray_engine::http::{HttpConfig, HttpTracker};
+use rxray_engine::http::{HttpConfig, HttpTracker, TcpSegment};
 use rxray_kernel::Ingress;
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -18,7 +18,8 @@ pub const RING_BYTES: u32 = 16 << 20;
 pub const BODY_MAX: u32 = 64 << 10;
 
 pub struct HttpView {
-    rings: Vec<RingBuf<MapData>>,
+    /// Each HTTP ring, with the interface its program is attached to.
+    rings: Vec<(String, RingBuf<MapData>)>,
     pub tracker: HttpTracker,
     pub ports: Vec<u16>,
     /// Ring records that made no sense (skipped).
@@ -33,22 +34,27 @@ impl HttpView {
         for ing in ingresses {
             let names: Vec<String> = ing.attached().iter().map(|a| a.iface.clone()).collect();
             ing.enable_http(ports, BODY_MAX).with_context(|| format!("turning on HTTP copies (TC egress) on {}", names.join(", ")))?;
-            rings.push(ing.take_http_ring().context("the HTTP ring is missing from the object")?);
+            let ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
+            rings.push((names.first().cloned().unwrap_or_default(), ring));
         }
         Ok(HttpView { rings, tracker: HttpTracker::new(HttpConfig::default()), ports: ports.to_vec(), bad: 0 })
     }
 
     pub fn poll_fds(&self) -> Vec<RawFd> {
-        self.rings.iter().map(|r| r.as_raw_fd()).collect()
+        self.rings.iter().map(|(_, r)| r.as_raw_fd()).collect()
     }
 
-    /// Feeds what the rings hold to the tracker (at most `max` records per ring).
-    pub fn pump(&mut self, max: usize) {
-        for ring in self.rings.iter_mut() {
+    /// Feeds what the rings hold to the tracker (at most `max` records per ring), and each
+    /// segment, with its interface, to `also` (the joined `http` clients).
+    pub fn pump(&mut self, max: usize, mut also: impl FnMut(&str, &TcpSegment)) {
+        for (iface, ring) in self.rings.iter_mut() {
             for _ in 0..max {
                 let Some(item) = ring.next() else { break };
                 match rxray_kernel::http::segment_of(&item, &self.ports) {
-                    Some((_, seg)) => self.tracker.segment(&seg),
+                    Some((_, seg)) => {
+                        self.tracker.segment(&seg);
+                        also(iface, &seg);
+                    }
                     None => self.bad += 1,
                 }
             }

@@ -53,6 +53,13 @@ fn the_agents_http_view_counts_what_curl_sent_in_its_metrics() {
     let mut agent = Running::start_netns(&ns, &["agent", "--config", cfg.to_str().unwrap()]);
     agent.wait_stderr("SIGHUP reloads", Duration::from_secs(30));
     assert!(agent.stderr.iter().any(|l| l.contains("HTTP view on ports 8080")), "{:?}", agent.stderr);
+    // `rxray http` joins the agent (it owns the interface) and counts from the moment it joined.
+    let mut joined = Running::start_netns(&ns, &["http", "-i", &iface, "--json", "--port", "8080", "--interval", "0.5"]);
+    joined.wait_stderr("joined the agent of http-lab", Duration::from_secs(10));
+    // Ports the agent does not watch: refused, with the ports it does.
+    let (code, _, err) = rxray_in(&ns, &["http", "-i", &iface, "--json", "--port", "8080,9999"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("watches ports 8080") && err.contains("9999"), "{err}");
 
     let ng = |p: &str| format!("http://{b}:8080{p}");
     let mut sent = Calls::new();
@@ -101,6 +108,13 @@ fn the_agents_http_view_counts_what_curl_sent_in_its_metrics() {
         let o = p.wait_with_output().unwrap();
         assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     }
+    // The joined `rxray http`: its final snapshot counts exactly what curl sent.
+    let (code, out, err) = joined.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let last: serde_json::Value = out.iter().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["final"] == true)).unwrap_or_else(|| panic!("no final snapshot: {out:?} {err:?}"));
+    assert_eq!(web::rxray_calls(&last), sent, "joined rxray http against curl");
+    assert_eq!(last["kernel"]["records_lost"].as_u64(), Some(0), "{}", last["kernel"]);
+    assert!(out.len() >= 2, "snapshots every 0.5 s before the final one: {}", out.len());
     // No HTTP records lost: the window says so.
     assert!(text.contains("rxray_window_samples_dropped{host=\"http-lab\"} 0"), "{text}");
 }

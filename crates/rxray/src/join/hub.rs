@@ -7,6 +7,8 @@ use crate::context::KernelContext;
 use crate::watch::{render, PacketContext};
 use rxray_engine::event::Packet;
 use rxray_engine::filter::Filter;
+use rxray_engine::http::{HttpConfig, HttpTracker, TcpSegment};
+use rxray_kernel::http::HttpKernelTotals;
 use rxray_kernel::{LiveSource, Totals};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -16,6 +18,57 @@ use std::time::{Duration, Instant};
 
 /// The kernel counters of the interface named, as the agent reads them (None: not the agent's).
 pub type TotalsOf<'a> = &'a dyn Fn(&str) -> Option<Totals>;
+
+/// What the hub needs to know of the agent, per call.
+pub struct AgentView<'a> {
+    /// The interfaces the agent owns.
+    pub owned: &'a [String],
+    pub host: &'a str,
+    pub totals: TotalsOf<'a>,
+    /// The HTTP view's ports, when it runs.
+    pub http_ports: Option<&'a [u16]>,
+    /// The HTTP copies' kernel counters of an interface.
+    pub http_totals: &'a dyn Fn(&str) -> Option<HttpKernelTotals>,
+}
+
+/// A joined `rxray http`: its own tracker, fed the agent's segments on its ports from the moment
+/// it joined, so it shows what it would show had it attached then.
+struct HttpClient {
+    tracker: HttpTracker,
+    ports: Vec<u16>,
+    every: Duration,
+    next: Instant,
+    base: HttpKernelTotals,
+    top: usize,
+}
+
+fn http_sum(ifaces: &[String], f: &dyn Fn(&str) -> Option<HttpKernelTotals>) -> HttpKernelTotals {
+    let mut t = HttpKernelTotals::default();
+    for x in ifaces.iter().filter_map(|i| f(i)) {
+        t.segments += x.segments;
+        t.records += x.records;
+        t.bytes_copied += x.bytes_copied;
+        t.bytes_over_budget += x.bytes_over_budget;
+        t.records_lost += x.records_lost;
+        t.bytes_lost += x.bytes_lost;
+        t.unparsed += x.unparsed;
+        t.bytes_unwalked += x.bytes_unwalked;
+    }
+    t
+}
+
+fn http_delta(a: HttpKernelTotals, b: HttpKernelTotals) -> HttpKernelTotals {
+    HttpKernelTotals {
+        segments: a.segments.saturating_sub(b.segments),
+        records: a.records.saturating_sub(b.records),
+        bytes_copied: a.bytes_copied.saturating_sub(b.bytes_copied),
+        bytes_over_budget: a.bytes_over_budget.saturating_sub(b.bytes_over_budget),
+        records_lost: a.records_lost.saturating_sub(b.records_lost),
+        bytes_lost: a.bytes_lost.saturating_sub(b.bytes_lost),
+        unparsed: a.unparsed.saturating_sub(b.unparsed),
+        bytes_unwalked: a.bytes_unwalked.saturating_sub(b.bytes_unwalked),
+    }
+}
 
 /// How long a client that said bye has to read its summary before the agent closes it anyway.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -51,6 +104,7 @@ struct Client {
     inbuf: Vec<u8>,
     /// The client's socket failed or closed.
     gone: bool,
+    http: Option<HttpClient>,
 }
 
 /// The joined clients of an agent.
@@ -103,7 +157,8 @@ impl Hub {
 
     /// Takes a join request (already read from `conn`); answers with the hello frame. `owned`:
     /// the interfaces the agent owns.
-    pub fn join(&mut self, conn: UnixStream, req: JoinRequest, owned: &[String], host: &str, totals: TotalsOf) {
+    pub fn join(&mut self, conn: UnixStream, req: JoinRequest, agent: &AgentView) {
+        let (owned, host, totals) = (agent.owned, agent.host, agent.totals);
         let refuse = |conn: &UnixStream, error: String, not_owned: bool| {
             let h = Hello { v: VERSION, ok: false, error: Some(error), not_owned, host: host.to_string(), ..Default::default() };
             let mut w = conn;
@@ -124,6 +179,22 @@ impl Hub {
         if self.clients.len() >= self.max {
             return refuse(&conn, format!("the agent already has {} joined clients ([clients] max)", self.max), false);
         }
+        let http = if req.command == "http" {
+            let Some(ports) = agent.http_ports else {
+                return refuse(&conn, "the agent runs without its HTTP view: turn it on with `[http] enabled = true` in its config".into(), false);
+            };
+            let extra: Vec<String> = req.ports.iter().filter(|p| !ports.contains(p)).map(|p| p.to_string()).collect();
+            if req.ports.is_empty() || !extra.is_empty() {
+                let have = ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+                return refuse(&conn, format!("the agent's HTTP view watches ports {have}, not {}: ask for some of those (--port {have})", extra.join(",")), false);
+            }
+            let every = Duration::from_secs_f64(req.interval.filter(|i| i.is_finite() && *i > 0.0).unwrap_or(1.0).clamp(0.05, 3600.0));
+            let cfg = HttpConfig { max_endpoints: req.max_endpoints.unwrap_or(1000).clamp(1, 100_000), ..HttpConfig::default() };
+            let ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
+            Some(HttpClient { tracker: HttpTracker::new(cfg), ports: req.ports.clone(), every, next: Instant::now() + every, base: http_sum(&ifaces, agent.http_totals), top: req.top.unwrap_or(20) })
+        } else {
+            None
+        };
         let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose() {
             Ok(f) => f,
             Err(e) => return refuse(&conn, format!("filter: {e}"), false),
@@ -166,6 +237,7 @@ impl Hub {
             closing: None,
             inbuf: Vec::new(),
             gone: false,
+            http,
         });
     }
 
@@ -239,6 +311,22 @@ impl Hub {
         }
     }
 
+    /// One TCP segment of the agent's HTTP view, on `iface`: each joined `http` whose interfaces
+    /// and ports take it counts it in its own tracker.
+    pub fn on_http_segment(&mut self, iface: &str, seg: &TcpSegment) {
+        let server_port = match seg.dir {
+            rxray_engine::http::Direction::ToServer => seg.dport,
+            rxray_engine::http::Direction::ToClient => seg.sport,
+        };
+        for c in self.clients.iter_mut() {
+            if let Some(h) = c.http.as_mut() {
+                if c.closing.is_none() && h.ports.contains(&server_port) && c.interfaces.iter().any(|i| i == iface) {
+                    h.tracker.segment(seg);
+                }
+            }
+        }
+    }
+
     /// The clients' sockets to wait on: readable (bye, EOF), and writable while a queue holds
     /// something.
     pub fn poll_fds(&self) -> Vec<libc::pollfd> {
@@ -254,10 +342,11 @@ impl Hub {
 
     /// Reads what clients said, writes what their sockets take (never waiting), tells clients
     /// their losses, and closes the finished.
-    pub fn service(&mut self, totals: TotalsOf) {
+    pub fn service(&mut self, agent: &AgentView) {
         let now = Instant::now();
         for c in self.clients.iter_mut() {
-            c.read_requests(totals);
+            c.read_requests(agent);
+            c.http_snapshot(agent, now, false);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));
                 c.lost_told = c.lost;
@@ -294,7 +383,34 @@ impl Client {
         self.queue.len()
     }
 
-    fn read_requests(&mut self, totals: TotalsOf) {
+    /// A joined `http`'s snapshot, when due (or its final one), rendered as `rxray http` does.
+    fn http_snapshot(&mut self, agent: &AgentView, now: Instant, last: bool) {
+        let Some(h) = self.http.as_mut() else { return };
+        if !last && (now < h.next || self.closing.is_some()) {
+            return;
+        }
+        h.next = now + h.every;
+        if last {
+            h.tracker.finish();
+        } else {
+            h.tracker.advance(rxray_kernel::monotonic_ns());
+        }
+        if !last && self.queue.len() >= self.cap {
+            self.lost += 1;
+            return;
+        }
+        let kernel = http_delta(http_sum(&self.interfaces, agent.http_totals), h.base);
+        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
+        if crate::http::render_snapshot(&mut buf, &mut h.tracker, kernel, ts, last, self.req.json, h.top).is_ok() {
+            let len = (buf.len() - 5) as u32;
+            buf[1..5].copy_from_slice(&len.to_be_bytes());
+            self.queue.push_back(buf);
+            self.matched += 1;
+        }
+    }
+
+    fn read_requests(&mut self, agent: &AgentView) {
         let mut buf = [0u8; 512];
         loop {
             match (&self.conn).read(&mut buf) {
@@ -324,7 +440,8 @@ impl Client {
             let line: Vec<u8> = self.inbuf.drain(..=nl).collect();
             let cmd = serde_json::from_slice::<serde_json::Value>(&line).ok().and_then(|v| v["cmd"].as_str().map(str::to_string));
             if cmd.as_deref() == Some("bye") && self.closing.is_none() {
-                let s = self.summary(totals);
+                self.http_snapshot(agent, Instant::now(), true);
+                let s = self.summary(agent.totals);
                 self.queue.push_back(json_frame(Kind::Summary, &s));
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
             }

@@ -22,7 +22,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The commands that can join, and what each receives.
-pub const COMMANDS: &[&str] = &["watch"];
+pub const COMMANDS: &[&str] = &["watch", "http"];
 
 /// What a joining command asks for: its own view, filtered and rendered by the agent.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -54,6 +54,18 @@ pub struct JoinRequest {
     /// A smaller queue than the agent's `[clients] queue` (events).
     #[serde(default)]
     pub queue: Option<usize>,
+    /// `http`: the server ports it watches (a subset of the agent's `[http] ports`).
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// `http`: endpoints kept before the rest go to `other`.
+    #[serde(default)]
+    pub max_endpoints: Option<usize>,
+    /// Snapshot commands (`http`): seconds between snapshots.
+    #[serde(default)]
+    pub interval: Option<f64>,
+    /// Snapshot commands: rows in the text table.
+    #[serde(default)]
+    pub top: Option<usize>,
 }
 
 /// The agent's first frame: accepted (with what it will send) or refused (and why).
