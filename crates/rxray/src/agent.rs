@@ -394,7 +394,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             match read_request(&conn) {
                 Ok(Request::Join(req)) => {
                     // Events on before the hello goes out: the client sees every packet after it.
-                    if req.command == "watch" {
+                    if matches!(req.command.as_str(), "watch" | "alerts") {
                         events_on = joined_events(&mut observed, events_on, true);
                     }
                     let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
@@ -405,6 +405,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         totals: &|i| iface_totals(&observed, i),
                         http_ports: ports.as_deref(),
                         http_totals: &|i| iface_http_totals(&observed, i),
+                        hosts: &hosts,
+                        now_ns: clock.now_ns(),
                     };
                     hub.join(conn, *req, &view);
                 }
@@ -421,6 +423,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 totals: &|i| iface_totals(&observed, i),
                 http_ports: None,
                 http_totals: &|i| iface_http_totals(&observed, i),
+                hosts: &hosts,
+                now_ns: clock.now_ns(),
             };
             hub.service(&view);
         }

@@ -205,3 +205,57 @@ fn standalone_attaches_and_an_interface_the_agent_does_not_own_is_not_joined() {
     lo.wait_stderr("attaching myself", Duration::from_secs(10));
     assert_eq!(status(&ns)["clients"].as_array().unwrap().len(), 0);
 }
+
+/// What two runs of `alerts` over the same frames must share: everything but the time.
+fn alert_key(a: &Value) -> String {
+    let mut v = serde_json::json!({});
+    for k in ["flow_id", "in_iface", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "alert"] {
+        v[k] = a[k].clone();
+    }
+    v["detector"] = a["rxray"]["detector"].clone();
+    v.to_string()
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_alerts_raise_what_standalone_alerts_raise_each_with_its_own_options() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    // A threat list naming the sender: its traffic alerts (detector threat_list).
+    let list = dir.path().join("lab.netset");
+    std::fs::write(&list, format!("# the lab's sender\n{}\n", lab.addr4_a())).unwrap();
+    let threat = format!("lab={}", list.display());
+    let args = ["alerts", "-i", &iface, "--signatures", "none", "--no-conns", "--threat-list", &threat];
+    let sent = mix(&lab, 20);
+
+    let mut alone = Running::start_netns(&ns, &args);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, standalone, err) = alone.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let want: BTreeSet<String> = json_lines(&standalone).iter().map(alert_key).collect();
+    assert!(want.iter().any(|k| k.contains("threat_list")), "the threat list alerts standalone: {standalone:?}");
+
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    let mut joined = Running::start_netns(&ns, &args);
+    // Another client without the list: its detectors are its own.
+    let mut plain = Running::start_netns(&ns, &["alerts", "-i", &iface, "--signatures", "none", "--no-conns"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    plain.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    assert_eq!(status(&ns)["clients"].as_array().unwrap().iter().filter(|c| c["command"] == "alerts").count(), 2);
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, out, err) = joined.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let got: BTreeSet<String> = json_lines(&out).iter().map(alert_key).collect();
+    assert_eq!(got, want, "joined and standalone alerts differ");
+    let (code, out, err) = plain.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(json_lines(&out).iter().all(|a| a["rxray"]["detector"] != "threat_list"), "no list, no threat alert: {out:?}");
+}

@@ -29,6 +29,17 @@ pub struct AgentView<'a> {
     pub http_ports: Option<&'a [u16]>,
     /// The HTTP copies' kernel counters of an interface.
     pub http_totals: &'a dyn Fn(&str) -> Option<HttpKernelTotals>,
+    /// This host's addresses (the detectors never block them).
+    pub hosts: &'a [std::net::IpAddr],
+    /// Event time now (the detectors' ticks).
+    pub now_ns: u64,
+}
+
+/// A joined `alerts`: its own detectors, fed the agent's packets from when it joined.
+struct AlertsClient {
+    insp: rxray_engine::inspect::Inspector,
+    raised: Vec<rxray_engine::alert::Alert>,
+    last_tick: u64,
 }
 
 /// A joined `rxray http`: its own tracker, fed the agent's segments on its ports from the moment
@@ -105,6 +116,7 @@ struct Client {
     /// The client's socket failed or closed.
     gone: bool,
     http: Option<HttpClient>,
+    alerts: Option<AlertsClient>,
 }
 
 /// The joined clients of an agent.
@@ -152,7 +164,7 @@ impl Hub {
 
     /// Whether any client needs packet events (the agent turns them on in its programs).
     pub fn wants_packets(&self) -> bool {
-        self.clients.iter().any(|c| c.req.command == "watch" && c.closing.is_none())
+        self.clients.iter().any(|c| matches!(c.req.command.as_str(), "watch" | "alerts") && c.closing.is_none())
     }
 
     /// Takes a join request (already read from `conn`); answers with the hello frame. `owned`:
@@ -192,6 +204,17 @@ impl Hub {
             let cfg = HttpConfig { max_endpoints: req.max_endpoints.unwrap_or(1000).clamp(1, 100_000), ..HttpConfig::default() };
             let ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
             Some(HttpClient { tracker: HttpTracker::new(cfg), ports: req.ports.clone(), every, next: Instant::now() + every, base: http_sum(&ifaces, agent.http_totals), top: req.top.unwrap_or(20) })
+        } else {
+            None
+        };
+        let alerts = if req.command == "alerts" {
+            let Some(r) = req.alerts.as_ref() else {
+                return refuse(&conn, "an alerts join names its detection options".into(), false);
+            };
+            match crate::alerts::inspector(&crate::alerts::opts_of(r), agent.hosts) {
+                Ok(insp) => Some(AlertsClient { insp, raised: Vec::new(), last_tick: 0 }),
+                Err(e) => return refuse(&conn, format!("{e:#}"), false),
+            }
         } else {
             None
         };
@@ -238,6 +261,7 @@ impl Hub {
             inbuf: Vec::new(),
             gone: false,
             http,
+            alerts,
         });
     }
 
@@ -259,6 +283,10 @@ impl Hub {
         let mut reader = None;
         let mut cut: Option<Packet> = None;
         for c in self.clients.iter_mut() {
+            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.iter().any(|i| *i == p.iface) {
+                c.inspect(p);
+                continue;
+            }
             if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.iter().any(|i| *i == p.iface) {
                 continue;
             }
@@ -347,6 +375,7 @@ impl Hub {
         for c in self.clients.iter_mut() {
             c.read_requests(agent);
             c.http_snapshot(agent, now, false);
+            c.alerts_tick(agent.now_ns);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));
                 c.lost_told = c.lost;
@@ -381,6 +410,48 @@ impl Client {
     /// Event frames queued (notices and the summary excluded; they are few).
     fn events_queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// A joined `alerts`: one packet through its detectors (payload cut to its snap), and the
+    /// alerts raised written as `rxray alerts` writes them.
+    fn inspect(&mut self, p: &Packet) {
+        let Some(a) = self.alerts.as_mut() else { return };
+        self.matched += 1;
+        let snap = self.req.snap as usize;
+        if p.payload.len() > snap {
+            let mut x = p.clone();
+            x.payload.truncate(snap);
+            a.insp.on_packet(&x, &mut a.raised);
+        } else {
+            a.insp.on_packet(p, &mut a.raised);
+        }
+        self.emit_alerts();
+    }
+
+    /// Time passes for a joined `alerts`'s detectors even when no packet comes (every 100 ms).
+    fn alerts_tick(&mut self, now_ns: u64) {
+        let Some(a) = self.alerts.as_mut() else { return };
+        if now_ns >= a.last_tick + 100_000_000 {
+            a.insp.on_tick(now_ns, &mut a.raised);
+            a.last_tick = now_ns;
+            self.emit_alerts();
+        }
+    }
+
+    fn emit_alerts(&mut self) {
+        let Some(a) = self.alerts.as_mut() else { return };
+        for al in a.raised.drain(..) {
+            if self.queue.len() >= self.cap {
+                self.lost += 1;
+                continue;
+            }
+            let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
+            if crate::alerts::write_alert(&mut buf, &al).is_ok() {
+                let len = (buf.len() - 5) as u32;
+                buf[1..5].copy_from_slice(&len.to_be_bytes());
+                self.queue.push_back(buf);
+            }
+        }
     }
 
     /// A joined `http`'s snapshot, when due (or its final one), rendered as `rxray http` does.

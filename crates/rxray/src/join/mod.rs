@@ -22,7 +22,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The commands that can join, and what each receives.
-pub const COMMANDS: &[&str] = &["watch", "http"];
+pub const COMMANDS: &[&str] = &["watch", "http", "alerts"];
 
 /// What a joining command asks for: its own view, filtered and rendered by the agent.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -66,6 +66,20 @@ pub struct JoinRequest {
     /// Snapshot commands: rows in the text table.
     #[serde(default)]
     pub top: Option<usize>,
+    /// `alerts`: the detection options (the agent runs this client's own detectors).
+    #[serde(default)]
+    pub alerts: Option<AlertsRequest>,
+}
+
+/// A joined `alerts`'s detection options (paths absolute; the agent reads the files).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct AlertsRequest {
+    pub signatures: String,
+    #[serde(default)]
+    pub detect_config: Option<String>,
+    #[serde(default)]
+    pub threat_lists: Vec<String>,
+    pub max_file_size: u64,
 }
 
 /// The agent's first frame: accepted (with what it will send) or refused (and why).
