@@ -407,6 +407,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         http_totals: &|i| iface_http_totals(&observed, i),
                         hosts: &hosts,
                         now_ns: clock.now_ns(),
+                        ifindexes: &ifindexes,
+                        flows: &|i| joined_flows(&observed, &st, i),
                     };
                     hub.join(conn, *req, &view);
                 }
@@ -425,6 +427,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 http_totals: &|i| iface_http_totals(&observed, i),
                 hosts: &hosts,
                 now_ns: clock.now_ns(),
+                ifindexes: &ifindexes,
+                flows: &|i| joined_flows(&observed, &st, i),
             };
             hub.service(&view);
         }
@@ -831,6 +835,46 @@ fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::
 /// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.
 fn http_lost(observed: &[Observed]) -> u64 {
     observed.iter().filter(|o| o.firewall.is_none()).filter_map(|o| o.ingress().http_totals().ok()).map(|t| t.records_lost).sum()
+}
+
+/// The flow table and ingress counters over `ifaces` (a joined `flows`); None with `[flows]` off.
+fn joined_flows(observed: &[Observed], st: &State, ifaces: &[String]) -> Option<(rxray_engine::source::FlowSnapshot, rxray_kernel::Totals)> {
+    if !st.cfg.flows {
+        return None;
+    }
+    let mut snap = rxray_engine::source::FlowSnapshot::default();
+    let mut t = rxray_kernel::Totals::default();
+    for o in observed.iter().filter(|o| ifaces.contains(&o.iface)) {
+        let s = o.src.flow_snapshot().ok()?;
+        snap.ts_ns = snap.ts_ns.max(s.ts_ns);
+        snap.flows.extend(s.flows);
+        for (n, c) in s.protocols {
+            match snap.protocols.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, x)) => {
+                    x.packets += c.packets;
+                    x.bytes += c.bytes;
+                }
+                None => snap.protocols.push((n, c)),
+            }
+        }
+        snap.interfaces.extend(s.interfaces);
+        let x = o.ingress().totals().ok()?;
+        t.packets += x.packets;
+        t.bytes += x.bytes;
+        t.events += x.events;
+        t.lost += x.lost;
+        t.malformed += x.malformed;
+        for (a, b) in t.malformed_by.iter_mut().zip(x.malformed_by) {
+            *a += b;
+        }
+        t.flow_insert_failed += x.flow_insert_failed;
+        t.frag_unattributed += x.frag_unattributed;
+        t.iface_insert_failed += x.iface_insert_failed;
+        t.captured += x.captured;
+        t.capture_lost += x.capture_lost;
+        t.filtered += x.filtered;
+    }
+    Some((snap, t))
 }
 
 /// The HTTP copies' kernel counters of the agent's interface `iface`.
