@@ -858,21 +858,7 @@ fn joined_flows(observed: &[Observed], st: &State, ifaces: &[String]) -> Option<
             }
         }
         snap.interfaces.extend(s.interfaces);
-        let x = o.ingress().totals().ok()?;
-        t.packets += x.packets;
-        t.bytes += x.bytes;
-        t.events += x.events;
-        t.lost += x.lost;
-        t.malformed += x.malformed;
-        for (a, b) in t.malformed_by.iter_mut().zip(x.malformed_by) {
-            *a += b;
-        }
-        t.flow_insert_failed += x.flow_insert_failed;
-        t.frag_unattributed += x.frag_unattributed;
-        t.iface_insert_failed += x.iface_insert_failed;
-        t.captured += x.captured;
-        t.capture_lost += x.capture_lost;
-        t.filtered += x.filtered;
+        t.add(&o.ingress().totals().ok()?);
     }
     Some((snap, t))
 }

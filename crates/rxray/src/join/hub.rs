@@ -106,23 +106,7 @@ impl FlowsClient {
                 c.bytes = c.bytes.saturating_sub(*b);
             }
         }
-        let b = &self.base_totals;
-        let mut d = t.clone();
-        d.packets = t.packets.saturating_sub(b.packets);
-        d.bytes = t.bytes.saturating_sub(b.bytes);
-        d.events = t.events.saturating_sub(b.events);
-        d.lost = t.lost.saturating_sub(b.lost);
-        d.malformed = t.malformed.saturating_sub(b.malformed);
-        for (x, y) in d.malformed_by.iter_mut().zip(b.malformed_by) {
-            *x = x.saturating_sub(y);
-        }
-        d.flow_insert_failed = t.flow_insert_failed.saturating_sub(b.flow_insert_failed);
-        d.frag_unattributed = t.frag_unattributed.saturating_sub(b.frag_unattributed);
-        d.iface_insert_failed = t.iface_insert_failed.saturating_sub(b.iface_insert_failed);
-        d.captured = t.captured.saturating_sub(b.captured);
-        d.capture_lost = t.capture_lost.saturating_sub(b.capture_lost);
-        d.filtered = t.filtered.saturating_sub(b.filtered);
-        (snap, d)
+        (snap, t.since(&self.base_totals))
     }
 }
 
@@ -147,29 +131,9 @@ struct HttpClient {
 fn http_sum(ifaces: &[String], f: &dyn Fn(&str) -> Option<HttpKernelTotals>) -> HttpKernelTotals {
     let mut t = HttpKernelTotals::default();
     for x in ifaces.iter().filter_map(|i| f(i)) {
-        t.segments += x.segments;
-        t.records += x.records;
-        t.bytes_copied += x.bytes_copied;
-        t.bytes_over_budget += x.bytes_over_budget;
-        t.records_lost += x.records_lost;
-        t.bytes_lost += x.bytes_lost;
-        t.unparsed += x.unparsed;
-        t.bytes_unwalked += x.bytes_unwalked;
+        t.add(&x);
     }
     t
-}
-
-fn http_delta(a: HttpKernelTotals, b: HttpKernelTotals) -> HttpKernelTotals {
-    HttpKernelTotals {
-        segments: a.segments.saturating_sub(b.segments),
-        records: a.records.saturating_sub(b.records),
-        bytes_copied: a.bytes_copied.saturating_sub(b.bytes_copied),
-        bytes_over_budget: a.bytes_over_budget.saturating_sub(b.bytes_over_budget),
-        records_lost: a.records_lost.saturating_sub(b.records_lost),
-        bytes_lost: a.bytes_lost.saturating_sub(b.bytes_lost),
-        unparsed: a.unparsed.saturating_sub(b.unparsed),
-        bytes_unwalked: a.bytes_unwalked.saturating_sub(b.bytes_unwalked),
-    }
 }
 
 /// How long a client that said bye has to read its summary before the agent closes it anyway.
@@ -227,16 +191,8 @@ pub struct Hub {
 /// The sum of the kernel's counters over `ifaces`.
 fn totals_over(ifaces: &[String], totals: TotalsOf) -> Totals {
     let mut t = Totals::default();
-    for i in ifaces {
-        if let Some(x) = totals(i) {
-            t.packets += x.packets;
-            t.bytes += x.bytes;
-            t.lost += x.lost;
-            t.malformed += x.malformed;
-            for (a, b) in t.malformed_by.iter_mut().zip(x.malformed_by) {
-                *a += b;
-            }
-        }
+    for x in ifaces.iter().filter_map(|i| totals(i)) {
+        t.add(&x);
     }
     t
 }
@@ -577,7 +533,7 @@ impl Client {
             self.lost += 1;
             return;
         }
-        let kernel = http_delta(http_sum(&self.interfaces, agent.http_totals), h.base);
+        let kernel = http_sum(&self.interfaces, agent.http_totals).since(&h.base);
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
         if crate::http::render_snapshot(&mut buf, &mut h.tracker, kernel, ts, last, self.req.json, h.top).is_ok() {
@@ -674,20 +630,14 @@ impl Client {
     /// What the client's summary line needs: the kernel's counts over its interfaces since it
     /// joined, and its own filtered and lost events.
     fn summary(&self, totals: TotalsOf) -> serde_json::Value {
-        let now = totals_over(&self.interfaces, totals);
-        let names = rxray_kernel::abi::MALFORMED_NAMES;
-        let by: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .zip(now.malformed_by.iter().zip(self.base.malformed_by.iter()))
-            .skip(1)
-            .filter_map(|(k, (a, b))| (a > b).then(|| (k.to_string(), serde_json::Value::from(a - b))))
-            .collect();
+        let d = totals_over(&self.interfaces, totals).since(&self.base);
+        let by: serde_json::Map<String, serde_json::Value> = d.malformed_named().into_iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(n))).collect();
         serde_json::json!({
-            "packets": now.packets.saturating_sub(self.base.packets),
-            "bytes": now.bytes.saturating_sub(self.base.bytes),
-            "lost_ring": now.lost.saturating_sub(self.base.lost),
+            "packets": d.packets,
+            "bytes": d.bytes,
+            "lost_ring": d.lost,
             "lost_queue": self.lost,
-            "malformed": now.malformed.saturating_sub(self.base.malformed),
+            "malformed": d.malformed,
             "malformed_by": by,
             "matched": self.matched,
             "filtered": self.filtered,
