@@ -274,6 +274,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
     let mut http = if cfg.http { start_http(&mut observed, &cfg.http_ports)? } else { None };
+    let mut conns = if cfg.conns { start_conns() } else { None };
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -327,6 +328,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
         if let Some(h) = &http {
             fds.extend(h.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
         }
+        if let Some(c) = conns.as_mut() {
+            fds.extend(c.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+        }
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         for o in observed.iter_mut() {
@@ -354,6 +358,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
+        }
+        if let Some(c) = conns.as_mut() {
+            pump_conns(c, insp.as_mut(), &mut hub, &mut alerts_out);
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -412,7 +419,15 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     };
                     hub.join(conn, *req, &view);
                 }
-                Ok(Request::Status) => reply(&conn, &status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub)),
+                Ok(Request::Status) => {
+                    let mut v = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub);
+                    v["connections"] = match conns.as_ref().and_then(|c| c.conns()).map(|c| c.totals()) {
+                        Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
+                        Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
+                        None => serde_json::json!({"enabled": false}),
+                    };
+                    reply(&conn, &v)
+                }
                 Err(e) => reply(&conn, &serde_json::json!({"error": e})),
             }
         }
@@ -448,6 +463,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         h.advance();
                         h.fill(&mut s, http_lost(&observed));
                     }
+                    // Connection events the ring could not take count as lost events too.
+                    s.events_lost += conns.as_ref().and_then(|c| c.conns()).and_then(|c| c.totals().ok()).map_or(0, |t| t.lost);
                     if let Some(w) = &store {
                         let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         w.submit(b);
@@ -830,6 +847,50 @@ fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::
     let v = crate::agent_http::HttpView::start(ings, ports)?;
     eprintln!("rxray agent: HTTP view on ports {}", ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
     Ok(Some(v))
+}
+
+/// `[conns] enabled`: the kernel's TCP connections of this namespace (tracepoints), for the
+/// exfiltration detector (the agent's and each joined `alerts`'s): closed ones as they close, live
+/// ones every 5 s, as `rxray alerts` follows them. Missing tracepoints: one warning, no connections.
+fn start_conns() -> Option<LiveSource> {
+    let netns = rxray_kernel::drops::current_netns_ino().ok()?;
+    match rxray_kernel::Conns::attach(&rxray_kernel::ConnsOptions { ring_bytes: 1 << 20, netns_ino: Some(netns) }) {
+        Ok(c) => Some(LiveSource::new().with_conns(c, Some(Duration::from_secs(5)))),
+        Err(e) => {
+            eprintln!("rxray agent: warning: no TCP connections ({e}); the exfiltration detector is idle");
+            None
+        }
+    }
+}
+
+/// One pass over the connections' ring: each closed connection, and each live one at the 5 s
+/// snapshots, goes to the detectors (the agent's and the joined clients').
+fn pump_conns(src: &mut LiveSource, mut insp: Option<&mut Inspector>, hub: &mut crate::join::hub::Hub, out: &mut Vec<Alert>) {
+    use rxray_engine::source::TCP_CLOSE;
+    let mut on = |s: &rxray_engine::detect::ConnSummary| {
+        if let Some(i) = insp.as_deref_mut() {
+            i.on_conn(s, out);
+        }
+        hub.on_conn(s);
+    };
+    for _ in 0..session::BATCH {
+        match src.next_event() {
+            Some(Ok(Event::Conn(c))) if c.conn.state == TCP_CLOSE => {
+                if let Some(s) = c.conn.summary(c.ts_ns) {
+                    on(&s);
+                }
+            }
+            Some(Ok(Event::Conns(snap))) => {
+                for c in &snap.conns {
+                    if let Some(s) = c.summary(snap.ts_ns) {
+                        on(&s);
+                    }
+                }
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
 }
 
 /// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.

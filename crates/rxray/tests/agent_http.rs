@@ -116,6 +116,12 @@ fn the_agents_http_view_counts_what_curl_sent_in_its_metrics() {
     assert_eq!(web::rxray_calls(&last), sent, "joined rxray http against curl");
     assert_eq!(last["kernel"]["records_lost"].as_u64(), Some(0), "{}", last["kernel"]);
     assert!(out.len() >= 3, "snapshots every 0.5 s before the final one: {}", out.len());
+    // The agent follows the namespace's TCP connections (`[conns]`, on by default): at least
+    // curl's three, with no event lost.
+    let o = Command::new(rxray_bin()).args(["--netns", &ns, "status", "--json"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &st["connections"];
+    assert!(c["enabled"] == true && c["new"].as_u64().unwrap() >= 3 && c["events_lost"] == 0, "{st}");
     // No HTTP records lost: the window says so.
     assert!(text.contains("rxray_window_samples_dropped{host=\"http-lab\"} 0"), "{text}");
 }

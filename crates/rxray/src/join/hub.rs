@@ -401,6 +401,19 @@ impl Hub {
         }
     }
 
+    /// One TCP connection the kernel reported (closed, or live at a snapshot): each joined
+    /// `alerts`'s exfiltration detector takes it.
+    pub fn on_conn(&mut self, s: &rxray_engine::detect::ConnSummary) {
+        for c in self.clients.iter_mut() {
+            if let Some(a) = c.alerts.as_mut() {
+                if c.closing.is_none() {
+                    a.insp.on_conn(s, &mut a.raised);
+                    c.emit_alerts();
+                }
+            }
+        }
+    }
+
     /// One TCP segment of the agent's HTTP view, on `iface`: each joined `http` whose interfaces
     /// and ports take it counts it in its own tracker.
     pub fn on_http_segment(&mut self, iface: &str, seg: &TcpSegment) {
