@@ -1,5 +1,5 @@
 //! Reading the store back: `history`'s filters and `investigate`'s timeline share one query.
-use crate::{addr_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, MinuteCount, MitigationRow, Store, StoreError};
+use crate::{addr_of, buckets_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, Histogram, HttpRow, LatencyRow, MinuteCount, MitigationRow, Store, StoreError};
 use rusqlite::{params_from_iter, types::Value as Sv, Row};
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ pub struct Query {
     pub port: Option<u16>,
     pub proto: Option<u8>,
     pub detector: Option<String>,
-    /// `METHOD /template` of the HTTP view's endpoint counts.
+    /// `METHOD /template`: only the HTTP view's roll-ups of this endpoint.
     pub endpoint: Option<String>,
     /// At most this many rows per kind (the newest are kept).
     pub limit: usize,
@@ -35,6 +35,10 @@ pub struct Records {
     pub alerts: Vec<AlertRow>,
     pub mitigations: Vec<MitigationRow>,
     pub counts: Vec<MinuteCount>,
+    /// Delivery latency per minute (or hour), per process and per remote end.
+    pub latency: Vec<LatencyRow>,
+    /// HTTP endpoints per minute (or hour), per server.
+    pub http: Vec<HttpRow>,
     pub completeness: Completeness,
     /// True when a kind had more rows than the limit (the oldest were left out).
     pub truncated: bool,
@@ -48,6 +52,12 @@ fn ip(r: &Row, i: usize) -> rusqlite::Result<std::net::IpAddr> {
 fn opt_ip(r: &Row, i: usize) -> rusqlite::Result<Option<std::net::IpAddr>> {
     let b: Option<Vec<u8>> = r.get(i)?;
     Ok(b.and_then(|b| addr_of(&b)))
+}
+
+/// A histogram from its columns `count, sum_ns, max_ns, buckets` starting at `i`.
+fn hist(r: &Row, i: usize) -> rusqlite::Result<Histogram> {
+    let b: Vec<u8> = r.get(i + 3)?;
+    Ok(Histogram { count: r.get::<_, i64>(i)? as u64, sum_ns: r.get::<_, i64>(i + 1)? as u64, max_ns: r.get::<_, i64>(i + 2)? as u64, buckets: buckets_of(&b) })
 }
 
 /// A WHERE clause and its parameters, built up filter by filter.
@@ -89,10 +99,10 @@ impl Store {
         let e = sql(&self.path);
         let limit = if q.limit == 0 { 10_000 } else { q.limit };
         let mut out = Records::default();
-        let only_counts = q.endpoint.is_some();
+        let only_http = q.endpoint.is_some();
         let only_alerts = q.detector.is_some();
 
-        if !only_counts && !only_alerts {
+        if !only_http && !only_alerts {
             let mut w = Where::overlap("ts_start", "ts_end", q);
             if let Some(r) = &q.addr {
                 w.addr_in("flows", &["src", "dst"], r);
@@ -143,7 +153,7 @@ impl Store {
                     w.add("(lport = ? OR rport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
                 }
                 let s = format!(
-                    "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup FROM conns WHERE {} \
+                    "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup, closed, srtt_us, min_rtt_us, reset_by FROM conns WHERE {} \
                      ORDER BY ts_start DESC, rowid DESC LIMIT {}",
                     w.clause(),
                     limit.saturating_add(1)
@@ -165,6 +175,10 @@ impl Store {
                             pid: r.get(10)?,
                             comm: r.get(11)?,
                             cgroup: r.get(12)?,
+                            closed: r.get(13)?,
+                            srtt_us: r.get(14)?,
+                            min_rtt_us: r.get(15)?,
+                            reset_by: r.get(16)?,
                         })
                     })
                     .map_err(&e)?;
@@ -172,7 +186,7 @@ impl Store {
             }
         }
 
-        if !only_counts {
+        if !only_http {
             let mut w = Where::new("ts", q);
             if let Some(r) = &q.addr {
                 w.addr_in("alerts", &["src", "dst", "subject", "offender"], r);
@@ -248,26 +262,111 @@ impl Store {
             }
         }
 
-        if q.addr.is_none() && q.port.is_none() && q.proto.is_none() && q.detector.is_none() {
-            let (from_s, until_s) = (q.since / 1_000_000_000, q.until.div_ceil(1_000_000_000).min(i64::MAX as u64));
-            let mut args = vec![Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)];
-            let mut s = "SELECT start, kind, key, sum(value) FROM counts WHERE start >= ? AND start < ?".to_string();
-            if let Some(ep) = &q.endpoint {
-                s.push_str(" AND kind = 'http' AND key = ?");
-                args.push(Sv::Text(ep.clone()));
-            }
-            s.push_str(&format!(" GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}", limit.saturating_add(1)));
-            let mut st = self.conn.prepare(&s).map_err(&e)?;
+        let (from_s, until_s) = (q.since / 1_000_000_000, q.until.div_ceil(1_000_000_000).min(i64::MAX as u64));
+        let period = |col: &str| Where {
+            // A minute or hour row belongs to the window when its period overlaps it.
+            sql: vec![format!("{col} + res > ? AND {col} < ?")],
+            args: vec![Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)],
+        };
+        if q.addr.is_none() && q.port.is_none() && q.proto.is_none() && q.detector.is_none() && !only_http {
+            let mut st = self
+                .conn
+                .prepare(&format!(
+                    "SELECT start, kind, key, sum(value) FROM counts WHERE start + res > ? AND start < ? GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}",
+                    limit.saturating_add(1)
+                ))
+                .map_err(&e)?;
             let rows = st
-                .query_map(params_from_iter(args.iter()), |r| {
+                .query_map(params_from_iter([Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)].iter()), |r| {
                     Ok(MinuteCount { minute: r.get::<_, i64>(0)? as u64, kind: r.get(1)?, key: r.get(2)?, value: r.get::<_, i64>(3)? as u64 })
                 })
                 .map_err(&e)?;
             out.counts = rows.collect::<Result<_, _>>().map_err(&e)?;
         }
 
+        let tcp = q.proto.is_none() || q.proto == Some(6);
+        if !only_http && !only_alerts && tcp {
+            let mut w = period("start");
+            if let Some(r) = &q.addr {
+                w.add("remote BETWEEN ? AND ?", [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]);
+            }
+            if let Some(p) = q.port {
+                w.add("rport = ?", [Sv::Integer(p as i64)]);
+            }
+            let s = format!(
+                "SELECT start, res, stage, pid, comm, cgroup, remote, rport, count, sum_ns, max_ns, buckets FROM latency WHERE {} \
+                 ORDER BY start DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit.saturating_add(1)
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(LatencyRow {
+                        start: r.get::<_, i64>(0)? as u64,
+                        res: r.get::<_, i64>(1)? as u64,
+                        stage: r.get(2)?,
+                        pid: r.get(3)?,
+                        comm: r.get(4)?,
+                        cgroup: r.get(5)?,
+                        remote: opt_ip(r, 6)?,
+                        rport: r.get(7)?,
+                        hist: hist(r, 8)?,
+                    })
+                })
+                .map_err(&e)?;
+            out.latency = rows.collect::<Result<_, _>>().map_err(&e)?;
+        }
+        if !only_alerts && tcp {
+            let mut w = period("start");
+            if let Some(r) = &q.addr {
+                w.add("server BETWEEN ? AND ?", [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]);
+            }
+            if let Some(p) = q.port {
+                w.add("port = ?", [Sv::Integer(p as i64)]);
+            }
+            if let Some(ep) = &q.endpoint {
+                w.add("endpoint = ?", [Sv::Text(ep.clone())]);
+            }
+            let s = format!(
+                "SELECT start, res, server, port, endpoint, requests, client_errors, server_errors, unanswered, request_bytes, response_bytes, \
+                 count, sum_ns, max_ns, buckets FROM http WHERE {} ORDER BY start DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit.saturating_add(1)
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let n = |r: &Row, i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(HttpRow {
+                        start: n(r, 0)?,
+                        res: n(r, 1)?,
+                        server: ip(r, 2)?,
+                        port: r.get(3)?,
+                        endpoint: r.get(4)?,
+                        requests: n(r, 5)?,
+                        client_errors: n(r, 6)?,
+                        server_errors: n(r, 7)?,
+                        unanswered: n(r, 8)?,
+                        request_bytes: n(r, 9)?,
+                        response_bytes: n(r, 10)?,
+                        latency: hist(r, 11)?,
+                    })
+                })
+                .map_err(&e)?;
+            out.http = rows.collect::<Result<_, _>>().map_err(&e)?;
+        }
+
         // Newest first while reading (so the limit keeps the newest); time order when shown.
-        for over in [out.flows.len() > limit, out.conns.len() > limit, out.alerts.len() > limit, out.mitigations.len() > limit, out.counts.len() > limit] {
+        for over in [
+            out.flows.len() > limit,
+            out.conns.len() > limit,
+            out.alerts.len() > limit,
+            out.mitigations.len() > limit,
+            out.counts.len() > limit,
+            out.latency.len() > limit,
+            out.http.len() > limit,
+        ] {
             out.truncated |= over;
         }
         out.flows.truncate(limit);
@@ -275,11 +374,15 @@ impl Store {
         out.alerts.truncate(limit);
         out.mitigations.truncate(limit);
         out.counts.truncate(limit);
+        out.latency.truncate(limit);
+        out.http.truncate(limit);
         out.flows.reverse();
         out.conns.reverse();
         out.alerts.reverse();
         out.mitigations.reverse();
         out.counts.reverse();
+        out.latency.reverse();
+        out.http.reverse();
 
         let w = Where::new("ts", q);
         out.completeness = self
