@@ -90,6 +90,10 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_ts ON batches(ts);
 "#, r#"
+DROP INDEX flows_end;
+DROP INDEX conns_end;
+INSERT OR REPLACE INTO rxray_meta SELECT 'flows_max_span', CAST(coalesce(max(ts_end - ts_start), 0) AS TEXT) FROM flows;
+INSERT OR REPLACE INTO rxray_meta SELECT 'conns_max_span', CAST(coalesce(max(ts_end - ts_start), 0) AS TEXT) FROM conns;
 ALTER TABLE conns ADD COLUMN closed INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE conns ADD COLUMN srtt_us INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conns ADD COLUMN min_rtt_us INTEGER NOT NULL DEFAULT 0;
@@ -404,7 +408,14 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     host: String,
+    /// The longest `ts_end - ts_start` of any flow and connection row written (ns): a window's
+    /// rows are found through the `ts_start` indexes alone, from `since - span` on (no index on
+    /// `ts_end` to keep up on every insert).
+    spans: [i64; 2],
 }
+
+/// The tables whose rows span a time, with their span's key in `rxray_meta`.
+const SPAN_KEYS: [&str; 2] = ["flows_max_span", "conns_max_span"];
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sql { path: path.display().to_string(), source }
@@ -441,7 +452,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| StoreError::Corrupt { path: p.clone(), detail: e.to_string() })?;
-        let mut s = Store { conn, path: path.to_path_buf(), host: host.to_string() };
+        let mut s = Store { conn, path: path.to_path_buf(), host: host.to_string(), spans: [0; 2] };
         if exists {
             s.check_existing()?;
         }
@@ -463,6 +474,7 @@ impl Store {
                 return Err(StoreError::Older { path: p, found: v, known: SCHEMA_VERSION });
             }
         }
+        s.spans = s.read_spans()?;
         Ok(s)
     }
 
@@ -496,6 +508,21 @@ impl Store {
             return Err(StoreError::Newer { path: p, found: v, known: SCHEMA_VERSION });
         }
         Ok(())
+    }
+
+    fn read_spans(&self) -> Result<[i64; 2], StoreError> {
+        let mut out = [0; 2];
+        for (o, k) in out.iter_mut().zip(SPAN_KEYS) {
+            let v: Option<String> = self.conn.query_row("SELECT value FROM rxray_meta WHERE key = ?1", [k], |r| r.get(0)).optional().map_err(sql(&self.path))?;
+            *o = v.and_then(|v| v.parse().ok()).unwrap_or(0);
+        }
+        Ok(out)
+    }
+
+    /// The longest span of a flow row (`0`) or a connection row (`1`), as written so far (ns).
+    pub(crate) fn span(&self, i: usize) -> i64 {
+        // A reader sees what the writer has written since it opened.
+        self.read_spans().map(|s| s[i]).unwrap_or(i64::MAX / 2)
     }
 
     /// The schema version of the open file.
@@ -592,10 +619,24 @@ impl Store {
             for c in &b.counts {
                 st.execute(params![host, c.minute as i64, c.kind, c.key, c.value as i64]).map_err(&e)?;
             }
+            let flows_span = b.flows.iter().map(|f| f.ts_end.saturating_sub(f.ts_start)).max().unwrap_or(0).min(i64::MAX as u64) as i64;
+            let conns_span = b.conns.iter().map(|c| c.ts_end.saturating_sub(c.ts_start)).max().unwrap_or(0).min(i64::MAX as u64) as i64;
+            for (i, span) in [flows_span, conns_span].into_iter().enumerate() {
+                if span > self.spans[i] {
+                    tx.execute("INSERT OR REPLACE INTO rxray_meta VALUES (?1, ?2)", params![SPAN_KEYS[i], span.to_string()]).map_err(&e)?;
+                }
+            }
             tx.execute("INSERT INTO batches VALUES (?1, ?2, ?3, ?4, ?5)", params![host, b.ts as i64, b.rows() as i64, b.events_lost as i64, batches_lost as i64])
                 .map_err(&e)?;
         }
-        tx.commit().map_err(&e)
+        tx.commit().map_err(&e)?;
+        for f in &b.flows {
+            self.spans[0] = self.spans[0].max(f.ts_end.saturating_sub(f.ts_start).min(i64::MAX as u64) as i64);
+        }
+        for c in &b.conns {
+            self.spans[1] = self.spans[1].max(c.ts_end.saturating_sub(c.ts_start).min(i64::MAX as u64) as i64);
+        }
+        Ok(())
     }
 
     /// One retention pass at `now_ns`.
@@ -606,8 +647,12 @@ impl Store {
         let cutoff = now_ns.saturating_sub(r.max_age_s.saturating_mul(1_000_000_000)) as i64;
         let cutoff_s = cutoff / 1_000_000_000;
         let tx = self.conn.transaction().map_err(&e)?;
-        for (table, col) in [("flows", "ts_end"), ("conns", "ts_end"), ("alerts", "ts"), ("mitigations", "ts"), ("batches", "ts")] {
-            rep.rows_aged_out += tx.execute(&format!("DELETE FROM {table} WHERE {col} < ?1"), params![cutoff]).map_err(&e)? as u64;
+        // Flows and connections: through the ts_start index (a row that ends before the cut started before it).
+        for table in ["flows", "conns"] {
+            rep.rows_aged_out += tx.execute(&format!("DELETE FROM {table} WHERE ts_start < ?1 AND ts_end < ?1"), params![cutoff]).map_err(&e)? as u64;
+        }
+        for table in ["alerts", "mitigations", "batches"] {
+            rep.rows_aged_out += tx.execute(&format!("DELETE FROM {table} WHERE ts < ?1"), params![cutoff]).map_err(&e)? as u64;
         }
         for table in ["counts", "latency", "http"] {
             rep.rows_aged_out += tx.execute(&format!("DELETE FROM {table} WHERE start < ?1"), params![cutoff_s]).map_err(&e)? as u64;

@@ -71,11 +71,13 @@ impl Where {
         Where { sql: vec![format!("{col} >= ? AND {col} < ?")], args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)] }
     }
 
-    /// Rows whose span [start_col, end_col] overlaps the window.
-    fn overlap(start_col: &str, end_col: &str, q: &Query) -> Where {
+    /// Rows whose span [start_col, end_col] overlaps the window, no row spanning more than
+    /// `span`: a range on the start column (indexed), then the end.
+    fn overlap(start_col: &str, end_col: &str, q: &Query, span: i64) -> Where {
+        let since = q.since.min(i64::MAX as u64) as i64;
         Where {
-            sql: vec![format!("{end_col} >= ? AND {start_col} < ?")],
-            args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)],
+            sql: vec![format!("{start_col} >= ? AND {start_col} < ? AND {end_col} >= ?")],
+            args: vec![Sv::Integer(since.saturating_sub(span)), Sv::Integer(q.until.min(i64::MAX as u64) as i64), Sv::Integer(since)],
         }
     }
     fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sv>) {
@@ -84,9 +86,37 @@ impl Where {
     }
     /// Rows of `table` with any of `cols` inside the range: one index range scan per column, joined
     /// by rowid (an OR of the columns in one WHERE would scan the whole table).
-    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange) {
-        let c: Vec<String> = cols.iter().map(|c| format!("SELECT rowid FROM {table} WHERE {c} BETWEEN ? AND ?")).collect();
-        self.add(&format!("rowid IN ({})", c.join(" UNION ")), cols.iter().flat_map(|_| [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]));
+    /// With `ts`, the column's index is `(address, ts_start)`: the time range is applied on the index
+    /// (for one address, a seek straight to the window).
+    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange, ts: Option<(i64, i64)>) {
+        let one = r.lo == r.hi;
+        let c: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                let a = if one { format!("{c} = ?") } else { format!("{c} BETWEEN ? AND ?") };
+                let t = if ts.is_some() { " AND ts_start >= ? AND ts_start < ?" } else { "" };
+                format!("SELECT rowid FROM {table} WHERE {a}{t}")
+            })
+            .collect();
+        let args = cols.iter().flat_map(|_| {
+            let mut v = vec![Sv::Blob(r.lo.to_vec())];
+            if !one {
+                v.push(Sv::Blob(r.hi.to_vec()));
+            }
+            if let Some((lo, hi)) = ts {
+                v.extend([Sv::Integer(lo), Sv::Integer(hi)]);
+            }
+            v
+        });
+        self.add(&format!("rowid IN ({})", c.join(" UNION ")), args.collect::<Vec<_>>());
+    }
+
+    /// The start column's range an `overlap` clause set (its first two arguments).
+    fn start_range(&self) -> Option<(i64, i64)> {
+        match (&self.args.first(), &self.args.get(1)) {
+            (Some(Sv::Integer(a)), Some(Sv::Integer(b))) => Some((*a, *b)),
+            _ => None,
+        }
     }
     fn clause(&self) -> String {
         self.sql.join(" AND ")
@@ -103,9 +133,10 @@ impl Store {
         let only_alerts = q.detector.is_some();
 
         if !only_http && !only_alerts {
-            let mut w = Where::overlap("ts_start", "ts_end", q);
+            let mut w = Where::overlap("ts_start", "ts_end", q, self.span(0));
             if let Some(r) = &q.addr {
-                w.addr_in("flows", &["src", "dst"], r);
+                let ts = w.start_range();
+                w.addr_in("flows", &["src", "dst"], r, ts);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -145,9 +176,10 @@ impl Store {
             out.flows = rows.collect::<Result<_, _>>().map_err(&e)?;
 
             if q.proto.is_none() || q.proto == Some(6) {
-                let mut w = Where::overlap("ts_start", "ts_end", q);
+                let mut w = Where::overlap("ts_start", "ts_end", q, self.span(1));
                 if let Some(r) = &q.addr {
-                    w.addr_in("conns", &["local", "remote"], r);
+                    let ts = w.start_range();
+                    w.addr_in("conns", &["local", "remote"], r, ts);
                 }
                 if let Some(p) = q.port {
                     w.add("(lport = ? OR rport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -189,7 +221,7 @@ impl Store {
         if !only_http {
             let mut w = Where::new("ts", q);
             if let Some(r) = &q.addr {
-                w.addr_in("alerts", &["src", "dst", "subject", "offender"], r);
+                w.addr_in("alerts", &["src", "dst", "subject", "offender"], r, None);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);

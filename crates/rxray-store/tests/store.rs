@@ -490,3 +490,25 @@ fn a_version_1_store_migrates_to_version_2_and_keeps_its_rows() {
     let r = s.query(&all()).unwrap();
     assert_eq!((r.http.len(), r.latency.len(), r.conns.len(), r.flows.len()), (1, 1, 1, 1));
 }
+
+#[test]
+fn a_long_row_is_found_by_a_window_inside_it_through_the_start_index() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    let mut b = Batch { ts: T0, ..Default::default() };
+    let mut long = flow(T0, "198.18.0.1", 1, "198.18.0.2", 2, 6, 1);
+    long.ts_end = T0 + 3600 * S;
+    b.flows.push(long);
+    b.flows.push(flow(T0 + 100 * S, "198.18.0.1", 3, "198.18.0.2", 4, 6, 1));
+    s.write(&b, 0).unwrap();
+    drop(s);
+    let s = Store::open_read(dir.path()).unwrap();
+    for addr in [None, Some("198.18.0.1"), Some("198.18.0.0/24")] {
+        let q = Query { since: T0 + 1800 * S, until: T0 + 1801 * S, addr: addr.map(|a| AddrRange::parse(a).unwrap()), ..all() };
+        assert_eq!(s.query(&q).unwrap().flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [1], "{addr:?}");
+        let q = Query { since: T0 + 99 * S, until: T0 + 101 * S, ..q };
+        assert_eq!(s.query(&q).unwrap().flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [1, 3], "{addr:?}");
+        let q = Query { since: T0 + 3601 * S, until: T0 + 3700 * S, ..q };
+        assert!(s.query(&q).unwrap().flows.is_empty(), "{addr:?}");
+    }
+}
