@@ -269,6 +269,18 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
+    // Connections (with their process and cgroup) are kept for the store.
+    let mut conns = if cfg.conns && store.is_some() {
+        match crate::agent_conns::ConnHistory::attach(1 << 20) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("rxray agent: no connections in the store ({e:#})");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -313,6 +325,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let mut fds: Vec<libc::pollfd> = observed
             .iter_mut()
             .flat_map(|o| o.src.poll_fds())
+            .chain(conns.iter_mut().flat_map(|c| c.poll_fds()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
@@ -339,6 +352,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     break;
                 }
             }
+        }
+        if let Some(c) = conns.as_mut() {
+            c.pump(session::BATCH);
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -387,11 +403,18 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 let every = st.cfg.flow_period_s.min(st.cfg.flow_idle_s / 2).max(1);
                 next_tables = Instant::now() + Duration::from_secs(every);
                 tables = flow_tables(&st, &observed, &clock);
+                if let Some(c) = conns.as_mut() {
+                    c.snapshot(now, st.cfg.flow_period_s);
+                }
             }
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
                 Ok(s) => {
                     if let Some(w) = &store {
-                        let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
+                        let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
+                        if let Some(c) = conns.as_mut() {
+                            b.conns = c.take();
+                b.events_lost += c.take_lost();
+                        }
                         w.submit(b);
                     }
                     shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
@@ -442,7 +465,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let tables = flow_tables(&st, &observed, &clock);
         if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             let now = clock.now_ns();
-            w.submit(st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0));
+            let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0);
+            if let Some(c) = conns.as_mut() {
+                c.pump(usize::MAX);
+                c.snapshot(now, 0);
+                b.conns = c.take();
+                b.events_lost += c.take_lost();
+            }
+            w.submit(b);
         }
         w.finish();
     }
