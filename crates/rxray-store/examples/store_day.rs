@@ -3,7 +3,7 @@
 //! (the agent reads its flow table every flow_period_s, 30 s by default), over CLIENTS client
 //! addresses talking to 200 servers. Prints the write rate and size as it goes (stderr) and at the
 //! end (stdout). The store is then read by `rxray investigate` / `rxray history` (scripts/bench-store).
-//!   store_day DIR RATE SECONDS BATCH_S CLIENTS
+//!   store_day DIR RATE SECONDS BATCH_S CLIENTS [CACHE_MIB]
 use rxray_store::{Batch, FlowRow, Store};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -13,13 +13,16 @@ pub const DAY0: u64 = 1_796_083_200;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    if a.len() != 6 {
-        eprintln!("usage: store_day DIR RATE SECONDS BATCH_S CLIENTS");
+    if a.len() != 6 && a.len() != 7 {
+        eprintln!("usage: store_day DIR RATE SECONDS BATCH_S CLIENTS [CACHE_MIB]");
         std::process::exit(2);
     }
     let num = |i: usize| -> u64 { a[i].parse().unwrap_or_else(|_| panic!("argument {i} ({:?}) is not a number", a[i])) };
     let (rate, seconds, batch_s, clients) = (num(2), num(3), num(4).max(1), num(5).max(1));
     let mut s = Store::open(std::path::Path::new(&a[1]), "bench").expect("opening the store");
+    if a.len() == 7 {
+        s.set_cache_bytes(num(6) << 20).expect("setting the cache");
+    }
     const S: u64 = 1_000_000_000;
     let t0 = DAY0 * S;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;

@@ -107,7 +107,7 @@ CREATE INDEX latency_start ON latency(start);
 CREATE INDEX latency_remote ON latency(remote, start);
 CREATE TABLE http (
     host TEXT NOT NULL, res INTEGER NOT NULL, start INTEGER NOT NULL,
-    server BLOB NOT NULL, port INTEGER NOT NULL, endpoint TEXT NOT NULL,
+    server BLOB, port INTEGER, endpoint TEXT NOT NULL,
     requests INTEGER NOT NULL, client_errors INTEGER NOT NULL, server_errors INTEGER NOT NULL,
     unanswered INTEGER NOT NULL, request_bytes INTEGER NOT NULL, response_bytes INTEGER NOT NULL,
     count INTEGER NOT NULL, sum_ns INTEGER NOT NULL, max_ns INTEGER NOT NULL, buckets BLOB NOT NULL
@@ -249,8 +249,10 @@ pub struct LatencyRow {
 pub struct HttpRow {
     pub start: u64,
     pub res: u64,
-    pub server: IpAddr,
-    pub port: u16,
+    /// The server's address and port, when the source splits endpoints by server (the agent's
+    /// HTTP view counts the host's endpoints as one: none).
+    pub server: Option<IpAddr>,
+    pub port: Option<u16>,
     /// `METHOD /template`.
     pub endpoint: String,
     pub requests: u64,
@@ -530,6 +532,12 @@ impl Store {
         self.read_spans().map(|s| s[i]).unwrap_or(i64::MAX / 2)
     }
 
+    /// Sets the page cache (bytes). The agent's default is 32 MiB; a bulk load (the benchmarks'
+    /// generated history) writes far less with a larger one.
+    pub fn set_cache_bytes(&mut self, bytes: u64) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "cache_size", -((bytes / 1024).clamp(1, i64::MAX as u64) as i64)).map_err(sql(&self.path))
+    }
+
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.version()
@@ -740,7 +748,7 @@ fn insert_http(tx: &rusqlite::Transaction, host: &str, rows: &[HttpRow]) -> rusq
     let mut st = tx.prepare_cached("INSERT INTO http VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)")?;
     for h in rows {
         st.execute(params![
-            host, h.res as i64, h.start as i64, addr_key(h.server).to_vec(), h.port, h.endpoint, h.requests as i64, h.client_errors as i64,
+            host, h.res as i64, h.start as i64, h.server.map(|a| addr_key(a).to_vec()), h.port, h.endpoint, h.requests as i64, h.client_errors as i64,
             h.server_errors as i64, h.unanswered as i64, h.request_bytes as i64, h.response_bytes as i64, h.latency.count as i64,
             h.latency.sum_ns as i64, h.latency.max_ns as i64, buckets_blob(&h.latency)
         ])?;

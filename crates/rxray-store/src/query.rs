@@ -373,7 +373,7 @@ impl Store {
                     Ok(HttpRow {
                         start: n(r, 0)?,
                         res: n(r, 1)?,
-                        server: ip(r, 2)?,
+                        server: opt_ip(r, 2)?,
                         port: r.get(3)?,
                         endpoint: r.get(4)?,
                         requests: n(r, 5)?,

@@ -106,8 +106,8 @@ fn http_row(start: u64, server: &str, port: u16, ep: &str, calls: &[(u16, u64)])
     HttpRow {
         start,
         res: 60,
-        server: ip(server),
-        port,
+        server: Some(ip(server)),
+        port: Some(port),
         endpoint: ep.into(),
         requests: calls.len() as u64,
         client_errors: calls.iter().filter(|c| (400..500).contains(&c.0)).count() as u64,

@@ -183,7 +183,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     session::require_root()?;
     let cfg = load_config(&a)?;
     // Sections the agent parses but does not run yet: said once, never silently ignored.
-    for (on, what) in [(cfg.latency, "[latency]"), (cfg.http, "[http]")] {
+    for (on, what) in [(cfg.http, "[http]")] {
         if on {
             eprintln!("rxray agent: warning: {what} is not run by the agent yet (use `rxray latency` / `rxray http`); ignored");
         }
@@ -247,7 +247,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
             (firewall, fresh) = (Some(f), new);
         }
-        let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
+        let mut ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
+        if cfg.latency {
+            // Delivery latency per process and remote end, rolled up per minute into the store.
+            if let Err(e) = ingress.enable_latency() {
+                eprintln!("rxray agent: no delivery latency on {iface} ({e})");
+            }
+        }
         let src = LiveSource::new().with_ingress(ingress, cfg.detect, recorder.is_some())?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
@@ -270,6 +276,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
     // Connections (with their process and cgroup) are kept for the store.
+    let mut latency = crate::agent_rollups::LatencyMinutes::default();
+    let mut os = rxray_kernel::os::LinuxOs::new();
     let mut conns = if cfg.conns && store.is_some() {
         match crate::agent_conns::ConnHistory::attach(1 << 20) {
             Ok(c) => Some(c),
@@ -299,6 +307,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let tables = flow_tables(&st, &observed, &clock);
         if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             st.history.baseline(&s, &tables, clock.now_ns());
+        }
+        if st.cfg.latency {
+            // What the histograms hold before the agent is ready is not any minute's.
+            latency.observe(&latency_snapshot(&observed), clock.now_ns(), &mut |_| None);
         }
     }
     // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
@@ -413,7 +425,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         if let Some(c) = conns.as_mut() {
                             b.conns = c.take();
-                b.events_lost += c.take_lost();
+                            b.events_lost += c.take_lost();
+                        }
+                        if st.cfg.latency {
+                            latency.observe(&latency_snapshot(&observed), now, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+                            b.latency = latency.take(false, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
                         }
                         w.submit(b);
                     }
@@ -471,6 +487,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 c.snapshot(now, 0);
                 b.conns = c.take();
                 b.events_lost += c.take_lost();
+            }
+            if st.cfg.latency {
+                latency.observe(&latency_snapshot(&observed), now, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+                b.latency = latency.take(true, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
             }
             w.submit(b);
         }
@@ -542,6 +562,18 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
             );
         }
     }
+}
+
+/// Every observer's latency histograms as one snapshot.
+fn latency_snapshot(observed: &[Observed]) -> rxray_engine::source::LatencySnapshot {
+    let mut all = rxray_engine::source::LatencySnapshot::default();
+    for o in observed {
+        if let Ok(s) = o.src.latency_snapshot() {
+            all.flows.extend(s.flows);
+            all.procs.extend(s.procs);
+        }
+    }
+    all
 }
 
 /// The snapshot the metrics show: every count from the kernel's maps (exact whatever the rings lost).

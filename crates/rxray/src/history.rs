@@ -190,9 +190,9 @@ fn latency_line(l: &LatencyRow) -> String {
 
 fn http_line(h: &HttpRow) -> String {
     format!(
-        "{} http {} {}: {} requests, {} 4xx, {} 5xx, {} unanswered ({:.1}% errors), {}",
+        "{} http {}{}: {} requests, {} 4xx, {} 5xx, {} unanswered ({:.1}% errors), {}",
         period(h.start, h.res),
-        endpoint(h.server, h.port),
+        h.server.map(|a| format!("{} ", endpoint(a, h.port.unwrap_or(0)))).unwrap_or_default(),
         h.endpoint,
         h.requests,
         h.client_errors,

@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod agent;
 mod agent_conns;
+mod agent_rollups;
 mod alerts;
 mod analyze;
 mod args;
