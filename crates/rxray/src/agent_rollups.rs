@@ -101,7 +101,6 @@ impl LatencyMinutes {
 }
 
 /// One HTTP endpoint's counts so far (cumulative), as the HTTP view keeps them.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EndpointTotals {
     /// `METHOD /template`.
@@ -116,9 +115,23 @@ pub struct EndpointTotals {
     pub latency: Histogram,
 }
 
-/// HTTP endpoints per minute. Fed by the agent's HTTP view (which the `join` branch brings into
-/// the agent); until then only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Each endpoint's counts so far, from the HTTP view's endpoint table.
+pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<EndpointTotals> {
+    list.iter()
+        .map(|e| EndpointTotals {
+            endpoint: format!("{} {}", e.method, e.template),
+            requests: e.requests,
+            client_errors: e.statuses.range(400..500).map(|(_, n)| n).sum(),
+            server_errors: e.statuses.range(500..600).map(|(_, n)| n).sum(),
+            unanswered: e.unanswered,
+            request_bytes: e.request_bytes,
+            response_bytes: e.response_bytes,
+            latency: e.latency.to_histogram(),
+        })
+        .collect()
+}
+
+/// HTTP endpoints per minute, fed by the agent's HTTP view.
 #[derive(Default)]
 pub struct HttpMinutes {
     prev: HashMap<String, EndpointTotals>,
@@ -128,7 +141,6 @@ pub struct HttpMinutes {
     out: Vec<HttpRow>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl HttpMinutes {
     /// Adds each endpoint's growth since the previous call to the minute of `now_ns`. The first
     /// call sets the baseline.

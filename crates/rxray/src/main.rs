@@ -2,6 +2,7 @@
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod agent;
 mod agent_conns;
+mod agent_http;
 mod agent_rollups;
 mod alerts;
 mod analyze;
@@ -15,6 +16,7 @@ mod flows;
 mod history;
 mod http;
 mod ifaces;
+mod join;
 mod lab;
 mod latency;
 mod line;
