@@ -182,12 +182,6 @@ struct FlowMark {
 pub fn run(a: AgentArgs) -> Result<()> {
     session::require_root()?;
     let cfg = load_config(&a)?;
-    // Sections the agent parses but does not run yet: said once, never silently ignored.
-    for (on, what) in [(cfg.latency, "[latency]")] {
-        if on {
-            eprintln!("rxray agent: warning: {what} is not run by the agent yet (use `rxray latency` / `rxray http`); ignored");
-        }
-    }
     if cfg.interfaces.is_empty() {
         bail!("name the interfaces the agent owns: `interfaces = [\"eth1\"]` in the config, or -i IFACE");
     }
@@ -251,7 +245,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
             (firewall, fresh) = (Some(f), new);
         }
-        let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
+        let mut ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
+        if cfg.latency {
+            // Delivery latency per process and remote end, rolled up per minute into the store.
+            if let Err(e) = ingress.enable_latency() {
+                eprintln!("rxray agent: no delivery latency on {iface} ({e})");
+            }
+        }
         let src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
@@ -274,7 +274,22 @@ pub fn run(a: AgentArgs) -> Result<()> {
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
     let mut http = if cfg.http { start_http(&mut observed, &cfg.http_ports)? } else { None };
-    let mut conns = if cfg.conns { start_conns() } else { None };
+    // Connections: for the detectors (the agent's and joined alerts') and, with the store, its rows.
+    let mut latency = crate::agent_rollups::LatencyMinutes::default();
+    let mut http_minutes = crate::agent_rollups::HttpMinutes::default();
+    let mut os = rxray_kernel::os::LinuxOs::new();
+    let mut conns = if cfg.conns {
+        match crate::agent_conns::ConnHistory::attach(1 << 20, store.is_some()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("rxray agent: warning: no TCP connections ({e:#}): none in the store, and the exfiltration detector is idle");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut next_live_conns = Instant::now();
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -293,6 +308,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let tables = flow_tables(&st, &observed, &clock);
         if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             st.history.baseline(&s, &tables, clock.now_ns());
+        }
+        if st.cfg.latency {
+            // What the histograms hold before the agent is ready is not any minute's.
+            latency.observe(&latency_snapshot(&observed), clock.now_ns(), &mut |_| None);
+        }
+        if http.is_some() {
+            http_minutes.observe(&[], clock.now_ns());
         }
     }
     // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
@@ -321,15 +343,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let mut fds: Vec<libc::pollfd> = observed
             .iter_mut()
             .flat_map(|o| o.src.poll_fds())
+            .chain(conns.iter_mut().flat_map(|c| c.poll_fds()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         fds.extend(hub.poll_fds());
         if let Some(h) = &http {
             fds.extend(h.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
-        }
-        if let Some(c) = conns.as_mut() {
-            fds.extend(c.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
         }
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
@@ -356,11 +376,29 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 }
             }
         }
+        if let Some(c) = conns.as_mut() {
+            // Closed connections go to the detectors as they close, live ones every 5 s (as
+            // `rxray alerts` follows them).
+            let on = |conn: &rxray_engine::source::Connection, ts: u64, insp: &mut Option<Inspector>, hub: &mut crate::join::hub::Hub, out: &mut Vec<Alert>| {
+                if let Some(s) = conn.summary(ts) {
+                    if let Some(i) = insp.as_mut() {
+                        i.on_conn(&s, out);
+                    }
+                    hub.on_conn(&s);
+                }
+            };
+            c.pump(session::BATCH, |conn, ts| on(conn, ts, &mut insp, &mut hub, &mut alerts_out));
+            if Instant::now() >= next_live_conns {
+                next_live_conns = Instant::now() + Duration::from_secs(5);
+                if let Some(snap) = c.live() {
+                    for conn in &snap.conns {
+                        on(conn, snap.ts_ns, &mut insp, &mut hub, &mut alerts_out);
+                    }
+                }
+            }
+        }
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
-        }
-        if let Some(c) = conns.as_mut() {
-            pump_conns(c, insp.as_mut(), &mut hub, &mut alerts_out);
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -421,7 +459,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 }
                 Ok(Request::Status) => {
                     let mut v = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub);
-                    v["connections"] = match conns.as_ref().and_then(|c| c.conns()).map(|c| c.totals()) {
+                    v["connections"] = match conns.as_ref().and_then(|c| c.totals()) {
                         Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
                         Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
                         None => serde_json::json!({"enabled": false}),
@@ -456,6 +494,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 let every = st.cfg.flow_period_s.min(st.cfg.flow_idle_s / 2).max(1);
                 next_tables = Instant::now() + Duration::from_secs(every);
                 tables = flow_tables(&st, &observed, &clock);
+                if let Some(c) = conns.as_mut() {
+                    c.snapshot(now, st.cfg.flow_period_s);
+                }
             }
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
                 Ok(mut s) => {
@@ -464,9 +505,21 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         h.fill(&mut s, http_lost(&observed));
                     }
                     // Connection events the ring could not take count as lost events too.
-                    s.events_lost += conns.as_ref().and_then(|c| c.conns()).and_then(|c| c.totals().ok()).map_or(0, |t| t.lost);
+                    s.events_lost += conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()).map_or(0, |t| t.lost);
                     if let Some(w) = &store {
-                        let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
+                        let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
+                        if let Some(c) = conns.as_mut() {
+                            b.conns = c.take();
+                            b.events_lost += c.take_lost();
+                        }
+                        if st.cfg.latency {
+                            latency.observe(&latency_snapshot(&observed), now, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+                            b.latency = latency.take(false, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+                        }
+                        if let Some(h) = &http {
+                            http_minutes.observe(&crate::agent_rollups::endpoint_totals(h.tracker.endpoint_list()), now);
+                            b.http = http_minutes.take(false);
+                        }
                         w.submit(b);
                     }
                     shared.lock().unwrap_or_else(|e| e.into_inner()).latest = s;
@@ -517,7 +570,24 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let tables = flow_tables(&st, &observed, &clock);
         if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
             let now = clock.now_ns();
-            w.submit(st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0));
+            let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0);
+            if let Some(c) = conns.as_mut() {
+                c.pump(usize::MAX, |_, _| {});
+                c.snapshot(now, 0);
+                b.conns = c.take();
+                b.events_lost += c.take_lost();
+            }
+            if st.cfg.latency {
+                latency.observe(&latency_snapshot(&observed), now, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+                b.latency = latency.take(true, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
+            }
+            if let Some(h) = http.as_mut() {
+                h.pump(usize::MAX, |_, _| {});
+                h.advance();
+                http_minutes.observe(&crate::agent_rollups::endpoint_totals(h.tracker.endpoint_list()), now);
+                b.http = http_minutes.take(true);
+            }
+            w.submit(b);
         }
         w.finish();
     }
@@ -587,6 +657,18 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
             );
         }
     }
+}
+
+/// Every observer's latency histograms as one snapshot.
+fn latency_snapshot(observed: &[Observed]) -> rxray_engine::source::LatencySnapshot {
+    let mut all = rxray_engine::source::LatencySnapshot::default();
+    for o in observed {
+        if let Ok(s) = o.src.latency_snapshot() {
+            all.flows.extend(s.flows);
+            all.procs.extend(s.procs);
+        }
+    }
+    all
 }
 
 /// The snapshot the metrics show: every count from the kernel's maps (exact whatever the rings lost).
@@ -847,50 +929,6 @@ fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::
     let v = crate::agent_http::HttpView::start(ings, ports)?;
     eprintln!("rxray agent: HTTP view on ports {}", ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
     Ok(Some(v))
-}
-
-/// `[conns] enabled`: the kernel's TCP connections of this namespace (tracepoints), for the
-/// exfiltration detector (the agent's and each joined `alerts`'s): closed ones as they close, live
-/// ones every 5 s, as `rxray alerts` follows them. Missing tracepoints: one warning, no connections.
-fn start_conns() -> Option<LiveSource> {
-    let netns = rxray_kernel::drops::current_netns_ino().ok()?;
-    match rxray_kernel::Conns::attach(&rxray_kernel::ConnsOptions { ring_bytes: 1 << 20, netns_ino: Some(netns) }) {
-        Ok(c) => Some(LiveSource::new().with_conns(c, Some(Duration::from_secs(5)))),
-        Err(e) => {
-            eprintln!("rxray agent: warning: no TCP connections ({e}); the exfiltration detector is idle");
-            None
-        }
-    }
-}
-
-/// One pass over the connections' ring: each closed connection, and each live one at the 5 s
-/// snapshots, goes to the detectors (the agent's and the joined clients').
-fn pump_conns(src: &mut LiveSource, mut insp: Option<&mut Inspector>, hub: &mut crate::join::hub::Hub, out: &mut Vec<Alert>) {
-    use rxray_engine::source::TCP_CLOSE;
-    let mut on = |s: &rxray_engine::detect::ConnSummary| {
-        if let Some(i) = insp.as_deref_mut() {
-            i.on_conn(s, out);
-        }
-        hub.on_conn(s);
-    };
-    for _ in 0..session::BATCH {
-        match src.next_event() {
-            Some(Ok(Event::Conn(c))) if c.conn.state == TCP_CLOSE => {
-                if let Some(s) = c.conn.summary(c.ts_ns) {
-                    on(&s);
-                }
-            }
-            Some(Ok(Event::Conns(snap))) => {
-                for c in &snap.conns {
-                    if let Some(s) = c.summary(snap.ts_ns) {
-                        on(&s);
-                    }
-                }
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
 }
 
 /// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.

@@ -144,6 +144,20 @@ impl LatencyHist {
     }
 }
 
+impl LatencyHist {
+    /// The same counts in `latency::Histogram`'s coarser buckets (log2 with 4 sub-buckets), as the
+    /// store keeps them: each of these buckets lies wholly inside one of those, so the move is exact.
+    pub fn to_histogram(&self) -> crate::latency::Histogram {
+        let mut h = crate::latency::Histogram { count: self.count, sum_ns: self.sum_ns, max_ns: self.max_ns, buckets: vec![0; crate::latency::BUCKETS] };
+        for (i, c) in self.counts.iter().enumerate() {
+            if *c > 0 {
+                h.buckets[crate::latency::bucket_of(bucket_max(i))] += c;
+            }
+        }
+        h
+    }
+}
+
 /// Latency percentiles in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct LatencyMs {
@@ -315,6 +329,20 @@ impl Endpoints {
 #[cfg(test)]
 mod cumulative_tests {
     use super::*;
+
+    #[test]
+    fn the_coarse_histogram_holds_each_value_in_its_own_bucket() {
+        let values = [0u64, 3, 7, 15, 16, 17, 1_000, 4_095, 4_096, 999_999, 1_000_000, 5_000_000, 250_000_000];
+        let mut h = LatencyHist::default();
+        let mut want = vec![0u64; crate::latency::BUCKETS];
+        for v in values {
+            h.add(v);
+            want[crate::latency::bucket_of(v)] += 1;
+        }
+        let c = h.to_histogram();
+        assert_eq!(c.buckets, want);
+        assert_eq!((c.count, c.sum_ns, c.max_ns), (values.len() as u64, values.iter().sum::<u64>(), 250_000_000));
+    }
 
     #[test]
     fn cumulative_counts_are_exact_at_bucket_edges_and_never_above_the_truth() {
