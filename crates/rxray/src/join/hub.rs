@@ -39,8 +39,11 @@ pub struct AgentView<'a> {
     /// The agent's interface indexes (the kernel context's drops are counted on them).
     pub ifindexes: &'a [u32],
     /// The flow table over these interfaces now, with their ingress counters (a joined `flows`).
-    pub flows: &'a dyn Fn(&[String]) -> Option<(FlowSnapshot, Totals)>,
+    pub flows: FlowsOf<'a>,
 }
+
+/// The flow table and ingress counters over some of the agent's interfaces.
+pub type FlowsOf<'a> = &'a dyn Fn(&[String]) -> Option<(FlowSnapshot, Totals)>;
 
 /// A joined `flows`: the agent's flow table, less what it held when the client joined, so the
 /// client sees what it would have counted had it attached then.
@@ -345,11 +348,11 @@ impl Hub {
         let mut reader = None;
         let mut cut: Option<Packet> = None;
         for c in self.clients.iter_mut() {
-            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.iter().any(|i| *i == p.iface) {
+            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.contains(&p.iface) {
                 c.inspect(p);
                 continue;
             }
-            if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.iter().any(|i| *i == p.iface) {
+            if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.contains(&p.iface) {
                 continue;
             }
             if c.req.count.is_some_and(|n| c.matched >= n) {
@@ -383,10 +386,7 @@ impl Hub {
                 p
             };
             let context = if c.req.context {
-                match self.ctx.as_mut() {
-                    Some((_, k)) => Some(PacketContext { reader: reader.get_or_insert_with(|| k.reader_of(p)).clone() }),
-                    None => None,
-                }
+                self.ctx.as_mut().map(|(_, k)| PacketContext { reader: reader.get_or_insert_with(|| k.reader_of(p)).clone() })
             } else {
                 None
             };
@@ -459,7 +459,8 @@ impl Hub {
             }
             c.flush();
         }
-        self.clients.retain(|c| !c.gone && !(c.closing.is_some_and(|d| now >= d) || (c.closing.is_some() && c.queue.is_empty())));
+        // Gone, or said bye and either written out or past its grace.
+        self.clients.retain(|c| !c.gone && c.closing.is_none_or(|d| now < d && !c.queue.is_empty()));
     }
 
     /// `rxray status`: each joined client, its filter, queue fill and losses.
