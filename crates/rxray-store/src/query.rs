@@ -1,5 +1,5 @@
 //! Reading the store back: `history`'s filters and `investigate`'s timeline share one query.
-use crate::{addr_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, MinuteCount, MitigationRow, Store, StoreError};
+use crate::{addr_of, buckets_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, Histogram, HttpRow, LatencyRow, MinuteCount, MitigationRow, Store, StoreError};
 use rusqlite::{params_from_iter, types::Value as Sv, Row};
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ pub struct Query {
     pub port: Option<u16>,
     pub proto: Option<u8>,
     pub detector: Option<String>,
-    /// `METHOD /template` of the HTTP view's endpoint counts.
+    /// `METHOD /template`: only the HTTP view's roll-ups of this endpoint.
     pub endpoint: Option<String>,
     /// At most this many rows per kind (the newest are kept).
     pub limit: usize,
@@ -35,6 +35,10 @@ pub struct Records {
     pub alerts: Vec<AlertRow>,
     pub mitigations: Vec<MitigationRow>,
     pub counts: Vec<MinuteCount>,
+    /// Delivery latency per minute (or hour), per process and per remote end.
+    pub latency: Vec<LatencyRow>,
+    /// HTTP endpoints per minute (or hour), per server.
+    pub http: Vec<HttpRow>,
     pub completeness: Completeness,
     /// True when a kind had more rows than the limit (the oldest were left out).
     pub truncated: bool,
@@ -50,6 +54,12 @@ fn opt_ip(r: &Row, i: usize) -> rusqlite::Result<Option<std::net::IpAddr>> {
     Ok(b.and_then(|b| addr_of(&b)))
 }
 
+/// A histogram from its columns `count, sum_ns, max_ns, buckets` starting at `i`.
+fn hist(r: &Row, i: usize) -> rusqlite::Result<Histogram> {
+    let b: Vec<u8> = r.get(i + 3)?;
+    Ok(Histogram { count: r.get::<_, i64>(i)? as u64, sum_ns: r.get::<_, i64>(i + 1)? as u64, max_ns: r.get::<_, i64>(i + 2)? as u64, buckets: buckets_of(&b) })
+}
+
 /// A WHERE clause and its parameters, built up filter by filter.
 struct Where {
     sql: Vec<String>,
@@ -61,11 +71,13 @@ impl Where {
         Where { sql: vec![format!("{col} >= ? AND {col} < ?")], args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)] }
     }
 
-    /// Rows whose span [start_col, end_col] overlaps the window.
-    fn overlap(start_col: &str, end_col: &str, q: &Query) -> Where {
+    /// Rows whose span [start_col, end_col] overlaps the window, no row spanning more than
+    /// `span`: a range on the start column (indexed), then the end.
+    fn overlap(start_col: &str, end_col: &str, q: &Query, span: i64) -> Where {
+        let since = q.since.min(i64::MAX as u64) as i64;
         Where {
-            sql: vec![format!("{end_col} >= ? AND {start_col} < ?")],
-            args: vec![Sv::Integer(q.since.min(i64::MAX as u64) as i64), Sv::Integer(q.until.min(i64::MAX as u64) as i64)],
+            sql: vec![format!("{start_col} >= ? AND {start_col} < ? AND {end_col} >= ?")],
+            args: vec![Sv::Integer(since.saturating_sub(span)), Sv::Integer(q.until.min(i64::MAX as u64) as i64), Sv::Integer(since)],
         }
     }
     fn add(&mut self, clause: &str, args: impl IntoIterator<Item = Sv>) {
@@ -74,9 +86,37 @@ impl Where {
     }
     /// Rows of `table` with any of `cols` inside the range: one index range scan per column, joined
     /// by rowid (an OR of the columns in one WHERE would scan the whole table).
-    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange) {
-        let c: Vec<String> = cols.iter().map(|c| format!("SELECT rowid FROM {table} WHERE {c} BETWEEN ? AND ?")).collect();
-        self.add(&format!("rowid IN ({})", c.join(" UNION ")), cols.iter().flat_map(|_| [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]));
+    /// With `ts`, the column's index is `(address, ts_start)`: the time range is applied on the index
+    /// (for one address, a seek straight to the window).
+    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange, ts: Option<(i64, i64)>) {
+        let one = r.lo == r.hi;
+        let c: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                let a = if one { format!("{c} = ?") } else { format!("{c} BETWEEN ? AND ?") };
+                let t = if ts.is_some() { " AND ts_start >= ? AND ts_start < ?" } else { "" };
+                format!("SELECT rowid FROM {table} WHERE {a}{t}")
+            })
+            .collect();
+        let args = cols.iter().flat_map(|_| {
+            let mut v = vec![Sv::Blob(r.lo.to_vec())];
+            if !one {
+                v.push(Sv::Blob(r.hi.to_vec()));
+            }
+            if let Some((lo, hi)) = ts {
+                v.extend([Sv::Integer(lo), Sv::Integer(hi)]);
+            }
+            v
+        });
+        self.add(&format!("rowid IN ({})", c.join(" UNION ")), args.collect::<Vec<_>>());
+    }
+
+    /// The start column's range an `overlap` clause set (its first two arguments).
+    fn start_range(&self) -> Option<(i64, i64)> {
+        match (&self.args.first(), &self.args.get(1)) {
+            (Some(Sv::Integer(a)), Some(Sv::Integer(b))) => Some((*a, *b)),
+            _ => None,
+        }
     }
     fn clause(&self) -> String {
         self.sql.join(" AND ")
@@ -89,13 +129,14 @@ impl Store {
         let e = sql(&self.path);
         let limit = if q.limit == 0 { 10_000 } else { q.limit };
         let mut out = Records::default();
-        let only_counts = q.endpoint.is_some();
+        let only_http = q.endpoint.is_some();
         let only_alerts = q.detector.is_some();
 
-        if !only_counts && !only_alerts {
-            let mut w = Where::overlap("ts_start", "ts_end", q);
+        if !only_http && !only_alerts {
+            let mut w = Where::overlap("ts_start", "ts_end", q, self.span(0));
             if let Some(r) = &q.addr {
-                w.addr_in("flows", &["src", "dst"], r);
+                let ts = w.start_range();
+                w.addr_in("flows", &["src", "dst"], r, ts);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -135,15 +176,16 @@ impl Store {
             out.flows = rows.collect::<Result<_, _>>().map_err(&e)?;
 
             if q.proto.is_none() || q.proto == Some(6) {
-                let mut w = Where::overlap("ts_start", "ts_end", q);
+                let mut w = Where::overlap("ts_start", "ts_end", q, self.span(1));
                 if let Some(r) = &q.addr {
-                    w.addr_in("conns", &["local", "remote"], r);
+                    let ts = w.start_range();
+                    w.addr_in("conns", &["local", "remote"], r, ts);
                 }
                 if let Some(p) = q.port {
                     w.add("(lport = ? OR rport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
                 }
                 let s = format!(
-                    "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup FROM conns WHERE {} \
+                    "SELECT ts_start, ts_end, local, lport, remote, rport, state, bytes_in, bytes_out, retrans, pid, comm, cgroup, closed, srtt_us, min_rtt_us, reset_by FROM conns WHERE {} \
                      ORDER BY ts_start DESC, rowid DESC LIMIT {}",
                     w.clause(),
                     limit.saturating_add(1)
@@ -165,6 +207,10 @@ impl Store {
                             pid: r.get(10)?,
                             comm: r.get(11)?,
                             cgroup: r.get(12)?,
+                            closed: r.get(13)?,
+                            srtt_us: r.get(14)?,
+                            min_rtt_us: r.get(15)?,
+                            reset_by: r.get(16)?,
                         })
                     })
                     .map_err(&e)?;
@@ -172,10 +218,10 @@ impl Store {
             }
         }
 
-        if !only_counts {
+        if !only_http {
             let mut w = Where::new("ts", q);
             if let Some(r) = &q.addr {
-                w.addr_in("alerts", &["src", "dst", "subject", "offender"], r);
+                w.addr_in("alerts", &["src", "dst", "subject", "offender"], r, None);
             }
             if let Some(p) = q.port {
                 w.add("(sport = ? OR dport = ?)", [Sv::Integer(p as i64), Sv::Integer(p as i64)]);
@@ -248,26 +294,111 @@ impl Store {
             }
         }
 
-        if q.addr.is_none() && q.port.is_none() && q.proto.is_none() && q.detector.is_none() {
-            let (from_s, until_s) = (q.since / 1_000_000_000, q.until.div_ceil(1_000_000_000).min(i64::MAX as u64));
-            let mut args = vec![Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)];
-            let mut s = "SELECT start, kind, key, sum(value) FROM counts WHERE start >= ? AND start < ?".to_string();
-            if let Some(ep) = &q.endpoint {
-                s.push_str(" AND kind = 'http' AND key = ?");
-                args.push(Sv::Text(ep.clone()));
-            }
-            s.push_str(&format!(" GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}", limit.saturating_add(1)));
-            let mut st = self.conn.prepare(&s).map_err(&e)?;
+        let (from_s, until_s) = (q.since / 1_000_000_000, q.until.div_ceil(1_000_000_000).min(i64::MAX as u64));
+        let period = |col: &str| Where {
+            // A minute or hour row belongs to the window when its period overlaps it.
+            sql: vec![format!("{col} + res > ? AND {col} < ?")],
+            args: vec![Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)],
+        };
+        if q.addr.is_none() && q.port.is_none() && q.proto.is_none() && q.detector.is_none() && !only_http {
+            let mut st = self
+                .conn
+                .prepare(&format!(
+                    "SELECT start, kind, key, sum(value) FROM counts WHERE start + res > ? AND start < ? GROUP BY start, kind, key ORDER BY start DESC, kind, key LIMIT {}",
+                    limit.saturating_add(1)
+                ))
+                .map_err(&e)?;
             let rows = st
-                .query_map(params_from_iter(args.iter()), |r| {
+                .query_map(params_from_iter([Sv::Integer(from_s as i64), Sv::Integer(until_s as i64)].iter()), |r| {
                     Ok(MinuteCount { minute: r.get::<_, i64>(0)? as u64, kind: r.get(1)?, key: r.get(2)?, value: r.get::<_, i64>(3)? as u64 })
                 })
                 .map_err(&e)?;
             out.counts = rows.collect::<Result<_, _>>().map_err(&e)?;
         }
 
+        let tcp = q.proto.is_none() || q.proto == Some(6);
+        if !only_http && !only_alerts && tcp {
+            let mut w = period("start");
+            if let Some(r) = &q.addr {
+                w.add("remote BETWEEN ? AND ?", [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]);
+            }
+            if let Some(p) = q.port {
+                w.add("rport = ?", [Sv::Integer(p as i64)]);
+            }
+            let s = format!(
+                "SELECT start, res, stage, pid, comm, cgroup, remote, rport, count, sum_ns, max_ns, buckets FROM latency WHERE {} \
+                 ORDER BY start DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit.saturating_add(1)
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(LatencyRow {
+                        start: r.get::<_, i64>(0)? as u64,
+                        res: r.get::<_, i64>(1)? as u64,
+                        stage: r.get(2)?,
+                        pid: r.get(3)?,
+                        comm: r.get(4)?,
+                        cgroup: r.get(5)?,
+                        remote: opt_ip(r, 6)?,
+                        rport: r.get(7)?,
+                        hist: hist(r, 8)?,
+                    })
+                })
+                .map_err(&e)?;
+            out.latency = rows.collect::<Result<_, _>>().map_err(&e)?;
+        }
+        if !only_alerts && tcp {
+            let mut w = period("start");
+            if let Some(r) = &q.addr {
+                w.add("server BETWEEN ? AND ?", [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]);
+            }
+            if let Some(p) = q.port {
+                w.add("port = ?", [Sv::Integer(p as i64)]);
+            }
+            if let Some(ep) = &q.endpoint {
+                w.add("endpoint = ?", [Sv::Text(ep.clone())]);
+            }
+            let s = format!(
+                "SELECT start, res, server, port, endpoint, requests, client_errors, server_errors, unanswered, request_bytes, response_bytes, \
+                 count, sum_ns, max_ns, buckets FROM http WHERE {} ORDER BY start DESC, rowid DESC LIMIT {}",
+                w.clause(),
+                limit.saturating_add(1)
+            );
+            let mut st = self.conn.prepare(&s).map_err(&e)?;
+            let n = |r: &Row, i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+            let rows = st
+                .query_map(params_from_iter(w.args.iter()), |r| {
+                    Ok(HttpRow {
+                        start: n(r, 0)?,
+                        res: n(r, 1)?,
+                        server: opt_ip(r, 2)?,
+                        port: r.get(3)?,
+                        endpoint: r.get(4)?,
+                        requests: n(r, 5)?,
+                        client_errors: n(r, 6)?,
+                        server_errors: n(r, 7)?,
+                        unanswered: n(r, 8)?,
+                        request_bytes: n(r, 9)?,
+                        response_bytes: n(r, 10)?,
+                        latency: hist(r, 11)?,
+                    })
+                })
+                .map_err(&e)?;
+            out.http = rows.collect::<Result<_, _>>().map_err(&e)?;
+        }
+
         // Newest first while reading (so the limit keeps the newest); time order when shown.
-        for over in [out.flows.len() > limit, out.conns.len() > limit, out.alerts.len() > limit, out.mitigations.len() > limit, out.counts.len() > limit] {
+        for over in [
+            out.flows.len() > limit,
+            out.conns.len() > limit,
+            out.alerts.len() > limit,
+            out.mitigations.len() > limit,
+            out.counts.len() > limit,
+            out.latency.len() > limit,
+            out.http.len() > limit,
+        ] {
             out.truncated |= over;
         }
         out.flows.truncate(limit);
@@ -275,11 +406,15 @@ impl Store {
         out.alerts.truncate(limit);
         out.mitigations.truncate(limit);
         out.counts.truncate(limit);
+        out.latency.truncate(limit);
+        out.http.truncate(limit);
         out.flows.reverse();
         out.conns.reverse();
         out.alerts.reverse();
         out.mitigations.reverse();
         out.counts.reverse();
+        out.latency.reverse();
+        out.http.reverse();
 
         let w = Where::new("ts", q);
         out.completeness = self

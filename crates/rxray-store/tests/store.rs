@@ -62,7 +62,9 @@ fn sample() -> Vec<Batch> {
     b1.alerts.push(alert(T0 + 3 * S, 1, "port_scan_vertical", "198.18.0.1"));
     b1.mitigations.push(MitigationRow { ts: T0 + 3 * S, alert_id: 1, kind: "block".into(), target: "198.18.0.1/32".into(), ttl_s: 600, reason: "scan".into(), enforced: vec!["block 1 on veth-b".into()] });
     b1.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "drop".into(), key: "NO_SOCKET".into(), value: 5 });
-    b1.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "http".into(), key: "GET /api/items/{id}".into(), value: 9 });
+    b1.http.push(http_row(T0 / S / 60 * 60, "198.18.0.2", 80, "GET /api/items/{id}", &[(200, 1_000_000), (200, 3_000_000), (404, 2_000_000), (503, 9_000_000)]));
+    b1.latency.push(latency_row(T0 / S / 60 * 60, "read", Some("198.18.0.1"), &[10_000, 20_000, 30_000]));
+    b1.latency.push(latency_row(T0 / S / 60 * 60, "read", Some("198.18.7.9"), &[50_000]));
     let mut b2 = Batch { ts: T0 + 20 * S, ..Default::default() };
     b2.flows.push(flow(T0 + 15 * S, "198.18.0.1", 40002, "198.18.0.2", 22, 6, 1));
     b2.alerts.push(alert(T0 + 16 * S, 2, "syn_flood", "198.18.9.9"));
@@ -80,9 +82,55 @@ fn sample() -> Vec<Batch> {
         pid: Some(42),
         comm: Some("nginx".into()),
         cgroup: None,
+        closed: true,
+        srtt_us: 120,
+        min_rtt_us: 80,
+        reset_by: Some("peer".into()),
     });
     b2.counts.push(MinuteCount { minute: T0 / S / 60 * 60, kind: "drop".into(), key: "NO_SOCKET".into(), value: 2 });
     vec![b1, b2]
+}
+
+/// A histogram of exactly these values (ns), built the way the kernel fills one.
+fn hist_of(vals: &[u64]) -> Histogram {
+    let mut h = Histogram::default();
+    for v in vals {
+        let mut b = vec![0u32; BUCKETS];
+        b[rxray_engine::latency::bucket_of(*v)] = 1;
+        h.merge(1, *v, *v, &b);
+    }
+    h
+}
+
+fn http_row(start: u64, server: &str, port: u16, ep: &str, calls: &[(u16, u64)]) -> HttpRow {
+    HttpRow {
+        start,
+        res: 60,
+        server: Some(ip(server)),
+        port: Some(port),
+        endpoint: ep.into(),
+        requests: calls.len() as u64,
+        client_errors: calls.iter().filter(|c| (400..500).contains(&c.0)).count() as u64,
+        server_errors: calls.iter().filter(|c| c.0 >= 500).count() as u64,
+        unanswered: 0,
+        request_bytes: 100 * calls.len() as u64,
+        response_bytes: 1000 * calls.len() as u64,
+        latency: hist_of(&calls.iter().map(|c| c.1).collect::<Vec<_>>()),
+    }
+}
+
+fn latency_row(start: u64, stage: &str, remote: Option<&str>, vals: &[u64]) -> LatencyRow {
+    LatencyRow {
+        start,
+        res: 60,
+        stage: stage.into(),
+        pid: Some(42),
+        comm: Some("nginx".into()),
+        cgroup: Some("/system.slice/nginx.service".into()),
+        remote: remote.map(ip),
+        rport: remote.map(|_| 40000),
+        hist: hist_of(vals),
+    }
 }
 
 fn all() -> Query {
@@ -123,7 +171,23 @@ fn filters_return_exactly_the_rows_expected() {
     let det = s.query(&Query { detector: Some("syn_flood".into()), ..all() }).unwrap();
     assert_eq!((det.flows.len(), det.alerts.len(), det.mitigations.len()), (0, 1, 0));
     let ep = s.query(&Query { endpoint: Some("GET /api/items/{id}".into()), ..all() }).unwrap();
-    assert_eq!((ep.counts.len(), ep.counts[0].value, ep.flows.len()), (1, 9, 0));
+    assert_eq!((ep.http.len(), ep.counts.len(), ep.flows.len(), ep.latency.len()), (1, 0, 0, 0));
+    let h = &ep.http[0];
+    assert_eq!((h.requests, h.client_errors, h.server_errors, h.latency.count, h.latency.max_ns), (4, 1, 1, 4, 9_000_000));
+    assert_eq!(h.error_rate(), 0.5);
+    assert_eq!(h.latency.buckets.iter().sum::<u64>(), 4);
+    assert!(s.query(&Query { endpoint: Some("GET /other".into()), ..all() }).unwrap().http.is_empty());
+    // Latency rows: per remote end; the address filter picks the remote's.
+    assert_eq!(r.latency.len(), 2);
+    assert_eq!(by_addr.latency.iter().map(|l| l.hist.count).collect::<Vec<_>>(), [3]);
+    assert_eq!(by_addr.latency[0].hist.sum_ns, 60_000);
+    assert!(by_addr.http.is_empty(), "the HTTP rows are the server's (198.18.0.2)");
+    let server = s.query(&Query { addr: Some(AddrRange::parse("198.18.0.2").unwrap()), ..all() }).unwrap();
+    assert_eq!(server.http.len(), 1);
+    assert_eq!(s.query(&Query { port: Some(80), ..all() }).unwrap().http.len(), 1);
+    assert!(udp.http.is_empty() && udp.latency.is_empty());
+    let c = &by_addr.conns[0];
+    assert_eq!((c.closed, c.srtt_us, c.min_rtt_us, c.reset_by.as_deref()), (true, 120, 80, Some("peer")));
     let window = s.query(&Query { since: T0 + 10 * S, until: T0 + 17 * S, ..all() }).unwrap();
     assert_eq!((window.flows.len(), window.alerts.len()), (1, 1));
     let limited = s.query(&Query { limit: 2, ..all() }).unwrap();
@@ -319,4 +383,132 @@ fn the_writer_thread_counts_what_it_cannot_queue() {
     // Each loss is written once (with the next batch that got through), so the window's sum is at
     // most what was lost, and exactly that when a batch was written after the last loss.
     assert!(r.completeness.batches_lost > 0 && r.completeness.batches_lost <= lost, "{:?} vs {lost}", r.completeness);
+}
+
+#[test]
+fn latency_and_http_minutes_roll_up_to_hours_with_exact_sums_and_buckets() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    let hour0 = T0 / S / 3600 * 3600;
+    // Three hours of minutes: each minute one HTTP row (minute m: m+1 calls, one 5xx) and one
+    // latency row (the values m*1000+1 and m*1000+2 µs).
+    let mut b = Batch { ts: T0, ..Default::default() };
+    let (mut calls, mut lat_vals) = (Vec::new(), Vec::new());
+    for m in 0..180u64 {
+        let c: Vec<(u16, u64)> = (0..=m).map(|i| (if i == 0 { 503 } else { 200 }, (i + 1) * 1_000_000)).collect();
+        calls.extend(c.iter().map(|x| x.1));
+        b.http.push(http_row(hour0 + m * 60, "198.18.0.2", 8080, "POST /orders", &c));
+        let v = [m * 1_000_000 + 1_000, m * 1_000_000 + 2_000];
+        lat_vals.extend(v);
+        b.latency.push(latency_row(hour0 + m * 60, "queue", None, &v));
+    }
+    s.write(&b, 0).unwrap();
+    let want_http = hist_of(&calls);
+    let want_lat = hist_of(&lat_vals);
+    // Rolled after one hour, at the end of the third hour: the first two hours become two rows each.
+    let now = (hour0 + 3 * 3600) * S;
+    let rep = s.retain(now, Retention { max_age_s: 100 * 86_400, max_bytes: u64::MAX, rollup_after_s: 3600 }).unwrap();
+    assert_eq!(rep.minutes_rolled_up, 2 * 120, "{rep:?}");
+    let r = s.query(&all()).unwrap();
+    assert_eq!(r.http.iter().map(|h| h.res).collect::<Vec<_>>(), [[3600; 2].as_slice(), &[60; 60]].concat());
+    assert_eq!(r.latency.iter().filter(|l| l.res == 3600).count(), 2);
+    let mut got_http = Histogram::default();
+    let (mut requests, mut errors) = (0, 0);
+    for h in &r.http {
+        hist_add(&mut got_http, &h.latency);
+        requests += h.requests;
+        errors += h.server_errors;
+    }
+    assert_eq!((requests, errors), (calls.len() as u64, 180));
+    // Counts, sums, max and every bucket survive the roll-up exactly.
+    got_http.buckets.resize(BUCKETS, 0);
+    let mut w = want_http.clone();
+    w.buckets.resize(BUCKETS, 0);
+    assert_eq!(got_http, w);
+    let mut got_lat = Histogram::default();
+    for l in &r.latency {
+        hist_add(&mut got_lat, &l.hist);
+    }
+    got_lat.buckets.resize(BUCKETS, 0);
+    let mut w = want_lat.clone();
+    w.buckets.resize(BUCKETS, 0);
+    assert_eq!(got_lat, w);
+    // The first hour alone: minutes 0..59, (m+1) calls each.
+    let h0 = &r.http[0];
+    assert_eq!((h0.start, h0.requests, h0.server_errors, h0.latency.max_ns), (hour0, (1..=60).sum::<u64>(), 60, 60_000_000));
+    // A window inside the first hour still finds its hour row (periods overlap the window).
+    let inside = s.query(&Query { since: (hour0 + 600) * S, until: (hour0 + 660) * S, ..all() }).unwrap();
+    assert_eq!(inside.http.iter().map(|h| (h.start, h.res)).collect::<Vec<_>>(), [(hour0, 3600)]);
+    // Age: the old hours go with the rest.
+    let rep = s.retain(now, Retention { max_age_s: 3600, max_bytes: u64::MAX, rollup_after_s: 3600 }).unwrap();
+    assert!(rep.rows_aged_out >= 4, "{rep:?}");
+    let left = s.query(&all()).unwrap();
+    assert!(left.http.iter().all(|h| h.start >= hour0 + 2 * 3600) && left.http.len() == 60);
+}
+
+#[test]
+fn a_version_1_store_migrates_to_version_2_and_keeps_its_rows() {
+    let dir = TempDir::new();
+    let db = dir.path().join(FILE);
+    // The file an rxray of schema 1 wrote: its migration, its meta rows, a connection and a flow.
+    let v1 = || {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;").unwrap();
+        c.execute_batch("CREATE TABLE rxray_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO rxray_meta VALUES ('app', 'rxray'), ('schema_version', '1');").unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        let a = |s: &str| addr_key(ip(s)).to_vec();
+        c.execute(
+            "INSERT INTO conns VALUES ('old', ?1, ?2, ?3, 80, ?4, 40000, 'CLOSE', 11, 22, 1, 7, 'curl', '/user.slice')",
+            rusqlite::params![(T0) as i64, (T0 + S) as i64, a("198.18.0.2"), a("198.18.0.1")],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO flows VALUES ('old', ?1, ?2, 'veth-b', 6, ?3, 40000, ?4, 80, 5, 500, 1, 0, NULL, NULL, NULL, NULL)",
+            rusqlite::params![(T0) as i64, (T0 + S) as i64, a("198.18.0.1"), a("198.18.0.2")],
+        )
+        .unwrap();
+    };
+    v1();
+    // A reader (history, investigate) does not write: it says what to do, and leaves the file alone.
+    let e = Store::open_read(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("older rxray (schema 1") && e.contains("migrates it"), "{e}");
+    let mut s = Store::open(dir.path(), "new").unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    let r = s.query(&all()).unwrap();
+    assert_eq!(r.flows.len(), 1);
+    let c = &r.conns[0];
+    assert_eq!((c.bytes_in, c.bytes_out, c.retrans, c.pid, c.comm.as_deref(), c.cgroup.as_deref()), (11, 22, 1, Some(7), Some("curl"), Some("/user.slice")));
+    // The columns v2 added have their defaults on the old row: closed, no RTT, not reset.
+    assert_eq!((c.closed, c.srtt_us, c.min_rtt_us, c.reset_by.clone()), (true, 0, 0, None));
+    // The new tables take rows.
+    let mut b = Batch { ts: T0 + 2 * S, ..Default::default() };
+    b.http.push(http_row(T0 / S / 60 * 60, "198.18.0.2", 80, "GET /", &[(200, 5_000)]));
+    b.latency.push(latency_row(T0 / S / 60 * 60, "read", Some("198.18.0.1"), &[7_000]));
+    s.write(&b, 0).unwrap();
+    drop(s);
+    let s = Store::open_read(dir.path()).unwrap();
+    let r = s.query(&all()).unwrap();
+    assert_eq!((r.http.len(), r.latency.len(), r.conns.len(), r.flows.len()), (1, 1, 1, 1));
+}
+
+#[test]
+fn a_long_row_is_found_by_a_window_inside_it_through_the_start_index() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    let mut b = Batch { ts: T0, ..Default::default() };
+    let mut long = flow(T0, "198.18.0.1", 1, "198.18.0.2", 2, 6, 1);
+    long.ts_end = T0 + 3600 * S;
+    b.flows.push(long);
+    b.flows.push(flow(T0 + 100 * S, "198.18.0.1", 3, "198.18.0.2", 4, 6, 1));
+    s.write(&b, 0).unwrap();
+    drop(s);
+    let s = Store::open_read(dir.path()).unwrap();
+    for addr in [None, Some("198.18.0.1"), Some("198.18.0.0/24")] {
+        let q = Query { since: T0 + 1800 * S, until: T0 + 1801 * S, addr: addr.map(|a| AddrRange::parse(a).unwrap()), ..all() };
+        assert_eq!(s.query(&q).unwrap().flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [1], "{addr:?}");
+        let q = Query { since: T0 + 99 * S, until: T0 + 101 * S, ..q };
+        assert_eq!(s.query(&q).unwrap().flows.iter().map(|f| f.sport).collect::<Vec<_>>(), [1, 3], "{addr:?}");
+        let q = Query { since: T0 + 3601 * S, until: T0 + 3700 * S, ..q };
+        assert!(s.query(&q).unwrap().flows.is_empty(), "{addr:?}");
+    }
 }

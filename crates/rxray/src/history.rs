@@ -5,7 +5,7 @@ use crate::alerts;
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::event::Packet;
 use rxray_io::CaptureReader;
-use rxray_store::{AddrRange, AlertRow, FlowRow, Query, Records, Store};
+use rxray_store::{AddrRange, AlertRow, ConnRow, FlowRow, HttpRow, LatencyRow, Query, Records, Store};
 use rxray_wire::dissect::empty_packet;
 use rxray_wire::dissect_into;
 use serde::Serialize;
@@ -35,7 +35,8 @@ pub struct HistoryArgs {
     /// Only alerts (and their mitigations) of this detector.
     #[arg(long)]
     pub detector: Option<String>,
-    /// Only the HTTP view's counts of this endpoint (`METHOD /template`).
+    /// Only the HTTP view's per-minute roll-ups of this endpoint (`METHOD /template`, e.g.
+    /// `GET /users/{id}`).
     #[arg(long)]
     pub endpoint: Option<String>,
     /// At most this many records of each kind (the newest).
@@ -116,7 +117,7 @@ fn flow_line(f: &FlowRow) -> String {
         f.packets,
         f.bytes,
         if f.closed { " (closed)" } else { "" },
-        f.comm.as_ref().map(|c| format!(" [pid {} {c}]", f.pid.unwrap_or(0))).unwrap_or_default()
+        process(f.pid, f.comm.as_deref(), f.cgroup.as_deref())
     )
 }
 
@@ -133,26 +134,82 @@ fn alert_line(a: &AlertRow) -> String {
     )
 }
 
+/// `[pid 42 nginx cgroup /system.slice/nginx.service]`, or nothing when no process is known.
+fn process(pid: Option<u32>, comm: Option<&str>, cgroup: Option<&str>) -> String {
+    match (pid, comm, cgroup) {
+        (None, None, None) => String::new(),
+        _ => format!(
+            " [pid {} {}{}]",
+            pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            comm.unwrap_or("-"),
+            cgroup.map(|c| format!(" cgroup {c}")).unwrap_or_default()
+        ),
+    }
+}
+
+fn conn_line(c: &ConnRow) -> String {
+    let rtt = |us: u32| if us == 0 { "-".to_string() } else { format!("{:.3} ms", us as f64 / 1000.0) };
+    format!(
+        "{} conn {} > {} {}{}: {} bytes in, {} out, {} retransmits, srtt {}, min rtt {}{}{}",
+        ts(c.ts_start),
+        endpoint(c.remote, c.rport),
+        endpoint(c.local, c.lport),
+        c.state,
+        if c.closed { " (closed)" } else { "" },
+        c.bytes_in,
+        c.bytes_out,
+        c.retrans,
+        rtt(c.srtt_us),
+        rtt(c.min_rtt_us),
+        c.reset_by.as_ref().map(|w| format!(", reset by {w}")).unwrap_or_default(),
+        process(c.pid, c.comm.as_deref(), c.cgroup.as_deref())
+    )
+}
+
+/// p50/p95/p99 and max of a histogram in ms.
+fn percentiles(h: &rxray_store::Histogram) -> String {
+    let ms = |v: Option<u64>| v.map(|x| format!("{:.3}", x as f64 / 1e6)).unwrap_or_else(|| "-".into());
+    format!("p50 {} p95 {} p99 {} max {} ms", ms(h.percentile(50.0)), ms(h.percentile(95.0)), ms(h.percentile(99.0)), ms((h.count > 0).then_some(h.max_ns)))
+}
+
+fn period(start: u64, res: u64) -> String {
+    format!("{} {}", ts(start * 1_000_000_000), if res >= 3600 { "hour" } else { "minute" })
+}
+
+fn latency_line(l: &LatencyRow) -> String {
+    format!(
+        "{} latency {}{}: {} packets, {}{}",
+        period(l.start, l.res),
+        l.stage,
+        l.remote.map(|a| format!(" from {}", endpoint(a, l.rport.unwrap_or(0)))).unwrap_or_default(),
+        l.hist.count,
+        percentiles(&l.hist),
+        process(l.pid, l.comm.as_deref(), l.cgroup.as_deref())
+    )
+}
+
+fn http_line(h: &HttpRow) -> String {
+    format!(
+        "{} http {}{}: {} requests, {} 4xx, {} 5xx, {} unanswered ({:.1}% errors), {}",
+        period(h.start, h.res),
+        h.server.map(|a| format!("{} ", endpoint(a, h.port.unwrap_or(0)))).unwrap_or_default(),
+        h.endpoint,
+        h.requests,
+        h.client_errors,
+        h.server_errors,
+        h.unanswered,
+        100.0 * h.error_rate(),
+        percentiles(&h.latency)
+    )
+}
+
 /// The records as one time-ordered timeline (text lines).
 fn timeline(r: &Records) -> Vec<(u64, String)> {
     let mut v: Vec<(u64, String)> = Vec::new();
     v.extend(r.flows.iter().map(|f| (f.ts_start, flow_line(f))));
-    v.extend(r.conns.iter().map(|c| {
-        (
-            c.ts_start,
-            format!(
-                "{} conn {} > {} {}: {} bytes in, {} out, {} retransmits{}",
-                ts(c.ts_start),
-                endpoint(c.remote, c.rport),
-                endpoint(c.local, c.lport),
-                c.state,
-                c.bytes_in,
-                c.bytes_out,
-                c.retrans,
-                c.comm.as_ref().map(|x| format!(" [pid {} {x}]", c.pid.unwrap_or(0))).unwrap_or_default()
-            ),
-        )
-    }));
+    v.extend(r.conns.iter().map(|c| (c.ts_start, conn_line(c))));
+    v.extend(r.latency.iter().map(|l| (l.start * 1_000_000_000, latency_line(l))));
+    v.extend(r.http.iter().map(|h| (h.start * 1_000_000_000, http_line(h))));
     v.extend(r.alerts.iter().map(|a| (a.ts, alert_line(a))));
     v.extend(r.mitigations.iter().map(|m| {
         (m.ts, format!("{} mitigation {} {} for {} s (alert {}): {} {:?}", ts(m.ts), m.kind, m.target, m.ttl_s, m.alert_id, m.reason, m.enforced))

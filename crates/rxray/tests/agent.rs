@@ -438,3 +438,201 @@ fn idle_flows_leave_the_kernel_table_with_a_closing_row_and_exact_counts() {
     assert_eq!(packets, 200, "every packet once, across the removal ({} rows)", rows.len());
     assert!(rows.iter().filter(|f| f["closed"] == true).count() >= 50, "each flow's closing row");
 }
+
+/// A server that says its pid, waits to be put in a cgroup, reads `n` bytes, answers `m`, closes.
+const CONN_SERVER: &str = r#"
+import os, socket, sys
+n, m, host, port = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+s = socket.socket(); s.settimeout(30)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port)); s.listen(8)
+print("ready", os.getpid(), flush=True)
+c, _ = s.accept(); c.settimeout(30); got = 0
+while got < n:
+    d = c.recv(min(4096, n - got))
+    if not d: break
+    got += len(d)
+c.sendall(b"m" * m)
+c.close(); s.close()
+print("done", got, flush=True)
+sys.stdin.readline()
+"#;
+
+/// A client that sends `n1` bytes, pauses (the agent writes a live row meanwhile), sends `n2`, reads to the end.
+const CONN_CLIENT: &str = r#"
+import socket, sys, time
+n1, n2, pause, host, port = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+k = socket.create_connection((host, port), timeout=30); k.sendall(b"a" * n1)
+time.sleep(pause)
+k.sendall(b"b" * n2); got = 0
+while True:
+    d = k.recv(65536)
+    if not d: break
+    got += len(d)
+print("got", got, k.getsockname()[1], flush=True)
+k.close()
+"#;
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn the_agent_stores_connections_with_exact_bytes_process_and_cgroup() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[store]\ndir = \"{}\"\nflow_period_s = 1\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&ns, &cfg);
+    let (n1, n2, m, port) = (30_000u64, 45_678u64, 12_345u64, 5203u16);
+    let cg = Cgroup::new();
+    let mut server = Kid::python(&lab, lab.ns_b(), CONN_SERVER, &[(n1 + n2).to_string(), m.to_string(), lab.addr4_b().to_string(), port.to_string()]);
+    let pid: u32 = server.line().strip_prefix("ready ").expect("ready <pid>").parse().unwrap();
+    cg.add(pid);
+    let mut client = Kid::python(&lab, lab.ns_a(), CONN_CLIENT, &[n1.to_string(), n2.to_string(), "2.5".into(), lab.addr4_b().to_string(), port.to_string()]);
+    assert_eq!(server.line(), format!("done {}", n1 + n2));
+    let got = client.line();
+    assert!(got.starts_with(&format!("got {m} ")), "{got}");
+    let cport: u64 = got.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(client.wait(Duration::from_secs(10)));
+    // The close reaches the agent through its ring; then a clean stop writes the last batch.
+    std::thread::sleep(Duration::from_millis(1000));
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.exit(Duration::from_secs(20)), Some(0), "{:?}", agent.stderr);
+    server.say("bye");
+    assert!(server.wait(Duration::from_secs(10)));
+
+    let store_s = store.to_str().unwrap();
+    let a4 = lab.addr4_a().to_string();
+    let h = rx_json(&["history", "--store", store_s, "--port", &port.to_string(), "--json"]);
+    let rows: Vec<&Value> = h["records"]["conns"].as_array().unwrap().iter().filter(|c| c["lport"] == port).collect();
+    // The connection's rows: at least the one written while it paused, and exactly one closing row.
+    assert!(rows.len() >= 2, "a live row during the pause and the closing row: {h}");
+    assert_eq!(rows.iter().filter(|c| c["closed"] == true).count(), 1, "{h}");
+    assert_eq!(rows.last().unwrap()["closed"], true, "the closing row is the last: {h}");
+    // Their bytes sum exactly to what each side sent.
+    let sum = |k: &str| rows.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("bytes_in"), sum("bytes_out"), sum("retrans")), (n1 + n2, m, 0), "{h}");
+    for c in &rows {
+        assert_eq!((c["remote"].as_str(), c["rport"].as_u64(), c["local"].as_str()), (Some(a4.as_str()), Some(cport), Some(lab.addr4_b().to_string().as_str())), "{c}");
+        // Rows written before the server read anything have no reader yet; every other names it.
+        if !c["pid"].is_null() {
+            assert_eq!((c["pid"].as_u64(), c["comm"].as_str(), c["cgroup"].as_str()), (Some(pid as u64), Some("python3"), Some(cg.rel().as_str())), "{c}");
+        }
+    }
+    let last = rows.last().unwrap();
+    assert_eq!(last["pid"].as_u64(), Some(pid as u64), "the closing row names the reader: {last}");
+    let srtt = last["srtt_us"].as_u64().unwrap();
+    assert!(srtt > 0 && srtt < 100_000, "veth RTT: {last}");
+    assert!(rows.windows(2).all(|w| w[0]["ts_end"].as_u64() <= w[1]["ts_start"].as_u64().map(|x| x + 1)), "rows follow each other: {h}");
+    // Filters: udp has no connections; another address none of these.
+    let udp = rx_json(&["history", "--store", store_s, "--port", &port.to_string(), "--proto", "udp", "--json"]);
+    assert!(udp["records"]["conns"].as_array().unwrap().is_empty(), "{udp}");
+    let other = rx_json(&["history", "--store", store_s, "--addr", "198.18.0.77", "--json"]);
+    assert!(other["records"]["conns"].as_array().unwrap().is_empty(), "{other}");
+    // investigate: the client's connection with its process and cgroup in the timeline.
+    let inv = rx_json(&["investigate", &a4, "--store", store_s, "--window", "1h", "--json"]);
+    let line = inv["timeline"].as_array().unwrap().iter().filter_map(|t| t["line"].as_str()).find(|l| l.contains(" conn ") && l.contains("(closed)")).unwrap_or_else(|| panic!("{inv}")).to_string();
+    assert!(line.contains(&format!("pid {pid} python3 cgroup {}", cg.rel())), "{line}");
+    let inv_rows = inv["records"]["conns"].as_array().unwrap().iter().filter(|c| c["lport"] == port).count();
+    assert_eq!(inv_rows, rows.len(), "{inv}");
+}
+
+/// A UDP server that, once in its cgroup (a line on stdin), lets each of `n` datagrams wait `delay`
+/// seconds in its socket before reading it, and acknowledges it (the client sends the next then).
+const SLOW_READER: &str = r#"
+import os, socket, sys, time
+host, port, n, delay = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((host, port)); s.settimeout(30)
+print("ready", os.getpid(), flush=True)
+sys.stdin.readline()
+print("go", flush=True)
+for _ in range(n):
+    s.recvfrom(1, socket.MSG_PEEK)
+    time.sleep(delay)
+    d, peer = s.recvfrom(65536)
+    s.sendto(b"ok", peer)
+print("done", flush=True)
+"#;
+
+const ACKED_SENDER: &str = r#"
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); k.settimeout(30); k.connect((host, port))
+for i in range(n):
+    k.send(b"datagram %d" % i)
+    assert k.recv(8) == b"ok"
+print("sent", k.getsockname()[1], flush=True)
+"#;
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn the_agent_rolls_delivery_latency_up_per_minute_with_exact_counts() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[latency]\nenabled = true\n[store]\ndir = \"{}\"\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&ns, &cfg);
+    let (n, delay_ms, port) = (20u64, 30u64, 5204u16);
+    let cg = Cgroup::new();
+    let b4 = lab.addr4_b().to_string();
+    let mut server = Kid::python(&lab, lab.ns_b(), SLOW_READER, &[b4.clone(), port.to_string(), n.to_string(), (delay_ms as f64 / 1000.0).to_string()]);
+    let pid: u32 = server.line().strip_prefix("ready ").expect("ready <pid>").parse().unwrap();
+    cg.add(pid);
+    server.say("go");
+    assert_eq!(server.line(), "go");
+    let mut client = Kid::python(&lab, lab.ns_a(), ACKED_SENDER, &[b4, port.to_string(), n.to_string()]);
+    let cport: u64 = client.line().strip_prefix("sent ").expect("sent <port>").parse().unwrap();
+    assert_eq!(server.line(), "done");
+    assert!(client.wait(Duration::from_secs(10)) && server.wait(Duration::from_secs(10)));
+    // A snapshot after the last read, then a clean stop writes the minute still open.
+    std::thread::sleep(Duration::from_millis(600));
+    agent.signal(libc::SIGTERM);
+    assert_eq!(agent.exit(Duration::from_secs(20)), Some(0), "{:?}", agent.stderr);
+    assert!(!agent.stderr.iter().any(|l| l.contains("[latency] is not run")), "{:?}", agent.stderr);
+
+    let store_s = store.to_str().unwrap();
+    let a4 = lab.addr4_a().to_string();
+    let h = rx_json(&["history", "--store", store_s, "--json"]);
+    let lat = h["records"]["latency"].as_array().unwrap();
+    let read = |f: &dyn Fn(&Value) -> bool| -> Vec<&Value> { lat.iter().filter(|l| l["stage"] == "read" && f(l)).collect() };
+    // Per remote end: the client's datagrams, each read once.
+    let remote = read(&|l| l["remote"] == a4.as_str() && l["rport"].as_u64() == Some(cport));
+    assert_eq!(remote.iter().map(|l| l["hist"]["count"].as_u64().unwrap()).sum::<u64>(), n, "{h}");
+    // Per process: the server's reads, with its cgroup.
+    let proc_rows = read(&|l| l["pid"].as_u64() == Some(pid as u64));
+    assert_eq!(proc_rows.iter().map(|l| l["hist"]["count"].as_u64().unwrap()).sum::<u64>(), n, "{h}");
+    for l in &proc_rows {
+        assert_eq!((l["comm"].as_str(), l["cgroup"].as_str(), l["res"].as_u64()), (Some("python3"), Some(cg.rel().as_str()), Some(60)), "{l}");
+        // Each datagram waited the sleep: the median is at least that (within the buckets' 12.5%).
+        let p50 = l["hist"]["p50_ns"].as_u64().unwrap();
+        assert!(p50 as f64 >= delay_ms as f64 * 1e6 * 0.875, "{l}");
+        assert_eq!(l["hist"]["buckets"].as_array().unwrap().iter().map(|b| b[1].as_u64().unwrap()).sum::<u64>(), l["hist"]["count"].as_u64().unwrap(), "{l}");
+    }
+    // investigate the client: its latency rows are in the timeline; another address has none.
+    let inv = rx_json(&["investigate", &a4, "--store", store_s, "--window", "1h", "--json"]);
+    assert_eq!(inv["records"]["latency"].as_array().unwrap().iter().filter(|l| l["stage"] == "read").map(|l| l["hist"]["count"].as_u64().unwrap()).sum::<u64>(), n, "{inv}");
+    assert!(inv["timeline"].as_array().unwrap().iter().any(|t| t["line"].as_str().unwrap_or("").contains(" latency read from ")), "{inv}");
+    let none = rx_json(&["investigate", "198.18.0.77", "--store", store_s, "--window", "1h", "--json"]);
+    assert!(none["records"]["latency"].as_array().unwrap().is_empty(), "{none}");
+}

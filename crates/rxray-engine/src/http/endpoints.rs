@@ -62,6 +62,8 @@ pub struct LatencyHist {
     counts: Vec<u64>,
     pub count: u64,
     pub max_ns: u64,
+    /// The sum of every value (for a Prometheus histogram's `_sum`).
+    pub sum_ns: u64,
 }
 
 const SUB: u64 = 16;
@@ -74,15 +76,24 @@ fn bucket_of(v: u64) -> usize {
     ((o - 3) * SUB + ((v >> (o - 4)) & (SUB - 1))) as usize
 }
 
-fn bucket_mid(i: usize) -> u64 {
+/// The lowest value bucket `i` holds, and its width.
+fn bucket_span(i: usize) -> (u64, u64) {
     let i = i as u64;
     if i < SUB {
-        return i;
+        return (i, 1);
     }
     let o = i / SUB + 3;
     let s = i % SUB;
-    let lo = (SUB + s) << (o - 4);
-    lo + (1u64 << (o - 4)) / 2
+    ((SUB + s) << (o - 4), 1u64 << (o - 4))
+}
+
+fn bucket_mid(i: usize) -> u64 {
+    let (lo, w) = bucket_span(i);
+    if w == 1 {
+        lo
+    } else {
+        lo + w / 2
+    }
 }
 
 impl LatencyHist {
@@ -93,6 +104,7 @@ impl LatencyHist {
         }
         self.counts[b] += 1;
         self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
         self.max_ns = self.max_ns.max(ns);
     }
 
@@ -111,6 +123,38 @@ impl LatencyHist {
             }
         }
         Some(self.max_ns)
+    }
+}
+
+/// The largest value bucket `i` holds.
+fn bucket_max(i: usize) -> u64 {
+    let (lo, w) = bucket_span(i);
+    lo + w - 1
+}
+
+impl LatencyHist {
+    /// Cumulative counts at each bound (ns, ascending), as a Prometheus histogram's buckets: the
+    /// values whose bucket lies wholly at or below the bound. A bucket straddling a bound counts
+    /// at the next one, so a count is low by at most one bucket's width (1/16 of its octave).
+    pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
+        bounds_ns
+            .iter()
+            .map(|b| self.counts.iter().enumerate().filter(|(i, _)| bucket_max(*i) <= *b).map(|(_, c)| c).sum())
+            .collect()
+    }
+}
+
+impl LatencyHist {
+    /// The same counts in `latency::Histogram`'s coarser buckets (log2 with 4 sub-buckets), as the
+    /// store keeps them: each of these buckets lies wholly inside one of those, so the move is exact.
+    pub fn to_histogram(&self) -> crate::latency::Histogram {
+        let mut h = crate::latency::Histogram { count: self.count, sum_ns: self.sum_ns, max_ns: self.max_ns, buckets: vec![0; crate::latency::BUCKETS] };
+        for (i, c) in self.counts.iter().enumerate() {
+            if *c > 0 {
+                h.buckets[crate::latency::bucket_of(bucket_max(i))] += c;
+            }
+        }
+        h
     }
 }
 
@@ -346,5 +390,45 @@ impl Endpoints {
         let mut v: Vec<EndpointSnapshot> = self.list.iter().map(Endpoint::snapshot).collect();
         v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.method.cmp(&b.method)).then_with(|| a.template.cmp(&b.template)));
         v
+    }
+}
+
+#[cfg(test)]
+mod cumulative_tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_histogram_holds_each_value_in_its_own_bucket() {
+        let values = [0u64, 3, 7, 15, 16, 17, 1_000, 4_095, 4_096, 999_999, 1_000_000, 5_000_000, 250_000_000];
+        let mut h = LatencyHist::default();
+        let mut want = vec![0u64; crate::latency::BUCKETS];
+        for v in values {
+            h.add(v);
+            want[crate::latency::bucket_of(v)] += 1;
+        }
+        let c = h.to_histogram();
+        assert_eq!(c.buckets, want);
+        assert_eq!((c.count, c.sum_ns, c.max_ns), (values.len() as u64, values.iter().sum::<u64>(), 250_000_000));
+    }
+
+    #[test]
+    fn cumulative_counts_are_exact_at_bucket_edges_and_never_above_the_truth() {
+        let mut h = LatencyHist::default();
+        let values = [3u64, 15, 16, 1_000, 999_999, 1_000_000, 5_000_000, 250_000_000];
+        for v in values {
+            h.add(v);
+        }
+        assert_eq!(h.sum_ns, values.iter().sum::<u64>());
+        let bounds = [10u64, 1_000_000, 10_000_000, 1_000_000_000];
+        let got = h.cumulative(&bounds);
+        for (b, n) in bounds.iter().zip(&got) {
+            let truth = values.iter().filter(|v| **v <= *b).count() as u64;
+            assert!(*n <= truth, "at {b}: {n} > {truth}");
+            // Low by at most the values within one bucket's width (1/16 of the octave) below b.
+            let near = values.iter().filter(|v| **v <= *b && **v + *b / 8 > *b).count() as u64;
+            assert!(*n + near >= truth, "at {b}: {n} + {near} < {truth}");
+        }
+        assert_eq!(got[0], 1);
+        assert_eq!(*got.last().unwrap(), values.len() as u64);
     }
 }

@@ -8,6 +8,7 @@ pub mod reassembly;
 pub mod tls;
 
 use endpoints::{EndpointSnapshot, Endpoints};
+pub use endpoints::{Endpoint, LatencyHist};
 pub use exchange::{Call, Message};
 use conn::ConnParser;
 use exchange::{Ctx, Dir, ParserLimits};
@@ -329,6 +330,11 @@ impl HttpTracker {
 
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The endpoints as counted so far, with their whole latency histograms (the agent's metrics).
+    pub fn endpoint_list(&self) -> &[Endpoint] {
+        &self.endpoints.list
     }
 
     /// Takes one segment.

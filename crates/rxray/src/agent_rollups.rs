@@ -1,0 +1,273 @@
+//! The agent's per-minute roll-ups for the store: delivery latency (per process and per remote
+//! end, from the kernel's cumulative histograms) and HTTP endpoints (from the HTTP view's
+//! cumulative endpoint counts). Each snapshot's growth since the previous one is added to the
+//! minute it was read in; a minute's rows leave when a later minute begins (or on `flush`).
+use rxray_engine::latency::Histogram;
+use rxray_engine::source::LatencySnapshot;
+use rxray_store::{hist_add, HttpRow, LatencyRow};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+/// What grew since `prev`, or all of `cur` when the entry was made anew (it shrank). The max is
+/// the entry's (the kernel keeps no per-interval max): at least the period's own.
+fn growth(cur: &Histogram, prev: Option<&Histogram>) -> Histogram {
+    match prev {
+        Some(p) if p.count <= cur.count && p.sum_ns <= cur.sum_ns => {
+            let mut b = cur.buckets.clone();
+            for (x, y) in b.iter_mut().zip(&p.buckets) {
+                *x = x.saturating_sub(*y);
+            }
+            Histogram { count: cur.count - p.count, sum_ns: cur.sum_ns - p.sum_ns, max_ns: cur.max_ns, buckets: b }
+        }
+        _ => cur.clone(),
+    }
+}
+
+/// A latency roll-up's key: stage, then either a process or a remote end.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct LatKey {
+    stage: &'static str,
+    pid: Option<u32>,
+    comm: Option<String>,
+    cgroup_id: Option<u64>,
+    remote: Option<IpAddr>,
+    rport: Option<u16>,
+}
+
+/// Latency per minute.
+#[derive(Default)]
+pub struct LatencyMinutes {
+    prev: HashMap<LatKey, Histogram>,
+    minute: u64,
+    acc: BTreeMap<LatKey, Histogram>,
+    out: Vec<LatencyRow>,
+}
+
+impl LatencyMinutes {
+    /// Adds what grew since the previous snapshot to the minute of `now_ns` (epoch ns). The first
+    /// snapshot only sets the baseline (what came before the agent is not this minute's).
+    pub fn observe(&mut self, snap: &LatencySnapshot, now_ns: u64, cgroup: &mut dyn FnMut(u64) -> Option<String>) {
+        let first = self.prev.is_empty() && self.minute == 0;
+        let minute = now_ns / 1_000_000_000 / 60 * 60;
+        if minute != self.minute {
+            self.close(cgroup);
+            self.minute = minute;
+        }
+        // Entries of one key from several sources (one per interface) are summed first.
+        let mut cur: HashMap<LatKey, Histogram> = HashMap::with_capacity(self.prev.len());
+        let procs = snap.procs.iter().map(|p| (Some(p.pid), Some(p.latency.comm.clone()), Some(p.cgroup_id), None, None, &p.latency));
+        let flows = snap.flows.iter().map(|f| (None, None, None, f.remote, Some(f.remote_port), &f.latency));
+        for (pid, comm, cgroup_id, remote, rport, e) in procs.chain(flows) {
+            for (stage, h) in [("read", &e.read), ("queue", &e.queue)] {
+                if h.count > 0 {
+                    let k = LatKey { stage, pid, comm: comm.clone().filter(|c| !c.is_empty()), cgroup_id, remote, rport };
+                    hist_add(cur.entry(k).or_default(), h);
+                }
+            }
+        }
+        for (k, h) in &cur {
+            let g = growth(h, self.prev.get(k));
+            if !first && g.count > 0 {
+                hist_add(self.acc.entry(k.clone()).or_default(), &g);
+            }
+        }
+        let seen = cur;
+        self.prev = seen;
+    }
+
+    fn close(&mut self, cgroup: &mut dyn FnMut(u64) -> Option<String>) {
+        for (k, hist) in std::mem::take(&mut self.acc) {
+            self.out.push(LatencyRow {
+                start: self.minute,
+                res: 60,
+                stage: k.stage.to_string(),
+                pid: k.pid,
+                comm: k.comm,
+                cgroup: k.cgroup_id.and_then(&mut *cgroup),
+                remote: k.remote,
+                rport: k.rport,
+                hist,
+            });
+        }
+    }
+
+    /// The rows of the minutes that ended; with `all`, the current one's too (the agent stops).
+    pub fn take(&mut self, all: bool, cgroup: &mut dyn FnMut(u64) -> Option<String>) -> Vec<LatencyRow> {
+        if all {
+            self.close(cgroup);
+        }
+        std::mem::take(&mut self.out)
+    }
+}
+
+/// One HTTP endpoint's counts so far (cumulative), as the HTTP view keeps them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EndpointTotals {
+    /// `METHOD /template`.
+    pub endpoint: String,
+    pub requests: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub unanswered: u64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    /// Request to response, in the engine's latency buckets.
+    pub latency: Histogram,
+}
+
+/// Each endpoint's counts so far, from the HTTP view's endpoint table.
+pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<EndpointTotals> {
+    list.iter()
+        .map(|e| EndpointTotals {
+            endpoint: format!("{} {}", e.method, e.template),
+            requests: e.requests,
+            client_errors: e.statuses.range(400..500).map(|(_, n)| n).sum(),
+            server_errors: e.statuses.range(500..600).map(|(_, n)| n).sum(),
+            unanswered: e.unanswered,
+            request_bytes: e.request_bytes,
+            response_bytes: e.response_bytes,
+            latency: e.latency.to_histogram(),
+        })
+        .collect()
+}
+
+/// HTTP endpoints per minute, fed by the agent's HTTP view.
+#[derive(Default)]
+pub struct HttpMinutes {
+    prev: HashMap<String, EndpointTotals>,
+    started: bool,
+    minute: u64,
+    acc: BTreeMap<String, HttpRow>,
+    out: Vec<HttpRow>,
+}
+
+impl HttpMinutes {
+    /// Adds each endpoint's growth since the previous call to the minute of `now_ns`. The first
+    /// call sets the baseline.
+    pub fn observe(&mut self, endpoints: &[EndpointTotals], now_ns: u64) {
+        let minute = now_ns / 1_000_000_000 / 60 * 60;
+        if minute != self.minute {
+            self.out.extend(std::mem::take(&mut self.acc).into_values());
+            self.minute = minute;
+        }
+        for e in endpoints {
+            let p = self.prev.get(&e.endpoint);
+            let fresh = p.is_none_or(|p| p.requests > e.requests);
+            let zero = EndpointTotals::default();
+            let p = if fresh { &zero } else { p.unwrap_or(&zero) };
+            if self.started && (e.requests > p.requests || e.unanswered > p.unanswered) {
+                let r = self.acc.entry(e.endpoint.clone()).or_insert_with(|| HttpRow {
+                    start: minute,
+                    res: 60,
+                    server: None,
+                    port: None,
+                    endpoint: e.endpoint.clone(),
+                    requests: 0,
+                    client_errors: 0,
+                    server_errors: 0,
+                    unanswered: 0,
+                    request_bytes: 0,
+                    response_bytes: 0,
+                    latency: Histogram::default(),
+                });
+                r.requests += e.requests - p.requests;
+                r.client_errors += e.client_errors.saturating_sub(p.client_errors);
+                r.server_errors += e.server_errors.saturating_sub(p.server_errors);
+                r.unanswered += e.unanswered.saturating_sub(p.unanswered);
+                r.request_bytes += e.request_bytes.saturating_sub(p.request_bytes);
+                r.response_bytes += e.response_bytes.saturating_sub(p.response_bytes);
+                hist_add(&mut r.latency, &growth(&e.latency, if fresh { None } else { Some(&p.latency) }));
+            }
+            self.prev.insert(e.endpoint.clone(), e.clone());
+        }
+        self.started = true;
+    }
+
+    /// The rows of the minutes that ended; with `all`, the current one's too.
+    pub fn take(&mut self, all: bool) -> Vec<HttpRow> {
+        if all {
+            self.out.extend(std::mem::take(&mut self.acc).into_values());
+        }
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rxray_engine::latency::{bucket_of, BUCKETS};
+    use rxray_engine::source::{LatencyEntry, LatencyProc};
+
+    fn hist(vals: &[u64]) -> Histogram {
+        let mut h = Histogram::default();
+        for v in vals {
+            let mut b = vec![0u32; BUCKETS];
+            b[bucket_of(*v)] = 1;
+            h.merge(1, *v, *v, &b);
+        }
+        h
+    }
+
+    fn snap(vals: &[u64]) -> LatencySnapshot {
+        LatencySnapshot {
+            procs: vec![LatencyProc { pid: 7, cgroup_id: 99, latency: LatencyEntry { read: hist(vals), queue: Histogram::default(), comm: "srv".into(), last_ns: 0 } }],
+            ..Default::default()
+        }
+    }
+
+    const M: u64 = 60_000_000_000;
+
+    #[test]
+    fn latency_minutes_hold_exactly_what_grew_in_each_minute() {
+        let mut l = LatencyMinutes::default();
+        let mut cg = |id: u64| Some(format!("/cg{id}"));
+        let t0 = 1_800_000_000 * 1_000_000_000 / M * M;
+        // Baseline: 2 values from before the agent; not counted.
+        l.observe(&snap(&[5_000, 6_000]), t0, &mut cg);
+        l.observe(&snap(&[5_000, 6_000, 10_000, 20_000]), t0 + 10_000_000_000, &mut cg);
+        l.observe(&snap(&[5_000, 6_000, 10_000, 20_000, 30_000]), t0 + 50_000_000_000, &mut cg);
+        assert!(l.take(false, &mut cg).is_empty(), "the minute has not ended");
+        l.observe(&snap(&[5_000, 6_000, 10_000, 20_000, 30_000, 1_000_000]), t0 + M + 1, &mut cg);
+        let rows = l.take(false, &mut cg);
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.start, r.stage.as_str(), r.pid, r.comm.as_deref(), r.cgroup.as_deref()), (t0 / 1_000_000_000, "read", Some(7), Some("srv"), Some("/cg99")));
+        let want = hist(&[10_000, 20_000, 30_000]);
+        assert_eq!((r.hist.count, r.hist.sum_ns, r.hist.buckets.iter().sum::<u64>()), (3, 60_000, 3));
+        assert_eq!(&r.hist.buckets[..want.buckets.len()], &want.buckets[..]);
+        let last = l.take(true, &mut cg);
+        assert_eq!((last.len(), last[0].hist.count, last[0].hist.sum_ns), (1, 1, 1_000_000));
+        // An entry made anew (counts went down): counted from zero.
+        l.observe(&snap(&[40_000]), t0 + 2 * M + 1, &mut cg);
+        let again = l.take(true, &mut cg);
+        assert_eq!((again[0].hist.count, again[0].hist.sum_ns), (1, 40_000));
+    }
+
+    fn ep(requests: u64, c4: u64, c5: u64, lat: &[u64]) -> EndpointTotals {
+        EndpointTotals {
+            endpoint: "GET /users/{id}".into(),
+            requests,
+            client_errors: c4,
+            server_errors: c5,
+            unanswered: 0,
+            request_bytes: requests * 10,
+            response_bytes: requests * 100,
+            latency: hist(lat),
+        }
+    }
+
+    #[test]
+    fn http_minutes_hold_exactly_the_calls_of_each_minute() {
+        let mut h = HttpMinutes::default();
+        let t0 = 1_800_000_000 * 1_000_000_000 / M * M;
+        h.observe(&[ep(1, 0, 0, &[1_000_000])], t0);
+        h.observe(&[ep(4, 1, 0, &[1_000_000, 2_000_000, 3_000_000, 4_000_000])], t0 + 5_000_000_000);
+        h.observe(&[ep(6, 1, 1, &[1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000, 6_000_000])], t0 + M);
+        let rows = h.take(true);
+        assert_eq!(rows.iter().map(|r| (r.start, r.requests, r.client_errors, r.server_errors, r.latency.count, r.latency.sum_ns)).collect::<Vec<_>>(), [
+            (t0 / 1_000_000_000, 3, 1, 0, 3, 9_000_000),
+            (t0 / 1_000_000_000 + 60, 2, 0, 1, 2, 11_000_000)
+        ]);
+        assert_eq!(rows[0].request_bytes, 30);
+    }
+}
