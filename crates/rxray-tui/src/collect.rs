@@ -139,12 +139,12 @@ impl Collector {
         self.flows = snap.flows;
     }
 
-    /// A packet the kernel dropped, by its reason's name.
-    pub fn on_drop(&mut self, reason: &str) {
-        match self.drops.get_mut(reason) {
-            Some(n) => *n += 1,
-            None => {
-                self.drops.insert(reason.to_string(), 1);
+    /// The kernel's drop counts by reason name, now (they replace the previous ones).
+    pub fn set_drops(&mut self, by_reason: impl IntoIterator<Item = (String, u64)>) {
+        self.drops.clear();
+        for (r, n) in by_reason {
+            if n > 0 {
+                *self.drops.entry(r).or_default() += n;
             }
         }
     }

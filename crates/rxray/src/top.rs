@@ -1,0 +1,261 @@
+//! `rxray top`: the live dashboard (crates/rxray-tui) over this host's interfaces, attached as
+//! `flows` attaches: exact flow counters, the drop tracepoint's counts per reason, the detectors
+//! over per-packet events, and the HTTP view over the TC copies of the HTTP ports.
+use crate::{session, XdpModeArg};
+use anyhow::{bail, Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use rxray_engine::alert::Alert;
+use rxray_engine::http::{HttpConfig, HttpTracker, DEFAULT_PORTS};
+use rxray_engine::inspect::Inspector;
+use rxray_engine::source::{Event, Source as _};
+use rxray_kernel::{btf, Drops, DropsOptions, IngressOptions, LiveSource};
+use rxray_tui::collect::Counters;
+use rxray_tui::model::Detail;
+use rxray_tui::run::{Error, Feed, Options};
+use rxray_tui::Collector;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct TopArgs {
+    /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
+    #[arg(short = 'i', long = "interface")]
+    pub ifaces: Vec<String>,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0, value_parser = crate::args::seconds)]
+    pub interval: f64,
+    /// Flow-table capacity; new flows beyond it are counted as failed inserts.
+    #[arg(long = "flow-capacity", default_value_t = 65536)]
+    pub capacity: u32,
+    /// Where to attach: auto, native, generic or tc (as `rxray flows`).
+    #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
+    pub xdp_mode: XdpModeArg,
+    /// No detectors: no per-packet events (the alerts pane stays empty; saves their cost).
+    #[arg(long = "no-alerts")]
+    pub no_alerts: bool,
+    /// No HTTP view (no TC egress program, no copies of the HTTP ports' payload).
+    #[arg(long = "no-http")]
+    pub no_http: bool,
+    /// No drop counts (no kfree_skb tracing program).
+    #[arg(long = "no-drops")]
+    pub no_drops: bool,
+    /// HTTP server ports (comma-separated or repeated).
+    #[arg(long = "http-port", value_delimiter = ',', default_values_t = DEFAULT_PORTS)]
+    pub http_ports: Vec<u16>,
+    /// The history store whose `investigate` timeline the detail view shows (when it exists).
+    #[arg(long, default_value = rxray_agent::config::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// Exit after this many refreshes (benchmarks).
+    #[arg(long, hide = true)]
+    pub refreshes: Option<u64>,
+    /// Print the redraw times on exit (benchmarks).
+    #[arg(long, hide = true)]
+    pub stats: bool,
+}
+
+/// The live kernel as the dashboard's feed.
+struct LiveFeed {
+    src: LiveSource,
+    stop: Arc<AtomicBool>,
+    insp: Option<Inspector>,
+    alerts: Vec<Alert>,
+    last_tick: u64,
+    reasons: BTreeMap<u64, String>,
+    http: Option<(RingBuf<MapData>, HttpTracker, Vec<u16>)>,
+    store: PathBuf,
+    events: u64,
+}
+
+impl Feed for LiveFeed {
+    fn pump(&mut self, c: &mut Collector, wait: Duration) -> Result<(), Error> {
+        let mut read = 0;
+        while read < session::BATCH {
+            let Some(ev) = self.src.next_event() else { break };
+            read += 1;
+            match ev? {
+                Event::Packet(p) => {
+                    self.events += 1;
+                    if let Some(i) = self.insp.as_mut() {
+                        i.on_packet(p, &mut self.alerts);
+                    }
+                }
+                Event::Tick(now) if now >= self.last_tick + 100_000_000 => {
+                    self.last_tick = now;
+                    if let Some(i) = self.insp.as_mut() {
+                        i.on_tick(now, &mut self.alerts);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for a in self.alerts.drain(..) {
+            c.on_alert(&a, false);
+        }
+        if let Some((ring, t, ports)) = self.http.as_mut() {
+            while read < 2 * session::BATCH {
+                let Some(item) = ring.next() else { break };
+                read += 1;
+                if let Some((_, seg)) = rxray_kernel::http::segment_of(&item, ports) {
+                    t.segment(&seg);
+                }
+            }
+        }
+        if read == 0 {
+            self.src.wait(wait);
+        }
+        Ok(())
+    }
+
+    fn refresh(&mut self, c: &mut Collector) -> Result<(), Error> {
+        let ing = self.src.ingress().ok_or("no ingress program")?;
+        let t = ing.totals()?;
+        let http = match self.http.as_mut() {
+            Some((_, tr, _)) => {
+                let k = ing.http_totals()?;
+                tr.completeness_mut().events_lost = k.records_lost;
+                tr.advance(rxray_kernel::monotonic_ns());
+                c.on_http(tr.snapshot());
+                Some(k.records_lost)
+            }
+            None => None,
+        };
+        let drops = match self.src.drops() {
+            Some(d) => {
+                let dt = d.totals()?;
+                let reasons = &self.reasons;
+                c.set_drops(dt.by_reason.iter().map(|(r, n)| {
+                    (reasons.get(&(*r as u64)).cloned().unwrap_or_else(|| format!("reason_{r}")), *n)
+                }));
+                Some(dt.lost)
+            }
+            None => None,
+        };
+        let counters = Counters {
+            packets: t.packets,
+            bytes: t.bytes,
+            flow_insert_failed: t.flow_insert_failed,
+            malformed: t.malformed,
+            events: self.insp.is_some().then_some(t.events),
+            events_lost: self.insp.is_some().then_some(t.lost),
+            drop_events_lost: drops,
+            http_records_lost: http,
+        };
+        c.on_flows(self.src.flow_snapshot()?, counters);
+        Ok(())
+    }
+
+    fn detail(&mut self, addr: IpAddr, c: &Collector) -> Detail {
+        match crate::history::store_timeline(&self.store, &addr.to_string(), 3600 * 1_000_000_000) {
+            Some(Ok(lines)) => Detail { addr: Some(addr), origin: "store".into(), lines },
+            Some(Err(e)) => {
+                let mut d = c.detail_live(addr);
+                d.lines.insert(0, format!("(the store at {} could not be read: {e:#})", self.store.display()));
+                d
+            }
+            None => c.detail_live(addr),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+fn drop_counts(ifindexes: &[u32]) -> Result<(Drops, BTreeMap<u64, String>), String> {
+    let netns = rxray_kernel::drops::current_netns_ino().map_err(|e| e.to_string())?;
+    let d = Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: Some(netns), ifindexes: ifindexes.to_vec(), events: false })
+        .map_err(|e| e.to_string())?;
+    let names = btf::drop_reasons(Path::new(btf::VMLINUX)).map_err(|e| format!("drop-reason names: {e}"))?;
+    Ok((d, names))
+}
+
+pub fn run(a: TopArgs) -> Result<()> {
+    if !std::io::stdout().is_terminal() {
+        bail!("rxray top draws on a terminal; for text or JSON use `rxray flows` (--json)");
+    }
+    if a.http_ports.is_empty() || a.http_ports.len() > rxray_kernel::http::MAX_PORTS {
+        bail!("--http-port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
+    }
+    let stop = session::stop_flag()?;
+    let opts = IngressOptions {
+        events: !a.no_alerts,
+        ring_bytes: if a.no_alerts { 4096 } else { 8 << 20 },
+        flows: true,
+        flow_capacity: a.capacity,
+        http_ring_bytes: if a.no_http { 0 } else { 16 << 20 },
+        ..Default::default()
+    };
+    let ports = a.http_ports.clone();
+    let (mut ing, http_on) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "top", "watching", |ing| {
+        Ok(if a.no_http {
+            Err("--no-http".to_string())
+        } else {
+            ing.enable_http(&ports, 64 << 10).map_err(|e| format!("HTTP copies (TC egress): {e}"))
+        })
+    })?;
+    let source = ing.attached().iter().map(|x| format!("{} ({})", x.iface, x.hook_name())).collect::<Vec<_>>().join(", ");
+    let ifindexes: Vec<u32> = ing.attached().iter().map(|x| x.ifindex).collect();
+    let http = match &http_on {
+        Ok(()) => {
+            let ring = ing.take_http_ring().context("the HTTP ring is missing from the object")?;
+            Some((ring, HttpTracker::new(HttpConfig::default()), a.http_ports.clone()))
+        }
+        Err(_) => None,
+    };
+    let mut src = LiveSource::new().with_ingress(ing, !a.no_alerts, false)?;
+    let mut reasons = BTreeMap::new();
+    let drops_on = if a.no_drops {
+        Err("--no-drops".to_string())
+    } else {
+        match drop_counts(&ifindexes) {
+            Ok((d, r)) => {
+                src = src.with_drops(d);
+                reasons = r;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let (insp, alerts_on) = if a.no_alerts {
+        (None, Err("--no-alerts".to_string()))
+    } else {
+        let hosts = rxray_kernel::host::addresses().unwrap_or_default();
+        let det = rxray_engine::detect::Detectors::new(Default::default(), &hosts).map_err(|e| anyhow::anyhow!("{e}"))?;
+        src = src.with_ticks(Duration::from_millis(100));
+        (Some(Inspector::new(det, None)), Ok(()))
+    };
+    let mut c = Collector::new(source);
+    c.set_parts(drops_on, alerts_on, http_on);
+    let mut feed = LiveFeed {
+        src,
+        stop,
+        insp,
+        alerts: Vec::new(),
+        last_tick: 0,
+        reasons,
+        http,
+        store: a.store.clone(),
+        events: 0,
+    };
+    let o = Options { interval: Duration::from_secs_f64(a.interval.max(0.05)), refreshes: a.refreshes };
+    let stats = {
+        let mut screen = rxray_tui::term::Screen::enter().context("setting up the terminal")?;
+        rxray_tui::run::run(&mut screen.terminal, &mut feed, &mut c, o).map_err(|e| anyhow::anyhow!("{e}"))?
+        // The screen is restored here, before anything else is printed.
+    };
+    if a.stats {
+        eprintln!(
+            "rxray top: {} refreshes, {} redraws, mean {:.3} ms, max {:.3} ms per redraw",
+            stats.refreshes,
+            stats.draws,
+            stats.draw_ns as f64 / stats.draws.max(1) as f64 / 1e6,
+            stats.draw_max_ns as f64 / 1e6
+        );
+    }
+    Ok(())
+}
