@@ -83,6 +83,8 @@ pub enum Overlay {
 pub enum Action {
     None,
     Quit,
+    /// Ctrl-C (raw mode turns it into a key): quit, and a caller with more to do stops too.
+    Interrupt,
     /// Apply this view filter (None: show everything); the answer goes to `filter_result`.
     Filter(Option<String>),
     /// Open the detail view of this address (`show_detail` with what was found).
@@ -110,7 +112,7 @@ impl App {
             return Action::None;
         }
         if key.modifiers.contains(KeyModifiers::CONTROL) && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d')) {
-            return Action::Quit;
+            return Action::Interrupt;
         }
         match &mut self.overlay {
             Overlay::Filter(text) => {

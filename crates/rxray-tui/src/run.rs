@@ -43,6 +43,8 @@ pub struct Stats {
     pub draws: u64,
     pub draw_ns: u64,
     pub draw_max_ns: u64,
+    /// The loop ended on Ctrl-C (or a stop from outside), not on `q`.
+    pub interrupted: bool,
 }
 
 /// Runs until `q`, Ctrl-C, a stop from outside or the refresh count.
@@ -58,6 +60,7 @@ where
     let mut dirty = true;
     loop {
         if feed.stopped() {
+            stats.interrupted = true;
             break;
         }
         while event::poll(Duration::ZERO)? {
@@ -67,6 +70,10 @@ where
                     match app.on_key(k, &shown) {
                         Action::None => {}
                         Action::Quit => return Ok(stats),
+                        Action::Interrupt => {
+                            stats.interrupted = true;
+                            return Ok(stats);
+                        }
                         Action::Sort => shown.sort(app.sort),
                         Action::Filter(t) => {
                             let err = c.set_filter(t.as_deref()).err().map(|e| e.to_string());

@@ -270,8 +270,8 @@ fn table(f: &mut Frame, area: Rect, title: String, cols: &[Col], rows: Vec<Vec<S
 }
 
 fn flows(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
-    let narrow = area.width < 120;
-    let addr = Constraint::Min(if narrow { 18 } else { 41 });
+    let narrow = area.width < 140;
+    let addr = Constraint::Min(if narrow { 18 } else { 30 });
     let cols: [Col; 8] = [
         ("IFACE", Constraint::Length(8), false),
         ("PROTO", Constraint::Length(5), true),

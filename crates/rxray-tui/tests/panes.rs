@@ -255,6 +255,6 @@ fn keys_switch_sort_and_quit() {
     assert_eq!(app.on_key(key(KeyCode::Esc), &s), Action::None);
     assert_eq!(app.overlay, Overlay::None);
     app.on_key(key(KeyCode::Char('/')), &s);
-    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), &s), Action::Quit);
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL), &s), Action::Interrupt);
     assert_eq!(App::default().on_key(key(KeyCode::Char('q')), &s), Action::Quit);
 }

@@ -59,8 +59,8 @@ pub struct TopArgs {
 }
 
 /// The live kernel as the dashboard's feed.
-struct LiveFeed {
-    src: LiveSource,
+pub(crate) struct LiveFeed {
+    pub(crate) src: LiveSource,
     stop: Arc<AtomicBool>,
     insp: Option<Inspector>,
     alerts: Vec<Alert>,
@@ -69,6 +69,38 @@ struct LiveFeed {
     http: Option<(RingBuf<MapData>, HttpTracker, Vec<u16>)>,
     store: PathBuf,
     events: u64,
+}
+
+impl LiveFeed {
+    /// A feed over `src` (flows on); add the detectors, drops and HTTP with the `with_` calls.
+    pub(crate) fn new(src: LiveSource, stop: Arc<AtomicBool>) -> Self {
+        LiveFeed {
+            src,
+            stop,
+            insp: None,
+            alerts: Vec::new(),
+            last_tick: 0,
+            reasons: BTreeMap::new(),
+            http: None,
+            store: PathBuf::from(rxray_agent::config::DEFAULT_STORE),
+            events: 0,
+        }
+    }
+
+    /// The detectors over the source's packet events (and its ticks, every 100 ms).
+    pub(crate) fn with_detectors(mut self) -> Result<Self> {
+        let hosts = rxray_kernel::host::addresses().unwrap_or_default();
+        let det = rxray_engine::detect::Detectors::new(Default::default(), &hosts).map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.src = self.src.with_ticks(Duration::from_millis(100));
+        self.insp = Some(Inspector::new(det, None));
+        Ok(self)
+    }
+}
+
+/// Runs the dashboard over `feed` on this terminal (restored when it returns, or on a panic).
+pub(crate) fn dashboard(feed: &mut LiveFeed, c: &mut Collector, o: Options) -> Result<rxray_tui::run::Stats> {
+    let mut screen = rxray_tui::term::Screen::enter().context("setting up the terminal")?;
+    rxray_tui::run::run(&mut screen.terminal, feed, c, o).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 impl Feed for LiveFeed {
@@ -221,33 +253,20 @@ pub fn run(a: TopArgs) -> Result<()> {
             Err(e) => Err(e),
         }
     };
-    let (insp, alerts_on) = if a.no_alerts {
-        (None, Err("--no-alerts".to_string()))
+    let mut feed = LiveFeed::new(src, stop);
+    feed.http = http;
+    feed.store = a.store.clone();
+    feed.reasons = reasons;
+    let alerts_on = if a.no_alerts {
+        Err("--no-alerts".to_string())
     } else {
-        let hosts = rxray_kernel::host::addresses().unwrap_or_default();
-        let det = rxray_engine::detect::Detectors::new(Default::default(), &hosts).map_err(|e| anyhow::anyhow!("{e}"))?;
-        src = src.with_ticks(Duration::from_millis(100));
-        (Some(Inspector::new(det, None)), Ok(()))
+        feed = feed.with_detectors()?;
+        Ok(())
     };
     let mut c = Collector::new(source);
     c.set_parts(drops_on, alerts_on, http_on);
-    let mut feed = LiveFeed {
-        src,
-        stop,
-        insp,
-        alerts: Vec::new(),
-        last_tick: 0,
-        reasons,
-        http,
-        store: a.store.clone(),
-        events: 0,
-    };
     let o = Options { interval: Duration::from_secs_f64(a.interval.max(0.05)), refreshes: a.refreshes };
-    let stats = {
-        let mut screen = rxray_tui::term::Screen::enter().context("setting up the terminal")?;
-        rxray_tui::run::run(&mut screen.terminal, &mut feed, &mut c, o).map_err(|e| anyhow::anyhow!("{e}"))?
-        // The screen is restored here, before anything else is printed.
-    };
+    let stats = dashboard(&mut feed, &mut c, o)?;
     if a.stats {
         eprintln!(
             "rxray top: {} refreshes, {} redraws, mean {:.3} ms, max {:.3} ms per redraw",

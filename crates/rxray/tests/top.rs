@@ -66,3 +66,27 @@ fn top_shows_the_sender_filters_live_and_quits() {
     assert_eq!(t.var("cursor_flag"), "1", "cursor hidden:\n{s}");
     assert!(cooked(&s), "the tty is not back in cooked mode:\n{s}");
 }
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn the_demo_on_a_terminal_is_the_dashboard() {
+    if !need_root() {
+        return;
+    }
+    if !have("tmux") {
+        skip_or_fail("needs tmux (apt-get install tmux)");
+        return;
+    }
+    let script = format!("{} demo --seconds 3 --flows 30 --no-protect; {AFTER}", rxray_bin());
+    let t = Tmux::start(&script, 100, 30);
+    t.wait_var("alternate_on", "1", Duration::from_secs(60));
+    // The demo's sender (198.18.0.1, the lab's first address) shows up with packets.
+    t.wait_for(Duration::from_secs(30), "the demo's dashboard with the sender", |s| {
+        s.contains("demo lab: veth-b") && packets_of(s, "198.18.0.1").is_some_and(|n| n > 0)
+    });
+    t.keys(&["q"]);
+    let s = t.wait_for(Duration::from_secs(30), "the demo to end", |s| s.contains("END"));
+    assert!(s.contains("demo done; removing the lab") && s.contains("rc=0"), "{s}");
+    assert_eq!(t.var("alternate_on"), "0", "{s}");
+    assert!(cooked(&s), "{s}");
+}
