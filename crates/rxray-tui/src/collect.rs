@@ -6,7 +6,7 @@ use crate::model::{
 use rxray_engine::alert::Alert;
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
 use rxray_engine::filter::{Filter, FilterError};
-use rxray_engine::flows::{FlowRecord, RateTracker};
+use rxray_engine::flows::{FlowKey, FlowRecord, RateTracker};
 use rxray_engine::http::HttpSnapshot;
 use rxray_engine::source::FlowSnapshot;
 use rxray_wire::event::{Eth, Ip, Packet, Tcp, Udp, Vlan};
@@ -183,59 +183,67 @@ impl Collector {
         self.flows.iter().filter(|r| self.filter.as_ref().is_none_or(|f| f.matches(&flow_packet(r))))
     }
 
-    /// The dashboard now, its lists ordered by `by`.
+    /// The dashboard now, its lists ordered by `by` (largest first; ties in address order). Only
+    /// the top `ROWS` of each list are built, so the cost is one pass over the flow table.
     pub fn snapshot(&self, by: SortKey) -> Snapshot {
-        let mut flows = Vec::new();
-        let mut sources: HashMap<Option<IpAddr>, Talker> = HashMap::new();
-        let mut ports: HashMap<(u8, u16), PortRow> = HashMap::new();
+        let mut sel: Vec<&FlowRecord> = Vec::with_capacity(self.flows.len());
+        let mut sources: HashMap<IpAddr, Sum> = HashMap::new();
+        let mut ports: HashMap<(u8, u16), Sum> = HashMap::new();
         let mut protos: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut flow_count = 0u64;
         for r in self.selected() {
-            flow_count += 1;
             let k = &r.key;
-            let t = sources.entry(Some(k.src)).or_insert_with(|| Talker { addr: Some(k.src), ..Default::default() });
-            t.packets += r.packets;
-            t.bytes += r.bytes;
-            t.pps += r.pps;
-            t.bps += r.bps;
-            t.flows += 1;
+            sources.entry(k.src).or_default().add(r);
             if matches!(k.proto, TCP | UDP) && !k.fragments {
-                let p = ports.entry((k.proto, k.dport)).or_insert_with(|| PortRow {
-                    proto: proto_name(k.proto),
-                    port: k.dport,
-                    ..Default::default()
-                });
-                p.packets += r.packets;
-                p.bytes += r.bytes;
-                p.pps += r.pps;
-                p.bps += r.bps;
-                p.flows += 1;
+                ports.entry((k.proto, k.dport)).or_default().add(r);
             }
             if self.filter.is_some() {
                 let e = protos.entry(proto_name(k.proto)).or_default();
                 e.0 += r.packets;
                 e.1 += r.bytes;
             }
-            flows.push(FlowRow {
-                iface: r.iface.clone(),
-                proto: proto_name(k.proto),
-                src: Some(k.src),
-                sport: k.sport,
-                dst: Some(k.dst),
-                dport: k.dport,
-                fragments: k.fragments,
-                packets: r.packets,
-                bytes: r.bytes,
-                pps: r.pps,
-                bps: r.bps,
-            });
+            sel.push(r);
         }
-        // Deterministic order before the stable sort: ties stay in address/port order.
-        let mut sources: Vec<Talker> = sources.into_values().collect();
-        sources.sort_by(|a, b| a.addr.cmp(&b.addr));
-        let mut ports: Vec<PortRow> = ports.into_values().collect();
-        ports.sort_by(|a, b| (&a.proto, a.port).cmp(&(&b.proto, b.port)));
-        flows.sort_by(|a, b| (a.src, a.sport, a.dst, a.dport, &a.proto).cmp(&(b.src, b.sport, b.dst, b.dport, &b.proto)));
+        let m = |p: u64, b: u64, bps: f64| match by {
+            SortKey::Bytes => b as f64,
+            SortKey::Packets => p as f64,
+            SortKey::Rate => bps,
+        };
+        let desc = |a: f64, b: f64| b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal);
+        let flows: Vec<FlowRow> = top_k(sel, ROWS, |a, b| {
+            desc(m(a.packets, a.bytes, a.bps), m(b.packets, b.bytes, b.bps)).then_with(|| flow_order(&a.key, &b.key))
+        })
+        .into_iter()
+        .map(|r| FlowRow {
+            iface: r.iface.clone(),
+            proto: proto_name(r.key.proto),
+            src: Some(r.key.src),
+            sport: r.key.sport,
+            dst: Some(r.key.dst),
+            dport: r.key.dport,
+            fragments: r.key.fragments,
+            packets: r.packets,
+            bytes: r.bytes,
+            pps: r.pps,
+            bps: r.bps,
+        })
+        .collect();
+        let by_sum = |a: &Sum, b: &Sum| desc(m(a.packets, a.bytes, a.bps), m(b.packets, b.bytes, b.bps));
+        let sources: Vec<Talker> = top_k(sources.into_iter().collect(), ROWS, |a, b| by_sum(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)))
+            .into_iter()
+            .map(|(addr, t)| Talker { addr: Some(addr), packets: t.packets, bytes: t.bytes, pps: t.pps, bps: t.bps, flows: t.flows })
+            .collect();
+        let ports: Vec<PortRow> = top_k(ports.into_iter().collect(), ROWS, |a, b| by_sum(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)))
+            .into_iter()
+            .map(|((proto, port), t)| PortRow {
+                proto: proto_name(proto),
+                port,
+                packets: t.packets,
+                bytes: t.bytes,
+                pps: t.pps,
+                bps: t.bps,
+                flows: t.flows,
+            })
+            .collect();
         let protocols: Vec<ProtoRow> = if self.filter.is_some() {
             protos.into_iter().map(|(name, (packets, bytes))| ProtoRow { name, packets, bytes }).collect()
         } else {
@@ -247,7 +255,7 @@ impl Collector {
         let mut drops: Vec<(String, u64)> = self.drops.iter().map(|(k, v)| (k.clone(), *v)).collect();
         drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let c = &self.counters;
-        let mut s = Snapshot {
+        let s = Snapshot {
             ts_ns: self.ts_ns,
             source: self.source.clone(),
             filter: self.filter_text().map(str::to_string),
@@ -288,11 +296,6 @@ impl Collector {
             },
             http: self.http_rows(),
         };
-        let _ = flow_count;
-        s.sort(by);
-        s.sources.truncate(ROWS);
-        s.flows.truncate(ROWS);
-        s.ports.truncate(ROWS);
         s
     }
 
@@ -342,6 +345,45 @@ impl Collector {
         }
         Detail { addr: Some(addr), origin: "live".into(), lines }
     }
+}
+
+/// Packets, bytes and rates summed over flows.
+#[derive(Default)]
+struct Sum {
+    packets: u64,
+    bytes: u64,
+    pps: f64,
+    bps: f64,
+    flows: u64,
+}
+
+impl Sum {
+    fn add(&mut self, r: &FlowRecord) {
+        self.packets += r.packets;
+        self.bytes += r.bytes;
+        self.pps += r.pps;
+        self.bps += r.bps;
+        self.flows += 1;
+    }
+}
+
+/// The `k` first of `v` in `cmp` order, sorted (a selection, then a sort of those `k` only).
+fn top_k<T>(mut v: Vec<T>, k: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    if k == 0 {
+        return Vec::new();
+    }
+    if v.len() > k {
+        v.select_nth_unstable_by(k - 1, &cmp);
+        v.truncate(k);
+    }
+    v.sort_by(&cmp);
+    v
+}
+
+/// Flows in address order: the tie-break that keeps equal rows in a stable place.
+fn flow_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
+    (a.src, a.sport, a.dst, a.dport, a.proto, a.ifindex, a.vlan, a.fragments)
+        .cmp(&(b.src, b.sport, b.dst, b.dport, b.proto, b.ifindex, b.vlan, b.fragments))
 }
 
 fn part(r: Result<(), String>) -> (bool, Option<String>) {

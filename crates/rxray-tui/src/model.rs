@@ -226,40 +226,6 @@ impl SortKey {
     }
 }
 
-/// Rows that can be ordered by packets, bytes or rate.
-trait Ranked {
-    fn metric(&self, by: SortKey) -> f64;
-}
-
-macro_rules! ranked {
-    ($($t:ty),*) => {$(
-        impl Ranked for $t {
-            fn metric(&self, by: SortKey) -> f64 {
-                match by {
-                    SortKey::Bytes => self.bytes as f64,
-                    SortKey::Packets => self.packets as f64,
-                    SortKey::Rate => self.bps,
-                }
-            }
-        }
-    )*};
-}
-ranked!(Talker, FlowRow, PortRow);
-
-fn sort_rows<T: Ranked>(rows: &mut [T], by: SortKey) {
-    // Stable: rows that tie keep the collector's deterministic order.
-    rows.sort_by(|a, b| b.metric(by).partial_cmp(&a.metric(by)).unwrap_or(std::cmp::Ordering::Equal));
-}
-
-impl Snapshot {
-    /// Orders sources, flows and ports, largest first.
-    pub fn sort(&mut self, by: SortKey) {
-        sort_rows(&mut self.sources, by);
-        sort_rows(&mut self.flows, by);
-        sort_rows(&mut self.ports, by);
-    }
-}
-
 /// The detail of one address: its `investigate` timeline from the store, or its live flows and alerts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Detail {

@@ -74,7 +74,8 @@ where
                             stats.interrupted = true;
                             return Ok(stats);
                         }
-                        Action::Sort => shown.sort(app.sort),
+                        // The top rows by the new order (from the same table while paused).
+                        Action::Sort => shown = c.snapshot(app.sort),
                         Action::Filter(t) => {
                             let err = c.set_filter(t.as_deref()).err().map(|e| e.to_string());
                             app.filter_result(c.filter_text(), err);

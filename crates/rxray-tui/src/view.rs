@@ -242,6 +242,12 @@ fn health(f: &mut Frame, area: Rect, s: &Snapshot) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
 }
 
+/// Rows a table in `area` can show (borders and header take 3), or down to the selection: only
+/// those are formatted.
+fn visible(area: Rect, sel: Option<usize>) -> usize {
+    (area.height as usize).saturating_sub(3).max(sel.map_or(0, |i| i + 1))
+}
+
 /// One column: its header (">" right-aligns it), its width, and whether a narrow pane keeps it.
 type Col = (&'static str, Constraint, bool);
 
@@ -285,6 +291,7 @@ fn flows(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = s
         .flows
         .iter()
+        .take(visible(area, sel))
         .map(|r| {
             vec![
                 r.iface.clone(),
@@ -305,6 +312,7 @@ fn sources(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = s
         .sources
         .iter()
+        .take(visible(area, sel))
         .map(|t| vec![or_dash(t.addr), t.packets.to_string(), human(t.bytes as f64), human(t.pps), human(t.bps), t.flows.to_string()])
         .collect();
     let cols: [Col; 6] = [
@@ -322,6 +330,7 @@ fn ports(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = s
         .ports
         .iter()
+        .take(visible(area, sel))
         .map(|p| vec![format!("{}/{}", p.port, p.proto), p.packets.to_string(), human(p.bytes as f64), human(p.bps), p.flows.to_string()])
         .collect();
     let cols: [Col; 5] = [
@@ -340,6 +349,7 @@ fn protocols(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = s
         .protocols
         .iter()
+        .take(visible(area, sel))
         .map(|p| {
             let share = if total == 0 { 0.0 } else { p.packets as f64 / total as f64 };
             vec![
@@ -374,7 +384,7 @@ fn drops(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     if !d.on {
         return off(f, area, title, &d.note);
     }
-    let rows = d.reasons.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
+    let rows = d.reasons.iter().take(visible(area, sel)).map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
     table(f, area, title, &[("REASON", Constraint::Min(20), true), (">PACKETS", Constraint::Length(9), true)], rows, sel, false);
 }
 
@@ -387,6 +397,7 @@ fn alerts(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = a
         .recent
         .iter()
+        .take(visible(area, sel))
         .map(|r| vec![clock(r.ts_ns), r.detector.clone(), or_dash(r.src), or_dash(r.dst), r.action.clone(), r.msg.clone()])
         .collect();
     let cols: [Col; 6] = [
@@ -409,6 +420,7 @@ fn http(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
     let rows = h
         .endpoints
         .iter()
+        .take(visible(area, sel))
         .map(|e| {
             vec![
                 e.method.clone(),

@@ -278,11 +278,17 @@ pub fn run(a: HttpArgs) -> Result<()> {
     let mut next = std::time::Instant::now() + every;
     let mut bad = 0u64;
     let mut out = std::io::stdout().lock();
+    // On a terminal the table is redrawn in place (rxray-tui's LiveText); elsewhere one table per interval.
+    let mut live = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        Some(rxray_tui::term::LiveText::new().context("setting up the terminal")?)
+    } else {
+        None
+    };
     let fd = {
         use std::os::fd::AsRawFd;
         ring.as_raw_fd()
     };
-    let emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+    let mut emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
         let kernel = ing.http_totals()?;
         t.completeness_mut().events_lost = kernel.records_lost;
         let snap = t.snapshot();
@@ -291,14 +297,16 @@ pub fn run(a: HttpArgs) -> Result<()> {
             serde_json::to_writer(&mut *out, &line)?;
             writeln!(out)?;
         } else {
-            let mut s = String::from("\x1b[H\x1b[2J");
-            s.push_str(&table(&snap, a.top));
+            let mut s = table(&snap, a.top);
             let _ = writeln!(
                 s,
                 "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
                 kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
             );
-            out.write_all(s.as_bytes())?;
+            match live.as_mut().filter(|_| !last) {
+                Some(l) => l.show(&s)?,
+                None => out.write_all(s.as_bytes())?,
+            }
         }
         out.flush()?;
         Ok(())
