@@ -183,7 +183,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     session::require_root()?;
     let cfg = load_config(&a)?;
     // Sections the agent parses but does not run yet: said once, never silently ignored.
-    for (on, what) in [(cfg.latency, "[latency]"), (cfg.http, "[http]")] {
+    for (on, what) in [(cfg.latency, "[latency]")] {
         if on {
             eprintln!("rxray agent: warning: {what} is not run by the agent yet (use `rxray latency` / `rxray http`); ignored");
         }
@@ -230,12 +230,16 @@ pub fn run(a: AgentArgs) -> Result<()> {
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
-            payload_snap: if cfg.detect { PAYLOAD_MAX } else { 0 },
+            // Joined `watch` clients turn events on when detection is off; the payload costs only
+            // while events are on.
+            payload_snap: PAYLOAD_MAX,
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
             capture: recorder.is_some(),
             capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
+            // The HTTP view's ring (as `rxray http`'s default); one page when it is off.
+            http_ring_bytes: if cfg.http { crate::agent_http::RING_BYTES } else { 0 },
             ..Default::default()
         };
         let mut firewall = None;
@@ -248,7 +252,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             (firewall, fresh) = (Some(f), new);
         }
         let ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
-        let src = LiveSource::new().with_ingress(ingress, cfg.detect, recorder.is_some())?;
+        let src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
@@ -269,6 +273,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
+    let mut http = if cfg.http { start_http(&mut observed, &cfg.http_ports)? } else { None };
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -301,6 +306,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
         sock.display()
     );
     let mut alerts_out = Vec::new();
+    let mut hub = crate::join::hub::Hub::new(st.cfg.max_clients, st.cfg.client_queue);
+    let mut events_on = st.cfg.detect;
     let mut stdout = std::io::stdout();
     let mut last_tick = 0u64;
     let mut next_snapshot = Instant::now();
@@ -316,6 +323,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        fds.extend(hub.poll_fds());
+        if let Some(h) = &http {
+            fds.extend(h.poll_fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }));
+        }
         // SAFETY: fds is a valid array of pollfds whose descriptors we keep open across the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
         for o in observed.iter_mut() {
@@ -323,6 +334,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             while let Some(ev) = o.src.next_event() {
                 match ev {
                     Ok(Event::Packet(p)) => {
+                        hub.on_packet(p);
                         if let Some(i) = insp.as_mut() {
                             i.on_packet(p, &mut alerts_out);
                         }
@@ -339,6 +351,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     break;
                 }
             }
+        }
+        if let Some(h) = http.as_mut() {
+            h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
         }
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
@@ -376,9 +391,48 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
         }
         while let Ok((conn, _)) = listener.accept() {
-            let status = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref());
-            answer(conn, &status);
+            match read_request(&conn) {
+                Ok(Request::Join(req)) => {
+                    // Events on before the hello goes out: the client sees every packet after it.
+                    if matches!(req.command.as_str(), "watch" | "alerts") {
+                        events_on = joined_events(&mut observed, events_on, true);
+                    }
+                    let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
+                    let ports = http.as_ref().map(|h| h.ports.clone());
+                    let view = crate::join::hub::AgentView {
+                        owned: &owned,
+                        host: &st.cfg.host,
+                        totals: &|i| iface_totals(&observed, i),
+                        http_ports: ports.as_deref(),
+                        http_totals: &|i| iface_http_totals(&observed, i),
+                        hosts: &hosts,
+                        now_ns: clock.now_ns(),
+                        ifindexes: &ifindexes,
+                        flows: &|i| joined_flows(&observed, &st, i),
+                    };
+                    hub.join(conn, *req, &view);
+                }
+                Ok(Request::Status) => reply(&conn, &status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub)),
+                Err(e) => reply(&conn, &serde_json::json!({"error": e})),
+            }
         }
+        hub.refresh();
+        {
+            let owned: Vec<String> = Vec::new();
+            let view = crate::join::hub::AgentView {
+                owned: &owned,
+                host: &st.cfg.host,
+                totals: &|i| iface_totals(&observed, i),
+                http_ports: None,
+                http_totals: &|i| iface_http_totals(&observed, i),
+                hosts: &hosts,
+                now_ns: clock.now_ns(),
+                ifindexes: &ifindexes,
+                flows: &|i| joined_flows(&observed, &st, i),
+            };
+            hub.service(&view);
+        }
+        events_on = joined_events(&mut observed, events_on, st.cfg.detect || hub.wants_packets());
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
             // The flow table costs a syscall per entry to read: it is read every flow_period_s
@@ -389,7 +443,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 tables = flow_tables(&st, &observed, &clock);
             }
             match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    if let Some(h) = http.as_mut() {
+                        h.advance();
+                        h.fill(&mut s, http_lost(&observed));
+                    }
                     if let Some(w) = &store {
                         let b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         w.submit(b);
@@ -567,7 +625,7 @@ fn snapshot(st: &State, observed: &[Observed], tables: &[Vec<rxray_engine::flows
 }
 
 /// `rxray status --json`: what the agent runs and how complete its data is.
-fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>) -> serde_json::Value {
+fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>, hub: &crate::join::hub::Hub) -> serde_json::Value {
     let ifaces: Vec<serde_json::Value> = observed
         .iter()
         .flat_map(|o| {
@@ -602,7 +660,7 @@ fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Opt
             {"name": "eve", "to": "stdout", "healthy": true},
             store_status(st, store),
         ],
-        "clients": [],
+        "clients": hub.status(),
     })
 }
 
@@ -732,24 +790,115 @@ impl History {
     }
 }
 
-/// Answers one control connection: a request line (`{"cmd":"status"}`), one JSON line back.
-fn answer(conn: UnixStream, status: &serde_json::Value) {
+/// A control connection's first line: `{"cmd":"status"}` or a join request (crate::join).
+enum Request {
+    Status,
+    Join(Box<crate::join::JoinRequest>),
+}
+
+/// Reads the request line of a control connection (at most 4 KiB, 500 ms).
+fn read_request(conn: &UnixStream) -> std::result::Result<Request, String> {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = conn.set_write_timeout(Some(Duration::from_millis(500)));
     let mut line = String::new();
     // One request line of at most 4 KiB (the socket is root-only; still, never unbounded).
-    let mut r = BufReader::new(std::io::Read::take(&conn, 4096));
-    let reply = match r.read_line(&mut line) {
-        Ok(_) => match serde_json::from_str::<serde_json::Value>(line.trim()).ok().and_then(|v| v["cmd"].as_str().map(str::to_string)) {
-            Some(c) if c == "status" => status.clone(),
-            Some(c) => serde_json::json!({"error": format!("unknown command {c:?} (this agent answers: status)")}),
-            None => serde_json::json!({"error": "expected one JSON line like {\"cmd\":\"status\"}"}),
-        },
-        Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
-    };
-    let mut w = &conn;
-    let _ = writeln!(w, "{reply}");
+    let mut r = BufReader::new(std::io::Read::take(conn, 4096));
+    r.read_line(&mut line).map_err(|e| format!("reading the request: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|_| "expected one JSON line like {\"cmd\":\"status\"}".to_string())?;
+    match v["cmd"].as_str() {
+        Some("status") => Ok(Request::Status),
+        Some("join") => serde_json::from_value(v).map(|r| Request::Join(Box::new(r))).map_err(|e| format!("join request: {e}")),
+        Some(c) => Err(format!("unknown command {c:?} (this agent answers: status, join)")),
+        None => Err("expected one JSON line like {\"cmd\":\"status\"}".to_string()),
+    }
+}
+
+/// One JSON line back.
+fn reply(conn: &UnixStream, v: &serde_json::Value) {
+    let mut w = conn;
+    let _ = writeln!(w, "{v}");
+}
+
+/// `[http] enabled`: HTTP copies on every interface the agent observes through its own program
+/// (a firewalled interface's program makes no HTTP copies: said once, and it goes without).
+fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::agent_http::HttpView>> {
+    for o in observed.iter().filter(|o| o.firewall.is_some()) {
+        eprintln!("rxray agent: warning: {} runs rxray's firewall program, which makes no HTTP copies: no HTTP view there", o.iface);
+    }
+    let ings = observed.iter_mut().filter(|o| o.firewall.is_none()).map(|o| o.ingress_mut());
+    let v = crate::agent_http::HttpView::start(ings, ports)?;
+    eprintln!("rxray agent: HTTP view on ports {}", ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
+    Ok(Some(v))
+}
+
+/// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.
+fn http_lost(observed: &[Observed]) -> u64 {
+    observed.iter().filter(|o| o.firewall.is_none()).filter_map(|o| o.ingress().http_totals().ok()).map(|t| t.records_lost).sum()
+}
+
+/// The flow table and ingress counters over `ifaces` (a joined `flows`); None with `[flows]` off.
+fn joined_flows(observed: &[Observed], st: &State, ifaces: &[String]) -> Option<(rxray_engine::source::FlowSnapshot, rxray_kernel::Totals)> {
+    if !st.cfg.flows {
+        return None;
+    }
+    let mut snap = rxray_engine::source::FlowSnapshot::default();
+    let mut t = rxray_kernel::Totals::default();
+    for o in observed.iter().filter(|o| ifaces.contains(&o.iface)) {
+        let s = o.src.flow_snapshot().ok()?;
+        snap.ts_ns = snap.ts_ns.max(s.ts_ns);
+        snap.flows.extend(s.flows);
+        for (n, c) in s.protocols {
+            match snap.protocols.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, x)) => {
+                    x.packets += c.packets;
+                    x.bytes += c.bytes;
+                }
+                None => snap.protocols.push((n, c)),
+            }
+        }
+        snap.interfaces.extend(s.interfaces);
+        let x = o.ingress().totals().ok()?;
+        t.packets += x.packets;
+        t.bytes += x.bytes;
+        t.events += x.events;
+        t.lost += x.lost;
+        t.malformed += x.malformed;
+        for (a, b) in t.malformed_by.iter_mut().zip(x.malformed_by) {
+            *a += b;
+        }
+        t.flow_insert_failed += x.flow_insert_failed;
+        t.frag_unattributed += x.frag_unattributed;
+        t.iface_insert_failed += x.iface_insert_failed;
+        t.captured += x.captured;
+        t.capture_lost += x.capture_lost;
+        t.filtered += x.filtered;
+    }
+    Some((snap, t))
+}
+
+/// The HTTP copies' kernel counters of the agent's interface `iface`.
+fn iface_http_totals(observed: &[Observed], iface: &str) -> Option<rxray_kernel::http::HttpKernelTotals> {
+    observed.iter().find(|o| o.iface == iface && o.firewall.is_none()).and_then(|o| o.ingress().http_totals().ok())
+}
+
+/// The kernel counters of the agent's interface `iface`.
+fn iface_totals(observed: &[Observed], iface: &str) -> Option<rxray_kernel::Totals> {
+    observed.iter().find(|o| o.iface == iface).and_then(|o| o.ingress().totals().ok())
+}
+
+/// Packet events are on while detection or a joined `watch` needs them: turned on and off in the
+/// programs' config (the attached programs stay). Returns the new state.
+fn joined_events(observed: &mut [Observed], on: bool, want: bool) -> bool {
+    if on == want {
+        return on;
+    }
+    for o in observed.iter_mut() {
+        if let Err(e) = o.ingress_mut().set_events(want) {
+            eprintln!("rxray agent: turning packet events {} on {}: {e}", if want { "on" } else { "off" }, o.iface);
+        }
+    }
+    want
 }
 
 /// `rxray status [--json]`: asks the agent of this network namespace.
@@ -799,5 +948,24 @@ pub fn status_cmd(json: bool) -> Result<()> {
         println!("sink {}: {}", s["name"].as_str().unwrap_or("?"), if s["healthy"].as_bool() == Some(true) { "healthy" } else { "UNHEALTHY" });
     }
     println!("alerts: {}", v["detection"]["alerts"]);
+    let clients = v["clients"].as_array().cloned().unwrap_or_default();
+    println!("{} joined client(s)", clients.len());
+    if !clients.is_empty() {
+        println!("{:>4} {:<8} {:>8} {:<14} {:>16} {:>10} {:>10}  FILTER", "ID", "COMMAND", "PID", "INTERFACES", "QUEUE", "MATCHED", "LOST");
+    }
+    for c in &clients {
+        let ifaces: Vec<&str> = c["interfaces"].as_array().into_iter().flatten().filter_map(|i| i.as_str()).collect();
+        println!(
+            "{:>4} {:<8} {:>8} {:<14} {:>16} {:>10} {:>10}  {}",
+            c["id"],
+            c["command"].as_str().unwrap_or("?"),
+            c["pid"],
+            ifaces.join(","),
+            format!("{}/{} ({:.0}%)", c["queue"], c["queue_capacity"], 100.0 * c["queue_fill"].as_f64().unwrap_or(0.0)),
+            c["matched"],
+            c["lost"],
+            c["filter"].as_str().unwrap_or("(none)")
+        );
+    }
     Ok(())
 }

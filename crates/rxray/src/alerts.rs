@@ -185,7 +185,7 @@ fn eve_out(o: &AlertOpts) -> Result<Box<dyn Write>> {
     })
 }
 
-fn write_alert(out: &mut dyn Write, a: &Alert) -> Result<()> {
+pub(crate) fn write_alert(out: &mut dyn Write, a: &Alert) -> Result<()> {
     serde_json::to_writer(&mut *out, a)?;
     out.write_all(b"\n")?;
     out.flush()?;
@@ -418,6 +418,60 @@ pub struct AlertsArgs {
     /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
     #[arg(long)]
     pub no_conns: bool,
+    /// Attach even when an agent runs here (docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
+}
+
+/// Joins the agent of this namespace, which then runs this command's own detectors (its options)
+/// on its packets. `--enforce`, `--eve`, `--recorder` and `--home-net` are the agent's business (its
+/// config) or offline only: a command with them attaches itself.
+fn join_agent(a: &AlertsArgs) -> Result<Option<crate::join::client::Joined>> {
+    let o = &a.opts;
+    if a.standalone || a.enforce || o.eve.is_some() || o.recorder.is_some() || !o.home_net.is_empty() {
+        return Ok(None);
+    }
+    // Paths are the agent's to read: made absolute here.
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
+    let signatures = match o.signatures.as_str() {
+        "default" | "none" => o.signatures.clone(),
+        f => abs(f.as_ref()),
+    };
+    let threat_lists = o
+        .threat_lists
+        .iter()
+        .map(|t| match t.split_once('=') {
+            Some((n, f)) => format!("{n}={}", abs(f.as_ref())),
+            None => t.clone(),
+        })
+        .collect();
+    let req = crate::join::JoinRequest {
+        interfaces: a.ifaces.clone(),
+        snap: a.snap,
+        count: a.count,
+        alerts: Some(crate::join::AlertsRequest {
+            signatures,
+            detect_config: o.detect_config.as_deref().map(abs),
+            threat_lists,
+            max_file_size: o.files.max_file_size,
+        }),
+        ..Default::default()
+    };
+    crate::join::client::try_join("alerts", req)
+}
+
+/// The detection options of a joined `alerts`, as the agent builds its inspector from them.
+pub(crate) fn opts_of(r: &crate::join::AlertsRequest) -> AlertOpts {
+    AlertOpts {
+        signatures: r.signatures.clone(),
+        detect_config: r.detect_config.as_ref().map(PathBuf::from),
+        threat_lists: r.threat_lists.clone(),
+        eve: None,
+        recorder: None,
+        recorder_seconds: 5.0,
+        home_net: Vec::new(),
+        files: crate::args::FileLimit { max_file_size: r.max_file_size },
+    }
 }
 
 /// The addresses of this network namespace's interfaces, which the policy never blocks. Failing
@@ -441,6 +495,16 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
     let insp = inspector(&a.opts, &hosts)?;
+    if let Some(j) = join_agent(&a)? {
+        let stop = session::stop_flag()?;
+        eprintln!("rxray: inspecting {} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.interfaces.join(", "), j.hello.host, j.hello.id);
+        let mut out = std::io::stdout().lock();
+        let o = j.run(&stop, &mut out, a.count, Duration::ZERO)?;
+        if let Some(s) = o.summary {
+            eprintln!("\n{} alerts; {} packets inspected, {} lost in the agent's ring and {} in this client's queue", o.delivered, s["matched"], s["lost_ring"], s["lost_queue"]);
+        }
+        return Ok(());
+    }
     // Outputs before anything is attached or installed: a bad path fails with nothing changed.
     let out = eve_out(&a.opts)?;
     let recorder = Recorder::new(&a.opts)?;

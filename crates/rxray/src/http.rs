@@ -231,10 +231,59 @@ pub struct HttpArgs {
     /// HTTP ring size in bytes (power of two).
     #[arg(long = "ring-size", default_value_t = 16 << 20)]
     pub ring_size: u32,
+    /// Attach even when an agent runs here (docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
+}
+
+/// Joins the agent of this namespace when it runs the HTTP view on these interfaces.
+fn join_agent(a: &HttpArgs) -> Result<Option<crate::join::client::Joined>> {
+    let req = crate::join::JoinRequest {
+        interfaces: a.ifaces.clone(),
+        json: a.json,
+        ports: a.opts.ports.clone(),
+        max_endpoints: Some(a.opts.max_endpoints),
+        interval: Some(a.interval),
+        top: Some(a.top),
+        ..Default::default()
+    };
+    if a.opts.openapi.is_some() {
+        // The agent reads no document for a client: it attaches itself (or says who owns the interface).
+        return Ok(None);
+    }
+    crate::join::client::try_join("http", req)
 }
 
 fn mono_ns() -> u64 {
     rxray_kernel::monotonic_ns()
+}
+
+/// One live snapshot as `rxray http` prints it (a JSON line, or the table redrawn); the agent
+/// renders a joined `rxray http`'s snapshots with this same function.
+pub fn render_snapshot(out: &mut impl Write, t: &mut HttpTracker, kernel: rxray_kernel::http::HttpKernelTotals, ts_ns: u64, last: bool, json: bool, top: usize) -> Result<()> {
+    t.completeness_mut().events_lost = kernel.records_lost;
+    let snap = t.snapshot();
+    if json {
+        let line = LiveSnapshot { ts_ns, last, http: &snap, kernel };
+        serde_json::to_writer(&mut *out, &line)?;
+        writeln!(out)?;
+    } else {
+        // A joined client's terminal is redrawn by these codes (a local one by LiveText, in `run`).
+        out.write_all(b"\x1b[H\x1b[2J")?;
+        out.write_all(text_of(&snap, &kernel, top).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The text table with the kernel's HTTP counters under it.
+fn text_of(snap: &HttpSnapshot, kernel: &rxray_kernel::http::HttpKernelTotals, top: usize) -> String {
+    let mut s = table(snap, top);
+    let _ = writeln!(
+        s,
+        "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
+        kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
+    );
+    s
 }
 
 /// One live snapshot line.
@@ -267,6 +316,12 @@ pub fn run(a: HttpArgs) -> Result<()> {
     // The document is read (and any fault reported) before anything is attached.
     let mut t = a.opts.tracker()?;
     let stop = crate::session::stop_flag()?;
+    if !a.standalone {
+        crate::session::require_root()?;
+        if let Some(j) = join_agent(&a)? {
+            return crate::join::client::run_snapshots(j, &stop, "watching HTTP on", None);
+        }
+    }
     let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };
     let ports = a.opts.ports.clone();
     let (mut ing, ()) = crate::session::attach_then(&a.ifaces, a.xdp_mode, opts, "http", "watching HTTP on", |ing| {
@@ -289,24 +344,13 @@ pub fn run(a: HttpArgs) -> Result<()> {
         ring.as_raw_fd()
     };
     let mut emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
-        let kernel = ing.http_totals()?;
-        t.completeness_mut().events_lost = kernel.records_lost;
-        let snap = t.snapshot();
-        if a.json {
-            let line = LiveSnapshot { ts_ns: clock.to_unix_ns(mono_ns()), last, http: &snap, kernel };
-            serde_json::to_writer(&mut *out, &line)?;
-            writeln!(out)?;
-        } else {
-            let mut s = table(&snap, a.top);
-            let _ = writeln!(
-                s,
-                "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
-                kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
-            );
-            match live.as_mut().filter(|_| !last) {
-                Some(l) => l.show(&s)?,
-                None => out.write_all(s.as_bytes())?,
+        match live.as_mut().filter(|_| !last) {
+            Some(l) => {
+                let kernel = ing.http_totals()?;
+                t.completeness_mut().events_lost = kernel.records_lost;
+                l.show(&text_of(&t.snapshot(), &kernel, a.top))?;
             }
+            None => render_snapshot(&mut *out, t, ing.http_totals()?, clock.to_unix_ns(mono_ns()), last, a.json, a.top)?,
         }
         out.flush()?;
         Ok(())

@@ -1,6 +1,7 @@
 //! rxray: see, and act on, every packet that arrives at a Linux host.
 //! The binary is thin: it parses arguments and wires sources, engine and outputs together.
 mod agent;
+mod agent_http;
 mod alerts;
 mod analyze;
 mod args;
@@ -13,6 +14,7 @@ mod flows;
 mod history;
 mod http;
 mod ifaces;
+mod join;
 mod lab;
 mod latency;
 mod line;

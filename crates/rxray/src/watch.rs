@@ -4,6 +4,7 @@ use crate::{
     line, session, XdpModeArg,
 };
 use anyhow::{bail, Context as _, Result};
+use crate::join::JoinRequest;
 use rxray_engine::source::Event;
 use rxray_kernel::source::{PAYLOAD_DEFAULT, PAYLOAD_MAX};
 use rxray_kernel::{IngressOptions, LiveSource, Totals};
@@ -40,6 +41,13 @@ pub struct WatchArgs {
     /// tracing program run per recvmsg on this host (README, "Kernel context").
     #[arg(long = "no-context")]
     pub no_context: bool,
+    /// Attach even when an agent runs here (by default a command joins the agent of its network
+    /// namespace when it owns the interfaces asked for; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
+    /// Test aid: a smaller queue in the agent for this joined client (events).
+    #[arg(long = "join-queue", hide = true)]
+    pub join_queue: Option<usize>,
     /// Filter expression in tcpdump syntax (the words are joined), evaluated in the XDP program:
     /// packets it rejects never reach user space. E.g. `rxray watch -i eth0 udp and dst port 53`.
     #[arg(trailing_var_arg = true, value_name = "FILTER")]
@@ -65,6 +73,22 @@ pub fn run(a: WatchArgs) -> Result<()> {
     }
     let filtering = filter.is_some();
     let stop = session::stop_flag()?;
+    if !a.standalone {
+        session::require_root()?;
+        let req = JoinRequest {
+            interfaces: a.ifaces.clone(),
+            filter: (!a.filter.is_empty()).then(|| a.filter.join(" ")),
+            json: a.json,
+            snap: a.snap,
+            context: !a.no_context,
+            count: a.count,
+            queue: a.join_queue,
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("watch", req)? {
+            return run_joined(&a, j, &stop);
+        }
+    }
     let opts = IngressOptions { ring_bytes: a.ring_size, payload_snap: a.snap, events: true, flows: false, filter, ..Default::default() };
     let (ingress, ctx) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "watch", "watching", |_| {
         Ok(if a.no_context { None } else { KernelContext::attach(None) })
@@ -96,22 +120,7 @@ pub fn run(a: WatchArgs) -> Result<()> {
             };
             delivered += 1;
             let context = ctx.as_mut().map(|c| PacketContext { reader: c.reader_of(pkt) });
-            let res = if a.json {
-                let o = PacketOut { pkt, context };
-                serde_json::to_writer(&mut out, &o).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
-            } else {
-                match context.and_then(|c| c.reader) {
-                    Some(r) => writeln!(
-                        out,
-                        "{} [pid {} {} cgroup {}]",
-                        line::format(pkt),
-                        r.pid,
-                        r.comm,
-                        r.cgroup.as_deref().unwrap_or("?")
-                    ),
-                    None => writeln!(out, "{}", line::format(pkt)),
-                }
-            };
+            let res = render(&mut out, pkt, context, a.json);
             // stdout closed (e.g. `| head`): stop quietly.
             if res.is_err() || a.count.is_some_and(|c| delivered >= c) {
                 pump.finish();
@@ -130,10 +139,64 @@ pub fn run(a: WatchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `watch` joined to the agent: the agent filters and renders; this prints and sums up.
+fn run_joined(a: &WatchArgs, j: crate::join::client::Joined, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    eprintln!(
+        "rxray: watching {} (joined the agent of {}, client {}); Ctrl-C to stop",
+        j.hello.interfaces.join(", "),
+        j.hello.host,
+        j.hello.id
+    );
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let o = j.run(stop, &mut out, a.count, Duration::from_millis(a.stall_ms))?;
+    drop(out);
+    let Some(s) = o.summary else {
+        eprintln!("\n{} delivered; the agent went away before its summary", o.delivered);
+        return Ok(());
+    };
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    let (ring, queue) = (n("lost_ring"), n("lost_queue"));
+    if a.json {
+        let v = serde_json::json!({"summary": {
+            "packets": n("packets"), "bytes": n("bytes"), "delivered": o.delivered, "lost": ring + queue,
+            "lost_ring": ring, "lost_queue": queue, "malformed": n("malformed"), "malformed_by": s["malformed_by"],
+            "filtered": n("filtered"), "seconds": o.took.as_secs_f64(), "joined": true,
+        }});
+        eprintln!("{v}");
+    } else {
+        let by: Vec<String> = s["malformed_by"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {v}")).collect();
+        let mal = if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) };
+        let filtered = if s["filtering"] == true { format!(", {} filtered out", n("filtered")) } else { String::new() };
+        eprintln!(
+            "\n{} packets seen, {} delivered, {} lost ({ring} ring buffer full, {queue} this client's queue in the agent full), {} malformed{mal}{filtered}",
+            n("packets"),
+            o.delivered,
+            ring + queue,
+            n("malformed")
+        );
+    }
+    Ok(())
+}
+
+/// One packet as `watch` prints it: a text line or a JSON line. The agent renders a joined
+/// `watch`'s lines with this same function, so joined and standalone output are the same.
+pub fn render(out: &mut impl Write, pkt: &rxray_engine::event::Packet, context: Option<PacketContext>, json: bool) -> io::Result<()> {
+    if json {
+        let o = PacketOut { pkt, context };
+        serde_json::to_writer(&mut *out, &o).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
+    } else {
+        match context.and_then(|c| c.reader) {
+            Some(r) => writeln!(out, "{} [pid {} {} cgroup {}]", line::format(pkt), r.pid, r.comm, r.cgroup.as_deref().unwrap_or("?")),
+            None => writeln!(out, "{}", line::format(pkt)),
+        }
+    }
+}
+
 /// The kernel context of one packet: the process that read its flow so far (null: none yet).
 #[derive(serde::Serialize)]
-struct PacketContext {
-    reader: Option<ReaderOut>,
+pub struct PacketContext {
+    pub reader: Option<ReaderOut>,
 }
 
 #[derive(serde::Serialize)]

@@ -62,6 +62,8 @@ pub struct LatencyHist {
     counts: Vec<u64>,
     pub count: u64,
     pub max_ns: u64,
+    /// The sum of every value (for a Prometheus histogram's `_sum`).
+    pub sum_ns: u64,
 }
 
 const SUB: u64 = 16;
@@ -93,6 +95,7 @@ impl LatencyHist {
         }
         self.counts[b] += 1;
         self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
         self.max_ns = self.max_ns.max(ns);
     }
 
@@ -111,6 +114,29 @@ impl LatencyHist {
             }
         }
         Some(self.max_ns)
+    }
+}
+
+/// The largest value bucket `i` holds.
+fn bucket_max(i: usize) -> u64 {
+    let i = i as u64;
+    if i < SUB {
+        return i;
+    }
+    let o = i / SUB + 3;
+    let s = i % SUB;
+    ((SUB + s) << (o - 4)) + (1u64 << (o - 4)) - 1
+}
+
+impl LatencyHist {
+    /// Cumulative counts at each bound (ns, ascending), as a Prometheus histogram's buckets: the
+    /// values whose bucket lies wholly at or below the bound. A bucket straddling a bound counts
+    /// at the next one, so a count is low by at most one bucket's width (1/16 of its octave).
+    pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
+        bounds_ns
+            .iter()
+            .map(|b| self.counts.iter().enumerate().filter(|(i, _)| bucket_max(*i) <= *b).map(|(_, c)| c).sum())
+            .collect()
     }
 }
 
@@ -279,5 +305,31 @@ impl Endpoints {
         let mut v: Vec<EndpointSnapshot> = self.list.iter().map(Endpoint::snapshot).collect();
         v.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.method.cmp(&b.method)).then_with(|| a.template.cmp(&b.template)));
         v
+    }
+}
+
+#[cfg(test)]
+mod cumulative_tests {
+    use super::*;
+
+    #[test]
+    fn cumulative_counts_are_exact_at_bucket_edges_and_never_above_the_truth() {
+        let mut h = LatencyHist::default();
+        let values = [3u64, 15, 16, 1_000, 999_999, 1_000_000, 5_000_000, 250_000_000];
+        for v in values {
+            h.add(v);
+        }
+        assert_eq!(h.sum_ns, values.iter().sum::<u64>());
+        let bounds = [10u64, 1_000_000, 10_000_000, 1_000_000_000];
+        let got = h.cumulative(&bounds);
+        for (b, n) in bounds.iter().zip(&got) {
+            let truth = values.iter().filter(|v| **v <= *b).count() as u64;
+            assert!(*n <= truth, "at {b}: {n} > {truth}");
+            // Low by at most the values within one bucket's width (1/16 of the octave) below b.
+            let near = values.iter().filter(|v| **v <= *b && **v + *b / 8 > *b).count() as u64;
+            assert!(*n + near >= truth, "at {b}: {n} + {near} < {truth}");
+        }
+        assert_eq!(got[0], 1);
+        assert_eq!(*got.last().unwrap(), values.len() as u64);
     }
 }

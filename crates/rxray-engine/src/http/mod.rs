@@ -5,6 +5,7 @@ pub mod exchange;
 pub mod reassembly;
 
 use endpoints::{EndpointSnapshot, Endpoints};
+pub use endpoints::{Endpoint, LatencyHist};
 pub use exchange::{Call, Message};
 use exchange::{Ctx, Dir, Exchange, ParserLimits};
 use rxray_openapi::{CheckCounters, CheckLimits, Checker, Finding, FindingKey, Spec};
@@ -277,6 +278,11 @@ impl HttpTracker {
 
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// The endpoints as counted so far, with their whole latency histograms (the agent's metrics).
+    pub fn endpoint_list(&self) -> &[Endpoint] {
+        &self.endpoints.list
     }
 
     /// Takes one segment.

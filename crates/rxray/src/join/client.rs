@@ -1,0 +1,153 @@
+//! The command's side of joining: connect to the agent of this network namespace, ask for a view,
+//! write what the agent sends to stdout, and say bye on Ctrl-C to get the summary.
+use super::{FrameReader, Hello, JoinRequest, Kind, VERSION};
+use anyhow::{bail, Context, Result};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A command joined to the agent.
+pub struct Joined {
+    conn: UnixStream,
+    frames: FrameReader,
+    pub hello: Hello,
+}
+
+/// What a joined run ended with.
+pub struct Outcome {
+    /// Output frames written to stdout.
+    pub delivered: u64,
+    /// The agent's summary (None when the agent went away first).
+    pub summary: Option<serde_json::Value>,
+    pub took: Duration,
+}
+
+/// Joins the agent of this network namespace with `req`. `Ok(None)`: no agent runs here, or it
+/// does not own the interfaces asked for; the command then attaches itself. An agent that refuses
+/// for another reason (a bad filter, too many clients) is an error.
+pub fn try_join(command: &str, mut req: JoinRequest) -> Result<Option<Joined>> {
+    let sock = crate::agent::socket_path();
+    let Ok(mut conn) = UnixStream::connect(&sock) else { return Ok(None) };
+    req.cmd = "join".into();
+    req.v = VERSION;
+    req.command = command.into();
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = serde_json::to_vec(&req)?;
+    line.push(b'\n');
+    conn.write_all(&line).with_context(|| format!("sending the join request to {}", sock.display()))?;
+    let mut frames = FrameReader::default();
+    let mut buf = [0u8; 4096];
+    let hello = loop {
+        if let Some((kind, payload)) = frames.next_frame()? {
+            if kind != Kind::Hello {
+                bail!("the agent at {} sent a {kind:?} frame before its hello", sock.display());
+            }
+            break serde_json::from_slice::<Hello>(&payload).with_context(|| format!("the agent's hello is not JSON: {}", String::from_utf8_lossy(&payload)))?;
+        }
+        let n = conn.read(&mut buf).with_context(|| format!("reading the agent's hello from {}", sock.display()))?;
+        if n == 0 {
+            bail!("the agent at {} closed the connection before answering (an older agent? `rxray status` shows it)", sock.display());
+        }
+        frames.feed(&buf[..n]);
+    };
+    if !hello.ok {
+        let why = hello.error.clone().unwrap_or_default();
+        if hello.not_owned {
+            eprintln!("rxray: an agent runs here, but {why}: attaching myself");
+            return Ok(None);
+        }
+        bail!("the agent of this namespace refused the join: {why} (--standalone attaches instead)");
+    }
+    conn.set_read_timeout(None)?;
+    conn.set_nonblocking(true)?;
+    Ok(Some(Joined { conn, frames, hello }))
+}
+
+/// A snapshot command (`http`) joined to the agent: the agent renders each snapshot; this prints
+/// them until Ctrl-C, when the agent sends the final one.
+pub fn run_snapshots(j: Joined, stop: &AtomicBool, what: &str, count: Option<u64>) -> Result<()> {
+    eprintln!("rxray: {what} {} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.interfaces.join(", "), j.hello.host, j.hello.id);
+    let mut out = std::io::stdout().lock();
+    let o = j.run(stop, &mut out, count, Duration::ZERO)?;
+    if o.summary.is_none() {
+        eprintln!("rxray: the agent went away before the final snapshot");
+    }
+    Ok(())
+}
+
+impl Joined {
+    /// Writes the agent's output frames to `out` until `count` of them, a stop signal, or the
+    /// agent's end; then says bye and waits (bounded) for the summary. `stall`: a test aid that
+    /// waits before reading anything (a slow client).
+    pub fn run(mut self, stop: &AtomicBool, out: &mut impl Write, count: Option<u64>, stall: Duration) -> Result<Outcome> {
+        let start = Instant::now();
+        if !stall.is_zero() {
+            std::thread::sleep(stall);
+        }
+        let mut delivered = 0u64;
+        let mut bye_deadline: Option<Instant> = None;
+        let mut writing = true;
+        let mut summary = None;
+        let mut buf = vec![0u8; 64 << 10];
+        'outer: loop {
+            if bye_deadline.is_none() && (stop.load(Ordering::Relaxed) || !writing) {
+                self.bye();
+                bye_deadline = Some(Instant::now() + Duration::from_secs(3));
+            }
+            if bye_deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let mut pfd = libc::pollfd { fd: self.conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: pfd is one valid pollfd for our socket, open for the call.
+            unsafe { libc::poll(&mut pfd, 1, 100) };
+            loop {
+                match self.conn.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = out.flush();
+                        break 'outer;
+                    }
+                    Ok(n) => self.frames.feed(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e).context("reading from the agent"),
+                }
+                while let Some((kind, payload)) = self.frames.next_frame()? {
+                    match kind {
+                        Kind::Out if writing => {
+                            delivered += 1;
+                            if out.write_all(&payload).is_err() || count.is_some_and(|c| delivered >= c) {
+                                writing = false;
+                            }
+                        }
+                        Kind::Out => {}
+                        Kind::Lost => {
+                            let v: serde_json::Value = serde_json::from_slice(&payload).unwrap_or_default();
+                            eprintln!(
+                                "rxray: {} events lost so far for this client: it read more slowly than they came and its queue in the agent ({} events) was full",
+                                v["lost"], self.hello.queue
+                            );
+                        }
+                        Kind::Summary => {
+                            summary = serde_json::from_slice(&payload).ok();
+                            let _ = out.flush();
+                            break 'outer;
+                        }
+                        Kind::Hello => bail!("the agent sent a second hello"),
+                    }
+                }
+            }
+            if out.flush().is_err() {
+                writing = false;
+            }
+        }
+        Ok(Outcome { delivered, summary, took: start.elapsed() })
+    }
+
+    fn bye(&mut self) {
+        // Non-blocking, and the line is short: it fits the socket buffer unless the agent is gone.
+        let _ = self.conn.write_all(b"{\"cmd\":\"bye\"}\n");
+    }
+}
