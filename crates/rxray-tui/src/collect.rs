@@ -49,7 +49,7 @@ pub struct Collector {
     filter: Option<Filter>,
     ts_ns: u64,
     flows: Vec<FlowRecord>,
-    protocols: Vec<(&'static str, u64, u64)>,
+    protocols: Vec<(String, u64, u64)>,
     ifaces: Vec<(String, IfaceHistory)>,
     counters: Counters,
     drops_on: bool,
@@ -114,7 +114,7 @@ impl Collector {
         self.rates.update(&mut snap.flows, snap.ts_ns);
         self.ts_ns = snap.ts_ns;
         self.counters = counters;
-        self.protocols = snap.protocols.iter().map(|(n, c)| (*n, c.packets, c.bytes)).collect();
+        self.protocols = snap.protocols.iter().map(|(n, c)| (n.to_string(), c.packets, c.bytes)).collect();
         for (_, name, c) in &snap.interfaces {
             let i = match self.ifaces.iter().position(|(n, _)| n == name) {
                 Some(i) => i,
@@ -137,6 +137,12 @@ impl Collector {
             h.count = (c.packets, c.bytes);
         }
         self.flows = snap.flows;
+    }
+
+    /// The kernel's per-protocol counters by name, when they come from elsewhere than a
+    /// `FlowSnapshot` (an agent's JSON); they replace those of the last table.
+    pub fn set_protocols(&mut self, protocols: Vec<(String, u64, u64)>) {
+        self.protocols = protocols;
     }
 
     /// The kernel's drop counts by reason name, now (they replace the previous ones).
@@ -247,7 +253,7 @@ impl Collector {
         let protocols: Vec<ProtoRow> = if self.filter.is_some() {
             protos.into_iter().map(|(name, (packets, bytes))| ProtoRow { name, packets, bytes }).collect()
         } else {
-            self.protocols.iter().map(|(n, p, b)| ProtoRow { name: n.to_string(), packets: *p, bytes: *b }).collect()
+            self.protocols.iter().map(|(n, p, b)| ProtoRow { name: n.clone(), packets: *p, bytes: *b }).collect()
         };
         let mut protocols = protocols;
         protocols.retain(|p| p.packets > 0);

@@ -7,7 +7,8 @@ use aya::maps::{MapData, RingBuf};
 use rxray_engine::alert::Alert;
 use rxray_engine::http::{HttpConfig, HttpTracker, DEFAULT_PORTS};
 use rxray_engine::inspect::Inspector;
-use rxray_engine::source::{Event, Source as _};
+use rxray_engine::flows::{FlowKey, FlowRecord};
+use rxray_engine::source::{Count, Event, FlowSnapshot, Source as _};
 use rxray_kernel::{btf, Drops, DropsOptions, IngressOptions, LiveSource};
 use rxray_tui::collect::Counters;
 use rxray_tui::model::Detail;
@@ -53,6 +54,9 @@ pub struct TopArgs {
     /// Exit after this many refreshes (benchmarks).
     #[arg(long, hide = true)]
     pub refreshes: Option<u64>,
+    /// Attach even when this namespace's agent runs (by default `top` joins it).
+    #[arg(long)]
+    pub standalone: bool,
     /// Print the redraw times on exit (benchmarks).
     #[arg(long, hide = true)]
     pub stats: bool,
@@ -98,7 +102,7 @@ impl LiveFeed {
 }
 
 /// Runs the dashboard over `feed` on this terminal (restored when it returns, or on a panic).
-pub(crate) fn dashboard(feed: &mut LiveFeed, c: &mut Collector, o: Options) -> Result<rxray_tui::run::Stats> {
+pub(crate) fn dashboard(feed: &mut dyn Feed, c: &mut Collector, o: Options) -> Result<rxray_tui::run::Stats> {
     let mut screen = rxray_tui::term::Screen::enter().context("setting up the terminal")?;
     rxray_tui::run::run(&mut screen.terminal, feed, c, o).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -198,6 +202,124 @@ impl Feed for LiveFeed {
     }
 }
 
+/// The agent of this namespace as the dashboard's feed: `top` joins it as a JSON `flows` client and
+/// reads its flow table (counted from the join) every interval.
+struct JoinFeed {
+    flows: Option<crate::join::client::Joined>,
+    stop: Arc<AtomicBool>,
+    latest: Option<serde_json::Value>,
+    gone: bool,
+}
+
+impl Feed for JoinFeed {
+    fn pump(&mut self, _: &mut Collector, wait: Duration) -> Result<(), Error> {
+        let Some(j) = self.flows.as_mut() else { return Ok(()) };
+        match j.poll_out(wait).map_err(|e| format!("{e:#}"))? {
+            Some(lines) => {
+                if let Some(last) = lines.last() {
+                    self.latest = Some(serde_json::from_slice(last).map_err(|e| format!("the agent's flows snapshot is not JSON: {e}"))?);
+                }
+            }
+            None => self.gone = true,
+        }
+        Ok(())
+    }
+
+    fn refresh(&mut self, c: &mut Collector) -> Result<(), Error> {
+        if let Some(v) = self.latest.take() {
+            let (snap, protocols, counters) = flows_from_json(&v);
+            c.on_flows(snap, counters);
+            c.set_protocols(protocols);
+        }
+        Ok(())
+    }
+
+    fn stopped(&self) -> bool {
+        self.gone || self.stop.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for JoinFeed {
+    fn drop(&mut self) {
+        if let Some(j) = self.flows.take() {
+            j.leave();
+        }
+    }
+}
+
+/// One of the agent's JSON flows snapshots (`rxray flows --json`'s line) as the engine's table,
+/// its per-protocol counters and the kernel's totals. Fields it lacks read as zero.
+fn flows_from_json(v: &serde_json::Value) -> (FlowSnapshot, Vec<(String, u64, u64)>, Counters) {
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    let addr = |v: &serde_json::Value, k: &str| v[k].as_str().and_then(|s| s.parse::<IpAddr>().ok());
+    let flows = v["flows"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| {
+                    Some(FlowRecord {
+                        key: FlowKey {
+                            ifindex: n(f, "ifindex") as u32,
+                            vlan: n(f, "vlan") as u16,
+                            proto: n(f, "proto") as u8,
+                            src: addr(f, "src")?,
+                            dst: addr(f, "dst")?,
+                            sport: n(f, "sport") as u16,
+                            dport: n(f, "dport") as u16,
+                            fragments: f["fragments"].as_bool().unwrap_or(false),
+                        },
+                        iface: f["iface"].as_str().unwrap_or("?").to_string(),
+                        packets: n(f, "packets"),
+                        bytes: n(f, "bytes"),
+                        first_ns: n(f, "first_ns"),
+                        last_ns: n(f, "last_ns"),
+                        tcp_flags: n(f, "tcp_flags") as u8,
+                        size_hist: [0; 8],
+                        pps: 0.0,
+                        bps: 0.0,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let interfaces = v["interfaces"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| (n(i, "ifindex") as u32, i["iface"].as_str().unwrap_or("?").to_string(), Count { packets: n(i, "packets"), bytes: n(i, "bytes") }))
+                .collect()
+        })
+        .unwrap_or_default();
+    let protocols = v["protocols"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, c)| (k.clone(), n(c, "packets"), n(c, "bytes"))).collect())
+        .unwrap_or_default();
+    let t = &v["totals"];
+    let counters = Counters {
+        packets: n(t, "packets"),
+        bytes: n(t, "bytes"),
+        flow_insert_failed: n(t, "flow_insert_failed"),
+        malformed: n(t, "malformed"),
+        ..Default::default()
+    };
+    (FlowSnapshot { ts_ns: n(v, "ts_ns"), flows, protocols: Vec::new(), interfaces }, protocols, counters)
+}
+
+/// Joins this namespace's agent when one runs and owns the interfaces; None: attach instead.
+fn join(a: &TopArgs, stop: &Arc<AtomicBool>) -> Result<Option<(JoinFeed, Collector)>> {
+    let req = crate::join::JoinRequest {
+        interfaces: a.ifaces.clone(),
+        json: true,
+        interval: Some(a.interval),
+        ..Default::default()
+    };
+    let Some(j) = crate::join::client::try_join("flows", req)? else { return Ok(None) };
+    let mut c = Collector::new(format!("{} (joined the agent of {}, client {})", j.hello.interfaces.join(", "), j.hello.host, j.hello.id));
+    let why = || Err("joined the agent: not sent over the join (yet); `rxray top --standalone` attaches its own".to_string());
+    c.set_parts(why(), why(), why());
+    Ok(Some((JoinFeed { flows: Some(j), stop: Arc::clone(stop), latest: None, gone: false }, c)))
+}
+
 fn drop_counts(ifindexes: &[u32]) -> Result<(Drops, BTreeMap<u64, String>), String> {
     let netns = rxray_kernel::drops::current_netns_ino().map_err(|e| e.to_string())?;
     let d = Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: Some(netns), ifindexes: ifindexes.to_vec(), events: false })
@@ -214,6 +336,18 @@ pub fn run(a: TopArgs) -> Result<()> {
         bail!("--http-port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
     }
     let stop = session::stop_flag()?;
+    let o = Options { interval: Duration::from_secs_f64(a.interval.max(0.05)), refreshes: a.refreshes };
+    if !a.standalone {
+        session::require_root()?;
+        if let Some((mut feed, mut c)) = join(&a, &stop)? {
+            let stats = dashboard(&mut feed, &mut c, o)?;
+            if feed.gone {
+                eprintln!("rxray: the agent went away");
+            }
+            print_stats(a.stats, &stats);
+            return Ok(());
+        }
+    }
     let opts = IngressOptions {
         events: !a.no_alerts,
         ring_bytes: if a.no_alerts { 4096 } else { 8 << 20 },
@@ -265,9 +399,13 @@ pub fn run(a: TopArgs) -> Result<()> {
     };
     let mut c = Collector::new(source);
     c.set_parts(drops_on, alerts_on, http_on);
-    let o = Options { interval: Duration::from_secs_f64(a.interval.max(0.05)), refreshes: a.refreshes };
     let stats = dashboard(&mut feed, &mut c, o)?;
-    if a.stats {
+    print_stats(a.stats, &stats);
+    Ok(())
+}
+
+fn print_stats(on: bool, stats: &rxray_tui::run::Stats) {
+    if on {
         eprintln!(
             "rxray top: {} refreshes, {} redraws, mean {:.3} ms, max {:.3} ms per redraw",
             stats.refreshes,
@@ -276,5 +414,4 @@ pub fn run(a: TopArgs) -> Result<()> {
             stats.draw_max_ns as f64 / 1e6
         );
     }
-    Ok(())
 }

@@ -90,3 +90,39 @@ fn the_demo_on_a_terminal_is_the_dashboard() {
     assert_eq!(t.var("alternate_on"), "0", "{s}");
     assert!(cooked(&s), "{s}");
 }
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn top_joins_the_agent_of_its_namespace() {
+    if !need_root() {
+        return;
+    }
+    if !have("tmux") {
+        skip_or_fail("needs tmux (apt-get install tmux)");
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let dir = TempDir::new();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, "host = \"top-lab\"\ninterfaces = [\"veth-b\"]\n[metrics]\nlisten = \"off\"\n[store]\nenabled = false\n").unwrap();
+    let mut agent = Running::start_netns(lab.ns_b(), &["agent", "--config", cfg.to_str().unwrap()]);
+    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(30));
+    let script = format!("{} --netns {} top -i veth-b --interval 0.3; {AFTER}", rxray_bin(), lab.ns_b());
+    let t = Tmux::start(&script, 80, 24);
+    t.wait_for(Duration::from_secs(30), "top joined to the agent", |s| s.contains("joined the agent of top-lab"));
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let frames_out: Vec<Vec<u8>> = (0..250u16)
+        .map(|i| {
+            let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 31000 + i % 5, dport: 5353 }), b"joined")
+        })
+        .collect();
+    assert_eq!(send_frames(lab.ns_a(), "veth-a", &frames_out).expect("send"), 250);
+    // Counted from the join: exactly what was sent after it.
+    let sender = lab.addr4_a().to_string();
+    t.wait_for(Duration::from_secs(20), "the sender with its 250 packets, through the agent", |s| packets_of(s, &sender) == Some(250));
+    t.keys(&["q"]);
+    let s = t.wait_for(Duration::from_secs(20), "rxray to exit", |s| s.contains("END"));
+    assert!(s.contains("rc=0") && cooked(&s), "{s}");
+    assert_eq!(t.var("alternate_on"), "0", "{s}");
+}

@@ -146,6 +146,39 @@ impl Joined {
         Ok(Outcome { delivered, summary, took: start.elapsed() })
     }
 
+    /// The payloads of the output frames that arrived, waiting at most `wait` for the first
+    /// (`top`'s feed, which reads between redraws). `Ok(None)`: the agent closed the connection.
+    pub fn poll_out(&mut self, wait: Duration) -> Result<Option<Vec<Vec<u8>>>> {
+        let mut pfd = libc::pollfd { fd: self.conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is one valid pollfd for our socket, open for the call.
+        unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+        let mut buf = vec![0u8; 64 << 10];
+        let mut out = Vec::new();
+        loop {
+            match self.conn.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.frames.feed(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("reading from the agent"),
+            }
+        }
+        while let Some((kind, payload)) = self.frames.next_frame()? {
+            match kind {
+                Kind::Out => out.push(payload),
+                Kind::Summary => return Ok(None),
+                Kind::Hello => bail!("the agent sent a second hello"),
+                Kind::Lost => {}
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Says goodbye (the agent then drops this client).
+    pub fn leave(mut self) {
+        self.bye();
+    }
+
     fn bye(&mut self) {
         // Non-blocking, and the line is short: it fits the socket buffer unless the agent is gone.
         let _ = self.conn.write_all(b"{\"cmd\":\"bye\"}\n");
