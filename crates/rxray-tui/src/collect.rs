@@ -21,18 +21,9 @@ const UDP: u8 = 17;
 /// Alerts kept for the pane and the detail view.
 const RECENT_ALERTS: usize = 200;
 
-/// The kernel's counters for the health pane (None: that part is not running).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
-    pub packets: u64,
-    pub bytes: u64,
-    pub flow_insert_failed: u64,
-    pub malformed: u64,
-    pub events: Option<u64>,
-    pub events_lost: Option<u64>,
-    pub drop_events_lost: Option<u64>,
-    pub http_records_lost: Option<u64>,
-}
+/// The kernel's counters for the health pane, as the feed reads them (`flows` is the collector's
+/// count of the table and is ignored here).
+pub type Counters = Health;
 
 struct IfaceHistory {
     prev: Option<(u64, u64, u64)>,
@@ -260,7 +251,6 @@ impl Collector {
         protocols.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.name.cmp(&b.name)));
         let mut drops: Vec<(String, u64)> = self.drops.iter().map(|(k, v)| (k.clone(), *v)).collect();
         drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let c = &self.counters;
         let s = Snapshot {
             ts_ns: self.ts_ns,
             source: self.source.clone(),
@@ -278,17 +268,7 @@ impl Collector {
                     bps_history: h.bps.iter().copied().collect(),
                 })
                 .collect(),
-            health: Health {
-                packets: c.packets,
-                bytes: c.bytes,
-                flows: self.flows.len() as u64,
-                flow_insert_failed: c.flow_insert_failed,
-                malformed: c.malformed,
-                events: c.events,
-                events_lost: c.events_lost,
-                drop_events_lost: c.drop_events_lost,
-                http_records_lost: c.http_records_lost,
-            },
+            health: Health { flows: self.flows.len() as u64, ..self.counters },
             sources,
             flows,
             ports,

@@ -39,7 +39,7 @@ pub struct IfaceRate {
 }
 
 /// What was seen, what was lost, and how complete each view is.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Health {
     /// Packets the ingress program counted (exact, kernel counters).
     pub packets: u64,

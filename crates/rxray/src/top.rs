@@ -72,7 +72,6 @@ pub(crate) struct LiveFeed {
     reasons: BTreeMap<u64, String>,
     http: Option<(RingBuf<MapData>, HttpTracker, Vec<u16>)>,
     store: PathBuf,
-    events: u64,
 }
 
 impl LiveFeed {
@@ -87,7 +86,6 @@ impl LiveFeed {
             reasons: BTreeMap::new(),
             http: None,
             store: PathBuf::from(rxray_agent::config::DEFAULT_STORE),
-            events: 0,
         }
     }
 
@@ -115,7 +113,6 @@ impl Feed for LiveFeed {
             read += 1;
             match ev? {
                 Event::Packet(p) => {
-                    self.events += 1;
                     if let Some(i) = self.insp.as_mut() {
                         i.on_packet(p, &mut self.alerts);
                     }
@@ -180,6 +177,7 @@ impl Feed for LiveFeed {
             events_lost: self.insp.is_some().then_some(t.lost),
             drop_events_lost: drops,
             http_records_lost: http,
+            ..Default::default()
         };
         c.on_flows(self.src.flow_snapshot()?, counters);
         Ok(())

@@ -17,6 +17,13 @@ fn packets_of(screen: &str, addr: &str) -> Option<u64> {
     })
 }
 
+/// A UDP frame from the lab's sender with IPv4 id `id`.
+fn udp(lab: &Lab, id: u16, sport: u16, dport: u16) -> Vec<u8> {
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+    frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport, dport }), b"lab")
+}
+
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn top_shows_the_sender_filters_live_and_quits() {
@@ -39,10 +46,7 @@ fn top_shows_the_sender_filters_live_and_quits() {
     let ip = |proto, id| Ipv4 {
         src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: proto,
     };
-    let mut frames_out = Vec::new();
-    for i in 0..200u16 {
-        frames_out.push(frames::frame(&eth, &[], L3::Ipv4(ip(ipproto::UDP, i)), L4::Udp(Udp { sport: 30000 + i % 20, dport: 53 }), b"query"));
-    }
+    let mut frames_out: Vec<Vec<u8>> = (0..200u16).map(|i| udp(&lab, i, 30000 + i % 20, 53)).collect();
     for i in 0..100u16 {
         let tcp = Tcp { sport: 40000 + i % 10, dport: 443, seq: i as u32, ack: 1, flags: F::ACK | F::PSH, window: 100, urgent: 0, options: vec![] };
         frames_out.push(frames::frame(&eth, &[], L3::Ipv4(ip(ipproto::TCP, i)), L4::Tcp(tcp), b"hello"));
@@ -110,13 +114,7 @@ fn top_joins_the_agent_of_its_namespace() {
     let script = format!("{} --netns {} top -i veth-b --interval 0.3; {AFTER}", rxray_bin(), lab.ns_b());
     let t = Tmux::start(&script, 80, 24);
     t.wait_for(Duration::from_secs(30), "top joined to the agent", |s| s.contains("joined the agent of top-lab"));
-    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
-    let frames_out: Vec<Vec<u8>> = (0..250u16)
-        .map(|i| {
-            let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
-            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 31000 + i % 5, dport: 5353 }), b"joined")
-        })
-        .collect();
+    let frames_out: Vec<Vec<u8>> = (0..250u16).map(|i| udp(&lab, i, 31000 + i % 5, 5353)).collect();
     assert_eq!(send_frames(lab.ns_a(), "veth-a", &frames_out).expect("send"), 250);
     // Counted from the join: exactly what was sent after it.
     let sender = lab.addr4_a().to_string();
