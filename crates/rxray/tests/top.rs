@@ -17,6 +17,30 @@ fn packets_of(screen: &str, addr: &str) -> Option<u64> {
     })
 }
 
+/// Root (namespaces, BPF) and tmux are there; otherwise skips (or fails under CI=true).
+fn can_run() -> bool {
+    if !need_root() {
+        return false;
+    }
+    if !have("tmux") {
+        skip_or_fail("needs tmux (apt-get install tmux)");
+        return false;
+    }
+    true
+}
+
+/// After `q`: rxray exited 0 and left the terminal as it found it (main screen, cursor shown,
+/// cooked mode); the final screen.
+fn quits_restored(t: &Tmux) -> String {
+    t.keys(&["q"]);
+    let s = t.wait_for(Duration::from_secs(30), "rxray to exit", |s| s.contains("END"));
+    assert!(s.contains("rc=0"), "{s}");
+    assert_eq!(t.var("alternate_on"), "0", "still on the alternate screen:\n{s}");
+    assert_eq!(t.var("cursor_flag"), "1", "cursor hidden:\n{s}");
+    assert!(cooked(&s), "the tty is not back in cooked mode:\n{s}");
+    s
+}
+
 /// A UDP frame from the lab's sender with IPv4 id `id`.
 fn udp(lab: &Lab, id: u16, sport: u16, dport: u16) -> Vec<u8> {
     let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
@@ -27,11 +51,7 @@ fn udp(lab: &Lab, id: u16, sport: u16, dport: u16) -> Vec<u8> {
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn top_shows_the_sender_filters_live_and_quits() {
-    if !need_root() {
-        return;
-    }
-    if !have("tmux") {
-        skip_or_fail("needs tmux (apt-get install tmux)");
+    if !can_run() {
         return;
     }
     let lab = Lab::pair_quiet(&unique_name()).expect("lab");
@@ -63,22 +83,13 @@ fn top_shows_the_sender_filters_live_and_quits() {
     let s = t.wait_for(Duration::from_secs(20), "the filtered view", |s| s.contains("filter tcp") && packets_of(s, &sender) == Some(100));
     assert!(s.contains("443/tcp") && !s.contains("53/udp"), "the filter left UDP in the view:\n{s}");
 
-    t.keys(&["q"]);
-    let s = t.wait_for(Duration::from_secs(20), "rxray to exit", |s| s.contains("END"));
-    assert!(s.contains("rc=0"), "{s}");
-    assert_eq!(t.var("alternate_on"), "0", "still on the alternate screen:\n{s}");
-    assert_eq!(t.var("cursor_flag"), "1", "cursor hidden:\n{s}");
-    assert!(cooked(&s), "the tty is not back in cooked mode:\n{s}");
+    quits_restored(&t);
 }
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn the_demo_on_a_terminal_is_the_dashboard() {
-    if !need_root() {
-        return;
-    }
-    if !have("tmux") {
-        skip_or_fail("needs tmux (apt-get install tmux)");
+    if !can_run() {
         return;
     }
     let script = format!("{} demo --seconds 3 --flows 30 --no-protect; {AFTER}", rxray_bin());
@@ -88,21 +99,14 @@ fn the_demo_on_a_terminal_is_the_dashboard() {
     t.wait_for(Duration::from_secs(30), "the demo's dashboard with the sender", |s| {
         s.contains("demo lab: veth-b") && packets_of(s, "198.18.0.1").is_some_and(|n| n > 0)
     });
-    t.keys(&["q"]);
-    let s = t.wait_for(Duration::from_secs(30), "the demo to end", |s| s.contains("END"));
-    assert!(s.contains("demo done; removing the lab") && s.contains("rc=0"), "{s}");
-    assert_eq!(t.var("alternate_on"), "0", "{s}");
-    assert!(cooked(&s), "{s}");
+    let s = quits_restored(&t);
+    assert!(s.contains("demo done; removing the lab"), "{s}");
 }
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn top_joins_the_agent_of_its_namespace() {
-    if !need_root() {
-        return;
-    }
-    if !have("tmux") {
-        skip_or_fail("needs tmux (apt-get install tmux)");
+    if !can_run() {
         return;
     }
     let lab = Lab::pair_quiet(&unique_name()).expect("lab");
@@ -119,8 +123,5 @@ fn top_joins_the_agent_of_its_namespace() {
     // Counted from the join: exactly what was sent after it.
     let sender = lab.addr4_a().to_string();
     t.wait_for(Duration::from_secs(20), "the sender with its 250 packets, through the agent", |s| packets_of(s, &sender) == Some(250));
-    t.keys(&["q"]);
-    let s = t.wait_for(Duration::from_secs(20), "rxray to exit", |s| s.contains("END"));
-    assert!(s.contains("rc=0") && cooked(&s), "{s}");
-    assert_eq!(t.var("alternate_on"), "0", "{s}");
+    quits_restored(&t);
 }
