@@ -7,6 +7,7 @@ pub mod frames;
 mod lab;
 pub mod pcap;
 pub mod testing;
+pub mod tmux;
 mod send;
 
 pub use lab::{kill_processes_in, processes_in, Lab, LabError, MAC_A, MAC_B};

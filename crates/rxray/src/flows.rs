@@ -293,6 +293,8 @@ pub fn run(a: FlowsArgs) -> Result<()> {
     let tty = std::io::stdout().is_terminal() && !a.json;
     let mut rates = RateTracker::default();
     let mut shown = 0u64;
+    // On a terminal the table is redrawn in place (rxray-tui's LiveText, the dashboard's renderer).
+    let mut live = if tty { Some(rxray_tui::term::LiveText::new().context("setting up the terminal")?) } else { None };
     loop {
         // Sleep in small steps so a signal is answered at once.
         let until = Instant::now() + interval;
@@ -325,10 +327,9 @@ pub fn run(a: FlowsArgs) -> Result<()> {
             writeln!(out, "{v}")
         } else {
             let t = table(&src, &snap.flows, a.top, ctx.as_mut())?;
-            if tty {
-                write!(out, "\x1b[H\x1b[2J{t}")
-            } else {
-                writeln!(out, "{t}")
+            match live.as_mut() {
+                Some(l) => l.show(&t),
+                None => writeln!(out, "{t}"),
             }
         };
         if res.and_then(|_| out.flush()).is_err() {

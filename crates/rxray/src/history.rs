@@ -336,6 +336,24 @@ pub fn investigate(a: InvestigateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `rxray investigate ADDR` over the store for the last `window_ns`, as text lines (for `top`'s
+/// detail view); None when there is no store at `dir`.
+pub(crate) fn store_timeline(dir: &Path, addr: &str, window_ns: u64) -> Option<Result<Vec<String>>> {
+    if !dir.join(rxray_store::FILE).exists() {
+        return None;
+    }
+    Some((|| {
+        let range = AddrRange::parse(addr).map_err(|e| anyhow!("investigate {e}"))?;
+        let (since, until) = (now_ns().saturating_sub(window_ns), now_ns() + 1);
+        let store = Store::open_read(dir)?;
+        let records = store.query(&Query { since, until, addr: Some(range), limit: 100_000, ..Default::default() })?;
+        let mut lines = vec![format!("rxray investigate {addr} from {} to {} (store {})", ts(since), ts(until - 1), dir.display())];
+        lines.extend(timeline(&records).into_iter().map(|(_, l)| l));
+        lines.push(completeness_line(&records));
+        Ok(lines)
+    })())
+}
+
 /// Keeps the records inside `[since, until)`.
 fn clip(mut r: Records, since: u64, until: u64) -> Records {
     r.flows.retain(|f| f.ts_end >= since && f.ts_start < until);

@@ -337,16 +337,22 @@ pub fn render_snapshot(out: &mut impl Write, t: &mut HttpTracker, kernel: rxray_
         serde_json::to_writer(&mut *out, &line)?;
         writeln!(out)?;
     } else {
-        let mut s = String::from("\x1b[H\x1b[2J");
-        s.push_str(&table(&snap, top));
-        let _ = writeln!(
-            s,
-            "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
-            kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
-        );
-        out.write_all(s.as_bytes())?;
+        // A joined client's terminal is redrawn by these codes (a local one by LiveText, in `run`).
+        out.write_all(b"\x1b[H\x1b[2J")?;
+        out.write_all(text_of(&snap, &kernel, top).as_bytes())?;
     }
     Ok(())
+}
+
+/// The text table with the kernel's HTTP counters under it.
+fn text_of(snap: &HttpSnapshot, kernel: &rxray_kernel::http::HttpKernelTotals, top: usize) -> String {
+    let mut s = table(snap, top);
+    let _ = writeln!(
+        s,
+        "kernel: {} segments, {} records, {} bytes copied, {} not copied (over the body limit {}, ring full {}, past 64 KiB {})",
+        kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
+    );
+    s
 }
 
 /// One live snapshot line.
@@ -396,12 +402,25 @@ pub fn run(a: HttpArgs) -> Result<()> {
     let mut next = std::time::Instant::now() + every;
     let mut bad = 0u64;
     let mut out = std::io::stdout().lock();
+    // On a terminal the table is redrawn in place (rxray-tui's LiveText); elsewhere one table per interval.
+    let mut live = if !a.json && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        Some(rxray_tui::term::LiveText::new().context("setting up the terminal")?)
+    } else {
+        None
+    };
     let fd = {
         use std::os::fd::AsRawFd;
         ring.as_raw_fd()
     };
-    let emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
-        render_snapshot(&mut *out, t, ing.http_totals()?, clock.to_unix_ns(mono_ns()), last, a.json, a.top)?;
+    let mut emit = |t: &mut HttpTracker, ing: &rxray_kernel::Ingress, last: bool, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+        match live.as_mut().filter(|_| !last) {
+            Some(l) => {
+                let kernel = ing.http_totals()?;
+                t.completeness_mut().events_lost = kernel.records_lost;
+                l.show(&text_of(&t.snapshot(), &kernel, a.top))?;
+            }
+            None => render_snapshot(&mut *out, t, ing.http_totals()?, clock.to_unix_ns(mono_ns()), last, a.json, a.top)?,
+        }
         out.flush()?;
         Ok(())
     };

@@ -9,6 +9,7 @@ use rxray_lab::{send_frames, send_frames_paced, Lab};
 use std::{
     collections::VecDeque,
     fs::File,
+    io::IsTerminal,
     os::fd::AsRawFd,
     process::Command,
     sync::atomic::{AtomicBool, Ordering},
@@ -155,19 +156,23 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let mut ing = Ingress::load(&opts)?;
     let att = ing.attach("veth-b", AttachMode::Auto)?;
     println!("attached to veth-b ({})\n", att.hook_name());
-    let mut src = LiveSource::new().with_ingress(ing, true, false)?;
+    let src = LiveSource::new().with_ingress(ing, true, false)?;
+    // On a terminal the demo is `rxray top` over the lab (q goes on); elsewhere, text as before.
+    let tty = std::io::stdout().is_terminal();
 
     let done = Arc::new(AtomicBool::new(false));
+    // Set when the dashboard is left: the traffic stops there.
+    let quit = Arc::new(AtomicBool::new(false));
     let traffic = {
         let frames_by_round: Vec<Vec<Vec<u8>>> = (0..2).map(|r| demo_frames(&lab, a.flows, r)).collect();
         let (ns_a, dst4, dst6) = (lab.ns_a().to_string(), lab.addr4_b().to_string(), lab.addr6_b().to_string());
-        let (stop, done, secs) = (Arc::clone(&stop), Arc::clone(&done), a.seconds);
+        let (stop, done, quit, secs) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&quit), a.seconds);
         std::thread::spawn(move || -> Result<u64> {
             let mut sent = 0u64;
             let start = Instant::now();
             let mut round = 0usize;
             // Bounded: 10 batches a second for `secs` seconds, and one real ping each way a second.
-            while start.elapsed() < Duration::from_secs(secs) && !stop.load(Ordering::Relaxed) {
+            while start.elapsed() < Duration::from_secs(secs) && !stop.load(Ordering::Relaxed) && !quit.load(Ordering::Relaxed) {
                 sent += send_frames(&ns_a, "veth-a", &frames_by_round[round.min(1)])? as u64;
                 if round % 10 == 0 {
                     for (fam, dst) in [("-4", &dst4), ("-6", &dst6)] {
@@ -182,6 +187,43 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         })
     };
 
+    let src = if tty { dashboard(src, &stop, &quit, &att.hook_name())? } else { text(src, &stop, &done)? };
+    let sent = traffic.join().map_err(|_| anyhow::anyhow!("the traffic thread panicked"))??;
+    let t = flows::totals(&src)?;
+    let nflows = src.flow_snapshot()?.flows.len();
+    drop(src);
+    println!("demo: sent {sent} frames; rxray saw {} packets in {nflows} flows", t.packets);
+    if !a.no_protect && !stop.load(Ordering::Relaxed) {
+        if let Err(e) = rxray_kernel::firewall::check_bpffs() {
+            println!("\n(skipping the firewall part: {e})");
+        } else {
+            let r = protect(&lab);
+            let _ = rxray_kernel::firewall::Firewall::off("veth-b");
+            r?;
+        }
+    }
+    println!("demo done; removing the lab");
+    drop(lab);
+    Ok(())
+}
+
+/// The demo's first part on a terminal: the dashboard over the lab until `q` (the traffic stops then).
+fn dashboard(src: LiveSource, stop: &Arc<AtomicBool>, quit: &AtomicBool, hook: &str) -> Result<LiveSource> {
+    let mut feed = crate::top::LiveFeed::new(src, Arc::clone(stop)).with_detectors()?;
+    let mut c = rxray_tui::Collector::new(format!("demo lab: veth-b ({hook})"));
+    c.set_parts(Err("not in the demo".into()), Ok(()), Err("not in the demo".into()));
+    let o = rxray_tui::run::Options { interval: Duration::from_secs(1), refreshes: None };
+    let r = crate::top::dashboard(&mut feed, &mut c, o);
+    quit.store(true, Ordering::Relaxed);
+    if r?.interrupted {
+        // Ctrl-C ends the whole demo, as it does the text one.
+        stop.store(true, Ordering::Relaxed);
+    }
+    Ok(feed.src)
+}
+
+/// The demo's first part as text: every second the counters, the top flows and the latest packets.
+fn text(mut src: LiveSource, stop: &AtomicBool, done: &AtomicBool) -> Result<LiveSource> {
     let mut rates = RateTracker::default();
     let mut recent: VecDeque<String> = VecDeque::new();
     let mut delivered = 0u64;
@@ -217,23 +259,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let sent = traffic.join().map_err(|_| anyhow::anyhow!("the traffic thread panicked"))??;
-    let t = flows::totals(&src)?;
-    let nflows = src.flow_snapshot()?.flows.len();
-    drop(src);
-    println!("demo: sent {sent} frames; rxray saw {} packets in {nflows} flows", t.packets);
-    if !a.no_protect && !stop.load(Ordering::Relaxed) {
-        if let Err(e) = rxray_kernel::firewall::check_bpffs() {
-            println!("\n(skipping the firewall part: {e})");
-        } else {
-            let r = protect(&lab);
-            let _ = rxray_kernel::firewall::Firewall::off("veth-b");
-            r?;
-        }
-    }
-    println!("demo done; removing the lab");
-    drop(lab);
-    Ok(())
+    Ok(src)
 }
 
 /// The demo's second part: a rules file applied to veth-b, then a SYN flood from one source that

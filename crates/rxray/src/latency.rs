@@ -206,7 +206,9 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let end = a.duration.map(|d| start + Duration::from_secs_f64(d.max(0.0)));
     let tty = std::io::stdout().is_terminal() && !a.json;
-    let print = |src: &LiveSource, os: &mut LinuxOs, clear: bool| -> Result<bool> {
+    // On a terminal the periodic tables are redrawn in place (rxray-tui's LiveText).
+    let mut live = if tty && interval.is_some() { Some(rxray_tui::term::LiveText::new().context("setting up the terminal")?) } else { None };
+    let mut print = |src: &LiveSource, os: &mut LinuxOs, clear: bool| -> Result<bool> {
         let (flows, procs, t) = report(src, os)?;
         let mut out = std::io::stdout().lock();
         let res = if a.json {
@@ -215,8 +217,8 @@ pub fn run(a: LatencyArgs) -> Result<()> {
                 "flows": flows, "processes": procs,
             });
             writeln!(out, "{v}")
-        } else if clear {
-            write!(out, "\x1b[H\x1b[2J{}", table(&flows, &procs, &t, a.top))
+        } else if let Some(l) = live.as_mut().filter(|_| clear) {
+            l.show(&table(&flows, &procs, &t, a.top))
         } else {
             writeln!(out, "{}", table(&flows, &procs, &t, a.top))
         };

@@ -22,6 +22,7 @@ mod latency;
 mod line;
 mod netns;
 mod session;
+mod top;
 mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -79,6 +80,9 @@ enum Cmd {
     Latency(latency::LatencyArgs),
     /// Show the top flows, counted exactly in the kernel, refreshed live (or JSON Lines snapshots).
     Flows(flows::FlowsArgs),
+    /// A live dashboard on the terminal: rates per interface, loss, top sources, flows and ports,
+    /// protocols, drops, alerts, HTTP endpoints; keys to switch panes, sort, filter, pause (`?`).
+    Top(top::TopArgs),
     /// API calls per endpoint (method and path template), both directions of the TCP streams on the
     /// HTTP ports: requests, statuses, latency, bytes, clients; live table or JSON Lines snapshots.
     Http(http::HttpArgs),
@@ -154,6 +158,7 @@ fn main() {
         Cmd::Analyze(a) => analyze::run(a),
         Cmd::Watch(a) => watch::run(a),
         Cmd::Flows(a) => flows::run(a),
+        Cmd::Top(a) => top::run(a),
         Cmd::Http(a) => http::run(a),
         Cmd::Drops(a) => drops::run(a),
         Cmd::Conns(a) => conns::run(a),

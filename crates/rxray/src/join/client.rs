@@ -104,15 +104,13 @@ impl Joined {
             // SAFETY: pfd is one valid pollfd for our socket, open for the call.
             unsafe { libc::poll(&mut pfd, 1, 100) };
             loop {
-                match self.conn.read(&mut buf) {
-                    Ok(0) => {
+                match self.read_once(&mut buf)? {
+                    None => {
                         let _ = out.flush();
                         break 'outer;
                     }
-                    Ok(n) => self.frames.feed(&buf[..n]),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e).context("reading from the agent"),
+                    Some(false) => break,
+                    Some(true) => {}
                 }
                 while let Some((kind, payload)) = self.frames.next_frame()? {
                     match kind {
@@ -144,6 +142,54 @@ impl Joined {
             }
         }
         Ok(Outcome { delivered, summary, took: start.elapsed() })
+    }
+
+    /// The payloads of the output frames that arrived, waiting at most `wait` for the first
+    /// (`top`'s feed, which reads between redraws). `Ok(None)`: the agent closed the connection.
+    pub fn poll_out(&mut self, wait: Duration) -> Result<Option<Vec<Vec<u8>>>> {
+        let mut pfd = libc::pollfd { fd: self.conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is one valid pollfd for our socket, open for the call.
+        unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+        let mut buf = vec![0u8; 64 << 10];
+        let mut out = Vec::new();
+        loop {
+            match self.read_once(&mut buf)? {
+                None => return Ok(None),
+                Some(false) => break,
+                Some(true) => {}
+            }
+        }
+        while let Some((kind, payload)) = self.frames.next_frame()? {
+            match kind {
+                Kind::Out => out.push(payload),
+                Kind::Summary => return Ok(None),
+                Kind::Hello => bail!("the agent sent a second hello"),
+                Kind::Lost => {}
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// One read from the socket into the frame reader: `Some(true)` bytes came, `Some(false)`
+    /// nothing is ready, `None` the agent closed the connection.
+    fn read_once(&mut self, buf: &mut [u8]) -> Result<Option<bool>> {
+        loop {
+            return match self.conn.read(buf) {
+                Ok(0) => Ok(None),
+                Ok(n) => {
+                    self.frames.feed(&buf[..n]);
+                    Ok(Some(true))
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Some(false)),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(e).context("reading from the agent"),
+            };
+        }
+    }
+
+    /// Says goodbye (the agent then drops this client).
+    pub fn leave(mut self) {
+        self.bye();
     }
 
     fn bye(&mut self) {
