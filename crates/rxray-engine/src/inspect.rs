@@ -4,7 +4,10 @@
 use crate::alert::{Alert, Signature};
 use crate::detect::{ConnSummary, Detectors};
 use crate::event::Packet;
+use crate::http::TcpSegment;
+use crate::inspect_http::HttpInspector;
 use crate::signatures::{SigMatch, SignatureSet};
+use crate::source::Frame;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -20,11 +23,44 @@ pub struct Inspector {
     /// msg and classtype per sid, kept for the run (alerts carry `&'static str`; bounded by the rules).
     names: HashMap<u32, (&'static str, &'static str)>,
     matches: Vec<SigMatch>,
+    /// HTTP reassembled into calls (OpenAPI findings), when asked for.
+    http: Option<HttpInspector>,
 }
 
 impl Inspector {
     pub fn new(detectors: Detectors, sigs: Option<SignatureSet>) -> Inspector {
-        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new() }
+        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), http: None }
+    }
+
+    /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document.
+    pub fn with_http(mut self, h: HttpInspector) -> Inspector {
+        self.http = Some(h);
+        self
+    }
+
+    pub fn http(&self) -> Option<&HttpInspector> {
+        self.http.as_ref()
+    }
+
+    /// A whole frame (a capture's record): its TCP segment goes to the HTTP side, if there is one.
+    pub fn on_frame(&mut self, f: &Frame<'_>, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.on_frame(f, &mut self.detectors, out);
+        }
+    }
+
+    /// A TCP segment from a source that copies them itself (the kernel's HTTP copies).
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.on_segment(seg, &mut self.detectors, out);
+        }
+    }
+
+    /// The end of a finite input: the HTTP side ends its connections and checks their calls.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.finish(&mut self.detectors, out);
+        }
     }
 
     pub fn signatures(&self) -> Option<&SignatureSet> {
@@ -44,6 +80,9 @@ impl Inspector {
 
     pub fn on_tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
         self.detectors.on_tick(now_ns, out);
+        if let Some(h) = self.http.as_mut() {
+            h.on_tick(now_ns, &mut self.detectors, out);
+        }
     }
 
     pub fn on_conn(&mut self, c: &ConnSummary, out: &mut Vec<Alert>) {

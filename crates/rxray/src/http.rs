@@ -32,13 +32,17 @@ impl HttpOpts {
     /// naming its place (file, JSON pointer, line), and nothing starts.
     pub fn tracker(&self) -> Result<HttpTracker> {
         let t = HttpTracker::new(self.config());
-        Ok(match &self.openapi {
+        Ok(match self.spec()? {
             None => t,
-            Some(p) => {
-                let spec = rxray_openapi::Spec::load(p, rxray_openapi::DEFAULT_MAX_SPEC_BYTES).map_err(|e| anyhow!("{e}"))?;
-                t.with_openapi(std::sync::Arc::new(spec))
-            }
+            Some(spec) => t.with_openapi(spec),
         })
+    }
+
+    /// The OpenAPI document, when one is given (a broken one is an error naming its place).
+    pub fn spec(&self) -> Result<Option<std::sync::Arc<rxray_openapi::Spec>>> {
+        let Some(p) = &self.openapi else { return Ok(None) };
+        let spec = rxray_openapi::Spec::load(p, rxray_openapi::DEFAULT_MAX_SPEC_BYTES).map_err(|e| anyhow!("{e}"))?;
+        Ok(Some(std::sync::Arc::new(spec)))
     }
 }
 

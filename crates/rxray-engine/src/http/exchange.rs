@@ -55,6 +55,8 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub client: IpAddr,
+    /// The connection: client and server addresses and ports.
+    pub conn: super::ConnKey,
     /// Event time of the request's first byte.
     pub ts_ns: u64,
     pub request: Message,
@@ -112,7 +114,7 @@ pub struct Ctx<'a> {
 /// Both directions of one connection.
 #[derive(Debug)]
 pub struct Exchange {
-    client: IpAddr,
+    conn: super::ConnKey,
     req: Side,
     resp: Side,
     pending: VecDeque<Pending>,
@@ -143,9 +145,9 @@ enum Parsed {
 }
 
 impl Exchange {
-    pub fn new(client: IpAddr) -> Self {
+    pub fn new(conn: super::ConnKey) -> Self {
         Exchange {
-            client,
+            conn,
             req: Side::new(),
             resp: Side::new(),
             pending: VecDeque::new(),
@@ -354,7 +356,7 @@ impl Exchange {
                 Head::Partial => Parsed::Need,
                 Head::Invalid(_) => Parsed::Bad,
                 Head::Complete(r) => {
-                    let i = cx.endpoints.request(r.method, r.target, self.client);
+                    let i = cx.endpoints.request(r.method, r.target, self.conn.client);
                     cx.totals.requests += 1;
                     if self.pending.len() >= cx.limits.max_pipeline {
                         if let Some(old) = self.pending.pop_front() {
@@ -584,7 +586,7 @@ impl Exchange {
             Dir::ToClient => {
                 let Some((request, status, ts_ns)) = self.answering.take() else { return };
                 if let Some(calls) = cx.calls.as_mut() {
-                    calls.push(Call { client: self.client, ts_ns, request, status, response: m });
+                    calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns, request, status, response: m });
                 }
             }
         }

@@ -187,13 +187,19 @@ pub struct OpenApiCounters {
     pub counters: CheckCounters,
 }
 
-/// A finding of a kind not seen before for its (kind, method, template): what alerts are raised on.
+/// One occurrence of a finding in one call (collected only after `with_finding_events`): what
+/// alerts are raised on, through the detectors' suppression.
 #[derive(Clone, Debug)]
-pub struct NewFinding {
+pub struct FindingEvent {
     pub key: FindingKey,
-    pub client: IpAddr,
+    /// Its (kind, method, template, status) was seen here for the first time.
+    pub first: bool,
+    /// The finding as the table holds it now (count so far, first example, detail); `None` when
+    /// the table was full and it was not kept.
+    pub finding: Option<Finding>,
+    pub conn: ConnKey,
     pub ts_ns: u64,
-    /// The raw request line of the exchange that showed it.
+    /// The raw request line of this call.
     pub request_line: String,
 }
 
@@ -229,7 +235,10 @@ pub struct HttpTracker {
     /// Whole calls waiting for the checks (collected only when something checks them).
     calls: Option<Vec<Call>>,
     openapi: Option<Checker>,
-    new_findings: Vec<NewFinding>,
+    /// Every finding occurrence, when something raises alerts on them.
+    finding_events: Option<Vec<FindingEvent>>,
+    /// Checked calls kept for another reader (HTTP signatures), when asked.
+    kept_calls: Option<Vec<Call>>,
 }
 
 impl HttpTracker {
@@ -242,16 +251,39 @@ impl HttpTracker {
         self
     }
 
-    /// Findings of a (kind, method, template) seen for the first time since the last call.
-    pub fn take_new_findings(&mut self) -> Vec<NewFinding> {
-        std::mem::take(&mut self.new_findings)
+    /// Every occurrence of a finding is kept for `take_finding_events` (the alert pipeline).
+    pub fn with_finding_events(mut self) -> Self {
+        self.finding_events = Some(Vec::new());
+        self
     }
 
-    /// Runs the collected calls through the checks.
+    /// Whole calls are collected and kept for `take_calls` once checked.
+    pub fn with_calls(mut self) -> Self {
+        self.calls.get_or_insert_with(Vec::new);
+        self.kept_calls = Some(Vec::new());
+        self
+    }
+
+    /// The finding occurrences since the last call (empty without `with_finding_events`).
+    pub fn take_finding_events(&mut self) -> Vec<FindingEvent> {
+        self.finding_events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The calls completed since the last call (empty without `with_calls`).
+    pub fn take_calls(&mut self) -> Vec<Call> {
+        self.kept_calls.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Runs the collected calls through the checks, and keeps them when asked to.
     fn check_calls(&mut self) {
-        let (Some(calls), Some(checker)) = (self.calls.as_mut(), self.openapi.as_mut()) else { return };
+        let Some(calls) = self.calls.as_mut() else { return };
         for c in calls.drain(..) {
-            check_call(checker, &c, &mut self.new_findings);
+            if let Some(checker) = self.openapi.as_mut() {
+                check_call(checker, &c, self.finding_events.as_mut());
+            }
+            if let Some(k) = self.kept_calls.as_mut() {
+                k.push(c);
+            }
         }
     }
 
@@ -266,7 +298,8 @@ impl HttpTracker {
             last_sweep_ns: 0,
             calls: None,
             openapi: None,
-            new_findings: Vec::new(),
+            finding_events: None,
+            kept_calls: None,
         }
     }
 
@@ -296,7 +329,7 @@ impl HttpTracker {
                 return;
             }
             self.totals.connections += 1;
-            self.conns.insert(key, Conn { streams: [Stream::default(), Stream::default()], ex: Exchange::new(key.client), last_ns: seg.ts_ns });
+            self.conns.insert(key, Conn { streams: [Stream::default(), Stream::default()], ex: Exchange::new(key), last_ns: seg.ts_ns });
         }
         let Some(conn) = self.conns.get_mut(&key) else { return };
         conn.last_ns = conn.last_ns.max(seg.ts_ns);
@@ -417,7 +450,7 @@ fn first_line(head: &[u8]) -> &str {
     std::str::from_utf8(&head[..end]).unwrap_or("")
 }
 
-fn check_call(checker: &mut Checker, c: &Call, new: &mut Vec<NewFinding>) {
+fn check_call(checker: &mut Checker, c: &Call, events: Option<&mut Vec<FindingEvent>>) {
     let line = first_line(&c.request.head);
     let mut parts = line.split(' ');
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
@@ -434,8 +467,11 @@ fn check_call(checker: &mut Checker, c: &Call, new: &mut Vec<NewFinding>) {
         response_truncated: c.response.truncated,
         time_ns: c.ts_ns,
     };
-    for key in checker.check(&x).new {
-        new.push(NewFinding { key, client: c.client, ts_ns: c.ts_ns, request_line: line.to_string() });
+    let checked = checker.check(&x);
+    let Some(events) = events else { return };
+    for key in checked.keys {
+        let finding = checker.finding(&key).cloned();
+        events.push(FindingEvent { first: checked.new.contains(&key), key, finding, conn: c.conn, ts_ns: c.ts_ns, request_line: line.to_string() });
     }
 }
 
