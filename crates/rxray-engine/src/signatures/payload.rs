@@ -136,5 +136,6 @@ fn pcre_find(p: &Pcre, raw: &[u8], prev: usize, from: usize) -> Option<(usize, u
     if from > hay.len() {
         return None;
     }
-    p.regex.find_at(hay, from).map(|m| (m.start() + base, m.end() + base))
+    // A search the match limit stopped is no match (PCRE2 counts it on the pattern).
+    p.regex.find_at(hay, from).ok().flatten().map(|(s, e)| (s + base, e + base))
 }
