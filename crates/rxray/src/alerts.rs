@@ -440,14 +440,18 @@ impl<'f> AlertLoop<'f> {
     }
 }
 
-/// The HTTP side of the inspector, when `--openapi` asks for it: calls on the HTTP ports,
-/// checked against the document (a broken one stops the command before anything starts).
+/// The HTTP side of the inspector, when `--openapi` or the rules' HTTP buffers ask for it: calls
+/// on the HTTP ports (`--port`), checked against the document (a broken one stops the command
+/// before anything starts) and inspected by the HTTP rules.
 fn with_http(insp: Inspector, h: &HttpOpts) -> Result<(Inspector, bool)> {
-    let Some(spec) = h.spec()? else { return Ok((insp, false)) };
-    if h.ports.is_empty() {
-        bail!("--openapi needs at least one --port");
+    let spec = h.spec()?;
+    if spec.is_none() && !insp.has_http_rules() {
+        return Ok((insp, false));
     }
-    Ok((insp.with_http(HttpInspector::new(h.config(), &h.ports, Some(spec))), true))
+    if h.ports.is_empty() {
+        bail!("HTTP (--openapi, or rules with HTTP buffers) needs at least one --port");
+    }
+    Ok((insp.with_http(HttpInspector::new(h.config(), &h.ports, spec)), true))
 }
 
 /// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time. With
@@ -547,12 +551,20 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         ..Default::default()
     };
     let ports = a.http.ports.clone();
-    let (mut ingress, ()) = session::attach_then(&ifaces, a.xdp_mode, opts, "alerts", "inspecting", |ing| {
-        if http {
-            // Both directions of the HTTP ports, whole up to the body limit (the OpenAPI checks).
-            ing.enable_http(&ports, HttpConfig::default().body_max as u32).context("turning on HTTP copies (TC egress)")?;
+    let required = a.http.openapi.is_some();
+    let (mut ingress, http) = session::attach_then(&ifaces, a.xdp_mode, opts, "alerts", "inspecting", |ing| {
+        if !http {
+            return Ok(false);
         }
-        Ok(())
+        // Both directions of the HTTP ports, whole up to the body limit (OpenAPI, HTTP rules).
+        match ing.enable_http(&ports, HttpConfig::default().body_max as u32) {
+            Ok(()) => Ok(true),
+            Err(e) if required => Err(anyhow!(e).context("turning on HTTP copies (TC egress) for --openapi")),
+            Err(e) => {
+                eprintln!("rxray: warning: no HTTP copies ({e}): the rules with HTTP buffers stay idle");
+                Ok(false)
+            }
+        }
     })?;
     let ring = if http { Some(ingress.take_http_ring().context("the HTTP ring is missing from the object")?) } else { None };
     let mut src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?.with_ticks(Duration::from_millis(100));

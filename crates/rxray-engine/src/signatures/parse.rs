@@ -138,7 +138,7 @@ struct RuleParser<'a> {
 }
 
 /// Keywords that modify the preceding content.
-const CONTENT_MODIFIERS: &[&str] = &["nocase", "offset", "depth", "distance", "within", "fast_pattern"];
+const CONTENT_MODIFIERS: &[&str] = &["nocase", "offset", "depth", "distance", "within", "fast_pattern", "startswith", "endswith"];
 
 impl RuleParser<'_> {
     fn unsupported(&mut self, reason: impl Into<String>) {
@@ -626,6 +626,24 @@ fn content_modifier(c: &mut Content, m: &str, at: usize, value: &Option<(String,
                 }
                 c.within = Some(n);
             }
+        }
+        // `startswith` is `offset:0; depth:<length>` (Suricata's own definition of it).
+        "startswith" => {
+            if let Some((_, vat)) = value {
+                return Err((*vat, "'startswith' takes no value".into()));
+            }
+            if c.is_relative() || c.offset.is_some() || c.depth.is_some() {
+                return Err((at, "'startswith' cannot be mixed with offset, depth, distance or within".into()));
+            }
+            c.offset = Some(0);
+            c.depth = Some(len as u32);
+        }
+        "endswith" => {
+            if let Some((_, vat)) = value {
+                return Err((*vat, "'endswith' takes no value".into()));
+            }
+            dup(c.endswith)?;
+            c.endswith = true;
         }
         _ => unreachable!("CONTENT_MODIFIERS lists only these"),
     }

@@ -125,6 +125,11 @@ fn find(c: &Content, buf: &Buffers<'_>, from: usize, end: usize) -> Option<usize
     if from > end || end > hay.len() {
         return None;
     }
+    if c.endswith {
+        // Only one place can end where the buffer ends.
+        let n = c.bytes.len();
+        return (end == hay.len() && end >= from + n && c.finder.find(&hay[end - n..end]) == Some(0)).then(|| end - n);
+    }
     c.finder.find(&hay[from..end]).map(|p| p + from)
 }
 

@@ -26,6 +26,8 @@ pub struct Content {
     pub distance: Option<i32>,
     pub within: Option<u32>,
     pub fast_pattern: bool,
+    /// `endswith`: the match must end where the buffer ends.
+    pub endswith: bool,
     /// Searches `bytes` (lowercased when `nocase`, then run over the lowercased payload).
     pub(crate) finder: Finder<'static>,
 }
@@ -43,7 +45,7 @@ impl Content {
 
     pub(crate) fn new(bytes: Vec<u8>, negated: bool) -> Content {
         let finder = Finder::new(&bytes).into_owned();
-        Content { bytes, negated, nocase: false, offset: None, depth: None, distance: None, within: None, fast_pattern: false, finder }
+        Content { bytes, negated, nocase: false, offset: None, depth: None, distance: None, within: None, fast_pattern: false, endswith: false, finder }
     }
 }
 
