@@ -27,8 +27,12 @@ fn call(line: &str, extra: &str, body: &[u8]) -> Call {
     }
 }
 
+/// The rules that fire on the call's request (delivered alone, as the tracker does when it is
+/// whole) and on the paired call (the response side).
 fn fired(s: &mut SignatureSet, c: &Call) -> Vec<u32> {
     let mut v: Vec<CallMatch> = Vec::new();
+    let request = Call { status: 0, response: Message::default(), ..c.clone() };
+    s.match_call_into(&request, &mut v);
     s.match_call_into(c, &mut v);
     v.into_iter().map(|m| m.m.sid).collect()
 }

@@ -64,6 +64,13 @@ pub struct Call {
     pub response: Message,
 }
 
+impl Call {
+    /// The request alone, delivered when it was whole (before any answer): status 0, no response.
+    pub fn is_request_only(&self) -> bool {
+        self.status == 0 && self.response.head.is_empty()
+    }
+}
+
 /// One direction's message parser.
 #[derive(Debug)]
 struct Side {
@@ -580,6 +587,11 @@ impl Exchange {
             Dir::ToServer => {
                 let id = self.req_id;
                 if let Some(p) = self.pending.iter_mut().rev().find(|p| p.id == id) {
+                    // The request alone, as soon as it is whole (what request-side inspection reads;
+                    // the checks of whole calls skip it): status 0, no response.
+                    if let Some(calls) = cx.calls.as_mut() {
+                        calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: p.first_ts, request: m.clone(), status: 0, response: Message::default() });
+                    }
                     p.request = Some(m);
                 }
             }

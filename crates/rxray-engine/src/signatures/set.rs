@@ -223,8 +223,9 @@ impl SignatureSet {
         self.http_rules.len()
     }
 
-    /// The HTTP rules that fire on a reassembled, paired call, in rule-file order. Each rule
-    /// looks at one side: the request (to the server) or the response (to the client).
+    /// The HTTP rules that fire on a call, in rule-file order. Each rule looks at one side: rules
+    /// on the request (to the server) read a request-only call (`Call::is_request_only`, delivered
+    /// when the request is whole), rules on the response (to the client) the paired call.
     pub fn match_call_into(&mut self, c: &Call, out: &mut Vec<CallMatch>) {
         if self.http_rules.is_empty() {
             return;
@@ -270,7 +271,9 @@ impl SignatureSet {
             } else {
                 (&sides[0], k.client, k.client_port, k.server, k.server_port)
             };
-            if rule.to_client && c.response.head.is_empty() {
+            // Request rules read the request alone, as soon as it is whole; response rules the
+            // paired call (each side is inspected once).
+            if rule.to_client == c.is_request_only() {
                 continue;
             }
             if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|f| f.state == FlowState::NotEstablished) {
