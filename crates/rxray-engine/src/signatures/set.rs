@@ -149,7 +149,7 @@ impl SignatureSet {
             http_pattern_rules.clear();
         }
         let needs_flow =
-            rules.iter().any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
+            rules.iter().filter(|r| !r.is_http()).any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
         let n = rules.len();
         SignatureSet {
             rules,
@@ -231,7 +231,11 @@ impl SignatureSet {
             return;
         }
         self.stats.calls += 1;
-        let sides = [HttpBuffers::request(c), HttpBuffers::response(c)];
+        // One side per call: the request alone (request rules), or the paired call's response.
+        let request_only = c.is_request_only();
+        let side = if request_only { HttpBuffers::request(c) } else { HttpBuffers::response(c) };
+        // Each buffer lowercased once per call, for `nocase` (not once per rule).
+        let mut lowered: Vec<(Buffer, Vec<u8>)> = Vec::new();
         self.candidates.clear();
         if !self.use_prefilter {
             self.candidates.extend_from_slice(&self.http_rules);
@@ -242,7 +246,7 @@ impl SignatureSet {
                 self.generation = 1;
             }
             if let Some(ac) = &self.http_prefilter {
-                for side in &sides {
+                {
                     for b in SCANNED {
                         for m in ac.find_overlapping_iter(side.get(b)) {
                             for &ri in &self.http_pattern_rules[m.pattern().as_usize()] {
@@ -260,20 +264,16 @@ impl SignatureSet {
             self.candidates.sort_unstable();
         }
         let candidates = std::mem::take(&mut self.candidates);
-        let mut lower = std::mem::take(&mut self.lower);
         for &ri in &candidates {
             self.stats.evaluated += 1;
             let rule = &self.rules[ri as usize];
             let k = &c.conn;
             // The side the rule inspects, and the addresses as that side's packets carry them.
-            let (side, src, sport, dst, dport) = if rule.to_client {
-                (&sides[1], k.server, k.server_port, k.client, k.client_port)
-            } else {
-                (&sides[0], k.client, k.client_port, k.server, k.server_port)
-            };
+            let (src, sport, dst, dport) =
+                if rule.to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
             // Request rules read the request alone, as soon as it is whole; response rules the
             // paired call (each side is inspected once).
-            if rule.to_client == c.is_request_only() {
+            if rule.to_client == request_only {
                 continue;
             }
             if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|f| f.state == FlowState::NotEstablished) {
@@ -284,9 +284,14 @@ impl SignatureSet {
             let mut all = true;
             for (b, items) in lists {
                 let raw = side.get(b);
-                lower.clear();
-                lower.extend(raw.iter().map(|x| x.to_ascii_lowercase()));
-                if !inspect(items, &Buffers { raw, lower: &lower }, &mut self.hits) {
+                let li = match lowered.iter().position(|(x, _)| *x == b) {
+                    Some(i) => i,
+                    None => {
+                        lowered.push((b, raw.to_ascii_lowercase()));
+                        lowered.len() - 1
+                    }
+                };
+                if !inspect(items, &Buffers { raw, lower: &lowered[li].1 }, &mut self.hits) {
                     all = false;
                     break;
                 }
@@ -310,7 +315,6 @@ impl SignatureSet {
             let m = SigMatch { sid: rule.sid, rev: rule.rev, msg: rule.msg.clone(), classtype: rule.classtype.clone(), priority: rule.priority, evidence };
             out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
         }
-        self.lower = lower;
         self.candidates = candidates;
     }
 
