@@ -4,10 +4,9 @@
 //! so one alert goes out per (kind, method, template) and suppression window.
 use crate::alert::{Alert, Signature};
 use crate::detect::Detectors;
-use crate::http::{direction, Call, FindingEvent, HttpConfig, HttpTracker, TcpSegment};
+use crate::http::{Call, FindingEvent, HttpConfig, HttpTracker, TcpSegment};
 use crate::source::Frame;
 use rxray_openapi::{Kind, Spec};
-use rxray_wire::dissect::{ip_from, tcp_segment};
 use std::sync::Arc;
 
 /// The detector name of OpenAPI alerts.
@@ -65,22 +64,9 @@ impl HttpInspector {
     /// A whole frame (Ethernet, raw IP or Linux cooked, as its link type says): its TCP segment
     /// on a watched port goes to the tracker.
     pub fn on_frame(&mut self, f: &Frame<'_>, det: &mut Detectors, out: &mut Vec<Alert>) {
-        let Some(s) = tcp_segment(f.data, f.linktype, f.orig_len) else { return };
-        let Some(dir) = direction(s.sport, s.dport, &self.ports) else { return };
-        let seg = TcpSegment {
-            ts_ns: f.ts_ns,
-            src: ip_from(s.ip_version, &s.src),
-            sport: s.sport,
-            dst: ip_from(s.ip_version, &s.dst),
-            dport: s.dport,
-            dir,
-            seq: s.seq,
-            ack: s.ack,
-            flags: s.flags,
-            payload: &f.data[s.payload.clone()],
-            wire_len: s.wire_payload_len,
-        };
-        self.on_segment(&seg, det, out);
+        if let Some(seg) = TcpSegment::of_frame(f.ts_ns, f.data, f.linktype, f.orig_len, &self.ports) {
+            self.on_segment(&seg, det, out);
+        }
     }
 
     /// One segment (or chunk of one) from any source, on event time.

@@ -138,33 +138,54 @@ fn lab_tools() -> bool {
     true
 }
 
-#[test]
-#[ignore = "needs root, namespaces and BPF"]
-fn findings_live_and_from_the_capture_are_exactly_what_the_calls_provoked() {
-    if !lab_tools() {
-        return;
-    }
+/// One lab run: the test server in b, tcpdump on b's interface, `rxray ARGS` in b (the args get
+/// b's interface and the test's directory), and the client in a making `provoke`'s calls.
+struct Provoked {
+    lab: Lab,
+    dir: TempDir,
+    server: String,
+    capture: std::path::PathBuf,
+    out: Vec<String>,
+    err: Vec<String>,
+    log: Vec<Logged>,
+}
+
+fn provoked(args: impl Fn(&str, &std::path::Path) -> Vec<String>) -> Provoked {
     let lab = Lab::pair(&unique_name()).expect("lab");
     let dir = TempDir::new();
     let b = lab.addr4_b().to_string();
     let mut server = Kid::python(&lab, lab.ns_b(), SERVER, &[b.clone()]);
     assert_eq!(server.line(), "ready");
     let dump = Dump::start_snap(lab.ns_b(), lab.if_b(), "inout", dir.path(), "calls", 0);
-    let mut live = Running::start(lab.ns_b(), &["http", "-i", lab.if_b(), "--json", "--port", "8080", "--interval", "0.5", "--openapi", SPEC]);
+    let a = args(lab.if_b(), dir.path());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut live = Running::start(lab.ns_b(), &a);
     live.wait_stderr("Ctrl-C to stop", Duration::from_secs(60));
     let mut client = CurlLog::new(&lab, lab.ns_a(), dir.path());
     provoke(&mut client, &b);
+    let log = std::mem::take(&mut client.log);
     std::thread::sleep(Duration::from_millis(600));
     let (code, out, err) = live.interrupt();
     assert_eq!(code, Some(0), "{err:?}");
     let (capture, _) = dump.stop();
     drop(server);
+    Provoked { lab, dir, server: b, capture, out, err, log }
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn findings_live_and_from_the_capture_are_exactly_what_the_calls_provoked() {
+    if !lab_tools() {
+        return;
+    }
+    let p = provoked(|iface, _| ["http", "-i", iface, "--json", "--port", "8080", "--interval", "0.5", "--openapi", SPEC].map(String::from).to_vec());
+    let (out, capture, client, dir) = (&p.out, &p.capture, &p.log, &p.dir);
 
     let want = want();
     let last: Value = serde_json::from_str(out.last().map(String::as_str).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     assert_eq!(last["final"], true);
     assert_eq!(kinds(&last["findings"]), want, "live findings: {}", last["findings"]);
-    assert_eq!(last["openapi"]["exchanges"], client.log.len(), "{}", last["openapi"]);
+    assert_eq!(last["openapi"]["exchanges"], client.len(), "{}", last["openapi"]);
     // Templates come from the document: the literal /pets/mine is its own endpoint.
     let templates: Vec<&str> = last["endpoints"].as_array().unwrap().iter().map(|e| e["template"].as_str().unwrap()).collect();
     assert!(templates.iter().any(|t| t.ends_with("/pets/mine")) && templates.iter().any(|t| t.ends_with("/pets/{petId}")), "{templates:?}");
@@ -173,19 +194,19 @@ fn findings_live_and_from_the_capture_are_exactly_what_the_calls_provoked() {
     assert_eq!(sv["detail"]["keyword"], "minLength", "{sv}");
 
     // The same from the capture, offline.
-    let o = std::process::Command::new(rxray_bin()).args(["analyze", "--json", "--port", "8080", "--openapi", SPEC]).arg(&capture).output().unwrap();
+    let o = std::process::Command::new(rxray_bin()).args(["analyze", "--json", "--port", "8080", "--openapi", SPEC]).arg(capture).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
     let offline = kinds(&doc["http"]["findings"]);
     assert_eq!(offline, want, "capture findings: {}", doc["http"]["findings"]);
 
     // The independent oracle, on what the client logged it sent and got: kind by kind, count by count.
-    let theirs = oracle_per_kind(&client.log, dir.path());
+    let theirs = oracle_per_kind(client, dir.path());
     assert_eq!(per_kind(&kinds(&last["findings"])), theirs, "live findings against openapi-core");
     assert_eq!(per_kind(&offline), theirs, "capture findings against openapi-core");
 
     // The text table lists the findings after the endpoints.
-    let o = std::process::Command::new(rxray_bin()).args(["analyze", "--port", "8080", "--openapi", SPEC]).arg(&capture).output().unwrap();
+    let o = std::process::Command::new(rxray_bin()).args(["analyze", "--port", "8080", "--openapi", SPEC]).arg(capture).output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("undocumented_status") && text.contains("OpenAPI"), "{text}");
 }
@@ -209,26 +230,11 @@ fn alerts_rise_once_per_kind_method_and_template_live_and_from_the_capture() {
     if !lab_tools() {
         return;
     }
-    let lab = Lab::pair(&unique_name()).expect("lab");
-    let dir = TempDir::new();
-    let b = lab.addr4_b().to_string();
-    let mut server = Kid::python(&lab, lab.ns_b(), SERVER, &[b.clone()]);
-    assert_eq!(server.line(), "ready");
-    let dump = Dump::start_snap(lab.ns_b(), lab.if_b(), "inout", dir.path(), "calls", 0);
-    let eve = dir.path().join("eve.json");
-    let eve_s = eve.display().to_string();
-    let mut live = Running::start(
-        lab.ns_b(),
-        &["alerts", "-i", lab.if_b(), "--signatures", "none", "--no-conns", "--openapi", SPEC, "--port", "8080", "--eve", &eve_s],
-    );
-    live.wait_stderr("Ctrl-C to stop", Duration::from_secs(60));
-    let mut client = CurlLog::new(&lab, lab.ns_a(), dir.path());
-    provoke(&mut client, &b);
-    std::thread::sleep(Duration::from_millis(600));
-    let (code, _, err) = live.interrupt();
-    assert_eq!(code, Some(0), "{err:?}");
-    let (capture, _) = dump.stop();
-    drop(server);
+    let p = provoked(|iface, dir| {
+        let eve = dir.join("eve.json").display().to_string();
+        ["alerts", "-i", iface, "--signatures", "none", "--no-conns", "--openapi", SPEC, "--port", "8080", "--eve", &eve].map(String::from).to_vec()
+    });
+    let (lab, b, err, capture, eve) = (&p.lab, &p.server, &p.err, &p.capture, p.dir.path().join("eve.json"));
 
     let want = want();
     let occurrences: u64 = want.values().sum();
@@ -260,7 +266,7 @@ fn alerts_rise_once_per_kind_method_and_template_live_and_from_the_capture() {
     // The same loop over the capture.
     let o = std::process::Command::new(rxray_bin())
         .args(["analyze", "--alerts", "--signatures", "none", "--port", "8080", "--openapi", SPEC])
-        .arg(&capture)
+        .arg(capture)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -269,7 +275,7 @@ fn alerts_rise_once_per_kind_method_and_template_live_and_from_the_capture() {
     assert_eq!(live_keys, offline_keys);
 
     // openapi-core on the client's log finds the same kinds, as often as the calls provoked them.
-    assert_eq!(oracle_per_kind(&client.log, dir.path()), per_kind(&want));
+    assert_eq!(oracle_per_kind(&p.log, p.dir.path()), per_kind(&want));
 }
 
 #[test]

@@ -50,6 +50,29 @@ pub fn direction(sport: u16, dport: u16, ports: &[u16]) -> Option<Dir> {
     }
 }
 
+impl<'a> TcpSegment<'a> {
+    /// The TCP segment a captured frame carries, when it is on a watched port (`None` otherwise,
+    /// or when the frame is not a cleanly parsed, unfragmented TCP segment).
+    pub fn of_frame(ts_ns: u64, frame: &'a [u8], linktype: rxray_wire::LinkType, wire_len: u32, ports: &[u16]) -> Option<TcpSegment<'a>> {
+        use rxray_wire::dissect::{ip_from, tcp_segment};
+        let s = tcp_segment(frame, linktype, wire_len)?;
+        let dir = direction(s.sport, s.dport, ports)?;
+        Some(TcpSegment {
+            ts_ns,
+            src: ip_from(s.ip_version, &s.src),
+            sport: s.sport,
+            dst: ip_from(s.ip_version, &s.dst),
+            dport: s.dport,
+            dir,
+            seq: s.seq,
+            ack: s.ack,
+            flags: s.flags,
+            payload: &frame[s.payload.clone()],
+            wire_len: s.wire_payload_len,
+        })
+    }
+}
+
 /// A connection, client and server side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnKey {

@@ -91,63 +91,17 @@ pub struct SignatureSet {
 
 impl SignatureSet {
     pub fn new(rules: Vec<Rule>) -> SignatureSet {
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
-        let mut always = Vec::new();
-        let (mut hpatterns, mut hindex, mut http_pattern_rules, mut http_always, mut http_rules) =
-            (Vec::<Vec<u8>>::new(), HashMap::<Vec<u8>, usize>::new(), Vec::<Vec<u32>>::new(), Vec::new(), Vec::new());
-        let mut packet_rules = Vec::new();
+        let (mut packet, mut http) = (Keyed::default(), Keyed::default());
         for (i, r) in rules.iter().enumerate() {
             if r.is_http() {
-                http_rules.push(i as u32);
-                match prefilter_content(r.http.iter().flat_map(|(_, v)| v.iter()).chain(r.payload.iter())) {
-                    Some(pat) => {
-                        let key = pat[..pat.len().min(PREFILTER_MAX_PATTERN)].to_ascii_lowercase();
-                        let id = *hindex.entry(key.clone()).or_insert_with(|| {
-                            hpatterns.push(key);
-                            http_pattern_rules.push(Vec::new());
-                            hpatterns.len() - 1
-                        });
-                        http_pattern_rules[id].push(i as u32);
-                    }
-                    None => http_always.push(i as u32),
-                }
-                continue;
-            }
-            packet_rules.push(i as u32);
-            match prefilter_pattern(r) {
-                Some(pat) => {
-                    let key = pat.to_ascii_lowercase();
-                    let id = *index.entry(key.clone()).or_insert_with(|| {
-                        patterns.push(key);
-                        pattern_rules.push(Vec::new());
-                        patterns.len() - 1
-                    });
-                    pattern_rules[id].push(i as u32);
-                }
-                None => always.push(i as u32),
+                let pat = prefilter_content(r.http.iter().flat_map(|(_, v)| v.iter()).chain(r.payload.iter()));
+                http.add(i as u32, pat.map(|p| &p[..p.len().min(PREFILTER_MAX_PATTERN)]));
+            } else {
+                packet.add(i as u32, prefilter_pattern(r));
             }
         }
-        // Case-insensitive for all: a superset for case-sensitive contents, which the full
-        // evaluation then checks exactly. A DFA when it fits (the overlapping walk is the hot
-        // loop), else whatever the crate picks; if even that fails, every rule is evaluated.
-        let build = |kind| {
-            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns)
-        };
-        let prefilter = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
-        if prefilter.is_none() && !patterns.is_empty() {
-            always = packet_rules.clone();
-            pattern_rules.clear();
-        }
-        let hbuild = |kind| {
-            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&hpatterns)
-        };
-        let http_prefilter = if hpatterns.is_empty() { None } else { hbuild(Some(AhoCorasickKind::DFA)).or_else(|_| hbuild(None)).ok() };
-        if http_prefilter.is_none() && !hpatterns.is_empty() {
-            http_always = http_rules.clone();
-            http_pattern_rules.clear();
-        }
+        let (prefilter, pattern_rules, always, packet_rules) = packet.build();
+        let (http_prefilter, http_pattern_rules, http_always, http_rules) = http.build();
         let needs_flow =
             rules.iter().filter(|r| !r.is_http()).any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
         let n = rules.len();
@@ -393,6 +347,48 @@ impl SignatureSet {
         }
         self.candidates.extend_from_slice(&self.always);
         self.candidates.sort_unstable();
+    }
+}
+
+/// Rules keyed by one prefilter pattern each (shared patterns once), and those without one.
+#[derive(Default)]
+struct Keyed {
+    patterns: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    pattern_rules: Vec<Vec<u32>>,
+    always: Vec<u32>,
+    all: Vec<u32>,
+}
+
+impl Keyed {
+    fn add(&mut self, ri: u32, pat: Option<&[u8]>) {
+        self.all.push(ri);
+        let Some(pat) = pat else {
+            self.always.push(ri);
+            return;
+        };
+        let key = pat.to_ascii_lowercase();
+        let id = *self.index.entry(key.clone()).or_insert_with(|| {
+            self.patterns.push(key);
+            self.pattern_rules.push(Vec::new());
+            self.patterns.len() - 1
+        });
+        self.pattern_rules[id].push(ri);
+    }
+
+    /// (automaton, pattern id → rules, rules always evaluated, every rule). Case-insensitive for
+    /// all: a superset for case-sensitive contents, which the full evaluation then checks exactly.
+    /// A DFA when it fits (the overlapping walk is the hot loop), else whatever the crate picks; if
+    /// even that fails, every rule is evaluated.
+    fn build(self) -> (Option<AhoCorasick>, Vec<Vec<u32>>, Vec<u32>, Vec<u32>) {
+        let Keyed { patterns, mut pattern_rules, mut always, all, .. } = self;
+        let build = |kind| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns);
+        let ac = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
+        if ac.is_none() && !patterns.is_empty() {
+            always = all.clone();
+            pattern_rules.clear();
+        }
+        (ac, pattern_rules, always, all)
     }
 }
 
