@@ -4,7 +4,10 @@
 use crate::alert::{Alert, Signature};
 use crate::detect::{ConnSummary, Detectors};
 use crate::event::Packet;
-use crate::signatures::{SigMatch, SignatureSet};
+use crate::http::TcpSegment;
+use crate::inspect_http::HttpInspector;
+use crate::signatures::{CallMatch, SigMatch, SignatureSet};
+use crate::source::Frame;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -20,11 +23,71 @@ pub struct Inspector {
     /// msg and classtype per sid, kept for the run (alerts carry `&'static str`; bounded by the rules).
     names: HashMap<u32, (&'static str, &'static str)>,
     matches: Vec<SigMatch>,
+    call_matches: Vec<CallMatch>,
+    /// HTTP reassembled into calls (OpenAPI findings, HTTP signatures), when asked for.
+    http: Option<HttpInspector>,
 }
 
 impl Inspector {
     pub fn new(detectors: Detectors, sigs: Option<SignatureSet>) -> Inspector {
-        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new() }
+        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), call_matches: Vec::new(), http: None }
+    }
+
+    /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document
+    /// and, when the rules have HTTP rules, inspected by them.
+    pub fn with_http(mut self, h: HttpInspector) -> Inspector {
+        let wants_calls = self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0);
+        self.http = Some(if wants_calls { h.with_calls() } else { h });
+        self
+    }
+
+    /// The rules include HTTP rules, which need the HTTP side.
+    pub fn has_http_rules(&self) -> bool {
+        self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0)
+    }
+
+    /// Runs the HTTP rules over the calls the HTTP side completed.
+    fn http_calls(&mut self, out: &mut Vec<Alert>) {
+        let Some(h) = self.http.as_mut() else { return };
+        for c in h.take_calls() {
+            let Some(sigs) = self.sigs.as_mut() else { return };
+            let mut ms = std::mem::take(&mut self.call_matches);
+            ms.clear();
+            sigs.match_call_into(&c, &mut ms);
+            for m in &ms {
+                let a = self.call_alert(m, c.ts_ns);
+                self.detectors.submit(a, out);
+            }
+            self.call_matches = ms;
+        }
+    }
+
+    pub fn http(&self) -> Option<&HttpInspector> {
+        self.http.as_ref()
+    }
+
+    /// A whole frame (a capture's record): its TCP segment goes to the HTTP side, if there is one.
+    pub fn on_frame(&mut self, f: &Frame<'_>, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.on_frame(f, &mut self.detectors, out);
+            self.http_calls(out);
+        }
+    }
+
+    /// A TCP segment from a source that copies them itself (the kernel's HTTP copies).
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.on_segment(seg, &mut self.detectors, out);
+            self.http_calls(out);
+        }
+    }
+
+    /// The end of a finite input: the HTTP side ends its connections and checks their calls.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        if let Some(h) = self.http.as_mut() {
+            h.finish(&mut self.detectors, out);
+            self.http_calls(out);
+        }
     }
 
     pub fn signatures(&self) -> Option<&SignatureSet> {
@@ -44,17 +107,39 @@ impl Inspector {
 
     pub fn on_tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
         self.detectors.on_tick(now_ns, out);
+        if let Some(h) = self.http.as_mut() {
+            h.on_tick(now_ns, &mut self.detectors, out);
+            self.http_calls(out);
+        }
     }
 
     pub fn on_conn(&mut self, c: &ConnSummary, out: &mut Vec<Alert>) {
         self.detectors.on_conn(c, out);
     }
 
-    fn alert(&mut self, m: &SigMatch, p: &Packet) -> Alert {
+    fn signature(&mut self, m: &SigMatch) -> Signature {
         let (msg, category) = *self.names.entry(m.sid).or_insert_with(|| {
             (Box::leak(m.msg.clone().into_boxed_str()), Box::leak(m.classtype.clone().unwrap_or_default().into_boxed_str()))
         });
-        let sig = Signature { detector: SIGNATURE, sid: m.sid, rev: m.rev, msg, category, severity: m.priority };
+        Signature { detector: SIGNATURE, sid: m.sid, rev: m.rev, msg, category, severity: m.priority }
+    }
+
+    /// An HTTP rule's match on a call: about the side's sender, with the buffers' evidence.
+    fn call_alert(&mut self, cm: &CallMatch, ts_ns: u64) -> Alert {
+        let sig = self.signature(&cm.m);
+        let mut a = Alert::new(sig, ts_ns, cm.src);
+        a.src_ip = Some(cm.src);
+        a.src_port = Some(cm.sport);
+        a.dest_ip = Some(cm.dst);
+        a.dest_port = Some(cm.dport);
+        a.proto = Some(6);
+        a.topic = cm.m.sid as u64;
+        a.offender = Some(cm.src);
+        a.with("matches", evidence(&cm.m)).with("http", true)
+    }
+
+    fn alert(&mut self, m: &SigMatch, p: &Packet) -> Alert {
+        let sig = self.signature(m);
         let src = p.ip.as_ref().map(|ip| ip.src);
         let (sport, dport) = match (&p.tcp, &p.udp) {
             (Some(t), _) => (Some(t.sport), Some(t.dport)),
@@ -70,14 +155,20 @@ impl Inspector {
         a.proto = p.ip.as_ref().map(|ip| ip.proto);
         a.topic = m.sid as u64;
         a.offender = src;
-        let ev: Vec<serde_json::Value> = m
-            .evidence
-            .iter()
-            .map(|e| {
-                serde_json::json!({"keyword": e.keyword, "offset": e.offset, "bytes": crate::event::hex_string(&e.bytes),
-                    "text": String::from_utf8_lossy(&e.bytes)})
-            })
-            .collect();
-        a.with("matches", ev)
+        a.with("matches", evidence(m))
     }
+}
+
+fn evidence(m: &SigMatch) -> Vec<serde_json::Value> {
+    m.evidence
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::json!({"keyword": e.keyword, "offset": e.offset, "bytes": crate::event::hex_string(&e.bytes),
+                "text": String::from_utf8_lossy(&e.bytes)});
+            if let Some(b) = e.buffer {
+                v["buffer"] = b.into();
+            }
+            v
+        })
+        .collect()
 }

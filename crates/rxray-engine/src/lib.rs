@@ -11,6 +11,7 @@ pub mod cidr;
 pub mod alert;
 pub mod detect;
 pub mod inspect;
+pub mod inspect_http;
 pub mod signatures;
 pub mod latency;
 pub mod recorder;

@@ -37,6 +37,8 @@ pub struct Frame<'a> {
     pub rx_queue: u32,
     /// Length on the wire; `data` may be shorter.
     pub orig_len: u32,
+    /// How `data` starts (Ethernet from the kernel; a capture file's record says its own).
+    pub linktype: rxray_wire::LinkType,
     pub data: &'a [u8],
 }
 

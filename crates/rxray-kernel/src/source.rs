@@ -394,6 +394,7 @@ impl Source for LiveSource {
                         iface: iface_name(&self.names, info.ifindex),
                         rx_queue: info.rx_queue,
                         orig_len: info.wire_len,
+                        linktype: rxray_wire::LinkType::ETHERNET,
                         data,
                     })
                 }

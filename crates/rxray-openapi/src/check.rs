@@ -152,6 +152,8 @@ pub struct Checked {
     pub template: Option<String>,
     pub kinds: Vec<Kind>,
     pub new: Vec<FindingKey>,
+    /// Every finding key of this exchange (new or not), once each, in the order found.
+    pub keys: Vec<FindingKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -234,14 +236,13 @@ impl Checker {
                 }
             }
         }
-        let mut seen: Vec<FindingKey> = Vec::new();
         for f in found {
             let key = FindingKey { kind: f.kind, method: x.method.to_owned(), template: key_path.clone(), status: f.status };
             // One exchange counts once per finding key (several bad parameters are one finding).
-            if seen.contains(&key) {
+            if out.keys.contains(&key) {
                 continue;
             }
-            seen.push(key.clone());
+            out.keys.push(key.clone());
             if !out.kinds.contains(&f.kind) {
                 out.kinds.push(f.kind);
             }
@@ -270,6 +271,11 @@ impl Checker {
             );
         }
         out
+    }
+
+    /// The finding kept under `key` (with its count so far), if the table holds it.
+    pub fn finding(&self, key: &FindingKey) -> Option<&Finding> {
+        self.findings.get(key)
     }
 
     /// The findings with the counters, as snapshots and reports carry them.

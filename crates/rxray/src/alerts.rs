@@ -2,13 +2,16 @@
 //! (`rxray analyze --alerts`), written as Suricata EVE `alert` records (JSON Lines). Live, with
 //! `--enforce`, the policy's decisions are carried out by the firewall: blocks of offending sources
 //! and rate limits of targeted destinations, each with its TTL, checked in the kernel.
+use crate::http::HttpOpts;
 use crate::{session, XdpModeArg};
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::alert::Alert;
 use rxray_engine::cidr::{CidrSet, ParseMode};
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
 use rxray_engine::detect::{DetectConfig, Detectors};
+use rxray_engine::http::HttpConfig;
 use rxray_engine::inspect::{Inspector, DEFAULT_RULES};
+use rxray_engine::inspect_http::HttpInspector;
 use rxray_engine::recorder::{FlightRecorder, RecorderConfig};
 use rxray_engine::signatures::{self, Vars};
 use rxray_engine::conv::Conversations;
@@ -239,6 +242,40 @@ struct AlertLoop<'f> {
     count: Option<u64>,
     last_ts: u64,
     last_tick: u64,
+    /// Offline HTTP: capture frames feed the inspector's HTTP side.
+    http_frames: bool,
+    /// Live HTTP: the kernel's HTTP copies, read after every pass.
+    http_ring: Option<HttpRing>,
+}
+
+/// The kernel's HTTP copies (both directions of the watched ports) for the live HTTP side.
+pub struct HttpRing {
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    ports: Vec<u16>,
+    clock: rxray_kernel::Clock,
+    resynced: std::time::Instant,
+    /// Records that made no sense (counted, skipped).
+    bad: u64,
+}
+
+impl HttpRing {
+    /// Reads up to a batch of records into the inspector, on the Unix-epoch time the other events use.
+    fn drain(&mut self, insp: &mut Inspector, out: &mut Vec<Alert>) -> usize {
+        if self.resynced.elapsed() >= Duration::from_secs(1) {
+            self.clock.resync();
+            self.resynced = std::time::Instant::now();
+        }
+        let mut n = 0;
+        while n < session::BATCH {
+            let Some(item) = self.ring.next() else { break };
+            n += 1;
+            match rxray_kernel::http::segment_of(&item, &self.ports) {
+                Some((_, seg)) => insp.on_segment(&rxray_engine::http::TcpSegment { ts_ns: self.clock.to_unix_ns(seg.ts_ns), ..seg }, out),
+                None => self.bad += 1,
+            }
+        }
+        n
+    }
 }
 
 impl<'f> AlertLoop<'f> {
@@ -264,6 +301,8 @@ impl<'f> AlertLoop<'f> {
             count,
             last_ts: 0,
             last_tick: 0,
+            http_frames: false,
+            http_ring: None,
         }
     }
 
@@ -286,6 +325,9 @@ impl<'f> AlertLoop<'f> {
             Event::Frame(f) => {
                 if let Some(r) = self.recorder.as_mut() {
                     r.record(f.iface, f.ts_ns, f.orig_len, f.data);
+                }
+                if self.http_frames {
+                    self.insp.on_frame(&f, &mut self.alerts);
                 }
             }
             Event::Conn(c) if c.conn.state == TCP_CLOSE => {
@@ -344,6 +386,7 @@ impl<'f> AlertLoop<'f> {
                 self.insp.on_conn(&s, &mut self.alerts);
             }
         }
+        self.insp.finish(&mut self.alerts);
         self.insp.on_tick(self.last_ts + 10_000_000_000, &mut self.alerts);
         self.emit()?;
         Ok(())
@@ -366,6 +409,12 @@ impl<'f> AlertLoop<'f> {
                     Err(e) => errors.push(e.what),
                 }
             }
+            if let Some(h) = self.http_ring.as_mut() {
+                h.drain(&mut self.insp, &mut self.alerts);
+                if self.emit()? {
+                    pump.finish();
+                }
+            }
             if !pump.again(src) {
                 break;
             }
@@ -377,6 +426,13 @@ impl<'f> AlertLoop<'f> {
             r.finish()?;
         }
         self.tally.print(self.packets, &self.insp);
+        if let Some(h) = self.insp.http() {
+            let t = h.tracker().snapshot();
+            eprintln!("rxray: HTTP: {} requests, {} responses checked on ports {:?}", t.totals.requests, t.totals.responses, h.ports());
+        }
+        if let Some(h) = self.http_ring.as_ref().filter(|h| h.bad > 0) {
+            eprintln!("rxray: {} HTTP ring records made no sense and were skipped", h.bad);
+        }
         if let Some(e) = errors.first() {
             bail!("{e} (the packets before it were analyzed)");
         }
@@ -384,14 +440,31 @@ impl<'f> AlertLoop<'f> {
     }
 }
 
-/// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time.
-pub fn analyze(files: &[PathBuf], o: &AlertOpts) -> Result<()> {
-    let insp = inspector(o, &[])?;
+/// The HTTP side of the inspector, when `--openapi` or the rules' HTTP buffers ask for it: calls
+/// on the HTTP ports (`--port`), checked against the document (a broken one stops the command
+/// before anything starts) and inspected by the HTTP rules.
+fn with_http(insp: Inspector, h: &HttpOpts) -> Result<(Inspector, bool)> {
+    let spec = h.spec()?;
+    if spec.is_none() && !insp.has_http_rules() {
+        return Ok((insp, false));
+    }
+    if h.ports.is_empty() {
+        bail!("HTTP (--openapi, or rules with HTTP buffers) needs at least one --port");
+    }
+    Ok((insp.with_http(HttpInspector::new(h.config(), &h.ports, spec)), true))
+}
+
+/// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time. With
+/// `--openapi`, the HTTP calls in the captures are checked and findings alert.
+pub fn analyze(files: &[PathBuf], o: &AlertOpts, h: &HttpOpts) -> Result<()> {
+    let (insp, http) = with_http(inspector(o, &[])?, h)?;
     let home = home_nets(o)?;
     let recorder = Recorder::new(o)?;
     let out = eve_out(o)?;
-    let mut src = CaptureSource::new(files, recorder.is_some());
-    AlertLoop::new(insp, recorder, out, &mut [], home, None).run(&mut src, &AtomicBool::new(false))
+    let mut src = CaptureSource::new(files, recorder.is_some() || http);
+    let mut l = AlertLoop::new(insp, recorder, out, &mut [], home, None);
+    l.http_frames = http;
+    l.run(&mut src, &AtomicBool::new(false))
 }
 
 #[derive(clap::Args, Debug)]
@@ -401,6 +474,9 @@ pub struct AlertsArgs {
     pub ifaces: Vec<String>,
     #[command(flatten)]
     pub opts: AlertOpts,
+    /// HTTP: with --openapi, calls on --port are checked against the document and findings alert.
+    #[command(flatten)]
+    pub http: HttpOpts,
     /// Carry out the policy's mitigations through the firewall (installed on the interface if needed):
     /// blocks of offending sources, rate limits of targeted destinations, each with its TTL.
     #[arg(long)]
@@ -494,7 +570,10 @@ fn host_addrs(enforce: bool, read: std::io::Result<Vec<IpAddr>>) -> Result<Vec<I
 pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
-    let insp = inspector(&a.opts, &hosts)?;
+    let (insp, http) = with_http(inspector(&a.opts, &hosts)?, &a.http)?;
+    if http && a.http.ports.len() > rxray_kernel::http::MAX_PORTS {
+        bail!("--port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
+    }
     if let Some(j) = join_agent(&a)? {
         let stop = session::stop_flag()?;
         eprintln!("rxray: inspecting {} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.interfaces.join(", "), j.hello.host, j.hello.id);
@@ -531,10 +610,29 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         // The flight recorder needs the frames themselves (headers and payload prefix).
         capture: recorder.is_some(),
         capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
+        // Whole calls of the HTTP ports, both directions (as `rxray http` reads them).
+        http_ring_bytes: if http { 16 << 20 } else { 0 },
         ..Default::default()
     };
-    let ingress = session::attach(&ifaces, a.xdp_mode, opts, "alerts", "inspecting")?;
+    let ports = a.http.ports.clone();
+    let required = a.http.openapi.is_some();
+    let (mut ingress, http) = session::attach_then(&ifaces, a.xdp_mode, opts, "alerts", "inspecting", |ing| {
+        if !http {
+            return Ok(false);
+        }
+        // Both directions of the HTTP ports, whole up to the body limit (OpenAPI, HTTP rules).
+        match ing.enable_http(&ports, HttpConfig::default().body_max as u32) {
+            Ok(()) => Ok(true),
+            Err(e) if required => Err(anyhow!(e).context("turning on HTTP copies (TC egress) for --openapi")),
+            Err(e) => {
+                eprintln!("rxray: warning: no HTTP copies ({e}): the rules with HTTP buffers stay idle");
+                Ok(false)
+            }
+        }
+    })?;
+    let ring = if http { Some(ingress.take_http_ring().context("the HTTP ring is missing from the object")?) } else { None };
     let mut src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?.with_ticks(Duration::from_millis(100));
+    let http_ring = ring.map(|ring| HttpRing { ring, ports, clock: *src.clock(), resynced: std::time::Instant::now(), bad: 0 });
     // The kernel's TCP connections feed the exfiltration detector: closed ones as they close, live
     // ones every 5 s.
     if !a.no_conns {
@@ -544,7 +642,19 @@ pub fn run(a: AlertsArgs) -> Result<()> {
             Err(e) => eprintln!("rxray: no connection summaries (exfiltration detector idle): {e}"),
         }
     }
-    AlertLoop::new(insp, recorder, out, &mut firewalls, CidrSet::default(), a.count).run(&mut src, &stop)
+    let mut l = AlertLoop::new(insp, recorder, out, &mut firewalls, CidrSet::default(), a.count);
+    l.http_ring = http_ring;
+    l.run(&mut src, &stop)?;
+    if let Some(t) = src.ingress().filter(|_| http).and_then(|i| i.http_totals().ok()) {
+        if t.records_lost > 0 || t.bytes_not_copied() > 0 {
+            eprintln!(
+                "rxray: HTTP copies incomplete: {} records lost (ring full), {} bytes not copied; calls may be missing",
+                t.records_lost,
+                t.bytes_not_copied()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Carries out an alert's mitigation on every firewalled interface; the record says what was done.

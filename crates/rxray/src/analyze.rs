@@ -108,10 +108,10 @@ fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<Fil
 }
 
 pub fn run(a: AnalyzeArgs) -> Result<()> {
-    // --openapi implies --http.
-    if a.http || a.http_opts.openapi.is_some() {
+    // --openapi implies --http, or with --alerts, findings that alert.
+    if a.http || (a.http_opts.openapi.is_some() && !a.alerts) {
         if a.filter.is_some() || !a.filter_words.is_empty() || a.alerts {
-            bail!("--http (and --openapi) read every TCP segment on their ports; drop the filter and --alerts");
+            bail!("--http reads every TCP segment on its ports; drop the filter and --alerts (--alerts --openapi checks the calls and alerts on findings)");
         }
         return crate::http::analyze(&a.files, &a.http_opts, a.json);
     }
@@ -119,7 +119,7 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
         if a.filter.is_some() || !a.filter_words.is_empty() {
             bail!("--alerts looks at every packet; drop the filter");
         }
-        return crate::alerts::analyze(&a.files, &a.alert_opts);
+        return crate::alerts::analyze(&a.files, &a.alert_opts, &a.http_opts);
     }
     let expr = match (&a.filter, a.filter_words.is_empty()) {
         (Some(_), false) => bail!("give the filter once: --filter EXPR or -- FILTER..., not both"),

@@ -1,9 +1,8 @@
 //! API calls per endpoint: `rxray analyze --http` over captures and `rxray http` live. Both feed TCP
 //! segments to the engine's `HttpTracker`; this module wires sources to it and renders its snapshots.
 use anyhow::{anyhow, Context, Result};
-use rxray_engine::http::{direction, HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS, DEFAULT_TLS_PORTS};
+use rxray_engine::http::{HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS, DEFAULT_TLS_PORTS};
 use rxray_io::CaptureReader;
-use rxray_wire::dissect::{ip_from, tcp_segment};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -43,13 +42,17 @@ impl HttpOpts {
 
     pub fn tracker(&self) -> Result<HttpTracker> {
         let t = HttpTracker::new(self.config()).with_tls_ports(&self.tls_ports);
-        Ok(match &self.openapi {
+        Ok(match self.spec()? {
             None => t,
-            Some(p) => {
-                let spec = rxray_openapi::Spec::load(p, rxray_openapi::DEFAULT_MAX_SPEC_BYTES).map_err(|e| anyhow!("{e}"))?;
-                t.with_openapi(std::sync::Arc::new(spec))
-            }
+            Some(spec) => t.with_openapi(spec),
         })
+    }
+
+    /// The OpenAPI document, when one is given (a broken one is an error naming its place).
+    pub fn spec(&self) -> Result<Option<std::sync::Arc<rxray_openapi::Spec>>> {
+        let Some(p) = &self.openapi else { return Ok(None) };
+        let spec = rxray_openapi::Spec::load(p, rxray_openapi::DEFAULT_MAX_SPEC_BYTES).map_err(|e| anyhow!("{e}"))?;
+        Ok(Some(std::sync::Arc::new(spec)))
     }
 }
 
@@ -58,21 +61,9 @@ fn read_capture(r: impl Read, t: &mut HttpTracker, ports: &[u16]) -> Result<(), 
     let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
     while let Some(rec) = rd.next_record() {
         let rec = rec.map_err(|e| e.to_string())?;
-        let Some(s) = tcp_segment(rec.data, rec.linktype, rec.orig_len) else { continue };
-        let Some(dir) = direction(s.sport, s.dport, ports) else { continue };
-        t.segment(&TcpSegment {
-            ts_ns: rec.ts_ns,
-            src: ip_from(s.ip_version, &s.src),
-            sport: s.sport,
-            dst: ip_from(s.ip_version, &s.dst),
-            dport: s.dport,
-            dir,
-            seq: s.seq,
-            ack: s.ack,
-            flags: s.flags,
-            payload: &rec.data[s.payload.clone()],
-            wire_len: s.wire_payload_len,
-        });
+        if let Some(seg) = TcpSegment::of_frame(rec.ts_ns, rec.data, rec.linktype, rec.orig_len, ports) {
+            t.segment(&seg);
+        }
     }
     Ok(())
 }

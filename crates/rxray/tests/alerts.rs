@@ -522,27 +522,49 @@ fn an_http_request_with_sql_injection_raises_the_default_rule() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 http.server");
-    let url = format!("http://{dst}:8080/products?id=1%27+OR+%271%27%3D%271");
-    let ready = format!("http://{dst}:8080/");
+    let base = format!("http://{dst}:8080");
+    let ready = format!("{base}/");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !lab.exec(lab.ns_a(), ["curl", "-s", "-o", "/dev/null", "--max-time", "1", &ready]).status().unwrap().success() {
         assert!(Instant::now() < deadline, "the HTTP server in b did not come up");
         thread::sleep(Duration::from_millis(100));
     }
     let r = run(&lab, dir.path(), false, || (), || {
-        bounded(&lab, lab.ns_a(), 10, &["curl", "-s", "-o", "/dev/null", "--max-time", "5", &url]);
+        let curl = |args: &[&str]| {
+            let mut a = vec!["curl", "-s", "-o", "/dev/null", "--max-time", "5"];
+            a.extend_from_slice(args);
+            bounded(&lab, lab.ns_a(), 10, &a);
+        };
+        // In the query, as typed; URL-encoded; in a form body; and ordinary calls around them.
+        curl(&[&format!("{base}/products?id=1'+OR+'1'='1")]);
+        curl(&[&format!("{base}/index.html")]);
+        curl(&[&format!("{base}/items?id=1%20UNION%20SELECT%20name%2Cpass%20FROM%20users")]);
+        curl(&["-d", "user=admin'+OR+1=1&pass=x", &format!("{base}/login")]);
+        curl(&["-d", "user=o%27brien&pass=s3cr%21", &format!("{base}/login")]);
+        curl(&[&format!("{base}/search?q=union+station+timetable")]);
     });
     let _ = server.kill();
     let _ = server.wait();
-    // The attack starts with the connection's SYN.
+    // The first attack starts with the first connection's SYN.
     let start = r.first(|p| p.proto == ipproto::TCP && p.dport == 8080 && p.flags & 0x12 == 0x02);
     let a = r.detected("signature", "curl with SQL injection", start);
-    assert_eq!(a["alert"]["signature_id"], 9000002, "the quote-then-OR tautology rule: {a}");
     assert_eq!(a["alert"]["gid"], 1, "{a}");
     assert_eq!(a["src_ip"], lab.addr4_a().to_string(), "{a}");
     assert_eq!(a["dest_port"], 8080, "{a}");
+    // Exactly the three attacks, each by its rule: the tautology in the query (http.uri), UNION
+    // SELECT URL-encoded (decoded in http.uri), the tautology in the form body; the ordinary calls
+    // and their look-alikes raise nothing.
+    let sigs: BTreeSet<(u64, String)> = r
+        .live
+        .iter()
+        .filter(|a| detector(a) == "signature")
+        .map(|a| (a["alert"]["signature_id"].as_u64().unwrap(), a["rxray"]["evidence"]["matches"][0]["buffer"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let want: BTreeSet<(u64, String)> =
+        [(9000002, "http.uri"), (9000001, "http.uri"), (9000102, "http.request_body")].into_iter().map(|(s, b)| (s, b.to_string())).collect();
+    assert_eq!(sigs, want, "live alerts: {:?}", r.live);
     let text = a["rxray"]["evidence"]["matches"].to_string();
-    assert!(text.contains("%27+OR+%271%27%3D"), "the evidence shows the matching bytes: {text}");
+    assert!(text.contains("'+OR+'1'="), "the evidence shows the matching bytes of the decoded URI: {text}");
     r.same_verdicts("curl with SQL injection");
 }
 

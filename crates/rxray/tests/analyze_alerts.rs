@@ -16,6 +16,33 @@ fn tcp(src: Ipv4Addr, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<
     f::frame(&eth(), &[], L3::Ipv4(ip), L4::Tcp(f::Tcp { sport, dport, seq: 1, ack: 1, flags, window: 1000, urgent: 0, options: vec![] }), payload)
 }
 
+/// One TCP segment between two addresses of 198.18.9.0/24.
+#[allow(clippy::too_many_arguments)]
+fn seg(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let ip = Ipv4 { src, dst, ttl: 64, tos: 0, id: 1, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::TCP };
+    f::frame(&eth(), &[], L3::Ipv4(ip), L4::Tcp(f::Tcp { sport, dport, seq, ack, flags, window: 1000, urgent: 0, options: vec![] }), payload)
+}
+
+/// A whole HTTP call as frames: handshake, the request in the pieces given (one segment each), the
+/// response, and both FINs.
+fn call(client: Ipv4Addr, sport: u16, pieces: &[&[u8]], response: &[u8]) -> Vec<Vec<u8>> {
+    use f::tcp_flags::{ACK, FIN, PSH, SYN};
+    let server = Ipv4Addr::new(198, 18, 9, 2);
+    let (mut c, mut s) = (1000u32, 5000u32);
+    let mut v = vec![seg(client, server, sport, 8080, c, 0, SYN, b""), seg(server, client, 8080, sport, s, c + 1, SYN | ACK, b"")];
+    c += 1;
+    s += 1;
+    for p in pieces {
+        v.push(seg(client, server, sport, 8080, c, s, PSH | ACK, p));
+        c += p.len() as u32;
+    }
+    v.push(seg(server, client, 8080, sport, s, c, PSH | ACK, response));
+    s += response.len() as u32;
+    v.push(seg(client, server, sport, 8080, c, s, FIN | ACK, b""));
+    v.push(seg(server, client, 8080, sport, s, c + 1, FIN | ACK, b""));
+    v
+}
+
 fn run(args: &[&str]) -> (Vec<serde_json::Value>, String) {
     let o = Command::new(rxray_bin()).arg("analyze").arg("--alerts").args(args).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -30,8 +57,10 @@ fn a_syn_flood_and_a_sql_injection_in_a_capture_raise_their_alerts() {
     let attacker = Ipv4Addr::new(198, 18, 9, 66);
     let client = Ipv4Addr::new(198, 18, 9, 7);
     let mut frames: Vec<Vec<u8>> = (0..3000u16).map(|i| tcp(attacker, 10000 + i, 80, f::tcp_flags::SYN, b"")).collect();
-    frames.push(tcp(client, 40000, 8080, f::tcp_flags::PSH | f::tcp_flags::ACK, b"GET /item?id=1%27%20OR%20%271%27=%271 HTTP/1.1\r\nHost: shop\r\n\r\n"));
-    frames.push(tcp(client, 40001, 8080, f::tcp_flags::PSH | f::tcp_flags::ACK, b"GET /index.html HTTP/1.1\r\nHost: shop\r\n\r\n"));
+    // The injection split across two segments: the quote in the first, the tautology in the second.
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    frames.extend(call(client, 40000, &[b"GET /item?id=1%27", b"%20OR%20%271%27=%271 HTTP/1.1\r\nHost: shop\r\n\r\n"], ok));
+    frames.extend(call(client, 40001, &[b"GET /index.html HTTP/1.1\r\nHost: shop\r\n\r\n"], ok));
     let pcap = dir.path().join("attack.pcap");
     rxray_lab::pcap::write_pcap(&pcap, &frames).unwrap();
     let (alerts, err) = run(&[pcap.to_str().unwrap()]);
@@ -45,7 +74,8 @@ fn a_syn_flood_and_a_sql_injection_in_a_capture_raise_their_alerts() {
     assert_eq!(sql.len(), 1, "the injection, and not the plain GET: {alerts:?}");
     assert_eq!((sql[0]["alert"]["gid"].as_u64(), sql[0]["alert"]["signature_id"].as_u64()), (Some(1), Some(9000002)), "{}", sql[0]);
     assert_eq!(sql[0]["src_ip"], "198.18.9.7");
-    assert!(err.contains("alerts over 3002 packets"), "{err}");
+    assert!(err.contains(&format!("alerts over {} packets", frames.len())), "{err}");
+    assert_eq!(sql[0]["rxray"]["evidence"]["matches"][0]["buffer"], "http.uri", "{}", sql[0]);
 
     // The flight recorder: the alert names its pcapng, which holds the packets around it, commented.
     let rec_dir = dir.path().join("rec");
@@ -59,7 +89,7 @@ fn a_syn_flood_and_a_sql_injection_in_a_capture_raise_their_alerts() {
         r.unwrap();
         n += 1;
     }
-    assert_eq!(n, 3002, "every packet of this 3 ms capture is within a second of the alert");
+    assert_eq!(n, frames.len(), "every packet of this 3 ms capture is within a second of the alert");
     if have("tshark") {
         let o = Command::new("tshark").args(["-r", file, "-T", "fields", "-e", "frame.comment", "-c", "1"]).output().unwrap();
         let c = String::from_utf8_lossy(&o.stdout);

@@ -57,8 +57,8 @@ pub struct PolicyConfig {
     pub allow: Vec<Cidr>,
 }
 
-/// Every name a detector policy can be keyed by: the detectors' alert names, `threat_list` and
-/// `signature`.
+/// Every name a detector policy can be keyed by: the detectors' alert names, `threat_list`,
+/// `signature` and `openapi`.
 pub const DETECTOR_NAMES: &[&str] = &[
     "syn_flood",
     "udp_flood",
@@ -71,6 +71,7 @@ pub const DETECTOR_NAMES: &[&str] = &[
     "exfiltration",
     "threat_list",
     "signature",
+    "openapi",
 ];
 
 /// A detector name, checked against `DETECTOR_NAMES` while deserialising (so the error carries

@@ -36,7 +36,7 @@ fn ix(d: Dir) -> usize {
 
 impl ConnParser {
     pub fn new(key: ConnKey, tls: bool) -> Self {
-        let proto = if tls { Proto::Tls(Box::new(TlsConn::new(&key))) } else { Proto::Http1(Box::new(Exchange::new(key.client))) };
+        let proto = if tls { Proto::Tls(Box::new(TlsConn::new(&key))) } else { Proto::Http1(Box::new(Exchange::new(key))) };
         ConnParser { proto, key, seen: [false; 2], midway: [false; 2], undecodable: false }
     }
 
@@ -65,7 +65,7 @@ impl ConnParser {
             let server_first = dir == Dir::ToClient && first && !self.seen[0] && !self.midway[1] && w::FrameHeader::parse(bytes).is_some_and(|h| h.kind == w::SETTINGS) && w::starts_frame(bytes);
             if preface || server_first {
                 cx.totals.h2_connections += 1;
-                self.proto = Proto::Http2(Box::new(H2Conn::prior_knowledge(self.key.client)));
+                self.proto = Proto::Http2(Box::new(H2Conn::prior_knowledge(self.key)));
             } else if self.midway[ix(dir)] && segment_start && !self.undecodable && w::starts_frame(bytes) {
                 // HTTP/2 frames with no start seen: no HPACK state, so nothing is read (the
                 // bytes go on as unparsed).
@@ -82,7 +82,7 @@ impl ConnParser {
                 if let (Some((endpoint, first_ts)), Piece::Data { ts_ns, .. }) = (ex.h2_upgrade, p) {
                     let after = std::mem::take(&mut ex.after_upgrade);
                     cx.totals.h2_connections += 1;
-                    let mut h2 = H2Conn::upgraded(self.key.client, endpoint, first_ts);
+                    let mut h2 = H2Conn::upgraded(self.key, endpoint, first_ts);
                     for (d, b) in [(Dir::ToServer, &after[0]), (Dir::ToClient, &after[1])] {
                         if !b.is_empty() {
                             h2.data(d, b, ts_ns, cx);

@@ -55,11 +55,20 @@ pub struct Message {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub client: IpAddr,
+    /// The connection: client and server addresses and ports.
+    pub conn: super::ConnKey,
     /// Event time of the request's first byte.
     pub ts_ns: u64,
     pub request: Message,
     pub status: u16,
     pub response: Message,
+}
+
+impl Call {
+    /// The request alone, delivered when it was whole (before any answer): status 0, no response.
+    pub fn is_request_only(&self) -> bool {
+        self.status == 0 && self.response.head.is_empty()
+    }
 }
 
 /// One direction's message parser.
@@ -114,7 +123,7 @@ pub struct Ctx<'a> {
 /// Both directions of one connection.
 #[derive(Debug)]
 pub struct Exchange {
-    client: IpAddr,
+    conn: super::ConnKey,
     req: Side,
     resp: Side,
     pending: VecDeque<Pending>,
@@ -149,9 +158,9 @@ enum Parsed {
 }
 
 impl Exchange {
-    pub fn new(client: IpAddr) -> Self {
+    pub fn new(conn: super::ConnKey) -> Self {
         Exchange {
-            client,
+            conn,
             req: Side::new(),
             resp: Side::new(),
             pending: VecDeque::new(),
@@ -360,7 +369,7 @@ impl Exchange {
                 Head::Partial => Parsed::Need,
                 Head::Invalid(_) => Parsed::Bad,
                 Head::Complete(r) => {
-                    let i = cx.endpoints.request(r.method, r.target, self.client);
+                    let i = cx.endpoints.request(r.method, r.target, self.conn.client);
                     cx.totals.requests += 1;
                     if self.pending.len() >= cx.limits.max_pipeline {
                         if let Some(old) = self.pending.pop_front() {
@@ -598,13 +607,18 @@ impl Exchange {
             Dir::ToServer => {
                 let id = self.req_id;
                 if let Some(p) = self.pending.iter_mut().rev().find(|p| p.id == id) {
+                    // The request alone, as soon as it is whole (what request-side inspection reads;
+                    // the checks of whole calls skip it): status 0, no response.
+                    if let Some(calls) = cx.calls.as_mut() {
+                        calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: p.first_ts, request: m.clone(), status: 0, response: Message::default() });
+                    }
                     p.request = Some(m);
                 }
             }
             Dir::ToClient => {
                 let Some((request, status, ts_ns)) = self.answering.take() else { return };
                 if let Some(calls) = cx.calls.as_mut() {
-                    calls.push(Call { client: self.client, ts_ns, request, status, response: m });
+                    calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns, request, status, response: m });
                 }
             }
         }

@@ -9,7 +9,6 @@ use super::exchange::{add_bytes, Call, Ctx, Dir, Message};
 use rxray_wire::h2::{self as w, FrameHeader, GrpcMessages, HeaderDecoder};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 /// Header-block bytes held per direction before the block is refused (as an HTTP/1.x head).
 const MAX_BLOCK: usize = 64 * 1024;
@@ -80,7 +79,7 @@ struct Stream {
 /// One HTTP/2 connection.
 #[derive(Debug)]
 pub struct H2Conn {
-    client: IpAddr,
+    conn: super::ConnKey,
     sides: [Side; 2],
     streams: BTreeMap<u32, Stream>,
     /// The connection was already counted as lost (once).
@@ -96,14 +95,14 @@ fn ix(d: Dir) -> usize {
 
 impl H2Conn {
     /// A connection that starts with the client preface (prior knowledge).
-    pub fn prior_knowledge(client: IpAddr) -> Self {
-        H2Conn { client, sides: [Side::new(Frames::Preface(0)), Side::new(Frames::Header([0; 9], 0))], streams: BTreeMap::new(), lost: false }
+    pub fn prior_knowledge(conn: super::ConnKey) -> Self {
+        H2Conn { conn, sides: [Side::new(Frames::Preface(0)), Side::new(Frames::Header([0; 9], 0))], streams: BTreeMap::new(), lost: false }
     }
 
     /// A connection upgraded from HTTP/1.1 (`Upgrade: h2c`, answered 101): the upgrade request is
     /// stream 1, half-closed by the client, counted already at `endpoint`.
-    pub fn upgraded(client: IpAddr, endpoint: usize, first_ts: u64) -> Self {
-        let mut c = H2Conn::prior_knowledge(client);
+    pub fn upgraded(conn: super::ConnKey, endpoint: usize, first_ts: u64) -> Self {
+        let mut c = H2Conn::prior_knowledge(conn);
         c.streams.insert(1, Stream { endpoint: Some(endpoint), first_ts, ended: [true, false], ..Default::default() });
         c
     }
@@ -424,7 +423,7 @@ impl H2Conn {
             let grpc = f.content_type.starts_with("application/grpc");
             let method = if f.method.is_empty() { "?" } else { f.method.as_str() };
             let target = if f.path.is_empty() { "/" } else { f.path.as_str() };
-            let e = cx.endpoints.request_of(if grpc { PROTO_GRPC } else { PROTO_H2C }, method, target, self.client);
+            let e = cx.endpoints.request_of(if grpc { PROTO_GRPC } else { PROTO_H2C }, method, target, self.conn.client);
             cx.totals.requests += 1;
             add_bytes(cx, e, Dir::ToServer, b.wire);
             let request = cx.calls.is_some().then(|| Message { head: f.head(&format!("{method} {target} HTTP/1.1")), ..Default::default() });
@@ -509,7 +508,7 @@ impl H2Conn {
             cx.totals.unanswered += 1;
         }
         if let (Some(calls), Some(request), Some(response)) = (cx.calls.as_mut(), s.request, s.response) {
-            calls.push(Call { client: self.client, ts_ns: s.first_ts, request, status: s.status, response });
+            calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: s.first_ts, request, status: s.status, response });
         }
     }
 }

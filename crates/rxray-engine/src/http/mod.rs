@@ -60,6 +60,29 @@ pub fn direction(sport: u16, dport: u16, ports: &[u16]) -> Option<Dir> {
     }
 }
 
+impl<'a> TcpSegment<'a> {
+    /// The TCP segment a captured frame carries, when it is on a watched port (`None` otherwise,
+    /// or when the frame is not a cleanly parsed, unfragmented TCP segment).
+    pub fn of_frame(ts_ns: u64, frame: &'a [u8], linktype: rxray_wire::LinkType, wire_len: u32, ports: &[u16]) -> Option<TcpSegment<'a>> {
+        use rxray_wire::dissect::{ip_from, tcp_segment};
+        let s = tcp_segment(frame, linktype, wire_len)?;
+        let dir = direction(s.sport, s.dport, ports)?;
+        Some(TcpSegment {
+            ts_ns,
+            src: ip_from(s.ip_version, &s.src),
+            sport: s.sport,
+            dst: ip_from(s.ip_version, &s.dst),
+            dport: s.dport,
+            dir,
+            seq: s.seq,
+            ack: s.ack,
+            flags: s.flags,
+            payload: &frame[s.payload.clone()],
+            wire_len: s.wire_payload_len,
+        })
+    }
+}
+
 /// A connection, client and server side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnKey {
@@ -218,13 +241,19 @@ pub struct OpenApiCounters {
     pub counters: CheckCounters,
 }
 
-/// A finding of a kind not seen before for its (kind, method, template): what alerts are raised on.
+/// One occurrence of a finding in one call (collected only after `with_finding_events`): what
+/// alerts are raised on, through the detectors' suppression.
 #[derive(Clone, Debug)]
-pub struct NewFinding {
+pub struct FindingEvent {
     pub key: FindingKey,
-    pub client: IpAddr,
+    /// Its (kind, method, template, status) was seen here for the first time.
+    pub first: bool,
+    /// The finding as the table holds it now (count so far, first example, detail); `None` when
+    /// the table was full and it was not kept.
+    pub finding: Option<Finding>,
+    pub conn: ConnKey,
     pub ts_ns: u64,
-    /// The raw request line of the exchange that showed it.
+    /// The raw request line of this call.
     pub request_line: String,
 }
 
@@ -262,11 +291,14 @@ pub struct HttpTracker {
     /// Whole calls waiting for the checks (collected only when something checks them).
     calls: Option<Vec<Call>>,
     openapi: Option<Checker>,
-    new_findings: Vec<NewFinding>,
     tls_ports: Vec<u16>,
     tls_done: std::collections::VecDeque<TlsFacts>,
     tls_dropped: u64,
     new_tls: Vec<TlsFacts>,
+    /// Every finding occurrence, when something raises alerts on them.
+    finding_events: Option<Vec<FindingEvent>>,
+    /// Checked calls kept for another reader (HTTP signatures), when asked.
+    kept_calls: Option<Vec<Call>>,
 }
 
 impl HttpTracker {
@@ -291,16 +323,39 @@ impl HttpTracker {
         std::mem::take(&mut self.new_tls)
     }
 
-    /// Findings of a (kind, method, template) seen for the first time since the last call.
-    pub fn take_new_findings(&mut self) -> Vec<NewFinding> {
-        std::mem::take(&mut self.new_findings)
+    /// Every occurrence of a finding is kept for `take_finding_events` (the alert pipeline).
+    pub fn with_finding_events(mut self) -> Self {
+        self.finding_events = Some(Vec::new());
+        self
     }
 
-    /// Runs the collected calls through the checks.
+    /// Whole calls are collected and kept for `take_calls` once checked.
+    pub fn with_calls(mut self) -> Self {
+        self.calls.get_or_insert_with(Vec::new);
+        self.kept_calls = Some(Vec::new());
+        self
+    }
+
+    /// The finding occurrences since the last call (empty without `with_finding_events`).
+    pub fn take_finding_events(&mut self) -> Vec<FindingEvent> {
+        self.finding_events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The calls completed since the last call (empty without `with_calls`).
+    pub fn take_calls(&mut self) -> Vec<Call> {
+        self.kept_calls.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Runs the collected calls through the checks, and keeps them when asked to.
     fn check_calls(&mut self) {
-        let (Some(calls), Some(checker)) = (self.calls.as_mut(), self.openapi.as_mut()) else { return };
+        let Some(calls) = self.calls.as_mut() else { return };
         for c in calls.drain(..) {
-            check_call(checker, &c, &mut self.new_findings);
+            if let Some(checker) = self.openapi.as_mut().filter(|_| !c.is_request_only()) {
+                check_call(checker, &c, self.finding_events.as_mut());
+            }
+            if let Some(k) = self.kept_calls.as_mut() {
+                k.push(c);
+            }
         }
     }
 
@@ -315,11 +370,12 @@ impl HttpTracker {
             last_sweep_ns: 0,
             calls: None,
             openapi: None,
-            new_findings: Vec::new(),
             tls_ports: Vec::new(),
             tls_done: std::collections::VecDeque::new(),
             tls_dropped: 0,
             new_tls: Vec::new(),
+            finding_events: None,
+            kept_calls: None,
         }
     }
 
@@ -499,7 +555,7 @@ fn first_line(head: &[u8]) -> &str {
     std::str::from_utf8(&head[..end]).unwrap_or("")
 }
 
-fn check_call(checker: &mut Checker, c: &Call, new: &mut Vec<NewFinding>) {
+fn check_call(checker: &mut Checker, c: &Call, events: Option<&mut Vec<FindingEvent>>) {
     let line = first_line(&c.request.head);
     let mut parts = line.split(' ');
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
@@ -516,8 +572,11 @@ fn check_call(checker: &mut Checker, c: &Call, new: &mut Vec<NewFinding>) {
         response_truncated: c.response.truncated,
         time_ns: c.ts_ns,
     };
-    for key in checker.check(&x).new {
-        new.push(NewFinding { key, client: c.client, ts_ns: c.ts_ns, request_line: line.to_string() });
+    let checked = checker.check(&x);
+    let Some(events) = events else { return };
+    for key in checked.keys {
+        let finding = checker.finding(&key).cloned();
+        events.push(FindingEvent { first: checked.new.contains(&key), key, finding, conn: c.conn, ts_ns: c.ts_ns, request_line: line.to_string() });
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod classtype;
 pub mod flow;
+pub mod http;
 pub mod parse;
 pub mod payload;
 pub mod pcre;
@@ -19,7 +20,7 @@ pub mod threshold;
 pub use addr::Vars;
 pub use parse::{Note, RuleError, Unsupported};
 pub use rule::Rule;
-pub use set::{Evidence, SigMatch, SigStats, SignatureSet};
+pub use set::{CallMatch, Evidence, SigMatch, SigStats, SignatureSet};
 
 use parse::{logical_lines, parse_rule, Outcome};
 use std::collections::HashMap;

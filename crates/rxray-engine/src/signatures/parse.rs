@@ -112,7 +112,7 @@ type PErr = (usize, String);
 /// Parses one logical rule.
 pub fn parse_rule(l: &Logical, vars: &Vars) -> Outcome {
     let chars: Vec<char> = l.text.chars().collect();
-    let mut p = RuleParser { c: &chars, i: 0, vars, unsupported: None, notes: Vec::new() };
+    let mut p = RuleParser { c: &chars, i: 0, vars, unsupported: None, notes: Vec::new(), sticky: Buffer::Payload, tags: Vec::new() };
     match p.rule(l.first_line()) {
         Ok(rule) => match p.unsupported.take() {
             Some(reason) => Outcome::Unsupported(Unsupported { sid: rule.sid, line: rule.line, reason }),
@@ -132,10 +132,13 @@ struct RuleParser<'a> {
     /// The first reason this rule cannot be honoured; parsing goes on to find its sid.
     unsupported: Option<String>,
     notes: Vec<String>,
+    /// The sticky buffer in force (`http.uri;` ...), and the buffer of each payload item so far.
+    sticky: Buffer,
+    tags: Vec<Buffer>,
 }
 
 /// Keywords that modify the preceding content.
-const CONTENT_MODIFIERS: &[&str] = &["nocase", "offset", "depth", "distance", "within", "fast_pattern"];
+const CONTENT_MODIFIERS: &[&str] = &["nocase", "offset", "depth", "distance", "within", "fast_pattern", "startswith", "endswith"];
 
 impl RuleParser<'_> {
     fn unsupported(&mut self, reason: impl Into<String>) {
@@ -188,13 +191,8 @@ impl RuleParser<'_> {
             "udp" => Proto::Udp,
             "icmp" => Proto::Icmp,
             "ip" => Proto::Ip,
-            "http" => {
-                self.notes.push(
-                    "protocol 'http' is matched as tcp: contents are searched in each packet's payload, not in a reassembled HTTP transaction"
-                        .into(),
-                );
-                Proto::Tcp
-            }
+            // Without HTTP buffers such a rule matches packets (a note says so, below).
+            "http" => Proto::Tcp,
             w if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
                 self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http)"));
                 Proto::Ip
@@ -241,6 +239,8 @@ impl RuleParser<'_> {
             dport,
             bidirectional,
             payload: Vec::new(),
+            http: Vec::new(),
+            to_client: false,
             flow: None,
             flags: None,
             dsize: None,
@@ -260,6 +260,12 @@ impl RuleParser<'_> {
             if let PayloadItem::Content(c) = item {
                 c.finish();
             }
+        }
+        self.split_buffers(&mut rule, open)?;
+        if proto_word.eq_ignore_ascii_case("http") && !rule.is_http() {
+            self.notes.push(
+                "protocol 'http' without HTTP buffers is matched as tcp: contents are searched in each packet's payload".into(),
+            );
         }
         rule.priority = priority.unwrap_or_else(|| rule.classtype.as_deref().map_or(3, default_priority));
         Ok(rule)
@@ -383,6 +389,7 @@ impl RuleParser<'_> {
                     return Err((vat, "content is empty".into()));
                 }
                 rule.payload.push(PayloadItem::Content(Content::new(bytes, negated)));
+                self.tags.push(self.sticky);
             }
             "pcre" => {
                 let (v, vat) = need(&value)?;
@@ -397,12 +404,10 @@ impl RuleParser<'_> {
                 };
                 let body_at = vat + lead + (v.trim().chars().count() - t.chars().count()) + 1;
                 match translate(body) {
-                    Ok(tr) => rule.payload.push(PayloadItem::Pcre(Pcre {
-                        source: body.to_string(),
-                        regex: tr.regex,
-                        negated,
-                        relative: tr.relative,
-                    })),
+                    Ok(tr) => {
+                        rule.payload.push(PayloadItem::Pcre(Pcre { source: body.to_string(), regex: tr.regex, negated, relative: tr.relative }));
+                        self.tags.push(tr.buffer.map_or(self.sticky, Buffer::of_flag));
+                    }
                     Err(PcreError::Syntax(o, m)) => return Err((body_at + body.get(..o).map_or(0, |s| s.chars().count()), m)),
                     Err(PcreError::Unsupported(m)) => self.unsupported(m),
                 }
@@ -436,6 +441,21 @@ impl RuleParser<'_> {
                 }
             }
             "rawbytes" => no_value(&value)?,
+            b if Buffer::sticky(b).is_some() => {
+                no_value(&value)?;
+                self.sticky = Buffer::sticky(b).unwrap_or(Buffer::Payload);
+            }
+            b if Buffer::modifier(b).is_some() => {
+                no_value(&value)?;
+                let to = Buffer::modifier(b).unwrap_or(Buffer::Payload);
+                match (rule.payload.last(), self.tags.last_mut()) {
+                    (Some(PayloadItem::Content(_)), Some(t)) if *t == Buffer::Payload => *t = to,
+                    (Some(PayloadItem::Content(_)), Some(t)) => {
+                        return Err((at, format!("'{b}' moves the previous content to {}, but it is already in {}", to.name(), t.name())))
+                    }
+                    _ => return Err((at, format!("'{b}' modifies the previous content, but there is none"))),
+                }
+            }
             _ => {
                 let what = if value.is_none() && name.contains('.') {
                     format!("sticky buffer '{name}' is not supported (rxray matches the packet payload only)")
@@ -446,6 +466,40 @@ impl RuleParser<'_> {
                 };
                 self.unsupported(what);
             }
+        }
+        Ok(())
+    }
+
+    /// Moves the items of HTTP buffers out of `rule.payload` into `rule.http`, grouped by buffer in
+    /// first-use order, and decides which side of the call the rule inspects.
+    fn split_buffers(&mut self, rule: &mut Rule, at: usize) -> Result<(), PErr> {
+        if self.tags.iter().all(|t| *t == Buffer::Payload) {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut rule.payload);
+        for (item, tag) in items.into_iter().zip(self.tags.drain(..)) {
+            if tag == Buffer::Payload {
+                rule.payload.push(item);
+                continue;
+            }
+            match rule.http.iter_mut().find(|(b, _)| *b == tag) {
+                Some((_, v)) => v.push(item),
+                None => rule.http.push((tag, vec![item])),
+            }
+        }
+        let response = rule.http.iter().any(|(b, _)| b.response_only());
+        let request = rule.http.iter().any(|(b, _)| b.request_only());
+        let flow_to_server = rule.flow.and_then(|f| f.to_server);
+        rule.to_client = match flow_to_server {
+            Some(ts) => !ts,
+            None => response,
+        };
+        if response && request {
+            // Suricata inspects a transaction's request and response buffers together; rxray's
+            // HTTP rules look at one side of the call.
+            self.unsupported("the rule uses request and response buffers together (rxray inspects one side of a call per rule)");
+        } else if (rule.to_client && request) || (!rule.to_client && response) {
+            return Err((at, "the flow direction and the HTTP buffers disagree (a request buffer with to_client, or a response buffer with to_server)".into()));
         }
         Ok(())
     }
@@ -572,6 +626,24 @@ fn content_modifier(c: &mut Content, m: &str, at: usize, value: &Option<(String,
                 }
                 c.within = Some(n);
             }
+        }
+        // `startswith` is `offset:0; depth:<length>` (Suricata's own definition of it).
+        "startswith" => {
+            if let Some((_, vat)) = value {
+                return Err((*vat, "'startswith' takes no value".into()));
+            }
+            if c.is_relative() || c.offset.is_some() || c.depth.is_some() {
+                return Err((at, "'startswith' cannot be mixed with offset, depth, distance or within".into()));
+            }
+            c.offset = Some(0);
+            c.depth = Some(len as u32);
+        }
+        "endswith" => {
+            if let Some((_, vat)) = value {
+                return Err((*vat, "'endswith' takes no value".into()));
+            }
+            dup(c.endswith)?;
+            c.endswith = true;
         }
         _ => unreachable!("CONTENT_MODIFIERS lists only these"),
     }

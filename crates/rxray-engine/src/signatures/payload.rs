@@ -125,6 +125,11 @@ fn find(c: &Content, buf: &Buffers<'_>, from: usize, end: usize) -> Option<usize
     if from > end || end > hay.len() {
         return None;
     }
+    if c.endswith {
+        // Only one place can end where the buffer ends.
+        let n = c.bytes.len();
+        return (end == hay.len() && end >= from + n && c.finder.find(&hay[end - n..end]) == Some(0)).then(|| end - n);
+    }
     c.finder.find(&hay[from..end]).map(|p| p + from)
 }
 
@@ -136,5 +141,6 @@ fn pcre_find(p: &Pcre, raw: &[u8], prev: usize, from: usize) -> Option<(usize, u
     if from > hay.len() {
         return None;
     }
-    p.regex.find_at(hay, from).map(|m| (m.start() + base, m.end() + base))
+    // A search the match limit stopped is no match (PCRE2 counts it on the pattern).
+    p.regex.find_at(hay, from).ok().flatten().map(|(s, e)| (s + base, e + base))
 }

@@ -2,7 +2,7 @@
 //! the form the matcher evaluates. Built only by the parser, so every value here was validated.
 use super::addr::{AddrSpec, PortSpec};
 use memchr::memmem::Finder;
-use regex::bytes::Regex;
+use super::pcre::{BufferFlag, Pcre2};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
@@ -26,6 +26,8 @@ pub struct Content {
     pub distance: Option<i32>,
     pub within: Option<u32>,
     pub fast_pattern: bool,
+    /// `endswith`: the match must end where the buffer ends.
+    pub endswith: bool,
     /// Searches `bytes` (lowercased when `nocase`, then run over the lowercased payload).
     pub(crate) finder: Finder<'static>,
 }
@@ -43,18 +45,135 @@ impl Content {
 
     pub(crate) fn new(bytes: Vec<u8>, negated: bool) -> Content {
         let finder = Finder::new(&bytes).into_owned();
-        Content { bytes, negated, nocase: false, offset: None, depth: None, distance: None, within: None, fast_pattern: false, finder }
+        Content { bytes, negated, nocase: false, offset: None, depth: None, distance: None, within: None, fast_pattern: false, endswith: false, finder }
     }
 }
 
-/// `pcre`, translated to the `regex` crate (bytes API, Unicode off: PCRE's byte semantics).
+/// `pcre`, compiled by PCRE2 (bytes, no UTF: PCRE's byte semantics, as Suricata runs it).
 #[derive(Clone, Debug)]
 pub struct Pcre {
     pub source: String,
-    pub regex: Regex,
+    pub regex: Pcre2,
     pub negated: bool,
     /// `R`: searched from the end of the previous payload match, `^` anchoring there.
     pub relative: bool,
+}
+
+/// Where a `content` or `pcre` looks: the packet payload, or one of Suricata's HTTP buffers of a
+/// reassembled, paired call (docs/signatures.md says what each holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Buffer {
+    Payload,
+    Method,
+    Uri,
+    UriRaw,
+    Header,
+    HeaderRaw,
+    HeaderNames,
+    Host,
+    HostRaw,
+    UserAgent,
+    Cookie,
+    RequestBody,
+    StatCode,
+    StatMsg,
+    ResponseBody,
+    /// `file.data`: the body of the rule's direction (request body to the server, response body
+    /// to the client).
+    FileData,
+}
+
+impl Buffer {
+    /// A sticky-buffer keyword (`http.uri; content:...`).
+    pub fn sticky(name: &str) -> Option<Buffer> {
+        Some(match name {
+            "pkt_data" => Buffer::Payload,
+            "http.method" => Buffer::Method,
+            "http.uri" => Buffer::Uri,
+            "http.uri.raw" => Buffer::UriRaw,
+            "http.header" => Buffer::Header,
+            "http.header.raw" => Buffer::HeaderRaw,
+            "http.header_names" => Buffer::HeaderNames,
+            "http.host" => Buffer::Host,
+            "http.host.raw" => Buffer::HostRaw,
+            "http.user_agent" => Buffer::UserAgent,
+            "http.cookie" => Buffer::Cookie,
+            "http.request_body" | "http.client_body" => Buffer::RequestBody,
+            "http.stat_code" => Buffer::StatCode,
+            "http.stat_msg" => Buffer::StatMsg,
+            "http.response_body" | "http.server_body" => Buffer::ResponseBody,
+            "file.data" | "file_data" => Buffer::FileData,
+            _ => return None,
+        })
+    }
+
+    /// A legacy content modifier (`content:...; http_uri;`): moves the previous content there.
+    pub fn modifier(name: &str) -> Option<Buffer> {
+        Some(match name {
+            "http_method" => Buffer::Method,
+            "http_uri" => Buffer::Uri,
+            "http_raw_uri" => Buffer::UriRaw,
+            "http_header" => Buffer::Header,
+            "http_raw_header" => Buffer::HeaderRaw,
+            "http_host" => Buffer::Host,
+            "http_raw_host" => Buffer::HostRaw,
+            "http_user_agent" => Buffer::UserAgent,
+            "http_cookie" => Buffer::Cookie,
+            "http_client_body" => Buffer::RequestBody,
+            "http_stat_code" => Buffer::StatCode,
+            "http_stat_msg" => Buffer::StatMsg,
+            "http_server_body" => Buffer::ResponseBody,
+            _ => return None,
+        })
+    }
+
+    /// The buffer a pcre flag selects.
+    pub fn of_flag(f: BufferFlag) -> Buffer {
+        match f {
+            BufferFlag::Uri => Buffer::Uri,
+            BufferFlag::UriRaw => Buffer::UriRaw,
+            BufferFlag::RequestBody => Buffer::RequestBody,
+            BufferFlag::ResponseBody => Buffer::ResponseBody,
+            BufferFlag::Header => Buffer::Header,
+            BufferFlag::HeaderRaw => Buffer::HeaderRaw,
+            BufferFlag::Method => Buffer::Method,
+            BufferFlag::Cookie => Buffer::Cookie,
+            BufferFlag::StatCode => Buffer::StatCode,
+            BufferFlag::UserAgent => Buffer::UserAgent,
+            BufferFlag::Host => Buffer::Host,
+        }
+    }
+
+    /// Buffers only a response has: a rule using one inspects the server's side.
+    pub fn response_only(self) -> bool {
+        matches!(self, Buffer::StatCode | Buffer::StatMsg | Buffer::ResponseBody)
+    }
+
+    /// Buffers only a request has.
+    pub fn request_only(self) -> bool {
+        matches!(self, Buffer::Method | Buffer::Uri | Buffer::UriRaw | Buffer::Host | Buffer::HostRaw | Buffer::UserAgent | Buffer::RequestBody)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Buffer::Payload => "pkt_data",
+            Buffer::Method => "http.method",
+            Buffer::Uri => "http.uri",
+            Buffer::UriRaw => "http.uri.raw",
+            Buffer::Header => "http.header",
+            Buffer::HeaderRaw => "http.header.raw",
+            Buffer::HeaderNames => "http.header_names",
+            Buffer::Host => "http.host",
+            Buffer::HostRaw => "http.host.raw",
+            Buffer::UserAgent => "http.user_agent",
+            Buffer::Cookie => "http.cookie",
+            Buffer::RequestBody => "http.request_body",
+            Buffer::StatCode => "http.stat_code",
+            Buffer::StatMsg => "http.stat_msg",
+            Buffer::ResponseBody => "http.response_body",
+            Buffer::FileData => "file.data",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +287,13 @@ pub struct Threshold {
     pub seconds: u32,
 }
 
+impl Rule {
+    /// The rule inspects HTTP calls rather than packets.
+    pub fn is_http(&self) -> bool {
+        !self.http.is_empty()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub sid: u32,
@@ -185,8 +311,13 @@ pub struct Rule {
     pub dport: PortSpec,
     /// `<>`: the header matches in either orientation.
     pub bidirectional: bool,
-    /// `content` and `pcre`, in rule order.
+    /// `content` and `pcre` on the packet payload (or, in an HTTP rule, the raw message), in rule order.
     pub payload: Vec<PayloadItem>,
+    /// `content` and `pcre` per HTTP buffer, each list in rule order, buffers in first-use order.
+    /// A rule with any is an HTTP rule: it is evaluated on reassembled, paired calls.
+    pub http: Vec<(Buffer, Vec<PayloadItem>)>,
+    /// An HTTP rule inspects the response side (a response-only buffer, or `flow:to_client`).
+    pub to_client: bool,
     pub flow: Option<FlowOpt>,
     pub flags: Option<FlagsOpt>,
     pub dsize: Option<Dsize>,

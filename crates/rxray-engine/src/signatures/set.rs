@@ -1,10 +1,13 @@
 //! A loaded rule set and its matcher: an Aho-Corasick prefilter over one content per rule picks
 //! the candidate rules for a packet; only those (and the rules without content) are evaluated.
 use super::flow::{FlowTracker, FlowView, DEFAULT_FLOW_CAPACITY};
+use super::http::HttpBuffers;
 use super::payload::{inspect, Buffers};
-use super::rule::{FlowState, PayloadItem, Proto, Rule};
+use super::rule::{Buffer, FlowState, PayloadItem, Proto, Rule};
 use super::threshold::{Thresholds, DEFAULT_THRESHOLD_CAPACITY};
 use crate::event::Packet;
+use crate::http::Call;
+use std::net::IpAddr;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -23,11 +26,14 @@ pub struct SigMatch {
     pub evidence: Vec<Evidence>,
 }
 
-/// A payload match: where it is in the packet's payload and the bytes themselves.
+/// A payload match: where it is in the packet's payload (or HTTP buffer) and the bytes themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Evidence {
     /// "content" or "pcre".
     pub keyword: &'static str,
+    /// The HTTP buffer (`http.uri`, ...) for an HTTP rule; absent for the packet payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<&'static str>,
     /// Offset in the payload (`Packet::payload`).
     pub offset: u32,
     #[serde(serialize_with = "hex")]
@@ -49,6 +55,10 @@ pub struct SigStats {
     pub suppressed: u64,
     pub flows_evicted: u64,
     pub thresholds_evicted: u64,
+    /// HTTP calls inspected by the HTTP rules.
+    pub calls: u64,
+    /// pcre searches the PCRE2 match limit stopped (counted as no match).
+    pub pcre_limit_hits: u64,
 }
 
 pub struct SignatureSet {
@@ -59,6 +69,13 @@ pub struct SignatureSet {
     pattern_rules: Vec<Vec<u32>>,
     /// Rules with no usable content: evaluated on every packet.
     always: Vec<u32>,
+    /// Packet rules (every rule but the HTTP ones), for evaluation without the prefilter.
+    packet_rules: Vec<u32>,
+    /// The HTTP rules' prefilter, the same way: automaton, pattern → rules, rules without content.
+    http_prefilter: Option<AhoCorasick>,
+    http_pattern_rules: Vec<Vec<u32>>,
+    http_always: Vec<u32>,
+    http_rules: Vec<u32>,
     use_prefilter: bool,
     needs_flow: bool,
     flows: FlowTracker,
@@ -74,43 +91,30 @@ pub struct SignatureSet {
 
 impl SignatureSet {
     pub fn new(rules: Vec<Rule>) -> SignatureSet {
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
-        let mut always = Vec::new();
+        let (mut packet, mut http) = (Keyed::default(), Keyed::default());
         for (i, r) in rules.iter().enumerate() {
-            match prefilter_pattern(r) {
-                Some(pat) => {
-                    let key = pat.to_ascii_lowercase();
-                    let id = *index.entry(key.clone()).or_insert_with(|| {
-                        patterns.push(key);
-                        pattern_rules.push(Vec::new());
-                        patterns.len() - 1
-                    });
-                    pattern_rules[id].push(i as u32);
-                }
-                None => always.push(i as u32),
+            if r.is_http() {
+                let pat = prefilter_content(r.http.iter().flat_map(|(_, v)| v.iter()).chain(r.payload.iter()));
+                http.add(i as u32, pat.map(|p| &p[..p.len().min(PREFILTER_MAX_PATTERN)]));
+            } else {
+                packet.add(i as u32, prefilter_pattern(r));
             }
         }
-        // Case-insensitive for all: a superset for case-sensitive contents, which the full
-        // evaluation then checks exactly. A DFA when it fits (the overlapping walk is the hot
-        // loop), else whatever the crate picks; if even that fails, every rule is evaluated.
-        let build = |kind| {
-            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns)
-        };
-        let prefilter = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
-        if prefilter.is_none() && !patterns.is_empty() {
-            always = (0..rules.len() as u32).collect();
-            pattern_rules.clear();
-        }
+        let (prefilter, pattern_rules, always, packet_rules) = packet.build();
+        let (http_prefilter, http_pattern_rules, http_always, http_rules) = http.build();
         let needs_flow =
-            rules.iter().any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
+            rules.iter().filter(|r| !r.is_http()).any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
         let n = rules.len();
         SignatureSet {
             rules,
             prefilter,
             pattern_rules,
             always,
+            packet_rules,
+            http_prefilter,
+            http_pattern_rules,
+            http_always,
+            http_rules,
             use_prefilter: true,
             needs_flow,
             flows: FlowTracker::new(DEFAULT_FLOW_CAPACITY),
@@ -156,7 +160,116 @@ impl SignatureSet {
     }
 
     pub fn stats(&self) -> SigStats {
-        SigStats { flows_evicted: self.flows.evicted(), thresholds_evicted: self.thresholds.evicted(), ..self.stats }
+        let pcre_limit_hits = self
+            .rules
+            .iter()
+            .flat_map(|r| r.payload.iter().chain(r.http.iter().flat_map(|(_, v)| v.iter())))
+            .map(|i| match i {
+                PayloadItem::Pcre(p) => p.regex.limit_hits(),
+                PayloadItem::Content(_) => 0,
+            })
+            .sum();
+        SigStats { flows_evicted: self.flows.evicted(), thresholds_evicted: self.thresholds.evicted(), pcre_limit_hits, ..self.stats }
+    }
+
+    /// HTTP rules (evaluated on calls, not packets).
+    pub fn http_rules(&self) -> usize {
+        self.http_rules.len()
+    }
+
+    /// The HTTP rules that fire on a call, in rule-file order. Each rule looks at one side: rules
+    /// on the request (to the server) read a request-only call (`Call::is_request_only`, delivered
+    /// when the request is whole), rules on the response (to the client) the paired call.
+    pub fn match_call_into(&mut self, c: &Call, out: &mut Vec<CallMatch>) {
+        if self.http_rules.is_empty() {
+            return;
+        }
+        self.stats.calls += 1;
+        // One side per call: the request alone (request rules), or the paired call's response.
+        let request_only = c.is_request_only();
+        let side = if request_only { HttpBuffers::request(c) } else { HttpBuffers::response(c) };
+        // Each buffer lowercased once per call, for `nocase` (not once per rule).
+        let mut lowered: Vec<(Buffer, Vec<u8>)> = Vec::new();
+        self.candidates.clear();
+        if !self.use_prefilter {
+            self.candidates.extend_from_slice(&self.http_rules);
+        } else {
+            self.generation = self.generation.wrapping_add(1);
+            if self.generation == 0 {
+                self.mark.iter_mut().for_each(|m| *m = 0);
+                self.generation = 1;
+            }
+            if let Some(ac) = &self.http_prefilter {
+                {
+                    for b in SCANNED {
+                        for m in ac.find_overlapping_iter(side.get(b)) {
+                            for &ri in &self.http_pattern_rules[m.pattern().as_usize()] {
+                                let slot = &mut self.mark[ri as usize];
+                                if *slot != self.generation {
+                                    *slot = self.generation;
+                                    self.candidates.push(ri);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            self.candidates.extend_from_slice(&self.http_always);
+            self.candidates.sort_unstable();
+        }
+        let candidates = std::mem::take(&mut self.candidates);
+        for &ri in &candidates {
+            self.stats.evaluated += 1;
+            let rule = &self.rules[ri as usize];
+            let k = &c.conn;
+            // The side the rule inspects, and the addresses as that side's packets carry them.
+            let (src, sport, dst, dport) =
+                if rule.to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
+            // Request rules read the request alone, as soon as it is whole; response rules the
+            // paired call (each side is inspected once).
+            if rule.to_client == request_only {
+                continue;
+            }
+            if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|f| f.state == FlowState::NotEstablished) {
+                continue;
+            }
+            let mut evidence = Vec::new();
+            let lists = rule.http.iter().map(|(b, v)| (*b, v)).chain((!rule.payload.is_empty()).then_some((Buffer::Payload, &rule.payload)));
+            let mut all = true;
+            for (b, items) in lists {
+                let raw = side.get(b);
+                let li = match lowered.iter().position(|(x, _)| *x == b) {
+                    Some(i) => i,
+                    None => {
+                        lowered.push((b, raw.to_ascii_lowercase()));
+                        lowered.len() - 1
+                    }
+                };
+                if !inspect(items, &Buffers { raw, lower: &lowered[li].1 }, &mut self.hits) {
+                    all = false;
+                    break;
+                }
+                let name = if b == Buffer::Payload { "raw" } else { b.name() };
+                evidence.extend(evidence_of(items, raw, &self.hits).map(|mut e| {
+                    e.buffer = Some(name);
+                    e
+                }));
+            }
+            if !all {
+                continue;
+            }
+            self.stats.matches += 1;
+            if let Some(t) = rule.threshold.as_ref() {
+                let addr = if t.by_src { src } else { dst };
+                if !self.thresholds.allow(ri, t, addr, c.ts_ns) {
+                    self.stats.suppressed += 1;
+                    continue;
+                }
+            }
+            let m = SigMatch { sid: rule.sid, rev: rule.rev, msg: rule.msg.clone(), classtype: rule.classtype.clone(), priority: rule.priority, evidence };
+            out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
+        }
+        self.candidates = candidates;
     }
 
     /// The rules that fire on `p`, in rule-file order. Packets must arrive in time order for
@@ -207,7 +320,7 @@ impl SignatureSet {
     fn collect_candidates(&mut self, payload: &[u8]) {
         self.candidates.clear();
         if !self.use_prefilter {
-            self.candidates.extend(0..self.rules.len() as u32);
+            self.candidates.extend_from_slice(&self.packet_rules);
             return;
         }
         self.generation = self.generation.wrapping_add(1);
@@ -237,19 +350,97 @@ impl SignatureSet {
     }
 }
 
+/// Rules keyed by one prefilter pattern each (shared patterns once), and those without one.
+#[derive(Default)]
+struct Keyed {
+    patterns: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    pattern_rules: Vec<Vec<u32>>,
+    always: Vec<u32>,
+    all: Vec<u32>,
+}
+
+impl Keyed {
+    fn add(&mut self, ri: u32, pat: Option<&[u8]>) {
+        self.all.push(ri);
+        let Some(pat) = pat else {
+            self.always.push(ri);
+            return;
+        };
+        let key = pat.to_ascii_lowercase();
+        let id = *self.index.entry(key.clone()).or_insert_with(|| {
+            self.patterns.push(key);
+            self.pattern_rules.push(Vec::new());
+            self.patterns.len() - 1
+        });
+        self.pattern_rules[id].push(ri);
+    }
+
+    /// (automaton, pattern id → rules, rules always evaluated, every rule). Case-insensitive for
+    /// all: a superset for case-sensitive contents, which the full evaluation then checks exactly.
+    /// A DFA when it fits (the overlapping walk is the hot loop), else whatever the crate picks; if
+    /// even that fails, every rule is evaluated.
+    fn build(self) -> (Option<AhoCorasick>, Vec<Vec<u32>>, Vec<u32>, Vec<u32>) {
+        let Keyed { patterns, mut pattern_rules, mut always, all, .. } = self;
+        let build = |kind| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).kind(kind).build(&patterns);
+        let ac = if patterns.is_empty() { None } else { build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)).ok() };
+        if ac.is_none() && !patterns.is_empty() {
+            always = all.clone();
+            pattern_rules.clear();
+        }
+        (ac, pattern_rules, always, all)
+    }
+}
+
 /// The prefilter keys on at most this many leading bytes of a content: any prefix of a content
 /// is in every payload that holds the content, and the automaton's build is linear in its states,
 /// so a 1 MB content would otherwise cost a million DFA states (seconds to minutes to build).
 pub const PREFILTER_MAX_PATTERN: usize = 64;
 
 fn prefilter_pattern(r: &Rule) -> Option<&[u8]> {
-    full_prefilter_content(r).map(|b| &b[..b.len().min(PREFILTER_MAX_PATTERN)])
+    prefilter_content(r.payload.iter()).map(|b| &b[..b.len().min(PREFILTER_MAX_PATTERN)])
+}
+
+/// The buffers an HTTP rule's contents can be in, scanned by the HTTP prefilter.
+const SCANNED: [Buffer; 13] = [
+    Buffer::Payload,
+    Buffer::Method,
+    Buffer::Uri,
+    Buffer::UriRaw,
+    Buffer::Header,
+    Buffer::HeaderNames,
+    Buffer::Host,
+    Buffer::HostRaw,
+    Buffer::UserAgent,
+    Buffer::Cookie,
+    Buffer::StatCode,
+    Buffer::StatMsg,
+    Buffer::FileData,
+];
+
+/// An HTTP rule that fired on a call: the match, the side it inspected and that side's addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallMatch {
+    pub m: SigMatch,
+    pub to_client: bool,
+    pub src: IpAddr,
+    pub sport: u16,
+    pub dst: IpAddr,
+    pub dport: u16,
+}
+
+fn call_header_matches(r: &Rule, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> bool {
+    if !matches!(r.proto, Proto::Tcp | Proto::Ip) {
+        return false;
+    }
+    let fwd = r.src.matches(src) && r.dst.matches(dst) && r.sport.matches(sport) && r.dport.matches(dport);
+    fwd || (r.bidirectional && r.src.matches(dst) && r.dst.matches(src) && r.sport.matches(dport) && r.dport.matches(sport))
 }
 
 /// The content the prefilter keys a rule on: the `fast_pattern` one if given, else the longest
 /// non-negated content (the first of equal length). None when the rule has no such content.
-fn full_prefilter_content(r: &Rule) -> Option<&[u8]> {
-    let contents = r.payload.iter().filter_map(|i| match i {
+fn prefilter_content<'a>(items: impl Iterator<Item = &'a PayloadItem>) -> Option<&'a [u8]> {
+    let contents = items.filter_map(|i| match i {
         PayloadItem::Content(c) if !c.negated => Some(c),
         _ => None,
     });
@@ -356,15 +547,17 @@ pub fn payload_size(p: &Packet) -> u32 {
     (ip.total_len as u32).saturating_sub(ip.hdr_len as u32).saturating_sub(l4_hdr)
 }
 
-fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
-    let keywords = r.payload.iter().filter(|i| !i.is_negated()).map(|i| match i {
+/// The evidence of each non-negated item's hit in `buf`.
+fn evidence_of<'a>(items: &'a [PayloadItem], buf: &'a [u8], hits: &'a [(u32, u32)]) -> impl Iterator<Item = Evidence> + 'a {
+    let keywords = items.iter().filter(|i| !i.is_negated()).map(|i| match i {
         PayloadItem::Content(_) => "content",
         PayloadItem::Pcre(_) => "pcre",
     });
-    let evidence = keywords
-        .zip(hits)
-        .map(|(keyword, &(s, e))| Evidence { keyword, offset: s, bytes: payload[s as usize..e as usize].to_vec() })
-        .collect();
+    keywords.zip(hits).map(|(keyword, &(s, e))| Evidence { keyword, buffer: None, offset: s, bytes: buf[s as usize..e as usize].to_vec() })
+}
+
+fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
+    let evidence = evidence_of(&r.payload, payload, hits).collect();
     SigMatch { sid: r.sid, rev: r.rev, msg: r.msg.clone(), classtype: r.classtype.clone(), priority: r.priority, evidence }
 }
 

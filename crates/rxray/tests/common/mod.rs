@@ -352,4 +352,5 @@ impl Drop for Dump {
         let _ = self.child.wait();
     }
 }
+pub mod curl_log;
 pub mod web;
