@@ -42,7 +42,7 @@ impl Agent {
             }
         });
         let mut a = Agent { child, err, stderr: Vec::new() };
-        a.wait_for("SIGHUP reloads", Duration::from_secs(30));
+        a.wait_for("SIGHUP reloads", Duration::from_secs(60));
         a
     }
 
