@@ -33,6 +33,34 @@ pub struct HttpKernelTotals {
 }
 
 impl HttpKernelTotals {
+    /// Applies `f` to each counter with the same counter of `b`.
+    fn zip(&mut self, b: &HttpKernelTotals, f: impl Fn(u64, u64) -> u64) {
+        for (x, y) in [
+            (&mut self.segments, b.segments),
+            (&mut self.records, b.records),
+            (&mut self.bytes_copied, b.bytes_copied),
+            (&mut self.bytes_over_budget, b.bytes_over_budget),
+            (&mut self.records_lost, b.records_lost),
+            (&mut self.bytes_lost, b.bytes_lost),
+            (&mut self.unparsed, b.unparsed),
+            (&mut self.bytes_unwalked, b.bytes_unwalked),
+        ] {
+            *x = f(*x, y);
+        }
+    }
+
+    /// Adds another program's counters (a sum over interfaces).
+    pub fn add(&mut self, other: &HttpKernelTotals) {
+        self.zip(other, u64::saturating_add);
+    }
+
+    /// What was counted since `base` was read (never negative).
+    pub fn since(&self, base: &HttpKernelTotals) -> HttpKernelTotals {
+        let mut d = *self;
+        d.zip(base, u64::saturating_sub);
+        d
+    }
+
     /// Every payload byte the kernel saw but user space did not get.
     pub fn bytes_not_copied(&self) -> u64 {
         self.bytes_over_budget + self.bytes_lost + self.bytes_unwalked

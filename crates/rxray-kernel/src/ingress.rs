@@ -98,7 +98,42 @@ pub struct Totals {
     pub filtered: u64,
 }
 
+/// Applies `f` to each counter of `a` with the same counter of `b` (one list of the fields, for
+/// sums over interfaces and differences since a moment).
+fn zip_totals(a: &mut Totals, b: &Totals, f: impl Fn(u64, u64) -> u64) {
+    for (x, y) in [
+        (&mut a.packets, b.packets),
+        (&mut a.bytes, b.bytes),
+        (&mut a.events, b.events),
+        (&mut a.lost, b.lost),
+        (&mut a.malformed, b.malformed),
+        (&mut a.flow_insert_failed, b.flow_insert_failed),
+        (&mut a.frag_unattributed, b.frag_unattributed),
+        (&mut a.iface_insert_failed, b.iface_insert_failed),
+        (&mut a.captured, b.captured),
+        (&mut a.capture_lost, b.capture_lost),
+        (&mut a.filtered, b.filtered),
+    ] {
+        *x = f(*x, y);
+    }
+    for (x, y) in a.malformed_by.iter_mut().zip(b.malformed_by) {
+        *x = f(*x, y);
+    }
+}
+
 impl Totals {
+    /// Adds another program's counters (a sum over interfaces).
+    pub fn add(&mut self, other: &Totals) {
+        zip_totals(self, other, u64::saturating_add);
+    }
+
+    /// What was counted since `base` was read (never negative).
+    pub fn since(&self, base: &Totals) -> Totals {
+        let mut d = self.clone();
+        zip_totals(&mut d, base, u64::saturating_sub);
+        d
+    }
+
     /// The malformed categories that counted something, by name.
     pub fn malformed_named(&self) -> Vec<(&'static str, u64)> {
         abi::MALFORMED_NAMES.iter().zip(self.malformed_by.iter()).skip(1).filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n)).collect()

@@ -274,21 +274,22 @@ pub fn run(a: AgentArgs) -> Result<()> {
     };
     let reasons = rxray_kernel::btf::drop_reasons(Path::new(rxray_kernel::btf::VMLINUX)).unwrap_or_default();
     let mut http = if cfg.http { start_http(&mut observed, &cfg.http_ports)? } else { None };
-    // Connections (with their process and cgroup) are kept for the store.
+    // Connections: for the detectors (the agent's and joined alerts') and, with the store, its rows.
     let mut latency = crate::agent_rollups::LatencyMinutes::default();
     let mut http_minutes = crate::agent_rollups::HttpMinutes::default();
     let mut os = rxray_kernel::os::LinuxOs::new();
-    let mut conns = if cfg.conns && store.is_some() {
-        match crate::agent_conns::ConnHistory::attach(1 << 20) {
+    let mut conns = if cfg.conns {
+        match crate::agent_conns::ConnHistory::attach(1 << 20, store.is_some()) {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("rxray agent: no connections in the store ({e:#})");
+                eprintln!("rxray agent: warning: no TCP connections ({e:#}): none in the store, and the exfiltration detector is idle");
                 None
             }
         }
     } else {
         None
     };
+    let mut next_live_conns = Instant::now();
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -376,7 +377,25 @@ pub fn run(a: AgentArgs) -> Result<()> {
             }
         }
         if let Some(c) = conns.as_mut() {
-            c.pump(session::BATCH);
+            // Closed connections go to the detectors as they close, live ones every 5 s (as
+            // `rxray alerts` follows them).
+            let on = |conn: &rxray_engine::source::Connection, ts: u64, insp: &mut Option<Inspector>, hub: &mut crate::join::hub::Hub, out: &mut Vec<Alert>| {
+                if let Some(s) = conn.summary(ts) {
+                    if let Some(i) = insp.as_mut() {
+                        i.on_conn(&s, out);
+                    }
+                    hub.on_conn(&s);
+                }
+            };
+            c.pump(session::BATCH, |conn, ts| on(conn, ts, &mut insp, &mut hub, &mut alerts_out));
+            if Instant::now() >= next_live_conns {
+                next_live_conns = Instant::now() + Duration::from_secs(5);
+                if let Some(snap) = c.live() {
+                    for conn in &snap.conns {
+                        on(conn, snap.ts_ns, &mut insp, &mut hub, &mut alerts_out);
+                    }
+                }
+            }
         }
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
@@ -433,10 +452,20 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         http_totals: &|i| iface_http_totals(&observed, i),
                         hosts: &hosts,
                         now_ns: clock.now_ns(),
+                        ifindexes: &ifindexes,
+                        flows: &|i| joined_flows(&observed, &st, i),
                     };
                     hub.join(conn, *req, &view);
                 }
-                Ok(Request::Status) => reply(&conn, &status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub)),
+                Ok(Request::Status) => {
+                    let mut v = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub);
+                    v["connections"] = match conns.as_ref().and_then(|c| c.totals()) {
+                        Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
+                        Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
+                        None => serde_json::json!({"enabled": false}),
+                    };
+                    reply(&conn, &v)
+                }
                 Err(e) => reply(&conn, &serde_json::json!({"error": e})),
             }
         }
@@ -451,6 +480,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 http_totals: &|i| iface_http_totals(&observed, i),
                 hosts: &hosts,
                 now_ns: clock.now_ns(),
+                ifindexes: &ifindexes,
+                flows: &|i| joined_flows(&observed, &st, i),
             };
             hub.service(&view);
         }
@@ -473,6 +504,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         h.advance();
                         h.fill(&mut s, http_lost(&observed));
                     }
+                    // Connection events the ring could not take count as lost events too.
+                    s.events_lost += conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()).map_or(0, |t| t.lost);
                     if let Some(w) = &store {
                         let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         if let Some(c) = conns.as_mut() {
@@ -539,7 +572,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             let now = clock.now_ns();
             let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0);
             if let Some(c) = conns.as_mut() {
-                c.pump(usize::MAX);
+                c.pump(usize::MAX, |_, _| {});
                 c.snapshot(now, 0);
                 b.conns = c.take();
                 b.events_lost += c.take_lost();
@@ -901,6 +934,32 @@ fn start_http(observed: &mut [Observed], ports: &[u16]) -> Result<Option<crate::
 /// HTTP records the kernel could not copy (its rings were full), over the HTTP interfaces.
 fn http_lost(observed: &[Observed]) -> u64 {
     observed.iter().filter(|o| o.firewall.is_none()).filter_map(|o| o.ingress().http_totals().ok()).map(|t| t.records_lost).sum()
+}
+
+/// The flow table and ingress counters over `ifaces` (a joined `flows`); None with `[flows]` off.
+fn joined_flows(observed: &[Observed], st: &State, ifaces: &[String]) -> Option<(rxray_engine::source::FlowSnapshot, rxray_kernel::Totals)> {
+    if !st.cfg.flows {
+        return None;
+    }
+    let mut snap = rxray_engine::source::FlowSnapshot::default();
+    let mut t = rxray_kernel::Totals::default();
+    for o in observed.iter().filter(|o| ifaces.contains(&o.iface)) {
+        let s = o.src.flow_snapshot().ok()?;
+        snap.ts_ns = snap.ts_ns.max(s.ts_ns);
+        snap.flows.extend(s.flows);
+        for (n, c) in s.protocols {
+            match snap.protocols.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, x)) => {
+                    x.packets += c.packets;
+                    x.bytes += c.bytes;
+                }
+                None => snap.protocols.push((n, c)),
+            }
+        }
+        snap.interfaces.extend(s.interfaces);
+        t.add(&o.ingress().totals().ok()?);
+    }
+    Some((snap, t))
 }
 
 /// The HTTP copies' kernel counters of the agent's interface `iface`.

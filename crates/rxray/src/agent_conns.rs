@@ -29,35 +29,51 @@ pub struct ConnHistory {
     marks: HashMap<Tuple, Mark>,
     rows: Vec<ConnRow>,
     lost: u64,
+    /// Rows are made only for a store (without one, the connections feed the detectors alone).
+    keep_rows: bool,
 }
 
 impl ConnHistory {
     /// Attaches the TCP tracepoints for this network namespace.
-    pub fn attach(ring_bytes: u32) -> anyhow::Result<ConnHistory> {
+    pub fn attach(ring_bytes: u32, keep_rows: bool) -> anyhow::Result<ConnHistory> {
         let netns = rxray_kernel::drops::current_netns_ino()?;
         let conns = Conns::attach(&ConnsOptions { ring_bytes, netns_ino: Some(netns) })?;
         let mut os = LinuxOs::new();
         // Read after attaching: a connection is either seeded or seen changing state.
         let seeds = Seeds::new(&os.tcp_sockets().unwrap_or_default());
-        Ok(ConnHistory { src: LiveSource::new().with_conns(conns, None), os, seeds, marks: HashMap::new(), rows: Vec::new(), lost: 0 })
+        Ok(ConnHistory { src: LiveSource::new().with_conns(conns, None), os, seeds, marks: HashMap::new(), rows: Vec::new(), lost: 0, keep_rows })
     }
 
     pub fn poll_fds(&mut self) -> Vec<std::os::fd::RawFd> {
         self.src.poll_fds()
     }
 
-    /// Reads what the ring holds (at most `max` events): each closed connection's last row.
-    pub fn pump(&mut self, max: usize) {
+    /// Reads what the ring holds (at most `max` events): each closed connection's last row, and
+    /// each closed connection to `on_closed` (the detectors).
+    pub fn pump(&mut self, max: usize, mut on_closed: impl FnMut(&Connection, u64)) {
         for _ in 0..max {
             let Some(ev) = self.src.next_event() else { break };
             if let Ok(Event::Conn(ev)) = ev {
                 if ev.conn.state == TCP_CLOSE {
                     let c = ev.conn.clone();
                     let ts = ev.ts_ns;
-                    self.closed(&c, ts);
+                    on_closed(&c, ts);
+                    if self.keep_rows {
+                        self.closed(&c, ts);
+                    }
                 }
             }
         }
+    }
+
+    /// The open connections now (the detectors' periodic view).
+    pub fn live(&self) -> Option<ConnSnapshot> {
+        self.src.conn_snapshot().ok()
+    }
+
+    /// The kernel's counters of the connections' programs.
+    pub fn totals(&self) -> Option<Result<rxray_kernel::ConnTotals, rxray_kernel::KernelError>> {
+        self.src.conns().map(|c| c.totals())
     }
 
     fn closed(&mut self, c: &Connection, ts_ns: u64) {
@@ -73,6 +89,9 @@ impl ConnHistory {
     /// The open connections now: a row for each one not written yet, and for each that moved
     /// when its last row is at least `period_s` old.
     pub fn snapshot(&mut self, now_agent_ns: u64, period_s: u64) {
+        if !self.keep_rows {
+            return;
+        }
         let snap: ConnSnapshot = match self.src.conn_snapshot() {
             Ok(s) => s,
             Err(e) => {

@@ -60,6 +60,9 @@ pub struct FlowsArgs {
     /// Test aid: also emit per-packet events into a one-page ring nobody reads (forces loss).
     #[arg(long = "unread-events", hide = true)]
     pub unread_events: bool,
+    /// Attach even when an agent runs here (docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 
@@ -117,13 +120,24 @@ fn json_snapshot(
     src: &LiveSource,
     snap: &FlowSnapshot,
     ts_ns: u64,
-    mut ctx: Option<&mut KernelContext>,
+    ctx: Option<&mut KernelContext>,
 ) -> Result<serde_json::Value> {
+    let context = ctx.as_ref().map(|c| c.totals_json(src));
+    Ok(json_snapshot_of(&totals(src)?, snap, ts_ns, ctx, context))
+}
+
+/// The JSON snapshot line of `snap` with the ingress counters `t` (the agent renders a joined
+/// `flows`'s lines with this same function).
+pub(crate) fn json_snapshot_of(
+    t: &Totals,
+    snap: &FlowSnapshot,
+    ts_ns: u64,
+    mut ctx: Option<&mut KernelContext>,
+    context: Option<serde_json::Value>,
+) -> serde_json::Value {
     let recs = &snap.flows;
     let flows: Vec<FlowOut> =
         recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r) }).collect();
-    let context = ctx.map(|c| c.totals_json(src));
-    let t = totals(src)?;
     let protos: serde_json::Map<String, serde_json::Value> = snap
         .protocols
         .iter()
@@ -134,7 +148,7 @@ fn json_snapshot(
         .iter()
         .map(|(i, name, c)| serde_json::json!({"ifindex": i, "iface": name, "packets": c.packets, "bytes": c.bytes}))
         .collect();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "ts_ns": ts_ns,
         "totals": {"packets": t.packets, "bytes": t.bytes, "flows": recs.len(),
                    "flow_insert_failed": t.flow_insert_failed, "fragments_unattributed": t.frag_unattributed,
@@ -143,11 +157,15 @@ fn json_snapshot(
         "interfaces": ifaces,
         "flows": flows,
         "context": context,
-    }))
+    })
 }
 
-pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, mut ctx: Option<&mut KernelContext>) -> Result<String> {
-    let t = totals(src)?;
+pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, ctx: Option<&mut KernelContext>) -> Result<String> {
+    Ok(table_of(&totals(src)?, recs, top, ctx))
+}
+
+/// The text table of `recs` with the ingress counters `t` (as `table`; the agent's joined `flows`).
+pub(crate) fn table_of(t: &Totals, recs: &[FlowRecord], top: usize, mut ctx: Option<&mut KernelContext>) -> String {
     let mut s = format!(
         "rxray flows: {} flows, {} packets, {} bytes; flow table full: {} packets not counted in a flow\n",
         recs.len(),
@@ -199,11 +217,28 @@ pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, mut ctx: 
             extra
         ));
     }
-    Ok(s)
+    s
 }
 
 pub fn run(a: FlowsArgs) -> Result<()> {
     let stop = session::stop_flag()?;
+    if !a.standalone && !a.unread_events {
+        session::require_root()?;
+        let req = crate::join::JoinRequest {
+            interfaces: a.ifaces.clone(),
+            json: a.json,
+            context: !a.no_context,
+            count: a.count,
+            interval: Some(a.interval),
+            top: Some(a.top),
+            sort: Some(format!("{:?}", a.sort).to_lowercase()),
+            tty: std::io::stdout().is_terminal() && !a.json,
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("flows", req)? {
+            return crate::join::client::run_snapshots(j, &stop, "counting flows on", a.count);
+        }
+    }
     let opts = IngressOptions {
         events: a.unread_events,
         ring_bytes: if a.unread_events { 4096 } else { 1 << 16 },

@@ -313,7 +313,7 @@ pub fn run(a: HttpArgs) -> Result<()> {
     if !a.standalone {
         crate::session::require_root()?;
         if let Some(j) = join_agent(&a)? {
-            return crate::join::client::run_snapshots(j, &stop, "watching HTTP on");
+            return crate::join::client::run_snapshots(j, &stop, "watching HTTP on", None);
         }
     }
     let opts = IngressOptions { events: false, flows: false, ring_bytes: 4096, http_ring_bytes: a.ring_size, ..Default::default() };

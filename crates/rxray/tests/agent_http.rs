@@ -108,13 +108,20 @@ fn the_agents_http_view_counts_what_curl_sent_in_its_metrics() {
         let o = p.wait_with_output().unwrap();
         assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     }
-    // The joined `rxray http`: its final snapshot counts exactly what curl sent.
+    // The joined `rxray http`: a snapshot every 0.5 s, and its final one counts exactly what curl sent.
+    assert!(joined.wait_lines(2, Duration::from_secs(5)), "no snapshots from the joined rxray http");
     let (code, out, err) = joined.interrupt();
     assert_eq!(code, Some(0), "{err:?}");
     let last: serde_json::Value = out.iter().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["final"] == true)).unwrap_or_else(|| panic!("no final snapshot: {out:?} {err:?}"));
     assert_eq!(web::rxray_calls(&last), sent, "joined rxray http against curl");
     assert_eq!(last["kernel"]["records_lost"].as_u64(), Some(0), "{}", last["kernel"]);
-    assert!(out.len() >= 2, "snapshots every 0.5 s before the final one: {}", out.len());
+    assert!(out.len() >= 3, "snapshots every 0.5 s before the final one: {}", out.len());
+    // The agent follows the namespace's TCP connections (`[conns]`, on by default): at least
+    // curl's three, with no event lost.
+    let o = Command::new(rxray_bin()).args(["--netns", &ns, "status", "--json"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &st["connections"];
+    assert!(c["enabled"] == true && c["new"].as_u64().unwrap() >= 3 && c["events_lost"] == 0, "{st}");
     // No HTTP records lost: the window says so.
     assert!(text.contains("rxray_window_samples_dropped{host=\"http-lab\"} 0"), "{text}");
 }

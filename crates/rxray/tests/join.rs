@@ -259,3 +259,58 @@ fn joined_alerts_raise_what_standalone_alerts_raise_each_with_its_own_options() 
     assert_eq!(code, Some(0), "{err:?}");
     assert!(json_lines(&out).iter().all(|a| a["rxray"]["detector"] != "threat_list"), "no list, no threat alert: {out:?}");
 }
+
+/// A `flows --json` snapshot's flows, without what two runs cannot share (times and rates).
+fn flow_set(snap: &Value) -> BTreeSet<String> {
+    snap["flows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no flows: {snap}"))
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            for k in ["first_ns", "last_ns", "pps", "bps"] {
+                f.as_object_mut().unwrap().remove(k);
+            }
+            f.to_string()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_flows_count_from_when_they_joined_as_a_standalone_flows_counts_from_its_start() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let sent = mix(&lab, 20);
+    let args = ["flows", "--json", "-i", &iface, "--interval", "0.5"];
+
+    let mut alone = Running::start_netns(&ns, &args);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, out, err) = alone.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let standalone: Value = serde_json::from_str(out.last().unwrap()).unwrap();
+    assert_eq!(standalone["totals"]["packets"].as_u64(), Some(sent.len() as u64), "{standalone}");
+
+    let dir = TempDir::new();
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    // The same flows before the client joins: the agent counts them, the client must not.
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut joined = Running::start_netns(&ns, &args);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, out, err) = joined.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let last: Value = serde_json::from_str(out.last().unwrap_or_else(|| panic!("no snapshot: {err:?}"))).unwrap();
+    assert_eq!(last["totals"]["packets"].as_u64(), Some(sent.len() as u64), "{last}");
+    assert_eq!(flow_set(&last), flow_set(&standalone), "joined and standalone flows differ");
+    // The agent itself counted both rounds.
+    assert_eq!(status(&ns)["interfaces"][0]["packets"].as_u64(), Some(2 * sent.len() as u64));
+}

@@ -76,15 +76,24 @@ fn bucket_of(v: u64) -> usize {
     ((o - 3) * SUB + ((v >> (o - 4)) & (SUB - 1))) as usize
 }
 
-fn bucket_mid(i: usize) -> u64 {
+/// The lowest value bucket `i` holds, and its width.
+fn bucket_span(i: usize) -> (u64, u64) {
     let i = i as u64;
     if i < SUB {
-        return i;
+        return (i, 1);
     }
     let o = i / SUB + 3;
     let s = i % SUB;
-    let lo = (SUB + s) << (o - 4);
-    lo + (1u64 << (o - 4)) / 2
+    ((SUB + s) << (o - 4), 1u64 << (o - 4))
+}
+
+fn bucket_mid(i: usize) -> u64 {
+    let (lo, w) = bucket_span(i);
+    if w == 1 {
+        lo
+    } else {
+        lo + w / 2
+    }
 }
 
 impl LatencyHist {
@@ -119,13 +128,8 @@ impl LatencyHist {
 
 /// The largest value bucket `i` holds.
 fn bucket_max(i: usize) -> u64 {
-    let i = i as u64;
-    if i < SUB {
-        return i;
-    }
-    let o = i / SUB + 3;
-    let s = i % SUB;
-    ((SUB + s) << (o - 4)) + (1u64 << (o - 4)) - 1
+    let (lo, w) = bucket_span(i);
+    lo + w - 1
 }
 
 impl LatencyHist {

@@ -68,10 +68,10 @@ pub fn try_join(command: &str, mut req: JoinRequest) -> Result<Option<Joined>> {
 
 /// A snapshot command (`http`) joined to the agent: the agent renders each snapshot; this prints
 /// them until Ctrl-C, when the agent sends the final one.
-pub fn run_snapshots(j: Joined, stop: &AtomicBool, what: &str) -> Result<()> {
+pub fn run_snapshots(j: Joined, stop: &AtomicBool, what: &str, count: Option<u64>) -> Result<()> {
     eprintln!("rxray: {what} {} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.interfaces.join(", "), j.hello.host, j.hello.id);
     let mut out = std::io::stdout().lock();
-    let o = j.run(stop, &mut out, None, Duration::ZERO)?;
+    let o = j.run(stop, &mut out, count, Duration::ZERO)?;
     if o.summary.is_none() {
         eprintln!("rxray: the agent went away before the final snapshot");
     }

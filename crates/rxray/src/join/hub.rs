@@ -9,7 +9,10 @@ use rxray_engine::event::Packet;
 use rxray_engine::filter::Filter;
 use rxray_engine::http::{HttpConfig, HttpTracker, TcpSegment};
 use rxray_kernel::http::HttpKernelTotals;
+use rxray_engine::flows::{sort, FlowKey, RateTracker, SortBy};
+use rxray_engine::source::{Event, FlowSnapshot, Source as _};
 use rxray_kernel::{LiveSource, Totals};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
@@ -33,6 +36,81 @@ pub struct AgentView<'a> {
     pub hosts: &'a [std::net::IpAddr],
     /// Event time now (the detectors' ticks).
     pub now_ns: u64,
+    /// The agent's interface indexes (the kernel context's drops are counted on them).
+    pub ifindexes: &'a [u32],
+    /// The flow table over these interfaces now, with their ingress counters (a joined `flows`).
+    pub flows: FlowsOf<'a>,
+}
+
+/// The flow table and ingress counters over some of the agent's interfaces.
+pub type FlowsOf<'a> = &'a dyn Fn(&[String]) -> Option<(FlowSnapshot, Totals)>;
+
+/// A joined `flows`: the agent's flow table, less what it held when the client joined, so the
+/// client sees what it would have counted had it attached then.
+struct FlowsClient {
+    rates: RateTracker,
+    by: SortBy,
+    every: Duration,
+    next: Instant,
+    top: usize,
+    tty: bool,
+    base: HashMap<FlowKey, (u64, u64, [u64; 8])>,
+    base_totals: Totals,
+    base_protocols: HashMap<&'static str, (u64, u64)>,
+    base_ifaces: HashMap<u32, (u64, u64)>,
+}
+
+impl FlowsClient {
+    fn new(req: &JoinRequest, now: Option<(FlowSnapshot, Totals)>) -> FlowsClient {
+        let every = Duration::from_secs_f64(req.interval.filter(|i| i.is_finite() && *i >= 0.0).unwrap_or(1.0).clamp(0.05, 3600.0));
+        let by = match req.sort.as_deref() {
+            Some("packets") => SortBy::Packets,
+            Some("rate") => SortBy::Rate,
+            _ => SortBy::Bytes,
+        };
+        let (snap, t) = now.unwrap_or_default();
+        FlowsClient {
+            rates: RateTracker::default(),
+            by,
+            every,
+            next: Instant::now() + every,
+            top: req.top.unwrap_or(20),
+            tty: req.tty,
+            base: snap.flows.into_iter().map(|r| (r.key, (r.packets, r.bytes, r.size_hist))).collect(),
+            base_totals: t,
+            base_protocols: snap.protocols.into_iter().map(|(n, c)| (n, (c.packets, c.bytes))).collect(),
+            base_ifaces: snap.interfaces.into_iter().map(|(i, _, c)| (i, (c.packets, c.bytes))).collect(),
+        }
+    }
+
+    /// The snapshot as counted since the client joined.
+    fn since_join(&self, mut snap: FlowSnapshot, t: Totals) -> (FlowSnapshot, Totals) {
+        snap.flows.retain_mut(|r| {
+            if let Some((p, b, h)) = self.base.get(&r.key) {
+                if r.packets >= *p {
+                    r.packets -= p;
+                    r.bytes = r.bytes.saturating_sub(*b);
+                    for (x, y) in r.size_hist.iter_mut().zip(h) {
+                        *x = x.saturating_sub(*y);
+                    }
+                }
+            }
+            r.packets > 0
+        });
+        for (n, c) in snap.protocols.iter_mut() {
+            if let Some((p, b)) = self.base_protocols.get(n) {
+                c.packets = c.packets.saturating_sub(*p);
+                c.bytes = c.bytes.saturating_sub(*b);
+            }
+        }
+        for (i, _, c) in snap.interfaces.iter_mut() {
+            if let Some((p, b)) = self.base_ifaces.get(i) {
+                c.packets = c.packets.saturating_sub(*p);
+                c.bytes = c.bytes.saturating_sub(*b);
+            }
+        }
+        (snap, t.since(&self.base_totals))
+    }
 }
 
 /// A joined `alerts`: its own detectors, fed the agent's packets from when it joined.
@@ -56,29 +134,9 @@ struct HttpClient {
 fn http_sum(ifaces: &[String], f: &dyn Fn(&str) -> Option<HttpKernelTotals>) -> HttpKernelTotals {
     let mut t = HttpKernelTotals::default();
     for x in ifaces.iter().filter_map(|i| f(i)) {
-        t.segments += x.segments;
-        t.records += x.records;
-        t.bytes_copied += x.bytes_copied;
-        t.bytes_over_budget += x.bytes_over_budget;
-        t.records_lost += x.records_lost;
-        t.bytes_lost += x.bytes_lost;
-        t.unparsed += x.unparsed;
-        t.bytes_unwalked += x.bytes_unwalked;
+        t.add(&x);
     }
     t
-}
-
-fn http_delta(a: HttpKernelTotals, b: HttpKernelTotals) -> HttpKernelTotals {
-    HttpKernelTotals {
-        segments: a.segments.saturating_sub(b.segments),
-        records: a.records.saturating_sub(b.records),
-        bytes_copied: a.bytes_copied.saturating_sub(b.bytes_copied),
-        bytes_over_budget: a.bytes_over_budget.saturating_sub(b.bytes_over_budget),
-        records_lost: a.records_lost.saturating_sub(b.records_lost),
-        bytes_lost: a.bytes_lost.saturating_sub(b.bytes_lost),
-        unparsed: a.unparsed.saturating_sub(b.unparsed),
-        bytes_unwalked: a.bytes_unwalked.saturating_sub(b.bytes_unwalked),
-    }
 }
 
 /// How long a client that said bye has to read its summary before the agent closes it anyway.
@@ -117,6 +175,7 @@ struct Client {
     gone: bool,
     http: Option<HttpClient>,
     alerts: Option<AlertsClient>,
+    flows: Option<FlowsClient>,
 }
 
 /// The joined clients of an agent.
@@ -135,16 +194,8 @@ pub struct Hub {
 /// The sum of the kernel's counters over `ifaces`.
 fn totals_over(ifaces: &[String], totals: TotalsOf) -> Totals {
     let mut t = Totals::default();
-    for i in ifaces {
-        if let Some(x) = totals(i) {
-            t.packets += x.packets;
-            t.bytes += x.bytes;
-            t.lost += x.lost;
-            t.malformed += x.malformed;
-            for (a, b) in t.malformed_by.iter_mut().zip(x.malformed_by) {
-                *a += b;
-            }
-        }
+    for x in ifaces.iter().filter_map(|i| totals(i)) {
+        t.add(&x);
     }
     t
 }
@@ -218,13 +269,18 @@ impl Hub {
         } else {
             None
         };
+        let flows = (req.command == "flows").then(|| {
+            let ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
+            FlowsClient::new(&req, (agent.flows)(&ifaces))
+        });
         let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose() {
             Ok(f) => f,
             Err(e) => return refuse(&conn, format!("filter: {e}"), false),
         };
-        if req.command == "watch" && req.context && !self.ctx_tried {
+        if matches!(req.command.as_str(), "watch" | "flows") && req.context && !self.ctx_tried {
             self.ctx_tried = true;
-            if let Some((c, parts)) = KernelContext::attach(None) {
+            // With the drops per flow on the agent's interfaces (`flows` shows them).
+            if let Some((c, parts)) = KernelContext::attach(Some((agent.ifindexes, 1 << 18))) {
                 let (src, c) = crate::context::with_context(LiveSource::new(), Some((c, parts)));
                 self.ctx = c.map(|c| (src, c));
             }
@@ -262,12 +318,21 @@ impl Hub {
             gone: false,
             http,
             alerts,
+            flows,
         });
     }
 
     /// Re-reads the process-per-flow table when a client uses it (at most every 200 ms).
     pub fn refresh(&mut self) {
         if let Some((src, c)) = self.ctx.as_mut() {
+            // The drops per flow (bounded per pass, as every reader of a ring).
+            for _ in 0..crate::session::BATCH {
+                match src.next_event() {
+                    Some(Ok(Event::Drop(d))) => c.on_drop(d),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
             if self.clients.iter().any(|c| c.req.context) {
                 let _ = c.refresh(src, false);
             }
@@ -283,11 +348,11 @@ impl Hub {
         let mut reader = None;
         let mut cut: Option<Packet> = None;
         for c in self.clients.iter_mut() {
-            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.iter().any(|i| *i == p.iface) {
+            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.contains(&p.iface) {
                 c.inspect(p);
                 continue;
             }
-            if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.iter().any(|i| *i == p.iface) {
+            if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.contains(&p.iface) {
                 continue;
             }
             if c.req.count.is_some_and(|n| c.matched >= n) {
@@ -321,10 +386,7 @@ impl Hub {
                 p
             };
             let context = if c.req.context {
-                match self.ctx.as_mut() {
-                    Some((_, k)) => Some(PacketContext { reader: reader.get_or_insert_with(|| k.reader_of(p)).clone() }),
-                    None => None,
-                }
+                self.ctx.as_mut().map(|(_, k)| PacketContext { reader: reader.get_or_insert_with(|| k.reader_of(p)).clone() })
             } else {
                 None
             };
@@ -336,6 +398,19 @@ impl Hub {
             let len = (self.scratch.len() - 5) as u32;
             self.scratch[1..5].copy_from_slice(&len.to_be_bytes());
             c.queue.push_back(self.scratch.clone());
+        }
+    }
+
+    /// One TCP connection the kernel reported (closed, or live at a snapshot): each joined
+    /// `alerts`'s exfiltration detector takes it.
+    pub fn on_conn(&mut self, s: &rxray_engine::detect::ConnSummary) {
+        for c in self.clients.iter_mut() {
+            if let Some(a) = c.alerts.as_mut() {
+                if c.closing.is_none() {
+                    a.insp.on_conn(s, &mut a.raised);
+                    c.emit_alerts();
+                }
+            }
         }
     }
 
@@ -373,9 +448,10 @@ impl Hub {
     pub fn service(&mut self, agent: &AgentView) {
         let now = Instant::now();
         for c in self.clients.iter_mut() {
-            c.read_requests(agent);
+            c.read_requests(agent, &mut self.ctx);
             c.http_snapshot(agent, now, false);
             c.alerts_tick(agent.now_ns);
+            c.flows_snapshot(agent, now, false, &mut self.ctx);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));
                 c.lost_told = c.lost;
@@ -383,7 +459,8 @@ impl Hub {
             }
             c.flush();
         }
-        self.clients.retain(|c| !c.gone && !(c.closing.is_some_and(|d| now >= d) || (c.closing.is_some() && c.queue.is_empty())));
+        // Gone, or said bye and either written out or past its grace.
+        self.clients.retain(|c| !c.gone && c.closing.is_none_or(|d| now < d && !c.queue.is_empty()));
     }
 
     /// `rxray status`: each joined client, its filter, queue fill and losses.
@@ -470,7 +547,7 @@ impl Client {
             self.lost += 1;
             return;
         }
-        let kernel = http_delta(http_sum(&self.interfaces, agent.http_totals), h.base);
+        let kernel = http_sum(&self.interfaces, agent.http_totals).since(&h.base);
         let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
         let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
         if crate::http::render_snapshot(&mut buf, &mut h.tracker, kernel, ts, last, self.req.json, h.top).is_ok() {
@@ -481,7 +558,51 @@ impl Client {
         }
     }
 
-    fn read_requests(&mut self, agent: &AgentView) {
+    /// A joined `flows`'s table (or JSON line), when due, rendered as `rxray flows` renders it.
+    fn flows_snapshot(&mut self, agent: &AgentView, now: Instant, last: bool, ctx: &mut Option<(LiveSource, KernelContext)>) {
+        let Some(f) = self.flows.as_mut() else { return };
+        if !last && (now < f.next || self.closing.is_some()) {
+            return;
+        }
+        f.next = now + f.every;
+        if self.queue.len() >= self.cap && !last {
+            self.lost += 1;
+            return;
+        }
+        let Some((snap, t)) = (agent.flows)(&self.interfaces) else { return };
+        let (mut snap, t) = f.since_join(snap, t);
+        f.rates.update(&mut snap.flows, snap.ts_ns);
+        sort(&mut snap.flows, f.by);
+        let kctx = if self.req.context { ctx.as_mut() } else { None };
+        let body = match kctx {
+            Some((src, k)) => {
+                let _ = k.refresh(src, true);
+                if self.req.json {
+                    let cj = k.totals_json(src);
+                    crate::flows::json_snapshot_of(&t, &snap, agent.now_ns, Some(k), Some(cj)).to_string() + "\n"
+                } else {
+                    crate::flows::table_of(&t, &snap.flows, f.top, Some(k))
+                }
+            }
+            None if self.req.json => crate::flows::json_snapshot_of(&t, &snap, agent.now_ns, None, None).to_string() + "\n",
+            None => crate::flows::table_of(&t, &snap.flows, f.top, None),
+        };
+        let text = if self.req.json {
+            body
+        } else if f.tty {
+            format!("\x1b[H\x1b[2J{body}")
+        } else {
+            format!("{body}\n")
+        };
+        let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
+        buf.extend_from_slice(text.as_bytes());
+        let len = (buf.len() - 5) as u32;
+        buf[1..5].copy_from_slice(&len.to_be_bytes());
+        self.queue.push_back(buf);
+        self.matched += 1;
+    }
+
+    fn read_requests(&mut self, agent: &AgentView, ctx: &mut Option<(LiveSource, KernelContext)>) {
         let mut buf = [0u8; 512];
         loop {
             match (&self.conn).read(&mut buf) {
@@ -512,6 +633,7 @@ impl Client {
             let cmd = serde_json::from_slice::<serde_json::Value>(&line).ok().and_then(|v| v["cmd"].as_str().map(str::to_string));
             if cmd.as_deref() == Some("bye") && self.closing.is_none() {
                 self.http_snapshot(agent, Instant::now(), true);
+                self.flows_snapshot(agent, Instant::now(), true, ctx);
                 let s = self.summary(agent.totals);
                 self.queue.push_back(json_frame(Kind::Summary, &s));
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
@@ -522,20 +644,14 @@ impl Client {
     /// What the client's summary line needs: the kernel's counts over its interfaces since it
     /// joined, and its own filtered and lost events.
     fn summary(&self, totals: TotalsOf) -> serde_json::Value {
-        let now = totals_over(&self.interfaces, totals);
-        let names = rxray_kernel::abi::MALFORMED_NAMES;
-        let by: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .zip(now.malformed_by.iter().zip(self.base.malformed_by.iter()))
-            .skip(1)
-            .filter_map(|(k, (a, b))| (a > b).then(|| (k.to_string(), serde_json::Value::from(a - b))))
-            .collect();
+        let d = totals_over(&self.interfaces, totals).since(&self.base);
+        let by: serde_json::Map<String, serde_json::Value> = d.malformed_named().into_iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(n))).collect();
         serde_json::json!({
-            "packets": now.packets.saturating_sub(self.base.packets),
-            "bytes": now.bytes.saturating_sub(self.base.bytes),
-            "lost_ring": now.lost.saturating_sub(self.base.lost),
+            "packets": d.packets,
+            "bytes": d.bytes,
+            "lost_ring": d.lost,
             "lost_queue": self.lost,
-            "malformed": now.malformed.saturating_sub(self.base.malformed),
+            "malformed": d.malformed,
             "malformed_by": by,
             "matched": self.matched,
             "filtered": self.filtered,

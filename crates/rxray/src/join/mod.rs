@@ -22,7 +22,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The commands that can join, and what each receives.
-pub const COMMANDS: &[&str] = &["watch", "http", "alerts"];
+pub const COMMANDS: &[&str] = &["watch", "http", "alerts", "flows"];
 
 /// What a joining command asks for: its own view, filtered and rendered by the agent.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -66,6 +66,12 @@ pub struct JoinRequest {
     /// Snapshot commands: rows in the text table.
     #[serde(default)]
     pub top: Option<usize>,
+    /// `flows`: the table's order (`bytes`, `packets`, `rate`).
+    #[serde(default)]
+    pub sort: Option<String>,
+    /// Text output to a terminal (the table is redrawn in place).
+    #[serde(default)]
+    pub tty: bool,
     /// `alerts`: the detection options (the agent runs this client's own detectors).
     #[serde(default)]
     pub alerts: Option<AlertsRequest>,
