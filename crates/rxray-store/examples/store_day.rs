@@ -81,9 +81,10 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    s.checkpoint().expect("checkpoint");
     let size = s.size_bytes();
     println!(
-        "store_day: {written} flow rows ({seconds} s at {rate}/s, a batch every {batch_s} s, {clients} clients) in {secs:.0} s: {:.0} rows/s; {:.2} GB ({:.1} MB per million flows)",
+        "store_day: {written} flow rows ({seconds} s at {rate}/s, a batch every {batch_s} s, {clients} clients) in {secs:.0} s: {:.0} rows/s; {:.2} GB after a checkpoint ({:.1} MB per million flows)",
         written as f64 / secs,
         size as f64 / 1e9,
         size as f64 / 1e6 / (written as f64 / 1e6)

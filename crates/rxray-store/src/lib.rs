@@ -456,7 +456,7 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| StoreError::Corrupt { path: p.clone(), detail: e.to_string() })?;
         let mut s = Store { conn, path: path.to_path_buf(), host: host.to_string(), spans: [0; 2] };
         if exists {
-            s.check_existing()?;
+            s.check_existing(write)?;
         }
         if write {
             s.conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql(path))?;
@@ -486,12 +486,17 @@ impl Store {
     }
 
     /// An existing file must be an rxray store of a schema this build knows, and intact.
-    fn check_existing(&self) -> Result<(), StoreError> {
+    /// `full`: the whole file is read through (`quick_check`) before the agent writes to it; a
+    /// reader (history, investigate) reads only what its query needs, and SQLite reports any
+    /// damaged page it meets (a day's store is many GB: a full pass would be most of the time).
+    fn check_existing(&self, full: bool) -> Result<(), StoreError> {
         let p = self.path.display().to_string();
         let corrupt = |e: rusqlite::Error| StoreError::Corrupt { path: p.clone(), detail: e.to_string() };
-        let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
-        if check != "ok" {
-            return Err(StoreError::Corrupt { path: p, detail: format!("quick_check: {check}") });
+        if full {
+            let check: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(corrupt)?;
+            if check != "ok" {
+                return Err(StoreError::Corrupt { path: p, detail: format!("quick_check: {check}") });
+            }
         }
         let has_meta: bool = self
             .conn
@@ -530,6 +535,12 @@ impl Store {
     pub(crate) fn span(&self, i: usize) -> i64 {
         // A reader sees what the writer has written since it opened.
         self.read_spans().map(|s| s[i]).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Moves the WAL's pages into the file and empties the WAL (a size taken after it is the
+    /// file's alone).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(sql(&self.path))
     }
 
     /// Sets the page cache (bytes). The agent's default is 32 MiB; a bulk load (the benchmarks'

@@ -100,25 +100,15 @@ impl LatencyMinutes {
     }
 }
 
-/// One HTTP endpoint's counts so far (cumulative), as the HTTP view keeps them.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct EndpointTotals {
-    /// `METHOD /template`.
-    pub endpoint: String,
-    pub requests: u64,
-    pub client_errors: u64,
-    pub server_errors: u64,
-    pub unanswered: u64,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    /// Request to response, in the engine's latency buckets.
-    pub latency: Histogram,
-}
-
 /// Each endpoint's counts so far, from the HTTP view's endpoint table.
-pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<EndpointTotals> {
+/// (As store rows whose counts are the totals so far; their time fields are unused.)
+pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<HttpRow> {
     list.iter()
-        .map(|e| EndpointTotals {
+        .map(|e| HttpRow {
+            start: 0,
+            res: 0,
+            server: None,
+            port: None,
             endpoint: format!("{} {}", e.method, e.template),
             requests: e.requests,
             client_errors: e.statuses.range(400..500).map(|(_, n)| n).sum(),
@@ -134,7 +124,7 @@ pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<EndpointTot
 /// HTTP endpoints per minute, fed by the agent's HTTP view.
 #[derive(Default)]
 pub struct HttpMinutes {
-    prev: HashMap<String, EndpointTotals>,
+    prev: HashMap<String, HttpRow>,
     started: bool,
     minute: u64,
     acc: BTreeMap<String, HttpRow>,
@@ -144,7 +134,7 @@ pub struct HttpMinutes {
 impl HttpMinutes {
     /// Adds each endpoint's growth since the previous call to the minute of `now_ns`. The first
     /// call sets the baseline.
-    pub fn observe(&mut self, endpoints: &[EndpointTotals], now_ns: u64) {
+    pub fn observe(&mut self, endpoints: &[HttpRow], now_ns: u64) {
         let minute = now_ns / 1_000_000_000 / 60 * 60;
         if minute != self.minute {
             self.out.extend(std::mem::take(&mut self.acc).into_values());
@@ -153,7 +143,7 @@ impl HttpMinutes {
         for e in endpoints {
             let p = self.prev.get(&e.endpoint);
             let fresh = p.is_none_or(|p| p.requests > e.requests);
-            let zero = EndpointTotals::default();
+            let zero = HttpRow { requests: 0, client_errors: 0, server_errors: 0, unanswered: 0, request_bytes: 0, response_bytes: 0, latency: Histogram::default(), ..e.clone() };
             let p = if fresh { &zero } else { p.unwrap_or(&zero) };
             if self.started && (e.requests > p.requests || e.unanswered > p.unanswered) {
                 let r = self.acc.entry(e.endpoint.clone()).or_insert_with(|| HttpRow {
@@ -243,8 +233,12 @@ mod tests {
         assert_eq!((again[0].hist.count, again[0].hist.sum_ns), (1, 40_000));
     }
 
-    fn ep(requests: u64, c4: u64, c5: u64, lat: &[u64]) -> EndpointTotals {
-        EndpointTotals {
+    fn ep(requests: u64, c4: u64, c5: u64, lat: &[u64]) -> HttpRow {
+        HttpRow {
+            start: 0,
+            res: 0,
+            server: None,
+            port: None,
             endpoint: "GET /users/{id}".into(),
             requests,
             client_errors: c4,

@@ -42,7 +42,7 @@ impl Agent {
             }
         });
         let mut a = Agent { child, err, stderr: Vec::new() };
-        a.wait_for("SIGHUP reloads", Duration::from_secs(30));
+        a.wait_for("SIGHUP reloads", Duration::from_secs(60));
         a
     }
 
@@ -311,11 +311,6 @@ fn a_lossy_window_is_never_mistaken_for_a_quiet_one() {
     drop(agent);
 }
 
-fn rx_json(args: &[&str]) -> Value {
-    let o = Command::new(rxray_bin()).args(args).output().unwrap();
-    assert!(o.status.success(), "rxray {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("rxray {args:?}: {e}: {}", String::from_utf8_lossy(&o.stdout)))
-}
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
@@ -439,6 +434,24 @@ fn idle_flows_leave_the_kernel_table_with_a_closing_row_and_exact_counts() {
     assert!(rows.iter().filter(|f| f["closed"] == true).count() >= 50, "each flow's closing row");
 }
 
+/// An agent on the lab's b side writing its store, with `extra` config lines; (its dir, the store, the agent).
+fn store_agent(lab: &Lab, extra: &str) -> (TempDir, std::path::PathBuf, Agent) {
+    let dir = TempDir::new();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n{extra}[store]\ndir = \"{}\"\nflow_period_s = 1\n",
+            lab.if_b(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(lab.ns_b(), &cfg);
+    (dir, store, agent)
+}
+
 /// A server that says its pid, waits to be put in a cgroup, reads `n` bytes, answers `m`, closes.
 const CONN_SERVER: &str = r#"
 import os, socket, sys
@@ -479,19 +492,7 @@ fn the_agent_stores_connections_with_exact_bytes_process_and_cgroup() {
         return;
     }
     let lab = Lab::pair(&unique_name()).expect("lab");
-    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
-    let dir = TempDir::new();
-    let store = dir.path().join("store");
-    let cfg = dir.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[store]\ndir = \"{}\"\nflow_period_s = 1\n",
-            store.display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Agent::start(&ns, &cfg);
+    let (_dir, store, mut agent) = store_agent(&lab, "");
     let (n1, n2, m, port) = (30_000u64, 45_678u64, 12_345u64, 5203u16);
     let cg = Cgroup::new();
     let mut server = Kid::python(&lab, lab.ns_b(), CONN_SERVER, &[(n1 + n2).to_string(), m.to_string(), lab.addr4_b().to_string(), port.to_string()]);
@@ -580,19 +581,7 @@ fn the_agent_rolls_delivery_latency_up_per_minute_with_exact_counts() {
         return;
     }
     let lab = Lab::pair(&unique_name()).expect("lab");
-    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
-    let dir = TempDir::new();
-    let store = dir.path().join("store");
-    let cfg = dir.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[latency]\nenabled = true\n[store]\ndir = \"{}\"\n",
-            store.display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Agent::start(&ns, &cfg);
+    let (_dir, store, mut agent) = store_agent(&lab, "[latency]\nenabled = true\n");
     let (n, delay_ms, port) = (20u64, 30u64, 5204u16);
     let cg = Cgroup::new();
     let b4 = lab.addr4_b().to_string();

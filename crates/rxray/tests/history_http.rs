@@ -6,15 +6,9 @@ mod common;
 use common::web::{self, Calls, Nginx};
 use common::*;
 use rxray_lab::Lab;
-use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
-fn rx_json(args: &[&str]) -> Value {
-    let o = Command::new(rxray_bin()).args(args).output().unwrap();
-    assert!(o.status.success(), "rxray {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("rxray {args:?}: {e}: {}", String::from_utf8_lossy(&o.stdout)))
-}
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]

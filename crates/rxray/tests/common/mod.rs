@@ -166,6 +166,13 @@ pub fn mac(m: [u8; 6]) -> String {
 }
 
 /// Runs `rxray ARGS` to completion inside `ns`; (exit code, stdout, stderr).
+/// `rxray ARGS` (in this namespace) that must succeed: its stdout as JSON.
+pub fn rx_json(args: &[&str]) -> serde_json::Value {
+    let o = Command::new(rxray_bin()).args(args).output().unwrap();
+    assert!(o.status.success(), "rxray {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("rxray {args:?}: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
 pub fn rxray_in(ns: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new("ip").args(["netns", "exec", ns, rxray_bin()]).args(args).output().expect("run rxray");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
