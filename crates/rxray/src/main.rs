@@ -16,7 +16,6 @@ mod ifaces;
 mod lab;
 mod latency;
 mod line;
-mod netns;
 mod session;
 mod watch;
 
@@ -141,8 +140,8 @@ fn main() {
         }
     }
     if let Some(ns) = &cli.netns {
-        if let Err(e) = netns::enter(ns) {
-            eprintln!("rxray: error: {e:#}");
+        if let Err(e) = rxray_kernel::os::netns::enter_named(ns) {
+            eprintln!("rxray: error: {e}");
             std::process::exit(1);
         }
     }
