@@ -9,7 +9,7 @@ use rxray_engine::cidr::parse_cidr;
 use rxray_engine::firewall::{parse_rules, rules::parse_duration, Compiled, RuleSet};
 use rxray_io::CaptureReader;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall, Simulator, SLOT_NOT_IP};
-use rxray_wire::{dissect::dissect, LinkType};
+use rxray_wire::{dissect::dissect, ipproto, LinkType};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -591,8 +591,8 @@ fn simulate(a: SimArgs) -> Result<()> {
         rep.dropped += 1;
         let p = dissect(rec.data, rec.linktype, rec.ts_ns, rec.orig_len, "", 0);
         let flow = match (&p.ip, p.tcp.map(|t| (t.sport, t.dport)).or(p.udp.map(|u| (u.sport, u.dport)))) {
-            (Some(ip), Some((sp, dp))) => format!("{} {}:{} > {}:{}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, sp, ip.dst, dp),
-            (Some(ip), None) => format!("{} {} > {}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, ip.dst),
+            (Some(ip), Some((sp, dp))) => format!("{} {}:{} > {}:{}", ipproto::name_or_number(ip.proto, ipproto::Spelling::Rules), ip.src, sp, ip.dst, dp),
+            (Some(ip), None) => format!("{} {} > {}", ipproto::name_or_number(ip.proto, ipproto::Spelling::Rules), ip.src, ip.dst),
             _ => "non-IP".into(),
         };
         if v.slot < fw::FW_SLOTS {
