@@ -246,10 +246,10 @@ impl FwMaps {
                     bps: r.bps,
                     burst_bytes: r.burst_bytes,
                     id: r.id,
-                    action: r.action,
+                    action: action_code(r.action),
                     ip_ver: r.ip_ver,
                     proto: r.proto,
-                    limit_by: r.limit_by,
+                    limit_by: limit_by_code(r.limit_by),
                     limit_len: r.limit_len,
                     limit_len6: r.limit_len6,
                     flags_mask: r.flags_mask,
@@ -881,3 +881,24 @@ impl Simulator {
         self.maps.counters()
     }
 }
+
+/// The kernel's code for a rule's action (enum rxray_fw_action).
+fn action_code(a: rxray_engine::firewall::rules::Action) -> u8 {
+    use rxray_engine::firewall::rules::Action;
+    match a {
+        Action::Allow => abi::FWA_ALLOW,
+        Action::Deny => abi::FWA_DENY,
+        Action::Limit => abi::FWA_LIMIT,
+    }
+}
+
+/// The kernel's code for a rate limit's bucket key (enum rxray_fw_limit_by).
+fn limit_by_code(k: rxray_engine::firewall::LimitKey) -> u8 {
+    use rxray_engine::firewall::LimitKey;
+    match k {
+        LimitKey::Rule => abi::FWL_RULE,
+        LimitKey::Src => abi::FWL_SRC,
+        LimitKey::Dport => abi::FWL_DPORT,
+    }
+}
+
