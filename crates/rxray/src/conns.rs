@@ -2,7 +2,7 @@
 //! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
-use crate::{line::clock_time, session};
+use crate::{line::clock_time, records, session};
 use anyhow::{Context, Result};
 use rxray_engine::conns::{fill, live_records, record, ConnRecord, Seeds};
 use rxray_engine::os::Os;
@@ -89,11 +89,16 @@ fn table_row(r: &ConnRecord) -> String {
     )
 }
 
-fn totals_json(t: &ConnTotals) -> serde_json::Value {
-    serde_json::json!({
-        "new": t.new, "closed": t.closed, "events": t.events, "lost": t.lost,
-        "insert_failed": t.insert_failed, "untracked": t.untracked, "rst_tx_nosock": t.rst_tx_nosock,
-    })
+fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
+    records::ConnsKernel {
+        closed: t.closed,
+        events: t.events,
+        insert_failed: t.insert_failed,
+        lost: t.lost,
+        new: t.new,
+        rst_tx_nosock: t.rst_tx_nosock,
+        untracked: t.untracked,
+    }
 }
 
 fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
@@ -208,13 +213,18 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         None => None,
     };
     if a.report.json {
-        let v = serde_json::json!({"summary": {
-            "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
-            "listen": listen, "listen_since_start": since, "listen_drop_reasons": reasons,
-            "tcp_probe": conns.probe, "readers": conns.readers,
-            "seconds": start.elapsed().as_secs_f64(),
-        }});
-        eprintln!("{v}");
+        let summary = records::ConnsSummary {
+            closed,
+            delivered,
+            kernel: kernel_counts(&totals),
+            listen,
+            listen_drop_reasons: reasons,
+            listen_since_start: since,
+            readers: conns.readers,
+            seconds: start.elapsed().as_secs_f64(),
+            tcp_probe: conns.probe,
+        };
+        eprintln!("{}", records::line(&records::Summary { summary }));
     } else {
         let mut s = format!(
             "\n{} connections closed, {} events, {} lost (ring buffer full), {} not tracked (map full), {} seen late\n",

@@ -16,6 +16,7 @@ mod ifaces;
 mod lab;
 mod latency;
 mod line;
+mod records;
 mod session;
 mod watch;
 
