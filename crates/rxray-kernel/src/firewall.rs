@@ -422,7 +422,7 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
 }
 
 /// A dynamic block as `firewall list` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct BlockInfo {
     pub id: u32,
     pub cidr: String,
@@ -433,7 +433,7 @@ pub struct BlockInfo {
 }
 
 /// A destination rate limit as `firewall list` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct LimitInfo {
     pub id: u32,
     pub dst: String,
@@ -444,7 +444,7 @@ pub struct LimitInfo {
 }
 
 /// Per-slot counters of the active rule set.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct FwCounts {
     /// Since the install, over every rule set: packets the program saw, the firewall dropped, and
     /// would have dropped in dry run.

@@ -153,12 +153,17 @@ struct Meta {
     rules: Vec<MetaRule>,
 }
 
-#[derive(Serialize, serde::Deserialize)]
-struct MetaRule {
-    id: u32,
-    name: String,
-    line: usize,
-    rule: String,
+/// A rule of the applied file, as `firewall list` shows it.
+#[derive(Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct MetaRule {
+    /// The rule's number (its position in the file, from 1).
+    pub(crate) id: u32,
+    /// Its `name`, or "".
+    pub(crate) name: String,
+    /// Its line in the rules file.
+    pub(crate) line: usize,
+    /// The rule as text.
+    pub(crate) rule: String,
 }
 
 fn meta_path(ifindex: u32) -> PathBuf {

@@ -8,7 +8,7 @@ use rxray_kernel::os::links;
 use rxray_kernel::owner::{self, Owner};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Xdp {
     pub prog_id: u64,
     pub prog_name: String,
@@ -17,13 +17,13 @@ pub struct Xdp {
 }
 
 /// A TC ingress (tcx) program: tcx links go with the process that made them, so none is ever left.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Tc {
     pub prog_id: u32,
     pub prog_name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Iface {
     pub name: String,
     pub ifindex: u32,

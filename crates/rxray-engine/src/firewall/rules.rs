@@ -81,7 +81,7 @@ impl AddrMatch {
 }
 
 /// What loading a blocklist found (for the apply report).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListReport {
     pub file: String,
     pub field: &'static str,
