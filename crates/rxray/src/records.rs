@@ -175,7 +175,7 @@ mod tests {
 
     /// One example of each record, as the commands build them.
     fn examples() -> Vec<(&'static str, serde_json::Value)> {
-        use rxray_kernel::abi::FwCounterView;
+        use rxray_kernel::firewall::FwCounterView;
         let v = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
         let mut listen = BTreeMap::new();
         listen.insert("ListenDrops".to_string(), 3u64);
