@@ -56,6 +56,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Never read: it puts rxray.h's enums into this object's BTF (see struct rxray_abi_enums). */
+const volatile struct rxray_abi_enums rxray_abi_enums = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	RXRAY_PINNING

@@ -12,48 +12,62 @@
 #endif
 
 /* ---- limits ---- */
-#define RXRAY_PAYLOAD_MAX 256     /* payload bytes an event can carry */
-#define RXRAY_PAYLOAD_DEFAULT 128 /* payload bytes copied unless configured */
-#define RXRAY_MAX_VLANS 2         /* 802.1ad outer + 802.1Q inner */
-#define RXRAY_MAX_IPV6_EXT 8      /* extension headers walked before giving up */
-#define RXRAY_TCP_OPT_MAX 40      /* TCP option bytes (doff 15) */
+enum rxray_limit {
+	RXRAY_PAYLOAD_MAX = 256, /* payload bytes an event can carry */
+	RXRAY_PAYLOAD_DEFAULT = 128, /* payload bytes copied unless configured */
+	RXRAY_MAX_VLANS = 2, /* 802.1ad outer + 802.1Q inner */
+	RXRAY_MAX_IPV6_EXT = 8, /* extension headers walked before giving up */
+	RXRAY_TCP_OPT_MAX = 40, /* TCP option bytes (doff 15) */
+};
 
 /* ---- feature flags in rxray_config.features ---- */
-#define RXRAY_FEAT_EVENTS (1U << 0) /* emit one rxray_pkt_event per packet */
-#define RXRAY_FEAT_FLOWS (1U << 1)  /* keep per-flow, per-interface and per-protocol counters */
-#define RXRAY_FEAT_FILTER (1U << 2) /* only packets the rxray_filter program accepts become events */
-#define RXRAY_FEAT_CAPTURE (1U << 3) /* copy whole packets (up to capture_snap) to the rxray_cap ring */
+enum rxray_feature {
+	RXRAY_FEAT_EVENTS = (1U << 0), /* emit one rxray_pkt_event per packet */
+	RXRAY_FEAT_FLOWS = (1U << 1), /* keep per-flow, per-interface and per-protocol counters */
+	RXRAY_FEAT_FILTER = (1U << 2), /* only packets the rxray_filter program accepts become events */
+	RXRAY_FEAT_CAPTURE = (1U << 3), /* copy whole packets (up to capture_snap) to the rxray_cap ring */
+};
 
-#define RXRAY_CAP_CHUNK 1024        /* packet bytes per capture record */
-#define RXRAY_CAP_SNAP_MAX 262144   /* largest capture snap length */
+enum rxray_capture_limit {
+	RXRAY_CAP_CHUNK = 1024, /* packet bytes per capture record */
+	RXRAY_CAP_SNAP_MAX = 262144, /* largest capture snap length */
+};
 
-#define RXRAY_FLOW_HIST 8           /* size buckets: <=64 <=128 <=256 <=512 <=1024 <=1518 <=9018 larger */
+enum rxray_flow_hist {
+	RXRAY_FLOW_HIST = 8, /* size buckets: <=64 <=128 <=256 <=512 <=1024 <=1518 <=9018 larger */
+};
 
 /* ---- rxray_pkt_event.layers: which headers were parsed ---- */
-#define RXRAY_L_ETH (1U << 0)
-#define RXRAY_L_VLAN (1U << 1)    /* at least one 802.1Q tag */
-#define RXRAY_L_QINQ (1U << 2)    /* an 802.1ad (0x88a8) outer tag */
-#define RXRAY_L_ARP (1U << 3)
-#define RXRAY_L_IPV4 (1U << 4)
-#define RXRAY_L_IPV6 (1U << 5)
-#define RXRAY_L_IP_OPTS (1U << 6) /* IPv4 header carries options (IHL > 5) */
-#define RXRAY_L_FRAG (1U << 7)    /* an IP fragment (first or later) */
-#define RXRAY_L_TCP (1U << 8)
-#define RXRAY_L_UDP (1U << 9)
-#define RXRAY_L_ICMP (1U << 10)
-#define RXRAY_L_ICMPV6 (1U << 11)
-#define RXRAY_L_FRAG_PORTS (1U << 12) /* a later fragment whose first fragment's ports are known (frag_sport/dport) */
+enum rxray_layer {
+	RXRAY_L_ETH = (1U << 0),
+	RXRAY_L_VLAN = (1U << 1), /* at least one 802.1Q tag */
+	RXRAY_L_QINQ = (1U << 2), /* an 802.1ad (0x88a8) outer tag */
+	RXRAY_L_ARP = (1U << 3),
+	RXRAY_L_IPV4 = (1U << 4),
+	RXRAY_L_IPV6 = (1U << 5),
+	RXRAY_L_IP_OPTS = (1U << 6), /* IPv4 header carries options (IHL > 5) */
+	RXRAY_L_FRAG = (1U << 7), /* an IP fragment (first or later) */
+	RXRAY_L_TCP = (1U << 8),
+	RXRAY_L_UDP = (1U << 9),
+	RXRAY_L_ICMP = (1U << 10),
+	RXRAY_L_ICMPV6 = (1U << 11),
+	RXRAY_L_FRAG_PORTS = (1U << 12), /* a later fragment whose first fragment's ports are known (frag_sport/dport) */
+};
 
 /* ---- rxray_pkt_event.frag_flags ---- */
-#define RXRAY_FRAG_DF (1U << 0) /* IPv4 don't-fragment */
-#define RXRAY_FRAG_MF (1U << 1) /* more fragments follow */
+enum rxray_frag_flag {
+	RXRAY_FRAG_DF = (1U << 0), /* IPv4 don't-fragment */
+	RXRAY_FRAG_MF = (1U << 1), /* more fragments follow */
+};
 
 /* ---- rxray_pkt_event.tcp_opts: which TCP options were present ---- */
-#define RXRAY_TCPOPT_MSS (1U << 0)
-#define RXRAY_TCPOPT_WSCALE (1U << 1)
-#define RXRAY_TCPOPT_SACK_OK (1U << 2)
-#define RXRAY_TCPOPT_SACK (1U << 3)
-#define RXRAY_TCPOPT_TS (1U << 4)
+enum rxray_tcpopt {
+	RXRAY_TCPOPT_MSS = (1U << 0),
+	RXRAY_TCPOPT_WSCALE = (1U << 1),
+	RXRAY_TCPOPT_SACK_OK = (1U << 2),
+	RXRAY_TCPOPT_SACK = (1U << 3),
+	RXRAY_TCPOPT_TS = (1U << 4),
+};
 
 /* ---- malformed categories (rxray_pkt_event.malformed; counter RXRAY_C_MAL_BASE + n) ----
  * A malformed packet is passed to the stack untouched; its event carries what parsed cleanly before
@@ -264,9 +278,11 @@ struct rxray_pkt_event {
  * when it does not (jf): a later instruction, or RXRAY_FILTER_ACCEPT / RXRAY_FILTER_REJECT. Jumps only
  * go forward, so a program ends within RXRAY_FILTER_MAX steps. User space (rxray-engine's filter
  * module) decides what every test means; the kernel only reads fields and compares. */
-#define RXRAY_FILTER_MAX 64       /* instructions in a program */
-#define RXRAY_FILTER_ACCEPT 0xfe  /* jump target: the packet matches */
-#define RXRAY_FILTER_REJECT 0xff  /* jump target: it does not */
+enum rxray_filter_limit {
+	RXRAY_FILTER_MAX = 64, /* instructions in a program */
+	RXRAY_FILTER_ACCEPT = 0xfe, /* jump target: the packet matches */
+	RXRAY_FILTER_REJECT = 0xff, /* jump target: it does not */
+};
 
 /* rxray_filter_insn.field: scalar fields (index into the interpreter's field array), then addresses */
 enum rxray_filter_field {
@@ -317,11 +333,15 @@ struct rxray_filter {
  * Every packet the kernel frees with a drop reason, in rxray's network namespace (and, when
  * RXRAY_DROPF_IFACES is set, on the interfaces in rxray_drop_ifaces). Reason numbers are the running
  * kernel's enum skb_drop_reason; user space names them from the kernel's BTF. */
-#define RXRAY_DROP_REASONS 512    /* per-reason counters; larger (subsystem) reasons count in the last */
-#define RXRAY_DROP_IFACES_MAX 64  /* entries of the interface filter */
+enum rxray_drop_limit {
+	RXRAY_DROP_REASONS = 512, /* per-reason counters; larger (subsystem) reasons count in the last */
+	RXRAY_DROP_IFACES_MAX = 64, /* entries of the interface filter */
+};
 
-#define RXRAY_DROPF_IFACES (1U << 0) /* only drops on interfaces in rxray_drop_ifaces */
-#define RXRAY_DROPF_COUNT_ONLY (1U << 1) /* count per reason, send no events (conns joins the counts) */
+enum rxray_drop_flag {
+	RXRAY_DROPF_IFACES = (1U << 0), /* only drops on interfaces in rxray_drop_ifaces */
+	RXRAY_DROPF_COUNT_ONLY = (1U << 1), /* count per reason, send no events (conns joins the counts) */
+};
 
 /* per-CPU counters: index into rxray_drop_stats.c */
 enum rxray_drop_counter {
@@ -366,8 +386,10 @@ struct rxray_drop_event {
  * One record per TCP socket in rxray's network namespace, keyed by the socket's address in an LRU
  * hash; every state change sends a copy of the record through the rxray_conn_events ring, the
  * change to CLOSE last (then the record is deleted). */
-#define RXRAY_CONNS_MAX 16384     /* sockets tracked at once (LRU) */
-#define RXRAY_CONN_PATH 16        /* states remembered in order; later ones replace the last */
+enum rxray_conn_limit {
+	RXRAY_CONNS_MAX = 16384, /* sockets tracked at once (LRU) */
+	RXRAY_CONN_PATH = 16, /* states remembered in order; later ones replace the last */
+};
 
 /* per-CPU counters: index into rxray_conn_stats.c */
 enum rxray_conn_counter {
@@ -391,9 +413,11 @@ struct rxray_conn_config {
 	__u32 flags;     /* none yet */
 };
 
-#define RXRAY_CONNF_PASSIVE (1U << 0)  /* accepted (went through SYN_RECV) */
-#define RXRAY_CONNF_FIN_RX (1U << 1)   /* the peer's FIN arrived (SOCK_DONE): bytes_received counts it */
-#define RXRAY_CONNF_LATE (1U << 2)     /* first seen after SYN: the socket predates rxray or was evicted */
+enum rxray_conn_flag {
+	RXRAY_CONNF_PASSIVE = (1U << 0), /* accepted (went through SYN_RECV) */
+	RXRAY_CONNF_FIN_RX = (1U << 1), /* the peer's FIN arrived (SOCK_DONE): bytes_received counts it */
+	RXRAY_CONNF_LATE = (1U << 2), /* first seen after SYN: the socket predates rxray or was evicted */
+};
 
 /* One socket. Times are CLOCK_MONOTONIC ns; 0 when the state was not seen. Addresses network order
  * (IPv4 in the first 4 bytes), ports host order. RTTs in microseconds. */
@@ -452,17 +476,21 @@ struct rxray_conn_event {
  * Source and destination prefixes are classified first: each field's "class" is the set of rules
  * whose prefixes cover the address (longest prefix decides, and its class already includes every
  * shorter covering prefix's rules); rxray_fw_classes maps a class to that rule bitmask. */
-#define RXRAY_FEAT_FIREWALL (1U << 5) /* evaluate the firewall and drop what it denies */
-#define RXRAY_FEAT_FW_DRYRUN (1U << 6) /* evaluate and count, but pass everything */
+enum rxray_fw_feature {
+	RXRAY_FEAT_FIREWALL = (1U << 5), /* evaluate the firewall and drop what it denies */
+	RXRAY_FEAT_FW_DRYRUN = (1U << 6), /* evaluate and count, but pass everything */
+};
 
-#define RXRAY_FW_RULES 64            /* rules per generation (a u64 bitmask) */
-#define RXRAY_FW_SLOTS (RXRAY_FW_RULES + 2) /* counter slots per generation: rules, default, blocks */
-#define RXRAY_FW_C_DEFAULT RXRAY_FW_RULES    /* packets that met no rule (default action) */
-#define RXRAY_FW_C_BLOCKS (RXRAY_FW_RULES + 1) /* packets dropped by a dynamic block */
-#define RXRAY_FW_CLASSES 128         /* address classes per field (7 bits; 0 = no prefix matched) */
-#define RXRAY_FW_DEEP 0x80           /* v4 table byte flag: prefixes longer than /24 inside this /24 */
-#define RXRAY_FW_V4_WORDS (1U << 22) /* v4 source table words: 2^24 /24s x 2 generations x 1 byte */
-#define RXRAY_FW_LENS 32             /* distinct prefix lengths per (field, IP version) in rxray_fw_prefix */
+enum rxray_fw_limit {
+	RXRAY_FW_RULES = 64, /* rules per generation (a u64 bitmask) */
+	RXRAY_FW_SLOTS = (RXRAY_FW_RULES + 2), /* counter slots per generation: rules, default, blocks */
+	RXRAY_FW_C_DEFAULT = RXRAY_FW_RULES, /* packets that met no rule (default action) */
+	RXRAY_FW_C_BLOCKS = (RXRAY_FW_RULES + 1), /* packets dropped by a dynamic block */
+	RXRAY_FW_CLASSES = 128, /* address classes per field (7 bits; 0 = no prefix matched) */
+	RXRAY_FW_DEEP = 0x80, /* v4 table byte flag: prefixes longer than /24 inside this /24 */
+	RXRAY_FW_V4_WORDS = (1U << 22), /* v4 source table words: 2^24 /24s x 2 generations x 1 byte */
+	RXRAY_FW_LENS = 32, /* distinct prefix lengths per (field, IP version) in rxray_fw_prefix */
+};
 
 enum rxray_fw_action {
 	RXRAY_FWA_ALLOW = 1,
@@ -602,12 +630,14 @@ struct rxray_fw_bucket {
  * reading task, finds the skb's stamp, adds arrival->queue and arrival->read to the flow's and the
  * reader's histograms and deletes the stamp. An skb built from several packets (GRO, receive-queue
  * coalescing) is measured by its first packet only; the others' stamps age out of the LRU. */
-#define RXRAY_FEAT_LATENCY (1U << 4)
-#define RXRAY_LAT_ARRIVALS_MAX 65536 /* packets in flight (stamped, not yet read); LRU */
-#define RXRAY_LAT_FLOWS_MAX 4096     /* flows with histograms */
-#define RXRAY_LAT_PROCS_MAX 1024     /* reading processes with histograms */
-#define RXRAY_LAT_SUB_BITS 2         /* 4 linear sub-buckets per power of two: bucket width <= 25% */
-#define RXRAY_LAT_BUCKETS 160        /* values 0..3 exact, then 39 octaves: up to 2^41 ns (~37 min) */
+enum rxray_lat_limit {
+	RXRAY_FEAT_LATENCY = (1U << 4),
+	RXRAY_LAT_ARRIVALS_MAX = 65536, /* packets in flight (stamped, not yet read); LRU */
+	RXRAY_LAT_FLOWS_MAX = 4096, /* flows with histograms */
+	RXRAY_LAT_PROCS_MAX = 1024, /* reading processes with histograms */
+	RXRAY_LAT_SUB_BITS = 2, /* 4 linear sub-buckets per power of two: bucket width <= 25% */
+	RXRAY_LAT_BUCKETS = 160, /* values 0..3 exact, then 39 octaves: up to 2^41 ns (~37 min) */
+};
 
 /* per-CPU counters: index into rxray_lat_stats.c */
 enum rxray_lat_counter {
@@ -670,8 +700,10 @@ struct rxray_lat_hist {
  * With RXRAY_CONN_CFG_READERS in rxray_conn_config.flags, every TCP or UDP socket read in rxray's
  * network namespace records who read it, keyed by the socket's own addresses (an unconnected UDP
  * socket: remote address and port 0). Flows and packets join it by their local/remote 5-tuple. */
-#define RXRAY_CONN_CFG_READERS (1U << 0)
-#define RXRAY_READERS_MAX 16384 /* sockets remembered (LRU) */
+enum rxray_reader_limit {
+	RXRAY_CONN_CFG_READERS = (1U << 0),
+	RXRAY_READERS_MAX = 16384, /* sockets remembered (LRU) */
+};
 
 struct rxray_reader_key {
 	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
@@ -761,6 +793,43 @@ struct rxray_http_hdr {
 struct rxray_http_chunk {
 	struct rxray_http_hdr h;
 	__u8 data[RXRAY_HTTP_CHUNK];
+};
+
+/* ---- every enum above, named once in a type ----
+ * A #define never reaches an object's BTF, and an enum only does when a type that BTF keeps names
+ * it: xdp_ingress.bpf.c declares one read-only variable of this type, so the objects' BTF carries
+ * each enum, and rxray-kernel's tests/abi_btf.rs checks every Rust constant against it. */
+struct rxray_abi_enums {
+	enum rxray_limit limit;
+	enum rxray_feature feature;
+	enum rxray_capture_limit capture_limit;
+	enum rxray_flow_hist flow_hist;
+	enum rxray_layer layer;
+	enum rxray_frag_flag frag_flag;
+	enum rxray_tcpopt tcpopt;
+	enum rxray_malformed malformed;
+	enum rxray_counter counter;
+	enum rxray_flow_kind flow_kind;
+	enum rxray_proto_class proto_class;
+	enum rxray_filter_limit filter_limit;
+	enum rxray_filter_field filter_field;
+	enum rxray_filter_cmp filter_cmp;
+	enum rxray_drop_limit drop_limit;
+	enum rxray_drop_flag drop_flag;
+	enum rxray_drop_counter drop_counter;
+	enum rxray_conn_limit conn_limit;
+	enum rxray_conn_counter conn_counter;
+	enum rxray_conn_flag conn_flag;
+	enum rxray_fw_feature fw_feature;
+	enum rxray_fw_limit fw_limit;
+	enum rxray_fw_action fw_action;
+	enum rxray_fw_limit_by fw_limit_by;
+	enum rxray_fw_verdict fw_verdict;
+	enum rxray_fw_field fw_field;
+	enum rxray_lat_limit lat_limit;
+	enum rxray_lat_counter lat_counter;
+	enum rxray_reader_limit reader_limit;
+	enum rxray_http_counter http_counter;
 };
 
 #endif

@@ -163,7 +163,7 @@ impl Serialize for Alert {
             m.serialize_entry("dest_port", &p)?;
         }
         if let Some(p) = self.proto {
-            m.serialize_entry("proto", &proto_name(p))?;
+            m.serialize_entry("proto", &rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve))?;
         }
         let blocked = self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
         m.serialize_entry(
@@ -213,33 +213,8 @@ pub fn flow_id(proto: u8, a: Option<IpAddr>, ap: u16, b: Option<IpAddr>, bp: u16
     h & ((1 << 53) - 1)
 }
 
-/// IANA protocol names as Suricata prints them; other protocols as their number.
-pub fn proto_name(p: u8) -> String {
-    rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve)
-}
-
-/// `2026-11-29T08:00:00.123456+0000` (UTC, microseconds, offset as Suricata writes it).
-pub fn eve_timestamp(ts_ns: u64) -> String {
-    let secs = ts_ns / 1_000_000_000;
-    let micros = (ts_ns % 1_000_000_000) / 1000;
-    let (days, sod) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+0000", sod / 3600, sod / 60 % 60, sod % 60)
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
+/// EVE times (one definition, in `crate::time`).
+pub use crate::time::eve_timestamp;
 
 /// Duplicate suppression: per (subject, detector, topic), one alert per window; the repeats in between
 /// are counted and reported on the next alert that gets through (`Alert::suppressed`).

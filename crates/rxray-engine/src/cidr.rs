@@ -240,7 +240,7 @@ pub fn parse_list(text: &str, mode: ParseMode) -> Result<ParsedList, Vec<CidrErr
 }
 
 /// Counts from `aggregate`: `read = duplicates + covered + merged + result` holds for every input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AggregateStats {
     pub read: usize,
     /// Exact repeats of an earlier prefix.

@@ -813,7 +813,7 @@ impl<'a> Parser<'a> {
                     Kind::Port => "port",
                     Kind::PortRange => "portrange",
                 };
-                return Err(self.err(pcol, format!("'{}' cannot qualify {k}", proto_name(p))));
+                return Err(self.err(pcol, format!("'{}' cannot qualify {k}", keyword(p))));
             }
         }
         let q = Qual { proto: proto.map(|(p, _)| p), dir, kind };
@@ -919,7 +919,7 @@ impl<'a> Parser<'a> {
         match (proto, addr) {
             (Some(Proto::Ip6), IpAddr::V4(_)) => Err(self.err(col, "an IPv4 address with 'ip6'")),
             (Some(Proto::Ip | Proto::Arp), IpAddr::V6(_)) => {
-                Err(self.err(col, format!("an IPv6 address with '{}'", proto_name(proto.unwrap_or(Proto::Ip)))))
+                Err(self.err(col, format!("an IPv6 address with '{}'", keyword(proto.unwrap_or(Proto::Ip)))))
             }
             _ => Ok(()),
         }
@@ -996,7 +996,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn proto_name(p: Proto) -> &'static str {
+/// The filter word for a protocol qualifier (`ip6`, `icmp6`, ...).
+fn keyword(p: Proto) -> &'static str {
     match p {
         Proto::Ip => "ip",
         Proto::Ip6 => "ip6",

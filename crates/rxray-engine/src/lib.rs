@@ -16,6 +16,7 @@ pub mod signatures;
 pub mod latency;
 pub mod recorder;
 pub mod source;
+pub mod time;
 pub mod os;
 pub mod conns;
 pub mod context;

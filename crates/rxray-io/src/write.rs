@@ -172,28 +172,40 @@ pub fn recording_comment(rec: &Recording) -> String {
     c
 }
 
-/// A classic pcap stream with nanosecond timestamps (magic a1b23c4d), little-endian.
+/// A classic pcap stream, little-endian, with nanosecond timestamps (magic a1b23c4d) or, from
+/// `new_micros`, microsecond ones (magic a1b2c3d4, the format every reader knows).
 pub struct PcapWriter<W: Write> {
     w: W,
+    micros: bool,
 }
 
 impl<W: Write> PcapWriter<W> {
-    pub fn new(mut w: W, linktype: LinkType, snaplen: u32) -> io::Result<Self> {
+    pub fn new(w: W, linktype: LinkType, snaplen: u32) -> io::Result<Self> {
+        Self::with_resolution(w, linktype, snaplen, false)
+    }
+
+    /// The same with microsecond timestamps (sub-microsecond parts are cut).
+    pub fn new_micros(w: W, linktype: LinkType, snaplen: u32) -> io::Result<Self> {
+        Self::with_resolution(w, linktype, snaplen, true)
+    }
+
+    fn with_resolution(mut w: W, linktype: LinkType, snaplen: u32, micros: bool) -> io::Result<Self> {
         let mut h = [0u8; 24];
-        h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
+        h[0..4].copy_from_slice(&(if micros { 0xa1b2_c3d4u32 } else { 0xa1b2_3c4d }).to_le_bytes());
         h[4..6].copy_from_slice(&2u16.to_le_bytes());
         h[6..8].copy_from_slice(&4u16.to_le_bytes());
         h[16..20].copy_from_slice(&snaplen.to_le_bytes());
         h[20..24].copy_from_slice(&linktype.0.to_le_bytes());
         w.write_all(&h)?;
-        Ok(PcapWriter { w })
+        Ok(PcapWriter { w, micros })
     }
 
     pub fn write_packet(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> io::Result<()> {
         let cap = u32::try_from(data.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet over 4 GiB"))?;
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        h[4..8].copy_from_slice(&((ts_ns % 1_000_000_000) as u32).to_le_bytes());
+        let frac = ts_ns % 1_000_000_000;
+        h[4..8].copy_from_slice(&((if self.micros { frac / 1000 } else { frac }) as u32).to_le_bytes());
         h[8..12].copy_from_slice(&cap.to_le_bytes());
         h[12..16].copy_from_slice(&orig_len.max(cap).to_le_bytes());
         self.w.write_all(&h)?;

@@ -23,7 +23,6 @@ use rxray_lab::{Lab, MAC_A, MAC_B};
 use std::{
     fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::AsRawFd,
     process::Command,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
@@ -684,11 +683,7 @@ fn setns(ns: &str) -> Res<File> {
 }
 
 fn enter(f: &File, what: &str) -> Res<()> {
-    // SAFETY: a valid namespace fd; setns changes only the calling thread's network namespace.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(format!("setns {what}: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rxray_kernel::os::netns::enter(f).map_err(|e| format!("setns {what}: {e}"))
 }
 
 fn sh(args: &[&str]) -> Res<String> {

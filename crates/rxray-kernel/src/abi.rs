@@ -610,7 +610,7 @@ pub struct FwBucket {
 }
 
 /// A rule's counters for display: packets, bytes, and seconds since the last hit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct FwCounterView {
     pub packets: u64,
     pub bytes: u64,

@@ -246,10 +246,10 @@ impl FwMaps {
                     bps: r.bps,
                     burst_bytes: r.burst_bytes,
                     id: r.id,
-                    action: r.action,
+                    action: action_code(r.action),
                     ip_ver: r.ip_ver,
                     proto: r.proto,
-                    limit_by: r.limit_by,
+                    limit_by: limit_by_code(r.limit_by),
                     limit_len: r.limit_len,
                     limit_len6: r.limit_len6,
                     flags_mask: r.flags_mask,
@@ -422,7 +422,7 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
 }
 
 /// A dynamic block as `firewall list` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct BlockInfo {
     pub id: u32,
     pub cidr: String,
@@ -433,7 +433,7 @@ pub struct BlockInfo {
 }
 
 /// A destination rate limit as `firewall list` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct LimitInfo {
     pub id: u32,
     pub dst: String,
@@ -444,7 +444,7 @@ pub struct LimitInfo {
 }
 
 /// Per-slot counters of the active rule set.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct FwCounts {
     /// Since the install, over every rule set: packets the program saw, the firewall dropped, and
     /// would have dropped in dry run.
@@ -890,3 +890,24 @@ impl Simulator {
         self.maps.counters()
     }
 }
+
+/// The kernel's code for a rule's action (enum rxray_fw_action).
+fn action_code(a: rxray_engine::firewall::rules::Action) -> u8 {
+    use rxray_engine::firewall::rules::Action;
+    match a {
+        Action::Allow => abi::FWA_ALLOW,
+        Action::Deny => abi::FWA_DENY,
+        Action::Limit => abi::FWA_LIMIT,
+    }
+}
+
+/// The kernel's code for a rate limit's bucket key (enum rxray_fw_limit_by).
+fn limit_by_code(k: rxray_engine::firewall::LimitKey) -> u8 {
+    use rxray_engine::firewall::LimitKey;
+    match k {
+        LimitKey::Rule => abi::FWL_RULE,
+        LimitKey::Src => abi::FWL_SRC,
+        LimitKey::Dport => abi::FWL_DPORT,
+    }
+}
+

@@ -1,6 +1,8 @@
 //! The operating system as rxray reads it (`rxray_engine::os::Os` on Linux): exe of a pid, cgroup
 //! v2 paths, /proc/net/tcp{,6}, /proc/net/netstat, the interfaces that are up, this host's
 //! addresses, and the clock. Everything else in rxray gets these through the trait.
+pub mod links;
+pub mod netns;
 pub mod proc_tcp;
 
 use crate::Clock;
@@ -52,28 +54,15 @@ impl Os for LinuxOs {
     }
 
     fn up_interfaces(&mut self) -> Result<Vec<String>, String> {
-        up_interfaces().map_err(|e| format!("listing /sys/class/net: {e}"))
+        let links = links::links().map_err(|e| format!("listing interfaces (RTM_GETLINK): {e}"))?;
+        let mut v: Vec<String> = links.into_iter().filter(|l| l.up && !l.loopback).map(|l| l.name).collect();
+        v.sort();
+        Ok(v)
     }
 
     fn host_addresses(&mut self) -> Result<Vec<IpAddr>, String> {
         crate::host::addresses().map_err(|e| e.to_string())
     }
-}
-
-/// Every interface that is up, except loopback, in this namespace.
-fn up_interfaces() -> std::io::Result<Vec<String>> {
-    let mut v = Vec::new();
-    for ent in std::fs::read_dir("/sys/class/net")? {
-        let name = ent?.file_name().to_string_lossy().into_owned();
-        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        // IFF_UP = 1, IFF_LOOPBACK = 8
-        if flags & 1 != 0 && flags & 8 == 0 {
-            v.push(name);
-        }
-    }
-    v.sort();
-    Ok(v)
 }
 
 /// The cgroup2 mount point from a mountinfo text (the first `cgroup2` file system).

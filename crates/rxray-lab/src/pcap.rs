@@ -1,29 +1,20 @@
-//! A minimal classic-pcap writer (Ethernet link type) so tests can hand their frames to
-//! tshark/tcpdump; written by hand because the format is 40 bytes of headers and no more.
+//! Frames as a classic pcap file (Ethernet link type, microsecond times) so tests can hand them to
+//! tshark/tcpdump, written by rxray-io's one pcap writer.
 
+use rxray_io::{LinkType, PcapWriter};
 use std::io;
 use std::path::Path;
 
 /// The frames as a classic pcap file: magic a1b2c3d4 (microseconds), version 2.4, snaplen
 /// 262144, link type 1; frame `i` is stamped `i` microseconds after the epoch.
 pub fn pcap_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(24 + frames.iter().map(|f| 16 + f.len()).sum::<usize>());
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&262_144u32.to_le_bytes()); // snaplen
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+    let cap = 24 + frames.iter().map(|f| 16 + f.len()).sum::<usize>();
+    let mut w = PcapWriter::new_micros(Vec::with_capacity(cap), LinkType::ETHERNET, 262_144).expect("writing to memory");
     for (i, f) in frames.iter().enumerate() {
         let len = u32::try_from(f.len()).expect("frame over 4 GiB");
-        out.extend_from_slice(&((i / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((i % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes()); // captured length
-        out.extend_from_slice(&len.to_le_bytes()); // original length
-        out.extend_from_slice(f);
+        w.write_packet(i as u64 * 1000, len, f).expect("writing to memory");
     }
-    out
+    w.into_inner()
 }
 
 /// Writes [`pcap_bytes`] to `path`.

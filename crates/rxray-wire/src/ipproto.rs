@@ -38,6 +38,11 @@ pub fn name_or_number(proto: u8, s: Spelling) -> String {
     name(proto, s).map_or_else(|| proto.to_string(), str::to_string)
 }
 
+/// The name in that spelling, or `proto N` (the text tables' word for an unnamed protocol).
+pub fn name_or_proto_n(proto: u8, s: Spelling) -> String {
+    name(proto, s).map_or_else(|| format!("proto {proto}"), str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +54,7 @@ mod tests {
         assert_eq!(name_or_number(132, Spelling::Filter), "132");
         assert_eq!(name_or_number(132, Spelling::Eve), "SCTP");
         assert_eq!(name(47, Spelling::Tcpdump), None);
+        assert_eq!(name_or_proto_n(47, Spelling::Tcpdump), "proto 47");
+        assert_eq!(name_or_proto_n(58, Spelling::Tcpdump), "ICMPv6");
     }
 }

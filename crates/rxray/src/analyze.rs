@@ -175,21 +175,8 @@ fn endpoint(addr: std::net::IpAddr, port: u16, with_port: bool) -> String {
     }
 }
 
-fn utc(ns: u64) -> String {
-    let s = (ns / 1_000_000_000) as i64;
-    let (days, rem) = (s.div_euclid(86400), s.rem_euclid(86400));
-    // Civil date from days since the epoch (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:09} UTC", rem / 3600, rem / 60 % 60, rem % 60, ns % 1_000_000_000)
-}
+/// Times as the text report prints them (one civil-date algorithm, rxray_engine::time).
+use rxray_engine::time::utc_text as utc;
 
 /// The report as text tables, written to `out` section by section (`s` is scratch).
 pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result<()> {

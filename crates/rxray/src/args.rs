@@ -28,6 +28,37 @@ pub fn seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// `--json`, `--interval` and `--count` of the commands that follow kernel events and report as
+/// they go (conns, drops, latency): one definition. Each command words the help for what it
+/// counts with `#[command(mut_arg(...))]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Report {
+    /// JSON Lines: one object per record; the summary goes to stderr as `{"summary": ...}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the tables every S seconds (0: only at exit).
+    #[arg(long, default_value_t = 0.0, value_parser = seconds)]
+    pub interval: f64,
+    /// Exit after this many records.
+    #[arg(short = 'c', long = "count")]
+    pub count: Option<u64>,
+}
+
+impl Report {
+    /// The time between periodic reports (at least 50 ms), or `None` for only at exit.
+    pub fn period(&self) -> Option<std::time::Duration> {
+        (self.interval > 0.0).then(|| std::time::Duration::from_secs_f64(self.interval.max(0.05)))
+    }
+}
+
+/// `--ring-size` of an event ring (1 MiB unless a command says otherwise).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Ring {
+    /// Ring-buffer size: bytes or a size such as 1MiB, a power of two from 4 KiB to 1 GiB.
+    #[arg(long = "ring-size", default_value_t = 1 << 20, value_parser = ring_size)]
+    pub ring_size: u32,
+}
+
 /// The limit on each rules, list, config or signatures file a command reads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FileLimit {

@@ -2,7 +2,7 @@
 //! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
-use crate::{line::clock_time, session};
+use crate::{line::clock_time, records, session};
 use anyhow::{Context, Result};
 use rxray_engine::conns::{fill, live_records, record, ConnRecord, Seeds};
 use rxray_engine::os::Os;
@@ -13,24 +13,18 @@ use std::{
     collections::BTreeMap,
     io::{self, Write},
     path::Path,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 #[derive(clap::Args)]
+#[command(mut_arg("json", |a| a.help("JSON Lines: one object per connection when it closes (and per live one at each interval); the summary goes to stderr as `{\"summary\": ...}`")))]
+#[command(mut_arg("interval", |a| a.help("Also list the live connections every S seconds (0: only at exit)")))]
+#[command(mut_arg("count", |a| a.help("Exit after this many connections have closed")))]
 pub struct ConnsArgs {
-    /// JSON Lines: one object per connection when it closes (and per live one at each interval);
-    /// the summary goes to stderr as `{"summary": ...}`.
-    #[arg(long)]
-    pub json: bool,
-    /// Also list the live connections every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
-    pub interval: f64,
-    /// Exit after this many connections have closed.
-    #[arg(short = 'c', long = "count")]
-    pub count: Option<u64>,
-    /// Ring-buffer size: bytes or a size such as 1MiB, a power of two from 4 KiB to 1 GiB.
-    #[arg(long = "ring-size", default_value_t = 1 << 20, value_parser = crate::args::ring_size)]
-    pub ring_size: u32,
+    #[command(flatten)]
+    pub report: crate::args::Report,
+    #[command(flatten)]
+    pub ring: crate::args::Ring,
 }
 
 const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
@@ -95,11 +89,16 @@ fn table_row(r: &ConnRecord) -> String {
     )
 }
 
-fn totals_json(t: &ConnTotals) -> serde_json::Value {
-    serde_json::json!({
-        "new": t.new, "closed": t.closed, "events": t.events, "lost": t.lost,
-        "insert_failed": t.insert_failed, "untracked": t.untracked, "rst_tx_nosock": t.rst_tx_nosock,
-    })
+fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
+    records::ConnsKernel {
+        closed: t.closed,
+        events: t.events,
+        insert_failed: t.insert_failed,
+        lost: t.lost,
+        new: t.new,
+        rst_tx_nosock: t.rst_tx_nosock,
+        untracked: t.untracked,
+    }
 }
 
 fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
@@ -127,7 +126,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     session::require_root()?;
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns) })
+    let conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring.ring_size, netns_ino: Some(netns) })
         .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
     // The drop program in count-only mode, for the accept queue's overflow reason beside the
     // namespace's counters; conns work without it.
@@ -158,11 +157,11 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     let mut src = LiveSource::new().with_conns(conns, None);
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let start = Instant::now();
-    let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
+    let interval = a.report.period();
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let mut closed = 0u64;
     let mut delivered = 0u64;
-    if !a.json {
+    if !a.report.json {
         writeln!(out, "{}", table_header())?;
     }
     let mut pump = session::Pump::new(&stop);
@@ -177,7 +176,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             let mut r = record(&ev.conn, ev.ts_ns, "closed");
             seeds.mark(&mut r);
             fill(&mut os, &mut r);
-            if emit(&mut out, &r, a.json).is_err() || a.count.is_some_and(|c| closed >= c) {
+            if emit(&mut out, &r, a.report.json).is_err() || a.report.count.is_some_and(|c| closed >= c) {
                 pump.finish();
                 break;
             }
@@ -185,7 +184,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let snap = src.conn_snapshot()?;
-                if live_snapshot(&mut out, &snap, &seeds, &mut os, a.json).is_err() {
+                if live_snapshot(&mut out, &snap, &seeds, &mut os, a.report.json).is_err() {
                     pump.finish();
                 }
                 next_tick = Some(t + iv);
@@ -200,7 +199,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
     }
     // The connections still open at exit, once.
     if let Ok(snap) = src.conn_snapshot() {
-        let _ = live_snapshot(&mut out, &snap, &seeds, &mut os, a.json);
+        let _ = live_snapshot(&mut out, &snap, &seeds, &mut os, a.report.json);
     }
     let _ = out.flush();
     drop(out);
@@ -213,14 +212,19 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         Some(d) => Some(listen_reason_counts(d)?),
         None => None,
     };
-    if a.json {
-        let v = serde_json::json!({"summary": {
-            "closed": closed, "delivered": delivered, "kernel": totals_json(&totals),
-            "listen": listen, "listen_since_start": since, "listen_drop_reasons": reasons,
-            "tcp_probe": conns.probe, "readers": conns.readers,
-            "seconds": start.elapsed().as_secs_f64(),
-        }});
-        eprintln!("{v}");
+    if a.report.json {
+        let summary = records::ConnsSummary {
+            closed,
+            delivered,
+            kernel: kernel_counts(&totals),
+            listen,
+            listen_drop_reasons: reasons,
+            listen_since_start: since,
+            readers: conns.readers,
+            seconds: start.elapsed().as_secs_f64(),
+            tcp_probe: conns.probe,
+        };
+        eprintln!("{}", records::line(&records::Summary { summary }));
     } else {
         let mut s = format!(
             "\n{} connections closed, {} events, {} lost (ring buffer full), {} not tracked (map full), {} seen late\n",

@@ -15,22 +15,17 @@ use std::{
 };
 
 #[derive(clap::Args)]
+#[command(mut_arg("json", |a| a.help("JSON Lines: one object per drop; the summary goes to stderr as `{\"summary\": ...}`")))]
+#[command(mut_arg("interval", |a| a.help("Also print the counts per reason every S seconds (0: only at exit)")))]
+#[command(mut_arg("count", |a| a.help("Exit after this many drops")))]
 pub struct DropsArgs {
     /// Only drops on this interface (repeatable). Default: every interface in this namespace.
     #[arg(short = 'i', long = "interface")]
     pub ifaces: Vec<String>,
-    /// JSON Lines: one object per drop; the summary goes to stderr as `{"summary": ...}`.
-    #[arg(long)]
-    pub json: bool,
-    /// Also print the counts per reason every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
-    pub interval: f64,
-    /// Exit after this many drops.
-    #[arg(short = 'c', long = "count")]
-    pub count: Option<u64>,
-    /// Ring-buffer size: bytes or a size such as 1MiB, a power of two from 4 KiB to 1 GiB.
-    #[arg(long = "ring-size", default_value_t = 1 << 20, value_parser = crate::args::ring_size)]
-    pub ring_size: u32,
+    #[command(flatten)]
+    pub report: crate::args::Report,
+    #[command(flatten)]
+    pub ring: crate::args::Ring,
     /// Test aid: wait this long after attaching before reading drops (forces ring-buffer loss).
     #[arg(long = "stall-ms", default_value_t = 0, hide = true)]
     pub stall_ms: u64,
@@ -111,10 +106,6 @@ fn record(e: &DropEvent, names: &mut Names) -> DropRecord {
     }
 }
 
-fn proto_name(p: u8) -> String {
-    ipproto::name(p, Spelling::Tcpdump).map_or_else(|| format!("proto {p}"), str::to_string)
-}
-
 fn endpoint(a: IpAddr, port: u16, proto: u8) -> String {
     let ports = matches!(proto, 6 | 17);
     match (a, ports) {
@@ -128,7 +119,7 @@ fn endpoint(a: IpAddr, port: u16, proto: u8) -> String {
 fn format_line(d: &DropRecord) -> String {
     let what = match (d.src, d.dst) {
         (Some(s), Some(t)) => {
-            format!("{} {} > {}", proto_name(d.proto), endpoint(s, d.sport, d.proto), endpoint(t, d.dport, d.proto))
+            format!("{} {} > {}", ipproto::name_or_proto_n(d.proto, Spelling::Tcpdump), endpoint(s, d.sport, d.proto), endpoint(t, d.dport, d.proto))
         }
         _ => format!("ethertype 0x{:04x}", d.protocol),
     };
@@ -174,7 +165,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     let mut names = Names { reasons, syms, ifaces: HashMap::new() };
     let stop = session::stop_flag()?;
     let netns = rxray_kernel::drops::current_netns_ino()?;
-    let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring_size, netns_ino: Some(netns), ifindexes, events: true })
+    let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
     let scope = if a.ifaces.is_empty() { "every interface".to_string() } else { a.ifaces.join(", ") };
     eprintln!("rxray: watching drops in network namespace {netns} ({scope}); Ctrl-C to stop");
@@ -185,7 +176,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     let mut src = LiveSource::new().with_drops(drops);
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let start = Instant::now();
-    let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
+    let interval = a.report.period();
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let mut delivered = 0u64;
     let mut flows: BTreeMap<FlowKey, u64> = BTreeMap::new();
@@ -196,19 +187,19 @@ pub fn run(a: DropsArgs) -> Result<()> {
             let d = record(ev, &mut names);
             delivered += 1;
             *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
-            let res = if a.json {
+            let res = if a.report.json {
                 serde_json::to_writer(&mut out, &d).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
             } else {
                 writeln!(out, "{}", format_line(&d))
             };
-            if res.is_err() || a.count.is_some_and(|c| delivered >= c) {
+            if res.is_err() || a.report.count.is_some_and(|c| delivered >= c) {
                 pump.finish();
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let totals = src.drops().context("no drop program")?.totals()?;
-                let res = if a.json {
+                let res = if a.report.json {
                     writeln!(out, "{}", serde_json::json!({"counts": counts_json(&names, &totals), "drops": totals.drops, "lost": totals.lost}))
                 } else {
                     let now = src.now_ns();
@@ -231,7 +222,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
     let totals = src.drops().context("no drop program")?.totals()?;
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    if a.json {
+    if a.report.json {
         let fl: Vec<serde_json::Value> = top
             .iter()
             .map(|((reason, proto, src, sport, dst, dport), n)| {
@@ -256,7 +247,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
                     (Some(s), Some(d)) => (endpoint(*s, *sport, *proto), endpoint(*d, *dport, *proto)),
                     _ => ("-".into(), "-".into()),
                 };
-                let p = if src.is_some() { proto_name(*proto) } else { "-".into() };
+                let p = if src.is_some() { ipproto::name_or_proto_n(*proto, Spelling::Tcpdump) } else { "-".into() };
                 s.push_str(&format!("{reason:<24} {p:<6} {s_:>45} {d_:>45} {n:>8}\n"));
             }
         }

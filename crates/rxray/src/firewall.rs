@@ -2,6 +2,7 @@
 //! capture through the proposed rules (simulate), and remove the firewall. The firewall's state is
 //! pinned in the kernel, so every command opens it afresh and none has to keep running.
 use crate::args::FileLimit;
+use crate::records;
 use crate::XdpModeArg;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -9,7 +10,7 @@ use rxray_engine::cidr::parse_cidr;
 use rxray_engine::firewall::{parse_rules, rules::parse_duration, Compiled, RuleSet};
 use rxray_io::CaptureReader;
 use rxray_kernel::firewall::{self as fw, FwCapacity, Firewall, Simulator, SLOT_NOT_IP};
-use rxray_wire::{dissect::dissect, LinkType};
+use rxray_wire::{dissect::dissect, ipproto, LinkType};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,12 +154,17 @@ struct Meta {
     rules: Vec<MetaRule>,
 }
 
-#[derive(Serialize, serde::Deserialize)]
-struct MetaRule {
-    id: u32,
-    name: String,
-    line: usize,
-    rule: String,
+/// A rule of the applied file, as `firewall list` shows it.
+#[derive(Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub(crate) struct MetaRule {
+    /// The rule's number (its position in the file, from 1).
+    pub(crate) id: u32,
+    /// Its `name`, or "".
+    pub(crate) name: String,
+    /// Its line in the rules file.
+    pub(crate) line: usize,
+    /// The rule as text.
+    pub(crate) rule: String,
 }
 
 fn meta_path(ifindex: u32) -> PathBuf {
@@ -304,18 +310,22 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
         let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
         let Some(gen) = apply_to(&mut f, fresh, &a.file, &set, &c, a.force)? else {
             if a.json {
-                println!("{}", serde_json::json!({"interface": iface, "unchanged": true, "rules": set.rules.len()}));
+                println!("{}", records::line(&records::FwUnchanged { interface: &iface, rules: set.rules.len(), unchanged: true }));
             } else {
                 println!("rxray: firewall on {iface}: these {} rules are already live; nothing changed", set.rules.len());
             }
             continue;
         };
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({"interface": iface, "installed": fresh, "generation": gen, "rules": set.rules.len(),
-                    "dry_run": c.dry_run, "lists": set.rules.iter().flat_map(|r| r.lists.clone()).collect::<Vec<_>>()})
-            );
+            let rec = records::FwApplied {
+                dry_run: c.dry_run,
+                generation: gen,
+                installed: fresh,
+                interface: &iface,
+                lists: set.rules.iter().flat_map(|r| r.lists.clone()).collect(),
+                rules: set.rules.len(),
+            };
+            println!("{}", records::line(&rec));
         } else {
             println!(
                 "rxray: firewall on {iface}: {} rules applied (generation {gen}){}{}",
@@ -430,11 +440,16 @@ fn list(a: ListArgs) -> Result<()> {
         let blocks = f.blocks()?;
         let limits = f.dst_limits()?;
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({"interface": iface, "file": meta.as_ref().map(|m| &m.file), "default": meta.as_ref().map(|m| &m.default),
-                    "dry_run": counts.dry_run, "rules": meta.as_ref().map(|m| &m.rules), "blocks": blocks, "limits": limits})
-            );
+            let rec = records::FwList {
+                blocks,
+                default: meta.as_ref().map(|m| m.default.as_str()),
+                dry_run: counts.dry_run,
+                file: meta.as_ref().map(|m| m.file.as_str()),
+                interface: &iface,
+                limits,
+                rules: meta.as_ref().map(|m| m.rules.as_slice()),
+            };
+            println!("{}", records::line(&rec));
             continue;
         }
         match &meta {
@@ -482,7 +497,7 @@ fn stats(a: StatsArgs) -> Result<()> {
             let c = f.counts()?;
             let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             if a.json {
-                println!("{}", serde_json::json!({"interface": iface, "counters": c}));
+                println!("{}", records::line(&records::FwStats { counters: &c, interface: &iface }));
                 continue;
             }
             println!("{iface}: {}", if c.dry_run { "dry run (counts are what would have been dropped)" } else { "enforcing" });
@@ -575,12 +590,14 @@ fn simulate(a: SimArgs) -> Result<()> {
         };
         let v = s.run(rec.data, rec.ts_ns)?;
         if a.packets {
-            println!(
-                "{}",
-                serde_json::json!({"index": index, "ts_ns": rec.ts_ns, "verdict": if v.dropped { "drop" } else { "pass" },
-                    "rule": if v.slot < c.rules.len() { Some(c.rules[v.slot].id) } else { None },
-                    "default": v.slot == fw::FW_C_DEFAULT})
-            );
+            let verdict = records::FwVerdict {
+                default: v.slot == fw::FW_C_DEFAULT,
+                index,
+                rule: if v.slot < c.rules.len() { Some(c.rules[v.slot].id) } else { None },
+                ts_ns: rec.ts_ns,
+                verdict: if v.dropped { "drop" } else { "pass" },
+            };
+            println!("{}", records::line(&verdict));
         }
         if v.slot == SLOT_NOT_IP {
             rep.not_ip += 1;
@@ -592,8 +609,8 @@ fn simulate(a: SimArgs) -> Result<()> {
         rep.dropped += 1;
         let p = dissect(rec.data, rec.linktype, rec.ts_ns, rec.orig_len, "", 0);
         let flow = match (&p.ip, p.tcp.map(|t| (t.sport, t.dport)).or(p.udp.map(|u| (u.sport, u.dport)))) {
-            (Some(ip), Some((sp, dp))) => format!("{} {}:{} > {}:{}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, sp, ip.dst, dp),
-            (Some(ip), None) => format!("{} {} > {}", rxray_engine::firewall::rules::proto_name(ip.proto), ip.src, ip.dst),
+            (Some(ip), Some((sp, dp))) => format!("{} {}:{} > {}:{}", ipproto::name_or_number(ip.proto, ipproto::Spelling::Rules), ip.src, sp, ip.dst, dp),
+            (Some(ip), None) => format!("{} {} > {}", ipproto::name_or_number(ip.proto, ipproto::Spelling::Rules), ip.src, ip.dst),
             _ => "non-IP".into(),
         };
         if v.slot < fw::FW_SLOTS {

@@ -1,14 +1,14 @@
 //! `rxray ifaces` (interfaces, their driver, the XDP or TC ingress program on them, and their rxray
 //! owner) and `rxray detach` (removes what a killed rxray left: stale owner locks and rxray XDP
-//! programs attached with no live owner). XDP state is read with `ip -j -d link show`, the same view
-//! `ip link` users have; TC ingress (tcx) programs with BPF_PROG_QUERY.
+//! programs attached with no live owner). Links and their XDP programs come from rtnetlink (the view
+//! `ip -d link` users have, rxray_kernel::os::links); TC ingress (tcx) programs from BPF_PROG_QUERY.
 use crate::session;
 use anyhow::{bail, Context, Result};
+use rxray_kernel::os::links;
 use rxray_kernel::owner::{self, Owner};
 use serde::Serialize;
-use std::process::Command;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Xdp {
     pub prog_id: u64,
     pub prog_name: String,
@@ -17,13 +17,13 @@ pub struct Xdp {
 }
 
 /// A TC ingress (tcx) program: tcx links go with the process that made them, so none is ever left.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Tc {
     pub prog_id: u32,
     pub prog_name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Iface {
     pub name: String,
     pub ifindex: u32,
@@ -42,36 +42,15 @@ pub struct Iface {
     pub firewall: bool,
 }
 
-fn mode_name(m: u64) -> &'static str {
-    match m {
-        1 => "native",
-        2 => "generic",
-        3 => "offload",
-        _ => "unknown",
-    }
-}
-
 pub fn list(only: &[String]) -> Result<Vec<Iface>> {
-    let out = Command::new("ip").args(["-j", "-d", "link", "show"]).output().context("running `ip -j -d link show` (install iproute2)")?;
-    if !out.status.success() {
-        bail!("`ip -j -d link show` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    let links: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("parsing `ip -j` output")?;
     let mut v = Vec::new();
-    for l in links {
-        let name = l["ifname"].as_str().unwrap_or("?").to_string();
+    for l in links::links().context("listing interfaces over rtnetlink")? {
+        let name = l.name;
         if !only.is_empty() && !only.contains(&name) {
             continue;
         }
-        let ifindex = l["ifindex"].as_u64().unwrap_or(0) as u32;
-        let xdp = l.get("xdp").and_then(|x| {
-            let p = x.get("prog")?;
-            Some(Xdp {
-                prog_id: p["id"].as_u64().unwrap_or(0),
-                prog_name: p["name"].as_str().unwrap_or("").to_string(),
-                mode: mode_name(x["mode"].as_u64().unwrap_or(0)),
-            })
-        });
+        let ifindex = l.ifindex;
+        let xdp = l.xdp.map(|x| Xdp { prog_id: x.id.into(), prog_name: links::program_name(x.id).unwrap_or_default(), mode: x.mode.name() });
         let own: Option<Owner> = owner::owner_of(ifindex);
         let tc_ingress = tc_ingress(&name);
         v.push(Iface {
@@ -79,8 +58,8 @@ pub fn list(only: &[String]) -> Result<Vec<Iface>> {
             tc_ingress,
             name,
             ifindex,
-            state: l["operstate"].as_str().unwrap_or("?").to_string(),
-            mac: l["address"].as_str().unwrap_or("").to_string(),
+            state: l.operstate,
+            mac: l.mac,
             xdp,
             owner: own.as_ref().filter(|o| o.alive).map(|o| o.to_string()),
             owner_pid: own.as_ref().filter(|o| o.alive).map(|o| o.pid),
@@ -158,10 +137,8 @@ pub fn detach(only: &[String], orphans: bool) -> Result<()> {
             continue;
         }
         if let Some(x) = i.xdp.as_ref().filter(|x| x.prog_name.starts_with("rxray")) {
-            let flag = if x.mode == "generic" { "xdpgeneric" } else { "xdp" };
-            let out = Command::new("ip").args(["link", "set", "dev", &i.name, flag, "off"]).output().context("running ip")?;
-            if !out.status.success() {
-                bail!("{}: could not remove XDP program {} (id {}): {}", i.name, x.prog_name, x.prog_id, String::from_utf8_lossy(&out.stderr).trim());
+            if let Err(e) = links::detach_xdp(i.ifindex, x.mode == "generic") {
+                bail!("{}: could not remove XDP program {} (id {}): {e}", i.name, x.prog_name, x.prog_id);
             }
             println!("{}: detached XDP program {} (id {}, {})", i.name, x.prog_name, x.prog_id, x.mode);
             removed += 1;

@@ -10,7 +10,6 @@ use std::{
     collections::VecDeque,
     fs::File,
     io::IsTerminal,
-    os::fd::AsRawFd,
     process::Command,
     sync::atomic::{AtomicBool, Ordering},
     sync::Arc,
@@ -134,11 +133,8 @@ fn demo_frames(lab: &Lab, flows: usize, round: usize) -> Vec<Vec<u8>> {
 
 fn enter_netns(ns: &str) -> Result<()> {
     let f = File::open(format!("/run/netns/{ns}")).with_context(|| format!("opening namespace {ns}"))?;
-    // SAFETY: setns with a valid namespace fd; it affects only this (still single) thread.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!("entering namespace {ns}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    // It affects only this (still single) thread.
+    rxray_kernel::os::netns::enter(&f).with_context(|| format!("entering namespace {ns}"))
 }
 
 pub fn demo(a: DemoArgs) -> Result<()> {

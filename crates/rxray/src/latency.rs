@@ -33,20 +33,14 @@ histograms with 4 sub-buckets per power of two); max and mean are exact.";
 
 #[derive(clap::Args)]
 #[command(after_long_help = DEFINITION)]
+#[command(mut_arg("json", |a| a.help("JSON Lines: one report object per interval (and one at exit); the summary goes to stderr as `{\"summary\": ...}`")))]
+#[command(mut_arg("count", |a| a.help("Exit after this many packets have been measured")))]
 pub struct LatencyArgs {
     /// Interface to watch (repeatable). Default: every interface that is up, except loopback.
     #[arg(short = 'i', long = "interface")]
     pub ifaces: Vec<String>,
-    /// JSON Lines: one report object per interval (and one at exit); the summary goes to stderr
-    /// as `{"summary": ...}`.
-    #[arg(long)]
-    pub json: bool,
-    /// Also print the tables every S seconds (0: only at exit).
-    #[arg(long, default_value_t = 0.0, value_parser = crate::args::seconds)]
-    pub interval: f64,
-    /// Exit after this many packets have been measured.
-    #[arg(short = 'c', long = "count")]
-    pub count: Option<u64>,
+    #[command(flatten)]
+    pub report: crate::args::Report,
     /// Exit after this many seconds.
     #[arg(short = 'd', long = "duration", value_parser = crate::args::seconds)]
     pub duration: Option<f64>,
@@ -202,16 +196,16 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     let src = LiveSource::new().with_ingress(ing, false, false)?;
     let mut os = LinuxOs::new();
     let start = Instant::now();
-    let interval = (a.interval > 0.0).then(|| Duration::from_secs_f64(a.interval.max(0.05)));
+    let interval = a.report.period();
     let mut next_tick = interval.map(|i| Instant::now() + i);
     let end = a.duration.map(|d| start + Duration::from_secs_f64(d.max(0.0)));
-    let tty = std::io::stdout().is_terminal() && !a.json;
+    let tty = std::io::stdout().is_terminal() && !a.report.json;
     // On a terminal the periodic tables are redrawn in place (rxray-tui's LiveText).
     let mut live = if tty && interval.is_some() { Some(rxray_tui::term::LiveText::new().context("setting up the terminal")?) } else { None };
     let mut print = |src: &LiveSource, os: &mut LinuxOs, clear: bool| -> Result<bool> {
         let (flows, procs, t) = report(src, os)?;
         let mut out = std::io::stdout().lock();
-        let res = if a.json {
+        let res = if a.report.json {
             let v = serde_json::json!({
                 "ts_ns": src.now_ns(), "totals": totals_json(&t),
                 "flows": flows, "processes": procs,
@@ -229,7 +223,7 @@ pub fn run(a: LatencyArgs) -> Result<()> {
         if stop.load(Ordering::Relaxed) || end.is_some_and(|e| Instant::now() >= e) {
             break;
         }
-        if let Some(c) = a.count {
+        if let Some(c) = a.report.count {
             if latency_totals(&src)?.read >= c {
                 break;
             }
@@ -245,7 +239,7 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     }
     print(&src, &mut os, false)?;
     let t = latency_totals(&src)?;
-    if a.json {
+    if a.report.json {
         eprintln!(
             "{}",
             serde_json::json!({"summary": {"kernel": totals_json(&t), "queue_stage": stages.queue, "udp_stage": stages.udp,

@@ -10,10 +10,6 @@ pub fn clock_time(ts_ns: u64) -> String {
     format!("{:02}:{:02}:{:02}.{:09}", day / 3600, day % 3600 / 60, day % 60, ts_ns % 1_000_000_000)
 }
 
-fn ip_proto_name(p: u8) -> &'static str {
-    ipproto::name(p, Spelling::Tcpdump).unwrap_or("unknown")
-}
-
 pub fn format(p: &Packet) -> String {
     let mut s = String::with_capacity(160);
     let _ = write!(s, "{} {} q{}", clock_time(p.ts_ns), p.iface, p.rx_queue);
@@ -61,7 +57,7 @@ pub fn format(p: &Packet) -> String {
         if ip.options {
             let _ = write!(s, ", options ({} bytes)", ip.hdr_len.saturating_sub(20));
         }
-        let _ = write!(s, ", proto {} ({}), length {})", ip_proto_name(ip.proto), ip.proto, ip.total_len);
+        let _ = write!(s, ", proto {} ({}), length {})", ipproto::name(ip.proto, Spelling::Tcpdump).unwrap_or("unknown"), ip.proto, ip.total_len);
         let (sp, dp) = match (&p.tcp, &p.udp) {
             (Some(t), _) => (Some(t.sport), Some(t.dport)),
             (_, Some(u)) => (Some(u.sport), Some(u.dport)),

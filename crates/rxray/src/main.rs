@@ -20,7 +20,7 @@ mod join;
 mod lab;
 mod latency;
 mod line;
-mod netns;
+mod records;
 mod session;
 mod top;
 mod watch;
@@ -149,8 +149,8 @@ fn main() {
         }
     }
     if let Some(ns) = &cli.netns {
-        if let Err(e) = netns::enter(ns) {
-            eprintln!("rxray: error: {e:#}");
+        if let Err(e) = rxray_kernel::os::netns::enter_named(ns) {
+            eprintln!("rxray: error: {e}");
             std::process::exit(1);
         }
     }

@@ -14,19 +14,37 @@ use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// The compiled form's limits, which the kernel's tables are sized for: rxray-kernel's
+/// tests/abi_btf.rs checks each against its RXRAY_FW_* enum in the objects' BTF.
+/// Address classes per field (7 bits; 0: no prefix matched).
 pub const CLASSES: usize = 128;
+/// `v4_src` byte flag: longer prefixes than /24 inside this /24.
 pub const DEEP: u8 = 0x80;
+/// Distinct prefix lengths per (field, IP version).
 pub const MAX_LENS: usize = 32;
+/// /24 slots of the IPv4 source table.
 pub const V4_SLOTS: usize = 1 << 24;
 
-/// One rule as the kernel's `struct rxray_fw_rule` holds it (expiry is set when applied).
+/// Which packets share a rate-limit bucket, as compiled (the kernel's code is rxray-kernel's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LimitKey {
+    /// One bucket for the rule.
+    #[default]
+    Rule,
+    /// One per source prefix (`limit_len`, `limit_len6`).
+    Src,
+    /// One per destination port.
+    Dport,
+}
+
+/// One rule as the kernel's `struct rxray_fw_rule` holds it (expiry is set when applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CompiledRule {
     pub id: u32,
-    pub action: u8, // 1 allow, 2 deny, 3 limit
+    pub action: Action,
     pub ip_ver: u8,
     pub proto: u8,
-    pub limit_by: u8, // 0 rule, 1 src, 2 dport
+    pub limit_by: LimitKey,
     pub limit_len: u8,
     pub limit_len6: u8,
     pub flags_mask: u8,
@@ -150,18 +168,22 @@ fn compile_field(rules: &[Rule], name: &str, get: fn(&Rule) -> &AddrMatch) -> Re
 fn compile_rule(r: &Rule) -> CompiledRule {
     let mut c = CompiledRule {
         id: r.id,
-        action: match r.action {
-            Action::Allow => 1,
-            Action::Deny => 2,
-            Action::Limit => 3,
-        },
+        action: r.action,
         ip_ver: r.ip.unwrap_or(0),
         proto: r.proto.unwrap_or(0),
+        limit_by: LimitKey::Rule,
+        limit_len: 0,
+        limit_len6: 0,
+        flags_mask: 0,
+        flags_value: 0,
         sport: r.sport,
         dport: r.dport,
         l4: r.tests_l4(),
+        pps: 0,
+        burst_pkts: 0,
+        bps: 0,
+        burst_bytes: 0,
         ttl_s: r.ttl_s,
-        ..Default::default()
     };
     if let Some((v, m)) = r.tcp_flags {
         c.flags_value = v;
@@ -173,13 +195,13 @@ fn compile_rule(r: &Rule) -> CompiledRule {
         c.bps = l.bps;
         c.burst_bytes = l.burst_bytes;
         match l.per {
-            Per::Rule => c.limit_by = 0,
+            Per::Rule => c.limit_by = LimitKey::Rule,
             Per::Src { v4, v6 } => {
-                c.limit_by = 1;
+                c.limit_by = LimitKey::Src;
                 c.limit_len = v4;
                 c.limit_len6 = v6;
             }
-            Per::Dport => c.limit_by = 2,
+            Per::Dport => c.limit_by = LimitKey::Dport,
         }
     }
     c
@@ -289,14 +311,14 @@ impl Compiled {
             }
             let l4 = !r.l4
                 || if !p.l4_known {
-                    r.action != 1
+                    r.action != Action::Allow
                 } else {
                     (r.proto == 0 || r.proto == p.proto)
                         && (r.sport.0..=r.sport.1).contains(&p.sport)
                         && (r.dport.0..=r.dport.1).contains(&p.dport)
                         && p.flags & r.flags_mask == r.flags_value
                 };
-            l4 && r.action != 3
+            l4 && r.action != Action::Limit
         })
     }
 }

@@ -4,5 +4,5 @@
 pub mod compile;
 pub mod rules;
 
-pub use compile::{Compiled, CompiledRule};
+pub use compile::{Compiled, CompiledRule, LimitKey};
 pub use rules::{parse_rules, Action, AddrMatch, FwError, Limit, Per, Rule, RuleSet};

@@ -81,7 +81,7 @@ impl AddrMatch {
 }
 
 /// What loading a blocklist found (for the apply report).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ListReport {
     pub file: String,
     pub field: &'static str,
@@ -130,7 +130,7 @@ impl Rule {
             s += &format!(" ip{v}");
         }
         if let Some(p) = self.proto {
-            s += &format!(" proto {}", proto_name(p));
+            s += &format!(" proto {}", rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Rules));
         }
         let ports = |(a, b): (u16, u16)| if a == b { a.to_string() } else { format!("{a}-{b}") };
         if self.sport != (0, 65535) {
@@ -531,11 +531,6 @@ fn rule(
         limit,
         lists,
     })
-}
-
-/// A protocol as the rules file spells it.
-pub fn proto_name(p: u8) -> String {
-    rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Rules)
 }
 
 const FLAG_LETTERS: [(char, u8); 8] =

@@ -1,0 +1,250 @@
+//! The `--json` records of `conns` and `firewall` as typed serde structs: the shape of each output
+//! is written here, once, instead of in `json!` trees at each print. `line` prints a record with
+//! its keys in sorted order, at every depth, as these outputs always have (serde_json's map).
+use rxray_engine::firewall::rules::ListReport;
+use rxray_kernel::firewall::{BlockInfo, FwCounts, LimitInfo};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One JSON line of a record (keys sorted at every depth).
+pub fn line<T: Serialize>(rec: &T) -> String {
+    serde_json::to_value(rec).map(|v| v.to_string()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// `{"summary": ...}`, the last line a command writes to stderr.
+#[derive(Serialize, JsonSchema)]
+pub struct Summary<T: Serialize + JsonSchema> {
+    pub summary: T,
+}
+
+/// `rxray conns --json`: the summary at exit.
+#[derive(Serialize, JsonSchema)]
+pub struct ConnsSummary {
+    /// Connections whose close was reported.
+    pub closed: u64,
+    /// Records written (closes and live snapshots).
+    pub delivered: u64,
+    pub kernel: ConnsKernel,
+    /// The TcpExt listen counters now (ListenOverflows, ListenDrops).
+    pub listen: BTreeMap<String, u64>,
+    /// The listen-related drop reasons counted since start; null when drops could not be attached.
+    pub listen_drop_reasons: Option<BTreeMap<String, u64>>,
+    /// The listen counters' growth since start.
+    pub listen_since_start: BTreeMap<String, u64>,
+    /// Readers (process and cgroup of each socket's reader) were attached.
+    pub readers: bool,
+    pub seconds: f64,
+    /// tcp_probe (RTT and retransmits) was attached.
+    pub tcp_probe: bool,
+}
+
+/// The connection programs' counters.
+#[derive(Serialize, JsonSchema)]
+pub struct ConnsKernel {
+    pub closed: u64,
+    pub events: u64,
+    pub insert_failed: u64,
+    pub lost: u64,
+    pub new: u64,
+    pub rst_tx_nosock: u64,
+    pub untracked: u64,
+}
+
+/// `rxray firewall apply --json`, when the rules are already live.
+#[derive(Serialize, JsonSchema)]
+pub struct FwUnchanged<'a> {
+    pub interface: &'a str,
+    pub rules: usize,
+    pub unchanged: bool,
+}
+
+/// `rxray firewall apply --json`, when the rules were written.
+#[derive(Serialize, JsonSchema)]
+pub struct FwApplied<'a> {
+    pub dry_run: bool,
+    pub generation: u32,
+    /// The program was installed (and pinned) by this apply.
+    pub installed: bool,
+    pub interface: &'a str,
+    pub lists: Vec<ListReport>,
+    pub rules: usize,
+}
+
+/// `rxray firewall list --json`: one object per interface.
+#[derive(Serialize, JsonSchema)]
+pub struct FwList<'a> {
+    pub blocks: Vec<BlockInfo>,
+    /// The default action of the applied rules file; null when none was applied.
+    pub default: Option<&'a str>,
+    pub dry_run: bool,
+    pub file: Option<&'a str>,
+    pub interface: &'a str,
+    pub limits: Vec<LimitInfo>,
+    /// The applied rules; null when none were applied.
+    pub rules: Option<&'a [crate::firewall::MetaRule]>,
+}
+
+/// `rxray firewall stats --json`: one object per interface.
+#[derive(Serialize, JsonSchema)]
+pub struct FwStats<'a> {
+    pub counters: &'a FwCounts,
+    pub interface: &'a str,
+}
+
+/// `rxray firewall test --packets --json`: one verdict per packet of the capture.
+#[derive(Serialize, JsonSchema)]
+pub struct FwVerdict {
+    /// The packet met no rule: the default action decided.
+    pub default: bool,
+    /// The packet's number in the capture, from 1.
+    pub index: u64,
+    /// The id of the rule that decided; null for the default or a block.
+    pub rule: Option<u32>,
+    pub ts_ns: u64,
+    /// "drop" or "pass".
+    pub verdict: &'static str,
+}
+
+/// The reference of every typed record (docs/json.md): the command that prints it, its name, and
+/// its JSON Schema (draft 2020-12, from the structs above by schemars).
+#[cfg(test)]
+pub fn reference() -> Vec<(&'static str, &'static str, schemars::Schema)> {
+    vec![
+        ("`rxray conns --json`, on stderr at exit", "Summary<ConnsSummary>", schemars::schema_for!(Summary<ConnsSummary>)),
+        ("`rxray firewall apply --json` when the rules are already live", "FwUnchanged", schemars::schema_for!(FwUnchanged)),
+        ("`rxray firewall apply --json`", "FwApplied", schemars::schema_for!(FwApplied)),
+        ("`rxray firewall list --json`, one per interface", "FwList", schemars::schema_for!(FwList)),
+        ("`rxray firewall stats --json`, one per interface", "FwStats", schemars::schema_for!(FwStats)),
+        ("`rxray firewall test --packets --json`, one per packet", "FwVerdict", schemars::schema_for!(FwVerdict)),
+        ("`rxray ifaces --json`, one per interface", "Iface", schemars::schema_for!(crate::ifaces::Iface)),
+    ]
+}
+
+/// docs/json.md as `reference` makes it.
+#[cfg(test)]
+pub fn reference_markdown() -> String {
+    let mut s = String::from(
+        "# rxray's typed JSON records\n\n\
+         Generated from the serde structs in `crates/rxray/src/records.rs` (and the types they name) by\n\
+         `RXRAY_BLESS=1 cargo test -p rxray --bin rxray records`; a test fails when this file is out of date,\n\
+         and another checks an example of each record against its schema. Keys are printed sorted.\n\
+         Outputs not listed here are not typed yet (issue 13).\n",
+    );
+    for (cmd, name, schema) in reference() {
+        let json = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        s.push_str(&format!("\n## {name}\n\nPrinted by {cmd}.\n\n```json\n{json}\n```\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_sorted_keys_at_every_depth() {
+        #[derive(Serialize)]
+        struct Inner {
+            b: u8,
+            a: u8,
+        }
+        #[derive(Serialize)]
+        struct Outer {
+            z: Inner,
+            m: Option<u8>,
+        }
+        assert_eq!(line(&Outer { z: Inner { b: 2, a: 1 }, m: None }), r#"{"m":null,"z":{"a":1,"b":2}}"#);
+    }
+
+    use std::path::Path;
+
+    fn doc_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md")
+    }
+
+    #[test]
+    fn the_json_reference_in_docs_is_up_to_date() {
+        let want = reference_markdown();
+        if std::env::var("RXRAY_BLESS").as_deref() == Ok("1") {
+            std::fs::write(doc_path(), &want).expect("writing docs/json.md");
+        }
+        let have = std::fs::read_to_string(doc_path()).unwrap_or_default();
+        assert!(have == want, "docs/json.md is out of date: run RXRAY_BLESS=1 cargo test -p rxray --bin rxray records");
+    }
+
+    /// One example of each record, as the commands build them.
+    fn examples() -> Vec<(&'static str, serde_json::Value)> {
+        use rxray_kernel::firewall::FwCounterView;
+        let v = |s: String| serde_json::from_str::<serde_json::Value>(&s).unwrap();
+        let mut listen = BTreeMap::new();
+        listen.insert("ListenDrops".to_string(), 3u64);
+        let conns = ConnsSummary {
+            closed: 2,
+            delivered: 5,
+            kernel: ConnsKernel { closed: 2, events: 9, insert_failed: 0, lost: 0, new: 3, rst_tx_nosock: 1, untracked: 0 },
+            listen: listen.clone(),
+            listen_drop_reasons: None,
+            listen_since_start: listen,
+            readers: true,
+            seconds: 1.5,
+            tcp_probe: false,
+        };
+        let counter = FwCounterView { packets: 4, bytes: 400, last_hit_s_ago: Some(0.5) };
+        let counts = FwCounts { packets_seen: 9, rules: vec![counter], default: counter, blocks: FwCounterView::default(), ..Default::default() };
+        let rules = [crate::firewall::MetaRule { id: 1, name: "ssh".into(), line: 3, rule: "allow tcp dport 22".into() }];
+        let block = BlockInfo { id: 1, cidr: "198.18.0.0/24".into(), expires_in_s: None, packets: 1, bytes: 60 };
+        let limit = LimitInfo { id: 2, dst: "198.18.0.2".into(), pps: 100, burst: 10, expires_in_s: Some(30.0), dropped: 7 };
+        let iface = crate::ifaces::Iface {
+            name: "veth-b".into(),
+            ifindex: 2,
+            state: "UP".into(),
+            mac: "02:00:00:00:00:02".into(),
+            driver: Some("veth".into()),
+            xdp: Some(crate::ifaces::Xdp { prog_id: 7, prog_name: "rxray_xdp".into(), mode: "generic" }),
+            tc_ingress: vec![crate::ifaces::Tc { prog_id: 8, prog_name: "rxray_tc".into() }],
+            owner: None,
+            owner_pid: None,
+            stale_owner: true,
+            firewall: false,
+        };
+        vec![
+            ("Summary<ConnsSummary>", v(line(&Summary { summary: conns }))),
+            ("FwUnchanged", v(line(&FwUnchanged { interface: "veth-b", rules: 3, unchanged: true }))),
+            ("FwApplied", v(line(&FwApplied { dry_run: true, generation: 2, installed: false, interface: "veth-b", lists: vec![], rules: 3 }))),
+            (
+                "FwList",
+                v(line(&FwList {
+                    blocks: vec![block],
+                    default: Some("deny"),
+                    dry_run: false,
+                    file: Some("/etc/rxray/rules"),
+                    interface: "veth-b",
+                    limits: vec![limit],
+                    rules: Some(&rules),
+                })),
+            ),
+            ("FwStats", v(line(&FwStats { counters: &counts, interface: "veth-b" }))),
+            ("FwVerdict", v(line(&FwVerdict { default: false, index: 1, rule: Some(2), ts_ns: 1, verdict: "drop" }))),
+            ("Iface", serde_json::to_value(&iface).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn an_example_of_each_record_matches_its_schema() {
+        let schemas = reference();
+        let ex = examples();
+        assert_eq!(ex.len(), schemas.len(), "one example per record");
+        for (name, value) in ex {
+            let (_, _, schema) = schemas.iter().find(|(_, n, _)| *n == name).expect("a schema for each example");
+            let validator = jsonschema::validator_for(schema.as_value()).expect("a valid schema");
+            let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}\n{value}");
+            // And a record with a field of the wrong type does not.
+            let mut bad = value.clone();
+            let key = bad.as_object().and_then(|o| o.keys().next().cloned()).expect("an object");
+            bad[&key] = serde_json::json!({"not": "this"});
+            assert!(!validator.is_valid(&bad), "{name}: the schema accepted {bad}");
+        }
+    }
+}
