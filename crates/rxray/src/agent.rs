@@ -594,6 +594,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
     drop(observed);
     drop(metrics);
     let _ = std::fs::remove_file(&sock);
+    // The namespace's run directory goes with its last user (the owner locks went with `observed`).
+    if let Some(dir) = sock.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
     Ok(())
 }
 

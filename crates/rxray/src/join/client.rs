@@ -29,7 +29,20 @@ pub struct Outcome {
 /// for another reason (a bad filter, too many clients) is an error.
 pub fn try_join(command: &str, mut req: JoinRequest) -> Result<Option<Joined>> {
     let sock = crate::agent::socket_path();
-    let Ok(mut conn) = UnixStream::connect(&sock) else { return Ok(None) };
+    let mut conn = match UnixStream::connect(&sock) {
+        Ok(c) => c,
+        Err(e) => {
+            // A socket nobody listens on was left by an agent that was killed (or by a namespace
+            // long gone whose inode number came back): remove it, so it misleads no one.
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                let _ = std::fs::remove_file(&sock);
+                if let Some(dir) = sock.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return Ok(None);
+        }
+    };
     req.cmd = "join".into();
     req.v = VERSION;
     req.command = command.into();
