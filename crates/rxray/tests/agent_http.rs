@@ -4,9 +4,8 @@
 //! accepts the scrape.
 mod common;
 
-use common::web::{self, Calls, Nginx};
+use common::web::{self, Calls};
 use common::*;
-use rxray_lab::Lab;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -29,21 +28,9 @@ fn series(text: &str, name: &str) -> Vec<(String, f64)> {
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn the_agents_http_view_counts_what_curl_sent_in_its_metrics() {
-    if !need_root() {
-        return;
-    }
-    for t in ["nginx", "curl"] {
-        if !have(t) {
-            skip_or_fail(&format!("{t} is not installed"));
-            return;
-        }
-    }
     let tmp = TempDir::new();
-    let (www, _) = web::web_roots(&tmp);
-    let lab = Lab::pair(&unique_name()).expect("lab");
+    let Some((lab, _nginx, b)) = web::lab_with_nginx(&tmp) else { return };
     let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
-    let b = lab.addr4_b().to_string();
-    let _nginx = Nginx::start(&lab, &ns, &b, 8080, &www, tmp.path());
     let cfg = tmp.path().join("agent.toml");
     std::fs::write(
         &cfg,

@@ -3,9 +3,8 @@
 //! answers and latency counts sum exactly to what curl reported for that endpoint.
 mod common;
 
-use common::web::{self, Calls, Nginx};
+use common::web::{self, Calls};
 use common::*;
-use rxray_lab::Lab;
 use std::process::Command;
 use std::time::Duration;
 
@@ -13,21 +12,9 @@ use std::time::Duration;
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn the_agent_stores_http_endpoints_per_minute_with_exact_counts() {
-    if !need_root() {
-        return;
-    }
-    for t in ["nginx", "curl"] {
-        if !have(t) {
-            skip_or_fail(&format!("{t} is not installed"));
-            return;
-        }
-    }
     let tmp = TempDir::new();
-    let (www, _) = web::web_roots(&tmp);
-    let lab = Lab::pair(&unique_name()).expect("lab");
+    let Some((lab, _nginx, b)) = web::lab_with_nginx(&tmp) else { return };
     let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
-    let b = lab.addr4_b().to_string();
-    let _nginx = Nginx::start(&lab, &ns, &b, 8080, &www, tmp.path());
     let store = tmp.path().join("store");
     let cfg = tmp.path().join("agent.toml");
     std::fs::write(

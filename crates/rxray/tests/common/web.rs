@@ -202,6 +202,26 @@ pub fn rxray_calls(http: &serde_json::Value) -> Calls {
     calls
 }
 
+/// The lab the agent's HTTP tests use: root, nginx and curl checked (None when the test cannot
+/// run here; under CI=true that fails instead), a pair of namespaces, and nginx serving
+/// `web_roots` on b's address, port 8080. Returns the lab, nginx (stopped on drop) and b's address.
+pub fn lab_with_nginx(tmp: &TempDir) -> Option<(Lab, Nginx, String)> {
+    if !super::need_root() {
+        return None;
+    }
+    for t in ["nginx", "curl"] {
+        if !super::have(t) {
+            super::skip_or_fail(&format!("{t} is not installed"));
+            return None;
+        }
+    }
+    let (www, _) = web_roots(tmp);
+    let lab = Lab::pair(&super::unique_name()).expect("lab");
+    let b = lab.addr4_b().to_string();
+    let nginx = Nginx::start(&lab, lab.ns_b(), &b, 8080, &www, tmp.path());
+    Some((lab, nginx, b))
+}
+
 /// Known files: nginx's root (`/index.html`, `/api/items/1..=20`, `/big.bin` of 200 KB) and
 /// python's (`/files/1..=8`).
 pub fn web_roots(tmp: &TempDir) -> (PathBuf, PathBuf) {
