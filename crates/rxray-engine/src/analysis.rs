@@ -456,13 +456,41 @@ impl Analyzer {
     }
 
     /// The report; lists are cut to `top` entries (flows too) when given, conversations never.
+    /// Everything at once: [`Analyzer::stream`] writes the same report a section at a time.
     pub fn report(&self, top: Option<usize>) -> Report {
-        let cut = |n: usize| top.unwrap_or(n).min(n);
+        let (top_talkers, top_ports) = self.talkers_and_ports(top);
+        let ranked = self.ranked_flows(top);
+        Report {
+            totals: self.totals(),
+            max_flows: self.max_flows,
+            other: self.other,
+            protocols: self.protocols(),
+            top_talkers,
+            top_ports,
+            flows: ranked.records(self).collect(),
+            flow_count: ranked.count,
+            conversations: ConversationTables {
+                ip: self.conversations(ConvKind::Ip),
+                ipv6: self.conversations(ConvKind::Ipv6),
+                tcp: self.conversations(ConvKind::Tcp),
+                udp: self.conversations(ConvKind::Udp),
+            },
+        }
+    }
+
+    /// The report as a value that serializes exactly as [`Report`] does, building each section
+    /// only while it is written: at most one section's rows are in memory beside the flow table
+    /// (flow records are made one at a time). `analyze --json` writes this.
+    pub fn stream(&self, top: Option<usize>) -> ReportStream<'_> {
+        ReportStream { an: self, top }
+    }
+
+    pub fn totals(&self) -> Totals {
         let first = self.first_ns.unwrap_or(0);
         let last = if self.first_ns.is_some() { self.last_ns } else { 0 };
         let malformed_by: BTreeMap<&'static str, u64> =
             self.malformed_names.iter().zip(self.malformed.iter()).map(|(n, c)| (*n, *c)).collect();
-        let totals = Totals {
+        Totals {
             packets: self.packets,
             bytes: self.bytes,
             first_ns: first,
@@ -471,47 +499,58 @@ impl Analyzer {
             malformed: malformed_by.values().sum(),
             malformed_by,
             frag_unattributed: self.frag_unattributed,
-        };
-        let protocols = PROTO_NAMES
+        }
+    }
+
+    pub fn protocols(&self) -> Vec<ProtoCount> {
+        PROTO_NAMES
             .iter()
             .zip(self.protos.iter())
             .filter(|(_, c)| c.packets > 0)
             .map(|(n, c)| ProtoCount { name: n, packets: c.packets, bytes: c.bytes })
-            .collect();
-        // Talkers, ports and conversations: what was counted as it came, plus every ordinary flow.
+            .collect()
+    }
+
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    pub fn folded(&self) -> Folded {
+        self.other
+    }
+
+    /// The ordinary flows (kind 0) with their packet and byte counts.
+    fn ordinary(&self) -> impl Iterator<Item = (usize, &Key, Count, &Flow)> + '_ {
+        self.flows.iter().enumerate().filter(|(_, f)| f.key.kind == 0).map(|(i, f)| {
+            (i, &f.key, Count { packets: self.hist(i).iter().sum(), bytes: f.bytes }, f)
+        })
+    }
+
+    /// Talkers and ports: what was counted as it came, plus every ordinary flow; cut to `top`.
+    pub fn talkers_and_ports(&self, top: Option<usize>) -> (Vec<Talker>, Vec<PortCount>) {
+        let cut = |n: usize| top.unwrap_or(n).min(n);
         let mut tk = self.talkers.clone();
         let mut pt = self.ports.clone();
-        let mut conv = self.conv.clone();
-        for (i, f) in self.flows.iter().enumerate() {
-            let k = &f.key;
-            if k.kind != 0 {
-                continue;
-            }
-            let hist = self.hist(i);
-            let c = Count { packets: hist.iter().sum(), bytes: f.bytes };
+        for (_, k, c, _) in self.ordinary() {
             let t = tk.entry((k.ver, k.src)).or_default();
             t.0.packets += c.packets;
             t.0.bytes += c.bytes;
             let t = tk.entry((k.ver, k.dst)).or_default();
             t.1.packets += c.packets;
             t.1.bytes += c.bytes;
-            let order = 2 * i as u64 + 1;
-            let t = if k.ver == 4 { &mut conv.ip } else { &mut conv.ipv6 };
-            t.add_agg((k.ver, k.src, 0), (k.ver, k.dst, 0), c.packets, c.bytes, f.first_ns, f.last_ns, order);
             if matches!(k.proto, 6 | 17) {
                 for port in [k.sport, k.dport].into_iter().take(if k.sport == k.dport { 1 } else { 2 }) {
                     let p = pt.entry((k.proto, port)).or_default();
                     p.packets += c.packets;
                     p.bytes += c.bytes;
                 }
-                let t = if k.proto == 6 { &mut conv.tcp } else { &mut conv.udp };
-                t.add_agg((k.ver, k.src, k.sport), (k.ver, k.dst, k.dport), c.packets, c.bytes, f.first_ns, f.last_ns, order);
             }
         }
         let mut talkers: Vec<Talker> = tk
             .iter()
             .map(|((v, a), (tx, rx))| Talker { addr: ip_of(*v, a), packets: tx.packets + rx.packets, bytes: tx.bytes + rx.bytes, tx: *tx, rx: *rx })
             .collect();
+        drop(tk);
         talkers.sort_by(|x, y| y.bytes.cmp(&x.bytes).then(y.packets.cmp(&x.packets)).then(x.addr.cmp(&y.addr)));
         talkers.truncate(cut(talkers.len()));
         let mut ports: Vec<PortCount> = pt
@@ -520,7 +559,34 @@ impl Analyzer {
             .collect();
         ports.sort_by(|x, y| y.packets.cmp(&x.packets).then(y.bytes.cmp(&x.bytes)).then((x.proto, x.port).cmp(&(y.proto, y.port))));
         ports.truncate(cut(ports.len()));
-        // Flows: fragments join the ordinary flow of the same key.
+        (talkers, ports)
+    }
+
+    /// One conversation table: what was counted as it came, plus every ordinary flow.
+    pub fn conversations(&self, kind: ConvKind) -> Vec<Conversation> {
+        let mut t = match kind {
+            ConvKind::Ip => self.conv.ip.clone(),
+            ConvKind::Ipv6 => self.conv.ipv6.clone(),
+            ConvKind::Tcp => self.conv.tcp.clone(),
+            ConvKind::Udp => self.conv.udp.clone(),
+        };
+        for (i, k, c, f) in self.ordinary() {
+            let order = 2 * i as u64 + 1;
+            let (src, dst) = match kind {
+                ConvKind::Ip if k.ver == 4 => ((k.ver, k.src, 0), (k.ver, k.dst, 0)),
+                ConvKind::Ipv6 if k.ver != 4 => ((k.ver, k.src, 0), (k.ver, k.dst, 0)),
+                ConvKind::Tcp if k.proto == 6 => ((k.ver, k.src, k.sport), (k.ver, k.dst, k.dport)),
+                ConvKind::Udp if k.proto == 17 => ((k.ver, k.src, k.sport), (k.ver, k.dst, k.dport)),
+                _ => continue,
+            };
+            t.add_agg(src, dst, c.packets, c.bytes, f.first_ns, f.last_ns, order);
+        }
+        t.into_sorted()
+    }
+
+    /// The flows to show, ranked (most bytes, then packets, then key): fragments join the
+    /// ordinary flow of the same key.
+    pub fn ranked_flows(&self, top: Option<usize>) -> RankedFlows {
         let mut partner: FastMap<u32, u32> = FastMap::default();
         for (i, f) in self.flows.iter().enumerate() {
             if f.key.kind == 1 {
@@ -531,7 +597,7 @@ impl Analyzer {
         }
         let absorbed: std::collections::HashSet<u32, FixedState> = partner.values().copied().collect();
         // Rank (bytes, packets, index) first; records (with their interface names) are built
-        // only for the flows shown.
+        // only for the flows shown, one at a time.
         let mut ranked: Vec<(u64, u64, u32)> = (0..self.flows.len())
             .filter(|&i| self.flows[i].key.kind != 1 || !absorbed.contains(&(i as u32)))
             .map(|i| {
@@ -540,7 +606,8 @@ impl Analyzer {
                 (self.flows[i].bytes + j.map_or(0, |j| self.flows[j].bytes), packets, i as u32)
             })
             .collect();
-        let flow_count = ranked.len();
+        drop(absorbed);
+        let count = ranked.len();
         let order = |a: &(u64, u64, u32), b: &(u64, u64, u32)| {
             let (ka, kb) = (&self.flows[a.2 as usize].key, &self.flows[b.2 as usize].key);
             b.0.cmp(&a.0)
@@ -548,30 +615,97 @@ impl Analyzer {
                 .then_with(|| flow_order(&self.flow_key(ka)).cmp(&flow_order(&self.flow_key(kb))))
                 .then_with(|| self.iface_name(ka).cmp(self.iface_name(kb)))
         };
-        let shown = cut(flow_count);
-        if shown < flow_count && shown > 0 {
+        let shown = top.unwrap_or(count).min(count);
+        if shown < count && shown > 0 {
             ranked.select_nth_unstable_by(shown - 1, order);
         }
         ranked.truncate(shown);
         ranked.sort_by(order);
-        let flows: Vec<FlowRecord> =
-            ranked.iter().map(|&(_, _, i)| self.record(i as usize, partner.get(&i).map(|&j| j as usize))).collect();
-        Report {
-            totals,
-            max_flows: self.max_flows,
-            other: self.other,
-            protocols,
-            top_talkers: talkers,
-            top_ports: ports,
-            flows,
-            flow_count,
-            conversations: ConversationTables {
-                ip: conv.ip.sorted(),
-                ipv6: conv.ipv6.sorted(),
-                tcp: conv.tcp.sorted(),
-                udp: conv.udp.sorted(),
-            },
+        let shown: Vec<(u32, Option<u32>)> = ranked.iter().map(|&(_, _, i)| (i, partner.get(&i).copied())).collect();
+        RankedFlows { shown, count }
+    }
+}
+
+/// The four conversation tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKind {
+    Ip,
+    Ipv6,
+    Tcp,
+    Udp,
+}
+
+/// The flows a report shows, in order, and how many there were in all.
+pub struct RankedFlows {
+    /// (flow, the flow of its fragments).
+    shown: Vec<(u32, Option<u32>)>,
+    pub count: usize,
+}
+
+impl RankedFlows {
+    pub fn len(&self) -> usize {
+        self.shown.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+
+    /// The records, built one at a time.
+    pub fn records<'a>(&'a self, an: &'a Analyzer) -> impl Iterator<Item = FlowRecord> + 'a {
+        self.shown.iter().map(|&(i, j)| an.record(i as usize, j.map(|j| j as usize)))
+    }
+}
+
+/// [`Analyzer::stream`]: serializes as [`Report`], one section at a time.
+pub struct ReportStream<'a> {
+    an: &'a Analyzer,
+    top: Option<usize>,
+}
+
+/// A sequence serialized from an iterator, without collecting it.
+struct SeqOf<I>(std::cell::RefCell<Option<I>>);
+
+impl<I: Iterator<Item = T>, T: Serialize> Serialize for SeqOf<I> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let it = self.0.borrow_mut().take().ok_or_else(|| serde::ser::Error::custom("sequence written twice"))?;
+        s.collect_seq(it)
+    }
+}
+
+/// The conversation tables, each built while it is written and dropped after.
+struct ConvStream<'a>(&'a Analyzer);
+
+impl Serialize for ConvStream<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("ConversationTables", 4)?;
+        for (name, kind) in [("ip", ConvKind::Ip), ("ipv6", ConvKind::Ipv6), ("tcp", ConvKind::Tcp), ("udp", ConvKind::Udp)] {
+            m.serialize_field(name, &self.0.conversations(kind))?;
         }
+        m.end()
+    }
+}
+
+impl Serialize for ReportStream<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let an = self.an;
+        let mut m = s.serialize_struct("Report", 9)?;
+        m.serialize_field("totals", &an.totals())?;
+        m.serialize_field("max_flows", &an.max_flows)?;
+        m.serialize_field("other", &an.other)?;
+        m.serialize_field("protocols", &an.protocols())?;
+        let (talkers, ports) = an.talkers_and_ports(self.top);
+        m.serialize_field("top_talkers", &talkers)?;
+        m.serialize_field("top_ports", &ports)?;
+        drop((talkers, ports));
+        let ranked = an.ranked_flows(self.top);
+        m.serialize_field("flows", &SeqOf(std::cell::RefCell::new(Some(ranked.records(an)))))?;
+        m.serialize_field("flow_count", &ranked.count)?;
+        drop(ranked);
+        m.serialize_field("conversations", &ConvStream(an))?;
+        m.end()
     }
 }
 

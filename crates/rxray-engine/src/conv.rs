@@ -128,31 +128,46 @@ impl ConvTable {
         self.convs.is_empty()
     }
 
+    /// [`ConvTable::sorted`], consuming the table: its index is freed first, and the rows become
+    /// conversations in place.
+    pub fn into_sorted(self) -> Vec<Conversation> {
+        let ConvTable { index, convs, .. } = self;
+        drop(index);
+        let mut v: Vec<Conversation> = convs.into_iter().map(Row::conversation).collect();
+        v.sort_unstable_by(by_size_then_endpoints);
+        v
+    }
+
     /// Every conversation, most bytes first (then most frames, then by endpoints): deterministic.
     pub fn sorted(&self) -> Vec<Conversation> {
-        let mut v: Vec<Conversation> = self
-            .convs
-            .iter()
-            .map(|r| Conversation {
-                a: ip_of(r.a.0, &r.a.1),
-                a_port: r.a.2,
-                b: ip_of(r.b.0, &r.b.1),
-                b_port: r.b.2,
-                frames_ab: r.ab.0,
-                bytes_ab: r.ab.1,
-                frames_ba: r.ba.0,
-                bytes_ba: r.ba.1,
-                first_ns: r.first_ns,
-                last_ns: r.last_ns,
-            })
-            .collect();
-        v.sort_unstable_by(|x, y| {
-            y.bytes()
-                .cmp(&x.bytes())
-                .then(y.frames().cmp(&x.frames()))
-                .then((x.a, x.a_port, x.b, x.b_port).cmp(&(y.a, y.a_port, y.b, y.b_port)))
-        });
+        let mut v: Vec<Conversation> = self.convs.iter().cloned().map(Row::conversation).collect();
+        v.sort_unstable_by(by_size_then_endpoints);
         v
+    }
+}
+
+/// Most bytes first, then most frames, then by endpoints: a total order, so output is deterministic.
+fn by_size_then_endpoints(x: &Conversation, y: &Conversation) -> std::cmp::Ordering {
+    y.bytes()
+        .cmp(&x.bytes())
+        .then(y.frames().cmp(&x.frames()))
+        .then((x.a, x.a_port, x.b, x.b_port).cmp(&(y.a, y.a_port, y.b, y.b_port)))
+}
+
+impl Row {
+    fn conversation(self) -> Conversation {
+        Conversation {
+            a: ip_of(self.a.0, &self.a.1),
+            a_port: self.a.2,
+            b: ip_of(self.b.0, &self.b.1),
+            b_port: self.b.2,
+            frames_ab: self.ab.0,
+            bytes_ab: self.ab.1,
+            frames_ba: self.ba.0,
+            bytes_ba: self.ba.1,
+            first_ns: self.first_ns,
+            last_ns: self.last_ns,
+        }
     }
 }
 

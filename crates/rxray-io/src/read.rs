@@ -98,15 +98,50 @@ pub enum Format {
 }
 
 /// Reads records one at a time; after an error it yields nothing more.
+///
+/// Over a regular file ([`CaptureReader::open`]) the reader maps the file and hands out records
+/// straight from the mapping: no copy into a buffer, and pages already read are given back to the
+/// kernel every [`RELEASE_BYTES`], so resident memory stays small whatever the file's size.
 pub struct CaptureReader<R: Read> {
     r: BufReader<R>,
+    /// The mapped file, when reading a regular file.
+    map: Option<Mapped>,
     pos: u64,
     format: Format,
     /// Byte order of the current pcapng section (or of the pcap file).
     big_endian: bool,
     ifaces: Vec<Interface>,
     buf: Vec<u8>,
+    /// In a mapped file: the current block's body (what `buf` holds otherwise).
+    win: (usize, usize),
     done: bool,
+}
+
+/// Pages behind the reading position are released in steps of this many bytes.
+pub const RELEASE_BYTES: usize = 32 << 20;
+
+struct Mapped {
+    map: memmap2::Mmap,
+    /// Bytes before this offset have been released.
+    released: usize,
+    /// Released in steps of this many bytes ([`RELEASE_BYTES`]).
+    step: usize,
+}
+
+impl Mapped {
+    /// Gives back the pages wholly before `upto` (nothing that a live record still borrows).
+    fn release(&mut self, upto: usize) {
+        let page = 4096;
+        let end = upto / page * page;
+        if end < self.released + self.step {
+            return;
+        }
+        // SAFETY: the mapping is private and read-only, and no slice into [released, end) is alive:
+        // records borrow the reader, and this runs before the next record is read. Touching these
+        // pages again would only fault them back in from the file.
+        let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, end - self.released) };
+        self.released = end;
+    }
 }
 
 fn u16_at(b: &[u8], at: usize, be: bool) -> Option<u16> {
@@ -165,13 +200,19 @@ fn options(b: &[u8], be: bool) -> impl Iterator<Item = Result<(u16, &[u8]), ()>>
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header (pcap) or the first section header (pcapng).
     pub fn new(inner: R) -> Result<Self, ReadError> {
+        Self::with_input(BufReader::with_capacity(1 << 20, inner), None)
+    }
+
+    fn with_input(r: BufReader<R>, map: Option<Mapped>) -> Result<Self, ReadError> {
         let mut me = CaptureReader {
-            r: BufReader::with_capacity(1 << 20, inner),
+            r,
+            map,
             pos: 0,
             format: Format::Pcapng,
             big_endian: false,
             ifaces: Vec::new(),
             buf: Vec::with_capacity(1 << 16),
+            win: (0, 0),
             done: false,
         };
         let mut m = [0u8; 4];
@@ -231,6 +272,14 @@ impl<R: Read> CaptureReader<R> {
 
     /// Reads until `buf` is full or the input ends; returns how many bytes came.
     fn read_upto(&mut self, buf: &mut [u8], at: u64) -> Result<usize, ReadError> {
+        if let Some(m) = self.map.as_mut() {
+            let from = (self.pos as usize).min(m.map.len());
+            m.release(from);
+            let n = buf.len().min(m.map.len() - from);
+            buf[..n].copy_from_slice(&m.map[from..from + n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
         let mut n = 0;
         while n < buf.len() {
             match self.r.read(&mut buf[n..]) {
@@ -246,6 +295,13 @@ impl<R: Read> CaptureReader<R> {
 
     /// Reads `n` bytes into the reusable buffer; returns how many came.
     fn read_buf(&mut self, n: usize, at: u64) -> Result<usize, ReadError> {
+        if let Some(m) = &self.map {
+            let from = (self.pos as usize).min(m.map.len());
+            let got = n.min(m.map.len() - from);
+            self.win = (from, from + got);
+            self.pos += got as u64;
+            return Ok(got);
+        }
         // Appended straight from the buffered reader: no zero-filling first.
         let mut b = std::mem::take(&mut self.buf);
         b.clear();
@@ -260,6 +316,14 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// The body read by the last `read_buf` (or `read_block_rest`).
+    fn body(&self) -> &[u8] {
+        match &self.map {
+            Some(m) => &m.map[self.win.0..self.win.1],
+            None => &self.buf,
+        }
+    }
+
     /// The next record, `None` at a clean end, or the error that stopped reading (once).
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, ReadError>> {
         if self.done {
@@ -271,7 +335,7 @@ impl<R: Read> CaptureReader<R> {
         };
         match r {
             Ok(Some(meta)) => {
-                let data = self.buf.get(meta.start..meta.start + meta.caplen).unwrap_or(&[]);
+                let data = self.body().get(meta.start..meta.start + meta.caplen).unwrap_or(&[]);
                 let iface_name = self.ifaces.get(meta.iface_id as usize).and_then(|i| i.name.as_deref());
                 Some(Ok(Record {
                     ts_ns: meta.ts_ns,
@@ -342,7 +406,7 @@ impl<R: Read> CaptureReader<R> {
         self.big_endian = be;
         // The rest of the block after type, length and byte-order magic.
         self.read_block_rest(SHB, total, 12, at)?;
-        let major = u16_at(&self.buf, 0, be).unwrap_or(0);
+        let major = u16_at(self.body(), 0, be).unwrap_or(0);
         if major != 1 {
             return err(at, format!("unsupported pcapng version {major}"));
         }
@@ -366,11 +430,12 @@ impl<R: Read> CaptureReader<R> {
         if got < rest {
             return err(at, format!("truncated {name} ({} of {total} bytes)", already + got));
         }
-        let trailer = u32_at(&self.buf, rest - 4, self.big_endian).unwrap_or(0) as usize;
+        let trailer = u32_at(self.body(), rest - 4, self.big_endian).unwrap_or(0) as usize;
         if trailer != total {
             return err(at, format!("{name} length mismatch: header says {total}, trailer says {trailer}"));
         }
         self.buf.truncate(rest - 4);
+        self.win.1 = self.win.0 + (rest - 4);
         Ok(rest - 4)
     }
 
@@ -399,7 +464,7 @@ impl<R: Read> CaptureReader<R> {
             let short = || err(at, format!("{name} body too short ({body_len} bytes)"));
             match ty {
                 IDB => {
-                    let (Some(lt), Some(snaplen)) = (u16_at(&self.buf, 0, be), u32_at(&self.buf, 4, be)) else {
+                    let (Some(lt), Some(snaplen)) = (u16_at(self.body(), 0, be), u32_at(self.body(), 4, be)) else {
                         return short();
                     };
                     let mut iface = Interface {
@@ -409,7 +474,7 @@ impl<R: Read> CaptureReader<R> {
                         tsresol: TsResol::Pow10(6),
                         tsoffset_s: 0,
                     };
-                    for o in options(&self.buf[8..], be) {
+                    for o in options(&self.body()[8..], be) {
                         let Ok((code, v)) = o else {
                             return err(at, "interface description block has an option running past its end");
                         };
@@ -429,16 +494,16 @@ impl<R: Read> CaptureReader<R> {
                 }
                 EPB | OPB => {
                     let (iface_id, fixed) = if ty == EPB {
-                        (u32_at(&self.buf, 0, be), 20)
+                        (u32_at(self.body(), 0, be), 20)
                     } else {
-                        (u16_at(&self.buf, 0, be).map(u32::from), 20)
+                        (u16_at(self.body(), 0, be).map(u32::from), 20)
                     };
                     let (Some(iface_id), Some(hi), Some(lo), Some(caplen), Some(orig_len)) = (
                         iface_id,
-                        u32_at(&self.buf, 4, be),
-                        u32_at(&self.buf, 8, be),
-                        u32_at(&self.buf, 12, be),
-                        u32_at(&self.buf, 16, be),
+                        u32_at(self.body(), 4, be),
+                        u32_at(self.body(), 8, be),
+                        u32_at(self.body(), 12, be),
+                        u32_at(self.body(), 16, be),
                     ) else {
                         return short();
                     };
@@ -463,7 +528,7 @@ impl<R: Read> CaptureReader<R> {
                     let mut queue = None;
                     if ty == EPB {
                         let opts_at = fixed + caplen.div_ceil(4) * 4;
-                        for (code, v) in options(self.buf.get(opts_at..).unwrap_or(&[]), be).flatten() {
+                        for (code, v) in options(self.body().get(opts_at..).unwrap_or(&[]), be).flatten() {
                             if code == 6 && v.len() == 4 {
                                 queue = u32_at(v, 0, be);
                             }
@@ -472,7 +537,7 @@ impl<R: Read> CaptureReader<R> {
                     return Ok(Some(Meta { ts_ns, linktype, iface_id, orig_len, start: fixed, caplen, queue, offset: at }));
                 }
                 SPB => {
-                    let Some(orig_len) = u32_at(&self.buf, 0, be) else {
+                    let Some(orig_len) = u32_at(self.body(), 0, be) else {
                         return short();
                     };
                     let Some(iface) = self.ifaces.first() else {
@@ -488,6 +553,46 @@ impl<R: Read> CaptureReader<R> {
                 _ => {} // name resolution, statistics, custom, unknown: skipped
             }
         }
+    }
+}
+
+impl CaptureReader<std::fs::File> {
+    /// Reads a capture file. A regular file is mapped (see [`CaptureReader`]); anything else (a
+    /// pipe, a FIFO, a device) is read through a buffer, as [`CaptureReader::new`] does.
+    ///
+    /// A mapped file must not shrink while it is read: the kernel would end the process (SIGBUS)
+    /// at the first page past the new end. Captures being written are only ever appended to.
+    pub fn open(file: std::fs::File) -> Result<Self, ReadError> {
+        let mapped = match file.metadata() {
+            Ok(m) if m.is_file() && m.len() > 0 => {
+                // SAFETY: the mapping is read-only and private; see the note on shrinking above.
+                unsafe { memmap2::Mmap::map(&file) }.ok()
+            }
+            _ => None,
+        };
+        match mapped {
+            Some(map) => {
+                let _ = map.advise(memmap2::Advice::Sequential);
+                Self::with_input(BufReader::with_capacity(0, file), Some(Mapped { map, released: 0, step: RELEASE_BYTES }))
+            }
+            None => Self::new(file),
+        }
+    }
+}
+
+impl<R: Read> CaptureReader<R> {
+    /// Whether records come straight from a mapping of the file.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// Releases read pages every `bytes` instead of [`RELEASE_BYTES`] (tests use a small step).
+    #[doc(hidden)]
+    pub fn with_release_step(mut self, bytes: usize) -> Self {
+        if let Some(m) = self.map.as_mut() {
+            m.step = bytes.max(4096);
+        }
+        self
     }
 }
 

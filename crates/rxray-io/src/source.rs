@@ -5,7 +5,6 @@ use rxray_engine::event::Packet;
 use rxray_engine::source::{Event, Frame, Source, SourceError};
 use rxray_wire::dissect::{dissect_into, empty_packet};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 
 /// Payload bytes a dissected packet keeps (what a kernel event carries at most).
@@ -14,7 +13,7 @@ const PAYLOAD: usize = 256;
 /// Reads captures (pcap or pcapng) one after the other, in capture time.
 pub struct CaptureSource {
     files: std::vec::IntoIter<PathBuf>,
-    current: Option<(CaptureReader<BufReader<File>>, String, PathBuf)>,
+    current: Option<(CaptureReader<File>, String, PathBuf)>,
     frames: bool,
     pending: bool,
     pkt: Packet,
@@ -59,7 +58,7 @@ impl CaptureSource {
     fn open_next(&mut self) -> Result<bool, SourceError> {
         let Some(f) = self.files.next() else { return Ok(false) };
         let file = File::open(&f).map_err(|e| SourceError::fatal(format!("opening {}: {e}", f.display())))?;
-        let rd = CaptureReader::new(BufReader::new(file)).map_err(|e| SourceError::fatal(format!("{}: {e}", f.display())))?;
+        let rd = CaptureReader::open(file).map_err(|e| SourceError::fatal(format!("{}: {e}", f.display())))?;
         let fallback = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         self.current = Some((rd, fallback, f));
         Ok(true)

@@ -12,9 +12,29 @@ struct Rec {
     queue: Option<u32>,
 }
 
-/// Every record, and the error that stopped reading (if any).
+/// Every record, and the error that stopped reading (if any). Read twice: from memory through a
+/// buffer, and from a file through its mapping (releasing read pages every 4 KiB, the smallest
+/// step); both must give the same records and the same error.
 fn read_all(bytes: &[u8]) -> (Vec<Rec>, Option<ReadError>) {
-    let mut r = match CaptureReader::new(bytes) {
+    let buffered = read_from(CaptureReader::new(bytes));
+    let path = std::env::temp_dir().join(format!("rxray-reader-{}-{}.cap", std::process::id(), SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    std::fs::write(&path, bytes).expect("temp file");
+    let file = std::fs::File::open(&path).expect("temp file");
+    let mapped = read_from(CaptureReader::open(file).map(|r| {
+        assert_eq!(r.is_mapped(), !bytes.is_empty(), "a non-empty regular file is mapped");
+        r.with_release_step(4096)
+    }));
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(buffered.0, mapped.0, "records read through the mapping differ from the buffered ones");
+    let show = |e: &Option<ReadError>| e.as_ref().map(|e| e.to_string());
+    assert_eq!(show(&buffered.1), show(&mapped.1), "errors differ between the buffered and the mapped reader");
+    buffered
+}
+
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn read_from<R: std::io::Read>(r: Result<CaptureReader<R>, ReadError>) -> (Vec<Rec>, Option<ReadError>) {
+    let mut r = match r {
         Ok(r) => r,
         Err(e) => return (vec![], Some(e)),
     };
@@ -286,5 +306,31 @@ fn pcapng_times_out_of_range_are_errors_at_the_record_not_wrapped() {
         let e = e.unwrap_or_else(|| panic!("{what}: no error"));
         assert_eq!(e.offset, offsets[1], "{what}: {e}");
         assert!(e.to_string().contains(&format!("timestamp {bad} ")), "{what}: {e}");
+    }
+}
+
+/// A file many release steps long: every record read through the mapping, after the pages behind
+/// it were given back, is the record written (pcap and pcapng).
+#[test]
+fn a_mapped_file_reads_whole_while_its_read_pages_are_released() {
+    let payload = |i: usize| -> Vec<u8> { (0..700 + i % 800).map(|b| (b * 31 + i * 7) as u8).collect() };
+    let n = 3000;
+    let mut p = PcapWriter::new(Vec::new(), LinkType::ETHERNET, 65535).unwrap();
+    let mut ng = PcapngWriter::new(Vec::new(), "rxray tests").unwrap();
+    let eth = ng.add_interface("eth0", LinkType::ETHERNET, 65535).unwrap();
+    for i in 0..n {
+        let d = payload(i);
+        p.write_packet(1_700_000_000_000_000_000 + i as u64, d.len() as u32, &d).unwrap();
+        ng.write_packet(eth, 1_700_000_000_000_000_000 + i as u64, d.len() as u32, &d, None).unwrap();
+    }
+    for bytes in [p.into_inner(), ng.into_inner()] {
+        assert!(bytes.len() > 500 * 4096, "the file spans many release steps");
+        let (recs, e) = read_all(&bytes);
+        assert!(e.is_none(), "{e:?}");
+        assert_eq!(recs.len(), n);
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r.data, payload(i), "record {i}");
+            assert_eq!(r.ts_ns, 1_700_000_000_000_000_000 + i as u64);
+        }
     }
 }

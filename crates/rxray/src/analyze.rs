@@ -2,7 +2,7 @@
 //! (rxray-wire) and prints the engine's report: totals, protocols, talkers, ports, flows, conversations.
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::filter::Filter;
-use rxray_engine::analysis::{Analyzer, Report};
+use rxray_engine::analysis::{Analyzer, ConvKind};
 use rxray_engine::conv::Conversation;
 use rxray_io::CaptureReader;
 use rxray_engine::event::Packet;
@@ -54,10 +54,10 @@ pub fn read_files(files: &[PathBuf], an: &mut Analyzer, filter: &mut Option<Filt
     for f in files {
         let shown = f.display().to_string();
         let res = if shown == "-" {
-            read_one(std::io::stdin().lock(), &shown, an, filter)
+            read_one(CaptureReader::new(std::io::stdin().lock()), &shown, an, filter)
         } else {
             match std::fs::File::open(f) {
-                Ok(file) => read_one(file, &shown, an, filter),
+                Ok(file) => read_one(CaptureReader::open(file), &shown, an, filter),
                 Err(e) => Err(format!("cannot open: {e}")),
             }
         };
@@ -76,8 +76,13 @@ pub struct FilterCount {
     pub rejected: u64,
 }
 
-fn read_one(r: impl Read, file: &str, an: &mut Analyzer, filter: &mut Option<FilterCount>) -> Result<(), String> {
-    let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
+fn read_one<R: Read>(
+    rd: Result<CaptureReader<R>, rxray_io::ReadError>,
+    file: &str,
+    an: &mut Analyzer,
+    filter: &mut Option<FilterCount>,
+) -> Result<(), String> {
+    let mut rd = rd.map_err(|e| e.to_string())?;
     let mut unsupported = BTreeSet::new();
     let fallback = file.rsplit('/').next().unwrap_or(file).to_string();
     // The analyzer's index of the last interface name (pcapng sections may rename interfaces).
@@ -136,20 +141,22 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     };
     let mut an = Analyzer::with_max_flows(a.max_flows);
     let errors = read_files(&a.files, &mut an, &mut filter);
-    let report = an.report((a.top != 0).then_some(a.top));
+    // Written section by section straight from the analyzer's tables (large captures: at most one
+    // section's rows exist beside the flow table at a time).
+    let top = (a.top != 0).then_some(a.top);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
         // Serialised straight from the report (no intermediate JSON tree: large captures).
         #[derive(serde::Serialize)]
-        struct Doc<'a> {
+        struct Doc<'a, R> {
             files: Vec<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             filter: Option<serde_json::Value>,
             errors: &'a [String],
-            report: &'a Report,
+            report: R,
         }
         let filter = filter.as_ref().map(|f| serde_json::json!({"expr": f.filter.text, "matched": f.matched, "rejected": f.rejected}));
-        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), filter, errors: &errors, report: &report };
+        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), filter, errors: &errors, report: an.stream(top) };
         serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
         writeln!(out)?;
     } else {
@@ -157,7 +164,7 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
         if let Some(f) = &filter {
             let _ = writeln!(s, "filter: {} ({} packets matched, {} did not)", f.filter.text, f.matched, f.rejected);
         }
-        text(&report, &mut s, &mut out)?;
+        text(&an, top, &mut s, &mut out)?;
     }
     out.flush()?;
     let Some((last, rest)) = errors.split_last() else { return Ok(()) };
@@ -178,9 +185,10 @@ fn endpoint(addr: std::net::IpAddr, port: u16, with_port: bool) -> String {
 /// Times as the text report prints them (one civil-date algorithm, rxray_engine::time).
 use rxray_engine::time::utc_text as utc;
 
-/// The report as text tables, written to `out` section by section (`s` is scratch).
-pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result<()> {
-    let t = &r.totals;
+/// The report as text tables, written to `out` section by section (`s` is scratch); lists are cut
+/// to `top` rows when given, conversations never.
+pub fn text(an: &Analyzer, top: Option<usize>, s: &mut String, out: &mut impl Write) -> std::io::Result<()> {
+    let t = &an.totals();
     let _ = writeln!(s, "{} packets, {} bytes, {:.6} s", t.packets, t.bytes, t.duration_s);
     if t.packets > 0 {
         let _ = writeln!(s, "first {}  last {}", utc(t.first_ns), utc(t.last_ns));
@@ -196,20 +204,27 @@ pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result
     let pct = |b: u64| if t.bytes == 0 { 0.0 } else { b as f64 * 100.0 / t.bytes as f64 };
 
     let _ = writeln!(s, "\nProtocols\n  {:<12} {:>10} {:>14} {:>7}", "class", "packets", "bytes", "bytes%");
-    for p in &r.protocols {
+    for p in &an.protocols() {
         let _ = writeln!(s, "  {:<12} {:>10} {:>14} {:>6.1}%", p.name, p.packets, p.bytes, pct(p.bytes));
     }
     let _ = writeln!(s, "\nTop talkers\n  {:<40} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}", "address", "packets", "bytes", "tx pkts", "tx bytes", "rx pkts", "rx bytes");
-    for x in &r.top_talkers {
+    let (talkers, ports) = an.talkers_and_ports(top);
+    for x in &talkers {
         let _ = writeln!(s, "  {:<40} {:>10} {:>14} {:>10} {:>14} {:>10} {:>14}", x.addr, x.packets, x.bytes, x.tx.packets, x.tx.bytes, x.rx.packets, x.rx.bytes);
     }
     let _ = writeln!(s, "\nTop ports\n  {:<10} {:>10} {:>14}", "port", "packets", "bytes");
-    for x in &r.top_ports {
+    for x in &ports {
         let _ = writeln!(s, "  {:<10} {:>10} {:>14}", format!("{}/{}", x.port, x.proto), x.packets, x.bytes);
     }
-    let _ = writeln!(s, "\nFlows ({} of {}, one direction each)", r.flows.len(), r.flow_count);
+    drop((talkers, ports));
+    let flows = an.ranked_flows(top);
+    let _ = writeln!(s, "\nFlows ({} of {}, one direction each)", flows.len(), flows.count);
     let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} flags", "iface", "vlan", "proto", "flow", "packets", "bytes");
-    for f in &r.flows {
+    for f in flows.records(an) {
+        if s.len() > 1 << 16 {
+            out.write_all(s.as_bytes())?;
+            s.clear();
+        }
         let k = &f.key;
         let flow = if k.fragments {
             format!("{} -> {} (later fragments)", k.src, k.dst)
@@ -219,7 +234,8 @@ pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result
         let flags = if k.proto == 6 { tcp_flags(f.tcp_flags) } else { String::new() };
         let _ = writeln!(s, "  {:<10} {:>5} {:>5}  {:<72} {:>10} {:>14} {flags}", f.iface, k.vlan, k.proto, flow, f.packets, f.bytes);
     }
-    let o = &r.other;
+    drop(flows);
+    let o = &an.folded();
     if o.flows > 0 || o.side_rows > 0 {
         let _ = writeln!(
             s,
@@ -227,7 +243,7 @@ pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result
             "other",
             "",
             "",
-            format!("{} flows folded past --max-flows {}", o.flows, r.max_flows),
+            format!("{} flows folded past --max-flows {}", o.flows, an.max_flows()),
             o.packets,
             o.bytes
         );
@@ -238,9 +254,8 @@ pub fn text(r: &Report, s: &mut String, out: &mut impl Write) -> std::io::Result
         );
     }
     out.write_all(s.as_bytes())?;
-    let c = &r.conversations;
-    for (name, table, ports) in [("IPv4", &c.ip, false), ("IPv6", &c.ipv6, false), ("TCP", &c.tcp, true), ("UDP", &c.udp, true)] {
-        conv_table(s, name, table, ports, out)?;
+    for (name, kind, ports) in [("IPv4", ConvKind::Ip, false), ("IPv6", ConvKind::Ipv6, false), ("TCP", ConvKind::Tcp, true), ("UDP", ConvKind::Udp, true)] {
+        conv_table(s, name, &an.conversations(kind), ports, out)?;
     }
     Ok(())
 }

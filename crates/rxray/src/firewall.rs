@@ -567,7 +567,7 @@ fn simulate(a: SimArgs) -> Result<()> {
     let set = load_rules(&a.rules, &a.files)?;
     let c = Compiled::new(&set).map_err(|e| anyhow!("{}: {e}", a.rules.display()))?;
     let file = std::fs::File::open(&a.capture).with_context(|| format!("opening {}", a.capture.display()))?;
-    let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
+    let mut rd = CaptureReader::open(file).map_err(|e| anyhow!("{}: {e}", a.capture.display()))?;
     let mut sim: Option<Simulator> = None;
     let mut rep = SimReport { blocks_are_not_simulated: true, ..Default::default() };
     let mut per: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); fw::FW_SLOTS];

@@ -392,7 +392,7 @@ fn offline(dir: &Path, range: &AddrRange) -> Result<(Records, u64, u64)> {
     let (mut first, mut last) = (u64::MAX, 0u64);
     for f in &files {
         let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
-        let mut rd = CaptureReader::new(std::io::BufReader::new(file)).map_err(|e| anyhow!("{}: {e}", f.display()))?;
+        let mut rd = CaptureReader::open(file).map_err(|e| anyhow!("{}: {e}", f.display()))?;
         let fallback = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         while let Some(rec) = rd.next_record() {
             let rec = rec.map_err(|e| anyhow!("{}: {e}", f.display()))?;

@@ -57,8 +57,8 @@ impl HttpOpts {
 }
 
 /// Feeds every TCP segment of a capture on the watched ports to the tracker.
-fn read_capture(r: impl Read, t: &mut HttpTracker, ports: &[u16]) -> Result<(), String> {
-    let mut rd = CaptureReader::new(r).map_err(|e| e.to_string())?;
+fn read_capture<R: Read>(rd: Result<CaptureReader<R>, rxray_io::ReadError>, t: &mut HttpTracker, ports: &[u16]) -> Result<(), String> {
+    let mut rd = rd.map_err(|e| e.to_string())?;
     while let Some(rec) = rd.next_record() {
         let rec = rec.map_err(|e| e.to_string())?;
         if let Some(seg) = TcpSegment::of_frame(rec.ts_ns, rec.data, rec.linktype, rec.orig_len, ports) {
@@ -76,10 +76,10 @@ pub fn analyze_files(files: &[PathBuf], o: &HttpOpts) -> Result<(HttpSnapshot, V
     for f in files {
         let shown = f.display().to_string();
         let res = if shown == "-" {
-            read_capture(std::io::stdin().lock(), &mut t, &o.all_ports())
+            read_capture(CaptureReader::new(std::io::stdin().lock()), &mut t, &o.all_ports())
         } else {
             match std::fs::File::open(f) {
-                Ok(file) => read_capture(std::io::BufReader::with_capacity(1 << 16, file), &mut t, &o.all_ports()),
+                Ok(file) => read_capture(CaptureReader::open(file), &mut t, &o.all_ports()),
                 Err(e) => Err(format!("cannot open: {e}")),
             }
         };
