@@ -53,6 +53,8 @@ fn frame(buf: &mut Vec<u8>, i: usize, k: usize) {
 struct Run {
     name: &'static str,
     secs: f64,
+    /// User plus system CPU seconds: on a loaded machine, the figure the wall time hides.
+    cpu: f64,
     rss_kb: u64,
 }
 
@@ -66,7 +68,9 @@ fn time(name: &'static str, cmd: &str) -> Option<Run> {
         return None;
     }
     let rss_kb = err.lines().find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): ")).and_then(|v| v.parse().ok())?;
-    Some(Run { name, secs, rss_kb })
+    let field = |k: &str| err.lines().find_map(|l| l.trim().strip_prefix(k)).and_then(|v| v.trim().parse::<f64>().ok());
+    let cpu = field("User time (seconds):")? + field("System time (seconds):")?;
+    Some(Run { name, secs, cpu, rss_kb })
 }
 
 fn main() {
@@ -95,16 +99,17 @@ fn main() {
     .into_iter()
     .flatten()
     .collect();
-    println!("{:<30} {:>9} {:>14} {:>12}", "", "seconds", "packets/s", "peak RSS MB");
+    println!("{:<30} {:>9} {:>14} {:>12} {:>12}", "", "seconds", "packets/s", "CPU seconds", "peak RSS MB");
     for r in &runs {
-        println!("{:<30} {:>9.2} {:>14.0} {:>12.1}", r.name, r.secs, PACKETS as f64 / r.secs, r.rss_kb as f64 / 1024.0);
+        println!("{:<30} {:>9.2} {:>14.0} {:>12.2} {:>12.1}", r.name, r.secs, PACKETS as f64 / r.secs, r.cpu, r.rss_kb as f64 / 1024.0);
     }
     if let Some(rx) = runs.first().filter(|r| r.name == "rxray analyze") {
         for peer in runs.iter().filter(|r| !r.name.starts_with("rxray")) {
             println!(
-                "rxray vs {:<24} {:>6.1}x packets/s, {:>6.2}x memory",
+                "rxray vs {:<24} {:>6.1}x packets/s, {:>6.1}x less CPU, {:>6.2}x memory",
                 peer.name,
                 peer.secs / rx.secs,
+                peer.cpu / rx.cpu,
                 rx.rss_kb as f64 / peer.rss_kb as f64
             );
         }
