@@ -109,9 +109,9 @@ struct FragKey {
 }
 
 /// The default cap on the flow table (and on each side table): 262,144 flows. Measured, a flow
-/// costs about 120 bytes while reading and about 450 at the peak, while the report is built
-/// (its talker, port and conversation rows), so the cap holds `analyze` near 120 MB whatever
-/// the capture; `--max-flows` moves it. The README's `rxray analyze` section has the figures.
+/// costs about 120 bytes while reading; the report adds the rows of one section at a time
+/// (talkers, or one conversation table: [`Analyzer::stream`]), so the cap holds `analyze` near
+/// 100 MB whatever the capture; `--max-flows` moves it. The README's `rxray analyze` section has the figures.
 pub const DEFAULT_MAX_FLOWS: usize = 1 << 18;
 
 /// What the cap folded away. These packets are in the totals and the protocol mix; they are in no

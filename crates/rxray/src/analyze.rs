@@ -31,7 +31,7 @@ pub struct AnalyzeArgs {
     #[arg(last = true, value_name = "FILTER")]
     pub filter_words: Vec<String>,
     /// The most flows the report keeps (each side table too): past it, the half with the fewest
-    /// bytes is folded into an `other` row that the report shows. About 450 bytes per flow.
+    /// bytes is folded into an `other` row that the report shows. About 120 bytes per flow, and the rows of one report section at a time.
     #[arg(long, value_name = "N", default_value_t = rxray_engine::analysis::DEFAULT_MAX_FLOWS)]
     pub max_flows: usize,
     /// Run the detectors and signatures instead of the report: alerts as EVE JSON Lines, in capture time.
