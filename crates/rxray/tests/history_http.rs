@@ -27,7 +27,7 @@ fn the_agent_stores_http_endpoints_per_minute_with_exact_counts() {
     )
     .unwrap();
     let mut agent = Running::start_netns(&ns, &["agent", "--config", cfg.to_str().unwrap()]);
-    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(30));
+    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(60));
     let url = |p: &str| format!("http://{b}:8080{p}");
     let mut sent = Calls::new();
     let mut run = |method: &str, extra: &[&str], urls: Vec<String>| {
