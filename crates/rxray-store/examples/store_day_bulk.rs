@@ -14,6 +14,9 @@
 //!   198.18.100.100 a heavy client: 5% of all flows.
 //! HTTP: every minute, 50 clients (198.18.0.50..=99) call 3 endpoints of 198.19.0.1:8080.
 //!   store_day_bulk DIR [RATE] [CLIENTS]    (default 1000, 10000)
+#[path = "shared/day_flows.rs"]
+mod day_flows;
+
 use rxray_store::{AlertRow, Batch, ConnRow, FlowRow, Histogram, HttpRow, MitigationRow, Store};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -76,28 +79,7 @@ fn main() {
                 } else {
                     IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + ((r >> 3) % clients) as u32))
                 };
-                let server = v4(198, 19, 0, 1 + ((r >> 20) % 200) as u8);
-                let dur = (r >> 24) % (30 * S);
-                let packets = 1 + (r >> 40) % 200;
-                let ts = t0 + sec * S + (r >> 8) % S;
-                b.flows.push(FlowRow {
-                    ts_start: ts,
-                    ts_end: ts + dur,
-                    iface: "eth1".into(),
-                    proto: if r % 10 == 0 { 17 } else { 6 },
-                    src: client,
-                    sport: 1024 + ((r >> 16) % 60000) as u16,
-                    dst: server,
-                    dport: [443, 80, 53, 5432][((r >> 50) % 4) as usize],
-                    packets,
-                    bytes: packets * (64 + (r >> 24) % 1400),
-                    closed: r % 3 != 0,
-                    drops: 0,
-                    last_drop: None,
-                    pid: None,
-                    comm: None,
-                    cgroup: None,
-                });
+                b.flows.push(day_flows::flow_row(r, t0, sec, client));
             }
             // The scan: 12:00-12:10, 100 SYN-only flows a second.
             if (43_200..43_800).contains(&sec) {
