@@ -577,6 +577,9 @@ fn a_version_2_store_migrates_to_version_3_and_keeps_its_http_rows() {
     assert_eq!(s.query(&all()).unwrap().http.len(), 2);
 }
 
+/// (endpoint, client, requests, statuses) summed over HTTP rows.
+type PerClient = (String, Option<IpAddr>, u64, Vec<(u16, u64)>);
+
 #[test]
 fn http_rows_per_client_filter_exactly_by_endpoint_and_address_and_roll_up_per_client() {
     let dir = TempDir::new();
@@ -602,7 +605,7 @@ fn http_rows_per_client_filter_exactly_by_endpoint_and_address_and_roll_up_per_c
     s.write(&b, 0).unwrap();
     let pick = |s: &Store, addr: Option<&str>, ep: Option<&str>| {
         let r = s.query(&Query { addr: addr.map(|a| AddrRange::parse(a).unwrap()), endpoint: ep.map(String::from), ..all() }).unwrap();
-        let mut v: Vec<(String, Option<IpAddr>, u64, Vec<(u16, u64)>)> = Vec::new();
+        let mut v: Vec<PerClient> = Vec::new();
         for h in &r.http {
             match v.iter_mut().find(|x| x.0 == h.endpoint && x.1 == h.client) {
                 Some(x) => {
