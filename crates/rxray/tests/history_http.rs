@@ -9,25 +9,31 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
+/// The agent on b's side with its HTTP view on port 8080 and its store in `tmp`, started (the store's
+/// directory, the agent).
+fn http_agent(lab: &rxray_lab::Lab, tmp: &TempDir) -> (std::path::PathBuf, Running) {
+    let store = tmp.path().join("store");
+    let cfg = tmp.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[http]\nenabled = true\nports = [8080]\n[store]\ndir = \"{}\"\n",
+            lab.if_b(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Running::start_netns(lab.ns_b(), &["agent", "--config", cfg.to_str().unwrap()]);
+    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(60));
+    (store, agent)
+}
 
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn the_agent_stores_http_endpoints_per_minute_with_exact_counts() {
     let tmp = TempDir::new();
     let Some((lab, _nginx, b)) = web::lab_with_nginx(&tmp) else { return };
-    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
-    let store = tmp.path().join("store");
-    let cfg = tmp.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[http]\nenabled = true\nports = [8080]\n[store]\ndir = \"{}\"\n",
-            store.display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Running::start_netns(&ns, &["agent", "--config", cfg.to_str().unwrap()]);
-    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(60));
+    let (store, agent) = http_agent(&lab, &tmp);
     let url = |p: &str| format!("http://{b}:8080{p}");
     let mut sent = Calls::new();
     let mut run = |method: &str, extra: &[&str], urls: Vec<String>| {
@@ -118,21 +124,9 @@ fn http_of(v: &serde_json::Value, client: &str) -> Calls {
 fn investigate_shows_each_http_client_its_own_calls_and_none_of_the_others() {
     let tmp = TempDir::new();
     let Some((lab, _nginx, b)) = web::lab_with_nginx(&tmp) else { return };
-    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
     let a1 = lab.addr4_a().to_string();
     let a2 = second_client(&lab, 77);
-    let store = tmp.path().join("store");
-    let cfg = tmp.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "interfaces = [\"{iface}\"]\n[metrics]\nlisten = \"off\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[http]\nenabled = true\nports = [8080]\n[store]\ndir = \"{}\"\n",
-            store.display()
-        ),
-    )
-    .unwrap();
-    let mut agent = Running::start_netns(&ns, &["agent", "--config", cfg.to_str().unwrap()]);
-    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(60));
+    let (store, agent) = http_agent(&lab, &tmp);
     let url = |p: &str| format!("http://{b}:8080{p}");
     // Client 1: items and missing pages; client 2 (its own address): the index page and POSTs.
     let (mut sent1, mut sent2) = (Calls::new(), Calls::new());
