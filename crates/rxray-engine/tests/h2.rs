@@ -52,14 +52,29 @@ impl Wire {
         self
     }
     fn run(&self, port: u16, tls: &[u16]) -> HttpSnapshot {
-        let mut t = HttpTracker::new(HttpConfig::default()).with_tls_ports(tls);
+        let mut t = HttpTracker::new(HttpConfig::default()).with_tls_ports(tls).with_client_counts(100);
         let (c, s): (IpAddr, IpAddr) = ("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap());
         for (n, (d, seq, flags, data)) in self.segs.iter().enumerate() {
             let (src, sport, dst, dport) = if *d == Dir::ToServer { (c, 40000, s, port) } else { (s, port, c, 40000) };
             t.segment(&TcpSegment { ts_ns: 1_000_000_000 + n as u64 * 1_000_000, src, sport, dst, dport, dir: *d, seq: *seq, ack: 0, flags: *flags, payload: data, wire_len: data.len() as u32 });
         }
         t.finish();
-        t.snapshot()
+        let snap = t.snapshot();
+        // Every call is in the split by client too, with the same sums as its endpoint.
+        let split = t.take_client_counts();
+        for e in &snap.endpoints {
+            let mine: Vec<_> = split.iter().filter(|(x, _, _)| x.method == e.method && x.template == e.template && x.protocol == e.protocol).collect();
+            assert!(mine.iter().all(|(_, k, _)| k.peers.is_some_and(|p| p.client == c && p.server == s && p.server_port == port)));
+            let sum = |f: &dyn Fn(&rxray_engine::http::clients::ClientCounts) -> u64| mine.iter().map(|(_, _, x)| f(x)).sum::<u64>();
+            assert_eq!(
+                (sum(&|x| x.requests), sum(&|x| x.statuses.values().sum()), sum(&|x| x.unanswered), sum(&|x| x.request_bytes), sum(&|x| x.response_bytes)),
+                (e.requests, e.statuses.values().sum(), e.unanswered, e.request_bytes, e.response_bytes),
+                "{} {}",
+                e.method,
+                e.template
+            );
+        }
+        snap
     }
 }
 

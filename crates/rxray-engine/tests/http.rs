@@ -714,3 +714,96 @@ fn pipelined_calls_are_checked_whole_each_body_with_its_own_request() {
     assert_eq!(s.openapi.as_ref().unwrap().counters.exchanges, 3);
     assert_eq!(ep(&s, "GET", "/pets/{petId}").requests, 1, "templates from the document");
 }
+
+/// Feeds `segs` as client `client`:`cport` → 198.18.0.2:80.
+fn feed_from(t: &mut HttpTracker, segs: &[Seg], t0: u64, client: &str, cport: u16) {
+    for (n, s) in segs.iter().enumerate() {
+        let (c, srv) = (ip(client), ip("198.18.0.2"));
+        let (src, sport, dst, dport) = match s.dir {
+            Dir::ToServer => (c, cport, srv, 80),
+            Dir::ToClient => (srv, 80, c, cport),
+        };
+        t.segment(&TcpSegment { ts_ns: t0 + n as u64 * 1_000_000, src, sport, dst, dport, dir: s.dir, seq: s.seq, ack: s.ack, flags: s.flags, payload: &s.data, wire_len: s.wire_len });
+    }
+}
+
+/// Per (method, template, client): requests, statuses, unanswered, request and response bytes,
+/// latency count, as `take_client_counts` gives them.
+type ByClient = std::collections::BTreeMap<(String, String, Option<IpAddr>), (u64, Vec<(u16, u64)>, u64, u64, u64, u64)>;
+
+fn by_client(t: &mut HttpTracker) -> ByClient {
+    let mut m = ByClient::new();
+    for (e, k, c) in t.take_client_counts() {
+        if let Some(p) = k.peers {
+            assert_eq!((p.server, p.server_port), (ip("198.18.0.2"), 80));
+        }
+        let v = m.entry((e.method.clone(), e.template.clone(), k.peers.map(|p| p.client))).or_default();
+        v.0 += c.requests;
+        for (s, n) in c.statuses {
+            v.1.push((s, n));
+        }
+        v.1.sort();
+        v.2 += c.unanswered;
+        v.3 += c.request_bytes;
+        v.4 += c.response_bytes;
+        v.5 += c.latency.count;
+    }
+    m
+}
+
+#[test]
+fn calls_split_by_client_sum_exactly_to_the_endpoints_and_the_cap_fills_other() {
+    // Client .1: two GETs of /users/{id} (200, 404); client .9: one GET /users/{id} (200) and a
+    // GET /slow the server resets.
+    let (r1, r2, r3) = (get("/users/1"), get("/users/2"), get("/users/3"));
+    let (a1, a2, a3) = (resp(200, b"one"), resp(404, b""), resp(200, b"three!"));
+    let mut c1 = Conv::new(1460);
+    c1.handshake();
+    c1.send(Dir::ToServer, &r1).send(Dir::ToClient, &a1).send(Dir::ToServer, &r2).send(Dir::ToClient, &a2).close();
+    let mut c9 = Conv::new(5);
+    c9.handshake();
+    c9.send(Dir::ToServer, &r3).send(Dir::ToClient, &a3).send(Dir::ToServer, &get("/slow")).ctl(Dir::ToClient, RST);
+    let mut t = HttpTracker::new(HttpConfig::default()).with_client_counts(100);
+    feed_from(&mut t, &c1.segs, 1_000_000_000, "198.18.0.1", 40000);
+    feed_from(&mut t, &c9.segs, 2_000_000_000, "198.18.0.9", 40001);
+    t.finish();
+    let got = by_client(&mut t);
+    let users = |c: &str| got[&("GET".to_string(), "/users/{id}".to_string(), Some(ip(c)))].clone();
+    assert_eq!(users("198.18.0.1"), (2, vec![(200, 1), (404, 1)], 0, (r1.len() + r2.len()) as u64, (a1.len() + a2.len()) as u64, 2));
+    assert_eq!(users("198.18.0.9"), (1, vec![(200, 1)], 0, r3.len() as u64, a3.len() as u64, 1));
+    let slow = &got[&("GET".to_string(), "/slow".to_string(), Some(ip("198.18.0.9")))];
+    assert_eq!((slow.0, slow.2, slow.5), (1, 1, 0));
+    assert_eq!(got.len(), 3, "{got:?}");
+    // The sums over clients are the endpoints' own counts.
+    let s = t.snapshot();
+    for e in &s.endpoints {
+        let mine: Vec<_> = got.iter().filter(|(k, _)| k.0 == e.method && k.1 == e.template).map(|(_, v)| v).collect();
+        let st: u64 = mine.iter().flat_map(|v| v.1.iter().map(|x| x.1)).sum();
+        assert_eq!(
+            (mine.iter().map(|v| v.0).sum::<u64>(), st, mine.iter().map(|v| v.2).sum::<u64>(), mine.iter().map(|v| v.3).sum::<u64>(), mine.iter().map(|v| v.4).sum::<u64>()),
+            (e.requests, e.statuses.values().sum(), e.unanswered, e.request_bytes, e.response_bytes),
+            "{} {}",
+            e.method,
+            e.template
+        );
+    }
+    // Taken: the table starts again empty.
+    assert!(t.take_client_counts().is_empty());
+
+    // A cap of 2 (endpoint, client) entries per take: the third client's calls go to `other`, counted.
+    let mut t = HttpTracker::new(HttpConfig::default()).with_client_counts(2);
+    for (i, client) in ["198.18.0.1", "198.18.0.2", "198.18.0.3"].iter().enumerate() {
+        let mut c = Conv::new(1460);
+        c.handshake();
+        c.send(Dir::ToServer, &get("/x")).send(Dir::ToClient, &resp(200, b"")).close();
+        feed_from(&mut t, &c.segs, 1_000_000_000 * (i as u64 + 1), client, 40000);
+    }
+    t.finish();
+    let got = by_client(&mut t);
+    let x = |c: Option<&str>| got.get(&("GET".to_string(), "/x".to_string(), c.map(ip))).map(|v| (v.0, v.5));
+    assert_eq!((x(Some("198.18.0.1")), x(Some("198.18.0.2")), x(Some("198.18.0.3")), x(None)), (Some((1, 1)), Some((1, 1)), None, Some((1, 1))));
+    // Without the split, nothing is kept.
+    let mut t = HttpTracker::new(HttpConfig::default());
+    feed_from(&mut t, &c1.segs, 1_000_000_000, "198.18.0.1", 40000);
+    assert!(t.take_client_counts().is_empty());
+}

@@ -4,7 +4,10 @@
 //! addresses talking to 200 servers. Prints the write rate and size as it goes (stderr) and at the
 //! end (stdout). The store is then read by `rxray investigate` / `rxray history` (scripts/bench-store).
 //!   store_day DIR RATE SECONDS BATCH_S CLIENTS [CACHE_MIB]
-use rxray_store::{Batch, FlowRow, Store};
+#[path = "shared/day_flows.rs"]
+mod day_flows;
+
+use rxray_store::{Batch, Store};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -44,27 +47,7 @@ fn main() {
                 let c = (r % clients) as u32;
                 // Clients in 198.18.0.0/16 from .0.1 on; servers 198.19.0.1..=200.
                 let client = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + c));
-                let server = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1 + ((r >> 20) % 200) as u8));
-                let dur = (r >> 32) % (30 * S);
-                let packets = 1 + (r >> 40) % 200;
-                b.flows.push(FlowRow {
-                    ts_start: t0 + t * S + (r >> 8) % S,
-                    ts_end: t0 + t * S + (r >> 8) % S + dur,
-                    iface: "eth1".into(),
-                    proto: if r % 10 == 0 { 17 } else { 6 },
-                    src: client,
-                    sport: 1024 + ((r >> 16) % 60000) as u16,
-                    dst: server,
-                    dport: [443, 80, 53, 5432][((r >> 50) % 4) as usize],
-                    packets,
-                    bytes: packets * (64 + (r >> 24) % 1400),
-                    closed: r % 3 != 0,
-                    drops: 0,
-                    last_drop: None,
-                    pid: None,
-                    comm: None,
-                    cgroup: None,
-                });
+                b.flows.push(day_flows::flow_row(r, t0, t, client));
             }
         }
         written += b.flows.len() as u64;

@@ -17,7 +17,7 @@ pub const FILE: &str = "rxray.db";
 /// What `meta.app` says in a store of ours.
 const APP: &str = "rxray";
 /// The schema this build writes (and the newest it reads).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -115,6 +115,10 @@ CREATE TABLE http (
 CREATE INDEX http_start ON http(start);
 CREATE INDEX http_server ON http(server, start);
 CREATE INDEX http_endpoint ON http(endpoint, start);
+"#, r#"
+ALTER TABLE http ADD COLUMN client BLOB;
+ALTER TABLE http ADD COLUMN statuses TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX http_client ON http(client, start);
 "#];
 
 /// 16 bytes an address is stored as (IPv4 as v4-mapped IPv6), so a prefix is a byte range.
@@ -243,14 +247,18 @@ pub struct LatencyRow {
     pub hist: Histogram,
 }
 
-/// One HTTP endpoint of one server over one minute (or hour): calls, errors, latency (request to
-/// response, ns).
+/// The calls of one client to one endpoint of one server over one minute (or hour): calls,
+/// answers by status, errors, latency (request to response, ns). A row with no client is the
+/// `other` bucket: calls of a minute past the per-minute cap on (endpoint, client, server) rows
+/// (or, in a store of schema 2, every call: those rows were per endpoint only).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HttpRow {
     pub start: u64,
     pub res: u64,
-    /// The server's address and port, when the source splits endpoints by server (the agent's
-    /// HTTP view counts the host's endpoints as one: none).
+    /// The client's address (none: the `other` bucket).
+    pub client: Option<IpAddr>,
+    /// The server's address and port (none: the `other` bucket, or a source that does not split
+    /// endpoints by server).
     pub server: Option<IpAddr>,
     pub port: Option<u16>,
     /// `METHOD /template`.
@@ -260,6 +268,8 @@ pub struct HttpRow {
     pub client_errors: u64,
     pub server_errors: u64,
     pub unanswered: u64,
+    /// Final answers by status code (JSON keys are the codes as strings).
+    pub statuses: std::collections::BTreeMap<u16, u64>,
     pub request_bytes: u64,
     pub response_bytes: u64,
     #[serde(serialize_with = "hist_json")]
@@ -756,15 +766,28 @@ fn insert_latency(tx: &rusqlite::Transaction, host: &str, rows: &[LatencyRow]) -
 }
 
 fn insert_http(tx: &rusqlite::Transaction, host: &str, rows: &[HttpRow]) -> rusqlite::Result<()> {
-    let mut st = tx.prepare_cached("INSERT INTO http VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)")?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO http (host, res, start, server, port, endpoint, requests, client_errors, server_errors, unanswered, request_bytes, response_bytes, \
+         count, sum_ns, max_ns, buckets, client, statuses) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+    )?;
     for h in rows {
         st.execute(params![
             host, h.res as i64, h.start as i64, h.server.map(|a| addr_key(a).to_vec()), h.port, h.endpoint, h.requests as i64, h.client_errors as i64,
             h.server_errors as i64, h.unanswered as i64, h.request_bytes as i64, h.response_bytes as i64, h.latency.count as i64,
-            h.latency.sum_ns as i64, h.latency.max_ns as i64, buckets_blob(&h.latency)
+            h.latency.sum_ns as i64, h.latency.max_ns as i64, buckets_blob(&h.latency), h.client.map(|a| addr_key(a).to_vec()), statuses_json(&h.statuses)
         ])?;
     }
     Ok(())
+}
+
+/// Status counts as stored: a JSON object of code to count (`{"200":3,"404":1}`).
+pub(crate) fn statuses_json(m: &std::collections::BTreeMap<u16, u64>) -> String {
+    serde_json::to_string(m).unwrap_or_else(|_| "{}".into())
+}
+
+/// Status counts back (a value that does not parse counts as none).
+pub(crate) fn statuses_of(s: &str) -> std::collections::BTreeMap<u16, u64> {
+    serde_json::from_str(s).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Reading the store back: `history`'s filters and `investigate`'s timeline share one query.
-use crate::{addr_of, buckets_of, sql, AddrRange, AlertRow, ConnRow, FlowRow, Histogram, HttpRow, LatencyRow, MinuteCount, MitigationRow, Store, StoreError};
+use crate::{addr_of, buckets_of, sql, statuses_of, AddrRange, AlertRow, ConnRow, FlowRow, Histogram, HttpRow, LatencyRow, MinuteCount, MitigationRow, Store, StoreError};
 use rusqlite::{params_from_iter, types::Value as Sv, Row};
 use serde::Serialize;
 
@@ -37,7 +37,7 @@ pub struct Records {
     pub counts: Vec<MinuteCount>,
     /// Delivery latency per minute (or hour), per process and per remote end.
     pub latency: Vec<LatencyRow>,
-    /// HTTP endpoints per minute (or hour), per server.
+    /// HTTP calls per minute (or hour), per endpoint, client and server.
     pub http: Vec<HttpRow>,
     pub completeness: Completeness,
     /// True when a kind had more rows than the limit (the oldest were left out).
@@ -88,13 +88,13 @@ impl Where {
     /// by rowid (an OR of the columns in one WHERE would scan the whole table).
     /// With `ts`, the column's index is `(address, ts_start)`: the time range is applied on the index
     /// (for one address, a seek straight to the window).
-    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange, ts: Option<(i64, i64)>) {
+    fn addr_in(&mut self, table: &str, cols: &[&str], r: &AddrRange, ts: Option<(&str, i64, i64)>) {
         let one = r.lo == r.hi;
         let c: Vec<String> = cols
             .iter()
             .map(|c| {
                 let a = if one { format!("{c} = ?") } else { format!("{c} BETWEEN ? AND ?") };
-                let t = if ts.is_some() { " AND ts_start >= ? AND ts_start < ?" } else { "" };
+                let t = ts.map(|(c, _, _)| format!(" AND {c} >= ? AND {c} < ?")).unwrap_or_default();
                 format!("SELECT rowid FROM {table} WHERE {a}{t}")
             })
             .collect();
@@ -103,7 +103,7 @@ impl Where {
             if !one {
                 v.push(Sv::Blob(r.hi.to_vec()));
             }
-            if let Some((lo, hi)) = ts {
+            if let Some((_, lo, hi)) = ts {
                 v.extend([Sv::Integer(lo), Sv::Integer(hi)]);
             }
             v
@@ -112,9 +112,9 @@ impl Where {
     }
 
     /// The start column's range an `overlap` clause set (its first two arguments).
-    fn start_range(&self) -> Option<(i64, i64)> {
+    fn start_range(&self) -> Option<(&'static str, i64, i64)> {
         match (&self.args.first(), &self.args.get(1)) {
-            (Some(Sv::Integer(a)), Some(Sv::Integer(b))) => Some((*a, *b)),
+            (Some(Sv::Integer(a)), Some(Sv::Integer(b))) => Some(("ts_start", *a, *b)),
             _ => None,
         }
     }
@@ -352,7 +352,9 @@ impl Store {
         if !only_alerts && tcp {
             let mut w = period("start");
             if let Some(r) = &q.addr {
-                w.add("server BETWEEN ? AND ?", [Sv::Blob(r.lo.to_vec()), Sv::Blob(r.hi.to_vec())]);
+                // The address as the client or as the server; a period starts at most an hour
+                // before the window (an hour row), which bounds the (address, start) index range.
+                w.addr_in("http", &["client", "server"], r, Some(("start", from_s as i64 - 3600, until_s as i64)));
             }
             if let Some(p) = q.port {
                 w.add("port = ?", [Sv::Integer(p as i64)]);
@@ -362,7 +364,7 @@ impl Store {
             }
             let s = format!(
                 "SELECT start, res, server, port, endpoint, requests, client_errors, server_errors, unanswered, request_bytes, response_bytes, \
-                 count, sum_ns, max_ns, buckets FROM http WHERE {} ORDER BY start DESC, rowid DESC LIMIT {}",
+                 count, sum_ns, max_ns, buckets, client, statuses FROM http WHERE {} ORDER BY start DESC, rowid DESC LIMIT {}",
                 w.clause(),
                 limit.saturating_add(1)
             );
@@ -373,6 +375,7 @@ impl Store {
                     Ok(HttpRow {
                         start: n(r, 0)?,
                         res: n(r, 1)?,
+                        client: opt_ip(r, 15)?,
                         server: opt_ip(r, 2)?,
                         port: r.get(3)?,
                         endpoint: r.get(4)?,
@@ -380,6 +383,7 @@ impl Store {
                         client_errors: n(r, 6)?,
                         server_errors: n(r, 7)?,
                         unanswered: n(r, 8)?,
+                        statuses: statuses_of(&r.get::<_, String>(16)?),
                         request_bytes: n(r, 9)?,
                         response_bytes: n(r, 10)?,
                         latency: hist(r, 11)?,

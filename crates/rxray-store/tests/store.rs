@@ -103,9 +103,15 @@ fn hist_of(vals: &[u64]) -> Histogram {
 }
 
 fn http_row(start: u64, server: &str, port: u16, ep: &str, calls: &[(u16, u64)]) -> HttpRow {
+    let mut statuses = std::collections::BTreeMap::new();
+    for c in calls {
+        *statuses.entry(c.0).or_insert(0) += 1;
+    }
     HttpRow {
         start,
         res: 60,
+        client: None,
+        statuses,
         server: Some(ip(server)),
         port: Some(port),
         endpoint: ep.into(),
@@ -457,7 +463,7 @@ fn latency_and_http_minutes_roll_up_to_hours_with_exact_sums_and_buckets() {
 }
 
 #[test]
-fn a_version_1_store_migrates_to_version_2_and_keeps_its_rows() {
+fn a_version_1_store_migrates_to_version_3_and_keeps_its_rows() {
     let dir = TempDir::new();
     let db = dir.path().join(FILE);
     // The file an rxray of schema 1 wrote: its migration, its meta rows, a connection and a flow.
@@ -483,7 +489,7 @@ fn a_version_1_store_migrates_to_version_2_and_keeps_its_rows() {
     let e = Store::open_read(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("older rxray (schema 1") && e.contains("migrates it"), "{e}");
     let mut s = Store::open(dir.path(), "new").unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     let r = s.query(&all()).unwrap();
     assert_eq!(r.flows.len(), 1);
     let c = &r.conns[0];
@@ -521,4 +527,122 @@ fn a_long_row_is_found_by_a_window_inside_it_through_the_start_index() {
         let q = Query { since: T0 + 3601 * S, until: T0 + 3700 * S, ..q };
         assert!(s.query(&q).unwrap().flows.is_empty(), "{addr:?}");
     }
+}
+
+#[test]
+fn a_version_2_store_migrates_to_version_3_and_keeps_its_http_rows() {
+    let dir = TempDir::new();
+    let db = dir.path().join(FILE);
+    // The file an rxray of schema 2 wrote: an HTTP row per endpoint (no client), and a flow.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;").unwrap();
+        c.execute_batch("CREATE TABLE rxray_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO rxray_meta VALUES ('app', 'rxray'), ('schema_version', '2');").unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(MIGRATIONS[1]).unwrap();
+        let blob = rxray_store::addr_key(ip("198.18.0.2")).to_vec();
+        c.execute(
+            "INSERT INTO http VALUES ('old', 60, ?1, ?2, 8080, 'GET /a', 7, 1, 2, 0, 700, 7000, 7, 70000, 20000, x'')",
+            rusqlite::params![(T0 / S / 60 * 60) as i64, blob],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO flows VALUES ('old', ?1, ?2, 'veth-b', 6, ?3, 40000, ?4, 80, 5, 500, 1, 0, NULL, NULL, NULL, NULL)",
+            rusqlite::params![T0 as i64, (T0 + S) as i64, addr_key(ip("198.18.0.1")).to_vec(), addr_key(ip("198.18.0.2")).to_vec()],
+        )
+        .unwrap();
+    }
+    let e = Store::open_read(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("older rxray (schema 2"), "{e}");
+    let mut s = Store::open(dir.path(), "new").unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    let r = s.query(&all()).unwrap();
+    assert_eq!(r.flows.len(), 1);
+    let h = &r.http[0];
+    assert_eq!(
+        (h.client, h.server, h.port, h.endpoint.as_str(), h.requests, h.client_errors, h.server_errors, h.request_bytes, h.latency.count, h.statuses.len()),
+        (None, Some(ip("198.18.0.2")), Some(8080), "GET /a", 7, 1, 2, 700, 7, 0)
+    );
+    // New rows carry their client and statuses beside the old one.
+    let mut b = Batch { ts: T0 + 2 * S, ..Default::default() };
+    let mut row = http_row(T0 / S / 60 * 60, "198.18.0.2", 8080, "GET /a", &[(200, 1_000), (404, 2_000)]);
+    row.client = Some(ip("198.18.0.1"));
+    b.http.push(row);
+    s.write(&b, 0).unwrap();
+    drop(s);
+    let s = Store::open_read(dir.path()).unwrap();
+    let mine = s.query(&Query { addr: Some(AddrRange::parse("198.18.0.1").unwrap()), ..all() }).unwrap();
+    assert_eq!(mine.http.len(), 1);
+    assert_eq!(mine.http[0].statuses.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), [(200, 1), (404, 1)]);
+    assert_eq!(s.query(&all()).unwrap().http.len(), 2);
+}
+
+/// (endpoint, client, requests, statuses) summed over HTTP rows.
+type PerClient = (String, Option<IpAddr>, u64, Vec<(u16, u64)>);
+
+#[test]
+fn http_rows_per_client_filter_exactly_by_endpoint_and_address_and_roll_up_per_client() {
+    let dir = TempDir::new();
+    let mut s = Store::open(dir.path(), "h").unwrap();
+    let hour0 = T0 / S / 3600 * 3600;
+    let row = |m: u64, client: Option<&str>, ep: &str, calls: &[(u16, u64)]| {
+        let mut r = http_row(hour0 + m * 60, "198.18.0.2", 8080, ep, calls);
+        r.client = client.map(ip);
+        if client.is_none() {
+            (r.server, r.port) = (None, None);
+        }
+        r
+    };
+    // Two hours of minutes: client .1 calls GET /a (200, 404) and POST /b (500); client .9 calls
+    // GET /a (200); one `other` row (no addresses) a minute of GET /a (200).
+    let mut b = Batch { ts: T0, ..Default::default() };
+    for m in 0..120 {
+        b.http.push(row(m, Some("198.18.0.1"), "GET /a", &[(200, 1_000_000), (404, 2_000_000)]));
+        b.http.push(row(m, Some("198.18.0.1"), "POST /b", &[(500, 3_000_000)]));
+        b.http.push(row(m, Some("198.18.0.9"), "GET /a", &[(200, 4_000_000)]));
+        b.http.push(row(m, None, "GET /a", &[(200, 5_000_000)]));
+    }
+    s.write(&b, 0).unwrap();
+    let pick = |s: &Store, addr: Option<&str>, ep: Option<&str>| {
+        let r = s.query(&Query { addr: addr.map(|a| AddrRange::parse(a).unwrap()), endpoint: ep.map(String::from), ..all() }).unwrap();
+        let mut v: Vec<PerClient> = Vec::new();
+        for h in &r.http {
+            match v.iter_mut().find(|x| x.0 == h.endpoint && x.1 == h.client) {
+                Some(x) => {
+                    x.2 += h.requests;
+                    for (c, n) in &h.statuses {
+                        match x.3.iter_mut().find(|y| y.0 == *c) {
+                            Some(y) => y.1 += n,
+                            None => x.3.push((*c, *n)),
+                        }
+                    }
+                }
+                None => v.push((h.endpoint.clone(), h.client, h.requests, h.statuses.iter().map(|(c, n)| (*c, *n)).collect())),
+            }
+        }
+        v.sort();
+        (v, r.flows.len() + r.conns.len() + r.alerts.len())
+    };
+    let one = Some(ip("198.18.0.1"));
+    let nine = Some(ip("198.18.0.9"));
+    assert_eq!(pick(&s, Some("198.18.0.1"), Some("GET /a")), (vec![("GET /a".into(), one, 240, vec![(200, 120), (404, 120)])], 0));
+    assert_eq!(pick(&s, Some("198.18.0.9"), Some("GET /a")), (vec![("GET /a".into(), nine, 120, vec![(200, 120)])], 0));
+    assert_eq!(pick(&s, Some("198.18.0.9"), Some("POST /b")).0, vec![]);
+    assert_eq!(pick(&s, Some("198.18.0.1"), None).0, vec![("GET /a".into(), one, 240, vec![(200, 120), (404, 120)]), ("POST /b".into(), one, 120, vec![(500, 120)])]);
+    // The server's address finds every client's calls to it (the `other` rows have none).
+    assert_eq!(pick(&s, Some("198.18.0.2"), Some("GET /a")).0, vec![("GET /a".into(), one, 240, vec![(200, 120), (404, 120)]), ("GET /a".into(), nine, 120, vec![(200, 120)])]);
+    assert_eq!(pick(&s, None, Some("GET /a")).0.iter().map(|x| x.2).sum::<u64>(), 240 + 120 + 120);
+    assert_eq!(pick(&s, Some("198.18.0.0/24"), None).0.len(), 3);
+    // The roll-up after an hour: each client's hour row holds exactly its minutes, statuses merged.
+    let now = (hour0 + 2 * 3600) * S;
+    let rep = s.retain(now, Retention { max_age_s: 100 * 86_400, max_bytes: u64::MAX, rollup_after_s: 3600 }).unwrap();
+    assert_eq!(rep.minutes_rolled_up, 4 * 60, "{rep:?}");
+    let r = s.query(&Query { addr: Some(AddrRange::parse("198.18.0.1").unwrap()), endpoint: Some("GET /a".into()), ..all() }).unwrap();
+    let hours: Vec<_> = r.http.iter().filter(|h| h.res == 3600).collect();
+    assert_eq!(hours.len(), 1);
+    assert_eq!((hours[0].requests, hours[0].client_errors, hours[0].latency.count), (120, 60, 120));
+    assert_eq!(hours[0].statuses.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), [(200, 60), (404, 60)]);
+    assert_eq!(pick(&s, Some("198.18.0.1"), Some("GET /a")).0, vec![("GET /a".into(), one, 240, vec![(200, 120), (404, 120)])]);
+    assert_eq!(pick(&s, Some("198.18.0.9"), None).0, vec![("GET /a".into(), nine, 120, vec![(200, 120)])]);
+    assert_eq!(pick(&s, None, Some("GET /a")).0.iter().map(|x| x.2).sum::<u64>(), 480, "the sums are exact after the roll-up");
 }

@@ -313,8 +313,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
             // What the histograms hold before the agent is ready is not any minute's.
             latency.observe(&latency_snapshot(&observed), clock.now_ns(), &mut |_| None);
         }
-        if http.is_some() {
-            http_minutes.observe(&[], clock.now_ns());
+        if let Some(h) = http.as_mut() {
+            // The store keeps each endpoint's calls per client and server.
+            h.tracker.set_client_counts(Some(crate::agent_http::CLIENT_ENTRIES));
         }
     }
     // Ready: everything is attached and the store's baseline is taken (what arrives from now on is
@@ -516,8 +517,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
                             latency.observe(&latency_snapshot(&observed), now, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
                             b.latency = latency.take(false, &mut |id| rxray_engine::os::Os::cgroup_path(&mut os, id));
                         }
-                        if let Some(h) = &http {
-                            http_minutes.observe(&crate::agent_rollups::endpoint_totals(h.tracker.endpoint_list()), now);
+                        if let Some(h) = http.as_mut() {
+                            http_minutes.observe(crate::agent_rollups::client_rows(h.tracker.take_client_counts()), now);
                             b.http = http_minutes.take(false);
                         }
                         w.submit(b);
@@ -584,7 +585,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             if let Some(h) = http.as_mut() {
                 h.pump(usize::MAX, |_, _| {});
                 h.advance();
-                http_minutes.observe(&crate::agent_rollups::endpoint_totals(h.tracker.endpoint_list()), now);
+                http_minutes.observe(crate::agent_rollups::client_rows(h.tracker.take_client_counts()), now);
                 b.http = http_minutes.take(true);
             }
             w.submit(b);

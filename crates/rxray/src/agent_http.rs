@@ -17,6 +17,10 @@ pub const RING_BYTES: u32 = 16 << 20;
 /// Body bytes copied per message (as `rxray http --body-max`'s default).
 pub const BODY_MAX: u32 = 64 << 10;
 
+/// With the store on: (endpoint, client, server) entries kept between two snapshots (the agent
+/// takes them each snapshot); the calls of more go to their endpoint's `other` entry.
+pub const CLIENT_ENTRIES: usize = 10_000;
+
 pub struct HttpView {
     /// Each HTTP ring, with the interface its program is attached to.
     rings: Vec<(String, RingBuf<MapData>)>,

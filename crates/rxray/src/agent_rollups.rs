@@ -1,7 +1,8 @@
 //! The agent's per-minute roll-ups for the store: delivery latency (per process and per remote
-//! end, from the kernel's cumulative histograms) and HTTP endpoints (from the HTTP view's
-//! cumulative endpoint counts). Each snapshot's growth since the previous one is added to the
-//! minute it was read in; a minute's rows leave when a later minute begins (or on `flush`).
+//! end, from the kernel's cumulative histograms: each snapshot's growth since the previous one) and
+//! HTTP calls (per endpoint, client and server: what the HTTP view counted since its last take),
+//! added to the minute they were read in; a minute's rows leave when a later minute begins (or on
+//! `take(true)`).
 use rxray_engine::latency::Histogram;
 use rxray_engine::source::LatencySnapshot;
 use rxray_store::{hist_add, HttpRow, LatencyRow};
@@ -100,77 +101,85 @@ impl LatencyMinutes {
     }
 }
 
-/// Each endpoint's counts so far, from the HTTP view's endpoint table.
-/// (As store rows whose counts are the totals so far; their time fields are unused.)
-pub fn endpoint_totals(list: &[rxray_engine::http::Endpoint]) -> Vec<HttpRow> {
-    list.iter()
-        .map(|e| HttpRow {
+/// The HTTP view's calls since its last take, per endpoint, client and server, as store rows (their
+/// time fields are set by `HttpMinutes`). An entry without peers is its endpoint's `other` bucket.
+pub fn client_rows(taken: Vec<(&rxray_engine::http::Endpoint, rxray_engine::http::clients::ClientKey, rxray_engine::http::clients::ClientCounts)>) -> Vec<HttpRow> {
+    taken
+        .into_iter()
+        .map(|(e, k, c)| HttpRow {
             start: 0,
             res: 0,
-            server: None,
-            port: None,
+            client: k.peers.map(|p| p.client),
+            server: k.peers.map(|p| p.server),
+            port: k.peers.map(|p| p.server_port),
             endpoint: format!("{} {}", e.method, e.template),
-            requests: e.requests,
-            client_errors: e.statuses.range(400..500).map(|(_, n)| n).sum(),
-            server_errors: e.statuses.range(500..600).map(|(_, n)| n).sum(),
-            unanswered: e.unanswered,
-            request_bytes: e.request_bytes,
-            response_bytes: e.response_bytes,
-            latency: e.latency.to_histogram(),
+            requests: c.requests,
+            client_errors: c.statuses.range(400..500).map(|(_, n)| n).sum(),
+            server_errors: c.statuses.range(500..600).map(|(_, n)| n).sum(),
+            unanswered: c.unanswered,
+            statuses: c.statuses,
+            request_bytes: c.request_bytes,
+            response_bytes: c.response_bytes,
+            latency: c.latency.to_histogram(),
         })
         .collect()
 }
 
-/// HTTP endpoints per minute, fed by the agent's HTTP view.
+/// (endpoint, client, server, port): one row per minute.
+type HttpKey = (String, Option<IpAddr>, Option<IpAddr>, Option<u16>);
+
+/// Rows one minute holds at most; the calls of further (endpoint, client, server) pairs go to
+/// their endpoint's `other` row (no addresses), so the minute's sums stay exact.
+pub const HTTP_ROWS_PER_MINUTE: usize = 10_000;
+
+/// HTTP calls per minute, per endpoint, client and server, fed by the agent's HTTP view.
 #[derive(Default)]
 pub struct HttpMinutes {
-    prev: HashMap<String, HttpRow>,
-    started: bool,
     minute: u64,
-    acc: BTreeMap<String, HttpRow>,
+    acc: BTreeMap<HttpKey, HttpRow>,
     out: Vec<HttpRow>,
 }
 
 impl HttpMinutes {
-    /// Adds each endpoint's growth since the previous call to the minute of `now_ns`. The first
-    /// call sets the baseline.
-    pub fn observe(&mut self, endpoints: &[HttpRow], now_ns: u64) {
+    /// Adds the calls taken since the previous call (`client_rows`) to the minute of `now_ns`.
+    pub fn observe(&mut self, calls: Vec<HttpRow>, now_ns: u64) {
         let minute = now_ns / 1_000_000_000 / 60 * 60;
         if minute != self.minute {
             self.out.extend(std::mem::take(&mut self.acc).into_values());
             self.minute = minute;
         }
-        for e in endpoints {
-            let p = self.prev.get(&e.endpoint);
-            let fresh = p.is_none_or(|p| p.requests > e.requests);
-            let zero = HttpRow { requests: 0, client_errors: 0, server_errors: 0, unanswered: 0, request_bytes: 0, response_bytes: 0, latency: Histogram::default(), ..e.clone() };
-            let p = if fresh { &zero } else { p.unwrap_or(&zero) };
-            if self.started && (e.requests > p.requests || e.unanswered > p.unanswered) {
-                let r = self.acc.entry(e.endpoint.clone()).or_insert_with(|| HttpRow {
-                    start: minute,
-                    res: 60,
-                    server: None,
-                    port: None,
-                    endpoint: e.endpoint.clone(),
-                    requests: 0,
-                    client_errors: 0,
-                    server_errors: 0,
-                    unanswered: 0,
-                    request_bytes: 0,
-                    response_bytes: 0,
-                    latency: Histogram::default(),
-                });
-                r.requests += e.requests - p.requests;
-                r.client_errors += e.client_errors.saturating_sub(p.client_errors);
-                r.server_errors += e.server_errors.saturating_sub(p.server_errors);
-                r.unanswered += e.unanswered.saturating_sub(p.unanswered);
-                r.request_bytes += e.request_bytes.saturating_sub(p.request_bytes);
-                r.response_bytes += e.response_bytes.saturating_sub(p.response_bytes);
-                hist_add(&mut r.latency, &growth(&e.latency, if fresh { None } else { Some(&p.latency) }));
+        for c in calls {
+            let mut key = (c.endpoint.clone(), c.client, c.server, c.port);
+            if self.acc.len() >= HTTP_ROWS_PER_MINUTE && !self.acc.contains_key(&key) {
+                key = (c.endpoint.clone(), None, None, None);
             }
-            self.prev.insert(e.endpoint.clone(), e.clone());
+            let r = self.acc.entry(key.clone()).or_insert_with(|| HttpRow {
+                start: minute,
+                res: 60,
+                client: key.1,
+                server: key.2,
+                port: key.3,
+                endpoint: key.0,
+                requests: 0,
+                client_errors: 0,
+                server_errors: 0,
+                unanswered: 0,
+                statuses: Default::default(),
+                request_bytes: 0,
+                response_bytes: 0,
+                latency: Histogram::default(),
+            });
+            r.requests += c.requests;
+            r.client_errors += c.client_errors;
+            r.server_errors += c.server_errors;
+            r.unanswered += c.unanswered;
+            r.request_bytes += c.request_bytes;
+            r.response_bytes += c.response_bytes;
+            for (code, n) in c.statuses {
+                *r.statuses.entry(code).or_default() += n;
+            }
+            hist_add(&mut r.latency, &c.latency);
         }
-        self.started = true;
     }
 
     /// The rows of the minutes that ended; with `all`, the current one's too.
@@ -233,17 +242,19 @@ mod tests {
         assert_eq!((again[0].hist.count, again[0].hist.sum_ns), (1, 40_000));
     }
 
-    fn ep(requests: u64, c4: u64, c5: u64, lat: &[u64]) -> HttpRow {
+    fn call(client: &str, requests: u64, statuses: &[(u16, u64)], lat: &[u64]) -> HttpRow {
         HttpRow {
             start: 0,
             res: 0,
-            server: None,
-            port: None,
+            client: Some(client.parse().unwrap()),
+            server: Some("198.18.0.2".parse().unwrap()),
+            port: Some(8080),
             endpoint: "GET /users/{id}".into(),
             requests,
-            client_errors: c4,
-            server_errors: c5,
+            client_errors: statuses.iter().filter(|s| (400..500).contains(&s.0)).map(|s| s.1).sum(),
+            server_errors: statuses.iter().filter(|s| s.0 >= 500).map(|s| s.1).sum(),
             unanswered: 0,
+            statuses: statuses.iter().copied().collect(),
             request_bytes: requests * 10,
             response_bytes: requests * 100,
             latency: hist(lat),
@@ -251,17 +262,35 @@ mod tests {
     }
 
     #[test]
-    fn http_minutes_hold_exactly_the_calls_of_each_minute() {
+    fn http_minutes_hold_exactly_the_calls_of_each_minute_per_client() {
         let mut h = HttpMinutes::default();
         let t0 = 1_800_000_000 * 1_000_000_000 / M * M;
-        h.observe(&[ep(1, 0, 0, &[1_000_000])], t0);
-        h.observe(&[ep(4, 1, 0, &[1_000_000, 2_000_000, 3_000_000, 4_000_000])], t0 + 5_000_000_000);
-        h.observe(&[ep(6, 1, 1, &[1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000, 6_000_000])], t0 + M);
+        h.observe(vec![call("198.18.0.1", 1, &[(200, 1)], &[1_000_000])], t0);
+        h.observe(vec![call("198.18.0.1", 2, &[(200, 1), (404, 1)], &[2_000_000, 3_000_000]), call("198.18.0.9", 1, &[(200, 1)], &[4_000_000])], t0 + 5_000_000_000);
+        h.observe(vec![call("198.18.0.1", 2, &[(500, 1), (200, 1)], &[5_000_000, 6_000_000])], t0 + M);
         let rows = h.take(true);
-        assert_eq!(rows.iter().map(|r| (r.start, r.requests, r.client_errors, r.server_errors, r.latency.count, r.latency.sum_ns)).collect::<Vec<_>>(), [
-            (t0 / 1_000_000_000, 3, 1, 0, 3, 9_000_000),
-            (t0 / 1_000_000_000 + 60, 2, 0, 1, 2, 11_000_000)
+        let got: Vec<_> = rows.iter().map(|r| (r.start, r.client.unwrap().to_string(), r.requests, r.client_errors, r.server_errors, r.latency.count, r.latency.sum_ns)).collect();
+        let m0 = t0 / 1_000_000_000;
+        assert_eq!(got, [
+            (m0, "198.18.0.1".to_string(), 3, 1, 0, 3, 6_000_000),
+            (m0, "198.18.0.9".to_string(), 1, 0, 0, 1, 4_000_000),
+            (m0 + 60, "198.18.0.1".to_string(), 2, 0, 1, 2, 11_000_000)
         ]);
+        assert_eq!(rows[0].statuses.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), [(200, 2), (404, 1)]);
         assert_eq!(rows[0].request_bytes, 30);
+    }
+
+    #[test]
+    fn http_minutes_past_the_row_cap_go_to_other_with_exact_sums() {
+        let mut h = HttpMinutes::default();
+        let t0 = 1_800_000_000 * 1_000_000_000 / M * M;
+        let n = HTTP_ROWS_PER_MINUTE + 5;
+        let calls: Vec<HttpRow> = (0..n).map(|i| call(&std::net::Ipv4Addr::from(0xc612_0000u32 + i as u32).to_string(), 1, &[(200, 1)], &[1_000])).collect();
+        h.observe(calls, t0);
+        let rows = h.take(true);
+        assert_eq!(rows.len(), HTTP_ROWS_PER_MINUTE + 1);
+        let other: Vec<_> = rows.iter().filter(|r| r.client.is_none()).collect();
+        assert_eq!((other.len(), other[0].requests, other[0].latency.count, other[0].statuses.get(&200).copied()), (1, 5, 5, Some(5)));
+        assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), n as u64);
     }
 }

@@ -36,7 +36,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub detector: Option<String>,
     /// Only the HTTP view's per-minute roll-ups of this endpoint (`METHOD /template`, e.g.
-    /// `GET /users/{id}`).
+    /// `GET /users/{id}`); with --addr, only the calls that address made or answered.
     #[arg(long)]
     pub endpoint: Option<String>,
     /// At most this many records of each kind (the newest).
@@ -188,17 +188,27 @@ fn latency_line(l: &LatencyRow) -> String {
     )
 }
 
+/// `GET /users/{id} 198.18.0.1 > 198.18.0.2:8080: 3 requests, 1 4xx, 0 5xx, 0 unanswered (33.3%
+/// errors), statuses 200x2 404x1, p50 ...`; a row with no client is the minute's `other` bucket
+/// (or a schema-2 row, per endpoint only).
 fn http_line(h: &HttpRow) -> String {
+    let who = match (h.client, h.server) {
+        (Some(c), Some(s)) => format!(" {c} > {}", endpoint(s, h.port.unwrap_or(0))),
+        (Some(c), None) => format!(" {c}"),
+        (None, Some(s)) => format!(" (clients not kept) > {}", endpoint(s, h.port.unwrap_or(0))),
+        (None, None) => " (addresses not kept)".to_string(),
+    };
+    let statuses: Vec<String> = h.statuses.iter().map(|(c, n)| format!("{c}x{n}")).collect();
     format!(
-        "{} http {}{}: {} requests, {} 4xx, {} 5xx, {} unanswered ({:.1}% errors), {}",
+        "{} http {}{who}: {} requests, {} 4xx, {} 5xx, {} unanswered ({:.1}% errors), statuses {}, {}",
         period(h.start, h.res),
-        h.server.map(|a| format!("{} ", endpoint(a, h.port.unwrap_or(0)))).unwrap_or_default(),
         h.endpoint,
         h.requests,
         h.client_errors,
         h.server_errors,
         h.unanswered,
         100.0 * h.error_rate(),
+        if statuses.is_empty() { "-".to_string() } else { statuses.join(" ") },
         percentiles(&h.latency)
     )
 }

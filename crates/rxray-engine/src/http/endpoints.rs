@@ -309,6 +309,8 @@ pub struct Endpoints {
     tmpl: String,
     /// The API's document: its path templates name the endpoints (ids are folded otherwise).
     spec: Option<std::sync::Arc<rxray_openapi::Spec>>,
+    /// The calls split by client and server, when something reads them (the agent's store).
+    pub(super) clients: Option<super::clients::ClientTable>,
 }
 
 impl Endpoints {
@@ -328,7 +330,13 @@ impl Endpoints {
             key: String::new(),
             spec: None,
             tmpl: String::new(),
+            clients: None,
         }
+    }
+
+    /// Endpoint `e`'s counts for connection `conn`'s client and server (none when not kept).
+    pub(super) fn client(&mut self, e: usize, conn: &super::ConnKey) -> Option<&mut super::clients::ClientCounts> {
+        self.clients.as_mut().map(|t| t.entry(e, conn))
     }
 
     /// Counts an HTTP/1.x request and returns its endpoint's index.

@@ -217,7 +217,7 @@ impl Exchange {
             Dir::ToClient => &self.resp,
         };
         if let Some(i) = side.endpoint {
-            add_bytes(cx, i, dir, n);
+            add_bytes(cx, i, &self.conn, dir, n);
         }
     }
 
@@ -370,11 +370,14 @@ impl Exchange {
                 Head::Invalid(_) => Parsed::Bad,
                 Head::Complete(r) => {
                     let i = cx.endpoints.request(r.method, r.target, self.conn.client);
+                    if let Some(c) = cx.endpoints.client(i, &self.conn) {
+                        c.requests += 1;
+                    }
                     cx.totals.requests += 1;
                     if self.pending.len() >= cx.limits.max_pipeline {
                         if let Some(old) = self.pending.pop_front() {
                             cx.comp.pipeline_overflow += 1;
-                            unanswered(old.endpoint, cx);
+                            unanswered(old.endpoint, &self.conn, cx);
                         }
                     }
                     self.next_id += 1;
@@ -440,9 +443,7 @@ impl Exchange {
                     }
                     let mut framing = r.body;
                     if let Some(p) = req {
-                        let e = &mut cx.endpoints.list[p.endpoint];
-                        *e.statuses.entry(r.status).or_insert(0) += 1;
-                        e.latency.add(ts.saturating_sub(p.first_ts));
+                        answered(cx, p.endpoint, &self.conn, r.status, ts.saturating_sub(p.first_ts));
                         if p.head {
                             framing = BodyFraming::None;
                         }
@@ -481,12 +482,12 @@ impl Exchange {
                 return None;
             }
             for old in self.pending.drain(..n - 1).collect::<Vec<_>>() {
-                unanswered(old.endpoint, cx);
+                unanswered(old.endpoint, &self.conn, cx);
             }
             let p = self.pending.pop_front()?;
             if p.gap_after {
                 // The answer may be to a request lost after this one: pair with neither.
-                unanswered(p.endpoint, cx);
+                unanswered(p.endpoint, &self.conn, cx);
                 return None;
             }
             return Some(p);
@@ -589,7 +590,7 @@ impl Exchange {
     /// The connection is gone: requests still waiting are unanswered.
     pub fn close(&mut self, cx: &mut Ctx<'_>) {
         for p in self.pending.drain(..) {
-            unanswered(p.endpoint, cx);
+            unanswered(p.endpoint, &self.conn, cx);
         }
     }
 
@@ -639,8 +640,8 @@ fn keep(m: &mut Message, data: &[u8], max: usize) {
     }
 }
 
-/// Counts `n` message bytes of `dir` to endpoint `e` and the totals.
-pub(super) fn add_bytes(cx: &mut Ctx<'_>, e: usize, dir: Dir, n: u64) {
+/// Counts `n` message bytes of `dir` to endpoint `e` (and its client's entry) and the totals.
+pub(super) fn add_bytes(cx: &mut Ctx<'_>, e: usize, conn: &super::ConnKey, dir: Dir, n: u64) {
     let ep = &mut cx.endpoints.list[e];
     match dir {
         Dir::ToServer => {
@@ -652,11 +653,32 @@ pub(super) fn add_bytes(cx: &mut Ctx<'_>, e: usize, dir: Dir, n: u64) {
             cx.totals.response_bytes += n;
         }
     }
+    if let Some(c) = cx.endpoints.client(e, conn) {
+        match dir {
+            Dir::ToServer => c.request_bytes += n,
+            Dir::ToClient => c.response_bytes += n,
+        }
+    }
 }
 
-fn unanswered(endpoint: usize, cx: &mut Ctx<'_>) {
+/// A request of endpoint `e` got its final answer `status` after `latency_ns`.
+pub(super) fn answered(cx: &mut Ctx<'_>, e: usize, conn: &super::ConnKey, status: u16, latency_ns: u64) {
+    let ep = &mut cx.endpoints.list[e];
+    *ep.statuses.entry(status).or_insert(0) += 1;
+    ep.latency.add(latency_ns);
+    if let Some(c) = cx.endpoints.client(e, conn) {
+        *c.statuses.entry(status).or_insert(0) += 1;
+        c.latency.add(latency_ns);
+    }
+}
+
+/// A request of endpoint `e` was given up without an answer.
+pub(super) fn unanswered(endpoint: usize, conn: &super::ConnKey, cx: &mut Ctx<'_>) {
     cx.endpoints.list[endpoint].unanswered += 1;
     cx.totals.unanswered += 1;
+    if let Some(c) = cx.endpoints.client(endpoint, conn) {
+        c.unanswered += 1;
+    }
 }
 
 fn body_state(b: BodyFraming) -> State {

@@ -5,7 +5,7 @@
 //! start (the preface, the first SETTINGS); one picked up mid-way is counted as not decodable, and
 //! a lost byte outside a DATA frame's payload (or a block HPACK refuses) ends the reading there.
 use super::endpoints::{PROTO_GRPC, PROTO_H2C};
-use super::exchange::{add_bytes, Call, Ctx, Dir, Message};
+use super::exchange::{add_bytes, answered, unanswered, Call, Ctx, Dir, Message};
 use rxray_wire::h2::{self as w, FrameHeader, GrpcMessages, HeaderDecoder};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -225,7 +225,7 @@ impl H2Conn {
                         m.truncated = true;
                     }
                     if let Some(e) = st.endpoint {
-                        add_bytes(cx, e, dir, len);
+                        add_bytes(cx, e, &self.conn, dir, len);
                     }
                 }
                 if matches!(self.sides[ix(dir)].frames, Frames::Header(..)) && e {
@@ -243,8 +243,7 @@ impl H2Conn {
     pub fn close(&mut self, cx: &mut Ctx<'_>) {
         for (_, s) in std::mem::take(&mut self.streams) {
             if let (Some(e), false) = (s.endpoint, s.answered) {
-                cx.endpoints.list[e].unanswered += 1;
-                cx.totals.unanswered += 1;
+                unanswered(e, &self.conn, cx);
             }
         }
     }
@@ -277,7 +276,7 @@ impl H2Conn {
         match h.kind {
             w::DATA => {
                 if let Some(e) = self.streams.get(&h.stream).and_then(|s| s.endpoint) {
-                    add_bytes(cx, e, dir, 9);
+                    add_bytes(cx, e, &self.conn, dir, 9);
                 }
                 let end = h.flags & w::FLAG_END_STREAM != 0;
                 let padded = h.flags & w::FLAG_PADDED != 0;
@@ -376,8 +375,7 @@ impl H2Conn {
                 for k in refused {
                     if let Some(s) = self.streams.remove(&k) {
                         if let (Some(e), false) = (s.endpoint, s.answered) {
-                            cx.endpoints.list[e].unanswered += 1;
-                            cx.totals.unanswered += 1;
+                            unanswered(e, &self.conn, cx);
                         }
                     }
                 }
@@ -408,15 +406,14 @@ impl H2Conn {
         if let Some(s) = self.streams.get_mut(&b.stream) {
             // Trailers of the request (or a block on an upgraded stream 1).
             if let Some(e) = s.endpoint {
-                add_bytes(cx, e, Dir::ToServer, b.wire);
+                add_bytes(cx, e, &self.conn, Dir::ToServer, b.wire);
             }
         } else {
             if self.streams.len() >= MAX_STREAMS {
                 if let Some((_, old)) = self.streams.pop_first() {
                     cx.comp.pipeline_overflow += 1;
                     if let (Some(e), false) = (old.endpoint, old.answered) {
-                        cx.endpoints.list[e].unanswered += 1;
-                        cx.totals.unanswered += 1;
+                        unanswered(e, &self.conn, cx);
                     }
                 }
             }
@@ -424,8 +421,11 @@ impl H2Conn {
             let method = if f.method.is_empty() { "?" } else { f.method.as_str() };
             let target = if f.path.is_empty() { "/" } else { f.path.as_str() };
             let e = cx.endpoints.request_of(if grpc { PROTO_GRPC } else { PROTO_H2C }, method, target, self.conn.client);
+            if let Some(c) = cx.endpoints.client(e, &self.conn) {
+                c.requests += 1;
+            }
             cx.totals.requests += 1;
-            add_bytes(cx, e, Dir::ToServer, b.wire);
+            add_bytes(cx, e, &self.conn, Dir::ToServer, b.wire);
             let request = cx.calls.is_some().then(|| Message { head: f.head(&format!("{method} {target} HTTP/1.1")), ..Default::default() });
             self.streams.insert(b.stream, Stream { endpoint: Some(e), grpc, first_ts: b.ts, request, ..Default::default() });
         }
@@ -444,7 +444,7 @@ impl H2Conn {
             return;
         };
         if let Some(e) = s.endpoint {
-            add_bytes(cx, e, Dir::ToClient, b.wire);
+            add_bytes(cx, e, &self.conn, Dir::ToClient, b.wire);
         }
         match f.status {
             Some(c) if (100..200).contains(&c) => cx.totals.interim_responses += 1,
@@ -453,9 +453,7 @@ impl H2Conn {
                 s.status = c;
                 cx.totals.responses += 1;
                 if let Some(e) = s.endpoint {
-                    let ep = &mut cx.endpoints.list[e];
-                    *ep.statuses.entry(c).or_insert(0) += 1;
-                    ep.latency.add(b.ts.saturating_sub(s.first_ts));
+                    answered(cx, e, &self.conn, c, b.ts.saturating_sub(s.first_ts));
                 }
                 if cx.calls.is_some() {
                     s.response = Some(Message { head: f.head(&format!("HTTP/1.1 {c} -")), ..Default::default() });
@@ -474,7 +472,7 @@ impl H2Conn {
     fn stream_data(&mut self, dir: Dir, stream: u32, chunk: &[u8], n: u64, cx: &mut Ctx<'_>) {
         let Some(s) = self.streams.get_mut(&stream) else { return };
         if let Some(e) = s.endpoint {
-            add_bytes(cx, e, dir, n);
+            add_bytes(cx, e, &self.conn, dir, n);
         }
         if s.grpc {
             s.msgs[ix(dir)].feed(chunk);
@@ -504,8 +502,7 @@ impl H2Conn {
             ep.grpc_response_messages += s.msgs[1].count;
         }
         if !s.answered {
-            cx.endpoints.list[e].unanswered += 1;
-            cx.totals.unanswered += 1;
+            unanswered(e, &self.conn, cx);
         }
         if let (Some(calls), Some(request), Some(response)) = (cx.calls.as_mut(), s.request, s.response) {
             calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: s.first_ts, request, status: s.status, response });

@@ -1,5 +1,6 @@
 //! API calls from TCP segments: per-connection reassembly, HTTP/1.x exchanges, per-endpoint metrics.
 //! Pure and on event time: every input carries its timestamp; captures and the kernel feed the same type.
+pub mod clients;
 pub mod conn;
 pub mod endpoints;
 pub mod exchange;
@@ -339,6 +340,27 @@ impl HttpTracker {
     /// The finding occurrences since the last call (empty without `with_finding_events`).
     pub fn take_finding_events(&mut self) -> Vec<FindingEvent> {
         self.finding_events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Each endpoint's calls are split by client and server too, for `take_client_counts`; at most
+    /// `max` (endpoint, client, server) entries between two takes, the rest in each endpoint's
+    /// `other` entry.
+    pub fn with_client_counts(mut self, max: usize) -> Self {
+        self.set_client_counts(Some(max));
+        self
+    }
+
+    /// Turns the split by client on (at most `max` entries between takes) or off.
+    pub fn set_client_counts(&mut self, max: Option<usize>) {
+        self.endpoints.clients = max.map(clients::ClientTable::new);
+    }
+
+    /// The calls per endpoint, client and server since the last take, with each endpoint's method,
+    /// template and protocol (empty without `with_client_counts`).
+    pub fn take_client_counts(&mut self) -> Vec<(&Endpoint, clients::ClientKey, clients::ClientCounts)> {
+        let taken = self.endpoints.clients.as_mut().map(|t| t.take()).unwrap_or_default();
+        let list = &self.endpoints.list;
+        taken.into_iter().filter_map(|(k, c)| Some((list.get(k.endpoint)?, k, c))).collect()
     }
 
     /// The calls completed since the last call (empty without `with_calls`).
