@@ -98,6 +98,15 @@ struct {
 } rxray_fw_dlimits SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	RXRAY_PINNING
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rxray_fw_block_key);
+	__type(value, struct rxray_fw_slimit);
+} rxray_fw_slimits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	RXRAY_PINNING
 	__uint(max_entries, 1);
@@ -345,6 +354,34 @@ static __always_inline int fw_blocked_word(struct fw_pkt *p, __u64 bits, __u32 b
 	return 0;
 }
 
+/* Source rate limits: 1 when an entry for one of the present lengths drops the packet. */
+static __always_inline int fw_slimited_word(struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
+{
+	for (int i = 0; i < 64 && bits; i++) {
+		__u32 len = base + fw_ctz(bits);
+		bits &= bits - 1;
+		k->len = len;
+		fw_mask((__u32 *)k->addr, p->saddr, len);
+		struct rxray_fw_slimit *s = bpf_map_lookup_elem(&rxray_fw_slimits, k);
+		if (!s)
+			continue;
+		if (s->expires_ns && p->coarse > s->expires_ns)
+			continue;
+		if (s->dport && (!p->l4_known || p->dport != s->dport))
+			return 0;
+		if (s->syn_only && (p->proto != IPPROTO_TCP || (p->flags & 0x12) != 0x02))
+			return 0;
+		if (fw_gcra(&s->tat, fw_precise(p), s->interval_ns, s->interval_ns * s->burst)) {
+			__sync_fetch_and_add(&s->passed, 1);
+			return 0;
+		}
+		__sync_fetch_and_add(&s->packets, 1);
+		__sync_fetch_and_add(&s->bytes, p->len);
+		return 1;
+	}
+	return 0;
+}
+
 /* Reads the addresses of an IP packet whose parse stopped before them (truncated or bad header). */
 static __always_inline int fw_raw_addrs(RX_CTX *ctx, const struct rxray_pkt_event *e, struct fw_pkt *p)
 {
@@ -440,6 +477,21 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 					fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
 					return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 				}
+			}
+		}
+		/* dynamic rate limits per source prefix */
+		if (bl->slimits) {
+			struct rxray_fw_block_key sk = {};
+			sk.ver = p.ver;
+			int hit;
+			if (p.ver == 4)
+				hit = fw_slimited_word(&p, bl->s4, 0, &sk);
+			else
+				hit = fw_slimited_word(&p, bl->s6[0], 0, &sk) || fw_slimited_word(&p, bl->s6[1], 64, &sk) ||
+				      fw_slimited_word(&p, bl->s6[2], 128, &sk);
+			if (hit) {
+				fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
+				return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 			}
 		}
 	}
