@@ -382,6 +382,24 @@ static __always_inline int fw_slimited_word(struct fw_pkt *p, __u64 bits, __u32 
 	return 0;
 }
 
+/* Whether a source rate limit drops the packet. A global function, so the verifier checks it once
+ * rather than on every path through rxray_fw. */
+__noinline int rxray_fw_src_limited(struct fw_pkt *p)
+{
+	if (!p)
+		return 0;
+	__u32 zero = 0;
+	struct rxray_fw_block_lens *bl = bpf_map_lookup_elem(&rxray_fw_block_lens, &zero);
+	if (!bl)
+		return 0;
+	struct rxray_fw_block_key k = {};
+	k.ver = p->ver;
+	if (p->ver == 4)
+		return fw_slimited_word(p, bl->s4, 0, &k);
+	return fw_slimited_word(p, bl->s6[0], 0, &k) || fw_slimited_word(p, bl->s6[1], 64, &k) ||
+	       fw_slimited_word(p, bl->s6[2], 128, &k);
+}
+
 /* Reads the addresses of an IP packet whose parse stopped before them (truncated or bad header). */
 static __always_inline int fw_raw_addrs(RX_CTX *ctx, const struct rxray_pkt_event *e, struct fw_pkt *p)
 {
@@ -479,17 +497,9 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 				}
 			}
 		}
-		/* dynamic rate limits per source prefix */
+		/* dynamic rate limits per source prefix (verified on its own: see rxray_fw_src_limited) */
 		if (bl->slimits) {
-			struct rxray_fw_block_key sk = {};
-			sk.ver = p.ver;
-			int hit;
-			if (p.ver == 4)
-				hit = fw_slimited_word(&p, bl->s4, 0, &sk);
-			else
-				hit = fw_slimited_word(&p, bl->s6[0], 0, &sk) || fw_slimited_word(&p, bl->s6[1], 64, &sk) ||
-				      fw_slimited_word(&p, bl->s6[2], 128, &sk);
-			if (hit) {
+			if (rxray_fw_src_limited(&p)) {
 				fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
 				return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 			}

@@ -444,7 +444,9 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
         // Sized for an observer that adopts the firewall's program (rxray watch, flows, alerts on the
         // same interface); these are ring buffers, paged in only as they fill.
         .map_max_entries("rxray_events", 8 << 20)
-        .map_max_entries("rxray_cap", 4 << 20);
+        .map_max_entries("rxray_cap", 4 << 20)
+        // The HTTP copies of an observer with --port (alerts --enforce: OpenAPI, HTTP rules, API limits).
+        .map_max_entries("rxray_http", 4 << 20);
     l
 }
 
