@@ -404,6 +404,12 @@ impl FwMaps {
     }
 }
 
+/// Removes `key` from one of the firewall's hash maps; false when it was not there.
+fn remove_key<K: aya::Pod, V: aya::Pod>(map: &mut Map, name: &'static str, key: &K) -> Result<bool, KernelError> {
+    let mut h: BpfHash<&mut MapData, K, V> = BpfHash::try_from(map).map_err(merr(name))?;
+    Ok(h.remove(key).is_ok())
+}
+
 fn set_len_bit(l: &mut abi::FwBlockLens, ver: u8, len: u8) {
     if ver == 4 {
         l.v4 |= 1 << len;
@@ -673,9 +679,7 @@ impl Firewall {
 
     /// Removes the block on exactly `cidr`; false when there was none.
     pub fn unblock(&mut self, cidr: &Cidr) -> Result<bool, KernelError> {
-        let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
-            BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
-        let found = h.remove(&block_key(cidr)).is_ok();
+        let found = remove_key::<_, abi::FwBlock>(&mut self.maps.blocks, "rxray_fw_blocks", &block_key(cidr))?;
         self.maps.refresh_block_lens()?;
         Ok(found)
     }
@@ -742,11 +746,7 @@ impl Firewall {
 
     /// Removes the source rate limit on exactly `cidr`; false when there was none.
     pub fn unlimit_src(&mut self, cidr: &Cidr) -> Result<bool, KernelError> {
-        let found = {
-            let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwSlimit> =
-                BpfHash::try_from(&mut self.maps.slimits).map_err(merr("rxray_fw_slimits"))?;
-            h.remove(&block_key(cidr)).is_ok()
-        };
+        let found = remove_key::<_, abi::FwSlimit>(&mut self.maps.slimits, "rxray_fw_slimits", &block_key(cidr))?;
         self.maps.refresh_block_lens()?;
         Ok(found)
     }
@@ -778,11 +778,7 @@ impl Firewall {
     /// Removes the rate limit on `dst`; false when there was none.
     pub fn unlimit_dst(&mut self, dst: IpAddr) -> Result<bool, KernelError> {
         let key = abi::FwDlimitKey { ver: if dst.is_ipv4() { 4 } else { 6 }, _pad: [0; 3], addr: addr16(dst) };
-        let found = {
-            let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
-                BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
-            h.remove(&key).is_ok()
-        };
+        let found = remove_key::<_, abi::FwDlimit>(&mut self.maps.dlimits, "rxray_fw_dlimits", &key)?;
         self.maps.refresh_block_lens()?;
         Ok(found)
     }
