@@ -586,7 +586,9 @@ struct rxray_fw_block_lens {
 	__u64 v4;
 	__u64 v6[3];
 	__u32 dlimits;     /* entries in rxray_fw_dlimits (0: no lookup) */
-	__u32 _pad;
+	__u32 slimits;     /* entries in rxray_fw_slimits (0: no lookup) */
+	__u64 s4;          /* prefix lengths in rxray_fw_slimits, as v4 and v6 above */
+	__u64 s6[3];
 };
 
 /* A dynamic rate limit on traffic to one destination (a many-source flood's target): packets
@@ -607,6 +609,25 @@ struct rxray_fw_dlimit {
 	__u64 bytes;
 	__u32 id;
 	__u32 _pad;
+};
+
+/* A dynamic rate limit on one source prefix (a client over its API limit; key: struct
+ * rxray_fw_block_key): its packets to dport (0: any), or only its connection openings (SYN without
+ * ACK) when syn_only, beyond one per interval_ns (with burst) are dropped until it expires.
+ * Checked after the destination limits, shortest prefix first; the first entry found decides. */
+struct rxray_fw_slimit {
+	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0: never */
+	__u64 added_ns;
+	__u64 interval_ns; /* one conforming packet per interval */
+	__u64 burst;       /* packets allowed above the rate at once */
+	__u64 tat;         /* GCRA state */
+	__u64 packets;     /* dropped (atomic adds) */
+	__u64 bytes;
+	__u64 passed;      /* packets the limit applied to and let through (atomic adds) */
+	__u32 id;
+	__u16 dport;
+	__u8 syn_only;
+	__u8 _pad;
 };
 
 /* Rate-limit state: generic cell rate algorithm (a token bucket as one timestamp per rate). */

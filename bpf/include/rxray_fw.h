@@ -98,6 +98,15 @@ struct {
 } rxray_fw_dlimits SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	RXRAY_PINNING
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rxray_fw_block_key);
+	__type(value, struct rxray_fw_slimit);
+} rxray_fw_slimits SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	RXRAY_PINNING
 	__uint(max_entries, 1);
@@ -325,24 +334,68 @@ static __always_inline void fw_count(__u32 gen, __u32 slot, __u32 len, __u64 now
 	}
 }
 
-/* Dynamic blocks: does any present length hold a block for the source? */
-static __always_inline int fw_blocked_word(struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
+/* The entry of `map` (keyed by struct rxray_fw_block_key, its value starting with expires_ns) for the
+ * first length in `bits` whose prefix of the source has one that has not expired; NULL when none. */
+static __always_inline void *fw_src_entry(void *map, struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
 {
 	for (int i = 0; i < 64 && bits; i++) {
 		__u32 len = base + fw_ctz(bits);
 		bits &= bits - 1;
 		k->len = len;
 		fw_mask((__u32 *)k->addr, p->saddr, len);
-		struct rxray_fw_block *b = bpf_map_lookup_elem(&rxray_fw_blocks, k);
-		if (!b)
-			continue;
-		if (b->expires_ns && p->coarse > b->expires_ns)
-			continue;
-		__sync_fetch_and_add(&b->packets, 1);
-		__sync_fetch_and_add(&b->bytes, p->len);
-		return 1;
+		__u64 *expires = bpf_map_lookup_elem(map, k);
+		if (expires && (!*expires || p->coarse <= *expires))
+			return expires;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Dynamic blocks: does any present length hold a block for the source? */
+static __always_inline int fw_blocked_word(struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
+{
+	struct rxray_fw_block *b = fw_src_entry(&rxray_fw_blocks, p, bits, base, k);
+	if (!b)
+		return 0;
+	__sync_fetch_and_add(&b->packets, 1);
+	__sync_fetch_and_add(&b->bytes, p->len);
+	return 1;
+}
+
+/* Source rate limits: 1 when the entry for the source (see fw_src_entry) drops the packet. */
+static __always_inline int fw_slimited_word(struct fw_pkt *p, __u64 bits, __u32 base, struct rxray_fw_block_key *k)
+{
+	struct rxray_fw_slimit *s = fw_src_entry(&rxray_fw_slimits, p, bits, base, k);
+	if (!s)
+		return 0;
+	if (s->dport && (!p->l4_known || p->dport != s->dport))
+		return 0;
+	if (s->syn_only && (p->proto != IPPROTO_TCP || (p->flags & 0x12) != 0x02))
+		return 0;
+	if (fw_gcra(&s->tat, fw_precise(p), s->interval_ns, s->interval_ns * s->burst)) {
+		__sync_fetch_and_add(&s->passed, 1);
+		return 0;
+	}
+	__sync_fetch_and_add(&s->packets, 1);
+	__sync_fetch_and_add(&s->bytes, p->len);
+	return 1;
+}
+
+/* Whether a source rate limit drops the packet. A global function, so the verifier checks it once
+ * rather than on every path through rxray_fw. */
+__noinline int rxray_fw_src_limited(struct fw_pkt *p)
+{
+	if (!p)
+		return 0;
+	__u32 zero = 0;
+	struct rxray_fw_block_lens *bl = bpf_map_lookup_elem(&rxray_fw_block_lens, &zero);
+	if (!bl)
+		return 0;
+	struct rxray_fw_block_key k = {};
+	k.ver = p->ver;
+	if (p->ver == 4)
+		return fw_slimited_word(p, bl->s4, 0, &k);
+	return fw_slimited_word(p, bl->s6[0], 0, &k) || fw_slimited_word(p, bl->s6[1], 64, &k) ||
+	       fw_slimited_word(p, bl->s6[2], 128, &k);
 }
 
 /* Reads the addresses of an IP packet whose parse stopped before them (truncated or bad header). */
@@ -440,6 +493,13 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 					fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
 					return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 				}
+			}
+		}
+		/* dynamic rate limits per source prefix (verified on its own: see rxray_fw_src_limited) */
+		if (bl->slimits) {
+			if (rxray_fw_src_limited(&p)) {
+				fw_count(gen, RXRAY_FW_C_BLOCKS, p.len, p.coarse);
+				return RXRAY_FW_C_BLOCKS << 8 | RXRAY_FWA_DENY;
 			}
 		}
 	}

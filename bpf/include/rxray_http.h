@@ -7,13 +7,17 @@
 #define RXRAY_TC_ACT_OK 0
 #define RXRAY_HTTP_WAKE_BYTES (256 * 1024) /* wake the reader once this much waits (it also polls) */
 
+/* Pinned with the firewall's maps (RXRAY_PINNING), so an observer that adopts the firewall's program
+ * (alerts --enforce --port) shares its config and ring with the ingress side that program runs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	RXRAY_PINNING
 	__uint(max_entries, 1 << 12); /* resized by the loader */
 } rxray_http SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_http_cfg);
@@ -21,6 +25,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rxray_http_stats);
@@ -38,6 +43,7 @@ struct {
  * starts a fresh budget (more is copied, never less). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	RXRAY_PINNING
 	__uint(max_entries, RXRAY_HTTP_FLOWS_MAX);
 	__type(key, struct rxray_http_key);
 	__type(value, __u32);

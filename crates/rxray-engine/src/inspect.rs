@@ -2,6 +2,7 @@
 //! matches become `Alert`s (detector "signature", Suricata's gid 1 and the rule's sid), and every
 //! alert goes through the same suppression, numbering and mitigation policy.
 use crate::alert::{Alert, Signature};
+use crate::detect::api_limit::ApiGuard;
 use crate::detect::{ConnSummary, Detectors};
 use crate::event::Packet;
 use crate::http::TcpSegment;
@@ -26,17 +27,34 @@ pub struct Inspector {
     call_matches: Vec<CallMatch>,
     /// HTTP reassembled into calls (OpenAPI findings, HTTP signatures), when asked for.
     http: Option<HttpInspector>,
+    /// API limits and endpoint baselines (`--api-limits`), fed the HTTP side's calls.
+    api: Option<ApiGuard>,
 }
 
 impl Inspector {
     pub fn new(detectors: Detectors, sigs: Option<SignatureSet>) -> Inspector {
-        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), call_matches: Vec::new(), http: None }
+        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), call_matches: Vec::new(), http: None, api: None }
+    }
+
+    /// Adds the API limits and endpoint baselines (they need the HTTP side: add it after).
+    pub fn with_api(mut self, g: ApiGuard) -> Inspector {
+        self.api = Some(g);
+        self
+    }
+
+    pub fn api(&self) -> Option<&ApiGuard> {
+        self.api.as_ref()
+    }
+
+    /// The HTTP side is needed: HTTP rules or API limits.
+    pub fn wants_http(&self) -> bool {
+        self.has_http_rules() || self.api.is_some()
     }
 
     /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document
     /// and, when the rules have HTTP rules, inspected by them.
     pub fn with_http(mut self, h: HttpInspector) -> Inspector {
-        let wants_calls = self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0);
+        let wants_calls = self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0) || self.api.is_some();
         self.http = Some(if wants_calls { h.with_calls() } else { h });
         self
     }
@@ -50,7 +68,14 @@ impl Inspector {
     fn http_calls(&mut self, out: &mut Vec<Alert>) {
         let Some(h) = self.http.as_mut() else { return };
         for c in h.take_calls() {
-            let Some(sigs) = self.sigs.as_mut() else { return };
+            if let Some(g) = self.api.as_mut() {
+                let mut found = Vec::new();
+                g.on_call(&c, &mut found);
+                for a in found {
+                    self.detectors.submit(a, out);
+                }
+            }
+            let Some(sigs) = self.sigs.as_mut() else { continue };
             let mut ms = std::mem::take(&mut self.call_matches);
             ms.clear();
             sigs.match_call_into(&c, &mut ms);
@@ -107,6 +132,13 @@ impl Inspector {
 
     pub fn on_tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
         self.detectors.on_tick(now_ns, out);
+        if let Some(g) = self.api.as_mut() {
+            let mut found = Vec::new();
+            g.on_tick(now_ns, &mut found);
+            for a in found {
+                self.detectors.submit(a, out);
+            }
+        }
         if let Some(h) = self.http.as_mut() {
             h.on_tick(now_ns, &mut self.detectors, out);
             self.http_calls(out);

@@ -421,7 +421,7 @@ pub fn verdict(a: &Alert) -> &'static str {
     match &a.mitigation {
         Some(Mitigation::Taken(act)) if a.enforced => match act.kind {
             ActionKind::Block { .. } => "blocked",
-            ActionKind::RateLimit { .. } => "rate-limited",
+            ActionKind::RateLimit { .. } | ActionKind::LimitSrc { .. } => "rate-limited",
         },
         _ => "alerted",
     }

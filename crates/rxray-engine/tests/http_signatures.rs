@@ -24,6 +24,7 @@ fn call(line: &str, extra: &str, body: &[u8]) -> Call {
         request: Message { head: head.into_bytes(), body: body.to_vec(), truncated: false },
         status: 200,
         response: Message { head: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n".to_vec(), body: b"ok".to_vec(), truncated: false },
+        latency_ns: 0,
     }
 }
 

@@ -567,7 +567,9 @@ pub struct FwBlockLens {
     pub v4: u64,
     pub v6: [u64; 3],
     pub dlimits: u32,
-    pub _pad: u32,
+    pub slimits: u32,
+    pub s4: u64,
+    pub s6: [u64; 3],
 }
 
 #[repr(C)]
@@ -590,6 +592,23 @@ pub struct FwDlimit {
     pub bytes: u64,
     pub id: u32,
     pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwSlimit {
+    pub expires_ns: u64,
+    pub added_ns: u64,
+    pub interval_ns: u64,
+    pub burst: u64,
+    pub tat: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub passed: u64,
+    pub id: u32,
+    pub dport: u16,
+    pub syn_only: u8,
+    pub _pad: u8,
 }
 
 #[repr(C)]
@@ -816,7 +835,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),
         layout!("rxray_fw_block", FwBlock, [expires_ns, added_ns, packets, bytes, id, _pad]),
-        layout!("rxray_fw_block_lens", FwBlockLens, [v4, v6, dlimits, _pad]),
+        layout!("rxray_fw_block_lens", FwBlockLens, [v4, v6, dlimits, slimits, s4, s6]),
+        layout!("rxray_fw_slimit", FwSlimit, [expires_ns, added_ns, interval_ns, burst, tat, packets, bytes, passed, id, dport, syn_only, _pad]),
         layout!("rxray_fw_dlimit_key", FwDlimitKey, [ver, _pad, addr]),
         layout!("rxray_fw_dlimit", FwDlimit, [expires_ns, added_ns, pps, burst, tat, packets, bytes, id, _pad]),
         layout!("rxray_fw_bucket_key", FwBucketKey, [slot, port, ver, _pad, addr]),
@@ -951,6 +971,7 @@ pod!(
     FwBlockLens,
     FwDlimitKey,
     FwDlimit,
+    FwSlimit,
     LatStats,
     LatKey,
     LatStamp,

@@ -74,6 +74,7 @@ struct FwMaps {
     blocks: Map,
     block_lens: Map,
     dlimits: Map,
+    slimits: Map,
     last: Map,
     stats: Map,
     /// The mmap of rxray_fw_v4 (2^25 bytes: byte a24 << 1 | gen).
@@ -90,7 +91,7 @@ impl Drop for FwMaps {
     }
 }
 
-const MAP_NAMES: [&str; 13] = [
+const MAP_NAMES: [&str; 14] = [
     "rxray_config",
     "rxray_fw_active",
     "rxray_fw_sets",
@@ -102,6 +103,7 @@ const MAP_NAMES: [&str; 13] = [
     "rxray_fw_blocks",
     "rxray_fw_block_lens",
     "rxray_fw_dlimits",
+    "rxray_fw_slimits",
     "rxray_fw_last",
     "rxray_stats",
 ];
@@ -120,6 +122,7 @@ impl FwMaps {
             blocks: get("rxray_fw_blocks")?,
             block_lens: get("rxray_fw_block_lens")?,
             dlimits: get("rxray_fw_dlimits")?,
+            slimits: get("rxray_fw_slimits")?,
             last: get("rxray_fw_last")?,
             stats: get("rxray_stats")?,
             v4_mem: std::ptr::null_mut(),
@@ -139,7 +142,7 @@ impl FwMaps {
         FwMaps::from_fn(|name| {
             let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
             Ok(match name {
-                "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" => Map::HashMap(md),
+                "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" | "rxray_fw_slimits" => Map::HashMap(md),
                 "rxray_fw_counters" | "rxray_stats" => Map::PerCpuArray(md),
                 _ => Map::Array(md),
             })
@@ -368,7 +371,30 @@ impl FwMaps {
             set_len_bit(&mut lens, k.ver, k.len);
         }
         lens.dlimits = self.dlimits()?.len() as u32;
+        let s = self.slimits()?;
+        lens.slimits = s.len() as u32;
+        for (k, _) in s {
+            if k.ver == 4 {
+                lens.s4 |= 1 << k.len;
+            } else {
+                lens.s6[(k.len / 64) as usize] |= 1 << (k.len % 64);
+            }
+        }
         self.write_block_lens(lens)
+    }
+
+    fn slimits(&self) -> Result<Vec<(abi::FwBlockKey, abi::FwSlimit)>, KernelError> {
+        let h: BpfHash<&MapData, abi::FwBlockKey, abi::FwSlimit> =
+            BpfHash::try_from(&self.slimits).map_err(merr("rxray_fw_slimits"))?;
+        Ok(h.iter().filter_map(|r| r.ok()).collect())
+    }
+
+    /// The next dynamic entry's number (blocks, destination and source limits share them).
+    fn next_id(&self) -> Result<u32, KernelError> {
+        let b = self.blocks()?.iter().map(|(_, b)| b.id).max().unwrap_or(0);
+        let d = self.dlimits()?.iter().map(|(_, d)| d.id).max().unwrap_or(0);
+        let s = self.slimits()?.iter().map(|(_, x)| x.id).max().unwrap_or(0);
+        Ok(b.max(d).max(s) + 1)
     }
 
     fn dlimits(&self) -> Result<Vec<(abi::FwDlimitKey, abi::FwDlimit)>, KernelError> {
@@ -376,6 +402,12 @@ impl FwMaps {
             BpfHash::try_from(&self.dlimits).map_err(merr("rxray_fw_dlimits"))?;
         Ok(h.iter().filter_map(|r| r.ok()).collect())
     }
+}
+
+/// Removes `key` from one of the firewall's hash maps; false when it was not there.
+fn remove_key<K: aya::Pod, V: aya::Pod>(map: &mut Map, name: &'static str, key: &K) -> Result<bool, KernelError> {
+    let mut h: BpfHash<&mut MapData, K, V> = BpfHash::try_from(map).map_err(merr(name))?;
+    Ok(h.remove(key).is_ok())
 }
 
 fn set_len_bit(l: &mut abi::FwBlockLens, ver: u8, len: u8) {
@@ -414,10 +446,13 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
         .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
         .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))
         .map_max_entries("rxray_fw_dlimits", 4096)
+        .map_max_entries("rxray_fw_slimits", 4096)
         // Sized for an observer that adopts the firewall's program (rxray watch, flows, alerts on the
         // same interface); these are ring buffers, paged in only as they fill.
         .map_max_entries("rxray_events", 8 << 20)
-        .map_max_entries("rxray_cap", 4 << 20);
+        .map_max_entries("rxray_cap", 4 << 20)
+        // The HTTP copies of an observer with --port (alerts --enforce: OpenAPI, HTTP rules, API limits).
+        .map_max_entries("rxray_http", 4 << 20);
     l
 }
 
@@ -441,6 +476,36 @@ pub struct LimitInfo {
     pub burst: u64,
     pub expires_in_s: Option<f64>,
     pub dropped: u64,
+}
+
+/// A source rate limit as `firewall list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct SrcLimitInfo {
+    pub id: u32,
+    pub src: String,
+    /// The destination port it applies to (None: any).
+    pub dport: Option<u16>,
+    /// Only connection openings (TCP SYN without ACK) count.
+    pub syn_only: bool,
+    /// Conforming packets per second (fractional for rates below one per second).
+    pub rate_per_s: f64,
+    pub burst: u64,
+    pub expires_in_s: Option<f64>,
+    pub dropped: u64,
+    /// Packets the limit applied to and let through.
+    pub passed: u64,
+}
+
+/// What a source rate limit applies to and how fast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SrcLimit {
+    /// Only packets to this port (None: any).
+    pub dport: Option<u16>,
+    /// Only connection openings (TCP SYN without ACK) count and are dropped.
+    pub syn_only: bool,
+    /// One conforming packet per interval.
+    pub interval_ns: u64,
+    pub burst: u64,
 }
 
 /// Per-slot counters of the active rule set.
@@ -614,9 +679,7 @@ impl Firewall {
 
     /// Removes the block on exactly `cidr`; false when there was none.
     pub fn unblock(&mut self, cidr: &Cidr) -> Result<bool, KernelError> {
-        let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
-            BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
-        let found = h.remove(&block_key(cidr)).is_ok();
+        let found = remove_key::<_, abi::FwBlock>(&mut self.maps.blocks, "rxray_fw_blocks", &block_key(cidr))?;
         self.maps.refresh_block_lens()?;
         Ok(found)
     }
@@ -651,14 +714,71 @@ impl Firewall {
         Ok(id)
     }
 
+    /// Rate-limits packets from `cidr` (as `lim` says) until `ttl_s` from now; replaces a limit on
+    /// the same prefix (its counters start again).
+    pub fn limit_src(&mut self, cidr: &Cidr, lim: SrcLimit, ttl_s: Option<u64>) -> Result<u32, KernelError> {
+        self.expire_blocks()?;
+        let id = self.maps.next_id()?;
+        let now = monotonic_ns();
+        let v = abi::FwSlimit {
+            expires_ns: ttl_s.map_or(0, |t| now + t * 1_000_000_000),
+            added_ns: now,
+            interval_ns: lim.interval_ns.max(1),
+            burst: lim.burst,
+            id,
+            dport: lim.dport.unwrap_or(0),
+            syn_only: lim.syn_only as u8,
+            ..Default::default()
+        };
+        {
+            let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwSlimit> =
+                BpfHash::try_from(&mut self.maps.slimits).map_err(merr("rxray_fw_slimits"))?;
+            h.insert(block_key(cidr), v, 0).map_err(merr("rxray_fw_slimits"))?;
+        }
+        self.maps.refresh_block_lens()?;
+        let mut cfg = self.maps.config()?;
+        if cfg.features & abi::FEAT_FIREWALL == 0 {
+            cfg.features |= abi::FEAT_FIREWALL;
+            self.maps.set_config(cfg)?;
+        }
+        Ok(id)
+    }
+
+    /// Removes the source rate limit on exactly `cidr`; false when there was none.
+    pub fn unlimit_src(&mut self, cidr: &Cidr) -> Result<bool, KernelError> {
+        let found = remove_key::<_, abi::FwSlimit>(&mut self.maps.slimits, "rxray_fw_slimits", &block_key(cidr))?;
+        self.maps.refresh_block_lens()?;
+        Ok(found)
+    }
+
+    /// Source rate limits in force.
+    pub fn src_limits(&self) -> Result<Vec<SrcLimitInfo>, KernelError> {
+        let now = monotonic_ns();
+        let mut v: Vec<SrcLimitInfo> = self
+            .maps
+            .slimits()?
+            .into_iter()
+            .filter(|(_, d)| d.expires_ns == 0 || d.expires_ns >= now)
+            .map(|(k, d)| SrcLimitInfo {
+                id: d.id,
+                src: format!("{}/{}", ip_from(k.ver, &k.addr), k.len),
+                dport: (d.dport != 0).then_some(d.dport),
+                syn_only: d.syn_only != 0,
+                rate_per_s: 1e9 / d.interval_ns.max(1) as f64,
+                burst: d.burst,
+                expires_in_s: (d.expires_ns != 0).then(|| (d.expires_ns - now) as f64 / 1e9),
+                dropped: d.packets,
+                passed: d.passed,
+            })
+            .collect();
+        v.sort_by_key(|l| l.id);
+        Ok(v)
+    }
+
     /// Removes the rate limit on `dst`; false when there was none.
     pub fn unlimit_dst(&mut self, dst: IpAddr) -> Result<bool, KernelError> {
         let key = abi::FwDlimitKey { ver: if dst.is_ipv4() { 4 } else { 6 }, _pad: [0; 3], addr: addr16(dst) };
-        let found = {
-            let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
-                BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
-            h.remove(&key).is_ok()
-        };
+        let found = remove_key::<_, abi::FwDlimit>(&mut self.maps.dlimits, "rxray_fw_dlimits", &key)?;
         self.maps.refresh_block_lens()?;
         Ok(found)
     }
@@ -691,6 +811,15 @@ impl Firewall {
             self.maps.blocks()?.into_iter().filter(|(_, b)| b.expires_ns != 0 && b.expires_ns < now).map(|(k, _)| k).collect();
         let gone_limits: Vec<abi::FwDlimitKey> =
             self.maps.dlimits()?.into_iter().filter(|(_, d)| d.expires_ns != 0 && d.expires_ns < now).map(|(k, _)| k).collect();
+        let gone_src: Vec<abi::FwBlockKey> =
+            self.maps.slimits()?.into_iter().filter(|(_, d)| d.expires_ns != 0 && d.expires_ns < now).map(|(k, _)| k).collect();
+        if !gone_src.is_empty() {
+            let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwSlimit> =
+                BpfHash::try_from(&mut self.maps.slimits).map_err(merr("rxray_fw_slimits"))?;
+            for k in &gone_src {
+                let _ = h.remove(k);
+            }
+        }
         if !gone_limits.is_empty() {
             let mut h: BpfHash<&mut MapData, abi::FwDlimitKey, abi::FwDlimit> =
                 BpfHash::try_from(&mut self.maps.dlimits).map_err(merr("rxray_fw_dlimits"))?;
@@ -698,7 +827,7 @@ impl Firewall {
                 let _ = h.remove(k);
             }
         }
-        if !gone.is_empty() || !gone_limits.is_empty() {
+        if !gone.is_empty() || !gone_limits.is_empty() || !gone_src.is_empty() {
             let mut h: BpfHash<&mut MapData, abi::FwBlockKey, abi::FwBlock> =
                 BpfHash::try_from(&mut self.maps.blocks).map_err(merr("rxray_fw_blocks"))?;
             for k in &gone {

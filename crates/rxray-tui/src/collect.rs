@@ -156,6 +156,7 @@ impl Collector {
                 let what = match &act.kind {
                     ActionKind::Block { cidr } => format!("block {cidr}"),
                     ActionKind::RateLimit { dst, pps, .. } => format!("limit {dst} to {pps}/s"),
+                    ActionKind::LimitSrc { cidr, rate, .. } => format!("limit {cidr} to {rate}"),
                 };
                 format!("{}{what} {}s", if enforced { "" } else { "would " }, act.ttl_s)
             }

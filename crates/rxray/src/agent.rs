@@ -87,6 +87,7 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr], files: &crate::args:
     let opts = alerts::AlertOpts {
         signatures: cfg.signatures.clone(),
         detect_config: cfg.detect_config.as_ref().map(PathBuf::from),
+        api_limits: None,
         threat_lists: cfg.threat_lists.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         eve: None,
         recorder: None,
@@ -814,6 +815,7 @@ impl History {
             let (kind, target) = match &act.kind {
                 ActionKind::Block { cidr } => ("block", cidr.to_string()),
                 ActionKind::RateLimit { dst, .. } => ("rate_limit", dst.to_string()),
+                ActionKind::LimitSrc { cidr, .. } => ("rate_limit_src", cidr.to_string()),
             };
             let enforced = al.evidence.get("enforced").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
             self.mitigations.push(MitigationRow { ts: al.ts_ns, alert_id: al.id, kind: kind.into(), target, ttl_s: act.ttl_s as u64, reason: act.reason.clone(), enforced });

@@ -36,6 +36,10 @@ pub struct AlertOpts {
     /// Detector configuration (JSON; every threshold, the policy and the allow list; see docs/detection.md).
     #[arg(long, value_name = "FILE")]
     pub detect_config: Option<PathBuf>,
+    /// API limits (TOML, `[[api_limit]]` entries; docs/http.md): request rates per client and
+    /// endpoint on the HTTP ports (--port), and the endpoints' error-rate and latency baselines.
+    #[arg(long, value_name = "FILE")]
+    pub api_limits: Option<PathBuf>,
     /// A threat list NAME=FILE in FireHOL/Spamhaus format (repeatable): traffic from or to it alerts.
     #[arg(long = "threat-list", value_name = "NAME=FILE")]
     pub threat_lists: Vec<String>,
@@ -176,7 +180,11 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
             Some(loaded.set)
         }
     };
-    Ok(Inspector::new(det, sigs))
+    let insp = Inspector::new(det, sigs);
+    Ok(match &o.api_limits {
+        None => insp,
+        Some(p) => insp.with_api(crate::api_limits::load(&o.files.read(p)?, p)?),
+    })
 }
 
 fn eve_out(o: &AlertOpts) -> Result<Box<dyn Write>> {
@@ -430,6 +438,9 @@ impl<'f> AlertLoop<'f> {
             let t = h.tracker().snapshot();
             eprintln!("rxray: HTTP: {} requests, {} responses checked on ports {:?}", t.totals.requests, t.totals.responses, h.ports());
         }
+        if let Some(g) = self.insp.api() {
+            eprintln!("rxray: API limits: {} requests matched a limit, {} were over it", g.matched, g.over);
+        }
         if let Some(h) = self.http_ring.as_ref().filter(|h| h.bad > 0) {
             eprintln!("rxray: {} HTTP ring records made no sense and were skipped", h.bad);
         }
@@ -445,11 +456,11 @@ impl<'f> AlertLoop<'f> {
 /// before anything starts) and inspected by the HTTP rules.
 fn with_http(insp: Inspector, h: &HttpOpts) -> Result<(Inspector, bool)> {
     let spec = h.spec()?;
-    if spec.is_none() && !insp.has_http_rules() {
+    if spec.is_none() && !insp.wants_http() {
         return Ok((insp, false));
     }
     if h.ports.is_empty() {
-        bail!("HTTP (--openapi, or rules with HTTP buffers) needs at least one --port");
+        bail!("HTTP (--openapi, --api-limits, or rules with HTTP buffers) needs at least one --port");
     }
     Ok((insp.with_http(HttpInspector::new(h.config(), &h.ports, spec)), true))
 }
@@ -504,7 +515,7 @@ pub struct AlertsArgs {
 /// config) or offline only: a command with them attaches itself.
 fn join_agent(a: &AlertsArgs) -> Result<Option<crate::join::client::Joined>> {
     let o = &a.opts;
-    if a.standalone || a.enforce || o.eve.is_some() || o.recorder.is_some() || !o.home_net.is_empty() {
+    if a.standalone || a.enforce || o.eve.is_some() || o.recorder.is_some() || !o.home_net.is_empty() || o.api_limits.is_some() {
         return Ok(None);
     }
     // Paths are the agent's to read: made absolute here.
@@ -541,6 +552,7 @@ pub(crate) fn opts_of(r: &crate::join::AlertsRequest) -> AlertOpts {
     AlertOpts {
         signatures: r.signatures.clone(),
         detect_config: r.detect_config.as_ref().map(PathBuf::from),
+        api_limits: None,
         threat_lists: r.threat_lists.clone(),
         eve: None,
         recorder: None,
@@ -668,6 +680,7 @@ pub(crate) fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
             ActionKind::RateLimit { dst, pps, burst } => f
                 .limit_dst(*dst, *pps as u64, *burst as u64, (act.ttl_s > 0).then_some(act.ttl_s as u64))
                 .map(|id| format!("rate limit {id} on {}", f.iface)),
+            ActionKind::LimitSrc { .. } => crate::api_limits::enforce(f, &act.kind, act.ttl_s),
         };
         match r {
             Ok(s) => done.push(s),

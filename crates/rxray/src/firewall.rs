@@ -439,6 +439,7 @@ fn list(a: ListArgs) -> Result<()> {
         let counts = f.counts()?;
         let blocks = f.blocks()?;
         let limits = f.dst_limits()?;
+        let src_limits = f.src_limits()?;
         if a.json {
             let rec = records::FwList {
                 blocks,
@@ -448,6 +449,7 @@ fn list(a: ListArgs) -> Result<()> {
                 interface: &iface,
                 limits,
                 rules: meta.as_ref().map(|m| m.rules.as_slice()),
+                src_limits,
             };
             println!("{}", records::line(&rec));
             continue;
@@ -481,6 +483,20 @@ fn list(a: ListArgs) -> Result<()> {
                 l.burst,
                 l.expires_in_s.map(|s| format!(", {s:.0}s left")).unwrap_or_default(),
                 l.dropped
+            );
+        }
+        for l in &src_limits {
+            println!(
+                "  {:>3}  limit {} from {} to port {} at {:.3}/s burst {}{}  ({} dropped, {} passed)",
+                l.id,
+                if l.syn_only { "connections" } else { "packets" },
+                l.src,
+                l.dport.map_or("any".into(), |p| p.to_string()),
+                l.rate_per_s,
+                l.burst,
+                l.expires_in_s.map(|s| format!(", {s:.0}s left")).unwrap_or_default(),
+                l.dropped,
+                l.passed
             );
         }
     }

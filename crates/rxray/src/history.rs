@@ -387,6 +387,7 @@ fn offline(dir: &Path, range: &AddrRange) -> Result<(Records, u64, u64)> {
     let opts = alerts::AlertOpts {
         signatures: "default".into(),
         detect_config: None,
+        api_limits: None,
         threat_lists: Vec::new(),
         eve: None,
         recorder: None,

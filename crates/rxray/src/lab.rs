@@ -326,6 +326,7 @@ fn protect(lab: &Lab) -> Result<()> {
                     let done = al.evidence.get("enforced").map(|v| v.to_string()).unwrap_or_default();
                     match &act.kind {
                         ActionKind::Block { cidr } => println!("  -> blocked {cidr} for {} s {done}: {}", act.ttl_s, act.reason),
+                        ActionKind::LimitSrc { cidr, rate, .. } => println!("  -> {cidr} limited to {rate} for {} s {done}: {}", act.ttl_s, act.reason),
                         ActionKind::RateLimit { dst, pps, .. } => {
                             println!("  -> traffic to {dst} limited to {pps}/s for {} s {done}: {}", act.ttl_s, act.reason)
                         }

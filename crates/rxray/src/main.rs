@@ -6,6 +6,7 @@ mod agent_http;
 mod agent_rollups;
 mod alerts;
 mod analyze;
+mod api_limits;
 mod args;
 mod capture;
 mod conns;

@@ -2,7 +2,7 @@
 //! is written here, once, instead of in `json!` trees at each print. `line` prints a record with
 //! its keys in sorted order, at every depth, as these outputs always have (serde_json's map).
 use rxray_engine::firewall::rules::ListReport;
-use rxray_kernel::firewall::{BlockInfo, FwCounts, LimitInfo};
+use rxray_kernel::firewall::{BlockInfo, FwCounts, LimitInfo, SrcLimitInfo};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -83,6 +83,8 @@ pub struct FwList<'a> {
     pub limits: Vec<LimitInfo>,
     /// The applied rules; null when none were applied.
     pub rules: Option<&'a [crate::firewall::MetaRule]>,
+    /// Source rate limits (a client over its API limit, `alerts --api-limits --enforce`).
+    pub src_limits: Vec<SrcLimitInfo>,
 }
 
 /// `rxray firewall stats --json`: one object per interface.
@@ -222,6 +224,17 @@ mod tests {
                     interface: "veth-b",
                     limits: vec![limit],
                     rules: Some(&rules),
+                    src_limits: vec![SrcLimitInfo {
+                        id: 3,
+                        src: "198.18.0.1/32".into(),
+                        dport: Some(8080),
+                        syn_only: true,
+                        rate_per_s: 20.0,
+                        burst: 0,
+                        expires_in_s: Some(600.0),
+                        dropped: 12,
+                        passed: 40,
+                    }],
                 })),
             ),
             ("FwStats", v(line(&FwStats { counters: &counts, interface: "veth-b" }))),

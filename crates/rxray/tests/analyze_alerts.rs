@@ -125,3 +125,33 @@ fn bad_signature_files_are_reported_and_the_rest_load() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["alert"]["signature_id"], 1);
 }
+
+#[test]
+fn an_api_limit_over_a_capture_alerts_about_the_one_client_over_it() {
+    let dir = TempDir::new();
+    let (fast, slow) = (Ipv4Addr::new(198, 18, 9, 7), Ipv4Addr::new(198, 18, 9, 8));
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    // Frames are 1 µs apart: the fast client's 10 requests come within a millisecond (limit 5/s,
+    // burst 0: the first conforms, the other 9 are over it); the slow client sends one.
+    let mut frames = Vec::new();
+    for i in 0..10u16 {
+        let req = format!("POST /api/orders/{i} HTTP/1.1\r\nHost: shop\r\nContent-Length: 0\r\n\r\n");
+        frames.extend(call(fast, 41000 + i, &[req.as_bytes()], ok));
+    }
+    frames.extend(call(slow, 42000, &[b"POST /api/orders/1 HTTP/1.1\r\nHost: shop\r\nContent-Length: 0\r\n\r\n"], ok));
+    frames.extend(call(fast, 43000, &[b"GET /api/orders/1 HTTP/1.1\r\nHost: shop\r\n\r\n"], ok)); // another method
+    let pcap = dir.path().join("api.pcap");
+    rxray_lab::pcap::write_pcap(&pcap, &frames).unwrap();
+    let limits = dir.path().join("limits.toml");
+    std::fs::write(&limits, "[[api_limit]]\nendpoint = \"POST /api/orders/{id}\"\nrate = \"5/s\"\naction = \"block\"\n").unwrap();
+    let (alerts, err) = run(&["--signatures", "none", "--port", "8080", "--api-limits", limits.to_str().unwrap(), pcap.to_str().unwrap()]);
+    assert_eq!(alerts.len(), 1, "one alert (repeats suppressed): {alerts:?}");
+    let a = &alerts[0];
+    assert_eq!((a["rxray"]["detector"].as_str(), a["alert"]["signature_id"].as_u64()), (Some("api_limit"), Some(17)), "{a}");
+    assert_eq!(a["src_ip"], "198.18.9.7");
+    assert_eq!(a["rxray"]["evidence"]["request"], "POST /api/orders/1", "the second request is the first over: {a}");
+    assert_eq!(a["rxray"]["evidence"]["requests_in_period"], 2);
+    assert_eq!(a["rxray"]["mitigation"]["kind"]["cidr"], "198.18.9.7/32", "{a}");
+    assert_eq!(a["alert"]["action"], "allowed", "offline nothing is enforced");
+    assert!(err.contains("API limits: 11 requests matched a limit, 9 were over it"), "{err}");
+}

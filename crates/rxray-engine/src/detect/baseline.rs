@@ -60,9 +60,54 @@ pub const BASELINE: Signature = Signature {
 #[derive(Debug, Default, Clone)]
 struct Metric {
     count: u64,
-    level: f64,
-    dev: f64,
-    learned: u32,
+    l: Learned,
+}
+
+/// A level learned online (shared with the API health baselines): a plain running mean and mean
+/// absolute deviation during the warm-up, then EWMAs of samples winsorised to level ± 3 scales;
+/// anomalous samples are not learned.
+#[derive(Debug, Default, Clone)]
+pub struct Learned {
+    pub level: f64,
+    pub dev: f64,
+    pub learned: u32,
+}
+
+impl Learned {
+    /// The scale of the robust z-score: 1.4826 × the deviation, never below 10% of the level or
+    /// `floor` (steady traffic has a tiny deviation, and a z-score over it would flag every wobble).
+    pub fn scale(&self, floor: f64) -> f64 {
+        (1.4826 * self.dev).max(0.1 * self.level).max(floor)
+    }
+
+    /// Ends one interval with sample `x`: once `warmup` samples are learned and `alarm(score,
+    /// level)` holds, returns the robust z-score (and learns nothing); otherwise learns `x`.
+    pub fn step(&mut self, x: f64, warmup: u32, alpha: f64, floor: f64, alarm: impl FnOnce(f64, f64) -> bool) -> Option<f64> {
+        if self.learned == 0 {
+            (self.level, self.dev, self.learned) = (x, 0.0, 1);
+            return None;
+        }
+        let scale = self.scale(floor);
+        let score = (x - self.level) / scale;
+        if self.learned >= warmup && alarm(score, self.level) {
+            return Some(score);
+        }
+        if self.learned < warmup {
+            // Warm-up: plain running mean and mean absolute deviation of everything seen, so a level
+            // shift during warm-up is part of the baseline rather than an alert right after it.
+            let n = self.learned as f64 + 1.0;
+            self.dev += ((x - self.level).abs() - self.dev) / n;
+            self.level += (x - self.level) / n;
+            self.learned += 1;
+            return None;
+        }
+        let clipped = x.clamp(self.level - 3.0 * scale, self.level + 3.0 * scale);
+        let d = (clipped - self.level).abs();
+        self.level += alpha * (clipped - self.level);
+        self.dev += alpha * (d - self.dev);
+        self.learned = self.learned.saturating_add(1);
+        None
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -133,63 +178,37 @@ impl BaselineDetector {
 fn close(cfg: &BaselineConfig, m: &mut Metric, key: Key, iface: &str, ts: u64, out: &mut Vec<Alert>) {
     let x = m.count as f64 * 1e9 / (cfg.interval_ms as f64 * 1e6);
     m.count = 0;
-    if m.learned == 0 {
-        (m.level, m.dev, m.learned) = (x, 0.0, 1);
-        return;
+    let alarm = |score: f64, level: f64| score >= cfg.z && x >= cfg.min_ratio * level && x >= cfg.min_pps;
+    let Some(score) = m.l.step(x, cfg.warmup_intervals, cfg.alpha, 1.0, alarm) else { return };
+    let level = m.l.level;
+    let (name, subject_iface) = match key {
+        Key::Proto(n) => (format!("proto:{}", PROTOS[n as usize]), None),
+        Key::Port(p, port) => (format!("port:{}/{}", if p == 6 { "tcp" } else { "udp" }, port), None),
+        Key::Iface(_) => (format!("iface:{iface}"), Some(iface.to_string())),
+    };
+    let explanation = format!(
+        "{name} at {x:.0} pps is {:.1}x its baseline of {:.0} pps (robust z-score {score:.1} >= {})",
+        x / level.max(1e-9),
+        level,
+        cfg.z
+    );
+    let mut a = Alert::new(BASELINE, ts, std::net::IpAddr::from([0u8; 4]));
+    a.topic = super::state::hash_of(&name);
+    let mut a = a
+        .with("metric", name)
+        .with("value_pps", x)
+        .with("baseline_pps", level)
+        .with("deviation_pps", m.l.dev)
+        .with("score", score)
+        .with("z_threshold", cfg.z)
+        .with("min_ratio", cfg.min_ratio)
+        .with("explanation", explanation);
+    a.iface = subject_iface;
+    if let Key::Port(p, port) = key {
+        a.proto = Some(p);
+        a.dest_port = Some(port);
     }
-    // The scale never drops below 10% of the level (or 1 pps): steady traffic has a tiny
-    // deviation, and a z-score over it would flag every wobble.
-    let scale = (1.4826 * m.dev).max(0.1 * m.level).max(1.0);
-    let score = (x - m.level) / scale;
-    if m.learned >= cfg.warmup_intervals
-        && score >= cfg.z
-        && x >= cfg.min_ratio * m.level
-        && x >= cfg.min_pps
-    {
-        let (name, subject_iface) = match key {
-            Key::Proto(n) => (format!("proto:{}", PROTOS[n as usize]), None),
-            Key::Port(p, port) => (format!("port:{}/{}", if p == 6 { "tcp" } else { "udp" }, port), None),
-            Key::Iface(_) => (format!("iface:{iface}"), Some(iface.to_string())),
-        };
-        let explanation = format!(
-            "{name} at {x:.0} pps is {:.1}x its baseline of {:.0} pps (robust z-score {score:.1} >= {})",
-            x / m.level.max(1e-9),
-            m.level,
-            cfg.z
-        );
-        let mut a = Alert::new(BASELINE, ts, std::net::IpAddr::from([0u8; 4]));
-        a.topic = super::state::hash_of(&name);
-        let mut a = a
-            .with("metric", name)
-            .with("value_pps", x)
-            .with("baseline_pps", m.level)
-            .with("deviation_pps", m.dev)
-            .with("score", score)
-            .with("z_threshold", cfg.z)
-            .with("min_ratio", cfg.min_ratio)
-            .with("explanation", explanation);
-        a.iface = subject_iface;
-        if let Key::Port(p, port) = key {
-            a.proto = Some(p);
-            a.dest_port = Some(port);
-        }
-        out.push(a);
-        return;
-    }
-    if m.learned < cfg.warmup_intervals {
-        // Warm-up: plain running mean and mean absolute deviation of everything seen, so a level
-        // shift during warm-up is part of the baseline rather than an alert right after it.
-        let n = m.learned as f64 + 1.0;
-        m.dev += ((x - m.level).abs() - m.dev) / n;
-        m.level += (x - m.level) / n;
-        m.learned += 1;
-        return;
-    }
-    let clipped = x.clamp(m.level - 3.0 * scale, m.level + 3.0 * scale);
-    let d = (clipped - m.level).abs();
-    m.level += cfg.alpha * (clipped - m.level);
-    m.dev += cfg.alpha * (d - m.dev);
-    m.learned = m.learned.saturating_add(1);
+    out.push(a);
 }
 
 impl Detector for BaselineDetector {

@@ -4,6 +4,8 @@
 //!
 //! Pure: time is the events' time (`Packet::ts_ns`, `ConnSummary::end_ns`, `on_tick(now)`); all
 //! state is bounded and aged by that time. See docs/detection.md for thresholds and defaults.
+pub mod api_health;
+pub mod api_limit;
 pub mod baseline;
 pub mod exfil;
 pub mod flags;
@@ -288,7 +290,11 @@ impl Detectors {
             }
             a.id = self.next_id;
             self.next_id += 1;
-            a.mitigation = Some(self.policy.decide(&a));
+            // A detector that decided itself (an API limit's action) is vetted, not overruled.
+            a.mitigation = Some(match a.mitigation.take() {
+                Some(m) => self.policy.vet(m, &a),
+                None => self.policy.decide(&a),
+            });
             self.stats.alerts += 1;
             out.push(a);
         }

@@ -72,6 +72,8 @@ pub const DETECTOR_NAMES: &[&str] = &[
     "threat_list",
     "signature",
     "openapi",
+    "api_limit",
+    "api_health",
 ];
 
 /// A detector name, checked against `DETECTOR_NAMES` while deserialising (so the error carries
@@ -138,6 +140,9 @@ impl Default for PolicyConfig {
 pub enum ActionKind {
     Block { cidr: Cidr },
     RateLimit { dst: IpAddr, pps: u32, burst: u32 },
+    /// Rate-limit packets from a source prefix (a client over its API limit): to `dport`, only
+    /// its connection openings when `syn_only`, one per `interval_ns` with `burst` (`rate` says it).
+    LimitSrc { cidr: Cidr, dport: Option<u16>, syn_only: bool, interval_ns: u64, burst: u64, rate: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -167,6 +172,8 @@ pub enum Mitigation {
 pub struct Policy {
     cfg: PolicyConfig,
     allow: CidrSet,
+    /// The same prefixes as a list (to test whole prefixes against it).
+    allow_list: Vec<Cidr>,
 }
 
 impl Policy {
@@ -174,11 +181,25 @@ impl Policy {
     pub fn new(cfg: PolicyConfig, host_addrs: &[IpAddr]) -> Policy {
         let mut list = cfg.allow.clone();
         list.extend(host_addrs.iter().map(|a| Cidr::host(*a)));
-        Policy { allow: CidrSet::new(&list), cfg }
+        Policy { allow: CidrSet::new(&list), allow_list: list, cfg }
     }
 
     pub fn is_allowed(&self, a: IpAddr) -> bool {
         self.allow.contains(a)
+    }
+
+    /// A detector's own decision (an API limit's action): numbered, and refused when the prefix
+    /// it acts on holds an address of the allow list.
+    pub fn vet(&self, m: Mitigation, alert: &Alert) -> Mitigation {
+        let Mitigation::Taken(mut act) = m else { return m };
+        if let ActionKind::Block { cidr } | ActionKind::LimitSrc { cidr, .. } = &act.kind {
+            let hit = self.allow_list.iter().find(|a| a.contains(cidr.addr()) || cidr.contains(a.addr()));
+            if let Some(net) = hit {
+                return Mitigation::None { reason: format!("{cidr} overlaps the allow list ({net}): not acted on ({})", act.reason) };
+            }
+        }
+        act.alert_id = alert.id;
+        Mitigation::Taken(act)
     }
 
     /// The decision for `alert` (already numbered).

@@ -62,6 +62,8 @@ pub struct Call {
     pub request: Message,
     pub status: u16,
     pub response: Message,
+    /// From the request's first byte to the response head (0 for a request alone).
+    pub latency_ns: u64,
 }
 
 impl Call {
@@ -135,7 +137,7 @@ pub struct Exchange {
     next_id: u64,
     req_id: u64,
     /// The response being read: its request (as far as it was seen), status and the request's time.
-    answering: Option<(Message, u16, u64)>,
+    answering: Option<(Message, u16, u64, u64)>,
     /// The server switched to HTTP/2 (101 to `Upgrade: h2c`): the upgrade request's endpoint and
     /// time, and the bytes after the 101 per direction, for the HTTP/2 reader to take over.
     pub h2_upgrade: Option<(usize, u64)>,
@@ -438,7 +440,7 @@ impl Exchange {
                     if let (Some(p), true) = (req.as_mut(), cx.calls.is_some()) {
                         // A request still being read (answered early) is checked as far as it came.
                         let request = p.request.take().unwrap_or_else(|| Message { truncated: true, ..self.req.msg.clone().unwrap_or_default() });
-                        self.answering = Some((request, r.status, p.first_ts));
+                        self.answering = Some((request, r.status, p.first_ts, ts.saturating_sub(p.first_ts)));
                         self.resp.msg = Some(Message { head: buf[..r.head_len].to_vec(), ..Default::default() });
                     }
                     let mut framing = r.body;
@@ -611,15 +613,15 @@ impl Exchange {
                     // The request alone, as soon as it is whole (what request-side inspection reads;
                     // the checks of whole calls skip it): status 0, no response.
                     if let Some(calls) = cx.calls.as_mut() {
-                        calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: p.first_ts, request: m.clone(), status: 0, response: Message::default() });
+                        calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: p.first_ts, request: m.clone(), status: 0, response: Message::default(), latency_ns: 0 });
                     }
                     p.request = Some(m);
                 }
             }
             Dir::ToClient => {
-                let Some((request, status, ts_ns)) = self.answering.take() else { return };
+                let Some((request, status, ts_ns, latency_ns)) = self.answering.take() else { return };
                 if let Some(calls) = cx.calls.as_mut() {
-                    calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns, request, status, response: m });
+                    calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns, request, status, response: m, latency_ns });
                 }
             }
         }

@@ -74,6 +74,8 @@ struct Stream {
     request: Option<Message>,
     response: Option<Message>,
     status: u16,
+    /// From the first request byte to the response head.
+    latency_ns: u64,
 }
 
 /// One HTTP/2 connection.
@@ -454,6 +456,7 @@ impl H2Conn {
                 cx.totals.responses += 1;
                 if let Some(e) = s.endpoint {
                     answered(cx, e, &self.conn, c, b.ts.saturating_sub(s.first_ts));
+                    s.latency_ns = b.ts.saturating_sub(s.first_ts);
                 }
                 if cx.calls.is_some() {
                     s.response = Some(Message { head: f.head(&format!("HTTP/1.1 {c} -")), ..Default::default() });
@@ -505,7 +508,7 @@ impl H2Conn {
             unanswered(e, &self.conn, cx);
         }
         if let (Some(calls), Some(request), Some(response)) = (cx.calls.as_mut(), s.request, s.response) {
-            calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: s.first_ts, request, status: s.status, response });
+            calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: s.first_ts, request, status: s.status, response, latency_ns: s.latency_ns });
         }
     }
 }
