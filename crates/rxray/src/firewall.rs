@@ -538,8 +538,9 @@ fn off(a: IfaceArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, Default)]
-struct SimRule {
+/// One rule's share of `firewall simulate --json`.
+#[derive(Serialize, Default, schemars::JsonSchema)]
+pub(crate) struct SimRule {
     id: u32,
     rule: String,
     packets: u64,
@@ -549,8 +550,9 @@ struct SimRule {
     top_flows: Vec<(String, u64)>,
 }
 
-#[derive(Serialize, Default)]
-struct SimReport {
+/// `firewall simulate --json`: the capture replayed through the rules (keys in declared order).
+#[derive(Serialize, Default, schemars::JsonSchema)]
+pub(crate) struct SimReport {
     packets: u64,
     passed: u64,
     dropped: u64,
@@ -628,7 +630,7 @@ fn simulate(a: SimArgs) -> Result<()> {
     rep.rules = set.rules.iter().enumerate().map(|(i, r)| mk(i, r.id, r.describe())).collect();
     rep.default = mk(fw::FW_C_DEFAULT, 0, format!("default {}", if c.default_deny { "deny" } else { "allow" }));
     if a.json {
-        println!("{}", serde_json::to_string(&rep)?);
+        crate::sinks::Sink::write(&mut crate::sinks::JsonLines::new(std::io::stdout().lock()), &rep)?;
         return Ok(());
     }
     if a.packets {
