@@ -310,7 +310,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
         let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
         let Some(gen) = apply_to(&mut f, fresh, &a.file, &set, &c, a.force)? else {
             if a.json {
-                println!("{}", records::line(&records::FwUnchanged { interface: &iface, rules: set.rules.len(), unchanged: true }));
+                crate::sinks::print(&records::FwUnchanged { interface: &iface, rules: set.rules.len(), unchanged: true })?;
             } else {
                 println!("rxray: firewall on {iface}: these {} rules are already live; nothing changed", set.rules.len());
             }
@@ -325,7 +325,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
                 lists: set.rules.iter().flat_map(|r| r.lists.clone()).collect(),
                 rules: set.rules.len(),
             };
-            println!("{}", records::line(&rec));
+            crate::sinks::print(&rec)?;
         } else {
             println!(
                 "rxray: firewall on {iface}: {} rules applied (generation {gen}){}{}",
@@ -449,7 +449,7 @@ fn list(a: ListArgs) -> Result<()> {
                 limits,
                 rules: meta.as_ref().map(|m| m.rules.as_slice()),
             };
-            println!("{}", records::line(&rec));
+            crate::sinks::print(&rec)?;
             continue;
         }
         match &meta {
@@ -497,7 +497,7 @@ fn stats(a: StatsArgs) -> Result<()> {
             let c = f.counts()?;
             let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             if a.json {
-                println!("{}", records::line(&records::FwStats { counters: &c, interface: &iface }));
+                crate::sinks::print(&records::FwStats { counters: &c, interface: &iface })?;
                 continue;
             }
             println!("{iface}: {}", if c.dry_run { "dry run (counts are what would have been dropped)" } else { "enforcing" });
@@ -599,7 +599,7 @@ fn simulate(a: SimArgs) -> Result<()> {
                 ts_ns: rec.ts_ns,
                 verdict: if v.dropped { "drop" } else { "pass" },
             };
-            println!("{}", records::line(&verdict));
+            crate::sinks::print(&verdict)?;
         }
         if v.slot == SLOT_NOT_IP {
             rep.not_ip += 1;

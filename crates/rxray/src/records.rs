@@ -16,7 +16,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// One JSON line of a record (keys sorted at every depth).
-pub fn line<T: Serialize>(rec: &T) -> String {
+pub fn line<T: Serialize + ?Sized>(rec: &T) -> String {
     serde_json::to_value(rec).map(|v| v.to_string()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
@@ -117,8 +117,8 @@ pub struct FwStats<'a> {
     pub interface: &'a str,
 }
 
-// `rxray firewall simulate --json`.
-record_keys!(Declared: crate::firewall::SimReport);
+// `rxray firewall simulate --json`, `rxray ifaces --json`, and the firewall's other records.
+record_keys!(Declared: crate::firewall::SimReport, crate::ifaces::Iface; Sorted: FwUnchanged<'_>, FwApplied<'_>, FwList<'_>, FwStats<'_>, FwVerdict);
 
 /// `rxray firewall simulate --packets --json`: one verdict per packet of the capture.
 #[derive(Serialize, JsonSchema)]

@@ -43,10 +43,14 @@ impl<W: Write> JsonLines<W> {
 /// One record as a JSON line (no newline), its keys in its order.
 pub fn json_line<R: Record + ?Sized>(rec: &R) -> String {
     match R::KEYS {
-        Keys::Sorted => serde_json::to_value(rec).map(|v| v.to_string()),
-        Keys::Declared => serde_json::to_string(rec),
+        Keys::Sorted => crate::records::line(rec),
+        Keys::Declared => serde_json::to_string(rec).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
     }
-    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// One record as a JSON line on stdout (the commands that print one record, or a few, at once).
+pub fn print<R: Record + ?Sized>(rec: &R) -> io::Result<()> {
+    JsonLines::new(io::stdout().lock()).write(rec)
 }
 
 impl<W: Write, R: Record + ?Sized> Sink<R> for JsonLines<W> {
