@@ -753,11 +753,13 @@ struct rxray_reader {
  * increasing offsets; a segment without payload (SYN, ACK, FIN, RST) is one header-only record. A
  * message head at the start of a segment resets the flow's copy budget; after head_allow + body_max
  * bytes of one message, the rest of it is not copied (counted, and marked by copy_len < payload_len). */
-#define RXRAY_FEAT_HTTP (1U << 7)
-#define RXRAY_HTTP_CHUNK 2048         /* payload bytes per record */
-#define RXRAY_HTTP_MAX_PORTS 16
-#define RXRAY_HTTP_MAX_PAYLOAD 65536  /* payload walked per segment (GSO/GRO super-packets) */
-#define RXRAY_HTTP_FLOWS_MAX 65536    /* flows whose copy budget is tracked (LRU) */
+enum rxray_http_limit {
+	RXRAY_FEAT_HTTP = (1U << 7),
+	RXRAY_HTTP_CHUNK = 2048, /* payload bytes per record */
+	RXRAY_HTTP_MAX_PORTS = 16,
+	RXRAY_HTTP_MAX_PAYLOAD = 65536, /* payload walked per segment (GSO/GRO super-packets) */
+	RXRAY_HTTP_FLOWS_MAX = 65536, /* flows whose copy budget is tracked (LRU) */
+};
 
 struct rxray_http_cfg {
 	__u16 ports[RXRAY_HTTP_MAX_PORTS]; /* host order */
@@ -850,6 +852,7 @@ struct rxray_abi_enums {
 	enum rxray_lat_limit lat_limit;
 	enum rxray_lat_counter lat_counter;
 	enum rxray_reader_limit reader_limit;
+	enum rxray_http_limit http_limit;
 	enum rxray_http_counter http_counter;
 };
 

@@ -56,7 +56,7 @@ pub fn size_bucket(len: u32) -> usize {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Count {
     pub packets: u64,
     pub bytes: u64,
@@ -116,7 +116,7 @@ pub const DEFAULT_MAX_FLOWS: usize = 1 << 18;
 
 /// What the cap folded away. These packets are in the totals and the protocol mix; they are in no
 /// flow, talker, port or conversation row, but in this `other` row.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Folded {
     /// Flows folded into `other` (a flow seen again after its fold starts a new row).
     pub flows: u64,
@@ -160,7 +160,7 @@ pub struct Analyzer {
 }
 
 /// What an address sent and received.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Talker {
     pub addr: IpAddr,
     pub packets: u64,
@@ -170,7 +170,7 @@ pub struct Talker {
 }
 
 /// Packets that carried `port` as source or destination (counted once per packet).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PortCount {
     pub proto: &'static str,
     pub port: u16,
@@ -178,14 +178,14 @@ pub struct PortCount {
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ProtoCount {
     pub name: &'static str,
     pub packets: u64,
     pub bytes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     pub packets: u64,
     pub bytes: u64,
@@ -200,7 +200,7 @@ pub struct Totals {
     pub frag_unattributed: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ConversationTables {
     pub ip: Vec<Conversation>,
     pub ipv6: Vec<Conversation>,
@@ -208,7 +208,7 @@ pub struct ConversationTables {
     pub udp: Vec<Conversation>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub totals: Totals,
     /// The cap on the flow table, and what it folded into the `other` row.
@@ -661,6 +661,19 @@ impl RankedFlows {
 pub struct ReportStream<'a> {
     an: &'a Analyzer,
     top: Option<usize>,
+}
+
+/// Its schema is [`Report`]'s: it writes exactly that.
+impl schemars::JsonSchema for ReportStream<'_> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Report::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        Report::schema_id()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Report::json_schema(g)
+    }
 }
 
 /// A sequence serialized from an iterator, without collecting it.

@@ -27,7 +27,7 @@ pub fn state_name(s: u8) -> &'static str {
 }
 
 /// One connection as printed.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, schemars::JsonSchema, Clone, Debug)]
 pub struct ConnRecord {
     /// "closed" (the record is final) or "live".
     pub status: &'static str,

@@ -64,7 +64,7 @@ impl ReaderTable {
 }
 
 /// The process that read a flow, as printed.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, schemars::JsonSchema, Clone, Debug, PartialEq, Eq)]
 pub struct ReaderOut {
     pub pid: u32,
     pub comm: String,
@@ -76,7 +76,7 @@ pub struct ReaderOut {
 }
 
 /// A flow's drops, as printed.
-#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
 pub struct DropsOut {
     pub count: u64,
     /// The reason of the latest drop (the kernel's enum skb_drop_reason name).

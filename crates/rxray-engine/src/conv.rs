@@ -14,7 +14,7 @@ use std::net::IpAddr;
 type FastMap<K, V> = HashMap<K, V, FixedState>;
 
 /// One conversation. A is the source of the first frame seen, as in Wireshark.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Conversation {
     pub a: IpAddr,
     /// 0 in the IP tables.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::{collections::HashMap, net::IpAddr};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub struct FlowKey {
     pub ifindex: u32,
     /// Innermost VLAN id; 0 when untagged.
@@ -17,7 +17,7 @@ pub struct FlowKey {
     pub fragments: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FlowRecord {
     #[serde(flatten)]
     pub key: FlowKey,

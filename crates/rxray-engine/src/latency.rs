@@ -85,7 +85,7 @@ impl Histogram {
 }
 
 /// What `rxray latency` prints for one stage: counts and percentiles in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub count: u64,
     pub p50_ms: Option<f64>,

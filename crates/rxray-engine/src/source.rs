@@ -152,7 +152,7 @@ pub struct ConnSnapshot {
 }
 
 /// Packets and bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Count {
     pub packets: u64,
     pub bytes: u64,

@@ -1,7 +1,7 @@
 //! Ring-buffer and map records (abi::*) → the engine's typed events, plus the monotonic→wall
 //! clock mapping. The only place where kernel records become events.
 use crate::abi::{self, PktEvent};
-use rxray_engine::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
+use rxray_engine::event::Packet;
 use rxray_engine::flows::{FlowKey, FlowRecord};
 use rxray_engine::source::{ConnReader, Connection, DropEvent, LatencyEntry, LatencyFlow, LatencyProc};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -164,85 +164,74 @@ pub fn decode_latency_proc(k: &abi::LatProcKey, e: LatencyEntry) -> LatencyProc 
     LatencyProc { pid: k.tgid, cgroup_id: k.cgroup_id, latency: e }
 }
 
-use rxray_wire::dissect::ip_from;
+use rxray_wire::dissect::{empty_packet, ip_from};
+use rxray_wire::flat::{fill_layers, Flat};
 
-/// Decodes one event. `iface` is the interface's name as the caller knows it.
+/// Decodes one event. `iface` is the interface's name as the caller knows it. The layers are
+/// built by rxray-wire's one conversion (`flat::fill_layers`), the one captures go through too.
 pub fn decode(e: &PktEvent, clock: &Clock, iface: &str) -> Packet {
-    let l = e.layers;
-    let eth = (l & abi::L_ETH != 0).then_some(Eth { src: e.src_mac, dst: e.dst_mac, ethertype: e.eth_proto });
-    let vlans = (0..(e.vlan_count as usize).min(abi::MAX_VLANS))
-        .map(|i| Vlan::from_tci(e.vlan_tpid[i], e.vlan_tci[i]))
-        .collect();
-    let arp = (l & abi::L_ARP != 0).then(|| Arp {
-        op: e.arp_op,
-        sha: e.arp_sha,
-        spa: ip_from(4, &e.saddr),
-        tha: e.arp_tha,
-        tpa: ip_from(4, &e.daddr),
-    });
-    let ip = (l & (abi::L_IPV4 | abi::L_IPV6) != 0).then(|| Ip {
-        version: e.ip_ver,
-        src: ip_from(e.ip_ver, &e.saddr),
-        dst: ip_from(e.ip_ver, &e.daddr),
+    let f = Flat {
+        layers: e.layers,
+        payload_off: e.payload_off,
+        eth_proto: e.eth_proto,
+        dst_mac: e.dst_mac,
+        src_mac: e.src_mac,
+        vlan_tpid: e.vlan_tpid,
+        vlan_tci: e.vlan_tci,
+        vlan_count: e.vlan_count,
+        ip_ver: e.ip_ver,
+        l4_proto: e.l4_proto,
         ttl: e.ttl,
-        dscp: e.tos >> 2,
-        ecn: e.tos & 3,
-        id: e.ip_id,
-        df: e.frag_flags & abi::FRAG_DF != 0,
-        mf: e.frag_flags & abi::FRAG_MF != 0,
-        frag_offset: e.frag_off,
-        fragment: l & abi::L_FRAG != 0,
-        proto: e.l4_proto,
-        hdr_len: e.ip_hdr_len,
-        total_len: e.ip_total_len,
-        options: l & abi::L_IP_OPTS != 0,
+        tos: e.tos,
+        ext_count: e.ipv6_ext_count,
+        ip_hdr_len: e.ip_hdr_len,
+        ip_total_len: e.ip_total_len,
+        frag_flags: e.frag_flags,
+        tcp_flags: e.tcp_flags,
+        ip_id: e.ip_id,
+        frag_off: e.frag_off,
+        arp_op: e.arp_op,
         flow_label: e.ipv6_flow_label,
-        ext_headers: e.ipv6_exts[..(e.ipv6_ext_count as usize).min(abi::MAX_IPV6_EXT)].to_vec(),
-    });
-    let o = e.tcp_opts;
-    let tcp = (l & abi::L_TCP != 0).then_some(Tcp {
+        exts: e.ipv6_exts,
+        saddr: e.saddr,
+        daddr: e.daddr,
+        arp_sha: e.arp_sha,
+        arp_tha: e.arp_tha,
         sport: e.sport,
         dport: e.dport,
-        seq: e.tcp_seq,
-        ack: e.tcp_ack,
-        flags: e.tcp_flags,
-        window: e.tcp_window,
-        hdr_len: e.tcp_hdr_len,
-        mss: (o & abi::TCPOPT_MSS != 0).then_some(e.tcp_mss),
-        wscale: (o & abi::TCPOPT_WSCALE != 0).then_some(e.tcp_wscale),
-        sack_ok: o & abi::TCPOPT_SACK_OK != 0,
-        sack: o & abi::TCPOPT_SACK != 0,
-        ts: (o & abi::TCPOPT_TS != 0).then_some((e.tcp_tsval, e.tcp_tsecr)),
-    });
-    let udp = (l & abi::L_UDP != 0).then_some(Udp { sport: e.sport, dport: e.dport, len: e.l4_len });
-    let icmp = (l & (abi::L_ICMP | abi::L_ICMPV6) != 0).then(|| {
-        let v6 = l & abi::L_ICMPV6 != 0;
-        let echo = if v6 { matches!(e.icmp_type, 128 | 129) } else { matches!(e.icmp_type, 0 | 8) };
-        Icmp { v6, ty: e.icmp_type, code: e.icmp_code, echo: echo.then_some((e.icmp_id, e.icmp_seq)) }
-    });
+        tcp_seq: e.tcp_seq,
+        tcp_ack: e.tcp_ack,
+        tcp_window: e.tcp_window,
+        tcp_opts: e.tcp_opts,
+        tcp_wscale: e.tcp_wscale,
+        tcp_mss: e.tcp_mss,
+        tcp_hdr_len: e.tcp_hdr_len,
+        icmp_type: e.icmp_type,
+        tcp_tsval: e.tcp_tsval,
+        tcp_tsecr: e.tcp_tsecr,
+        icmp_code: e.icmp_code,
+        icmp_id: e.icmp_id,
+        icmp_seq: e.icmp_seq,
+        l4_len: e.l4_len,
+        l3_off: 0,
+        ifindex: None,
+    };
     let mal = e.malformed as usize;
-    Packet {
-        ts_ns: clock.to_unix_ns(e.ts_ns),
-        ifindex: e.ifindex,
-        iface: iface.to_string(),
-        rx_queue: e.rx_queue,
-        len: e.wire_len,
-        malformed: (mal != 0).then(|| abi::MALFORMED_NAMES.get(mal).copied().unwrap_or("unknown")),
-        eth,
-        vlans,
-        arp,
-        ip,
-        tcp,
-        udp,
-        icmp,
-        payload_offset: e.payload_off,
-        firewall: match e.fw_verdict {
-            abi::FWV_DROP => Some("drop"),
-            abi::FWV_WOULD => Some("would-drop"),
-            _ => None,
-        },
-        payload: e.payload[..(e.payload_len as usize).min(abi::PAYLOAD_MAX)].to_vec(),
-    }
+    let mut p = empty_packet();
+    p.ts_ns = clock.to_unix_ns(e.ts_ns);
+    p.ifindex = e.ifindex;
+    p.iface = iface.to_string();
+    p.rx_queue = e.rx_queue;
+    p.len = e.wire_len;
+    p.malformed = (mal != 0).then(|| abi::MALFORMED_NAMES.get(mal).copied().unwrap_or("unknown"));
+    fill_layers(&mut p, &f);
+    p.firewall = match e.fw_verdict {
+        abi::FWV_DROP => Some("drop"),
+        abi::FWV_WOULD => Some("would-drop"),
+        _ => None,
+    };
+    p.payload = e.payload[..(e.payload_len as usize).min(abi::PAYLOAD_MAX)].to_vec();
+    p
 }
 
 /// Decodes one flow-table entry (counters already summed over CPUs).

@@ -169,7 +169,7 @@ impl AddrRange {
 }
 
 /// One row of the flows table: a closed flow, or a live flow's delta over one period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct FlowRow {
     pub ts_start: u64,
     pub ts_end: u64,
@@ -193,7 +193,7 @@ pub struct FlowRow {
 /// A TCP connection with the process and cgroup that read it: like a flow, a closed connection
 /// or a live one's counts over one period (`bytes_in`, `bytes_out` and `retrans` are what changed
 /// since the connection's previous row, so the rows of one connection sum to its totals).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ConnRow {
     pub ts_start: u64,
     pub ts_end: u64,
@@ -218,20 +218,37 @@ pub struct ConnRow {
 }
 
 /// A latency distribution with its percentiles as the store shows it (ns; the buckets are the
-/// engine's, `rxray_engine::latency`, sparse as `[index, count]`).
+/// engine's, `rxray_engine::latency`, sparse as `[index, count]`). Fields in sorted order, as
+/// every record of `history --json` prints them.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct HistOut {
+    /// `[bucket index, count]` for each non-empty bucket.
+    pub buckets: Vec<(usize, u64)>,
+    pub count: u64,
+    pub max_ns: u64,
+    pub p50_ns: Option<u64>,
+    pub p95_ns: Option<u64>,
+    pub p99_ns: Option<u64>,
+    pub sum_ns: u64,
+}
+
 fn hist_json<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
     let buckets: Vec<(usize, u64)> = h.buckets.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i, *n)).collect();
-    serde_json::json!({
-        "count": h.count, "sum_ns": h.sum_ns, "max_ns": h.max_ns,
-        "p50_ns": h.percentile(50.0), "p95_ns": h.percentile(95.0), "p99_ns": h.percentile(99.0),
-        "buckets": buckets,
-    })
+    HistOut {
+        buckets,
+        count: h.count,
+        max_ns: h.max_ns,
+        p50_ns: h.percentile(50.0),
+        p95_ns: h.percentile(95.0),
+        p99_ns: h.percentile(99.0),
+        sum_ns: h.sum_ns,
+    }
     .serialize(s)
 }
 
 /// Delivery latency over one minute (or hour, once rolled up) of one stage (`read`: arrival to
 /// the reader's read; `queue`: arrival to the socket's queue) for one process or one remote end.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LatencyRow {
     /// Unix seconds of the period's start.
     pub start: u64,
@@ -244,6 +261,7 @@ pub struct LatencyRow {
     pub remote: Option<IpAddr>,
     pub rport: Option<u16>,
     #[serde(serialize_with = "hist_json")]
+    #[schemars(with = "HistOut")]
     pub hist: Histogram,
 }
 
@@ -251,7 +269,7 @@ pub struct LatencyRow {
 /// answers by status, errors, latency (request to response, ns). A row with no client is the
 /// `other` bucket: calls of a minute past the per-minute cap on (endpoint, client, server) rows
 /// (or, in a store of schema 2, every call: those rows were per endpoint only).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct HttpRow {
     pub start: u64,
     pub res: u64,
@@ -273,6 +291,7 @@ pub struct HttpRow {
     pub request_bytes: u64,
     pub response_bytes: u64,
     #[serde(serialize_with = "hist_json")]
+    #[schemars(with = "HistOut")]
     pub latency: Histogram,
 }
 
@@ -326,7 +345,7 @@ pub fn hist_add(a: &mut Histogram, b: &Histogram) {
 }
 
 /// An alert with its evidence (the whole EVE record).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AlertRow {
     pub ts: u64,
     pub alert_id: u64,
@@ -346,7 +365,7 @@ pub struct AlertRow {
 }
 
 /// A mitigation with its TTL and provenance (the alert it answers, and why).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct MitigationRow {
     pub ts: u64,
     pub alert_id: u64,
@@ -361,7 +380,7 @@ pub struct MitigationRow {
 }
 
 /// A count over one minute (`kind`: `drop` per reason, `fw_rule` per rule, `http` per endpoint...).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct MinuteCount {
     /// Unix time of the minute's start, in seconds (a multiple of 60).
     pub minute: u64,

@@ -20,7 +20,7 @@ pub struct Query {
 }
 
 /// How complete the window's data is: what the sources and the store's writer lost in it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Completeness {
     pub batches: u64,
     pub events_lost: u64,
@@ -28,7 +28,7 @@ pub struct Completeness {
 }
 
 /// Every kind of record the query found, each in time order.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Records {
     pub flows: Vec<FlowRow>,
     pub conns: Vec<ConnRow>,

@@ -17,8 +17,13 @@ use crate::view::{
     ArpEthIpv4, ArpHeader, EthernetHeader, IcmpHeader, Ipv4Header, Ipv6Ext, Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 use crate::{LinkType, MALFORMED_NAMES, MAX_IPV6_EXT, MAX_VLANS, PAYLOAD_MAX};
-use crate::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use crate::event::{Packet, Vlan};
+use crate::flat::Flat as Ev;
+use crate::flat::{
+    FRAG_DF, FRAG_MF, L_ARP, L_ETH, L_FRAG, L_ICMP, L_ICMPV6, L_IPV4, L_IPV6, L_IP_OPTS, L_TCP, L_UDP, TCPOPT_MSS, TCPOPT_SACK,
+    TCPOPT_SACK_OK, TCPOPT_TS, TCPOPT_WSCALE,
+};
+use std::net::IpAddr;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
@@ -50,80 +55,10 @@ const MAL_UDP_LEN: u16 = 15;
 const MAL_ICMP_TRUNC: u16 = 16;
 
 // Layers (RXRAY_L_*).
-const L_ETH: u32 = 1 << 0;
 const L_VLAN: u32 = 1 << 1;
 const L_QINQ: u32 = 1 << 2;
-const L_ARP: u32 = 1 << 3;
-const L_IPV4: u32 = 1 << 4;
-const L_IPV6: u32 = 1 << 5;
-const L_IP_OPTS: u32 = 1 << 6;
-const L_FRAG: u32 = 1 << 7;
-const L_TCP: u32 = 1 << 8;
-const L_UDP: u32 = 1 << 9;
-const L_ICMP: u32 = 1 << 10;
-const L_ICMPV6: u32 = 1 << 11;
 
-const FRAG_DF: u8 = 1;
-const FRAG_MF: u8 = 2;
-
-const TCPOPT_MSS: u8 = 1 << 0;
-const TCPOPT_WSCALE: u8 = 1 << 1;
-const TCPOPT_SACK_OK: u8 = 1 << 2;
-const TCPOPT_SACK: u8 = 1 << 3;
-const TCPOPT_TS: u8 = 1 << 4;
 const TCP_OPT_MAX: usize = 40;
-
-/// The kernel's rxray_pkt_event, minus what user space fills in: the parser writes here first
-/// (on the stack, zeroed like the kernel's record), then `fill` turns it into a `Packet`.
-#[derive(Default)]
-struct Ev {
-    layers: u32,
-    payload_off: u16,
-    eth_proto: u16,
-    dst_mac: [u8; 6],
-    src_mac: [u8; 6],
-    vlan_tpid: [u16; MAX_VLANS],
-    vlan_tci: [u16; MAX_VLANS],
-    vlan_count: u8,
-    ip_ver: u8,
-    l4_proto: u8,
-    ttl: u8,
-    tos: u8,
-    ext_count: u8,
-    ip_hdr_len: u16,
-    ip_total_len: u16,
-    frag_flags: u8,
-    tcp_flags: u8,
-    ip_id: u32,
-    frag_off: u16,
-    arp_op: u16,
-    flow_label: u32,
-    exts: [u8; MAX_IPV6_EXT],
-    saddr: [u8; 16],
-    daddr: [u8; 16],
-    arp_sha: [u8; 6],
-    arp_tha: [u8; 6],
-    sport: u16,
-    dport: u16,
-    tcp_seq: u32,
-    tcp_ack: u32,
-    tcp_window: u16,
-    tcp_opts: u8,
-    tcp_wscale: u8,
-    tcp_mss: u16,
-    tcp_hdr_len: u8,
-    icmp_type: u8,
-    tcp_tsval: u32,
-    tcp_tsecr: u32,
-    icmp_code: u8,
-    icmp_id: u16,
-    icmp_seq: u16,
-    l4_len: u16,
-    /// Where L3 starts (the kernel's 14 + 4 * vlan_count for Ethernet).
-    l3_off: usize,
-    /// SLL2's interface index, when the link type carries one.
-    ifindex: Option<u32>,
-}
 
 /// Dissects one frame into a new `Packet`. `wire_len` is the original length (pcap orig_len),
 /// `snap` the payload bytes to keep (at most [`PAYLOAD_MAX`]). `ifindex` is 0 unless the link
@@ -679,20 +614,12 @@ fn tcp_options(opts: &[u8], e: &mut Ev) -> u16 {
     mal
 }
 
-/// The address in a 16-byte field as the kernel and rxray keep them: IPv4 in the first 4 bytes when
-/// `ver` is 4, IPv6 otherwise.
-pub fn ip_from(ver: u8, b: &[u8; 16]) -> IpAddr {
-    if ver == 4 {
-        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(*b))
-    }
-}
+/// The address in a 16-byte field (the one definition is `flat::ip_from`).
+pub use crate::flat::ip_from;
 
 /// The kernel's payload copy plus user space's decode, into `out` (reusing its buffers).
 #[allow(clippy::too_many_arguments)]
 fn fill(out: &mut Packet, e: &Ev, mal: u16, frame: &[u8], ts_ns: u64, wire_len: u32, iface: &str, snap: usize) {
-    let l = e.layers;
     out.ts_ns = ts_ns;
     out.ifindex = e.ifindex.unwrap_or(0);
     if out.iface != iface {
@@ -702,63 +629,7 @@ fn fill(out: &mut Packet, e: &Ev, mal: u16, frame: &[u8], ts_ns: u64, wire_len: 
     out.rx_queue = 0;
     out.len = wire_len;
     out.malformed = (mal != 0).then(|| MALFORMED_NAMES.get(mal as usize).copied().unwrap_or("unknown"));
-    out.eth = (l & L_ETH != 0).then_some(Eth { src: e.src_mac, dst: e.dst_mac, ethertype: e.eth_proto });
-    out.vlans.clear();
-    out.vlans.extend((0..(e.vlan_count as usize).min(MAX_VLANS)).map(|i| Vlan::from_tci(e.vlan_tpid[i], e.vlan_tci[i])));
-    out.arp = (l & L_ARP != 0).then(|| Arp {
-        op: e.arp_op,
-        sha: e.arp_sha,
-        spa: ip_from(4, &e.saddr),
-        tha: e.arp_tha,
-        tpa: ip_from(4, &e.daddr),
-    });
-    let old_ip = out.ip.take();
-    if l & (L_IPV4 | L_IPV6) != 0 {
-        let mut ext_headers = old_ip.map(|ip| ip.ext_headers).unwrap_or_default();
-        ext_headers.clear();
-        ext_headers.extend_from_slice(&e.exts[..(e.ext_count as usize).min(MAX_IPV6_EXT)]);
-        out.ip = Some(Ip {
-            version: e.ip_ver,
-            src: ip_from(e.ip_ver, &e.saddr),
-            dst: ip_from(e.ip_ver, &e.daddr),
-            ttl: e.ttl,
-            dscp: e.tos >> 2,
-            ecn: e.tos & 3,
-            id: e.ip_id,
-            df: e.frag_flags & FRAG_DF != 0,
-            mf: e.frag_flags & FRAG_MF != 0,
-            frag_offset: e.frag_off,
-            fragment: l & L_FRAG != 0,
-            proto: e.l4_proto,
-            hdr_len: e.ip_hdr_len,
-            total_len: e.ip_total_len,
-            options: l & L_IP_OPTS != 0,
-            flow_label: e.flow_label,
-            ext_headers,
-        });
-    }
-    let o = e.tcp_opts;
-    out.tcp = (l & L_TCP != 0).then_some(Tcp {
-        sport: e.sport,
-        dport: e.dport,
-        seq: e.tcp_seq,
-        ack: e.tcp_ack,
-        flags: e.tcp_flags,
-        window: e.tcp_window,
-        hdr_len: e.tcp_hdr_len,
-        mss: (o & TCPOPT_MSS != 0).then_some(e.tcp_mss),
-        wscale: (o & TCPOPT_WSCALE != 0).then_some(e.tcp_wscale),
-        sack_ok: o & TCPOPT_SACK_OK != 0,
-        sack: o & TCPOPT_SACK != 0,
-        ts: (o & TCPOPT_TS != 0).then_some((e.tcp_tsval, e.tcp_tsecr)),
-    });
-    out.udp = (l & L_UDP != 0).then_some(Udp { sport: e.sport, dport: e.dport, len: e.l4_len });
-    out.icmp = (l & (L_ICMP | L_ICMPV6) != 0).then(|| {
-        let v6 = l & L_ICMPV6 != 0;
-        let echo = if v6 { matches!(e.icmp_type, 128 | 129) } else { matches!(e.icmp_type, 0 | 8) };
-        Icmp { v6, ty: e.icmp_type, code: e.icmp_code, echo: echo.then_some((e.icmp_id, e.icmp_seq)) }
-    });
-    out.payload_offset = e.payload_off;
+    crate::flat::fill_layers(out, e);
 
     // The payload: bytes after the last parsed header, up to the IP datagram's end (no Ethernet
     // padding) when IP parsed cleanly, else up to the frame's end.

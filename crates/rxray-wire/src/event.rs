@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::net::IpAddr;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Packet {
     /// Arrival time, nanoseconds since the Unix epoch.
     pub ts_ns: u64,
@@ -36,20 +36,23 @@ pub struct Packet {
     pub firewall: Option<&'static str>,
     /// The payload prefix that was captured (hex in JSON).
     #[serde(serialize_with = "hex")]
+    #[schemars(with = "String")]
     pub payload: Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Eth {
     #[serde(serialize_with = "mac")]
+    #[schemars(with = "String")]
     pub src: [u8; 6],
     #[serde(serialize_with = "mac")]
+    #[schemars(with = "String")]
     pub dst: [u8; 6],
     /// Ethertype after any VLAN tags.
     pub ethertype: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Vlan {
     /// 0x8100 (802.1Q) or 0x88a8 (802.1ad).
     pub tpid: u16,
@@ -64,18 +67,20 @@ impl Vlan {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Arp {
     pub op: u16,
     #[serde(serialize_with = "mac")]
+    #[schemars(with = "String")]
     pub sha: [u8; 6],
     pub spa: IpAddr,
     #[serde(serialize_with = "mac")]
+    #[schemars(with = "String")]
     pub tha: [u8; 6],
     pub tpa: IpAddr,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Ip {
     pub version: u8,
     pub src: IpAddr,
@@ -103,7 +108,7 @@ pub struct Ip {
     pub ext_headers: Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Tcp {
     pub sport: u16,
     pub dport: u16,
@@ -142,7 +147,7 @@ impl Tcp {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Udp {
     pub sport: u16,
     pub dport: u16,
@@ -150,7 +155,7 @@ pub struct Udp {
     pub len: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Icmp {
     pub v6: bool,
     #[serde(rename = "type")]

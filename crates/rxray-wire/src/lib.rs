@@ -2,6 +2,7 @@
 //! XDP parser (bpf/xdp_ingress.bpf.c) produces for the same frame, so captures and live traffic agree.
 pub mod dissect;
 pub mod event;
+pub mod flat;
 pub mod ipproto;
 pub mod h2;
 pub mod hpack_huffman;

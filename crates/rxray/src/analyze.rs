@@ -2,6 +2,8 @@
 //! (rxray-wire) and prints the engine's report: totals, protocols, talkers, ports, flows, conversations.
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::filter::Filter;
+use crate::records::analyze::{AnalyzeDoc, FilterOut};
+use crate::sinks::{JsonLines, Sink};
 use rxray_engine::analysis::{Analyzer, ConvKind};
 use rxray_engine::conv::Conversation;
 use rxray_io::CaptureReader;
@@ -147,18 +149,9 @@ pub fn run(a: AnalyzeArgs) -> Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if a.json {
         // Serialised straight from the report (no intermediate JSON tree: large captures).
-        #[derive(serde::Serialize)]
-        struct Doc<'a, R> {
-            files: Vec<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            filter: Option<serde_json::Value>,
-            errors: &'a [String],
-            report: R,
-        }
-        let filter = filter.as_ref().map(|f| serde_json::json!({"expr": f.filter.text, "matched": f.matched, "rejected": f.rejected}));
-        let doc = Doc { files: a.files.iter().map(|f| f.display().to_string()).collect(), filter, errors: &errors, report: an.stream(top) };
-        serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
-        writeln!(out)?;
+        let filter = filter.as_ref().map(|f| FilterOut { expr: &f.filter.text, matched: f.matched, rejected: f.rejected });
+        let doc = AnalyzeDoc { files: a.files.iter().map(|f| f.display().to_string()).collect(), filter, errors: &errors, report: an.stream(top) };
+        JsonLines::new(&mut out).write(&doc).context("writing JSON")?;
     } else {
         let mut s = String::new();
         if let Some(f) = &filter {

@@ -2,6 +2,7 @@
 //! changes: states in order, handshake time, bytes each way, retransmits, resets and who sent
 //! them, smoothed and minimum RTT; plus the namespace's accept-queue counters (ListenOverflows,
 //! ListenDrops).
+use crate::sinks::{JsonLines, Sink};
 use crate::{line::clock_time, records, session};
 use anyhow::{Context, Result};
 use rxray_engine::conns::{fill, live_records, record, ConnRecord, Seeds};
@@ -103,8 +104,7 @@ fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
 
 fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, r).map_err(io::Error::from)?;
-        out.write_all(b"\n")
+        JsonLines::new(out).write(r)
     } else {
         writeln!(out, "{}", table_row(r))
     }
@@ -224,7 +224,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
             seconds: start.elapsed().as_secs_f64(),
             tcp_probe: conns.probe,
         };
-        eprintln!("{}", records::line(&records::Summary { summary }));
+        let _ = JsonLines::new(io::stderr()).write(&records::Summary { summary });
     } else {
         let mut s = format!(
             "\n{} connections closed, {} events, {} lost (ring buffer full), {} not tracked (map full), {} seen late\n",

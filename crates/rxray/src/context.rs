@@ -3,6 +3,7 @@
 //! drops per flow with the last reason (tp_btf/kfree_skb). Attached by default when available
 //! (`--no-context` turns it off). Cost: the reader program runs after every recvmsg on the host
 //! (filtered to this namespace first), the drop program on every freed-with-reason packet.
+use crate::records::flows::ContextTotals;
 use anyhow::{Context as _, Result};
 use rxray_engine::context::FlowContext;
 pub use rxray_engine::context::{DropsOut, ReaderOut};
@@ -85,10 +86,10 @@ impl KernelContext {
     }
 
     /// What the context counted that it could not join: drop events the ring had no room for
-    /// (their flows' drop counts are short by that many). JSON for the flows snapshot's totals.
-    pub fn totals_json(&self, src: &LiveSource) -> serde_json::Value {
+    /// (their flows' drop counts are short by that many), for the flows snapshot's `context`.
+    pub fn totals_json(&self, src: &LiveSource) -> ContextTotals {
         let lost = src.drops().and_then(|d| d.totals().ok()).map(|t| t.lost);
-        serde_json::json!({"readers": self.joins.readers().len(), "drops": self.drops, "drop_events_lost": lost})
+        ContextTotals { drop_events_lost: lost, drops: self.drops, readers: self.joins.readers().len() }
     }
 
     /// The flow's drops (count 0 when none, or when drops are not attached).

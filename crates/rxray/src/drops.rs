@@ -5,10 +5,9 @@ use anyhow::{Context, Result};
 use rxray_engine::source::{DropEvent, Event};
 use rxray_kernel::{btf, kallsyms::Kallsyms, Drops, DropsOptions, LiveSource};
 use rxray_wire::ipproto::{self, Spelling};
-use serde::Serialize;
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{self, Write},
+    io,
     net::IpAddr,
     path::Path,
     time::{Duration, Instant},
@@ -31,27 +30,10 @@ pub struct DropsArgs {
     pub stall_ms: u64,
 }
 
-/// One drop as printed.
-#[derive(Serialize, Clone, Debug)]
-pub struct DropRecord {
-    pub ts_ns: u64,
-    pub iface: String,
-    pub ifindex: u32,
-    pub reason: String,
-    pub reason_code: u32,
-    /// `function+0xoff`, or the hex address when kallsyms is not readable.
-    pub location: String,
-    pub len: u32,
-    /// Ethertype (skb->protocol).
-    pub protocol: u16,
-    pub ip_ver: u8,
-    pub proto: u8,
-    pub src: Option<IpAddr>,
-    pub dst: Option<IpAddr>,
-    pub sport: u16,
-    pub dport: u16,
-    pub tcp_flags: u8,
-}
+pub use crate::records::drops::DropRecord;
+use crate::records::drops::{DropCounts, DropFlow, DropsSummary};
+use crate::records::Summary;
+use crate::sinks::{AsText, JsonLines, Lines, Sink};
 
 /// Names for reason numbers (from the kernel's BTF) and interface indexes (cached).
 struct Names {
@@ -115,6 +97,18 @@ fn endpoint(a: IpAddr, port: u16, proto: u8) -> String {
     }
 }
 
+impl AsText for DropRecord {
+    fn text(&self) -> String {
+        format_line(self) + "\n"
+    }
+}
+
+impl AsText for DropCounts {
+    fn text(&self) -> String {
+        format!("-- {}: {} drops, {} lost --\n{}", clock_time(self.now_ns), self.drops, self.lost, counts_table(&self.rows))
+    }
+}
+
 /// `time iface reason at function+off: PROTO src > dst, length N`.
 fn format_line(d: &DropRecord) -> String {
     let what = match (d.src, d.dst) {
@@ -129,19 +123,13 @@ fn format_line(d: &DropRecord) -> String {
 /// (reason, proto, src, sport, dst, dport): the per-flow key of the summary.
 type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
 
-fn counts_json(names: &Names, t: &rxray_kernel::DropTotals) -> serde_json::Value {
-    let m: serde_json::Map<String, serde_json::Value> = t
-        .by_reason
-        .iter()
-        .map(|(code, n)| {
-            (names.slot(*code), serde_json::Value::from(*n))
-        })
-        .collect();
-    serde_json::Value::Object(m)
+/// The per-reason counter slots, by name, in the kernel's order.
+fn count_rows(names: &Names, t: &rxray_kernel::DropTotals) -> Vec<(String, u64)> {
+    t.by_reason.iter().map(|(c, n)| (names.slot(*c), *n)).collect()
 }
 
-fn counts_table(names: &Names, t: &rxray_kernel::DropTotals) -> String {
-    let mut rows: Vec<(String, u64)> = t.by_reason.iter().map(|(c, n)| (names.slot(*c), *n)).collect();
+fn counts_table(rows: &[(String, u64)]) -> String {
+    let mut rows = rows.to_vec();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut s = format!("{:<32} {:>10}\n", "REASON", "DROPS");
     for (r, n) in rows {
@@ -174,7 +162,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }
     let mut src = LiveSource::new().with_drops(drops);
-    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut out = Lines::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock()), a.report.json);
     let start = Instant::now();
     let interval = a.report.period();
     let mut next_tick = interval.map(|i| Instant::now() + i);
@@ -187,25 +175,16 @@ pub fn run(a: DropsArgs) -> Result<()> {
             let d = record(ev, &mut names);
             delivered += 1;
             *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
-            let res = if a.report.json {
-                serde_json::to_writer(&mut out, &d).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
-            } else {
-                writeln!(out, "{}", format_line(&d))
-            };
-            if res.is_err() || a.report.count.is_some_and(|c| delivered >= c) {
+            if out.write(&d).is_err() || a.report.count.is_some_and(|c| delivered >= c) {
                 pump.finish();
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let totals = src.drops().context("no drop program")?.totals()?;
-                let res = if a.report.json {
-                    writeln!(out, "{}", serde_json::json!({"counts": counts_json(&names, &totals), "drops": totals.drops, "lost": totals.lost}))
-                } else {
-                    let now = src.now_ns();
-                    write!(out, "-- {}: {} drops, {} lost --\n{}", clock_time(now), totals.drops, totals.lost, counts_table(&names, &totals))
-                };
-                if res.is_err() {
+                // The counts are a map: sorted keys, as they always printed.
+                let counts = DropCounts::new(src.now_ns(), count_rows(&names, &totals), totals.drops, totals.lost);
+                if out.write(&counts).is_err() {
                     pump.finish();
                 }
                 next_tick = Some(t + iv);
@@ -223,23 +202,34 @@ pub fn run(a: DropsArgs) -> Result<()> {
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     if a.report.json {
-        let fl: Vec<serde_json::Value> = top
+        let flows = top
             .iter()
-            .map(|((reason, proto, src, sport, dst, dport), n)| {
-                serde_json::json!({"reason": reason, "proto": proto, "src": src, "sport": sport, "dst": dst, "dport": dport, "drops": n})
+            .map(|((reason, proto, src, sport, dst, dport), n)| DropFlow {
+                dport: *dport,
+                drops: **n,
+                dst: *dst,
+                proto: *proto,
+                reason: reason.clone(),
+                sport: *sport,
+                src: *src,
             })
             .collect();
-        let v = serde_json::json!({"summary": {
-            "drops": totals.drops, "delivered": delivered, "lost": totals.lost, "no_netns": totals.no_netns,
-            "by_reason": counts_json(&names, &totals), "flows": fl, "seconds": start.elapsed().as_secs_f64(),
-        }});
-        eprintln!("{v}");
+        let summary = DropsSummary {
+            by_reason: count_rows(&names, &totals).into_iter().collect(),
+            delivered,
+            drops: totals.drops,
+            flows,
+            lost: totals.lost,
+            no_netns: totals.no_netns,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        let _ = JsonLines::new(io::stderr()).write(&Summary { summary });
     } else {
         let mut s = format!(
             "\n{} drops, {} delivered, {} lost (ring buffer full)\n",
             totals.drops, delivered, totals.lost
         );
-        s.push_str(&counts_table(&names, &totals));
+        s.push_str(&counts_table(&count_rows(&names, &totals)));
         if !top.is_empty() {
             s.push_str(&format!("\n{:<24} {:<6} {:>45} {:>45} {:>8}\n", "REASON", "PROTO", "SOURCE", "DESTINATION", "DROPS"));
             for ((reason, proto, src, sport, dst, dport), n) in top.iter().take(20) {

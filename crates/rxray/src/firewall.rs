@@ -310,7 +310,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
         let (mut f, fresh) = Firewall::open_or_install(iface, a.xdp_mode.into(), cap)?;
         let Some(gen) = apply_to(&mut f, fresh, &a.file, &set, &c, a.force)? else {
             if a.json {
-                println!("{}", records::line(&records::FwUnchanged { interface: &iface, rules: set.rules.len(), unchanged: true }));
+                crate::sinks::print(&records::FwUnchanged { interface: &iface, rules: set.rules.len(), unchanged: true })?;
             } else {
                 println!("rxray: firewall on {iface}: these {} rules are already live; nothing changed", set.rules.len());
             }
@@ -325,7 +325,7 @@ fn apply_once(a: &ApplyArgs, ifaces: &[String]) -> Result<()> {
                 lists: set.rules.iter().flat_map(|r| r.lists.clone()).collect(),
                 rules: set.rules.len(),
             };
-            println!("{}", records::line(&rec));
+            crate::sinks::print(&rec)?;
         } else {
             println!(
                 "rxray: firewall on {iface}: {} rules applied (generation {gen}){}{}",
@@ -451,7 +451,7 @@ fn list(a: ListArgs) -> Result<()> {
                 rules: meta.as_ref().map(|m| m.rules.as_slice()),
                 src_limits,
             };
-            println!("{}", records::line(&rec));
+            crate::sinks::print(&rec)?;
             continue;
         }
         match &meta {
@@ -513,7 +513,7 @@ fn stats(a: StatsArgs) -> Result<()> {
             let c = f.counts()?;
             let meta: Option<Meta> = std::fs::read(meta_path(f.ifindex)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             if a.json {
-                println!("{}", records::line(&records::FwStats { counters: &c, interface: &iface }));
+                crate::sinks::print(&records::FwStats { counters: &c, interface: &iface })?;
                 continue;
             }
             println!("{iface}: {}", if c.dry_run { "dry run (counts are what would have been dropped)" } else { "enforcing" });
@@ -554,8 +554,9 @@ fn off(a: IfaceArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, Default)]
-struct SimRule {
+/// One rule's share of `firewall simulate --json`.
+#[derive(Serialize, Default, schemars::JsonSchema)]
+pub(crate) struct SimRule {
     id: u32,
     rule: String,
     packets: u64,
@@ -565,8 +566,9 @@ struct SimRule {
     top_flows: Vec<(String, u64)>,
 }
 
-#[derive(Serialize, Default)]
-struct SimReport {
+/// `firewall simulate --json`: the capture replayed through the rules (keys in declared order).
+#[derive(Serialize, Default, schemars::JsonSchema)]
+pub(crate) struct SimReport {
     packets: u64,
     passed: u64,
     dropped: u64,
@@ -613,7 +615,7 @@ fn simulate(a: SimArgs) -> Result<()> {
                 ts_ns: rec.ts_ns,
                 verdict: if v.dropped { "drop" } else { "pass" },
             };
-            println!("{}", records::line(&verdict));
+            crate::sinks::print(&verdict)?;
         }
         if v.slot == SLOT_NOT_IP {
             rep.not_ip += 1;
@@ -644,7 +646,7 @@ fn simulate(a: SimArgs) -> Result<()> {
     rep.rules = set.rules.iter().enumerate().map(|(i, r)| mk(i, r.id, r.describe())).collect();
     rep.default = mk(fw::FW_C_DEFAULT, 0, format!("default {}", if c.default_deny { "deny" } else { "allow" }));
     if a.json {
-        println!("{}", serde_json::to_string(&rep)?);
+        crate::sinks::Sink::write(&mut crate::sinks::JsonLines::new(std::io::stdout().lock()), &rep)?;
         return Ok(());
     }
     if a.packets {

@@ -1,7 +1,9 @@
 //! `rxray flows`: the kernel's flow table, refreshed live (text) or as JSON Lines snapshots.
 //! Counts come from the kernel's own counters, so they are exact whatever the ring buffer loses.
 use crate::{
-    context::{DropsOut, KernelContext, ReaderOut},
+    context::{DropsOut, KernelContext},
+    records::flows::{ContextTotals, FlowContext, FlowOut, FlowsSnapshot, FlowsTotals, IfaceCount},
+    sinks::{JsonLines, Sink},
     session, XdpModeArg,
 };
 use anyhow::{Context as _, Result};
@@ -92,25 +94,6 @@ pub(crate) fn totals(src: &LiveSource) -> Result<Totals> {
     Ok(src.ingress().context("no ingress program")?.totals()?)
 }
 
-/// The kernel context of one flow: who read it, and what the kernel dropped of it.
-#[derive(serde::Serialize)]
-struct FlowContext {
-    /// The process that read the flow's packets (null: none seen reading it).
-    reader: Option<ReaderOut>,
-    drops: DropsOut,
-}
-
-#[derive(serde::Serialize)]
-struct FlowOut<'a> {
-    #[serde(flatten)]
-    flow: &'a FlowRecord,
-    #[serde(flatten)]
-    context: Option<FlowContext>,
-    /// The TLS handshake of this flow's connection (with `--tls-port`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<&'a rxray_engine::http::TlsFacts>,
-}
-
 /// The TLS facts of the connection a flow belongs to, either way round.
 fn tls_of<'a>(tls: &'a [rxray_engine::http::TlsFacts], r: &FlowRecord) -> Option<&'a rxray_engine::http::TlsFacts> {
     let k = &r.key;
@@ -132,50 +115,50 @@ fn flow_context(ctx: Option<&mut KernelContext>, r: &FlowRecord) -> Option<FlowC
     })
 }
 
-fn json_snapshot(
+fn json_snapshot<'a>(
     src: &LiveSource,
-    snap: &FlowSnapshot,
+    snap: &'a FlowSnapshot,
     ts_ns: u64,
     ctx: Option<&mut KernelContext>,
-    tls: &[rxray_engine::http::TlsFacts],
-) -> Result<serde_json::Value> {
+    tls: &'a [rxray_engine::http::TlsFacts],
+) -> Result<FlowsSnapshot<'a>> {
     let context = ctx.as_ref().map(|c| c.totals_json(src));
     Ok(json_snapshot_of(&totals(src)?, snap, ts_ns, ctx, context, tls))
 }
 
-/// The JSON snapshot line of `snap` with the ingress counters `t` (the agent renders a joined
+/// The JSON snapshot of `snap` with the ingress counters `t` (the agent renders a joined
 /// `flows`'s lines with this same function).
-pub(crate) fn json_snapshot_of(
+pub(crate) fn json_snapshot_of<'a>(
     t: &Totals,
-    snap: &FlowSnapshot,
+    snap: &'a FlowSnapshot,
     ts_ns: u64,
     mut ctx: Option<&mut KernelContext>,
-    context: Option<serde_json::Value>,
-    tls: &[rxray_engine::http::TlsFacts],
-) -> serde_json::Value {
+    context: Option<ContextTotals>,
+    tls: &'a [rxray_engine::http::TlsFacts],
+) -> FlowsSnapshot<'a> {
     let recs = &snap.flows;
-    let flows: Vec<FlowOut> =
-        recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r), tls: tls_of(tls, r) }).collect();
-    let protos: serde_json::Map<String, serde_json::Value> = snap
-        .protocols
-        .iter()
-        .map(|(n, c)| (n.to_string(), serde_json::json!({"packets": c.packets, "bytes": c.bytes})))
-        .collect();
-    let ifaces: Vec<serde_json::Value> = snap
-        .interfaces
-        .iter()
-        .map(|(i, name, c)| serde_json::json!({"ifindex": i, "iface": name, "packets": c.packets, "bytes": c.bytes}))
-        .collect();
-    serde_json::json!({
-        "ts_ns": ts_ns,
-        "totals": {"packets": t.packets, "bytes": t.bytes, "flows": recs.len(),
-                   "flow_insert_failed": t.flow_insert_failed, "fragments_unattributed": t.frag_unattributed,
-                   "iface_insert_failed": t.iface_insert_failed, "malformed": t.malformed, "events": t.events, "lost": t.lost},
-        "protocols": protos,
-        "interfaces": ifaces,
-        "flows": flows,
-        "context": context,
-    })
+    FlowsSnapshot {
+        context,
+        flows: recs.iter().map(|r| FlowOut { flow: r, context: flow_context(ctx.as_deref_mut(), r), tls: tls_of(tls, r) }).collect(),
+        interfaces: snap
+            .interfaces
+            .iter()
+            .map(|(ifindex, iface, c)| IfaceCount { bytes: c.bytes, iface, ifindex: *ifindex, packets: c.packets })
+            .collect(),
+        protocols: snap.protocols.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+        totals: FlowsTotals {
+            bytes: t.bytes,
+            events: t.events,
+            flow_insert_failed: t.flow_insert_failed,
+            flows: recs.len(),
+            fragments_unattributed: t.frag_unattributed,
+            iface_insert_failed: t.iface_insert_failed,
+            lost: t.lost,
+            malformed: t.malformed,
+            packets: t.packets,
+        },
+        ts_ns,
+    }
 }
 
 pub(crate) fn table(src: &LiveSource, recs: &[FlowRecord], top: usize, ctx: Option<&mut KernelContext>) -> Result<String> {
@@ -324,7 +307,7 @@ pub fn run(a: FlowsArgs) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let res = if a.json {
             let v = json_snapshot(&src, &snap, src.now_ns(), ctx.as_mut(), &facts)?;
-            writeln!(out, "{v}")
+            JsonLines::new(&mut out).write(&v)
         } else {
             let t = table(&src, &snap.flows, a.top, ctx.as_mut())?;
             match live.as_mut() {

@@ -8,7 +8,8 @@ use rxray_io::CaptureReader;
 use rxray_store::{AddrRange, AlertRow, ConnRow, FlowRow, HttpRow, LatencyRow, Query, Records, Store};
 use rxray_wire::dissect::empty_packet;
 use rxray_wire::dissect_into;
-use serde::Serialize;
+use crate::records::history::{HistoryOut, Investigation, TimelineEntry, Window};
+use crate::sinks::{JsonLines, Sink};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -259,7 +260,7 @@ pub fn history(a: HistoryArgs) -> Result<()> {
     let store = Store::open_read(&a.store)?;
     let r = store.query(&q)?;
     if a.json {
-        println!("{}", serde_json::json!({"window": {"since_ns": since, "until_ns": until}, "records": r}));
+        JsonLines::new(std::io::stdout().lock()).write(&HistoryOut { records: &r, window: Window { since_ns: since, until_ns: until } })?;
         return Ok(());
     }
     for (_, l) in timeline(&r) {
@@ -267,26 +268,6 @@ pub fn history(a: HistoryArgs) -> Result<()> {
     }
     println!("{}", completeness_line(&r));
     Ok(())
-}
-
-/// What `investigate` reports.
-#[derive(Serialize)]
-struct Investigation {
-    addr: String,
-    since_ns: u64,
-    until_ns: u64,
-    /// `store` or `captures`.
-    source: String,
-    records: Records,
-    /// The flight-recorder files that hold the address's packets (its alerts' captures).
-    recordings: Vec<String>,
-    timeline: Vec<TimelineEntry>,
-}
-
-#[derive(Serialize)]
-struct TimelineEntry {
-    ts_ns: u64,
-    line: String,
 }
 
 pub fn investigate(a: InvestigateArgs) -> Result<()> {
@@ -330,7 +311,7 @@ pub fn investigate(a: InvestigateArgs) -> Result<()> {
             records,
             recordings,
         };
-        println!("{}", serde_json::to_string(&inv)?);
+        JsonLines::new(std::io::stdout().lock()).write(&inv)?;
         return Ok(());
     }
     println!("rxray investigate {} from {} to {} ({source})", a.addr, ts(since), ts(until.saturating_sub(1)));

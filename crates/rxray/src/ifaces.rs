@@ -96,7 +96,7 @@ pub fn ifaces(json: bool) -> Result<()> {
     let v = list(&[])?;
     if json {
         for i in &v {
-            println!("{}", serde_json::to_string(i)?);
+            crate::sinks::print(i)?;
         }
         return Ok(());
     }

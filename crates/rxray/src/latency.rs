@@ -8,7 +8,10 @@ use rxray_engine::latency::Summary;
 use rxray_engine::source::LatencyFlow;
 use rxray_wire::ipproto::{self, Spelling};
 use rxray_kernel::{IngressOptions, LatencyTotals, LiveSource};
-use serde::Serialize;
+pub use crate::records::latency::{FlowLatency, ProcLatency};
+use crate::records::latency::{LatencyKernel, LatencyReport, LatencySummary};
+use crate::records::Summary as SummaryLine;
+use crate::sinks::{JsonLines, Sink};
 use std::{
     io::{IsTerminal, Write},
     net::IpAddr,
@@ -51,32 +54,6 @@ pub struct LatencyArgs {
     /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct FlowLatency {
-    pub proto: u8,
-    pub remote: String,
-    pub local: String,
-    pub remote_addr: Option<IpAddr>,
-    pub remote_port: u16,
-    pub local_addr: Option<IpAddr>,
-    pub local_port: u16,
-    /// arrival → socket receive queue.
-    pub queue: Summary,
-    /// arrival → application read.
-    pub read: Summary,
-}
-
-#[derive(Serialize, Clone, Debug)]
-pub struct ProcLatency {
-    pub pid: u32,
-    pub comm: String,
-    pub exe: Option<String>,
-    pub cgroup_id: u64,
-    pub cgroup: Option<String>,
-    pub queue: Summary,
-    pub read: Summary,
 }
 
 fn endpoint(a: Option<IpAddr>, port: u16) -> String {
@@ -172,11 +149,8 @@ fn table(flows: &[FlowLatency], procs: &[ProcLatency], t: &LatencyTotals, top: u
     s
 }
 
-fn totals_json(t: &LatencyTotals) -> serde_json::Value {
-    serde_json::json!({
-        "stamped": t.stamped, "queued": t.queued, "read": t.read,
-        "flow_insert_failed": t.flow_insert_failed, "proc_insert_failed": t.proc_insert_failed,
-    })
+fn kernel(t: &LatencyTotals) -> LatencyKernel {
+    LatencyKernel { flow_insert_failed: t.flow_insert_failed, proc_insert_failed: t.proc_insert_failed, queued: t.queued, read: t.read, stamped: t.stamped }
 }
 
 pub fn run(a: LatencyArgs) -> Result<()> {
@@ -206,11 +180,7 @@ pub fn run(a: LatencyArgs) -> Result<()> {
         let (flows, procs, t) = report(src, os)?;
         let mut out = std::io::stdout().lock();
         let res = if a.report.json {
-            let v = serde_json::json!({
-                "ts_ns": src.now_ns(), "totals": totals_json(&t),
-                "flows": flows, "processes": procs,
-            });
-            writeln!(out, "{v}")
+            JsonLines::new(&mut out).write(&LatencyReport { flows, processes: procs, totals: kernel(&t), ts_ns: src.now_ns() })
         } else if let Some(l) = live.as_mut().filter(|_| clear) {
             l.show(&table(&flows, &procs, &t, a.top))
         } else {
@@ -240,11 +210,8 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     print(&src, &mut os, false)?;
     let t = latency_totals(&src)?;
     if a.report.json {
-        eprintln!(
-            "{}",
-            serde_json::json!({"summary": {"kernel": totals_json(&t), "queue_stage": stages.queue, "udp_stage": stages.udp,
-                "seconds": start.elapsed().as_secs_f64()}})
-        );
+        let summary = LatencySummary { kernel: kernel(&t), queue_stage: stages.queue, seconds: start.elapsed().as_secs_f64(), udp_stage: stages.udp };
+        let _ = JsonLines::new(std::io::stderr()).write(&SummaryLine { summary });
     } else {
         eprintln!(
             "\n{} packets measured, {} stamped at XDP, {} seen queued; {} flow and {} process measurements found their table full",

@@ -23,6 +23,7 @@ mod latency;
 mod line;
 mod records;
 mod session;
+mod sinks;
 mod top;
 mod watch;
 

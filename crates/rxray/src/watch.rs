@@ -1,9 +1,13 @@
 //! `rxray watch`: attach the XDP ingress program and print every packet it reports.
 use crate::{
-    context::{KernelContext, ReaderOut},
+    context::KernelContext,
     line, session, XdpModeArg,
 };
 use anyhow::{bail, Context as _, Result};
+pub use crate::records::watch::PacketContext;
+use crate::records::watch::{PacketOut, WatchJoinedSummary, WatchSummary};
+use crate::records::Summary;
+use crate::sinks::{JsonLines, Sink};
 use crate::join::JoinRequest;
 use rxray_engine::source::Event;
 use rxray_kernel::source::{PAYLOAD_DEFAULT, PAYLOAD_MAX};
@@ -158,12 +162,20 @@ fn run_joined(a: &WatchArgs, j: crate::join::client::Joined, stop: &std::sync::a
     let n = |k: &str| s[k].as_u64().unwrap_or(0);
     let (ring, queue) = (n("lost_ring"), n("lost_queue"));
     if a.json {
-        let v = serde_json::json!({"summary": {
-            "packets": n("packets"), "bytes": n("bytes"), "delivered": o.delivered, "lost": ring + queue,
-            "lost_ring": ring, "lost_queue": queue, "malformed": n("malformed"), "malformed_by": s["malformed_by"],
-            "filtered": n("filtered"), "seconds": o.took.as_secs_f64(), "joined": true,
-        }});
-        eprintln!("{v}");
+        let summary = WatchJoinedSummary {
+            bytes: n("bytes"),
+            delivered: o.delivered,
+            filtered: n("filtered"),
+            joined: true,
+            lost: ring + queue,
+            lost_queue: queue,
+            lost_ring: ring,
+            malformed: n("malformed"),
+            malformed_by: s["malformed_by"].clone(),
+            packets: n("packets"),
+            seconds: o.took.as_secs_f64(),
+        };
+        let _ = JsonLines::new(io::stderr()).write(&Summary { summary });
     } else {
         let by: Vec<String> = s["malformed_by"].as_object().into_iter().flatten().map(|(k, v)| format!("{k} {v}")).collect();
         let mal = if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) };
@@ -183,8 +195,7 @@ fn run_joined(a: &WatchArgs, j: crate::join::client::Joined, stop: &std::sync::a
 /// `watch`'s lines with this same function, so joined and standalone output are the same.
 pub fn render(out: &mut impl Write, pkt: &rxray_engine::event::Packet, context: Option<PacketContext>, json: bool) -> io::Result<()> {
     if json {
-        let o = PacketOut { pkt, context };
-        serde_json::to_writer(&mut *out, &o).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
+        JsonLines::new(out).write(&PacketOut { pkt, context })
     } else {
         match context.and_then(|c| c.reader) {
             Some(r) => writeln!(out, "{} [pid {} {} cgroup {}]", line::format(pkt), r.pid, r.comm, r.cgroup.as_deref().unwrap_or("?")),
@@ -193,30 +204,20 @@ pub fn render(out: &mut impl Write, pkt: &rxray_engine::event::Packet, context: 
     }
 }
 
-/// The kernel context of one packet: the process that read its flow so far (null: none yet).
-#[derive(serde::Serialize)]
-pub struct PacketContext {
-    pub reader: Option<ReaderOut>,
-}
-
-#[derive(serde::Serialize)]
-struct PacketOut<'a> {
-    #[serde(flatten)]
-    pkt: &'a rxray_engine::event::Packet,
-    #[serde(flatten)]
-    context: Option<PacketContext>,
-}
-
 fn print_summary(t: &Totals, delivered: u64, took: Duration, json: bool, filtering: bool) {
     let by = t.malformed_named();
     if json {
-        let m: serde_json::Map<String, serde_json::Value> =
-            by.iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(*n))).collect();
-        let v = serde_json::json!({"summary": {
-            "packets": t.packets, "bytes": t.bytes, "delivered": delivered, "lost": t.lost,
-            "malformed": t.malformed, "malformed_by": m, "filtered": t.filtered, "seconds": took.as_secs_f64(),
-        }});
-        eprintln!("{v}");
+        let summary = WatchSummary {
+            bytes: t.bytes,
+            delivered,
+            filtered: t.filtered,
+            lost: t.lost,
+            malformed: t.malformed,
+            malformed_by: by.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            packets: t.packets,
+            seconds: took.as_secs_f64(),
+        };
+        let _ = JsonLines::new(io::stderr()).write(&Summary { summary });
     } else {
         let mal = if by.is_empty() {
             String::new()

@@ -12,7 +12,7 @@ const MAX_HELLO: usize = 64 * 1024;
 
 /// What the handshake of one connection showed in clear text: the fields signatures and threat
 /// lists match (`sni`, `ja4`, `alpn_offered`, `alpn`, `version`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct TlsFacts {
     pub client: Option<IpAddr>,
     pub client_port: u16,
