@@ -260,10 +260,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
         observed.push(o);
     }
     let ifindexes: Vec<u32> = observed.iter().flat_map(|o| o.ingress().attached().iter().map(|x| x.ifindex)).collect();
-    let drops = if cfg.drops {
+    let mut drop_src = if cfg.drops {
         let netns = rxray_kernel::drops::current_netns_ino().ok();
-        match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
-            Ok(d) => Some(d),
+        // Count only; a joined `drops` turns the events on while it reads them (its ring: 1 MiB).
+        match Drops::attach(&DropsOptions { ring_bytes: 1 << 20, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
+            Ok(d) => Some(LiveSource::new().with_drops(d)),
             Err(e) => {
                 eprintln!("rxray agent: no drop counts ({e})");
                 None
@@ -306,7 +307,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let clock = Clock::now();
     if store.is_some() {
         let tables = flow_tables(&st, &observed, &clock);
-        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+        if let Ok(s) = snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
             st.history.baseline(&s, &tables, clock.now_ns());
         }
         if st.cfg.latency {
@@ -344,6 +345,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             .iter_mut()
             .flat_map(|o| o.src.poll_fds())
             .chain(conns.iter_mut().flat_map(|c| c.poll_fds()))
+            .chain(drop_src.iter_mut().filter(|d| d.drops().is_some_and(|d| d.events())).flat_map(|d| d.poll_fds()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
@@ -387,7 +389,16 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     hub.on_conn(&s);
                 }
             };
-            c.pump(session::BATCH, |conn, ts| on(conn, ts, &mut insp, &mut hub, &mut alerts_out));
+            let mut closed = Vec::new();
+            c.pump(session::BATCH, |conn, ts| {
+                on(conn, ts, &mut insp, &mut hub, &mut alerts_out);
+                closed.push((conn.clone(), ts));
+            });
+            // Joined `conns` list each as it closed.
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns() };
+            for (conn, ts) in &closed {
+                hub.on_closed_conn(conn, *ts, &feeds);
+            }
             if Instant::now() >= next_live_conns {
                 next_live_conns = Instant::now() + Duration::from_secs(5);
                 if let Some(snap) = c.live() {
@@ -400,6 +411,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
         }
+        crate::join::views::pump_drops(&mut drop_src, conns.as_ref().map(|c| c.source()), &mut hub, clock.now_ns());
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
             if let Some(i) = insp.as_mut() {
@@ -454,11 +466,12 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns() },
                     };
                     hub.join(conn, *req, &view);
                 }
                 Ok(Request::Status) => {
-                    let mut v = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub);
+                    let mut v = status(&st, &observed, drop_src.as_ref().and_then(|s| s.drops()), metrics.as_ref(), store.as_ref(), &hub);
                     v["connections"] = match conns.as_ref().and_then(|c| c.totals()) {
                         Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
                         Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
@@ -482,6 +495,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns() },
             };
             hub.service(&view);
         }
@@ -498,7 +512,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     c.snapshot(now, st.cfg.flow_period_s);
                 }
             }
-            match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+            match snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
                 Ok(mut s) => {
                     if let Some(h) = http.as_mut() {
                         h.advance();
@@ -568,7 +582,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     if let Some(w) = store {
         // The last batch: what happened since the previous one.
         let tables = flow_tables(&st, &observed, &clock);
-        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+        if let Ok(s) = snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
             let now = clock.now_ns();
             let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0);
             if let Some(c) = conns.as_mut() {

@@ -29,6 +29,10 @@ pub struct DropsArgs {
     /// Test aid: wait this long after attaching before reading drops (forces ring-buffer loss).
     #[arg(long = "stall-ms", default_value_t = 0, hide = true)]
     pub stall_ms: u64,
+    /// Attach even when an agent runs here (with -i, a command joins the agent that owns those
+    /// interfaces; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 /// One drop as printed.
@@ -54,13 +58,21 @@ pub struct DropRecord {
 }
 
 /// Names for reason numbers (from the kernel's BTF) and interface indexes (cached).
-struct Names {
+pub(crate) struct Names {
     reasons: BTreeMap<u64, String>,
     syms: Kallsyms,
     ifaces: HashMap<u32, String>,
 }
 
 impl Names {
+    /// The kernel's reason names (BTF) and its symbols (kallsyms).
+    pub(crate) fn load() -> Result<Names> {
+        let reasons = btf::drop_reasons(Path::new(btf::VMLINUX))
+            .context("reading drop-reason names from the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")?;
+        let syms = Kallsyms::load(Path::new(rxray_kernel::kallsyms::PROC_KALLSYMS));
+        Ok(Names { reasons, syms, ifaces: HashMap::new() })
+    }
+
     fn reason(&self, code: u32) -> String {
         self.reasons.get(&(code as u64)).cloned().unwrap_or_else(|| format!("reason_{code}"))
     }
@@ -127,7 +139,29 @@ fn format_line(d: &DropRecord) -> String {
 }
 
 /// (reason, proto, src, sport, dst, dport): the per-flow key of the summary.
-type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
+pub(crate) type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
+
+/// One drop as `drops` prints it (a text line or a JSON line), counted in `flows`. The agent
+/// renders a joined `drops`'s lines with this same function.
+pub(crate) fn write_drop(out: &mut impl Write, e: &DropEvent, names: &mut Names, flows: &mut BTreeMap<FlowKey, u64>, json: bool) -> io::Result<()> {
+    let d = record(e, names);
+    *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
+    if json {
+        serde_json::to_writer(&mut *out, &d).map_err(io::Error::from)?;
+        out.write_all(b"\n")
+    } else {
+        writeln!(out, "{}", format_line(&d))
+    }
+}
+
+/// The periodic counts (`--interval`) at `now_ns`.
+pub(crate) fn write_counts(out: &mut impl Write, names: &Names, totals: &rxray_kernel::DropTotals, now_ns: u64, json: bool) -> io::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::json!({"counts": counts_json(names, totals), "drops": totals.drops, "lost": totals.lost}))
+    } else {
+        write!(out, "-- {}: {} drops, {} lost --\n{}", clock_time(now_ns), totals.drops, totals.lost, counts_table(names, totals))
+    }
+}
 
 fn counts_json(names: &Names, t: &rxray_kernel::DropTotals) -> serde_json::Value {
     let m: serde_json::Map<String, serde_json::Value> = t
@@ -156,14 +190,25 @@ pub fn run(a: DropsArgs) -> Result<()> {
     for i in &a.ifaces {
         ifindexes.push(rxray_kernel::ifindex_of(i)?);
     }
-    let reasons = btf::drop_reasons(Path::new(btf::VMLINUX))
-        .context("reading drop-reason names from the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")?;
-    let syms = Kallsyms::load(Path::new(rxray_kernel::kallsyms::PROC_KALLSYMS));
-    if syms.is_empty() {
+    let mut names = Names::load()?;
+    if names.syms.is_empty() {
         eprintln!("rxray: /proc/kallsyms shows no addresses here (kptr_restrict); drop locations print as hex");
     }
-    let mut names = Names { reasons, syms, ifaces: HashMap::new() };
     let stop = session::stop_flag()?;
+    // With -i, the agent that owns those interfaces counts their drops: join it (without -i the
+    // whole namespace is watched, more than the agent's interfaces: attach).
+    if !a.standalone && !a.ifaces.is_empty() {
+        let req = crate::join::JoinRequest {
+            interfaces: a.ifaces.clone(),
+            json: a.report.json,
+            count: a.report.count,
+            interval: a.report.period().map(|d| d.as_secs_f64()),
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("drops", req)? {
+            return crate::join::client::run_stream(j, &stop, "watching drops on", Duration::from_millis(a.stall_ms));
+        }
+    }
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
@@ -184,14 +229,8 @@ pub fn run(a: DropsArgs) -> Result<()> {
     loop {
         while let Some(ev) = pump.next(&mut src) {
             let Event::Drop(ev) = ev? else { continue };
-            let d = record(ev, &mut names);
             delivered += 1;
-            *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
-            let res = if a.report.json {
-                serde_json::to_writer(&mut out, &d).map_err(io::Error::from).and_then(|_| out.write_all(b"\n"))
-            } else {
-                writeln!(out, "{}", format_line(&d))
-            };
+            let res = write_drop(&mut out, ev, &mut names, &mut flows, a.report.json);
             if res.is_err() || a.report.count.is_some_and(|c| delivered >= c) {
                 pump.finish();
             }
@@ -199,13 +238,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let totals = src.drops().context("no drop program")?.totals()?;
-                let res = if a.report.json {
-                    writeln!(out, "{}", serde_json::json!({"counts": counts_json(&names, &totals), "drops": totals.drops, "lost": totals.lost}))
-                } else {
-                    let now = src.now_ns();
-                    write!(out, "-- {}: {} drops, {} lost --\n{}", clock_time(now), totals.drops, totals.lost, counts_table(&names, &totals))
-                };
-                if res.is_err() {
+                if write_counts(&mut out, &names, &totals, src.now_ns(), a.report.json).is_err() {
                     pump.finish();
                 }
                 next_tick = Some(t + iv);
@@ -220,9 +253,16 @@ pub fn run(a: DropsArgs) -> Result<()> {
     }
     drop(out);
     let totals = src.drops().context("no drop program")?.totals()?;
+    eprint!("{}", summary_text(&names, &totals, &flows, delivered, start.elapsed().as_secs_f64(), a.report.json));
+    Ok(())
+}
+
+/// What `drops` writes to stderr at exit: the counts per reason and the top flows (a joined
+/// `drops`'s summary is rendered in the agent with this same function).
+pub(crate) fn summary_text(names: &Names, totals: &rxray_kernel::DropTotals, flows: &BTreeMap<FlowKey, u64>, delivered: u64, seconds: f64, json: bool) -> String {
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    if a.report.json {
+    if json {
         let fl: Vec<serde_json::Value> = top
             .iter()
             .map(|((reason, proto, src, sport, dst, dport), n)| {
@@ -231,15 +271,15 @@ pub fn run(a: DropsArgs) -> Result<()> {
             .collect();
         let v = serde_json::json!({"summary": {
             "drops": totals.drops, "delivered": delivered, "lost": totals.lost, "no_netns": totals.no_netns,
-            "by_reason": counts_json(&names, &totals), "flows": fl, "seconds": start.elapsed().as_secs_f64(),
+            "by_reason": counts_json(names, totals), "flows": fl, "seconds": seconds,
         }});
-        eprintln!("{v}");
+        format!("{v}\n")
     } else {
         let mut s = format!(
             "\n{} drops, {} delivered, {} lost (ring buffer full)\n",
             totals.drops, delivered, totals.lost
         );
-        s.push_str(&counts_table(&names, &totals));
+        s.push_str(&counts_table(names, totals));
         if !top.is_empty() {
             s.push_str(&format!("\n{:<24} {:<6} {:>45} {:>45} {:>8}\n", "REASON", "PROTO", "SOURCE", "DESTINATION", "DROPS"));
             for ((reason, proto, src, sport, dst, dport), n) in top.iter().take(20) {
@@ -251,9 +291,8 @@ pub fn run(a: DropsArgs) -> Result<()> {
                 s.push_str(&format!("{reason:<24} {p:<6} {s_:>45} {d_:>45} {n:>8}\n"));
             }
         }
-        eprint!("{s}");
+        s
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -91,6 +91,29 @@ pub fn run_snapshots(j: Joined, stop: &AtomicBool, what: &str, count: Option<u64
     Ok(())
 }
 
+/// A streaming command (`drops`, `conns`) joined to the agent: the agent renders each record and,
+/// at the end, the command's own closing summary; this writes the records to stdout and the
+/// summary to stderr, as the command does when it attaches itself.
+pub fn run_stream(j: Joined, stop: &AtomicBool, what: &str, stall: Duration) -> Result<()> {
+    eprintln!("rxray: {what} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.host, j.hello.id);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let o = j.run(stop, &mut out, None, stall)?;
+    drop(out);
+    match o.summary {
+        Some(s) => {
+            if let Some(t) = s["text"].as_str() {
+                eprint!("{t}");
+            }
+            let lost = s["lost_queue"].as_u64().unwrap_or(0);
+            if lost > 0 {
+                eprintln!("rxray: {lost} records lost because this client's queue in the agent was full");
+            }
+        }
+        None => eprintln!("\nrxray: {} records delivered; the agent went away before its summary", o.delivered),
+    }
+    Ok(())
+}
+
 impl Joined {
     /// Writes the agent's output frames to `out` until `count` of them, a stop signal, or the
     /// agent's end; then says bye and waits (bounded) for the summary. `stall`: a test aid that

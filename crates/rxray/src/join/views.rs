@@ -1,0 +1,289 @@
+//! Joined views of the commands that follow kernel records rather than packets (`drops`, `conns`):
+//! each renders, in the agent, what its command renders when it attaches itself, from the agent's
+//! own sources and counted from the moment it joined.
+use super::{Kind, JoinRequest};
+use crate::drops::{self, Names};
+use rxray_engine::conns::{fill, record, Seeds};
+use rxray_engine::os::Os;
+use rxray_engine::source::{Connection, DropEvent};
+use rxray_kernel::os::LinuxOs;
+use rxray_kernel::{ConnTotals, DropTotals, LiveSource};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// A client's queue as a view writes to it: records count against its capacity (and are lost,
+/// counted, when it is full); headers, periodic tables and the last output always go in.
+pub struct Queue<'a> {
+    pub(super) q: &'a mut VecDeque<Vec<u8>>,
+    pub(super) cap: usize,
+    pub(super) lost: &'a mut u64,
+    pub(super) matched: &'a mut u64,
+}
+
+fn out_frame(body: &[u8]) -> Vec<u8> {
+    super::frame(Kind::Out, body)
+}
+
+impl Queue<'_> {
+    /// One record; `false` when the queue was full and it was lost.
+    pub fn record(&mut self, body: &[u8]) -> bool {
+        *self.matched += 1;
+        if self.q.len() >= self.cap {
+            *self.lost += 1;
+            return false;
+        }
+        self.q.push_back(out_frame(body));
+        true
+    }
+
+    /// Output that is not a record.
+    pub fn extra(&mut self, body: &[u8]) {
+        if !body.is_empty() {
+            self.q.push_back(out_frame(body));
+        }
+    }
+
+}
+
+/// The agent's sources a view reads from, when it asks.
+#[derive(Clone, Copy, Default)]
+pub struct Feeds<'a> {
+    /// The drop tracepoint (its counters), when the agent counts drops.
+    pub drops: Option<&'a LiveSource>,
+    /// The TCP tracepoints (their map of open connections and counters), when the agent follows them.
+    pub conns: Option<&'a LiveSource>,
+    /// The kernel's monotonic clock now (the time the periodic tables are stamped with).
+    pub now_ns: u64,
+}
+
+/// One joined view.
+pub trait View {
+    /// Output before the first record (a table's header).
+    fn begin(&mut self, _q: &mut Queue) {}
+    fn on_drop(&mut self, _d: &DropEvent, _q: &mut Queue) {}
+    /// A connection that closed at `ts_ns`.
+    fn on_closed(&mut self, _c: &Connection, _ts_ns: u64, _q: &mut Queue) {}
+    /// Periodic output, when due.
+    fn tick(&mut self, _f: &Feeds, _now: Instant, _q: &mut Queue) {}
+    /// The last output, and the command's closing summary (for its stderr).
+    fn finish(&mut self, f: &Feeds, q: &mut Queue) -> String;
+    /// Reached its `--count`.
+    fn done(&self) -> bool;
+    /// Needs the agent's drop events.
+    fn wants_drops(&self) -> bool {
+        false
+    }
+}
+
+/// The view a request asks for (`Ok(None)`: the command is not one of these), or why the agent
+/// cannot serve it.
+pub fn view_of(req: &JoinRequest, interfaces: &[String], feeds: &Feeds) -> Result<Option<Box<dyn View>>, String> {
+    let every = req.interval.filter(|i| i.is_finite() && *i > 0.0).map(|i| Duration::from_secs_f64(i.clamp(0.05, crate::args::MAX_SECONDS)));
+    Ok(Some(match req.command.as_str() {
+        "drops" => {
+            let src = feeds.drops.ok_or("the agent counts no drops (`[drops] enabled = false`, or its tracepoint failed): --standalone attaches")?;
+            let mut ifindexes = Vec::new();
+            for i in interfaces {
+                ifindexes.push(rxray_kernel::ifindex_of(i).map_err(|e| format!("{i}: {e}"))?);
+            }
+            let names = Names::load().map_err(|e| format!("{e:#}"))?;
+            let base_lost = src.drops().and_then(|d| d.totals().ok()).map_or(0, |t| t.lost);
+            Box::new(DropsView { names, ifindexes, flows: BTreeMap::new(), by_slot: BTreeMap::new(), drops: 0, delivered: 0, base_lost, json: req.json, count: req.count, every, next: every.map(|e| Instant::now() + e), started: Instant::now() })
+        }
+        "conns" => {
+            let src = feeds.conns.ok_or("the agent follows no TCP connections (`[conns] enabled = false`, or its tracepoints failed): --standalone attaches")?;
+            let mut os = LinuxOs::new();
+            let seeds = Seeds::new(&os.tcp_sockets().unwrap_or_default());
+            let listen0 = os.tcp_counters(crate::conns::LISTEN_COUNTERS).unwrap_or_default();
+            let base = src.conns().and_then(|c| c.totals().ok()).unwrap_or_default();
+            Box::new(ConnsView { os, seeds, listen0, base, closed: 0, delivered: 0, json: req.json, count: req.count, every, next: every.map(|e| Instant::now() + e), started: Instant::now() })
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// A joined `drops`: the agent's drop events on its interfaces, counted per reason from when it
+/// joined (the agent's counters are over all its interfaces and since it started).
+struct DropsView {
+    names: Names,
+    ifindexes: Vec<u32>,
+    flows: BTreeMap<drops::FlowKey, u64>,
+    /// Drops per counter slot (as the kernel counts them: the last slot takes every larger reason).
+    by_slot: BTreeMap<u32, u64>,
+    drops: u64,
+    delivered: u64,
+    /// The agent's ring losses when the client joined.
+    base_lost: u64,
+    json: bool,
+    count: Option<u64>,
+    every: Option<Duration>,
+    next: Option<Instant>,
+    started: Instant,
+}
+
+impl DropsView {
+    fn totals(&self, f: &Feeds) -> DropTotals {
+        let lost = f.drops.and_then(|s| s.drops()).and_then(|d| d.totals().ok()).map_or(0, |t| t.lost).saturating_sub(self.base_lost);
+        DropTotals { drops: self.drops, events: self.drops, lost, no_netns: 0, by_reason: self.by_slot.iter().map(|(k, v)| (*k, *v)).collect() }
+    }
+}
+
+impl View for DropsView {
+    fn on_drop(&mut self, d: &DropEvent, q: &mut Queue) {
+        if !self.ifindexes.contains(&d.ifindex) || self.done() {
+            return;
+        }
+        self.drops += 1;
+        let slot = d.reason.min(rxray_kernel::drops::REASON_SLOTS as u32 - 1);
+        *self.by_slot.entry(slot).or_default() += 1;
+        let mut buf = Vec::with_capacity(256);
+        if drops::write_drop(&mut buf, d, &mut self.names, &mut self.flows, self.json).is_ok() && q.record(&buf) {
+            self.delivered += 1;
+        }
+    }
+
+    fn tick(&mut self, f: &Feeds, now: Instant, q: &mut Queue) {
+        let (Some(every), Some(next)) = (self.every, self.next) else { return };
+        if now < next {
+            return;
+        }
+        self.next = Some(next + every);
+        let mut buf = Vec::new();
+        if drops::write_counts(&mut buf, &self.names, &self.totals(f), f.now_ns, self.json).is_ok() {
+            q.extra(&buf);
+        }
+    }
+
+    fn finish(&mut self, f: &Feeds, _q: &mut Queue) -> String {
+        drops::summary_text(&self.names, &self.totals(f), &self.flows, self.delivered, self.started.elapsed().as_secs_f64(), self.json)
+    }
+
+    fn done(&self) -> bool {
+        self.count.is_some_and(|c| self.delivered >= c)
+    }
+
+    fn wants_drops(&self) -> bool {
+        !self.done()
+    }
+}
+
+/// A joined `conns`: the agent's TCP connections, each as it closes, and the open ones at
+/// intervals and at the end; seeded (connections older than the client) as `conns` seeds them.
+struct ConnsView {
+    os: LinuxOs,
+    seeds: Seeds,
+    listen0: BTreeMap<String, u64>,
+    base: ConnTotals,
+    closed: u64,
+    delivered: u64,
+    json: bool,
+    count: Option<u64>,
+    every: Option<Duration>,
+    next: Option<Instant>,
+    started: Instant,
+}
+
+/// The kernel's connection counters since `base`.
+fn conn_totals_since(t: &ConnTotals, base: &ConnTotals) -> ConnTotals {
+    ConnTotals {
+        new: t.new.saturating_sub(base.new),
+        events: t.events.saturating_sub(base.events),
+        lost: t.lost.saturating_sub(base.lost),
+        insert_failed: t.insert_failed.saturating_sub(base.insert_failed),
+        untracked: t.untracked.saturating_sub(base.untracked),
+        rst_tx_nosock: t.rst_tx_nosock.saturating_sub(base.rst_tx_nosock),
+        closed: t.closed.saturating_sub(base.closed),
+    }
+}
+
+impl ConnsView {
+    fn live(&mut self, f: &Feeds, q: &mut Queue) {
+        let Some(snap) = f.conns.and_then(|s| s.conn_snapshot().ok()) else { return };
+        let mut buf = Vec::new();
+        if crate::conns::live_snapshot(&mut buf, &snap, &self.seeds, &mut self.os, self.json).is_ok() {
+            q.extra(&buf);
+        }
+    }
+}
+
+impl View for ConnsView {
+    fn begin(&mut self, q: &mut Queue) {
+        if !self.json {
+            q.extra(format!("{}\n", crate::conns::table_header()).as_bytes());
+        }
+    }
+
+    fn on_closed(&mut self, c: &Connection, ts_ns: u64, q: &mut Queue) {
+        if self.done() {
+            return;
+        }
+        self.closed += 1;
+        let mut r = record(c, ts_ns, "closed");
+        self.seeds.mark(&mut r);
+        fill(&mut self.os, &mut r);
+        let mut buf = Vec::with_capacity(512);
+        if crate::conns::emit(&mut buf, &r, self.json).is_ok() && q.record(&buf) {
+            self.delivered += 1;
+        }
+    }
+
+    fn tick(&mut self, f: &Feeds, now: Instant, q: &mut Queue) {
+        let (Some(every), Some(next)) = (self.every, self.next) else { return };
+        if now >= next {
+            self.next = Some(next + every);
+            self.live(f, q);
+        }
+    }
+
+    fn finish(&mut self, f: &Feeds, q: &mut Queue) -> String {
+        // The connections still open at the end, once (as `conns` lists them at exit).
+        self.live(f, q);
+        let src = f.conns.and_then(|s| s.conns());
+        let totals = src.and_then(|c| c.totals().ok()).map(|t| conn_totals_since(&t, &self.base)).unwrap_or_default();
+        let listen = self.os.tcp_counters(crate::conns::LISTEN_COUNTERS).unwrap_or_default();
+        let since = listen.iter().map(|(k, v)| (k.clone(), v.saturating_sub(*self.listen0.get(k).unwrap_or(&0)))).collect();
+        crate::conns::Closing {
+            closed: self.closed,
+            delivered: self.delivered,
+            totals,
+            listen,
+            since,
+            reasons: None,
+            readers: src.is_some_and(|c| c.readers),
+            probe: src.is_some_and(|c| c.probe),
+            seconds: self.started.elapsed().as_secs_f64(),
+        }
+        .text(self.json)
+    }
+
+    fn done(&self) -> bool {
+        self.count.is_some_and(|c| self.closed >= c)
+    }
+}
+
+/// The agent's drop ring, read while a joined `drops` wants its events (turned on and off in the
+/// program as clients come and go); each drop goes to the hub.
+pub fn pump_drops(drop_src: &mut Option<LiveSource>, conns: Option<&LiveSource>, hub: &mut super::hub::Hub, now_ns: u64) {
+    let Some(src) = drop_src.as_mut() else { return };
+    let want = hub.wants_drops();
+    if let Some(d) = src.drops_mut() {
+        if d.events() != want {
+            if let Err(e) = d.set_events(want) {
+                eprintln!("rxray agent: turning drop events {}: {e}", if want { "on" } else { "off" });
+            }
+        }
+    }
+    // Events are copied out of the ring first: the views may read the drop counters meanwhile.
+    let mut got = Vec::new();
+    for _ in 0..crate::session::BATCH {
+        match rxray_engine::source::Source::next_event(src) {
+            Some(Ok(rxray_engine::source::Event::Drop(d))) => got.push(d.clone()),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let feeds = Feeds { drops: drop_src.as_ref(), conns, now_ns };
+    for d in &got {
+        hub.on_drop(d, &feeds);
+    }
+}
