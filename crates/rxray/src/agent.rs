@@ -230,7 +230,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
-            capture: recorder.is_some(),
+            // The capture ring: the flight recorder's, or joined `capture` clients' (copies on only
+            // while one reads).
+            capture: recorder.is_some() || cfg.client_capture_ring > 0,
+            capture_ring_bytes: if recorder.is_some() { 32 << 20 } else { cfg.client_capture_ring.max(4096) },
             capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
             // The HTTP view's ring (as `rxray http`'s default); one page when it is off.
             http_ring_bytes: if cfg.http { crate::agent_http::RING_BYTES } else { 0 },
@@ -252,7 +255,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 eprintln!("rxray agent: no delivery latency on {iface} ({e})");
             }
         }
-        let src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?;
+        let frames = recorder.is_some() || cfg.client_capture_ring > 0;
+        if frames && recorder.is_none() {
+            ingress.set_capture(false)?;
+        }
+        let src = LiveSource::new().with_ingress(ingress, true, frames)?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
@@ -330,6 +337,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
         sock.display()
     );
     let mut alerts_out = Vec::new();
+    // Joined `capture` clients take packets cut from the agent's capture ring (none when it is off).
+    let capture_snap = (st.cfg.client_capture_ring > 0 || recorder.is_some()).then(|| recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()));
     let mut hub = crate::join::hub::Hub::new(st.cfg.max_clients, st.cfg.client_queue);
     let mut events_on = st.cfg.detect;
     let mut stdout = std::io::stdout();
@@ -369,6 +378,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         if let Some(r) = recorder.as_mut() {
                             r.record(f.iface, f.ts_ns, f.orig_len, f.data);
                         }
+                        hub.on_frame(&f, &crate::join::views::Feeds { capture_snap, ..Default::default() });
                     }
                     _ => {}
                 }
@@ -395,7 +405,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 closed.push((conn.clone(), ts));
             });
             // Joined `conns` list each as it closed.
-            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns() };
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap };
             for (conn, ts) in &closed {
                 hub.on_closed_conn(conn, *ts, &feeds);
             }
@@ -466,7 +476,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
-                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns() },
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap },
                     };
                     hub.join(conn, *req, &view);
                 }
@@ -495,11 +505,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
-                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns() },
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap },
             };
             hub.service(&view);
         }
         events_on = joined_events(&mut observed, events_on, st.cfg.detect || hub.wants_packets());
+        if capture_snap.is_some() {
+            crate::join::views::joined_capture(observed.iter_mut().map(|o| o.ingress_mut()), recorder.is_some() || hub.wants_frames());
+        }
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
             // The flow table costs a syscall per entry to read: it is read every flow_period_s

@@ -488,3 +488,66 @@ fn joined_conns_list_what_a_standalone_conns_lists_and_each_client_gets_its_own_
     assert_eq!(rows.len(), 2, "{out3:?}");
     assert!(rows.iter().all(|l| l.contains(&format!("{}:{port}", lab.addr4_b()))), "{rows:?}");
 }
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_capture_writes_the_pcapng_a_standalone_capture_writes_and_each_filter_gets_its_packets() {
+    if !need_root() {
+        return;
+    }
+    use common::pcap::{frames_for, read_all, tshark_fields};
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let sent = frames_for(&lab, 120); // UDP to 5000 + i, sizes 60..1514, every third 802.1Q-tagged
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (alone_f, joined_f, cut_f) = (path("alone.pcapng"), path("joined.pcapng"), path("cut.pcapng"));
+
+    // 1. Standalone, no agent.
+    let mut alone = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &alone_f]);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(800));
+    let (code, _, err) = alone.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(err.iter().any(|l| l.starts_with(&format!("{} packets captured, 0 lost", sent.len()))), "{err:?}");
+
+    // 2. Two joined captures: everything, and a filter with a snap length of its own.
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    let mut joined = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &joined_f]);
+    let mut cut = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &cut_f, "-s", "100", "udp", "and", "dst", "portrange", "5040-5100"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    cut.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    let st = status(&ns);
+    assert_eq!(st["clients"].as_array().unwrap().iter().filter(|c| c["command"] == "capture").count(), 2, "{st}");
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(800));
+    let (c1, _, err1) = joined.interrupt();
+    let (c2, _, err2) = cut.interrupt();
+    assert_eq!((c1, c2), (Some(0), Some(0)), "{err1:?} {err2:?}");
+    assert!(err1.iter().any(|l| l.starts_with(&format!("{} packets captured, 0 lost (capture ring full), 0 lost", sent.len()))), "{err1:?}");
+
+    // The same pcapng records: every frame sent, its bytes and original length, and tshark reads
+    // the same lengths and comments from both files.
+    let (a, b) = (read_all(Path::new(&alone_f)), read_all(Path::new(&joined_f)));
+    assert_eq!(a.len(), sent.len());
+    assert_eq!(a, b, "joined and standalone captures differ");
+    for ((orig, data, _), want) in b.iter().zip(&sent) {
+        assert_eq!((*orig as usize, data), (want.len(), want));
+    }
+    assert_eq!(tshark_fields(Path::new(&alone_f)), tshark_fields(Path::new(&joined_f)));
+    let caps = |f: &str| {
+        let o = Command::new("capinfos").args(["-c", "-M", f]).output().expect("capinfos");
+        String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("Number of packets")).map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+    };
+    assert_eq!(caps(&joined_f), Some(sent.len().to_string()));
+    // The filtered client: exactly the untagged UDP frames to 5040..=5100, cut to 100 bytes.
+    let tagged = |f: &Vec<u8>| f[12..14] == [0x81, 0x00];
+    let want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(i, f)| (5040..=5100).contains(&(5000 + *i)) && !tagged(f)).map(|(_, f)| f).collect();
+    let c = read_all(Path::new(&cut_f));
+    assert_eq!(c.len(), want.len(), "{err2:?}");
+    for ((orig, data, _), w) in c.iter().zip(want) {
+        assert_eq!((*orig as usize, &data[..]), (w.len(), &w[..w.len().min(100)]));
+    }
+}

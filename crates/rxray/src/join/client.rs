@@ -13,6 +13,8 @@ pub struct Joined {
     conn: UnixStream,
     frames: FrameReader,
     pub hello: Hello,
+    /// The agent's summary, once `poll_out` has read it.
+    pub summary: Option<serde_json::Value>,
 }
 
 /// What a joined run ended with.
@@ -76,7 +78,7 @@ pub fn try_join(command: &str, mut req: JoinRequest) -> Result<Option<Joined>> {
     }
     conn.set_read_timeout(None)?;
     conn.set_nonblocking(true)?;
-    Ok(Some(Joined { conn, frames, hello }))
+    Ok(Some(Joined { conn, frames, hello, summary: None }))
 }
 
 /// A snapshot command (`http`) joined to the agent: the agent renders each snapshot; this prints
@@ -188,9 +190,14 @@ impl Joined {
         unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
         let mut buf = vec![0u8; 64 << 10];
         let mut out = Vec::new();
+        // The agent may close right after its last frames: those are read first.
+        let mut closed = false;
         loop {
             match self.read_once(&mut buf)? {
-                None => return Ok(None),
+                None => {
+                    closed = true;
+                    break;
+                }
                 Some(false) => break,
                 Some(true) => {}
             }
@@ -198,12 +205,16 @@ impl Joined {
         while let Some((kind, payload)) = self.frames.next_frame()? {
             match kind {
                 Kind::Out => out.push(payload),
-                Kind::Summary => return Ok(None),
+                Kind::Summary => {
+                    self.summary = serde_json::from_slice(&payload).ok();
+                    closed = true;
+                    break;
+                }
                 Kind::Hello => bail!("the agent sent a second hello"),
                 Kind::Lost => {}
             }
         }
-        Ok(Some(out))
+        Ok(if closed && out.is_empty() { None } else { Some(out) })
     }
 
     /// One read from the socket into the frame reader: `Some(true)` bytes came, `Some(false)`
@@ -225,6 +236,11 @@ impl Joined {
 
     /// Says goodbye (the agent then drops this client).
     pub fn leave(mut self) {
+        self.bye();
+    }
+
+    /// Says goodbye and stays: the agent sends what is left and its summary, then closes.
+    pub fn say_bye(&mut self) {
         self.bye();
     }
 

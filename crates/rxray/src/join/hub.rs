@@ -335,6 +335,20 @@ impl Hub {
         }
     }
 
+    /// Whether a joined `capture` needs the agent's capture ring.
+    pub fn wants_frames(&self) -> bool {
+        self.clients.iter().any(|c| c.closing.is_none() && c.view.as_ref().is_some_and(|v| v.wants_frames()))
+    }
+
+    /// One whole packet from the agent's capture ring: each joined `capture` takes it if its
+    /// interfaces and filter do.
+    pub fn on_frame(&mut self, f: &rxray_engine::source::Frame, feeds: &super::views::Feeds) {
+        for c in self.clients.iter_mut() {
+            c.with_view(|v, q| v.on_frame(f, q));
+            c.close_if_done(feeds);
+        }
+    }
+
     /// Whether a joined `drops` needs the agent's drop events.
     pub fn wants_drops(&self) -> bool {
         self.clients.iter().any(|c| c.closing.is_none() && c.view.as_ref().is_some_and(|v| v.wants_drops()))
@@ -722,6 +736,7 @@ impl Client {
             "packets": d.packets,
             "bytes": d.bytes,
             "lost_ring": d.lost,
+            "capture_lost": d.capture_lost,
             "lost_queue": self.lost,
             "malformed": d.malformed,
             "malformed_by": by,

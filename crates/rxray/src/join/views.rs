@@ -5,7 +5,7 @@ use super::{Kind, JoinRequest};
 use crate::drops::{self, Names};
 use rxray_engine::conns::{fill, record, Seeds};
 use rxray_engine::os::Os;
-use rxray_engine::source::{Connection, DropEvent};
+use rxray_engine::source::{Connection, DropEvent, Frame};
 use rxray_kernel::os::LinuxOs;
 use rxray_kernel::{ConnTotals, DropTotals, LiveSource};
 use std::collections::{BTreeMap, VecDeque};
@@ -54,6 +54,8 @@ pub struct Feeds<'a> {
     pub conns: Option<&'a LiveSource>,
     /// The kernel's monotonic clock now (the time the periodic tables are stamped with).
     pub now_ns: u64,
+    /// The agent's capture snap length, when it has a capture ring for joined clients.
+    pub capture_snap: Option<u32>,
 }
 
 /// One joined view.
@@ -61,6 +63,8 @@ pub trait View {
     /// Output before the first record (a table's header).
     fn begin(&mut self, _q: &mut Queue) {}
     fn on_drop(&mut self, _d: &DropEvent, _q: &mut Queue) {}
+    /// A whole packet from the agent's capture ring.
+    fn on_frame(&mut self, _f: &Frame, _q: &mut Queue) {}
     /// A connection that closed at `ts_ns`.
     fn on_closed(&mut self, _c: &Connection, _ts_ns: u64, _q: &mut Queue) {}
     /// Periodic output, when due.
@@ -71,6 +75,10 @@ pub trait View {
     fn done(&self) -> bool;
     /// Needs the agent's drop events.
     fn wants_drops(&self) -> bool {
+        false
+    }
+    /// Needs the agent's capture ring.
+    fn wants_frames(&self) -> bool {
         false
     }
 }
@@ -98,8 +106,95 @@ pub fn view_of(req: &JoinRequest, interfaces: &[String], feeds: &Feeds) -> Resul
             let base = src.conns().and_then(|c| c.totals().ok()).unwrap_or_default();
             Box::new(ConnsView { os, seeds, listen0, base, closed: 0, delivered: 0, json: req.json, count: req.count, every, next: every.map(|e| Instant::now() + e), started: Instant::now() })
         }
+        "capture" => {
+            let snap = feeds.capture_snap.ok_or("the agent has no capture ring for joined clients (`[clients] capture_ring = 0`): --standalone attaches")?;
+            if req.snap == 0 || req.snap > snap {
+                return Err(format!("-s {}: the agent's capture ring copies at most {snap} bytes per packet (--standalone attaches with its own)", req.snap));
+            }
+            let filter = req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(rxray_engine::filter::Filter::parse).transpose().map_err(|e| format!("filter: {e}"))?;
+            Box::new(CaptureView { interfaces: interfaces.to_vec(), filter, snap: req.snap as usize, count: req.count, written: 0, filtered: 0 })
+        }
         _ => return Ok(None),
     }))
+}
+
+/// A joined `capture`'s record of one packet: `[interface u32][rx queue u32][length on the wire
+/// u32][time ns u64][bytes]`, big-endian, the interface as its place in the client's `-i` list.
+pub fn capture_record(idb: u32, f: &Frame, snap: usize) -> Vec<u8> {
+    let data = &f.data[..f.data.len().min(snap)];
+    let mut v = Vec::with_capacity(20 + data.len());
+    v.extend_from_slice(&idb.to_be_bytes());
+    v.extend_from_slice(&f.rx_queue.to_be_bytes());
+    v.extend_from_slice(&f.orig_len.to_be_bytes());
+    v.extend_from_slice(&f.ts_ns.to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// One packet of a joined `capture`, as the agent sent it.
+#[derive(Debug, PartialEq)]
+pub struct CaptureRecord<'a> {
+    pub idb: u32,
+    pub rx_queue: u32,
+    pub orig_len: u32,
+    pub ts_ns: u64,
+    pub data: &'a [u8],
+}
+
+/// Reads a `capture_record`; `None` when it is shorter than its header.
+pub fn parse_capture_record(b: &[u8]) -> Option<CaptureRecord<'_>> {
+    let u32_at = |i: usize| b.get(i..i + 4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]));
+    let ts = b.get(12..20)?;
+    Some(CaptureRecord {
+        idb: u32_at(0)?,
+        rx_queue: u32_at(4)?,
+        orig_len: u32_at(8)?,
+        ts_ns: u64::from_be_bytes(ts.try_into().ok()?),
+        data: &b[20..],
+    })
+}
+
+/// A joined `capture`: the agent's whole packets on its interfaces that its filter takes, cut to
+/// its snap length (the length on the wire kept); the client writes the pcapng.
+struct CaptureView {
+    interfaces: Vec<String>,
+    filter: Option<rxray_engine::filter::Filter>,
+    snap: usize,
+    count: Option<u64>,
+    written: u64,
+    filtered: u64,
+}
+
+impl View for CaptureView {
+    fn on_frame(&mut self, f: &Frame, q: &mut Queue) {
+        let Some(idb) = self.interfaces.iter().position(|i| i == f.iface) else { return };
+        if self.done() {
+            return;
+        }
+        if let Some(flt) = &self.filter {
+            // The same filter the kernel runs for a standalone capture, on the packet's bytes.
+            let p = rxray_wire::dissect::dissect(f.data, f.linktype, f.ts_ns, f.orig_len, f.iface, f.data.len());
+            if !flt.matches(&p) {
+                self.filtered += 1;
+                return;
+            }
+        }
+        if q.record(&capture_record(idb as u32, f, self.snap)) {
+            self.written += 1;
+        }
+    }
+
+    fn finish(&mut self, _f: &Feeds, _q: &mut Queue) -> String {
+        String::new()
+    }
+
+    fn done(&self) -> bool {
+        self.count.is_some_and(|c| self.written >= c)
+    }
+
+    fn wants_frames(&self) -> bool {
+        !self.done()
+    }
 }
 
 /// A joined `drops`: the agent's drop events on its interfaces, counted per reason from when it
@@ -282,8 +377,33 @@ pub fn pump_drops(drop_src: &mut Option<LiveSource>, conns: Option<&LiveSource>,
             None => break,
         }
     }
-    let feeds = Feeds { drops: drop_src.as_ref(), conns, now_ns };
+    let feeds = Feeds { drops: drop_src.as_ref(), conns, now_ns, capture_snap: None };
     for d in &got {
         hub.on_drop(d, &feeds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_record_round_trips_cut_to_its_snap() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let f = Frame { ts_ns: 0x0102_0304_0506_0708, ifindex: 7, iface: "veth-b", rx_queue: 3, orig_len: 1500, linktype: rxray_wire::LinkType::ETHERNET, data: &data };
+        let b = capture_record(1, &f, 60);
+        assert_eq!(parse_capture_record(&b), Some(CaptureRecord { idb: 1, rx_queue: 3, orig_len: 1500, ts_ns: 0x0102_0304_0506_0708, data: &data[..60] }));
+        assert_eq!(parse_capture_record(&b[..19]), None);
+    }
+}
+
+/// Copies to the capture ring are on while a joined `capture` (or the flight recorder) reads them.
+pub fn joined_capture<'a>(ingresses: impl Iterator<Item = &'a mut rxray_kernel::Ingress>, want: bool) {
+    for ing in ingresses {
+        if ing.capturing() != want {
+            if let Err(e) = ing.set_capture(want) {
+                eprintln!("rxray agent: turning packet copies for capture {}: {e}", if want { "on" } else { "off" });
+            }
+        }
     }
 }
