@@ -221,6 +221,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
 
     // Attach: one program per interface (a firewalled one has its own program and maps).
     let mut observed = Vec::new();
+    // The latency stages this kernel has (a joined `latency` reports them), once measured.
+    let mut latency_stages = None;
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
@@ -251,8 +253,9 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let mut ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
         if cfg.latency {
             // Delivery latency per process and remote end, rolled up per minute into the store.
-            if let Err(e) = ingress.enable_latency() {
-                eprintln!("rxray agent: no delivery latency on {iface} ({e})");
+            match ingress.enable_latency() {
+                Ok(st) => latency_stages = Some((st.queue, st.udp)),
+                Err(e) => eprintln!("rxray agent: no delivery latency on {iface} ({e})"),
             }
         }
         let frames = recorder.is_some() || cfg.client_capture_ring > 0;
@@ -405,7 +408,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 closed.push((conn.clone(), ts));
             });
             // Joined `conns` list each as it closed.
-            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap };
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None };
             for (conn, ts) in &closed {
                 hub.on_closed_conn(conn, *ts, &feeds);
             }
@@ -466,6 +469,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     }
                     let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
                     let ports = http.as_ref().map(|h| h.ports.clone());
+                    let lat_of: crate::join::views::LatencyOf = &|i| joined_latency(&observed, i);
                     let view = crate::join::hub::AgentView {
                         owned: &owned,
                         host: &st.cfg.host,
@@ -476,7 +480,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
-                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap },
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
                     };
                     hub.join(conn, *req, &view);
                 }
@@ -495,6 +499,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         hub.refresh();
         {
             let owned: Vec<String> = Vec::new();
+            let lat_of: crate::join::views::LatencyOf = &|i| joined_latency(&observed, i);
             let view = crate::join::hub::AgentView {
                 owned: &owned,
                 host: &st.cfg.host,
@@ -505,7 +510,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
-                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap },
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
             };
             hub.service(&view);
         }
@@ -688,6 +693,23 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
             );
         }
     }
+}
+
+/// The latency histograms and counters over `ifaces` (a joined `latency`).
+fn joined_latency(observed: &[Observed], ifaces: &[String]) -> Option<(rxray_engine::source::LatencySnapshot, rxray_kernel::LatencyTotals)> {
+    let (mut all, mut t) = (rxray_engine::source::LatencySnapshot::default(), rxray_kernel::LatencyTotals::default());
+    for o in observed.iter().filter(|o| ifaces.contains(&o.iface)) {
+        let s = o.src.latency_snapshot().ok()?;
+        all.flows.extend(s.flows);
+        all.procs.extend(s.procs);
+        let x = o.ingress().latency_totals().ok()?;
+        t.stamped += x.stamped;
+        t.queued += x.queued;
+        t.read += x.read;
+        t.flow_insert_failed += x.flow_insert_failed;
+        t.proc_insert_failed += x.proc_insert_failed;
+    }
+    Some((all, t))
 }
 
 /// Every observer's latency histograms as one snapshot.

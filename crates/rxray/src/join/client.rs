@@ -101,6 +101,31 @@ pub fn run_stream(j: Joined, stop: &AtomicBool, what: &str, stall: Duration) -> 
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let o = j.run(stop, &mut out, None, stall)?;
     drop(out);
+    finish_stream(o);
+    Ok(())
+}
+
+/// `run_stream` for a command that also stops after a time of its own (`latency -d`).
+pub fn run_stream_for(j: Joined, stop: &AtomicBool, what: &str, duration: Option<Duration>) -> Result<()> {
+    let Some(d) = duration else { return run_stream(j, stop, what, Duration::ZERO) };
+    // A stop flag of this run's own: raised by Ctrl-C or at the end of the duration.
+    let mine = std::sync::Arc::new(AtomicBool::new(false));
+    let end = Instant::now() + d;
+    std::thread::scope(|s| {
+        let m = std::sync::Arc::clone(&mine);
+        s.spawn(move || {
+            while !m.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            m.store(true, Ordering::Relaxed);
+        });
+        let r = run_stream(j, &mine, what, Duration::ZERO);
+        mine.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+fn finish_stream(o: Outcome) {
     match o.summary {
         Some(s) => {
             if let Some(t) = s["text"].as_str() {
@@ -113,7 +138,6 @@ pub fn run_stream(j: Joined, stop: &AtomicBool, what: &str, stall: Duration) -> 
         }
         None => eprintln!("\nrxray: {} records delivered; the agent went away before its summary", o.delivered),
     }
-    Ok(())
 }
 
 impl Joined {

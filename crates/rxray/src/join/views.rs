@@ -7,7 +7,9 @@ use rxray_engine::conns::{fill, record, Seeds};
 use rxray_engine::os::Os;
 use rxray_engine::source::{Connection, DropEvent, Frame};
 use rxray_kernel::os::LinuxOs;
-use rxray_kernel::{ConnTotals, DropTotals, LiveSource};
+use rxray_engine::source::{LatencyEntry, LatencySnapshot};
+use rxray_kernel::{ConnTotals, DropTotals, LatencyTotals, LiveSource};
+use std::collections::HashMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,19 @@ pub struct Feeds<'a> {
     pub now_ns: u64,
     /// The agent's capture snap length, when it has a capture ring for joined clients.
     pub capture_snap: Option<u32>,
+    /// The agent's latency histograms, when it measures latency.
+    pub latency: Option<LatencyFeed<'a>>,
+}
+
+/// The latency histograms and counters over some of the agent's interfaces.
+pub type LatencyOf<'a> = &'a dyn Fn(&[String]) -> Option<(LatencySnapshot, LatencyTotals)>;
+
+/// The agent's latency measurement: its histograms, and the stages this kernel has.
+#[derive(Clone, Copy)]
+pub struct LatencyFeed<'a> {
+    pub read: LatencyOf<'a>,
+    pub queue_stage: bool,
+    pub udp_stage: bool,
 }
 
 /// One joined view.
@@ -114,8 +129,122 @@ pub fn view_of(req: &JoinRequest, interfaces: &[String], feeds: &Feeds) -> Resul
             let filter = req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(rxray_engine::filter::Filter::parse).transpose().map_err(|e| format!("filter: {e}"))?;
             Box::new(CaptureView { interfaces: interfaces.to_vec(), filter, snap: req.snap as usize, count: req.count, written: 0, filtered: 0 })
         }
+        "latency" => {
+            let feed = feeds.latency.ok_or("the agent measures no delivery latency: turn it on with `[latency] enabled = true` in its config, or --standalone")?;
+            let (snap, totals) = (feed.read)(interfaces).ok_or("reading the agent's latency histograms failed")?;
+            let base_flows = snap.flows.into_iter().map(|f| ((f.proto, f.remote, f.remote_port, f.local, f.local_port), f.latency)).collect();
+            let base_procs = snap.procs.into_iter().map(|p| ((p.pid, p.cgroup_id), p.latency)).collect();
+            Box::new(LatencyView {
+                interfaces: interfaces.to_vec(),
+                os: LinuxOs::new(),
+                base_flows,
+                base_procs,
+                base_totals: totals,
+                json: req.json,
+                tty: req.tty,
+                top: req.top.unwrap_or(20),
+                count: req.count,
+                reached: false,
+                every,
+                next: every.map(|e| Instant::now() + e),
+                started: Instant::now(),
+            })
+        }
         _ => return Ok(None),
     }))
+}
+
+type FlowEnds = (u8, Option<std::net::IpAddr>, u16, Option<std::net::IpAddr>, u16);
+
+/// A joined `latency`: the agent's histograms less what they held when the client joined, so it
+/// reports what it would have measured had it attached then (the one difference: the max of an
+/// entry that already existed is the entry's, which may be older than the client).
+struct LatencyView {
+    interfaces: Vec<String>,
+    os: LinuxOs,
+    base_flows: HashMap<FlowEnds, LatencyEntry>,
+    base_procs: HashMap<(u32, u64), LatencyEntry>,
+    base_totals: LatencyTotals,
+    json: bool,
+    tty: bool,
+    top: usize,
+    count: Option<u64>,
+    reached: bool,
+    every: Option<Duration>,
+    next: Option<Instant>,
+    started: Instant,
+}
+
+fn entry_since(cur: &mut LatencyEntry, base: Option<&LatencyEntry>) {
+    use crate::agent_rollups::growth;
+    cur.read = growth(&cur.read, base.map(|b| &b.read));
+    cur.queue = growth(&cur.queue, base.map(|b| &b.queue));
+}
+
+fn latency_since(t: &LatencyTotals, b: &LatencyTotals) -> LatencyTotals {
+    LatencyTotals {
+        stamped: t.stamped.saturating_sub(b.stamped),
+        queued: t.queued.saturating_sub(b.queued),
+        read: t.read.saturating_sub(b.read),
+        flow_insert_failed: t.flow_insert_failed.saturating_sub(b.flow_insert_failed),
+        proc_insert_failed: t.proc_insert_failed.saturating_sub(b.proc_insert_failed),
+    }
+}
+
+impl LatencyView {
+    /// The histograms and counters since the client joined.
+    fn since_join(&self, f: &Feeds) -> Option<(LatencySnapshot, LatencyTotals)> {
+        let (mut snap, t) = (f.latency?.read)(&self.interfaces)?;
+        for x in snap.flows.iter_mut() {
+            entry_since(&mut x.latency, self.base_flows.get(&(x.proto, x.remote, x.remote_port, x.local, x.local_port)));
+        }
+        for p in snap.procs.iter_mut() {
+            entry_since(&mut p.latency, self.base_procs.get(&(p.pid, p.cgroup_id)));
+        }
+        let moved = |e: &LatencyEntry| e.read.count > 0 || e.queue.count > 0;
+        snap.flows.retain(|x| moved(&x.latency));
+        snap.procs.retain(|p| moved(&p.latency));
+        Some((snap, latency_since(&t, &self.base_totals)))
+    }
+
+    fn report(&mut self, f: &Feeds, q: &mut Queue, clear: bool) -> Option<LatencyTotals> {
+        let (snap, t) = self.since_join(f)?;
+        let (flows, procs) = crate::latency::report_of(&snap, &mut self.os);
+        let body = crate::latency::render(&flows, &procs, &t, f.now_ns, self.json, self.top);
+        if clear && self.tty {
+            q.extra(format!("\x1b[H\x1b[2J{body}").as_bytes());
+        } else {
+            q.extra(body.as_bytes());
+        }
+        Some(t)
+    }
+}
+
+impl View for LatencyView {
+    fn tick(&mut self, f: &Feeds, now: Instant, q: &mut Queue) {
+        if let Some(c) = self.count {
+            // `-c`: ends once this many packets are measured (checked as often as `latency` does).
+            if self.since_join(f).is_some_and(|(_, t)| t.read >= c) {
+                self.reached = true;
+                return;
+            }
+        }
+        let (Some(every), Some(next)) = (self.every, self.next) else { return };
+        if now >= next {
+            self.next = Some(next + every);
+            self.report(f, q, true);
+        }
+    }
+
+    fn finish(&mut self, f: &Feeds, q: &mut Queue) -> String {
+        let Some(t) = self.report(f, q, false) else { return "rxray: the agent's latency histograms could not be read\n".into() };
+        let (queue, udp) = f.latency.map_or((false, false), |l| (l.queue_stage, l.udp_stage));
+        crate::latency::summary_text(&t, queue, udp, self.started.elapsed().as_secs_f64(), self.json)
+    }
+
+    fn done(&self) -> bool {
+        self.reached
+    }
 }
 
 /// A joined `capture`'s record of one packet: `[interface u32][rx queue u32][length on the wire
@@ -377,7 +506,7 @@ pub fn pump_drops(drop_src: &mut Option<LiveSource>, conns: Option<&LiveSource>,
             None => break,
         }
     }
-    let feeds = Feeds { drops: drop_src.as_ref(), conns, now_ns, capture_snap: None };
+    let feeds = Feeds { drops: drop_src.as_ref(), conns, now_ns, ..Default::default() };
     for d in &got {
         hub.on_drop(d, &feeds);
     }
