@@ -433,6 +433,7 @@ ports = [8080, 9000]
 [clients]
 queue = 64
 max = 2
+capture_ring = 0
 [xdp]
 mode = "generic"
 ring_size = 65536
@@ -448,7 +449,10 @@ ring_size = 65536
         assert_eq!(c.threat_lists["tor"], "/etc/rxray/tor.netset");
         assert_eq!(c.firewall_rules.as_deref(), Some("/etc/rxray/rules.toml"));
         assert_eq!(c.http_ports, [8080, 9000]);
-        assert_eq!((c.client_queue, c.max_clients), (64, 2));
+        assert_eq!((c.client_queue, c.max_clients, c.client_capture_ring), (64, 2, 0));
+        assert_eq!(AgentConfig::defaults("h").client_capture_ring, DEFAULT_CAPTURE_RING);
+        let e = AgentConfig::parse("a.toml", "[clients]\ncapture_ring = 5000\n", "h").unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 16), "{e:?}");
         assert_eq!((c.xdp_mode.as_str(), c.ring_size), ("generic", 65536));
         let off = AgentConfig::parse("a.toml", "[metrics]\nlisten = \"off\"\n", "h").unwrap();
         assert_eq!(off.metrics, None);

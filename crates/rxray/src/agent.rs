@@ -301,6 +301,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None
     };
     let mut next_live_conns = Instant::now();
+    let mut conn_stats = crate::agent_metrics::ConnStats::default();
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -405,6 +406,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             let mut closed = Vec::new();
             c.pump(session::BATCH, |conn, ts| {
                 on(conn, ts, &mut insp, &mut hub, &mut alerts_out);
+                conn_stats.on_closed(conn, ts);
                 closed.push((conn.clone(), ts));
             });
             // Joined `conns` list each as it closed.
@@ -537,7 +539,13 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         h.fill(&mut s, http_lost(&observed));
                     }
                     // Connection events the ring could not take count as lost events too.
-                    s.events_lost += conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()).map_or(0, |t| t.lost);
+                    if let Some(t) = conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()) {
+                        s.events_lost += t.lost;
+                        conn_stats.fill(&mut s, &t);
+                    }
+                    if st.cfg.latency {
+                        crate::agent_metrics::fill_latency(&mut s, &latency_snapshot(&observed));
+                    }
                     if let Some(w) = &store {
                         let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         if let Some(c) = conns.as_mut() {
