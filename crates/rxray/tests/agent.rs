@@ -139,6 +139,40 @@ impl Drop for FwOff<'_> {
     }
 }
 
+/// Whether Debian's prometheus, promtool and curl are here (a test without them fails under CI).
+fn have_prometheus() -> bool {
+    for tool in ["prometheus", "promtool", "curl"] {
+        if !have(tool) {
+            skip_or_fail(&format!("{tool} is not installed (Debian's prometheus and curl packages)"));
+            return false;
+        }
+    }
+    true
+}
+
+/// Debian's Prometheus server in `ns`, scraping `target` every second (API on 127.0.0.1:19090).
+fn start_prometheus(ns: &str, target: &str, dir: &Path) -> Bg {
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(&prom_cfg, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rxray\n    static_configs:\n      - targets: ['{target}']\n")).unwrap();
+    Bg(Command::new("ip")
+        .args(["netns", "exec", ns, "prometheus"])
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .args(["--web.listen-address=127.0.0.1:19090", "--log.level=warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus"))
+}
+
+/// `promtool check metrics` on a scrape: no complaint.
+fn promtool_accepts(text: &str) {
+    let mut p = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut p.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
 /// PromQL `q` through the Prometheus HTTP API in `ns`: the first sample's value.
 fn promql(ns: &str, q: &str) -> Option<f64> {
     let url = format!("http://127.0.0.1:19090/api/v1/query?query={}", q.replace(' ', "%20").replace('{', "%7B").replace('}', "%7D").replace('"', "%22").replace('=', "%3D"));
@@ -153,11 +187,8 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     if !need_root() {
         return;
     }
-    for tool in ["prometheus", "promtool", "curl"] {
-        if !have(tool) {
-            skip_or_fail(&format!("{tool} is not installed (Debian's prometheus and curl packages)"));
-            return;
-        }
+    if !have_prometheus() {
+        return;
     }
     // A quiet sender: only the frames the test sends reach veth-b.
     let lab = Lab::pair_quiet(&unique_name()).expect("lab");
@@ -178,31 +209,9 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     // 1. Exact counts through Prometheus itself.
     let sent = 700;
     assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &udp(&lab, sent, 5000)).unwrap(), sent);
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rxray\n    static_configs:\n      - targets: ['127.0.0.1:19464']\n").unwrap();
-    let tsdb = dir.path().join("tsdb");
-    let prom = Bg(Command::new("ip")
-        .args(["netns", "exec", &ns, "prometheus"])
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .args(["--web.listen-address=127.0.0.1:19090", "--log.level=warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus"));
+    let prom = start_prometheus(&ns, "127.0.0.1:19464", dir.path());
     let q = format!("sum(rxray_interface_packets_total{{interface=\"{iface}\"}})");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let got = loop {
-        if let Some(v) = promql(&ns, &q) {
-            if v as usize >= sent || Instant::now() > deadline {
-                break Some(v);
-            }
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = promql_reaching(&ns, &q, sent as f64);
     assert_eq!(got, Some(sent as f64), "PromQL {q}; agent: {:?}", agent.stderr);
     drop(prom);
     let scrape = in_ns(&ns, &["curl", "-sf", "--max-time", "3", "http://127.0.0.1:19464/metrics"]);
@@ -210,10 +219,7 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
     assert!(text.contains("host=\"lab-agent\""), "{text}");
     assert!(text.contains("rxray_window_events_lost"), "{text}");
-    let mut p = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(&mut p.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
-    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    promtool_accepts(&text);
 
     // 2. Status.
     let st = status(&ns);
@@ -652,11 +658,8 @@ fn connection_and_latency_metrics_answer_promql_with_exact_counts() {
     if !need_root() {
         return;
     }
-    for tool in ["prometheus", "promtool", "curl"] {
-        if !have(tool) {
-            skip_or_fail(&format!("{tool} is not installed (Debian's prometheus and curl packages)"));
-            return;
-        }
+    if !have_prometheus() {
+        return;
     }
     let lab = Lab::pair(&unique_name()).expect("lab");
     let ns = lab.ns_b().to_string();
@@ -668,17 +671,7 @@ fn connection_and_latency_metrics_answer_promql_with_exact_counts() {
     let cfg = dir.path().join("agent.toml");
     std::fs::write(&cfg, format!("host = \"lab-agent\"\ninterfaces = [\"{}\"]\n[metrics]\nlisten = \"{target}\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[store]\nenabled = false\n[latency]\nenabled = true\n", lab.if_b())).unwrap();
     let agent = Agent::start(&ns, &cfg);
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rxray\n    static_configs:\n      - targets: ['{target}']\n")).unwrap();
-    let _prom = Bg(Command::new("ip")
-        .args(["netns", "exec", &pns, "prometheus"])
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-        .args(["--web.listen-address=127.0.0.1:19090", "--log.level=warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus"));
+    let _prom = start_prometheus(&pns, &target, dir.path());
     let b4 = lab.addr4_b().to_string();
 
     // 1. Delivery latency: n datagrams, each read once, in the `read` stage's histogram.
@@ -726,8 +719,5 @@ fn connection_and_latency_metrics_answer_promql_with_exact_counts() {
     for fam in ["rxray_connections_opened_total", "rxray_connections_closed_total", "rxray_connection_rtt_seconds_bucket", "rxray_delivery_latency_seconds_bucket"] {
         assert!(text.contains(fam), "{fam}: {text}");
     }
-    let mut p = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(&mut p.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
-    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    promtool_accepts(&text);
 }

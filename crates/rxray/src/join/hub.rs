@@ -343,8 +343,13 @@ impl Hub {
     /// One whole packet from the agent's capture ring: each joined `capture` takes it if its
     /// interfaces and filter do.
     pub fn on_frame(&mut self, f: &rxray_engine::source::Frame, feeds: &super::views::Feeds) {
+        self.to_views(feeds, |v, q| v.on_frame(f, q));
+    }
+
+    /// Hands something to every joined view; a view that reached its count then ends.
+    fn to_views(&mut self, feeds: &super::views::Feeds, mut f: impl FnMut(&mut dyn super::views::View, &mut super::views::Queue)) {
         for c in self.clients.iter_mut() {
-            c.with_view(|v, q| v.on_frame(f, q));
+            c.with_view(&mut f);
             c.close_if_done(feeds);
         }
     }
@@ -357,18 +362,12 @@ impl Hub {
     /// One drop the agent's tracepoint reported: each joined `drops` takes it if it is on its
     /// interfaces.
     pub fn on_drop(&mut self, d: &rxray_engine::source::DropEvent, feeds: &super::views::Feeds) {
-        for c in self.clients.iter_mut() {
-            c.with_view(|v, q| v.on_drop(d, q));
-            c.close_if_done(feeds);
-        }
+        self.to_views(feeds, |v, q| v.on_drop(d, q));
     }
 
     /// One TCP connection that closed at `ts_ns`: each joined `conns` lists it.
     pub fn on_closed_conn(&mut self, conn: &rxray_engine::source::Connection, ts_ns: u64, feeds: &super::views::Feeds) {
-        for c in self.clients.iter_mut() {
-            c.with_view(|v, q| v.on_closed(conn, ts_ns, q));
-            c.close_if_done(feeds);
-        }
+        self.to_views(feeds, |v, q| v.on_closed(conn, ts_ns, q));
     }
 
     /// Re-reads the process-per-flow table when a client uses it (at most every 200 ms).
