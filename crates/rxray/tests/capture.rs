@@ -4,8 +4,6 @@
 mod common;
 use common::*;
 use common::pcap::{frames_for, read_all, tshark_fields};
-use rxray_io::CaptureReader;
-use rxray_lab::frames::{self, ipproto, Eth, Ipv4, Udp, Vlan, L3, L4};
 use rxray_lab::{send_frames, Lab};
 use std::{
     io::Write,
