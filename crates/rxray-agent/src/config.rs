@@ -19,6 +19,8 @@ pub struct ConfigError {
 
 /// The default metrics address (Prometheus' exporter port range; loopback only by default).
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+/// The default capture ring for joined `capture` clients, per interface (4 MiB).
+pub const DEFAULT_CAPTURE_RING: u32 = 4 << 20;
 /// The default HTTP ports observed when the HTTP view is on.
 pub const DEFAULT_HTTP_PORTS: [u16; 5] = [80, 8080, 8000, 3000, 5000];
 
@@ -55,6 +57,9 @@ pub struct AgentConfig {
     pub client_queue: usize,
     /// Joined clients at once.
     pub max_clients: usize,
+    /// Bytes of each interface's capture ring for joined `capture` clients (0: they attach
+    /// themselves); the flight recorder's ring when it is on.
+    pub client_capture_ring: u32,
     /// `auto`, `native`, `generic` (or whatever the attach code accepts), checked by the caller.
     pub xdp_mode: String,
     /// Bytes of the packet event ring (a power of two).
@@ -172,6 +177,7 @@ struct HttpDoc {
 struct ClientsDoc {
     queue: Option<Spanned<i64>>,
     max: Option<Spanned<i64>>,
+    capture_ring: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -273,10 +279,18 @@ impl AgentConfig {
                 }
             }
         }
-        let (client_queue, max_clients) = match doc.clients {
-            Some(c) => (cx.int(c.queue, "queue", 16, 1 << 20, 4096) as usize, cx.int(c.max, "max", 1, 1024, 16) as usize),
-            None => (4096, 16),
-        };
+        let (mut client_queue, mut max_clients, mut client_capture_ring) = (4096, 16, DEFAULT_CAPTURE_RING);
+        if let Some(c) = doc.clients {
+            (client_queue, max_clients) = (cx.int(c.queue, "queue", 16, 1 << 20, 4096) as usize, cx.int(c.max, "max", 1, 1024, 16) as usize);
+            if let Some(r) = c.capture_ring {
+                let n = *r.get_ref();
+                if n == 0 || ((4096..=1 << 30).contains(&n) && (n as u64).is_power_of_two()) {
+                    client_capture_ring = n as u32;
+                } else {
+                    cx.err(r.span(), format!("capture_ring = {n}: 0 (off) or a power of two from 4096 to 1073741824 bytes"));
+                }
+            }
+        }
         let (mut xdp_mode, mut ring_size) = ("auto".to_string(), 8u32 << 20);
         if let Some(x) = doc.xdp {
             if let Some(m) = x.mode {
@@ -336,6 +350,7 @@ impl AgentConfig {
             http_ports,
             client_queue,
             max_clients,
+            client_capture_ring,
             xdp_mode,
             ring_size,
             store_dir,
@@ -418,6 +433,7 @@ ports = [8080, 9000]
 [clients]
 queue = 64
 max = 2
+capture_ring = 0
 [xdp]
 mode = "generic"
 ring_size = 65536
@@ -433,7 +449,10 @@ ring_size = 65536
         assert_eq!(c.threat_lists["tor"], "/etc/rxray/tor.netset");
         assert_eq!(c.firewall_rules.as_deref(), Some("/etc/rxray/rules.toml"));
         assert_eq!(c.http_ports, [8080, 9000]);
-        assert_eq!((c.client_queue, c.max_clients), (64, 2));
+        assert_eq!((c.client_queue, c.max_clients, c.client_capture_ring), (64, 2, 0));
+        assert_eq!(AgentConfig::defaults("h").client_capture_ring, DEFAULT_CAPTURE_RING);
+        let e = AgentConfig::parse("a.toml", "[clients]\ncapture_ring = 5000\n", "h").unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 16), "{e:?}");
         assert_eq!((c.xdp_mode.as_str(), c.ring_size), ("generic", 65536));
         let off = AgentConfig::parse("a.toml", "[metrics]\nlisten = \"off\"\n", "h").unwrap();
         assert_eq!(off.metrics, None);

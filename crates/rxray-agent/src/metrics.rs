@@ -18,6 +18,35 @@ pub struct Hist {
     pub count: u64,
 }
 
+impl Hist {
+    /// A kernel latency histogram (log2 buckets, ns) at the upper bounds `bounds_s` (seconds): each
+    /// count is of the values whose kernel bucket lies wholly at or below the bound.
+    pub fn of(h: &rxray_engine::latency::Histogram, bounds_s: &[f64]) -> Hist {
+        let bounds_ns: Vec<u64> = bounds_s.iter().map(|b| (b * 1e9) as u64).collect();
+        Hist { buckets: bounds_s.iter().copied().zip(h.cumulative(&bounds_ns)).collect(), sum_seconds: h.sum_ns as f64 / 1e9, count: h.count }
+    }
+}
+
+/// Upper bounds of the latency and RTT histograms, in seconds (10 µs to 10 s).
+pub const LATENCY_BOUNDS_S: [f64; 13] = [0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1.0, 10.0];
+
+/// The TCP connections of the agent's namespace, as its tracepoints saw them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConnMetrics {
+    /// Connections that entered the kernel's table (opened while the agent ran).
+    pub opened: u64,
+    /// Connections that closed.
+    pub closed: u64,
+    /// Closed connections that ended with a reset, by who sent it (`local`, `peer`, `both`).
+    pub resets: BTreeMap<String, u64>,
+    /// Resets sent with no connection (to closed ports, from TIME_WAIT).
+    pub resets_no_socket: u64,
+    /// Smoothed RTT at close, of closed connections that measured one.
+    pub rtt: Hist,
+    /// SYN to ESTABLISHED, of closed connections whose handshake the agent saw.
+    pub handshake: Hist,
+}
+
 /// What the agent knows at one moment, as the metrics show it. Counts are totals since the agent
 /// (or the kernel state it adopted) started.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,6 +76,8 @@ pub struct Snapshot {
     pub http_requests: BTreeMap<(String, String, String), u64>,
     /// Per (method, template): request durations.
     pub http_duration: BTreeMap<(String, String), Hist>,
+    /// With `[conns] enabled`: the namespace's TCP connections.
+    pub conns: Option<ConnMetrics>,
 }
 
 /// The window a scrape covers (since the previous scrape): what was lost in it.
@@ -213,6 +244,15 @@ pub fn families(s: &Snapshot, w: &Window, cap: usize) -> Vec<MetricFamily> {
     f.labelled("rxray_firewall_rule_packets_total", "Packets each firewall rule decided (dropped, or passed for allow rules).", COUNTER, &["rule"], &s.firewall_rules, |k| vec![k.clone()]);
     f.labelled("rxray_alerts_total", "Alerts raised, by detector.", COUNTER, &["detector"], &s.alerts, |k| vec![k.clone()]);
     f.histograms("rxray_delivery_latency_seconds", "Delivery latency from XDP arrival, per stage (queued: to the socket queue; read: to the application's read).", &["stage"], &s.latency, |k| vec![k.clone()]);
+    if let Some(c) = &s.conns {
+        f.scalar("rxray_connections_opened_total", "TCP connections opened in this network namespace (seen by rxray's tracepoints).", COUNTER, c.opened as f64);
+        f.scalar("rxray_connections_closed_total", "TCP connections closed in this network namespace.", COUNTER, c.closed as f64);
+        f.labelled("rxray_connection_resets_total", "Closed TCP connections that ended with a reset, by who sent it (local, peer, both).", COUNTER, &["by"], &c.resets, |k| vec![k.clone()]);
+        f.scalar("rxray_tcp_resets_no_socket_total", "TCP resets sent with no connection (to closed ports, from TIME_WAIT).", COUNTER, c.resets_no_socket as f64);
+        let one = |h: &Hist| BTreeMap::from([(String::new(), h.clone())]);
+        f.histograms("rxray_connection_rtt_seconds", "Smoothed RTT of each closed TCP connection at its close.", &[], &one(&c.rtt), |_| vec![]);
+        f.histograms("rxray_connection_handshake_seconds", "SYN to ESTABLISHED of each closed TCP connection whose handshake was seen.", &[], &one(&c.handshake), |_| vec![]);
+    }
     if !s.http_requests.is_empty() || !s.http_duration.is_empty() {
         f.labelled("rxray_http_requests_total", "HTTP requests seen on the wire, by endpoint and status class.", COUNTER, &["method", "template", "status_class"], &s.http_requests, |k| vec![k.0.clone(), k.1.clone(), k.2.clone()]);
         f.histograms("rxray_http_request_duration_seconds", "From the first request byte to the first response byte, on kernel time.", &["method", "template"], &s.http_duration, |k| vec![k.0.clone(), k.1.clone()]);

@@ -51,6 +51,24 @@ impl Histogram {
         }
     }
 
+    /// Adds one value (ns).
+    pub fn add(&mut self, v: u64) {
+        if self.buckets.len() < BUCKETS {
+            self.buckets.resize(BUCKETS, 0);
+        }
+        self.buckets[bucket_of(v)] += 1;
+        self.count += 1;
+        self.sum_ns += v;
+        self.max_ns = self.max_ns.max(v);
+    }
+
+    /// Cumulative counts at each bound (ns, ascending), as a Prometheus histogram's buckets: the
+    /// values whose bucket lies wholly at or below the bound (a bucket straddling a bound counts
+    /// at the next one, so a count is low by at most one bucket's width, 1/4 of its octave).
+    pub fn cumulative(&self, bounds_ns: &[u64]) -> Vec<u64> {
+        bounds_ns.iter().map(|b| self.buckets.iter().enumerate().filter(|(i, _)| bucket_bounds(*i).1 - 1 <= *b).map(|(_, c)| c).sum()).collect()
+    }
+
     /// The p-th percentile (0 < p <= 100) in ns: the middle of the bucket holding the ceil(p% of n)-th
     /// value, never more than the largest value seen. `None` for an empty histogram.
     pub fn percentile(&self, p: f64) -> Option<u64> {
@@ -98,6 +116,28 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cumulative_counts_are_exact_at_bucket_edges_and_never_above_the_truth() {
+        let mut h = Histogram::default();
+        let values = [3u64, 16, 1_000, 999_999, 1_000_000, 5_000_000, 250_000_000];
+        for v in values {
+            h.add(v);
+        }
+        assert_eq!((h.count, h.sum_ns, h.max_ns), (7, values.iter().sum(), 250_000_000));
+        let bounds = [1_000_000u64, 10_000_000, 1_000_000_000];
+        let c = h.cumulative(&bounds);
+        for (b, got) in bounds.iter().zip(&c) {
+            let truth = values.iter().filter(|v| **v <= *b).count() as u64;
+            // Low only by the values in the bucket the bound falls inside.
+            let straddling = values.iter().filter(|v| **v <= *b && bucket_of(**v) == bucket_of(*b)).count() as u64;
+            assert!(*got <= truth && truth - got <= straddling, "at {b}: {got} of {truth}");
+        }
+        assert_eq!(c, [3, 6, 7]);
+        // At a bucket's last value the count is exact.
+        let edge = bucket_bounds(bucket_of(999_999)).0 - 1;
+        assert_eq!(h.cumulative(&[edge]), [values.iter().filter(|v| **v <= edge).count() as u64]);
+    }
 
     #[test]
     fn buckets_tile_the_values_and_are_at_most_a_quarter_wide() {

@@ -55,6 +55,7 @@ pub struct Drops {
     // Field order is drop order: the ring, then the program (detaching its link).
     ring: RingBuf<MapData>,
     ebpf: Ebpf,
+    config: abi::DropConfig,
 }
 
 impl Drops {
@@ -128,7 +129,24 @@ impl Drops {
             .ok_or(KernelError::Map { map: "rxray_drops", detail: "missing from the object".into() })?;
         let ring =
             RingBuf::try_from(ring_map).map_err(|e| KernelError::Map { map: "rxray_drops", detail: e.to_string() })?;
-        Ok(Drops { ring, ebpf })
+        Ok(Drops { ring, ebpf, config: cfg })
+    }
+
+    /// Turns the per-drop events on or off in the attached program (the counters run either way):
+    /// the agent sends events only while a joined `drops` reads them.
+    pub fn set_events(&mut self, on: bool) -> Result<(), KernelError> {
+        let mut c = self.config;
+        c.flags = if on { c.flags & !abi::DROPF_COUNT_ONLY } else { c.flags | abi::DROPF_COUNT_ONLY };
+        let map = self.ebpf.map_mut("rxray_drop_config").ok_or(KernelError::Map { map: "rxray_drop_config", detail: "missing from the object".into() })?;
+        let mut arr: Array<&mut MapData, abi::DropConfig> = Array::try_from(map).map_err(|e| KernelError::Map { map: "rxray_drop_config", detail: e.to_string() })?;
+        arr.set(0, c, 0).map_err(|e| KernelError::Map { map: "rxray_drop_config", detail: e.to_string() })?;
+        self.config = c;
+        Ok(())
+    }
+
+    /// Whether the program sends an event per drop.
+    pub fn events(&self) -> bool {
+        self.config.flags & abi::DROPF_COUNT_ONLY == 0
     }
 
     pub fn ring(&mut self) -> &mut RingBuf<MapData> {

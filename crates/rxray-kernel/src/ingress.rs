@@ -342,6 +342,17 @@ impl Ingress {
         self.write_config()
     }
 
+    /// Turns the copies of whole packets to the capture ring on or off (the ring must have been
+    /// made with `capture`), without touching the attached program.
+    pub fn set_capture(&mut self, on: bool) -> Result<(), KernelError> {
+        self.set_feature(abi::FEAT_CAPTURE, on)
+    }
+
+    /// Whether whole packets are copied to the capture ring now.
+    pub fn capturing(&self) -> bool {
+        self.config.features & abi::FEAT_CAPTURE != 0
+    }
+
     /// Sets or clears feature bits (`abi::FEAT_*`) in the live configuration.
     pub(crate) fn set_feature(&mut self, bit: u32, on: bool) -> Result<(), KernelError> {
         if on {

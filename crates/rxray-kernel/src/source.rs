@@ -173,6 +173,10 @@ impl LiveSource {
         self.drops.as_ref()
     }
 
+    pub fn drops_mut(&mut self) -> Option<&mut Drops> {
+        self.drops.as_mut()
+    }
+
     pub fn conns(&self) -> Option<&Conns> {
         self.conns.as_ref()
     }

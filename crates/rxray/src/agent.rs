@@ -222,6 +222,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
 
     // Attach: one program per interface (a firewalled one has its own program and maps).
     let mut observed = Vec::new();
+    // The latency stages this kernel has (a joined `latency` reports them), once measured.
+    let mut latency_stages = None;
     for iface in &cfg.interfaces {
         let opts = IngressOptions {
             events: cfg.detect,
@@ -231,7 +233,10 @@ pub fn run(a: AgentArgs) -> Result<()> {
             ring_bytes: cfg.ring_size,
             flows: cfg.flows,
             flow_capacity: cfg.flow_capacity,
-            capture: recorder.is_some(),
+            // The capture ring: the flight recorder's, or joined `capture` clients' (copies on only
+            // while one reads).
+            capture: recorder.is_some() || cfg.client_capture_ring > 0,
+            capture_ring_bytes: if recorder.is_some() { 32 << 20 } else { cfg.client_capture_ring.max(4096) },
             capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
             // The HTTP view's ring (as `rxray http`'s default); one page when it is off.
             http_ring_bytes: if cfg.http { crate::agent_http::RING_BYTES } else { 0 },
@@ -249,11 +254,16 @@ pub fn run(a: AgentArgs) -> Result<()> {
         let mut ingress = session::attach(std::slice::from_ref(iface), xdp_mode(&cfg.xdp_mode), opts, "agent", "agent on")?;
         if cfg.latency {
             // Delivery latency per process and remote end, rolled up per minute into the store.
-            if let Err(e) = ingress.enable_latency() {
-                eprintln!("rxray agent: no delivery latency on {iface} ({e})");
+            match ingress.enable_latency() {
+                Ok(st) => latency_stages = Some((st.queue, st.udp)),
+                Err(e) => eprintln!("rxray agent: no delivery latency on {iface} ({e})"),
             }
         }
-        let src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?;
+        let frames = recorder.is_some() || cfg.client_capture_ring > 0;
+        if frames && recorder.is_none() {
+            ingress.set_capture(false)?;
+        }
+        let src = LiveSource::new().with_ingress(ingress, true, frames)?;
         let mut o = Observed { src, iface: iface.clone(), firewall };
         if let Some(r) = &rules {
             apply_rules(&mut o, r, fresh);
@@ -261,10 +271,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
         observed.push(o);
     }
     let ifindexes: Vec<u32> = observed.iter().flat_map(|o| o.ingress().attached().iter().map(|x| x.ifindex)).collect();
-    let drops = if cfg.drops {
+    let mut drop_src = if cfg.drops {
         let netns = rxray_kernel::drops::current_netns_ino().ok();
-        match Drops::attach(&DropsOptions { ring_bytes: 4096, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
-            Ok(d) => Some(d),
+        // Count only; a joined `drops` turns the events on while it reads them (its ring: 1 MiB).
+        match Drops::attach(&DropsOptions { ring_bytes: 1 << 20, netns_ino: netns, ifindexes: ifindexes.clone(), events: false }) {
+            Ok(d) => Some(LiveSource::new().with_drops(d)),
             Err(e) => {
                 eprintln!("rxray agent: no drop counts ({e})");
                 None
@@ -291,6 +302,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         None
     };
     let mut next_live_conns = Instant::now();
+    let mut conn_stats = crate::agent_metrics::ConnStats::default();
     let mut st = State {
         cfg,
         config_file: a.config.clone(),
@@ -307,7 +319,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let clock = Clock::now();
     if store.is_some() {
         let tables = flow_tables(&st, &observed, &clock);
-        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+        if let Ok(s) = snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
             st.history.baseline(&s, &tables, clock.now_ns());
         }
         if st.cfg.latency {
@@ -331,6 +343,8 @@ pub fn run(a: AgentArgs) -> Result<()> {
         sock.display()
     );
     let mut alerts_out = Vec::new();
+    // Joined `capture` clients take packets cut from the agent's capture ring (none when it is off).
+    let capture_snap = (st.cfg.client_capture_ring > 0 || recorder.is_some()).then(|| recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()));
     let mut hub = crate::join::hub::Hub::new(st.cfg.max_clients, st.cfg.client_queue);
     let mut events_on = st.cfg.detect;
     let mut stdout = std::io::stdout();
@@ -346,6 +360,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             .iter_mut()
             .flat_map(|o| o.src.poll_fds())
             .chain(conns.iter_mut().flat_map(|c| c.poll_fds()))
+            .chain(drop_src.iter_mut().filter(|d| d.drops().is_some_and(|d| d.events())).flat_map(|d| d.poll_fds()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         fds.push(libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
@@ -369,6 +384,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         if let Some(r) = recorder.as_mut() {
                             r.record(f.iface, f.ts_ns, f.orig_len, f.data);
                         }
+                        hub.on_frame(&f, &crate::join::views::Feeds { capture_snap, ..Default::default() });
                     }
                     _ => {}
                 }
@@ -389,7 +405,17 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     hub.on_conn(&s);
                 }
             };
-            c.pump(session::BATCH, |conn, ts| on(conn, ts, &mut insp, &mut hub, &mut alerts_out));
+            let mut closed = Vec::new();
+            c.pump(session::BATCH, |conn, ts| {
+                on(conn, ts, &mut insp, &mut hub, &mut alerts_out);
+                conn_stats.on_closed(conn, ts);
+                closed.push((conn.clone(), ts));
+            });
+            // Joined `conns` list each as it closed.
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None };
+            for (conn, ts) in &closed {
+                hub.on_closed_conn(conn, *ts, &feeds);
+            }
             if Instant::now() >= next_live_conns {
                 next_live_conns = Instant::now() + Duration::from_secs(5);
                 if let Some(snap) = c.live() {
@@ -402,6 +428,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
         }
+        crate::join::views::pump_drops(&mut drop_src, conns.as_ref().map(|c| c.source()), &mut hub, clock.now_ns());
         let now = clock.now_ns();
         if now >= last_tick + 100_000_000 {
             if let Some(i) = insp.as_mut() {
@@ -446,6 +473,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     }
                     let owned: Vec<String> = observed.iter().map(|o| o.iface.clone()).collect();
                     let ports = http.as_ref().map(|h| h.ports.clone());
+                    let lat_of: crate::join::views::LatencyOf = &|i| joined_latency(&observed, i);
                     let view = crate::join::hub::AgentView {
                         owned: &owned,
                         host: &st.cfg.host,
@@ -456,11 +484,12 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
                     };
                     hub.join(conn, *req, &view);
                 }
                 Ok(Request::Status) => {
-                    let mut v = status(&st, &observed, drops.as_ref(), metrics.as_ref(), store.as_ref(), &hub);
+                    let mut v = status(&st, &observed, drop_src.as_ref().and_then(|s| s.drops()), metrics.as_ref(), store.as_ref(), &hub);
                     v["connections"] = match conns.as_ref().and_then(|c| c.totals()) {
                         Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
                         Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
@@ -474,6 +503,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
         hub.refresh();
         {
             let owned: Vec<String> = Vec::new();
+            let lat_of: crate::join::views::LatencyOf = &|i| joined_latency(&observed, i);
             let view = crate::join::hub::AgentView {
                 owned: &owned,
                 host: &st.cfg.host,
@@ -484,10 +514,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
             };
             hub.service(&view);
         }
         events_on = joined_events(&mut observed, events_on, st.cfg.detect || hub.wants_packets());
+        if capture_snap.is_some() {
+            crate::join::views::joined_capture(observed.iter_mut().map(|o| o.ingress_mut()), recorder.is_some() || hub.wants_frames());
+        }
         if Instant::now() >= next_snapshot {
             next_snapshot = Instant::now() + Duration::from_millis(st.cfg.interval_ms);
             // The flow table costs a syscall per entry to read: it is read every flow_period_s
@@ -500,14 +534,20 @@ pub fn run(a: AgentArgs) -> Result<()> {
                     c.snapshot(now, st.cfg.flow_period_s);
                 }
             }
-            match snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+            match snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
                 Ok(mut s) => {
                     if let Some(h) = http.as_mut() {
                         h.advance();
                         h.fill(&mut s, http_lost(&observed));
                     }
                     // Connection events the ring could not take count as lost events too.
-                    s.events_lost += conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()).map_or(0, |t| t.lost);
+                    if let Some(t) = conns.as_ref().and_then(|c| c.totals()).and_then(|t| t.ok()) {
+                        s.events_lost += t.lost;
+                        conn_stats.fill(&mut s, &t);
+                    }
+                    if st.cfg.latency {
+                        crate::agent_metrics::fill_latency(&mut s, &latency_snapshot(&observed));
+                    }
                     if let Some(w) = &store {
                         let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, st.cfg.flow_period_s);
                         if let Some(c) = conns.as_mut() {
@@ -570,7 +610,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     if let Some(w) = store {
         // The last batch: what happened since the previous one.
         let tables = flow_tables(&st, &observed, &clock);
-        if let Ok(s) = snapshot(&st, &observed, &tables, drops.as_ref(), &reasons) {
+        if let Ok(s) = snapshot(&st, &observed, &tables, drop_src.as_ref().and_then(|s| s.drops()), &reasons) {
             let now = clock.now_ns();
             let mut b = st.history.batch(&s, &tables, now, st.cfg.flow_idle_s, 0);
             if let Some(c) = conns.as_mut() {
@@ -663,6 +703,23 @@ fn do_reload(st: &mut State, observed: &mut [Observed], insp: &mut Option<Inspec
             );
         }
     }
+}
+
+/// The latency histograms and counters over `ifaces` (a joined `latency`).
+fn joined_latency(observed: &[Observed], ifaces: &[String]) -> Option<(rxray_engine::source::LatencySnapshot, rxray_kernel::LatencyTotals)> {
+    let (mut all, mut t) = (rxray_engine::source::LatencySnapshot::default(), rxray_kernel::LatencyTotals::default());
+    for o in observed.iter().filter(|o| ifaces.contains(&o.iface)) {
+        let s = o.src.latency_snapshot().ok()?;
+        all.flows.extend(s.flows);
+        all.procs.extend(s.procs);
+        let x = o.ingress().latency_totals().ok()?;
+        t.stamped += x.stamped;
+        t.queued += x.queued;
+        t.read += x.read;
+        t.flow_insert_failed += x.flow_insert_failed;
+        t.proc_insert_failed += x.proc_insert_failed;
+    }
+    Some((all, t))
 }
 
 /// Every observer's latency histograms as one snapshot.

@@ -66,6 +66,11 @@ impl ConnHistory {
         }
     }
 
+    /// The connections' live source (a joined `conns` reads its map and counters).
+    pub fn source(&self) -> &LiveSource {
+        &self.src
+    }
+
     /// The open connections now (the detectors' periodic view).
     pub fn live(&self) -> Option<ConnSnapshot> {
         self.src.conn_snapshot().ok()

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 /// What grew since `prev`, or all of `cur` when the entry was made anew (it shrank). The max is
 /// the entry's (the kernel keeps no per-interval max): at least the period's own.
-fn growth(cur: &Histogram, prev: Option<&Histogram>) -> Histogram {
+pub(crate) fn growth(cur: &Histogram, prev: Option<&Histogram>) -> Histogram {
     match prev {
         Some(p) if p.count <= cur.count && p.sum_ns <= cur.sum_ns => {
             let mut b = cur.buckets.clone();

@@ -45,6 +45,10 @@ pub struct CaptureArgs {
     /// only matching packets are captured. E.g. `rxray capture -i eth0 -w x.pcapng tcp port 443`.
     #[arg(trailing_var_arg = true, value_name = "FILTER")]
     pub filter: Vec<String>,
+    /// Attach even when an agent owns the interfaces (by default `capture` joins it and writes
+    /// the packets of its capture ring; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 /// Counts the bytes written, for -C.
@@ -111,6 +115,31 @@ impl Output {
         file_name(&self.base, self.index)
     }
 
+    /// Writes one packet, with its comment (the RX queue; where a request starts, its request
+    /// line as `rxray watch` shows it). `Ok(false)`: the reader went away (`-w -` into a closed pipe).
+    fn write(&mut self, idb: u32, ts_ns: u64, orig_len: u32, rx_queue: u32, data: &[u8]) -> Result<bool> {
+        let mut comment = format!("rxq={rx_queue}");
+        if let Some(seg) = rxray_wire::dissect::tcp_segment(data, LinkType::ETHERNET, orig_len) {
+            if let Some(rl) = rxray_wire::http::request_line(&data[seg.payload]) {
+                comment.push_str(" http=");
+                comment.push_str(&rl);
+            }
+        }
+        match self.sink.write_packet(idb, ts_ns, orig_len, data, Some(&comment)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("writing {}", self.name())),
+        }
+    }
+
+    /// After a packet: a new file once this one holds `-C` million bytes.
+    fn after_write(&mut self, file_size_mb: Option<u64>) -> Result<()> {
+        if file_size_mb.is_some_and(|mb| self.sink.get_ref().n >= mb * 1_000_000) {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
     fn rotate(&mut self) -> Result<()> {
         self.sink.flush().with_context(|| format!("writing {}", self.name()))?;
         self.index += 1;
@@ -136,6 +165,22 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     let stop = session::stop_flag()?;
     // The output first: a file that cannot be written fails before anything is attached.
     let mut sink = Output::create_sink(&a.file, 0)?;
+    if !a.standalone {
+        session::require_root()?;
+        let req = crate::join::JoinRequest {
+            interfaces: a.ifaces.clone(),
+            filter: (!a.filter.is_empty()).then(|| a.filter.join(" ")),
+            snap: a.snaplen,
+            count: a.count,
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("capture", req)? {
+            let ifaces: Vec<(u32, String)> = a.ifaces.iter().map(|i| (0, i.clone())).collect();
+            Output::add_interfaces(&mut sink, &a.file, a.snaplen, &ifaces)?;
+            let out = Output { base: a.file.clone(), index: 0, snaplen: a.snaplen, sink, ifaces, opened: Instant::now() };
+            return run_joined(&a, j, out, &stop);
+        }
+    }
     let opts = IngressOptions {
         filter,
         events: false,
@@ -158,30 +203,16 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         while let Some(ev) = pump.next(&mut src) {
             let Event::Frame(f) = ev? else { continue };
             let iface = idb(f.ifindex).unwrap_or(0);
-            let mut comment = format!("rxq={}", f.rx_queue);
-            // Where a request starts, its request line (as `rxray watch` shows it).
-            if let Some(seg) = rxray_wire::dissect::tcp_segment(f.data, LinkType::ETHERNET, f.orig_len) {
-                if let Some(rl) = rxray_wire::http::request_line(&f.data[seg.payload]) {
-                    comment.push_str(" http=");
-                    comment.push_str(&rl);
-                }
-            }
-            let r = out.sink.write_packet(iface, f.ts_ns, f.orig_len, f.data, Some(&comment));
-            if let Err(e) = r {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    pump.finish();
-                    break;
-                }
-                return Err(e).with_context(|| format!("writing {}", out.name()));
+            if !out.write(iface, f.ts_ns, f.orig_len, f.rx_queue, f.data)? {
+                pump.finish();
+                break;
             }
             written += 1;
             if a.count.is_some_and(|c| written >= c) {
                 pump.finish();
                 break;
             }
-            if a.file_size_mb.is_some_and(|mb| out.sink.get_ref().n >= mb * 1_000_000) {
-                out.rotate()?;
-            }
+            out.after_write(a.file_size_mb)?;
         }
         if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
             out.rotate()?;
@@ -200,6 +231,61 @@ pub fn run(a: CaptureArgs) -> Result<()> {
         written,
         t.capture_lost,
         src.frames_incomplete(),
+        out.index + 1
+    );
+    Ok(())
+}
+
+/// `capture` joined to the agent: the agent sends the packets of its capture ring that this
+/// client's interfaces, filter and snap length take; this writes them as the standalone capture
+/// does (the same pcapng: interfaces, times, lengths, comments, rotation).
+fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Output, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+    eprintln!("rxray: capturing on {} (joined the agent of {}, client {}); Ctrl-C to stop", a.ifaces.join(", "), j.hello.host, j.hello.id);
+    let mut written = 0u64;
+    let mut bye: Option<Instant> = None;
+    let mut writing = true;
+    loop {
+        if bye.is_none() && (!writing || stop.load(std::sync::atomic::Ordering::Relaxed)) {
+            j.say_bye();
+            bye = Some(Instant::now() + Duration::from_secs(3));
+        }
+        if bye.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let Some(records) = j.poll_out(Duration::from_millis(100))? else { break };
+        for r in &records {
+            if !writing {
+                break;
+            }
+            let Some(p) = crate::join::views::parse_capture_record(r) else {
+                bail!("the agent sent a capture record of {} bytes (shorter than its 20-byte header)", r.len());
+            };
+            if !out.write(p.idb, p.ts_ns, p.orig_len, p.rx_queue, p.data)? {
+                writing = false;
+                break;
+            }
+            written += 1;
+            if a.count.is_some_and(|c| written >= c) {
+                writing = false;
+                break;
+            }
+            out.after_write(a.file_size_mb)?;
+        }
+        if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
+            out.rotate()?;
+        }
+        if out.sink.flush().is_err() {
+            writing = false;
+        }
+    }
+    out.sink.flush().with_context(|| format!("writing {}", out.name()))?;
+    let s = j.summary.take().unwrap_or_default();
+    let lost = |k: &str| s[k].as_u64().map_or("?".to_string(), |n| n.to_string());
+    eprintln!(
+        "{} packets captured, {} lost (capture ring full), {} lost (this client's queue in the agent full), {} files",
+        written,
+        lost("capture_lost"),
+        lost("lost_queue"),
         out.index + 1
     );
     Ok(())

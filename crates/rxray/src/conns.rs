@@ -26,9 +26,13 @@ pub struct ConnsArgs {
     pub report: crate::args::Report,
     #[command(flatten)]
     pub ring: crate::args::Ring,
+    /// Attach even when an agent runs here (by default `conns` joins the agent of its network
+    /// namespace; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
-const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
+pub(crate) const LISTEN_COUNTERS: &[&str] = &["ListenOverflows", "ListenDrops"];
 
 /// Drop reasons (kfree_skb) that belong beside the listen counters: the accept queue's overflow.
 const LISTEN_REASONS: &[&str] = &["TCP_LISTEN_OVERFLOW"];
@@ -55,7 +59,7 @@ fn ms(us: u32) -> String {
     }
 }
 
-fn table_header() -> String {
+pub(crate) fn table_header() -> String {
     format!(
         "{:<6} {:<24} {:<24} {:<11} {:>9} {:>9} {:>10} {:>10} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:<16} {:<24} EXE",
         "STATUS", "LOCAL", "REMOTE", "STATE", "AGE_MS", "HS_MS", "RX", "TX", "RETR", "RST", "SRTT", "MIN", "MAX",
@@ -90,7 +94,7 @@ fn table_row(r: &ConnRecord) -> String {
     )
 }
 
-fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
+pub(crate) fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
     records::ConnsKernel {
         closed: t.closed,
         events: t.events,
@@ -102,7 +106,7 @@ fn kernel_counts(t: &ConnTotals) -> records::ConnsKernel {
     }
 }
 
-fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
+pub(crate) fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
     if json {
         JsonLines::new(out).write(r)
     } else {
@@ -111,7 +115,7 @@ fn emit(out: &mut impl Write, r: &ConnRecord, json: bool) -> io::Result<()> {
 }
 
 /// Lists the open connections: the kernel's, and those older than rxray it has not seen change.
-fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, os: &mut dyn Os, json: bool) -> Result<()> {
+pub(crate) fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, os: &mut dyn Os, json: bool) -> Result<()> {
     let recs = live_records(snap, seeds, os);
     if !json {
         writeln!(out, "-- {}: {} live --", clock_time(snap.ts_ns), recs.len())?;
@@ -125,6 +129,17 @@ fn live_snapshot(out: &mut impl Write, snap: &ConnSnapshot, seeds: &Seeds, os: &
 pub fn run(a: ConnsArgs) -> Result<()> {
     session::require_root()?;
     let stop = session::stop_flag()?;
+    if !a.standalone {
+        let req = crate::join::JoinRequest {
+            json: a.report.json,
+            count: a.report.count,
+            interval: a.report.period().map(|d| d.as_secs_f64()),
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("conns", req)? {
+            return crate::join::client::run_stream(j, &stop, "watching TCP connections of", std::time::Duration::ZERO);
+        }
+    }
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let conns = Conns::attach(&ConnsOptions { ring_bytes: a.ring.ring_size, netns_ino: Some(netns) })
         .context("attaching the TCP tracepoints (tp_btf/inet_sock_set_state, tcp_*)")?;
@@ -212,20 +227,42 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         Some(d) => Some(listen_reason_counts(d)?),
         None => None,
     };
-    if a.report.json {
-        let summary = records::ConnsSummary {
-            closed,
-            delivered,
-            kernel: kernel_counts(&totals),
-            listen,
-            listen_drop_reasons: reasons,
-            listen_since_start: since,
-            readers: conns.readers,
-            seconds: start.elapsed().as_secs_f64(),
-            tcp_probe: conns.probe,
-        };
-        let _ = JsonLines::new(io::stderr()).write(&records::Summary { summary });
-    } else {
+    let summary = Closing { closed, delivered, totals, listen, since, reasons, readers: conns.readers, probe: conns.probe, seconds: start.elapsed().as_secs_f64() };
+    eprint!("{}", summary.text(a.report.json));
+    Ok(())
+}
+
+/// What `conns` sums up at exit (a joined `conns`'s is rendered in the agent the same way).
+pub(crate) struct Closing {
+    pub closed: u64,
+    pub delivered: u64,
+    pub totals: ConnTotals,
+    pub listen: BTreeMap<String, u64>,
+    pub since: BTreeMap<String, u64>,
+    pub reasons: Option<BTreeMap<String, u64>>,
+    pub readers: bool,
+    pub probe: bool,
+    pub seconds: f64,
+}
+
+impl Closing {
+    /// The summary as `conns` writes it to stderr.
+    pub(crate) fn text(self, json: bool) -> String {
+        let Closing { closed, delivered, totals, listen, since, reasons, readers, probe, seconds } = self;
+        if json {
+            let summary = records::ConnsSummary {
+                closed,
+                delivered,
+                kernel: kernel_counts(&totals),
+                listen,
+                listen_drop_reasons: reasons,
+                listen_since_start: since,
+                readers,
+                seconds,
+                tcp_probe: probe,
+            };
+            return format!("{}\n", crate::sinks::json_line(&records::Summary { summary }));
+        }
         let mut s = format!(
             "\n{} connections closed, {} events, {} lost (ring buffer full), {} not tracked (map full), {} seen late\n",
             closed, totals.events, totals.lost, totals.insert_failed, totals.untracked
@@ -241,8 +278,7 @@ pub fn run(a: ConnsArgs) -> Result<()> {
         for (k, n) in reasons.iter().flatten() {
             s.push_str(&format!("drop reason {k}: {n} (since start)\n"));
         }
-        eprint!("{s}");
+        s
     }
-    Ok(())
 }
 

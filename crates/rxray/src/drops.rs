@@ -28,21 +28,34 @@ pub struct DropsArgs {
     /// Test aid: wait this long after attaching before reading drops (forces ring-buffer loss).
     #[arg(long = "stall-ms", default_value_t = 0, hide = true)]
     pub stall_ms: u64,
+    /// Attach even when an agent runs here (with -i, a command joins the agent that owns those
+    /// interfaces; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 pub use crate::records::drops::DropRecord;
 use crate::records::drops::{DropCounts, DropFlow, DropsSummary};
 use crate::records::Summary;
-use crate::sinks::{AsText, JsonLines, Lines, Sink};
+use crate::sinks::{AsText, Lines, Sink};
+use std::io::Write;
 
 /// Names for reason numbers (from the kernel's BTF) and interface indexes (cached).
-struct Names {
+pub(crate) struct Names {
     reasons: BTreeMap<u64, String>,
     syms: Kallsyms,
     ifaces: HashMap<u32, String>,
 }
 
 impl Names {
+    /// The kernel's reason names (BTF) and its symbols (kallsyms).
+    pub(crate) fn load() -> Result<Names> {
+        let reasons = btf::drop_reasons(Path::new(btf::VMLINUX))
+            .context("reading drop-reason names from the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")?;
+        let syms = Kallsyms::load(Path::new(rxray_kernel::kallsyms::PROC_KALLSYMS));
+        Ok(Names { reasons, syms, ifaces: HashMap::new() })
+    }
+
     fn reason(&self, code: u32) -> String {
         self.reasons.get(&(code as u64)).cloned().unwrap_or_else(|| format!("reason_{code}"))
     }
@@ -121,7 +134,22 @@ fn format_line(d: &DropRecord) -> String {
 }
 
 /// (reason, proto, src, sport, dst, dport): the per-flow key of the summary.
-type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
+pub(crate) type FlowKey = (String, u8, Option<IpAddr>, u16, Option<IpAddr>, u16);
+
+/// One drop as `drops` prints it (a text line or a JSON line), counted in `flows`. The agent
+/// renders a joined `drops`'s lines with this same function.
+pub(crate) fn write_drop(out: &mut impl Write, e: &DropEvent, names: &mut Names, flows: &mut BTreeMap<FlowKey, u64>, json: bool) -> io::Result<()> {
+    let d = record(e, names);
+    *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
+    Lines::new(out, json).write(&d)
+}
+
+/// The periodic counts (`--interval`) at `now_ns`.
+pub(crate) fn write_counts(out: &mut impl Write, names: &Names, totals: &rxray_kernel::DropTotals, now_ns: u64, json: bool) -> io::Result<()> {
+    // The counts are a map: sorted keys, as they always printed.
+    let counts = DropCounts::new(now_ns, count_rows(names, totals), totals.drops, totals.lost);
+    Lines::new(out, json).write(&counts)
+}
 
 /// The per-reason counter slots, by name, in the kernel's order.
 fn count_rows(names: &Names, t: &rxray_kernel::DropTotals) -> Vec<(String, u64)> {
@@ -144,14 +172,25 @@ pub fn run(a: DropsArgs) -> Result<()> {
     for i in &a.ifaces {
         ifindexes.push(rxray_kernel::ifindex_of(i)?);
     }
-    let reasons = btf::drop_reasons(Path::new(btf::VMLINUX))
-        .context("reading drop-reason names from the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")?;
-    let syms = Kallsyms::load(Path::new(rxray_kernel::kallsyms::PROC_KALLSYMS));
-    if syms.is_empty() {
+    let mut names = Names::load()?;
+    if names.syms.is_empty() {
         eprintln!("rxray: /proc/kallsyms shows no addresses here (kptr_restrict); drop locations print as hex");
     }
-    let mut names = Names { reasons, syms, ifaces: HashMap::new() };
     let stop = session::stop_flag()?;
+    // With -i, the agent that owns those interfaces counts their drops: join it (without -i the
+    // whole namespace is watched, more than the agent's interfaces: attach).
+    if !a.standalone && !a.ifaces.is_empty() {
+        let req = crate::join::JoinRequest {
+            interfaces: a.ifaces.clone(),
+            json: a.report.json,
+            count: a.report.count,
+            interval: a.report.period().map(|d| d.as_secs_f64()),
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("drops", req)? {
+            return crate::join::client::run_stream(j, &stop, "watching drops on", Duration::from_millis(a.stall_ms));
+        }
+    }
     let netns = rxray_kernel::drops::current_netns_ino()?;
     let drops = Drops::attach(&DropsOptions { ring_bytes: a.ring.ring_size, netns_ino: Some(netns), ifindexes, events: true })
         .context("attaching the drop tracepoint (tp_btf/kfree_skb)")?;
@@ -162,7 +201,7 @@ pub fn run(a: DropsArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(a.stall_ms));
     }
     let mut src = LiveSource::new().with_drops(drops);
-    let mut out = Lines::new(io::BufWriter::with_capacity(1 << 16, io::stdout().lock()), a.report.json);
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let start = Instant::now();
     let interval = a.report.period();
     let mut next_tick = interval.map(|i| Instant::now() + i);
@@ -172,19 +211,16 @@ pub fn run(a: DropsArgs) -> Result<()> {
     loop {
         while let Some(ev) = pump.next(&mut src) {
             let Event::Drop(ev) = ev? else { continue };
-            let d = record(ev, &mut names);
             delivered += 1;
-            *flows.entry((d.reason.clone(), d.proto, d.src, d.sport, d.dst, d.dport)).or_default() += 1;
-            if out.write(&d).is_err() || a.report.count.is_some_and(|c| delivered >= c) {
+            let res = write_drop(&mut out, ev, &mut names, &mut flows, a.report.json);
+            if res.is_err() || a.report.count.is_some_and(|c| delivered >= c) {
                 pump.finish();
             }
         }
         if let (Some(iv), Some(t)) = (interval, next_tick) {
             if Instant::now() >= t {
                 let totals = src.drops().context("no drop program")?.totals()?;
-                // The counts are a map: sorted keys, as they always printed.
-                let counts = DropCounts::new(src.now_ns(), count_rows(&names, &totals), totals.drops, totals.lost);
-                if out.write(&counts).is_err() {
+                if write_counts(&mut out, &names, &totals, src.now_ns(), a.report.json).is_err() {
                     pump.finish();
                 }
                 next_tick = Some(t + iv);
@@ -199,9 +235,16 @@ pub fn run(a: DropsArgs) -> Result<()> {
     }
     drop(out);
     let totals = src.drops().context("no drop program")?.totals()?;
+    eprint!("{}", summary_text(&names, &totals, &flows, delivered, start.elapsed().as_secs_f64(), a.report.json));
+    Ok(())
+}
+
+/// What `drops` writes to stderr at exit: the counts per reason and the top flows (a joined
+/// `drops`'s summary is rendered in the agent with this same function).
+pub(crate) fn summary_text(names: &Names, totals: &rxray_kernel::DropTotals, flows: &BTreeMap<FlowKey, u64>, delivered: u64, seconds: f64, json: bool) -> String {
     let mut top: Vec<(&FlowKey, &u64)> = flows.iter().collect();
     top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    if a.report.json {
+    if json {
         let flows = top
             .iter()
             .map(|((reason, proto, src, sport, dst, dport), n)| DropFlow {
@@ -215,21 +258,21 @@ pub fn run(a: DropsArgs) -> Result<()> {
             })
             .collect();
         let summary = DropsSummary {
-            by_reason: count_rows(&names, &totals).into_iter().collect(),
+            by_reason: count_rows(names, totals).into_iter().collect(),
             delivered,
             drops: totals.drops,
             flows,
             lost: totals.lost,
             no_netns: totals.no_netns,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds,
         };
-        let _ = JsonLines::new(io::stderr()).write(&Summary { summary });
+        format!("{}\n", crate::sinks::json_line(&Summary { summary }))
     } else {
         let mut s = format!(
             "\n{} drops, {} delivered, {} lost (ring buffer full)\n",
             totals.drops, delivered, totals.lost
         );
-        s.push_str(&counts_table(&count_rows(&names, &totals)));
+        s.push_str(&counts_table(&count_rows(names, totals)));
         if !top.is_empty() {
             s.push_str(&format!("\n{:<24} {:<6} {:>45} {:>45} {:>8}\n", "REASON", "PROTO", "SOURCE", "DESTINATION", "DROPS"));
             for ((reason, proto, src, sport, dst, dport), n) in top.iter().take(20) {
@@ -241,9 +284,8 @@ pub fn run(a: DropsArgs) -> Result<()> {
                 s.push_str(&format!("{reason:<24} {p:<6} {s_:>45} {d_:>45} {n:>8}\n"));
             }
         }
-        eprint!("{s}");
+        s
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use rxray_kernel::{IngressOptions, LatencyTotals, LiveSource};
 pub use crate::records::latency::{FlowLatency, ProcLatency};
 use crate::records::latency::{LatencyKernel, LatencyReport, LatencySummary};
 use crate::records::Summary as SummaryLine;
-use crate::sinks::{JsonLines, Sink};
 use std::{
     io::{IsTerminal, Write},
     net::IpAddr,
@@ -54,6 +53,10 @@ pub struct LatencyArgs {
     /// that keep GRO with it), native, generic or tc.
     #[arg(long = "xdp-mode", value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
+    /// Attach even when an agent owns the interfaces (by default `latency` joins an agent that
+    /// measures latency; docs/agent.md, "Joining the agent").
+    #[arg(long)]
+    pub standalone: bool,
 }
 
 fn endpoint(a: Option<IpAddr>, port: u16) -> String {
@@ -84,7 +87,13 @@ fn latency_totals(src: &LiveSource) -> Result<LatencyTotals> {
 }
 
 fn report(src: &LiveSource, os: &mut dyn Os) -> Result<(Vec<FlowLatency>, Vec<ProcLatency>, LatencyTotals)> {
-    let snap = src.latency_snapshot()?;
+    let (flows, procs) = report_of(&src.latency_snapshot()?, os);
+    Ok((flows, procs, latency_totals(src)?))
+}
+
+/// The rows of a latency snapshot, in `latency`'s order (the agent renders a joined `latency`'s
+/// reports with this and `render`).
+pub(crate) fn report_of(snap: &rxray_engine::source::LatencySnapshot, os: &mut dyn Os) -> (Vec<FlowLatency>, Vec<ProcLatency>) {
     let mut flows: Vec<FlowLatency> = snap.flows.iter().map(flow_latency).collect();
     flows.sort_by(|a, b| b.read.count.cmp(&a.read.count).then_with(|| a.remote.cmp(&b.remote)));
     let mut procs: Vec<ProcLatency> = snap
@@ -101,7 +110,30 @@ fn report(src: &LiveSource, os: &mut dyn Os) -> Result<(Vec<FlowLatency>, Vec<Pr
         })
         .collect();
     procs.sort_by(|a, b| b.read.count.cmp(&a.read.count).then(a.pid.cmp(&b.pid)));
-    Ok((flows, procs, latency_totals(src)?))
+    (flows, procs)
+}
+
+/// One report as `latency` prints it: a JSON line, or the text tables.
+pub(crate) fn render(flows: &[FlowLatency], procs: &[ProcLatency], t: &LatencyTotals, ts_ns: u64, json: bool, top: usize) -> String {
+    if json {
+        let r = LatencyReport { flows: flows.to_vec(), processes: procs.to_vec(), totals: kernel(t), ts_ns };
+        format!("{}\n", crate::sinks::json_line(&r))
+    } else {
+        format!("{}\n", table(flows, procs, t, top))
+    }
+}
+
+/// What `latency` writes to stderr at exit.
+pub(crate) fn summary_text(t: &LatencyTotals, queue_stage: bool, udp_stage: bool, seconds: f64, json: bool) -> String {
+    if json {
+        let summary = LatencySummary { kernel: kernel(t), queue_stage, seconds, udp_stage };
+        format!("{}\n", crate::sinks::json_line(&SummaryLine { summary }))
+    } else {
+        format!(
+            "\n{} packets measured, {} stamped at XDP, {} seen queued; {} flow and {} process measurements found their table full\n",
+            t.read, t.stamped, t.queued, t.flow_insert_failed, t.proc_insert_failed
+        )
+    }
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -155,6 +187,22 @@ fn kernel(t: &LatencyTotals) -> LatencyKernel {
 
 pub fn run(a: LatencyArgs) -> Result<()> {
     let stop = session::stop_flag()?;
+    if !a.standalone && !a.ifaces.is_empty() {
+        session::require_root()?;
+        let req = crate::join::JoinRequest {
+            interfaces: a.ifaces.clone(),
+            json: a.report.json,
+            count: a.report.count,
+            interval: a.report.period().map(|d| d.as_secs_f64()),
+            top: Some(a.top),
+            tty: std::io::stdout().is_terminal() && !a.report.json,
+            ..Default::default()
+        };
+        if let Some(j) = crate::join::client::try_join("latency", req)? {
+            let what = format!("measuring delivery latency on {}", a.ifaces.join(", "));
+            return crate::join::client::run_stream_for(j, &stop, &what, a.duration.map(Duration::from_secs_f64));
+        }
+    }
     let opts = IngressOptions { events: false, ring_bytes: 4096, flows: false, ..Default::default() };
     let (ing, stages) = session::attach_then(&a.ifaces, a.xdp_mode, opts, "latency", "measuring delivery latency on", |ing| {
         ing.enable_latency()
@@ -179,12 +227,10 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     let mut print = |src: &LiveSource, os: &mut LinuxOs, clear: bool| -> Result<bool> {
         let (flows, procs, t) = report(src, os)?;
         let mut out = std::io::stdout().lock();
-        let res = if a.report.json {
-            JsonLines::new(&mut out).write(&LatencyReport { flows, processes: procs, totals: kernel(&t), ts_ns: src.now_ns() })
-        } else if let Some(l) = live.as_mut().filter(|_| clear) {
+        let res = if let Some(l) = live.as_mut().filter(|_| clear && !a.report.json) {
             l.show(&table(&flows, &procs, &t, a.top))
         } else {
-            writeln!(out, "{}", table(&flows, &procs, &t, a.top))
+            out.write_all(render(&flows, &procs, &t, src.now_ns(), a.report.json, a.top).as_bytes())
         };
         Ok(res.and_then(|_| out.flush()).is_ok())
     };
@@ -209,14 +255,6 @@ pub fn run(a: LatencyArgs) -> Result<()> {
     }
     print(&src, &mut os, false)?;
     let t = latency_totals(&src)?;
-    if a.report.json {
-        let summary = LatencySummary { kernel: kernel(&t), queue_stage: stages.queue, seconds: start.elapsed().as_secs_f64(), udp_stage: stages.udp };
-        let _ = JsonLines::new(std::io::stderr()).write(&SummaryLine { summary });
-    } else {
-        eprintln!(
-            "\n{} packets measured, {} stamped at XDP, {} seen queued; {} flow and {} process measurements found their table full",
-            t.read, t.stamped, t.queued, t.flow_insert_failed, t.proc_insert_failed
-        );
-    }
+    eprint!("{}", summary_text(&t, stages.queue, stages.udp, start.elapsed().as_secs_f64(), a.report.json));
     Ok(())
 }

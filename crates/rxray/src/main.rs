@@ -3,6 +3,7 @@
 mod agent;
 mod agent_conns;
 mod agent_http;
+mod agent_metrics;
 mod agent_rollups;
 mod alerts;
 mod analyze;

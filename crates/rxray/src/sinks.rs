@@ -34,10 +34,6 @@ impl<W: Write> JsonLines<W> {
     pub fn new(out: W) -> Self {
         JsonLines { out }
     }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
 }
 
 /// One record as a JSON line (no newline), its keys in its order.
@@ -82,10 +78,6 @@ pub struct Text<W: Write> {
 impl<W: Write> Text<W> {
     pub fn new(out: W) -> Self {
         Text { out }
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
     }
 }
 

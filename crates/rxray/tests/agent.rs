@@ -139,6 +139,40 @@ impl Drop for FwOff<'_> {
     }
 }
 
+/// Whether Debian's prometheus, promtool and curl are here (a test without them fails under CI).
+fn have_prometheus() -> bool {
+    for tool in ["prometheus", "promtool", "curl"] {
+        if !have(tool) {
+            skip_or_fail(&format!("{tool} is not installed (Debian's prometheus and curl packages)"));
+            return false;
+        }
+    }
+    true
+}
+
+/// Debian's Prometheus server in `ns`, scraping `target` every second (API on 127.0.0.1:19090).
+fn start_prometheus(ns: &str, target: &str, dir: &Path) -> Bg {
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(&prom_cfg, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rxray\n    static_configs:\n      - targets: ['{target}']\n")).unwrap();
+    Bg(Command::new("ip")
+        .args(["netns", "exec", ns, "prometheus"])
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .args(["--web.listen-address=127.0.0.1:19090", "--log.level=warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus"))
+}
+
+/// `promtool check metrics` on a scrape: no complaint.
+fn promtool_accepts(text: &str) {
+    let mut p = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut p.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}
+
 /// PromQL `q` through the Prometheus HTTP API in `ns`: the first sample's value.
 fn promql(ns: &str, q: &str) -> Option<f64> {
     let url = format!("http://127.0.0.1:19090/api/v1/query?query={}", q.replace(' ', "%20").replace('{', "%7B").replace('}', "%7D").replace('"', "%22").replace('=', "%3D"));
@@ -153,11 +187,8 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     if !need_root() {
         return;
     }
-    for tool in ["prometheus", "promtool", "curl"] {
-        if !have(tool) {
-            skip_or_fail(&format!("{tool} is not installed (Debian's prometheus and curl packages)"));
-            return;
-        }
+    if !have_prometheus() {
+        return;
     }
     // A quiet sender: only the frames the test sends reach veth-b.
     let lab = Lab::pair_quiet(&unique_name()).expect("lab");
@@ -178,31 +209,9 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     // 1. Exact counts through Prometheus itself.
     let sent = 700;
     assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &udp(&lab, sent, 5000)).unwrap(), sent);
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rxray\n    static_configs:\n      - targets: ['127.0.0.1:19464']\n").unwrap();
-    let tsdb = dir.path().join("tsdb");
-    let prom = Bg(Command::new("ip")
-        .args(["netns", "exec", &ns, "prometheus"])
-        .arg(format!("--config.file={}", prom_cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-        .args(["--web.listen-address=127.0.0.1:19090", "--log.level=warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus"));
+    let prom = start_prometheus(&ns, "127.0.0.1:19464", dir.path());
     let q = format!("sum(rxray_interface_packets_total{{interface=\"{iface}\"}})");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let got = loop {
-        if let Some(v) = promql(&ns, &q) {
-            if v as usize >= sent || Instant::now() > deadline {
-                break Some(v);
-            }
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let got = promql_reaching(&ns, &q, sent as f64);
     assert_eq!(got, Some(sent as f64), "PromQL {q}; agent: {:?}", agent.stderr);
     drop(prom);
     let scrape = in_ns(&ns, &["curl", "-sf", "--max-time", "3", "http://127.0.0.1:19464/metrics"]);
@@ -210,10 +219,7 @@ fn the_agent_serves_exact_metrics_reloads_survives_kill_9_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
     assert!(text.contains("host=\"lab-agent\""), "{text}");
     assert!(text.contains("rxray_window_events_lost"), "{text}");
-    let mut p = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(&mut p.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
-    assert!(o.status.success() && o.stderr.is_empty() && o.stdout.is_empty(), "promtool: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    promtool_accepts(&text);
 
     // 2. Status.
     let st = status(&ns);
@@ -624,4 +630,94 @@ fn the_agent_rolls_delivery_latency_up_per_minute_with_exact_counts() {
     assert!(inv["timeline"].as_array().unwrap().iter().any(|t| t["line"].as_str().unwrap_or("").contains(" latency read from ")), "{inv}");
     let none = rx_json(&["investigate", "198.18.0.77", "--store", store_s, "--window", "1h", "--json"]);
     assert!(none["records"]["latency"].as_array().unwrap().is_empty(), "{none}");
+}
+
+/// Waits (bounded, 40 s) until PromQL `q` answers at least `want`; returns its answer then.
+fn promql_reaching(ns: &str, q: &str, want: f64) -> Option<f64> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let v = promql(ns, q);
+        if v.is_some_and(|v| v >= want) || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+const REFUSED: &str = r#"
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10); print("connected", flush=True)
+except ConnectionRefusedError:
+    print("refused", flush=True)
+"#;
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn connection_and_latency_metrics_answer_promql_with_exact_counts() {
+    if !need_root() {
+        return;
+    }
+    if !have_prometheus() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let ns = lab.ns_b().to_string();
+    // Prometheus runs in the lab's other namespace and scrapes b's address: its queries and the
+    // test's are then no TCP connections of b's (its one scrape connection stays open).
+    let pns = lab.ns_a().to_string();
+    let target = format!("{}:19464", lab.addr4_b());
+    let dir = TempDir::new();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, format!("host = \"lab-agent\"\ninterfaces = [\"{}\"]\n[metrics]\nlisten = \"{target}\"\n[snapshot]\ninterval_ms = 200\n[detect]\nenabled = false\n[store]\nenabled = false\n[latency]\nenabled = true\n", lab.if_b())).unwrap();
+    let agent = Agent::start(&ns, &cfg);
+    let _prom = start_prometheus(&pns, &target, dir.path());
+    let b4 = lab.addr4_b().to_string();
+
+    // 1. Delivery latency: n datagrams, each read once, in the `read` stage's histogram.
+    let n = 12u64;
+    let mut server = Kid::python(&lab, lab.ns_b(), SLOW_READER, &[b4.clone(), "5205".into(), n.to_string(), "0.02".into()]);
+    server.line();
+    server.say("go");
+    assert_eq!(server.line(), "go");
+    let mut client = Kid::python(&lab, lab.ns_a(), ACKED_SENDER, &[b4.clone(), "5205".into(), n.to_string()]);
+    client.line();
+    assert_eq!(server.line(), "done");
+    let q = "sum(rxray_delivery_latency_seconds_count{stage=\"read\"})";
+    assert_eq!(promql_reaching(&pns, q, n as f64), Some(n as f64), "PromQL {q}; agent: {:?}", agent.stderr);
+    // Each waited at least 20 ms: none is in a bucket at or below 10 ms.
+    assert_eq!(promql(&pns, "sum(rxray_delivery_latency_seconds_bucket{stage=\"read\",le=\"0.01\"})"), Some(0.0));
+
+    // 2. Connections: k closed with exact bytes, and one SYN to a closed port (a reset sent with
+    // no socket).
+    let k = 3u64;
+    for i in 0..k {
+        let port = (5210 + i).to_string();
+        let mut s = Kid::python(&lab, lab.ns_b(), CONN_SERVER, &["1000".into(), "500".into(), b4.clone(), port.clone()]);
+        s.line();
+        let mut c = Kid::python(&lab, lab.ns_a(), CONN_CLIENT, &["600".into(), "400".into(), "0".into(), b4.clone(), port]);
+        assert!(c.line().starts_with("got 500 "));
+        assert!(s.line().starts_with("done 1000"));
+        s.say("bye");
+        assert!(s.wait(Duration::from_secs(10)) && c.wait(Duration::from_secs(10)));
+    }
+    let mut refused = Kid::python(&lab, lab.ns_a(), REFUSED, &[b4.clone(), "5299".into()]);
+    assert_eq!(refused.line(), "refused");
+    for (q, want) in [
+        ("sum(rxray_connection_handshake_seconds_count)", k),
+        ("sum(rxray_connection_rtt_seconds_count)", k),
+        ("sum(rxray_tcp_resets_no_socket_total)", 1),
+    ] {
+        assert_eq!(promql_reaching(&pns, q, want as f64), Some(want as f64), "PromQL {q}; agent: {:?}", agent.stderr);
+    }
+    // Opened: the k, and Prometheus' scrape connection (open); closed: the k.
+    assert_eq!(promql(&pns, "sum(rxray_connections_opened_total)"), Some(k as f64 + 1.0));
+    assert_eq!(promql(&pns, "sum(rxray_connections_closed_total)"), Some(k as f64));
+    // promtool accepts the scrape with every family on.
+    let scrape = in_ns(&pns, &["curl", "-sf", "--max-time", "3", &format!("http://{target}/metrics")]);
+    let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    for fam in ["rxray_connections_opened_total", "rxray_connections_closed_total", "rxray_connection_rtt_seconds_bucket", "rxray_delivery_latency_seconds_bucket"] {
+        assert!(text.contains(fam), "{fam}: {text}");
+    }
+    promtool_accepts(&text);
 }

@@ -314,3 +314,240 @@ fn joined_flows_count_from_when_they_joined_as_a_standalone_flows_counts_from_it
     // The agent itself counted both rounds.
     assert_eq!(status(&ns)["interfaces"][0]["packets"].as_u64(), Some(2 * sent.len() as u64));
 }
+
+/// UDP datagrams to a closed port of b (9999), each from its own source port: each is one
+/// NO_SOCKET drop on b's interface.
+fn to_closed_port(lab: &Lab, n: u16) -> Vec<Vec<u8>> {
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    (0..n)
+        .map(|i| {
+            let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: 5000 + i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 42000 + i, dport: 9999 }), b"nobody listens")
+        })
+        .collect()
+}
+
+/// A JSON record without the fields two observers of the same kernel event cannot share (each
+/// program reads the clock itself).
+fn without(v: &Value, keys: &[&str]) -> String {
+    let mut v = v.clone();
+    for k in keys {
+        v.as_object_mut().unwrap().remove(*k);
+    }
+    v.to_string()
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_drops_print_what_a_standalone_drops_prints_and_each_client_gets_its_own_count() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    // A standalone `drops` (its own tracepoint program) beside two joined ones: the same drops.
+    let mut alone = Running::start_netns(&ns, &["drops", "--standalone", "--json", "-i", &iface]);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert!(!alone.stderr.iter().any(|l| l.contains("joined")), "{:?}", alone.stderr);
+    let mut joined = Running::start_netns(&ns, &["drops", "--json", "-i", &iface]);
+    let mut ten = Running::start_netns(&ns, &["drops", "-i", &iface, "-c", "10"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    ten.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    let st = status(&ns);
+    let cmds: Vec<&str> = st["clients"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
+    assert_eq!(cmds, ["drops", "drops"], "{st}");
+
+    let n = 40u16;
+    let sent = to_closed_port(&lab, n);
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    assert!(alone.wait_lines(n as usize, Duration::from_secs(10)), "standalone: {:?}", alone.stdout);
+    assert!(joined.wait_lines(n as usize, Duration::from_secs(10)), "joined: {:?}", joined.stdout);
+    // The counted client ends by itself after its 10 drops, with the agent's summary.
+    let (c3, out3, err3) = ten.finish();
+    assert_eq!(c3, Some(0), "{err3:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (c1, out1, err1) = alone.interrupt();
+    let (c2, out2, err2) = joined.interrupt();
+    assert_eq!((c1, c2), (Some(0), Some(0)), "{err1:?} {err2:?}");
+
+    let ours = |lines: &[String]| -> Vec<Value> { json_lines(lines).into_iter().filter(|d| d["dport"] == 9999).collect() };
+    let (a, b) = (ours(&out1), ours(&out2));
+    // Exactly the datagrams sent, each once, in order, as NO_SOCKET on b's interface.
+    let sports: Vec<u64> = b.iter().map(|d| d["sport"].as_u64().unwrap()).collect();
+    assert_eq!(sports, (42000..42000 + n as u64).collect::<Vec<_>>(), "{out2:?}");
+    assert!(b.iter().all(|d| d["reason"] == "NO_SOCKET" && d["iface"] == iface.as_str() && d["src"] == lab.addr4_a().to_string()), "{b:?}");
+    // Joined and standalone: the same records but for the time each program read.
+    let strip = |v: &[Value]| v.iter().map(|d| without(d, &["ts_ns"])).collect::<Vec<_>>();
+    assert_eq!(strip(&a), strip(&b), "joined and standalone drops differ");
+    assert_eq!(json_lines(&out1).len(), json_lines(&out2).len(), "the same drops, ours or not");
+    // Their summaries agree on the counts of our reason.
+    let (s1, s2) = (summary(&err1), summary(&err2));
+    assert_eq!(s2["by_reason"]["NO_SOCKET"], s1["by_reason"]["NO_SOCKET"], "{s1} {s2}");
+    assert_eq!(s2["by_reason"]["NO_SOCKET"].as_u64(), Some(n as u64), "{s2}");
+    assert_eq!((s2["drops"].as_u64(), s2["lost"].as_u64()), (s1["drops"].as_u64(), Some(0)), "{s1} {s2}");
+    // The counted text client: exactly its first 10 drops, as `drops` prints them.
+    assert_eq!(out3.len(), 10, "{out3:?}");
+    for (i, l) in out3.iter().enumerate() {
+        let want = format!(" {iface} NO_SOCKET at ");
+        let flow = format!("UDP {}:{} > {}:9999, length ", lab.addr4_a(), 42000 + i, lab.addr4_b());
+        assert!(l.contains(&want) && l.contains(&flow), "line {i}: {l}");
+    }
+    assert!(err3.iter().any(|l| l.starts_with("NO_SOCKET ")), "its per-reason table at exit: {err3:?}");
+    // Drop events go off again with the last `drops` client.
+    assert_eq!(status(&ns)["clients"].as_array().unwrap().len(), 0);
+}
+
+const ECHO_SERVER: &str = r#"
+import socket, sys
+k, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+s = socket.socket(); s.settimeout(20)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port)); s.listen(8)
+print("ready", flush=True)
+for i in range(k):
+    c, _ = s.accept(); c.settimeout(20); got = b""
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        got += d
+    c.sendall(got[:len(got) // 2]); c.close()
+s.close()
+# Alive until told: each observer reads the process's exe from /proc when it lists a connection.
+sys.stdin.readline()
+"#;
+
+const CLIENTS: &str = r#"
+import socket, sys
+k, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(k):
+    c = socket.create_connection((host, port), timeout=20); c.sendall(b"x" * (1000 * (i + 1)))
+    c.shutdown(socket.SHUT_WR); got = 0
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        got += len(d)
+    c.close(); print("got", got, flush=True)
+"#;
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_conns_list_what_a_standalone_conns_lists_and_each_client_gets_its_own_count() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    let mut alone = Running::start_netns(&ns, &["conns", "--standalone", "--json"]);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert!(!alone.stderr.iter().any(|l| l.contains("joined")), "{:?}", alone.stderr);
+    let mut joined = Running::start_netns(&ns, &["conns", "--json"]);
+    let mut two = Running::start_netns(&ns, &["conns", "-c", "2"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    two.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+
+    let (k, port) = (4usize, 5301u16);
+    let mut server = Kid::python(&lab, lab.ns_b(), ECHO_SERVER, &[k.to_string(), lab.addr4_b().to_string(), port.to_string()]);
+    assert_eq!(server.line(), "ready");
+    let mut clients = Kid::python(&lab, lab.ns_a(), CLIENTS, &[k.to_string(), lab.addr4_b().to_string(), port.to_string()]);
+    for i in 0..k {
+        assert_eq!(clients.line(), format!("got {}", 500 * (i + 1)));
+    }
+    assert!(clients.wait(Duration::from_secs(10)));
+    assert!(alone.wait_lines(k, Duration::from_secs(10)), "standalone: {:?}", alone.stdout);
+    assert!(joined.wait_lines(k, Duration::from_secs(10)), "joined: {:?}", joined.stdout);
+    let (c3, out3, err3) = two.finish();
+    assert_eq!(c3, Some(0), "{err3:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (c1, out1, err1) = alone.interrupt();
+    let (c2, out2, err2) = joined.interrupt();
+    assert_eq!((c1, c2), (Some(0), Some(0)), "{err1:?} {err2:?}");
+    server.say("bye");
+    assert!(server.wait(Duration::from_secs(10)));
+
+    let closed = |lines: &[String]| -> Vec<Value> { json_lines(lines).into_iter().filter(|r| r["status"] == "closed" && r["local_port"] == port).collect() };
+    let (a, b) = (closed(&out1), closed(&out2));
+    // Each connection once, with the bytes the test sent and got back (seen from the server).
+    let rx: Vec<u64> = b.iter().map(|r| r["bytes_rx"].as_u64().unwrap()).collect();
+    let tx: Vec<u64> = b.iter().map(|r| r["bytes_tx"].as_u64().unwrap()).collect();
+    assert_eq!(rx, (1..=k as u64).map(|i| 1000 * i).collect::<Vec<_>>(), "{b:?}");
+    assert_eq!(tx, (1..=k as u64).map(|i| 500 * i).collect::<Vec<_>>(), "{b:?}");
+    // Joined and standalone: the same records but for what each program timed itself.
+    let timed = ["ts_ns", "age_ms", "handshake_ms", "srtt_us", "rttvar_us", "min_rtt_us", "srtt_min_us", "srtt_max_us"];
+    let strip = |v: &[Value]| v.iter().map(|r| without(r, &timed)).collect::<Vec<_>>();
+    assert_eq!(strip(&a), strip(&b), "joined and standalone conns differ");
+    let (s1, s2) = (summary(&err1), summary(&err2));
+    assert_eq!((s2["closed"].as_u64(), s2["kernel"]["lost"].as_u64()), (s1["closed"].as_u64(), Some(0)), "{s1} {s2}");
+    // The counted text client: the table's header, then exactly its first 2 connections.
+    assert!(out3[0].starts_with("STATUS "), "{out3:?}");
+    let rows: Vec<&String> = out3.iter().filter(|l| l.starts_with("closed ")).collect();
+    assert_eq!(rows.len(), 2, "{out3:?}");
+    assert!(rows.iter().all(|l| l.contains(&format!("{}:{port}", lab.addr4_b()))), "{rows:?}");
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn joined_capture_writes_the_pcapng_a_standalone_capture_writes_and_each_filter_gets_its_packets() {
+    if !need_root() {
+        return;
+    }
+    use common::pcap::{frames_for, read_all, tshark_fields};
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let sent = frames_for(&lab, 120); // UDP to 5000 + i, sizes 60..1514, every third 802.1Q-tagged
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (alone_f, joined_f, cut_f) = (path("alone.pcapng"), path("joined.pcapng"), path("cut.pcapng"));
+
+    // 1. Standalone, no agent.
+    let mut alone = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &alone_f]);
+    alone.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(800));
+    let (code, _, err) = alone.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(err.iter().any(|l| l.starts_with(&format!("{} packets captured, 0 lost", sent.len()))), "{err:?}");
+
+    // 2. Two joined captures: everything, and a filter with a snap length of its own.
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    let mut joined = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &joined_f]);
+    let mut cut = Running::start_netns(&ns, &["capture", "-i", &iface, "-w", &cut_f, "-s", "100", "udp", "and", "dst", "portrange", "5040-5100"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    cut.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    let st = status(&ns);
+    assert_eq!(st["clients"].as_array().unwrap().iter().filter(|c| c["command"] == "capture").count(), 2, "{st}");
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(800));
+    let (c1, _, err1) = joined.interrupt();
+    let (c2, _, err2) = cut.interrupt();
+    assert_eq!((c1, c2), (Some(0), Some(0)), "{err1:?} {err2:?}");
+    assert!(err1.iter().any(|l| l.starts_with(&format!("{} packets captured, 0 lost (capture ring full), 0 lost", sent.len()))), "{err1:?}");
+
+    // The same pcapng records: every frame sent, its bytes and original length, and tshark reads
+    // the same lengths and comments from both files.
+    let (a, b) = (read_all(Path::new(&alone_f)), read_all(Path::new(&joined_f)));
+    assert_eq!(a.len(), sent.len());
+    assert_eq!(a, b, "joined and standalone captures differ");
+    for ((orig, data, _), want) in b.iter().zip(&sent) {
+        assert_eq!((*orig as usize, data), (want.len(), want));
+    }
+    assert_eq!(tshark_fields(Path::new(&alone_f)), tshark_fields(Path::new(&joined_f)));
+    let caps = |f: &str| {
+        let o = Command::new("capinfos").args(["-c", "-M", f]).output().expect("capinfos");
+        String::from_utf8_lossy(&o.stdout).lines().find(|l| l.contains("Number of packets")).map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+    };
+    assert_eq!(caps(&joined_f), Some(sent.len().to_string()));
+    // The filtered client: exactly the untagged UDP frames to 5040..=5100, cut to 100 bytes.
+    let tagged = |f: &Vec<u8>| f[12..14] == [0x81, 0x00];
+    let want: Vec<&Vec<u8>> = sent.iter().enumerate().filter(|(i, f)| (5040..=5100).contains(&(5000 + *i)) && !tagged(f)).map(|(_, f)| f).collect();
+    let c = read_all(Path::new(&cut_f));
+    assert_eq!(c.len(), want.len(), "{err2:?}");
+    for ((orig, data, _), w) in c.iter().zip(want) {
+        assert_eq!((*orig as usize, &data[..]), (w.len(), &w[..w.len().min(100)]));
+    }
+}

@@ -147,3 +147,46 @@ fn a_reader_that_does_not_wait_shows_a_short_read_latency() {
     let procs = rep["processes"].as_array().unwrap();
     assert!(procs.iter().any(|p| p["pid"] == json!(pid) && p["read"]["count"] == json!(MSGS)), "{rep}");
 }
+
+/// What a latency entry must show the same, joined or standalone: its counts (the times are
+/// those of each run).
+fn counts(e: &Value) -> (Value, Value) {
+    (e["read"]["count"].clone(), e["queue"]["count"].clone())
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn a_joined_latency_reports_what_a_standalone_one_reports_from_when_it_joined() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    // Standalone: no agent.
+    let r = start(&lab);
+    let (pid, cport) = exchange(&lab, "tcp", 5611, 0.05);
+    let (alone, s1) = stop(r);
+    let fl = flow(&alone, 6, 5611, cport);
+    assert_eq!(counts(fl), (json!(MSGS), json!(MSGS)), "{fl}");
+
+    // The agent measures latency; an exchange before the client joins is the agent's, not the client's.
+    let dir = TempDir::new();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(&cfg, format!("host = \"lat-lab\"\ninterfaces = [\"{}\"]\n[metrics]\nlisten = \"off\"\n[store]\nenabled = false\n[detect]\nenabled = false\n[latency]\nenabled = true\n", lab.if_b())).unwrap();
+    let mut agent = Running::start(lab.ns_b(), &["agent", "--config", cfg.to_str().unwrap()]);
+    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(30));
+    let (_, before) = exchange(&lab, "tcp", 5612, 0.05);
+    let mut joined = Running::start(lab.ns_b(), &["latency", "-i", lab.if_b(), "--json"]);
+    joined.wait_stderr("joined the agent of lat-lab", Duration::from_secs(10));
+    let (pid2, cport2) = exchange(&lab, "tcp", 5611, 0.05);
+    let (rep, s2) = stop(joined);
+    let fl2 = flow(&rep, 6, 5611, cport2);
+    assert_eq!(counts(fl2), counts(fl), "joined and standalone: the same counts for the same exchange: {fl2}");
+    assert_eq!((&fl2["local"], fl2["proto"].as_u64()), (&fl["local"], Some(6)));
+    assert!(rep["flows"].as_array().unwrap().iter().all(|f| f["remote_port"] != json!(before)), "the exchange before it joined is not the client's: {rep}");
+    let proc_of = |rep: &Value, pid: u32| rep["processes"].as_array().unwrap().iter().find(|p| p["pid"] == json!(pid)).cloned().unwrap_or_else(|| panic!("pid {pid}: {rep}"));
+    assert_eq!(counts(&proc_of(&rep, pid2)), counts(&proc_of(&alone, pid)));
+    // The summaries: the same kernel counts of packets measured.
+    assert_eq!(s2["kernel"]["read"], s1["kernel"]["read"], "{s1} {s2}");
+    assert_eq!(s2["kernel"]["flow_insert_failed"], json!(0), "{s2}");
+    drop(agent);
+}

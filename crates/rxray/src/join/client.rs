@@ -13,6 +13,8 @@ pub struct Joined {
     conn: UnixStream,
     frames: FrameReader,
     pub hello: Hello,
+    /// The agent's summary, once `poll_out` has read it.
+    pub summary: Option<serde_json::Value>,
 }
 
 /// What a joined run ended with.
@@ -76,7 +78,7 @@ pub fn try_join(command: &str, mut req: JoinRequest) -> Result<Option<Joined>> {
     }
     conn.set_read_timeout(None)?;
     conn.set_nonblocking(true)?;
-    Ok(Some(Joined { conn, frames, hello }))
+    Ok(Some(Joined { conn, frames, hello, summary: None }))
 }
 
 /// A snapshot command (`http`) joined to the agent: the agent renders each snapshot; this prints
@@ -89,6 +91,53 @@ pub fn run_snapshots(j: Joined, stop: &AtomicBool, what: &str, count: Option<u64
         eprintln!("rxray: the agent went away before the final snapshot");
     }
     Ok(())
+}
+
+/// A streaming command (`drops`, `conns`) joined to the agent: the agent renders each record and,
+/// at the end, the command's own closing summary; this writes the records to stdout and the
+/// summary to stderr, as the command does when it attaches itself.
+pub fn run_stream(j: Joined, stop: &AtomicBool, what: &str, stall: Duration) -> Result<()> {
+    eprintln!("rxray: {what} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.host, j.hello.id);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let o = j.run(stop, &mut out, None, stall)?;
+    drop(out);
+    finish_stream(o);
+    Ok(())
+}
+
+/// `run_stream` for a command that also stops after a time of its own (`latency -d`).
+pub fn run_stream_for(j: Joined, stop: &AtomicBool, what: &str, duration: Option<Duration>) -> Result<()> {
+    let Some(d) = duration else { return run_stream(j, stop, what, Duration::ZERO) };
+    // A stop flag of this run's own: raised by Ctrl-C or at the end of the duration.
+    let mine = std::sync::Arc::new(AtomicBool::new(false));
+    let end = Instant::now() + d;
+    std::thread::scope(|s| {
+        let m = std::sync::Arc::clone(&mine);
+        s.spawn(move || {
+            while !m.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            m.store(true, Ordering::Relaxed);
+        });
+        let r = run_stream(j, &mine, what, Duration::ZERO);
+        mine.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+fn finish_stream(o: Outcome) {
+    match o.summary {
+        Some(s) => {
+            if let Some(t) = s["text"].as_str() {
+                eprint!("{t}");
+            }
+            let lost = s["lost_queue"].as_u64().unwrap_or(0);
+            if lost > 0 {
+                eprintln!("rxray: {lost} records lost because this client's queue in the agent was full");
+            }
+        }
+        None => eprintln!("\nrxray: {} records delivered; the agent went away before its summary", o.delivered),
+    }
 }
 
 impl Joined {
@@ -165,9 +214,14 @@ impl Joined {
         unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
         let mut buf = vec![0u8; 64 << 10];
         let mut out = Vec::new();
+        // The agent may close right after its last frames: those are read first.
+        let mut closed = false;
         loop {
             match self.read_once(&mut buf)? {
-                None => return Ok(None),
+                None => {
+                    closed = true;
+                    break;
+                }
                 Some(false) => break,
                 Some(true) => {}
             }
@@ -175,12 +229,16 @@ impl Joined {
         while let Some((kind, payload)) = self.frames.next_frame()? {
             match kind {
                 Kind::Out => out.push(payload),
-                Kind::Summary => return Ok(None),
+                Kind::Summary => {
+                    self.summary = serde_json::from_slice(&payload).ok();
+                    closed = true;
+                    break;
+                }
                 Kind::Hello => bail!("the agent sent a second hello"),
                 Kind::Lost => {}
             }
         }
-        Ok(Some(out))
+        Ok(if closed && out.is_empty() { None } else { Some(out) })
     }
 
     /// One read from the socket into the frame reader: `Some(true)` bytes came, `Some(false)`
@@ -202,6 +260,11 @@ impl Joined {
 
     /// Says goodbye (the agent then drops this client).
     pub fn leave(mut self) {
+        self.bye();
+    }
+
+    /// Says goodbye and stays: the agent sends what is left and its summary, then closes.
+    pub fn say_bye(&mut self) {
         self.bye();
     }
 

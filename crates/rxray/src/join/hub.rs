@@ -40,6 +40,8 @@ pub struct AgentView<'a> {
     pub ifindexes: &'a [u32],
     /// The flow table over these interfaces now, with their ingress counters (a joined `flows`).
     pub flows: FlowsOf<'a>,
+    /// The drop and connection sources (joined `drops` and `conns`).
+    pub feeds: super::views::Feeds<'a>,
 }
 
 /// The flow table and ingress counters over some of the agent's interfaces.
@@ -176,6 +178,8 @@ struct Client {
     http: Option<HttpClient>,
     alerts: Option<AlertsClient>,
     flows: Option<FlowsClient>,
+    /// A joined `drops` or `conns` (join::views).
+    view: Option<Box<dyn super::views::View>>,
 }
 
 /// The joined clients of an agent.
@@ -273,6 +277,11 @@ impl Hub {
             let ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
             FlowsClient::new(&req, (agent.flows)(&ifaces))
         });
+        let view_ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
+        let view = match super::views::view_of(&req, &view_ifaces, &agent.feeds) {
+            Ok(v) => v,
+            Err(e) => return refuse(&conn, e, false),
+        };
         let filter = match req.filter.as_deref().filter(|f| !f.trim().is_empty()).map(Filter::parse).transpose() {
             Ok(f) => f,
             Err(e) => return refuse(&conn, format!("filter: {e}"), false),
@@ -319,7 +328,46 @@ impl Hub {
             http,
             alerts,
             flows,
+            view,
         });
+        if let Some(c) = self.clients.last_mut() {
+            c.with_view(|v, q| v.begin(q));
+        }
+    }
+
+    /// Whether a joined `capture` needs the agent's capture ring.
+    pub fn wants_frames(&self) -> bool {
+        self.clients.iter().any(|c| c.closing.is_none() && c.view.as_ref().is_some_and(|v| v.wants_frames()))
+    }
+
+    /// One whole packet from the agent's capture ring: each joined `capture` takes it if its
+    /// interfaces and filter do.
+    pub fn on_frame(&mut self, f: &rxray_engine::source::Frame, feeds: &super::views::Feeds) {
+        self.to_views(feeds, |v, q| v.on_frame(f, q));
+    }
+
+    /// Hands something to every joined view; a view that reached its count then ends.
+    fn to_views(&mut self, feeds: &super::views::Feeds, mut f: impl FnMut(&mut dyn super::views::View, &mut super::views::Queue)) {
+        for c in self.clients.iter_mut() {
+            c.with_view(&mut f);
+            c.close_if_done(feeds);
+        }
+    }
+
+    /// Whether a joined `drops` needs the agent's drop events.
+    pub fn wants_drops(&self) -> bool {
+        self.clients.iter().any(|c| c.closing.is_none() && c.view.as_ref().is_some_and(|v| v.wants_drops()))
+    }
+
+    /// One drop the agent's tracepoint reported: each joined `drops` takes it if it is on its
+    /// interfaces.
+    pub fn on_drop(&mut self, d: &rxray_engine::source::DropEvent, feeds: &super::views::Feeds) {
+        self.to_views(feeds, |v, q| v.on_drop(d, q));
+    }
+
+    /// One TCP connection that closed at `ts_ns`: each joined `conns` lists it.
+    pub fn on_closed_conn(&mut self, conn: &rxray_engine::source::Connection, ts_ns: u64, feeds: &super::views::Feeds) {
+        self.to_views(feeds, |v, q| v.on_closed(conn, ts_ns, q));
     }
 
     /// Re-reads the process-per-flow table when a client uses it (at most every 200 ms).
@@ -452,6 +500,8 @@ impl Hub {
             c.http_snapshot(agent, now, false);
             c.alerts_tick(agent.now_ns);
             c.flows_snapshot(agent, now, false, &mut self.ctx);
+            c.with_view(|v, q| v.tick(&agent.feeds, now, q));
+            c.close_if_done(&agent.feeds);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));
                 c.lost_told = c.lost;
@@ -484,6 +534,40 @@ impl Hub {
 }
 
 impl Client {
+    /// Runs `f` on this client's view (if it has one and is not closing) with its queue; a full
+    /// queue first hands what the socket takes now.
+    fn with_view(&mut self, f: impl FnOnce(&mut dyn super::views::View, &mut super::views::Queue)) {
+        if self.closing.is_some() || self.gone || self.view.is_none() {
+            return;
+        }
+        if self.queue.len() >= self.cap {
+            self.flush();
+        }
+        let Some(v) = self.view.as_mut() else { return };
+        let mut q = super::views::Queue { q: &mut self.queue, cap: self.cap, lost: &mut self.lost, matched: &mut self.matched };
+        f(v.as_mut(), &mut q);
+    }
+
+    /// A view that reached its `--count` ends as if its client had said bye.
+    fn close_if_done(&mut self, feeds: &super::views::Feeds) {
+        if self.closing.is_none() && self.view.as_ref().is_some_and(|v| v.done()) {
+            let s = self.finish_view(feeds, serde_json::json!({"lost_queue": self.lost, "matched": self.matched}));
+            self.queue.push_back(json_frame(Kind::Summary, &s));
+            self.closing = Some(Instant::now() + CLOSE_GRACE);
+        }
+    }
+
+    /// A view's last output and closing summary (its `text`, for the command's stderr), into `s`.
+    fn finish_view(&mut self, feeds: &super::views::Feeds, mut s: serde_json::Value) -> serde_json::Value {
+        if let Some(v) = self.view.as_mut() {
+            let mut q = super::views::Queue { q: &mut self.queue, cap: usize::MAX, lost: &mut self.lost, matched: &mut self.matched };
+            let text = v.finish(feeds, &mut q);
+            s["text"] = serde_json::Value::from(text);
+            s["lost_queue"] = serde_json::Value::from(self.lost);
+        }
+        s
+    }
+
     /// Event frames queued (notices and the summary excluded; they are few).
     fn events_queued(&self) -> usize {
         self.queue.len()
@@ -635,6 +719,7 @@ impl Client {
                 self.http_snapshot(agent, Instant::now(), true);
                 self.flows_snapshot(agent, Instant::now(), true, ctx);
                 let s = self.summary(agent.totals);
+                let s = self.finish_view(&agent.feeds, s);
                 self.queue.push_back(json_frame(Kind::Summary, &s));
                 self.closing = Some(Instant::now() + CLOSE_GRACE);
             }
@@ -650,6 +735,7 @@ impl Client {
             "packets": d.packets,
             "bytes": d.bytes,
             "lost_ring": d.lost,
+            "capture_lost": d.capture_lost,
             "lost_queue": self.lost,
             "malformed": d.malformed,
             "malformed_by": by,

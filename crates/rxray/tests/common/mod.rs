@@ -361,3 +361,4 @@ impl Drop for Dump {
 }
 pub mod curl_log;
 pub mod web;
+pub mod pcap;
