@@ -101,13 +101,6 @@ impl<W: Write> Lines<W> {
             Lines::Text(Text::new(out))
         }
     }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Lines::Json(j) => j.flush(),
-            Lines::Text(t) => t.flush(),
-        }
-    }
 }
 
 impl<W: Write, R: Record + AsText + ?Sized> Sink<R> for Lines<W> {
