@@ -79,19 +79,9 @@ pub struct ThresholdConfig {
     pub entries: Vec<Entry>,
 }
 
-/// A line of the file that is not a valid entry: where and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}, column {}: {}", self.line, self.column, self.message)
-    }
-}
+/// A line of the file that is not a valid entry: where (line, column) and why; the same shape as
+/// a rule's syntax error.
+pub type ConfigError = super::parse::RuleError;
 
 /// Parses a threshold.config. Comments (`#`), blank lines and `\` continuations as in rule files.
 /// Every bad entry is reported; the good ones are kept.
