@@ -62,6 +62,51 @@ pub struct Alert {
     /// EVE record say `"action":"blocked"`; offline, or live without `--enforce`, it says `allowed`
     /// and the policy's decision stays in `rxray.mitigation`.
     pub enforced: bool,
+    /// What a rule-based signature alert adds to the record (None for the detectors).
+    pub rule: Option<Box<RuleInfo>>,
+    /// Offline: the packet's ordinal in the capture (1-based, Suricata's `pcap_cnt`).
+    pub pcap_cnt: Option<u64>,
+}
+
+/// The EVE fields of a signature's alert (Suricata's eve-json-format: `alert.gid`,
+/// `alert.action`, `app_proto`, `direction`, `flow`, `payload_printable`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleInfo {
+    pub gid: u32,
+    /// The rule's action (or a rate filter's).
+    pub action: crate::signatures::RuleAction,
+    pub app_proto: Option<&'static str>,
+    /// true: `to_server`; false: `to_client`.
+    pub to_server: Option<bool>,
+    pub flow: Option<EveFlow>,
+    /// The packet's payload (or the HTTP message), for `payload_printable`, when asked for.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Suricata's alert `flow` object: the flow's counters up to this packet and its endpoints as the
+/// client opened it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EveFlow {
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    #[serde(serialize_with = "eve_ts")]
+    pub start: u64,
+    pub src_ip: IpAddr,
+    pub dest_ip: IpAddr,
+    pub src_port: u16,
+    pub dest_port: u16,
+}
+
+fn eve_ts<S: Serializer>(ns: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&eve_timestamp(*ns))
+}
+
+/// Suricata's `payload_printable`: printable ASCII, `\n` and `\r` as they are, every other byte `.`
+/// (util-print.c, PrintStringsToBuffer).
+pub fn printable(b: &[u8]) -> String {
+    b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' || c == b'\n' || c == b'\r' { c as char } else { '.' }).collect()
 }
 
 impl Alert {
@@ -85,6 +130,8 @@ impl Alert {
             mitigation: None,
             pcap: None,
             enforced: false,
+            rule: None,
+            pcap_cnt: None,
         }
     }
 
@@ -149,6 +196,9 @@ impl Serialize for Alert {
         if let Some(i) = &self.iface {
             m.serialize_entry("in_iface", i)?;
         }
+        if let Some(n) = self.pcap_cnt {
+            m.serialize_entry("pcap_cnt", &n)?;
+        }
         m.serialize_entry("event_type", "alert")?;
         if let Some(a) = self.src_ip {
             m.serialize_entry("src_ip", &a)?;
@@ -170,7 +220,11 @@ impl Serialize for Alert {
             "alert",
             &EveAlert {
                 action: if blocked { "blocked" } else { "allowed" },
-                gid: if self.sig.detector == crate::inspect::SIGNATURE { 1 } else { GID },
+                gid: match &self.rule {
+                    Some(r) => r.gid,
+                    None if self.sig.detector == crate::inspect::SIGNATURE => 1,
+                    None => GID,
+                },
                 signature_id: self.sig.sid,
                 rev: self.sig.rev,
                 signature: self.sig.msg,
@@ -178,6 +232,20 @@ impl Serialize for Alert {
                 severity: self.sig.severity,
             },
         )?;
+        if let Some(r) = &self.rule {
+            if let Some(a) = r.app_proto {
+                m.serialize_entry("app_proto", a)?;
+            }
+            if let Some(ts) = r.to_server {
+                m.serialize_entry("direction", if ts { "to_server" } else { "to_client" })?;
+            }
+            if let Some(f) = &r.flow {
+                m.serialize_entry("flow", f)?;
+            }
+            if let Some(p) = &r.payload {
+                m.serialize_entry("payload_printable", &printable(p))?;
+            }
+        }
         m.serialize_entry(
             "rxray",
             &EveRxray {

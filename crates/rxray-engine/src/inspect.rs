@@ -1,7 +1,7 @@
 //! One pass over packets for alerts: the detectors and the payload signatures together. Signature
 //! matches become `Alert`s (detector "signature", Suricata's gid 1 and the rule's sid), and every
 //! alert goes through the same suppression, numbering and mitigation policy.
-use crate::alert::{Alert, Signature};
+use crate::alert::{Alert, EveFlow, RuleInfo, Signature};
 use crate::detect::api_limit::ApiGuard;
 use crate::detect::{ConnSummary, Detectors};
 use crate::event::Packet;
@@ -29,11 +29,19 @@ pub struct Inspector {
     http: Option<HttpInspector>,
     /// API limits and endpoint baselines (`--api-limits`), fed the HTTP side's calls.
     api: Option<ApiGuard>,
+    /// Signature alerts carry the payload for EVE's `payload_printable`.
+    payload_printable: bool,
 }
 
 impl Inspector {
     pub fn new(detectors: Detectors, sigs: Option<SignatureSet>) -> Inspector {
-        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), call_matches: Vec::new(), http: None, api: None }
+        Inspector { detectors, sigs, names: HashMap::new(), matches: Vec::new(), call_matches: Vec::new(), http: None, api: None, payload_printable: false }
+    }
+
+    /// Signature alerts carry `payload_printable` (the packet's payload, or the HTTP message).
+    pub fn with_payload_printable(mut self, on: bool) -> Inspector {
+        self.payload_printable = on;
+        self
     }
 
     /// Adds the API limits and endpoint baselines (they need the HTTP side: add it after).
@@ -80,8 +88,14 @@ impl Inspector {
             ms.clear();
             sigs.match_call_into(&c, &mut ms);
             for m in &ms {
-                let a = self.call_alert(m, c.ts_ns);
-                self.detectors.submit(a, out);
+                let mut a = self.call_alert(m, c.ts_ns);
+                if self.payload_printable {
+                    let side = if m.to_client { &c.response } else { &c.request };
+                    if let Some(r) = a.rule.as_mut() {
+                        r.payload = Some([&side.head[..], &side.body[..]].concat());
+                    }
+                }
+                self.detectors.submit_rule(a, out);
             }
             self.call_matches = ms;
         }
@@ -126,7 +140,7 @@ impl Inspector {
         sigs.match_packet_into(p, &mut self.matches);
         for m in std::mem::take(&mut self.matches) {
             let a = self.alert(&m, p);
-            self.detectors.submit(a, out);
+            self.detectors.submit_rule(a, out);
         }
     }
 
@@ -167,6 +181,14 @@ impl Inspector {
         a.proto = Some(6);
         a.topic = cm.m.sid as u64;
         a.offender = Some(cm.src);
+        a.rule = Some(Box::new(RuleInfo {
+            gid: cm.m.gid,
+            action: cm.m.action,
+            app_proto: Some("http"),
+            to_server: Some(!cm.to_client),
+            flow: None,
+            payload: None,
+        }));
         a.with("matches", evidence(&cm.m)).with("http", true)
     }
 
@@ -187,6 +209,25 @@ impl Inspector {
         a.proto = p.ip.as_ref().map(|ip| ip.proto);
         a.topic = m.sid as u64;
         a.offender = src;
+        let flow = m.flow.map(|v| EveFlow {
+            pkts_toserver: v.pkts[0],
+            pkts_toclient: v.pkts[1],
+            bytes_toserver: v.bytes[0],
+            bytes_toclient: v.bytes[1],
+            start: v.start_ns,
+            src_ip: v.client.0,
+            dest_ip: v.server.0,
+            src_port: v.client.1,
+            dest_port: v.server.1,
+        });
+        a.rule = Some(Box::new(RuleInfo {
+            gid: m.gid,
+            action: m.action,
+            app_proto: None,
+            to_server: m.flow.map(|v| v.to_server),
+            flow,
+            payload: self.payload_printable.then(|| p.payload.clone()),
+        }));
         a.with("matches", evidence(m))
     }
 }

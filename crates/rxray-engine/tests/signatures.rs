@@ -477,15 +477,16 @@ alert tcp any any -> any any (msg:"stream"; flow:established,only_stream; sid:10
     let l = load(text, &Vars::default());
     assert!(l.errors.is_empty(), "{:?}", l.errors);
     let got: Vec<(u32, usize)> = l.unsupported.iter().map(|u| (u.sid, u.line)).collect();
-    // HTTP buffers (sticky and legacy modifiers) and PCRE-only constructs load (PCRE2 runs them).
-    assert_eq!(got, [(2, 3), (4, 5), (6, 7), (10, 11)]);
+    // HTTP buffers (sticky and legacy modifiers), PCRE-only constructs (PCRE2 runs them) and the
+    // drop action (issue 23: it alerts, and blocks with --enforce) load.
+    assert_eq!(got, [(4, 5), (6, 7), (10, 11)]);
     let reason = |sid| l.unsupported.iter().find(|u| u.sid == sid).unwrap().reason.clone();
-    assert!(reason(2).contains("action 'drop'"));
     assert!(reason(4).contains("byte_test"));
     assert!(reason(6).contains("protocol 'tls'"));
     assert!(reason(10).contains("only_stream"));
     let loaded: Vec<u32> = l.set.rules().iter().map(|r| r.sid).collect();
-    assert_eq!(loaded, [1, 3, 5, 7, 8, 9]);
+    assert_eq!(loaded, [1, 2, 3, 5, 7, 8, 9]);
+    assert_eq!(l.set.rules()[1].action, rxray_engine::signatures::RuleAction::Drop);
     assert_eq!(l.set.http_rules(), 2);
 }
 
@@ -493,7 +494,7 @@ alert tcp any any -> any any (msg:"stream"; flow:established,only_stream; sid:10
 fn syntax_errors_give_line_and_column_and_do_not_stop_the_others() {
     let text = "# comment\n\
                 alert tcp any any -> any any (content:\"a\"; sid:1;)\n\
-                alert tcp any any => any any (sid:2;)\n\
+                alert tcp any any <= any any (sid:2;)\n\
                 alert tcp any 99999 -> any any (sid:3;)\n\
                 alert tcp any any -> any any (content:\"a|4|\"; sid:4;)\n\
                 \n\

@@ -94,6 +94,7 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr], files: &crate::args:
         recorder_seconds: 5.0,
         home_net: Vec::new(),
         files: files.clone(),
+        suricata: Default::default(),
     };
     alerts::inspector(&opts, hosts).map(Some)
 }

@@ -54,12 +54,59 @@ pub struct AlertOpts {
     /// Seconds the flight recorder keeps before and after an alert.
     #[arg(long, default_value_t = 5.0, value_parser = crate::args::seconds)]
     pub recorder_seconds: f64,
-    /// This host's networks (repeatable): offline, connections with one end inside count as this
-    /// host's, for the exfiltration detector (live, the kernel's connections say it).
+    /// This host's networks (repeatable): the rules' `$HOME_NET` (the same setting as
+    /// `--set vars.address-groups.HOME_NET=[...]`) and, offline, the connections with one end
+    /// inside count as this host's, for the exfiltration detector (live, the kernel's connections
+    /// say it). Without it `$HOME_NET` is Suricata's default, the private ranges.
     #[arg(long = "home-net", value_name = "CIDR")]
     pub home_net: Vec<String>,
     #[command(flatten)]
     pub files: crate::args::FileLimit,
+    #[command(flatten)]
+    pub suricata: SuricataOpts,
+}
+
+/// Suricata's own settings for the signatures (docs/suricata.md).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SuricataOpts {
+    /// A threshold.config (suppress, threshold/event_filter and rate_filter entries, Suricata's syntax).
+    #[arg(long, value_name = "FILE")]
+    pub threshold_file: Option<PathBuf>,
+    /// A suricata.yaml setting KEY=VALUE (repeatable): vars.address-groups.NAME and
+    /// vars.port-groups.NAME, e.g. --set vars.address-groups.HOME_NET=[198.18.0.0/15].
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Signature alerts carry `payload_printable` (the payload, non-printable bytes as '.').
+    #[arg(long)]
+    pub payload_printable: bool,
+}
+
+impl SuricataOpts {
+    fn is_default(&self) -> bool {
+        self.threshold_file.is_none() && self.set.is_empty() && !self.payload_printable
+    }
+}
+
+/// The rule variables: Suricata's defaults, then `--set vars.*`, with `--home-net` as HOME_NET.
+fn rule_vars(o: &AlertOpts) -> Result<Vars> {
+    let mut vars = Vars::default();
+    let mut home_set = false;
+    for kv in &o.suricata.set {
+        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow!("--set {kv:?}: expected KEY=VALUE"))?;
+        let name = k.strip_prefix("vars.address-groups.").or_else(|| k.strip_prefix("vars.port-groups."));
+        let Some(name) = name.filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) else {
+            bail!("--set {k}: rxray knows vars.address-groups.NAME and vars.port-groups.NAME only");
+        };
+        home_set |= name == "HOME_NET";
+        vars.set(name, v.trim());
+    }
+    if !o.home_net.is_empty() {
+        if home_set {
+            bail!("HOME_NET is given twice (--home-net and --set vars.address-groups.HOME_NET): they are one setting, give it once");
+        }
+        vars.set("HOME_NET", &format!("[{}]", o.home_net.join(",")));
+    }
+    Ok(vars)
 }
 
 /// The flight recorder and the directory it writes to.
@@ -127,11 +174,21 @@ impl Recorder {
     }
 }
 
+/// This host's networks for the exfiltration detector: `--home-net`, or the HOME_NET of `--set`
+/// when it is a plain list of CIDRs (none when neither is given).
 fn home_nets(o: &AlertOpts) -> Result<CidrSet> {
     let mut v = Vec::new();
     for t in &o.home_net {
         let (c, _) = rxray_engine::cidr::parse_cidr(t.trim()).map_err(|(_, k)| anyhow!("--home-net {t}: {k}"))?;
         v.push(c);
+    }
+    let set_home = o.suricata.set.iter().filter_map(|kv| kv.strip_prefix("vars.address-groups.HOME_NET=")).next_back();
+    if let Some(list) = set_home {
+        let items: Vec<&str> = list.trim().trim_start_matches('[').trim_end_matches(']').split(',').map(str::trim).collect();
+        match items.iter().map(|t| rxray_engine::cidr::parse_cidr(t)).collect::<Result<Vec<_>, _>>() {
+            Ok(cs) => v.extend(cs.into_iter().map(|(c, _)| c)),
+            Err(_) => eprintln!("rxray: HOME_NET {list} is not a plain list of CIDRs: the exfiltration detector gets no home networks"),
+        }
     }
     Ok(CidrSet::new(&v))
 }
@@ -164,7 +221,7 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
             } else {
                 (o.files.read(which.as_ref())?, which.to_string())
             };
-            let loaded = signatures::load(&text, &Vars::default());
+            let loaded = signatures::load(&text, &rule_vars(o)?);
             for e in &loaded.errors {
                 eprintln!("rxray: {from}:{}:{}: {} (rule skipped)", e.line, e.column, e.message);
             }
@@ -177,10 +234,24 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
                 loaded.unsupported.len(),
                 loaded.errors.len()
             );
-            Some(loaded.set)
+            let mut set = loaded.set;
+            if let Some(p) = &o.suricata.threshold_file {
+                let text = o.files.read(p)?;
+                let (cfg, errors) = signatures::threshold_config::parse(&text, &rule_vars(o)?);
+                if let Some(e) = errors.first() {
+                    bail!("{}:{}:{}: {} ({} bad entries in all)", p.display(), e.line, e.column, e.message, errors.len());
+                }
+                let (s, notes) = set.with_threshold_config(&cfg);
+                for n in notes {
+                    eprintln!("rxray: {}: {n}", p.display());
+                }
+                eprintln!("rxray: threshold file {}: {} entries", p.display(), cfg.entries.len());
+                set = s;
+            }
+            Some(set)
         }
     };
-    let insp = Inspector::new(det, sigs);
+    let insp = Inspector::new(det, sigs).with_payload_printable(o.suricata.payload_printable);
     Ok(match &o.api_limits {
         None => insp,
         Some(p) => insp.with_api(crate::api_limits::load(&o.files.read(p)?, p)?),
@@ -254,6 +325,8 @@ struct AlertLoop<'f> {
     http_frames: bool,
     /// Live HTTP: the kernel's HTTP copies, read after every pass.
     http_ring: Option<HttpRing>,
+    /// Offline: alerts carry `pcap_cnt`, the ordinal of the record that raised them.
+    offline: bool,
 }
 
 /// The kernel's HTTP copies (both directions of the watched ports) for the live HTTP side.
@@ -311,6 +384,7 @@ impl<'f> AlertLoop<'f> {
             last_tick: 0,
             http_frames: false,
             http_ring: None,
+            offline: false,
         }
     }
 
@@ -324,6 +398,7 @@ impl<'f> AlertLoop<'f> {
                     self.convs.add(p);
                 }
                 self.insp.on_packet(p, &mut self.alerts);
+                self.number_records(self.packets);
                 let done = self.emit()?;
                 if let Some(r) = self.recorder.as_mut() {
                     r.poll(p.ts_ns)?;
@@ -336,6 +411,8 @@ impl<'f> AlertLoop<'f> {
                 }
                 if self.http_frames {
                     self.insp.on_frame(&f, &mut self.alerts);
+                    // A record's frame comes just before its packet.
+                    self.number_records(self.packets + 1);
                 }
             }
             Event::Conn(c) if c.conn.state == TCP_CLOSE => {
@@ -365,6 +442,15 @@ impl<'f> AlertLoop<'f> {
             _ => {}
         }
         self.emit()
+    }
+
+    /// Offline, the alerts raised so far by record `n` (1-based) carry it as `pcap_cnt`.
+    fn number_records(&mut self, n: u64) {
+        if self.offline {
+            for a in self.alerts.iter_mut().filter(|a| a.pcap_cnt.is_none()) {
+                a.pcap_cnt = Some(n);
+            }
+        }
     }
 
     /// Writes the alerts raised so far (mitigated, with their recordings); true once `count` are out.
@@ -475,6 +561,7 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts, h: &HttpOpts) -> Result<()> {
     let mut src = CaptureSource::new(files, recorder.is_some() || http);
     let mut l = AlertLoop::new(insp, recorder, out, &mut [], home, None);
     l.http_frames = http;
+    l.offline = true;
     l.run(&mut src, &AtomicBool::new(false))
 }
 
@@ -511,11 +598,12 @@ pub struct AlertsArgs {
 }
 
 /// Joins the agent of this namespace, which then runs this command's own detectors (its options)
-/// on its packets. `--enforce`, `--eve`, `--recorder` and `--home-net` are the agent's business (its
+/// on its packets. `--enforce`, `--eve`, `--recorder`, `--home-net` and Suricata's settings
+/// (`--threshold-file`, `--set`, `--payload-printable`) are the agent's business (its
 /// config) or offline only: a command with them attaches itself.
 fn join_agent(a: &AlertsArgs) -> Result<Option<crate::join::client::Joined>> {
     let o = &a.opts;
-    if a.standalone || a.enforce || o.eve.is_some() || o.recorder.is_some() || !o.home_net.is_empty() || o.api_limits.is_some() {
+    if a.standalone || a.enforce || o.eve.is_some() || o.recorder.is_some() || !o.home_net.is_empty() || o.api_limits.is_some() || !o.suricata.is_default() {
         return Ok(None);
     }
     // Paths are the agent's to read: made absolute here.
@@ -559,6 +647,7 @@ pub(crate) fn opts_of(r: &crate::join::AlertsRequest) -> AlertOpts {
         recorder_seconds: 5.0,
         home_net: Vec::new(),
         files: crate::args::FileLimit { max_file_size: r.max_file_size },
+        suricata: Default::default(),
     }
 }
 

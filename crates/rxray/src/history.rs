@@ -375,6 +375,7 @@ fn offline(dir: &Path, range: &AddrRange) -> Result<(Records, u64, u64)> {
         recorder_seconds: 5.0,
         home_net: Vec::new(),
         files: Default::default(),
+        suricata: Default::default(),
     };
     let mut insp = alerts::inspector(&opts, &[])?;
     let mut flows: HashMap<(String, u8, std::net::IpAddr, u16, std::net::IpAddr, u16), FlowRow> = HashMap::new();

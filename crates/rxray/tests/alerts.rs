@@ -153,8 +153,12 @@ fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 
 impl Alerts {
     fn start(lab: &Lab, enforce: bool) -> Alerts {
+        Alerts::start_with(lab, enforce, &[])
+    }
+
+    fn start_with(lab: &Lab, enforce: bool, extra: &[&str]) -> Alerts {
         let mut cmd = Command::new(rxray_bin());
-        cmd.args(["--netns", lab.ns_b(), "alerts", "-i", lab.if_b()]);
+        cmd.args(["--netns", lab.ns_b(), "alerts", "-i", lab.if_b()]).args(extra);
         if enforce {
             // Native XDP, so that the tcpdump on veth-b (a tap that runs before TC) sees only what
             // the firewall passed. On veth, auto would take the TC copy (see modes.rs).
@@ -718,4 +722,57 @@ fn ordinary_traffic_raises_no_alert() {
         *by.entry(verdict(a)).or_default() += 1;
     }
     assert!(live.is_empty(), "ordinary traffic raised alerts (detector, subject): count {by:?}\n{live:?}");
+}
+
+// ------------------------------------------------------------------ Suricata rules (issue 23)
+
+/// Sends `n` UDP datagrams with `payload` from a to b:`port`, 50 ms apart (python3's socket).
+fn udp_from_a(lab: &Lab, port: u16, payload: &str, n: u32) {
+    let code = format!(
+        "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor _ in range({n}):\n    s.sendto(b'{payload}',('{}',{port}))\n    time.sleep(0.05)\n",
+        lab.addr4_b()
+    );
+    let st = lab.exec(lab.ns_a(), ["timeout", "10", "python3", "-c", &code]).status().expect("python3");
+    assert!(st.success(), "python3 sender failed");
+}
+
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn suricata_rules_alert_per_match_live_and_a_drop_rule_blocks_with_enforce() {
+    let _s = serial();
+    let Some(lab) = lab(&["python3"]) else { return };
+    let _off = Off(&lab);
+    let dir = TempDir::new();
+    let rules = dir.path().join("s.rules");
+    std::fs::write(
+        &rules,
+        "alert udp any any -> any 9999 (msg:\"probe\"; content:\"rxray-probe\"; sid:101; rev:1;)\n\
+         drop udp any any -> any 9998 (msg:\"drop me\"; content:\"rxray-drop\"; sid:102; rev:1;)\n",
+    )
+    .unwrap();
+    let a = Alerts::start_with(&lab, true, &["--signatures", rules.to_str().unwrap()]);
+    // Suricata: "alert - generate an alert" on every match (rules/intro.rst); nothing folds the
+    // five datagrams of one source into one alert.
+    udp_from_a(&lab, 9999, "rxray-probe", 5);
+    // drop: "drop packet and generate alert"; in IDS mode rxray alerts and, with --enforce,
+    // blocks the sender through the firewall (XDP cannot drop inside a stream).
+    udp_from_a(&lab, 9998, "rxray-drop", 1);
+    thread::sleep(Duration::from_millis(500));
+    let block = block_of(&lab, &format!("{}/32", lab.addr4_a()));
+    let (eve, err) = a.stop();
+    let sig: Vec<&Value> = eve.iter().filter(|a| detector(a) == "signature").collect();
+    let probes: Vec<&Value> = sig.iter().copied().filter(|a| a["alert"]["signature_id"] == 101).collect();
+    assert_eq!(probes.len(), 5, "one alert per datagram sent: {sig:?} {err:?}");
+    assert!(probes.iter().all(|a| a["alert"]["action"] == "allowed" && a["src_ip"] == lab.addr4_a().to_string()));
+    let drops: Vec<&Value> = sig.iter().copied().filter(|a| a["alert"]["signature_id"] == 102).collect();
+    assert_eq!(drops.len(), 1, "{sig:?}");
+    let d = drops[0];
+    assert_eq!(d["alert"]["action"], "blocked", "enforced: {d}");
+    let m = &d["rxray"]["mitigation"];
+    assert_eq!(m["kind"]["cidr"], format!("{}/32", lab.addr4_a()), "{d}");
+    assert_eq!(m["ttl_s"], 600, "{d}");
+    assert!(m["reason"].as_str().unwrap_or_default().contains("drop rule 1:102"), "provenance: {d}");
+    assert!(d["rxray"]["evidence"]["enforced"].to_string().contains("block"), "{d}");
+    let left = block["expires_in_s"].as_f64().unwrap_or_else(|| panic!("the block has a TTL: {block}"));
+    assert!(left > 0.0 && left <= 600.0, "{block}");
 }

@@ -155,3 +155,73 @@ fn an_api_limit_over_a_capture_alerts_about_the_one_client_over_it() {
     assert_eq!(a["alert"]["action"], "allowed", "offline nothing is enforced");
     assert!(err.contains("API limits: 11 requests matched a limit, 9 were over it"), "{err}");
 }
+
+// ------------------------------------------------------------------ Suricata rules (issue 23)
+
+fn suricata_pcap(dir: &TempDir, n: u16) -> std::path::PathBuf {
+    let client = Ipv4Addr::new(198, 18, 9, 7);
+    let mut frames = vec![tcp(client, 40000, 80, f::tcp_flags::SYN, b"")];
+    frames.extend((0..n).map(|_| tcp(client, 40000, 80, f::tcp_flags::PSH | f::tcp_flags::ACK, b"GET /attack")));
+    let pcap = dir.path().join("s.pcap");
+    rxray_lab::pcap::write_pcap(&pcap, &frames).unwrap();
+    pcap
+}
+
+#[test]
+fn suricata_rules_alert_per_match_with_pcap_cnt_and_a_threshold_file() {
+    let dir = TempDir::new();
+    let pcap = suricata_pcap(&dir, 17);
+    let rules = dir.path().join("s.rules");
+    std::fs::write(&rules, "alert tcp any any -> any 80 (msg:\"attack\"; content:\"/attack\"; gid:1; sid:7; rev:1;)\n").unwrap();
+    let p = pcap.to_str().unwrap();
+    let r = rules.to_str().unwrap();
+    // "alert - generate an alert" per match (rules/intro.rst): 17 packets, 17 alerts.
+    let (alerts, _) = run(&["--signatures", r, p]);
+    let sig: Vec<&serde_json::Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "signature").collect();
+    assert_eq!(sig.len(), 17, "{alerts:?}");
+    // pcap_cnt: the packet's ordinal in the capture, 1-based; the SYN is record 1.
+    let cnt: Vec<u64> = sig.iter().map(|a| a["pcap_cnt"].as_u64().unwrap()).collect();
+    assert_eq!(cnt, (2..=18).collect::<Vec<u64>>());
+    // threshold.config (global-thresholds.rst): "threshold gen_id 1, sig_id ..., type limit, track
+    // by_src, count 1, seconds 15" replaces the rule's setting: one alert in the capture's 15 s.
+    let th = dir.path().join("threshold.config");
+    std::fs::write(&th, "# limit\nthreshold gen_id 1, sig_id 7, type limit, track by_src, count 1, seconds 15\n").unwrap();
+    let (alerts, err) = run(&["--signatures", r, "--threshold-file", th.to_str().unwrap(), p]);
+    assert_eq!(alerts.iter().filter(|a| a["rxray"]["detector"] == "signature").count(), 1, "{err}");
+    // suppress by source: the rule never alerts for 198.18.9.7.
+    std::fs::write(&th, "suppress gen_id 1, sig_id 7, track by_src, ip [198.18.9.0/24]\n").unwrap();
+    let (alerts, _) = run(&["--signatures", r, "--threshold-file", th.to_str().unwrap(), p]);
+    assert_eq!(alerts.iter().filter(|a| a["rxray"]["detector"] == "signature").count(), 0);
+    // A bad entry stops the command with the file, line and column.
+    std::fs::write(&th, "\nsuppress gen_id 1, sig_id seven\n").unwrap();
+    let o = Command::new(rxray_bin()).args(["analyze", "--alerts", "--signatures", r, "--threshold-file", th.to_str().unwrap(), p]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("threshold.config:2:27"), "{e}");
+}
+
+#[test]
+fn home_net_is_one_setting_for_rules_and_the_home_net_flag() {
+    let dir = TempDir::new();
+    let pcap = suricata_pcap(&dir, 1);
+    let rules = dir.path().join("s.rules");
+    std::fs::write(&rules, "alert tcp $HOME_NET any -> $EXTERNAL_NET 80 (msg:\"out\"; content:\"/attack\"; sid:8;)\n").unwrap();
+    let (p, r) = (pcap.to_str().unwrap(), rules.to_str().unwrap());
+    let n = |args: &[&str]| {
+        let mut a = vec!["--signatures", r];
+        a.extend_from_slice(args);
+        a.push(p);
+        run(&a).0.iter().filter(|a| a["rxray"]["detector"] == "signature").count()
+    };
+    // Suricata's default HOME_NET is the private ranges: 198.18.9.7 is outside it.
+    assert_eq!(n(&[]), 0);
+    assert_eq!(n(&["--set", "vars.address-groups.HOME_NET=[198.18.9.7/32]"]), 1);
+    assert_eq!(n(&["--home-net", "198.18.9.7/32"]), 1);
+    // The destination inside HOME_NET too: not to $EXTERNAL_NET.
+    assert_eq!(n(&["--home-net", "198.18.9.0/24"]), 0);
+    let o = Command::new(rxray_bin())
+        .args(["analyze", "--alerts", "--home-net", "198.18.9.0/24", "--set", "vars.address-groups.HOME_NET=[10.0.0.0/8]", p])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("one setting"), "{e}");
+}

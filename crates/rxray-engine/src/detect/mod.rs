@@ -282,21 +282,35 @@ impl Detectors {
         self.finish(out);
     }
 
+    /// Submits a rule-based signature's alert: numbered and decided like the detectors', but
+    /// never held back by repeat suppression (Suricata alerts on every match; the rule's
+    /// `threshold`, `detection_filter` and threshold.config have already had their say).
+    pub fn submit_rule(&mut self, a: Alert, out: &mut Vec<Alert>) {
+        self.finish(out);
+        self.number(a, out);
+    }
+
     /// Suppresses repeats, numbers what is left and records the policy's decision on it.
     fn finish(&mut self, out: &mut Vec<Alert>) {
-        for mut a in self.raw.drain(..) {
+        let mut raw = std::mem::take(&mut self.raw);
+        for mut a in raw.drain(..) {
             if !self.suppressor.admit(&mut a) {
                 continue;
             }
-            a.id = self.next_id;
-            self.next_id += 1;
-            // A detector that decided itself (an API limit's action) is vetted, not overruled.
-            a.mitigation = Some(match a.mitigation.take() {
-                Some(m) => self.policy.vet(m, &a),
-                None => self.policy.decide(&a),
-            });
-            self.stats.alerts += 1;
-            out.push(a);
+            self.number(a, out);
         }
+        self.raw = raw;
+    }
+
+    fn number(&mut self, mut a: Alert, out: &mut Vec<Alert>) {
+        a.id = self.next_id;
+        self.next_id += 1;
+        // A detector that decided itself (an API limit's action) is vetted, not overruled.
+        a.mitigation = Some(match a.mitigation.take() {
+            Some(m) => self.policy.vet(m, &a),
+            None => self.policy.decide(&a),
+        });
+        self.stats.alerts += 1;
+        out.push(a);
     }
 }

@@ -58,7 +58,7 @@ pub struct PolicyConfig {
 }
 
 /// Every name a detector policy can be keyed by: the detectors' alert names, `threat_list`,
-/// `signature` and `openapi`.
+/// `signature`, `signature_drop` (a `drop` or `reject` rule's match) and `openapi`.
 pub const DETECTOR_NAMES: &[&str] = &[
     "syn_flood",
     "udp_flood",
@@ -71,6 +71,7 @@ pub const DETECTOR_NAMES: &[&str] = &[
     "exfiltration",
     "threat_list",
     "signature",
+    "signature_drop",
     "openapi",
     "api_limit",
     "api_health",
@@ -129,6 +130,8 @@ impl Default for PolicyConfig {
             ("exfiltration", DetectorPolicy::new(Alert, 0)),
             ("threat_list", DetectorPolicy::new(Block, 3600)),
             ("signature", DetectorPolicy::new(Alert, 0)),
+            // A rule whose action is drop or reject: its sender is blocked (with --enforce).
+            ("signature_drop", DetectorPolicy::new(Block, 600)),
         ];
         PolicyConfig { detectors: d.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), allow: Vec::new() }
     }
@@ -204,7 +207,10 @@ impl Policy {
 
     /// The decision for `alert` (already numbered).
     pub fn decide(&self, alert: &Alert) -> Mitigation {
-        let det = alert.detector();
+        let det = match &alert.rule {
+            Some(r) if r.action.blocks() => "signature_drop",
+            _ => alert.detector(),
+        };
         let Some(p) = self.cfg.detectors.get(det) else {
             return Mitigation::None { reason: format!("no policy for detector {det}: alert only") };
         };
@@ -230,7 +236,10 @@ impl Policy {
                     None => Mitigation::Taken(Action {
                         kind: ActionKind::Block { cidr: Cidr::host(src) },
                         ttl_s: p.ttl_s,
-                        reason: format!("policy for {det} blocks the source"),
+                        reason: match &alert.rule {
+                            Some(r) => format!("{} rule {}:{} matched; policy for {det} blocks the source", r.action.name(), r.gid, alert.sig.sid),
+                            None => format!("policy for {det} blocks the source"),
+                        },
                         alert_id: alert.id,
                     }),
                 },

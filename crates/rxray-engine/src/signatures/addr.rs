@@ -90,25 +90,41 @@ impl<T> Spec<T> {
     }
 }
 
+/// `HOME_NET` in Suricata's default suricata.yaml.
+pub const DEFAULT_HOME_NET: &str = "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]";
+
 /// Rule variables (`$HOME_NET`, `$HTTP_PORTS`, ...): name without `$` → expression text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vars(pub BTreeMap<String, String>);
 
 impl Default for Vars {
-    /// Suricata's usual names. `HOME_NET` is `any` because rxray watches one host and does not
-    /// know its networks; `EXTERNAL_NET` is `!$HOME_NET`, except that while `HOME_NET` is `any` it is
-    /// `any` too (see [`Vars::lookup`]): the complement of everything would silence every rule
-    /// written `$EXTERNAL_NET -> $HOME_NET`. The server groups default to `$HOME_NET`.
+    /// The address and port groups of Suricata's default suricata.yaml: `HOME_NET` is the private
+    /// ranges `[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]`, `EXTERNAL_NET` is `!$HOME_NET`, the
+    /// server groups are `$HOME_NET`. Set `HOME_NET` to this host's networks (`--home-net`, or
+    /// `--set vars.address-groups.HOME_NET=...`). Set to `any`, `EXTERNAL_NET` stays `any` too (see
+    /// [`Vars::lookup`]): Suricata's docs call `!any` an invalid setting.
     fn default() -> Self {
         let mut m = BTreeMap::new();
         for (k, v) in [
-            ("HOME_NET", "any"),
+            ("HOME_NET", DEFAULT_HOME_NET),
             ("EXTERNAL_NET", "!$HOME_NET"),
             ("HTTP_SERVERS", "$HOME_NET"),
             ("SMTP_SERVERS", "$HOME_NET"),
             ("SQL_SERVERS", "$HOME_NET"),
             ("DNS_SERVERS", "$HOME_NET"),
             ("TELNET_SERVERS", "$HOME_NET"),
+            ("AIM_SERVERS", "$EXTERNAL_NET"),
+            ("DC_SERVERS", "$HOME_NET"),
+            ("DNP3_SERVER", "$HOME_NET"),
+            ("DNP3_CLIENT", "$HOME_NET"),
+            ("MODBUS_CLIENT", "$HOME_NET"),
+            ("MODBUS_SERVER", "$HOME_NET"),
+            ("ENIP_CLIENT", "$HOME_NET"),
+            ("ENIP_SERVER", "$HOME_NET"),
+            ("GENEVE_PORTS", "6081"),
+            ("VXLAN_PORTS", "4789"),
+            ("TEREDO_PORTS", "3544"),
+            ("SIP_PORTS", "[5060,5061]"),
             ("HTTP_PORTS", "80"),
             ("SHELLCODE_PORTS", "!80"),
             ("ORACLE_PORTS", "1521"),

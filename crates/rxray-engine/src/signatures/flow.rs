@@ -4,12 +4,16 @@
 //! Semantics (documented in docs/signatures.md):
 //! - The client is the sender of a SYN without ACK; when a flow's first packet is a SYN-ACK, its
 //!   receiver; otherwise the sender of the first packet seen (UDP, ICMP, TCP picked up midstream).
-//! - TCP is established from the packet that completes the handshake as far as this host can see
-//!   it: an ACK without SYN after a SYN-ACK was seen, or an ACK without SYN from the client after
-//!   its SYN was seen (a server sees only the client's half of the handshake; a client only the
-//!   server's). A flow picked up midstream is never established (Suricata's default, midstream off).
-//!   A RST, or a FIN from each side, ends it: that packet and later ones are not established;
-//!   a new SYN from the client starts over.
+//! - TCP is established from the packet *after* the one that completes the handshake, as in
+//!   Suricata: its flow engine sets a packet's FLOW_PKT_ESTABLISHED from the flow's state before
+//!   the stream engine has seen that packet (flow.c, FlowHandlePacketUpdate), so the handshake's
+//!   ACK is not established and the next packet is. The handshake completes with an ACK without
+//!   SYN from the client after the SYN-ACK, or after its SYN (a server sees only the client's half
+//!   of the handshake). A client that sees only the server's half (SYN-ACK, then the server's
+//!   data) takes the server's first packet after the SYN-ACK as established: the client's ACK,
+//!   which it cannot see, came before it. A flow picked up midstream is never established
+//!   (Suricata's default, midstream off). A RST, or a FIN from each side, ends it: that packet is
+//!   still established (the state before it), later ones are not; a new SYN starts over.
 //! - Other protocols are established once packets in both directions have been seen.
 use super::table::Bounded;
 use crate::event::Packet;
@@ -37,6 +41,9 @@ struct State {
     closed: bool,
     seen_to_server: bool,
     seen_to_client: bool,
+    start_ns: u64,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
 }
 
 /// What the flow keyword needs to know about one packet.
@@ -44,6 +51,14 @@ struct State {
 pub struct FlowView {
     pub to_server: bool,
     pub established: bool,
+    /// The client's and the server's endpoints.
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    /// Packets and frame bytes so far, this packet included: [to server, to client].
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    /// Time of the flow's first packet.
+    pub start_ns: u64,
 }
 
 pub struct FlowTracker {
@@ -72,16 +87,23 @@ impl FlowTracker {
         let src = (ip.src, sport);
         let dst = (ip.dst, dport);
         let key = if src <= dst { Key { proto: ip.proto, a: src, b: dst } } else { Key { proto: ip.proto, a: dst, b: src } };
-        let st = self.flows.entry(key, State::default);
+        let st = self.flows.entry(key, || State { start_ns: p.ts_ns, ..State::default() });
+        let view = |st: &State, to_server: bool, established: bool| {
+            let client = st.client.unwrap_or(src);
+            let server = if client == src { dst } else { src };
+            FlowView { to_server, established, client, server, pkts: st.pkts, bytes: st.bytes, start_ns: st.start_ns }
+        };
         if let Some(t) = p.tcp {
             let f = t.flags;
             if st.client.is_none() {
                 st.client = Some(if f & (SYN | ACK) == SYN | ACK { dst } else { src });
             }
             let from_client = st.client == Some(src);
+            let was = st.established;
+            count(st, from_client, p.len);
             if f & (SYN | ACK) == SYN && from_client {
                 // A (new) connection attempt: forget any previous one on this 4-tuple.
-                *st = State { client: st.client, syn: true, ..State::default() };
+                *st = State { client: st.client, syn: true, start_ns: st.start_ns, pkts: st.pkts, bytes: st.bytes, ..State::default() };
             } else if f & (SYN | ACK) == SYN | ACK && !from_client {
                 st.syn_ack = true;
             } else if f & SYN == 0 && f & ACK != 0 && (st.syn_ack || (st.syn && from_client)) && !st.closed {
@@ -98,20 +120,31 @@ impl FlowTracker {
                 st.closed = true;
                 st.established = false;
             }
-            Some(FlowView { to_server: from_client, established: st.established })
+            // The state before this packet; a server's packet after the SYN-ACK also implies the
+            // client's ACK before it.
+            let established = was || (st.established && !from_client);
+            Some(view(st, from_client, established))
         } else {
             if st.client.is_none() {
                 st.client = Some(src);
             }
             let to_server = st.client == Some(src);
+            count(st, to_server, p.len);
             if to_server {
                 st.seen_to_server = true;
             } else {
                 st.seen_to_client = true;
             }
-            Some(FlowView { to_server, established: st.seen_to_server && st.seen_to_client })
+            let established = st.seen_to_server && st.seen_to_client;
+            Some(view(st, to_server, established))
         }
     }
+}
+
+fn count(st: &mut State, to_server: bool, len: u32) {
+    let i = usize::from(!to_server);
+    st.pkts[i] += 1;
+    st.bytes[i] += len as u64;
 }
 
 fn ports(p: &Packet) -> (u16, u16) {

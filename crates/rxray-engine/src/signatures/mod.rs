@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod classtype;
 pub mod flow;
+pub mod hook;
 pub mod http;
 pub mod parse;
 pub mod payload;
@@ -16,10 +17,12 @@ pub mod rule;
 pub mod set;
 pub mod table;
 pub mod threshold;
+pub mod threshold_config;
 
 pub use addr::Vars;
 pub use parse::{Note, RuleError, Unsupported};
-pub use rule::Rule;
+pub use rule::{Rule, RuleAction};
+pub use threshold_config::ThresholdConfig;
 pub use set::{CallMatch, Evidence, SigMatch, SigStats, SignatureSet};
 
 use parse::{logical_lines, parse_rule, Outcome};

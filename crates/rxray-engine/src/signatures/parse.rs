@@ -177,22 +177,30 @@ impl RuleParser<'_> {
     }
 
     fn rule(&mut self, line: usize) -> Result<Rule, PErr> {
-        let (action, at) = self.field("an action (alert)")?;
-        match action.as_str() {
-            "alert" => {}
-            "drop" | "pass" | "reject" | "rejectsrc" | "rejectdst" | "rejectboth" => {
-                self.unsupported(format!("action '{action}' is not supported (rxray only alerts)"))
+        let (action_word, at) = self.field("an action (alert)")?;
+        let action = match RuleAction::parse(&action_word) {
+            Some(a) => a,
+            // Suricata 8's firewall rules (`accept:hook`, `drop:flow`): a mode rxray does not have.
+            None if action_word.split_once(':').is_some_and(|(a, _)| a == "accept" || RuleAction::parse(a).is_some()) => {
+                self.unsupported(format!("firewall rule action '{action_word}' is not supported (Suricata's firewall mode)"));
+                RuleAction::Alert
             }
-            _ => return Err((at, format!("unknown action '{action}' (expected alert, drop, pass or reject)"))),
-        }
-        let (proto_word, at) = self.field("a protocol")?;
+            None => return Err((at, format!("unknown action '{action_word}' (expected alert, drop, pass or reject)"))),
+        };
+        let (proto_field, at) = self.field("a protocol")?;
+        // `proto:hook` (Suricata 8): the protocol, and the state the rule is hooked to.
+        let (proto_word, hook) = match proto_field.split_once(':') {
+            Some((p, h)) if super::hook::valid(p, h) => (p.to_string(), Some(h.to_string())),
+            Some((p, h)) => return Err((at, format!("'{h}' is not a hook of protocol '{p}' ({})", super::hook::known(p)))),
+            None => (proto_field.clone(), None),
+        };
         let proto = match proto_word.to_ascii_lowercase().as_str() {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
             "icmp" => Proto::Icmp,
             "ip" => Proto::Ip,
             // Without HTTP buffers such a rule matches packets (a note says so, below).
-            "http" => Proto::Tcp,
+            "http" | "http1" => Proto::Tcp,
             w if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
                 self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http)"));
                 Proto::Ip
@@ -204,11 +212,12 @@ impl RuleParser<'_> {
         let (sp_t, sp_at) = self.field("a source port")?;
         let sport = parse_ports(&sp_t, self.vars).map_err(|(o, m)| (sp_at + o, m))?;
         let (dir, dir_at) = self.field("a direction (-> or <>)")?;
-        let bidirectional = match dir.as_str() {
-            "->" => false,
-            "<>" => true,
+        let (bidirectional, transactional) = match dir.as_str() {
+            "->" => (false, false),
+            "<>" => (true, false),
+            "=>" => (false, true),
             "<-" => return Err((dir_at, "'<-' is not a direction: write '->' with source and destination swapped".into())),
-            _ => return Err((dir_at, format!("expected a direction (-> or <>), found '{dir}'"))),
+            _ => return Err((dir_at, format!("expected a direction (->, <> or =>), found '{dir}'"))),
         };
         let (dst_t, dst_at) = self.field("a destination address")?;
         let dst = parse_addr(&dst_t, self.vars).map_err(|(o, m)| (dst_at + o, m))?;
@@ -226,6 +235,8 @@ impl RuleParser<'_> {
             return Err((extra, "unexpected text after the closing ')'".into()));
         }
         let mut rule = Rule {
+            action,
+            gid: 1,
             sid: 0,
             rev: 0,
             msg: String::new(),
@@ -238,6 +249,8 @@ impl RuleParser<'_> {
             dst,
             dport,
             bidirectional,
+            transactional,
+            hook,
             payload: Vec::new(),
             http: Vec::new(),
             to_client: false,
@@ -245,6 +258,7 @@ impl RuleParser<'_> {
             flags: None,
             dsize: None,
             threshold: None,
+            detection_filter: None,
             references: Vec::new(),
         };
         let mut sid_seen = false;
@@ -262,7 +276,10 @@ impl RuleParser<'_> {
             }
         }
         self.split_buffers(&mut rule, open)?;
-        if proto_word.eq_ignore_ascii_case("http") && !rule.is_http() {
+        if transactional && !rule.is_http() {
+            self.unsupported("the '=>' direction (a transactional rule) needs an app-layer transaction; rxray has HTTP ones only");
+        }
+        if (proto_word.eq_ignore_ascii_case("http") || proto_word.eq_ignore_ascii_case("http1")) && !rule.is_http() {
             self.notes.push(
                 "protocol 'http' without HTTP buffers is matched as tcp: contents are searched in each packet's payload".into(),
             );
@@ -381,7 +398,11 @@ impl RuleParser<'_> {
                 rule.classtype = Some(t.to_string());
             }
             "reference" => rule.references.push(need(&value)?.0.trim().to_string()),
-            "metadata" | "gid" => {}
+            "metadata" => {}
+            "gid" => {
+                let (v, vat) = need(&value)?;
+                rule.gid = number::<u32>(&v, vat, name)?;
+            }
             "content" => {
                 let (v, vat) = need(&value)?;
                 let (bytes, negated) = quoted_text(&v, vat, true)?;
@@ -399,10 +420,13 @@ impl RuleParser<'_> {
                     Some(r) => (true, r.trim_start()),
                     None => (false, t),
                 };
-                let Some(body) = t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-                    return Err((vat + lead, "pcre needs a quoted \"/pattern/flags\"".into()));
+                // Suricata also takes the pattern unquoted (`pcre:/x/U;`).
+                let (body, quote) = match t.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                    Some(b) => (b, 1),
+                    None if t.starts_with('/') => (t, 0),
+                    None => return Err((vat + lead, "pcre needs a \"/pattern/flags\" (quoted or not)".into())),
                 };
-                let body_at = vat + lead + (v.trim().chars().count() - t.chars().count()) + 1;
+                let body_at = vat + lead + (v.trim().chars().count() - t.chars().count()) + quote;
                 match translate(body) {
                     Ok(tr) => {
                         rule.payload.push(PayloadItem::Pcre(Pcre { source: body.to_string(), regex: tr.regex, negated, relative: tr.relative }));
@@ -434,10 +458,17 @@ impl RuleParser<'_> {
                 let (v, vat) = need(&value)?;
                 rule.dsize = Some(dsize(&v, vat)?);
             }
-            "threshold" => {
+            "threshold" | "detection_filter" => {
                 let (v, vat) = need(&value)?;
-                if let Some(t) = self.threshold(&v, vat)? {
-                    rule.threshold = Some(t);
+                let detection = name == "detection_filter";
+                let slot = if detection { &mut rule.detection_filter } else { &mut rule.threshold };
+                if slot.is_some() {
+                    return Err((at, format!("'{name}' given twice")));
+                }
+                match super::threshold::parse(&v, detection) {
+                    Ok(super::threshold::Parsed::Ok(t)) => *slot = Some(t),
+                    Ok(super::threshold::Parsed::Unsupported(r)) => self.unsupported(r),
+                    Err((o, m)) => return Err((vat + o, m)),
                 }
             }
             "rawbytes" => no_value(&value)?,
@@ -489,6 +520,11 @@ impl RuleParser<'_> {
         }
         let response = rule.http.iter().any(|(b, _)| b.response_only());
         let request = rule.http.iter().any(|(b, _)| b.request_only());
+        if rule.transactional {
+            // `=>`: one transaction, both sides: evaluated on the paired call.
+            rule.to_client = true;
+            return Ok(());
+        }
         let flow_to_server = rule.flow.and_then(|f| f.to_server);
         rule.to_client = match flow_to_server {
             Some(ts) => !ts,
@@ -535,43 +571,6 @@ impl RuleParser<'_> {
             f.state = state;
         }
         Ok(f)
-    }
-
-    fn threshold(&mut self, v: &str, vat: usize) -> Result<Option<Threshold>, PErr> {
-        let (mut kind, mut by_src, mut count, mut seconds) = (None, None, None, None);
-        for (item, iat) in split_list(v, vat) {
-            let mut words = item.split_whitespace();
-            let (Some(k), Some(val), None) = (words.next(), words.next(), words.next()) else {
-                return Err((iat, format!("threshold part '{item}' must be 'name value'")));
-            };
-            match k {
-                "type" => {
-                    kind = Some(match val {
-                        "limit" => ThresholdType::Limit,
-                        "threshold" => ThresholdType::Threshold,
-                        "both" => ThresholdType::Both,
-                        _ => return Err((iat, format!("threshold type '{val}' is not limit, threshold or both"))),
-                    })
-                }
-                "track" => match val {
-                    "by_src" => by_src = Some(true),
-                    "by_dst" => by_src = Some(false),
-                    "by_rule" | "by_both" | "by_flow" => {
-                        self.unsupported(format!("threshold track '{val}' is not supported (by_src, by_dst)"));
-                        by_src = Some(true);
-                    }
-                    _ => return Err((iat, format!("threshold track '{val}' is not by_src or by_dst"))),
-                },
-                "count" => count = Some(number::<u32>(val, iat, "threshold count")?),
-                "seconds" => seconds = Some(number::<u32>(val, iat, "threshold seconds")?),
-                _ => return Err((iat, format!("unknown threshold part '{k}'"))),
-            }
-        }
-        match (kind, by_src, count, seconds) {
-            (Some(kind), Some(by_src), Some(count), Some(seconds)) if count > 0 => Ok(Some(Threshold { kind, by_src, count, seconds })),
-            (_, _, Some(0), _) => Err((vat, "threshold count must be 1 or more".into())),
-            _ => Err((vat, "threshold needs type, track, count and seconds".into())),
-        }
     }
 }
 

@@ -276,15 +276,75 @@ pub enum ThresholdType {
     Limit,
     Threshold,
     Both,
+    /// Alerts on the `count`-th match, then each time the count reaches the previous mark times
+    /// `multiplier` (count 1, multiplier 10: matches 1, 10, 100, ...).
+    Backoff,
+    /// `detection_filter`: every match after the `count`-th within the window.
+    Detection,
+}
+
+/// What a threshold counts by (Suricata's `track`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    BySrc,
+    ByDst,
+    /// The rule, whatever the addresses.
+    ByRule,
+    /// The address pair, the same in both directions.
+    ByBoth,
+    /// The flow (5-tuple, both directions).
+    ByFlow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threshold {
     pub kind: ThresholdType,
-    /// true: by_src; false: by_dst.
-    pub by_src: bool,
+    pub track: Track,
     pub count: u32,
+    /// The window; 0 for `backoff` (which has none).
     pub seconds: u32,
+    /// `backoff` only.
+    pub multiplier: u32,
+}
+
+/// The rule's action (Suricata's `action-order` default: pass, drop, reject, alert).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleAction {
+    /// Stops inspection of the packet: no alert from this rule or any rule after it.
+    Pass,
+    /// Alerts; with `--enforce` the source is blocked through the firewall.
+    Drop,
+    /// `reject`, `rejectsrc`, `rejectdst`, `rejectboth`: alerts (rxray sends no resets); with
+    /// `--enforce`, blocked like `drop`.
+    Reject,
+    #[default]
+    Alert,
+}
+
+impl RuleAction {
+    pub fn parse(word: &str) -> Option<RuleAction> {
+        Some(match word {
+            "alert" => RuleAction::Alert,
+            "pass" => RuleAction::Pass,
+            "drop" => RuleAction::Drop,
+            "reject" | "rejectsrc" | "rejectdst" | "rejectboth" => RuleAction::Reject,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleAction::Pass => "pass",
+            RuleAction::Drop => "drop",
+            RuleAction::Reject => "reject",
+            RuleAction::Alert => "alert",
+        }
+    }
+
+    /// drop and reject: what `--enforce` turns into a block of the source.
+    pub fn blocks(self) -> bool {
+        matches!(self, RuleAction::Drop | RuleAction::Reject)
+    }
 }
 
 impl Rule {
@@ -296,6 +356,9 @@ impl Rule {
 
 #[derive(Clone, Debug)]
 pub struct Rule {
+    pub action: RuleAction,
+    /// `gid` (Suricata's generator id; 1 unless the rule says otherwise).
+    pub gid: u32,
     pub sid: u32,
     pub rev: u32,
     pub msg: String,
@@ -311,6 +374,11 @@ pub struct Rule {
     pub dport: PortSpec,
     /// `<>`: the header matches in either orientation.
     pub bidirectional: bool,
+    /// `=>`: a transactional rule (Suricata 8): its keywords may look at both sides of one HTTP
+    /// transaction (request and response buffers together), matched on the paired call.
+    pub transactional: bool,
+    /// The explicit hook of `proto:hook` (`tls:client_hello_done`, `http1:request_complete`).
+    pub hook: Option<String>,
     /// `content` and `pcre` on the packet payload (or, in an HTTP rule, the raw message), in rule order.
     pub payload: Vec<PayloadItem>,
     /// `content` and `pcre` per HTTP buffer, each list in rule order, buffers in first-use order.
@@ -322,5 +390,7 @@ pub struct Rule {
     pub flags: Option<FlagsOpt>,
     pub dsize: Option<Dsize>,
     pub threshold: Option<Threshold>,
+    /// `detection_filter` (kind `Detection`); applied before `threshold` when both are given.
+    pub detection_filter: Option<Threshold>,
     pub references: Vec<String>,
 }

@@ -3,8 +3,9 @@
 use super::flow::{FlowTracker, FlowView, DEFAULT_FLOW_CAPACITY};
 use super::http::HttpBuffers;
 use super::payload::{inspect, Buffers};
-use super::rule::{Buffer, FlowState, PayloadItem, Proto, Rule};
-use super::threshold::{Thresholds, DEFAULT_THRESHOLD_CAPACITY};
+use super::rule::{Buffer, FlowState, PayloadItem, Proto, Rule, RuleAction};
+use super::threshold::{Slot, Thresholds, Tuple, DEFAULT_THRESHOLD_CAPACITY};
+use super::threshold_config::{EntryKind, RateFilter, RateFilters, Suppress, ThresholdConfig};
 use crate::event::Packet;
 use crate::http::Call;
 use std::net::IpAddr;
@@ -15,6 +16,10 @@ use std::collections::HashMap;
 /// One rule that fired on one packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SigMatch {
+    /// The action it alerts with (the rule's, or a rate filter's `new_action`).
+    #[serde(skip)]
+    pub action: RuleAction,
+    pub gid: u32,
     pub sid: u32,
     pub rev: u32,
     pub msg: String,
@@ -24,6 +29,9 @@ pub struct SigMatch {
     pub priority: u8,
     /// What matched, for each non-negated `content`/`pcre`, in rule order.
     pub evidence: Vec<Evidence>,
+    /// The packet's flow (direction, counters), when the matcher tracked it.
+    #[serde(skip)]
+    pub flow: Option<FlowView>,
 }
 
 /// A payload match: where it is in the packet's payload (or HTTP buffer) and the bytes themselves.
@@ -51,7 +59,7 @@ pub struct SigStats {
     /// Rules evaluated in full (after the prefilter).
     pub evaluated: u64,
     pub matches: u64,
-    /// Matches a `threshold` kept from alerting.
+    /// Matches a `threshold`, `detection_filter`, `suppress` or `pass` kept from alerting.
     pub suppressed: u64,
     pub flows_evicted: u64,
     pub thresholds_evicted: u64,
@@ -80,7 +88,13 @@ pub struct SignatureSet {
     needs_flow: bool,
     flows: FlowTracker,
     thresholds: Thresholds,
+    /// threshold.config: suppressions and rate filters per rule (index), when given.
+    suppress: HashMap<u32, Vec<Suppress>>,
+    rate: HashMap<u32, (u32, RateFilter)>,
+    rates: RateFilters,
     stats: SigStats,
+    /// Matches of one packet or call before the action order and thresholds: (rule, hits).
+    pending: Vec<(u32, Vec<(u32, u32)>)>,
     // Per-packet scratch, reused so matching does not allocate.
     mark: Vec<u32>,
     generation: u32,
@@ -102,8 +116,8 @@ impl SignatureSet {
         }
         let (prefilter, pattern_rules, always, packet_rules) = packet.build();
         let (http_prefilter, http_pattern_rules, http_always, http_rules) = http.build();
-        let needs_flow =
-            rules.iter().filter(|r| !r.is_http()).any(|r| r.flow.is_some_and(|f| f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished)));
+        // Always tracked: the alerts carry the flow's direction and counters (EVE `flow`).
+        let needs_flow = rules.iter().any(|r| !r.is_http());
         let n = rules.len();
         SignatureSet {
             rules,
@@ -119,7 +133,11 @@ impl SignatureSet {
             needs_flow,
             flows: FlowTracker::new(DEFAULT_FLOW_CAPACITY),
             thresholds: Thresholds::new(DEFAULT_THRESHOLD_CAPACITY),
+            suppress: HashMap::new(),
+            rate: HashMap::new(),
+            rates: RateFilters::new(DEFAULT_THRESHOLD_CAPACITY),
             stats: SigStats::default(),
+            pending: Vec::new(),
             mark: vec![0; n],
             generation: 0,
             candidates: Vec::new(),
@@ -134,6 +152,90 @@ impl SignatureSet {
         self.flows = FlowTracker::new(flows);
         self.thresholds = Thresholds::new(thresholds);
         self
+    }
+
+    /// Applies a threshold.config: `threshold` entries replace the rule's own threshold and
+    /// detection_filter (wildcard entries only on rules that have neither, as Suricata does),
+    /// `suppress` and `rate_filter` entries are checked on every match. Returns a note for each
+    /// entry that names no loaded rule.
+    pub fn with_threshold_config(mut self, cfg: &ThresholdConfig) -> (Self, Vec<String>) {
+        let mut notes = Vec::new();
+        for (ei, e) in cfg.entries.iter().enumerate() {
+            let mut hit = false;
+            for (ri, r) in self.rules.iter_mut().enumerate() {
+                if !e.applies_to(r.gid, r.sid) {
+                    continue;
+                }
+                match &e.kind {
+                    EntryKind::Suppress(s) => self.suppress.entry(ri as u32).or_default().push(s.clone()),
+                    EntryKind::Threshold(t) => {
+                        if e.is_wildcard() && (r.threshold.is_some() || r.detection_filter.is_some()) {
+                            continue;
+                        }
+                        r.threshold = Some(*t);
+                        r.detection_filter = None;
+                    }
+                    EntryKind::Rate(rf) => {
+                        self.rate.entry(ri as u32).or_insert((ei as u32, *rf));
+                    }
+                }
+                hit = true;
+            }
+            if !hit && !e.is_wildcard() {
+                notes.push(format!("line {}: gen_id {} sig_id {} names no loaded rule", e.line, e.gid, e.sid));
+            }
+        }
+        (self, notes)
+    }
+
+    /// After a rule matched: `suppress`, `detection_filter`, `threshold`, then a rate filter's
+    /// action. The action to alert with, or None when the match does not alert.
+    fn gate(&mut self, ri: u32, tuple: &Tuple, ts_ns: u64) -> Option<RuleAction> {
+        let rule = &self.rules[ri as usize];
+        if !self.suppress.is_empty() {
+            if let Some(list) = self.suppress.get(&ri) {
+                if list.iter().any(|s| s.suppresses(tuple.src, tuple.dst)) {
+                    return None;
+                }
+            }
+        }
+        if let Some(t) = rule.detection_filter.as_ref() {
+            if !self.thresholds.allow(ri, Slot::DetectionFilter, t, tuple, ts_ns) {
+                return None;
+            }
+        }
+        if let Some(t) = rule.threshold.as_ref() {
+            if !self.thresholds.allow(ri, Slot::Threshold, t, tuple, ts_ns) {
+                return None;
+            }
+        }
+        let mut action = rule.action;
+        if let Some((ei, rf)) = self.rate.get(&ri) {
+            action = self.rates.action(*ei, rf, tuple, ts_ns, action);
+        }
+        Some(action)
+    }
+
+    /// The pending matches in Suricata's action order (pass, drop, reject, alert; rule-file order
+    /// within one action), each through [`gate`](Self::gate); a `pass` that gets through ends
+    /// the packet (nothing after it alerts). Calls `emit` for each match that alerts.
+    fn finalize<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple: &Tuple, ts_ns: u64, mut emit: impl FnMut(&Rule, RuleAction, T)) {
+        pending.sort_by_key(|(ri, _)| (self.rules[*ri as usize].action, *ri));
+        let mut done = false;
+        for (ri, hits) in pending.drain(..) {
+            if done {
+                self.stats.suppressed += 1;
+                continue;
+            }
+            match self.gate(ri, tuple, ts_ns) {
+                None => self.stats.suppressed += 1,
+                Some(RuleAction::Pass) => {
+                    self.stats.suppressed += 1;
+                    done = true;
+                }
+                Some(a) => emit(&self.rules[ri as usize], a, hits),
+            }
+        }
     }
 
     /// Turns the prefilter off (every rule evaluated on every packet): the naive peer that the
@@ -218,6 +320,9 @@ impl SignatureSet {
             self.candidates.sort_unstable();
         }
         let candidates = std::mem::take(&mut self.candidates);
+        let mut call_pending: Vec<(u32, Vec<Evidence>)> = Vec::new();
+        // `=>` rules read the request's buffers from the request, the rest from the response.
+        let request_side = (!request_only && candidates.iter().any(|&ri| self.rules[ri as usize].transactional)).then(|| HttpBuffers::request(c));
         for &ri in &candidates {
             self.stats.evaluated += 1;
             let rule = &self.rules[ri as usize];
@@ -237,7 +342,10 @@ impl SignatureSet {
             let lists = rule.http.iter().map(|(b, v)| (*b, v)).chain((!rule.payload.is_empty()).then_some((Buffer::Payload, &rule.payload)));
             let mut all = true;
             for (b, items) in lists {
-                let raw = side.get(b);
+                let raw = match &request_side {
+                    Some(r) if rule.transactional && b.request_only() => r.get(b),
+                    _ => side.get(b),
+                };
                 let li = match lowered.iter().position(|(x, _)| *x == b) {
                     Some(i) => i,
                     None => {
@@ -259,17 +367,28 @@ impl SignatureSet {
                 continue;
             }
             self.stats.matches += 1;
-            if let Some(t) = rule.threshold.as_ref() {
-                let addr = if t.by_src { src } else { dst };
-                if !self.thresholds.allow(ri, t, addr, c.ts_ns) {
-                    self.stats.suppressed += 1;
-                    continue;
-                }
-            }
-            let m = SigMatch { sid: rule.sid, rev: rule.rev, msg: rule.msg.clone(), classtype: rule.classtype.clone(), priority: rule.priority, evidence };
-            out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
+            call_pending.push((ri, evidence));
         }
         self.candidates = candidates;
+        // Every rule evaluated here inspects the same side of the call, so one tuple.
+        let k = &c.conn;
+        let (src, sport, dst, dport) =
+            if request_only { (k.client, k.client_port, k.server, k.server_port) } else { (k.server, k.server_port, k.client, k.client_port) };
+        let tuple = Tuple { proto: 6, src, sport, dst, dport };
+        self.finalize(&mut call_pending, &tuple, c.ts_ns, |rule, action, evidence| {
+            let m = SigMatch {
+                action,
+                gid: rule.gid,
+                sid: rule.sid,
+                rev: rule.rev,
+                msg: rule.msg.clone(),
+                classtype: rule.classtype.clone(),
+                priority: rule.priority,
+                evidence,
+                flow: None,
+            };
+            out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
+        });
     }
 
     /// The rules that fire on `p`, in rule-file order. Packets must arrive in time order for
@@ -304,16 +423,26 @@ impl SignatureSet {
                 continue;
             }
             self.stats.matches += 1;
-            if let (Some(t), Some(ip)) = (rule.threshold.as_ref(), p.ip.as_ref()) {
-                let addr = if t.by_src { ip.src } else { ip.dst };
-                if !self.thresholds.allow(ri, t, addr, p.ts_ns) {
-                    self.stats.suppressed += 1;
-                    continue;
-                }
-            }
-            out.push(sig_match(rule, &p.payload, &self.hits));
+            self.pending.push((ri, self.hits.clone()));
         }
         self.candidates = candidates;
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(ip) = p.ip.as_ref() else {
+            self.pending.clear();
+            return;
+        };
+        let (sport, dport) = ports(p).unwrap_or((0, 0));
+        let tuple = Tuple { proto: ip.proto, src: ip.src, sport, dst: ip.dst, dport };
+        let mut pending = std::mem::take(&mut self.pending);
+        self.finalize(&mut pending, &tuple, p.ts_ns, |rule, action, hits| {
+            let mut m = sig_match(rule, &p.payload, &hits);
+            m.action = action;
+            m.flow = view;
+            out.push(m);
+        });
+        self.pending = pending;
     }
 
     /// Fills `self.candidates` (sorted rule indices) from the prefilter and the always-list.
@@ -558,7 +687,17 @@ fn evidence_of<'a>(items: &'a [PayloadItem], buf: &'a [u8], hits: &'a [(u32, u32
 
 fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
     let evidence = evidence_of(&r.payload, payload, hits).collect();
-    SigMatch { sid: r.sid, rev: r.rev, msg: r.msg.clone(), classtype: r.classtype.clone(), priority: r.priority, evidence }
+    SigMatch {
+        action: r.action,
+        gid: r.gid,
+        sid: r.sid,
+        rev: r.rev,
+        msg: r.msg.clone(),
+        classtype: r.classtype.clone(),
+        priority: r.priority,
+        evidence,
+        flow: None,
+    }
 }
 
 #[cfg(test)]
