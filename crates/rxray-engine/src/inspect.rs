@@ -46,8 +46,28 @@ impl Inspector {
         self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0)
     }
 
-    /// Runs the HTTP rules over the calls the HTTP side completed.
+    /// The rules include `tls` rules, or a threat list has SNI or JA4 entries: TLS handshakes on
+    /// the TLS ports need reading (the HTTP side, `HttpInspector::with_tls_ports`).
+    pub fn wants_tls(&self) -> bool {
+        self.sigs.as_ref().is_some_and(|s| s.tls_rules() > 0) || self.detectors.has_threat_names()
+    }
+
+    /// Runs the HTTP rules over the calls the HTTP side completed, and the `tls` rules and the
+    /// threat lists over the TLS handshakes it read.
     fn http_calls(&mut self, out: &mut Vec<Alert>) {
+        let Some(h) = self.http.as_mut() else { return };
+        for f in h.take_tls_facts() {
+            self.detectors.on_tls(&f, out);
+            let Some(sigs) = self.sigs.as_mut() else { continue };
+            let mut ms = std::mem::take(&mut self.call_matches);
+            ms.clear();
+            sigs.match_tls_into(&f, &mut ms);
+            for m in &ms {
+                let a = self.call_alert(m, f.ts_ns).with("tls", tls_json(&f));
+                self.detectors.submit(a, out);
+            }
+            self.call_matches = ms;
+        }
         let Some(h) = self.http.as_mut() else { return };
         for c in h.take_calls() {
             let Some(sigs) = self.sigs.as_mut() else { return };
@@ -55,7 +75,7 @@ impl Inspector {
             ms.clear();
             sigs.match_call_into(&c, &mut ms);
             for m in &ms {
-                let a = self.call_alert(m, c.ts_ns);
+                let a = self.call_alert(m, c.ts_ns).with("http", true);
                 self.detectors.submit(a, out);
             }
             self.call_matches = ms;
@@ -135,7 +155,7 @@ impl Inspector {
         a.proto = Some(6);
         a.topic = cm.m.sid as u64;
         a.offender = Some(cm.src);
-        a.with("matches", evidence(&cm.m)).with("http", true)
+        a.with("matches", evidence(&cm.m))
     }
 
     fn alert(&mut self, m: &SigMatch, p: &Packet) -> Alert {
@@ -157,6 +177,22 @@ impl Inspector {
         a.offender = src;
         a.with("matches", evidence(m))
     }
+}
+
+/// The TLS facts an alert carries (EVE's `tls` object: sni, version, subject, issuerdn, ja4).
+fn tls_json(f: &crate::http::TlsFacts) -> serde_json::Value {
+    let mut v = serde_json::json!({});
+    let mut put = |k: &str, x: &Option<String>| {
+        if let Some(x) = x {
+            v[k] = x.clone().into();
+        }
+    };
+    put("sni", &f.sni);
+    put("version", &f.version);
+    put("subject", &f.cert_subject);
+    put("issuerdn", &f.cert_issuer);
+    put("ja4", &f.ja4);
+    v
 }
 
 fn evidence(m: &SigMatch) -> Vec<serde_json::Value> {

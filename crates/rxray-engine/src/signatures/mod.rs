@@ -6,7 +6,9 @@
 //! syntax error at a line and column or the sid and reason it is unsupported. See
 //! docs/signatures.md for the keywords and their semantics.
 pub mod addr;
+pub mod app;
 pub mod classtype;
+pub mod dns;
 pub mod flow;
 pub mod http;
 pub mod parse;
@@ -16,6 +18,7 @@ pub mod rule;
 pub mod set;
 pub mod table;
 pub mod threshold;
+pub mod tls;
 
 pub use addr::Vars;
 pub use parse::{Note, RuleError, Unsupported};

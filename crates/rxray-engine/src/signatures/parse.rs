@@ -193,8 +193,12 @@ impl RuleParser<'_> {
             "ip" => Proto::Ip,
             // Without HTTP buffers such a rule matches packets (a note says so, below).
             "http" => Proto::Tcp,
+            // DNS messages over UDP and TCP, TLS handshakes (signatures/app.rs), any packet.
+            "dns" => Proto::Ip,
+            "tls" => Proto::Tcp,
+            "pkthdr" => Proto::Pkthdr,
             w if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
-                self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http)"));
+                self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http, dns, tls, pkthdr)"));
                 Proto::Ip
             }
             _ => return Err((at, format!("'{proto_word}' is not a protocol"))),
@@ -246,6 +250,7 @@ impl RuleParser<'_> {
             dsize: None,
             threshold: None,
             references: Vec::new(),
+            app: Default::default(),
         };
         let mut sid_seen = false;
         let mut priority: Option<u8> = None;
@@ -262,6 +267,9 @@ impl RuleParser<'_> {
             }
         }
         self.split_buffers(&mut rule, open)?;
+        if let Some(why) = super::app::finish(&mut rule, &proto_word) {
+            self.unsupported(why);
+        }
         if proto_word.eq_ignore_ascii_case("http") && !rule.is_http() {
             self.notes.push(
                 "protocol 'http' without HTTP buffers is matched as tcp: contents are searched in each packet's payload".into(),
@@ -441,6 +449,10 @@ impl RuleParser<'_> {
                 }
             }
             "rawbytes" => no_value(&value)?,
+            k if super::app::is_keyword(k) => {
+                let (v, vat) = need(&value)?;
+                super::app::keyword(rule, k, &v, vat)?;
+            }
             b if Buffer::sticky(b).is_some() => {
                 no_value(&value)?;
                 self.sticky = Buffer::sticky(b).unwrap_or(Buffer::Payload);
