@@ -348,3 +348,59 @@ fn threat_lists_match_sni_and_ja4() {
     assert_eq!(n2.sni_entry("kw.example"), None);
     assert_eq!(n2.sni_entry("a.w.example"), Some("w.example"));
 }
+
+// ------------------------------------------------------------------ file_data, http.uri
+
+fn http_call(target: &str, req_body: &[u8], resp_body: &[u8]) -> rxray_engine::http::Call {
+    use rxray_engine::http::{Call, ConnKey, Message};
+    let k = ConnKey { client: CLIENT.into(), client_port: 40000, server: SERVER.into(), server_port: 8080 };
+    let head = format!("POST {target} HTTP/1.1\r\nHost: shop.example\r\nContent-Length: {}\r\n\r\n", req_body.len());
+    let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", resp_body.len());
+    Call {
+        client: k.client,
+        conn: k,
+        ts_ns: 1,
+        request: Message { head: head.into_bytes(), body: req_body.to_vec(), truncated: false },
+        status: 200,
+        response: Message { head: resp.into_bytes(), body: resp_body.to_vec(), truncated: false },
+    }
+}
+
+/// The request side (delivered alone when whole) and then the paired call, as the tracker does.
+fn call_sids(s: &mut SignatureSet, c: &rxray_engine::http::Call) -> Vec<(u32, bool)> {
+    let mut v: Vec<CallMatch> = Vec::new();
+    let request = rxray_engine::http::Call { status: 0, response: Default::default(), ..c.clone() };
+    s.match_call_into(&request, &mut v);
+    s.match_call_into(c, &mut v);
+    v.into_iter().map(|m| (m.m.sid, m.to_client)).collect()
+}
+
+/// Suricata's docs: "The file.data sticky buffer matches on contents of files that are seen in
+/// flows" (HTTP uploads and downloads alike; `alert tcp ... (file.data; ...)` is valid), and
+/// `http.uri` is the normalized request URI ("Request" direction).
+#[test]
+fn file_data_sees_request_and_response_bodies_and_http_uri_the_normalized_uri() {
+    let mut s = set(r#"alert http any any -> any any (msg:"file either way"; file_data; content:"MZ"; startswith; sid:1;)
+alert tcp any any -> any any (msg:"file to the client"; flow:established,to_client; file.data; content:"MZ"; sid:2;)
+alert http any any -> any any (msg:"upload"; flow:to_server; file_data; content:"MZ"; sid:3;)
+alert http any any -> any any (msg:"uri"; http.uri; content:"/a/b.exe"; endswith; sid:4;)
+alert http any any -> any any (msg:"raw uri"; http.uri.raw; content:"%2e"; sid:5;)"#);
+    // A download: the response body starts with MZ.
+    assert_eq!(call_sids(&mut s, &http_call("/a/x/%2e%2e/b.exe", b"", b"MZ\x90\x00")), vec![(4, false), (5, false), (1, true), (2, true)]);
+    // An upload: the request body does.
+    assert_eq!(call_sids(&mut s, &http_call("/up", b"MZ\x90\x00", b"ok")), vec![(1, false), (3, false)]);
+}
+
+/// `smtp`, `sip` and `smb` stay unsupported: the loader names each rule by its sid and line.
+#[test]
+fn smtp_sip_and_smb_rules_are_named_by_sid() {
+    let l = load(
+        "alert smtp any any -> any any (msg:\"m\"; sid:11;)\nalert sip any any -> any any (msg:\"s\"; sid:12;)\n\
+         alert smb any any -> any any (msg:\"b\"; content:\"x\"; sid:13;)\nalert dns any any -> any any (sid:14;)",
+        &Vars::default(),
+    );
+    assert!(l.errors.is_empty(), "{:?}", l.errors);
+    let got: Vec<(u32, usize, bool)> = l.unsupported.iter().map(|u| (u.sid, u.line, u.reason.contains("is not supported"))).collect();
+    assert_eq!(got, vec![(11, 1, true), (12, 2, true), (13, 3, true)]);
+    assert_eq!(l.set.len(), 1);
+}

@@ -22,6 +22,10 @@ pub struct AppRule {
     pub dns_opcode: Option<U8Match>,
     /// `tls.version`: the version the server chose, as on the wire (0x0303 for 1.2).
     pub tls_version: Option<u16>,
+    /// An HTTP rule on `file.data` alone with no `flow` direction: it inspects both sides of a
+    /// call, the request body and the response body (Suricata's file.data matches files in
+    /// either direction: uploads and downloads).
+    pub both_sides: bool,
 }
 
 /// Suricata's unsigned 8-bit integer match: `N`, `<N`, `>N`, `<=N`, `>=N`, `A-B` (both ends
@@ -133,6 +137,10 @@ pub fn finish(rule: &mut Rule, proto_word: &str) -> Option<String> {
     let other = rule.http.iter().any(|(b, _)| !is_dns(*b) && !is_tls(*b));
     if (dns && tls) || ((dns || tls) && other) {
         return Some("the rule mixes buffers of different protocols (dns, tls, http)".into());
+    }
+    let file_data_only = !rule.http.is_empty() && rule.http.iter().all(|(b, _)| *b == Buffer::FileData);
+    if file_data_only && rule.flow.and_then(|f| f.to_server).is_none() {
+        rule.app.both_sides = true;
     }
     if dns {
         rule.app.proto = AppProto::Dns;

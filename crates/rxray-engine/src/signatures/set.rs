@@ -236,12 +236,14 @@ impl SignatureSet {
             self.stats.evaluated += 1;
             let rule = &self.rules[ri as usize];
             let k = &c.conn;
-            // The side the rule inspects, and the addresses as that side's packets carry them.
+            // The side the rule inspects (both, for `file.data` with no direction), and the
+            // addresses as that side's packets carry them.
+            let to_client = if rule.app.both_sides { !request_only } else { rule.to_client };
             let (src, sport, dst, dport) =
-                if rule.to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
+                if to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
             // Request rules read the request alone, as soon as it is whole; response rules the
             // paired call (each side is inspected once).
-            if rule.to_client == request_only {
+            if to_client == request_only {
                 continue;
             }
             if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|f| f.state == FlowState::NotEstablished) {
@@ -281,7 +283,7 @@ impl SignatureSet {
                 }
             }
             let m = SigMatch { sid: rule.sid, rev: rule.rev, msg: rule.msg.clone(), classtype: rule.classtype.clone(), priority: rule.priority, evidence };
-            out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
+            out.push(CallMatch { m, to_client, src, sport, dst, dport });
         }
         self.candidates = candidates;
     }
