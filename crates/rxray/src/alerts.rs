@@ -501,8 +501,8 @@ pub struct AlertsArgs {
     /// Stop after this many alerts.
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
-    /// Payload bytes per event the detectors see when no signatures are loaded (0..=256; more is
-    /// an error, not cut silently). With signatures, packets come whole from the capture ring.
+    /// Payload bytes per event the detectors see (0..=256; more is an error, not cut silently).
+    /// When a signature reads packet payloads, packets come whole from the capture ring instead.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub snap: u32,
     /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
@@ -617,9 +617,10 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     }
     let stop = session::stop_flag()?;
-    // Signatures see whole payloads (as Suricata does): packets then come from the capture ring,
-    // each frame whole up to CAP_SNAP_MAX, not from the event ring's 256-byte prefix.
-    let whole = insp.signatures().is_some();
+    // Signatures see whole payloads (as Suricata does): when a rule reads packet payloads,
+    // packets come from the capture ring, each frame whole up to CAP_SNAP_MAX, not from the
+    // event ring's 256-byte prefix (HTTP and TLS rules read the reassembled streams instead).
+    let whole = insp.signatures().is_some_and(|s| s.needs_whole_payload());
     let opts = IngressOptions {
         payload_snap: a.snap.min(PAYLOAD_MAX),
         events: !whole,

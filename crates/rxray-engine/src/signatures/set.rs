@@ -368,6 +368,13 @@ impl SignatureSet {
         });
     }
 
+    /// Some rule reads packet payloads (a packet rule with `content` or `pcre`, or a `dns`
+    /// rule): a live source should then deliver whole payloads, not a prefix. HTTP and TLS rules
+    /// read reassembled streams instead.
+    pub fn needs_whole_payload(&self) -> bool {
+        !self.dns_rules.is_empty() || self.packet_rules.iter().any(|&ri| !self.rules[ri as usize].payload.is_empty())
+    }
+
     /// `tls` rules.
     pub fn tls_rules(&self) -> usize {
         self.tls_rules.len()
