@@ -333,7 +333,7 @@ fn threat_lists_match_sni_and_ja4() {
     let Some(der) = openssl_cert("/CN=x") else { panic!("openssl is needed") };
     let f = tls_facts("cdn.kw.example", &der);
     let ja4 = f.ja4.clone().expect("ja4");
-    let (names, rest) = TlsNames::split(&format!("198.51.100.0/24\nsni:KW.example. # a domain and its subdomains\nja4:{ja4}\n; comment\n"));
+    let (names, rest) = TlsNames::from_list(&format!("198.51.100.0/24\nsni:KW.example. # a domain and its subdomains\nja4:{ja4}\n; comment\n"));
     assert_eq!(rest, "198.51.100.0/24\n\n\n; comment\n", "lines kept in place for the address parser");
     assert_eq!(names.sni.len() + names.ja4.len(), 2);
     let mut det = Detectors::new(DetectConfig::default(), &[]).unwrap();
@@ -344,7 +344,7 @@ fn threat_lists_match_sni_and_ja4() {
     let e = &out[0].evidence;
     assert_eq!((e["list"].as_str(), e["sni"].as_str(), e["entry"].as_str(), e["ja4"].as_str()), (Some("bad"), Some("cdn.kw.example"), Some("kw.example"), Some(ja4.as_str())));
     // A name that only ends like a listed one is not under it.
-    let (n2, _) = TlsNames::split("sni:w.example\n");
+    let (n2, _) = TlsNames::from_list("sni:w.example\n");
     assert_eq!(n2.sni_entry("kw.example"), None);
     assert_eq!(n2.sni_entry("a.w.example"), Some("w.example"));
 }
@@ -403,4 +403,23 @@ fn smtp_sip_and_smb_rules_are_named_by_sid() {
     let got: Vec<(u32, usize, bool)> = l.unsupported.iter().map(|u| (u.sid, u.line, u.reason.contains("is not supported"))).collect();
     assert_eq!(got, vec![(11, 1, true), (12, 2, true), (13, 3, true)]);
     assert_eq!(l.set.len(), 1);
+}
+
+proptest::proptest! {
+    /// Outside input never panics the DNS parser or the DNS rules, over UDP or TCP, and a parsed
+    /// question name never exceeds 255 bytes.
+    #[test]
+    fn dns_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600), cut in 0usize..600) {
+        let (mut names, mut spans) = (Vec::new(), Vec::new());
+        if rxray_wire::dns::questions(&bytes, &mut names, &mut spans).is_ok() {
+            for &(s, e) in &spans {
+                proptest::prop_assert!(e - s <= 255 + 1);
+            }
+        }
+        let mut s = set("alert dns any any -> any any (dns.query; content:\"a\"; sid:1;)\nalert dns any any -> any any (dns.opcode:!0; sid:2;)");
+        let _ = s.match_packet(&udp(CLIENT, 40000, SERVER, 53, &bytes));
+        let (a, b) = bytes.split_at(cut.min(bytes.len()));
+        let _ = s.match_packet(&tcp(CLIENT, 40003, SERVER, 53, 1, tf::PSH | tf::ACK, a));
+        let _ = s.match_packet(&tcp(CLIENT, 40003, SERVER, 53, 1 + a.len() as u32, tf::PSH | tf::ACK, b));
+    }
 }

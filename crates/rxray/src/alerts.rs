@@ -146,7 +146,7 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
         let (name, file) = t.split_once('=').ok_or_else(|| anyhow!("--threat-list {t:?}: expected NAME=FILE"))?;
         let text = o.files.read(file.as_ref()).with_context(|| format!("--threat-list {t}"))?;
         // `sni:NAME` and `ja4:FINGERPRINT` lines are matched on TLS handshakes; the rest are addresses.
-        let (names, text) = rxray_engine::detect::threat::TlsNames::split(&text);
+        let (names, text) = rxray_engine::detect::threat::TlsNames::from_list(&text);
         if !names.is_empty() {
             eprintln!("rxray: threat list {name}: {} server names and {} JA4 fingerprints from {file}", names.sni.len(), names.ja4.len());
             det.add_threat_names(name, names);

@@ -33,7 +33,7 @@ impl TlsNames {
     /// Takes the `sni:` and `ja4:` lines out of a list's text: returns the names and the text with
     /// those lines blanked (so the address parser's line numbers stay right). `#` and `;` start a
     /// comment, as in the address lines.
-    pub fn split(text: &str) -> (TlsNames, String) {
+    pub fn from_list(text: &str) -> (TlsNames, String) {
         let mut names = TlsNames::default();
         let mut rest = String::with_capacity(text.len());
         for line in text.lines() {
