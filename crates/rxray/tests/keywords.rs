@@ -144,7 +144,7 @@ fn dns_rules_over_udp_and_tcp_and_whole_payloads_live_and_offline() {
         ),
     )
     .unwrap();
-    let mut srv = Kid::python(&lab, lab.ns_b(), DNS_PY, &[b.clone()]);
+    let mut srv = Kid::python(&lab, lab.ns_b(), DNS_PY, std::slice::from_ref(&b));
     assert_eq!(srv.line(), "ready");
     let dump = Dump::start_snap(lab.ns_b(), lab.if_b(), "inout", dir.path(), "dns", 0);
     let mut rx = Running::start(lab.ns_b(), &["alerts", "-i", lab.if_b(), "--standalone", "--no-conns", "--signatures", rules.to_str().unwrap()]);
