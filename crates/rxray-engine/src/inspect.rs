@@ -72,8 +72,28 @@ impl Inspector {
         self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0)
     }
 
-    /// Runs the HTTP rules over the calls the HTTP side completed.
+    /// The rules include `tls` rules, or a threat list has SNI or JA4 entries: TLS handshakes on
+    /// the TLS ports need reading (the HTTP side, `HttpInspector::with_tls_ports`).
+    pub fn wants_tls(&self) -> bool {
+        self.sigs.as_ref().is_some_and(|s| s.tls_rules() > 0) || self.detectors.has_threat_names()
+    }
+
+    /// Runs the HTTP rules over the calls the HTTP side completed, and the `tls` rules and the
+    /// threat lists over the TLS handshakes it read.
     fn http_calls(&mut self, out: &mut Vec<Alert>) {
+        let Some(h) = self.http.as_mut() else { return };
+        for f in h.take_tls_facts() {
+            self.detectors.on_tls(&f, out);
+            let Some(sigs) = self.sigs.as_mut() else { continue };
+            let mut ms = std::mem::take(&mut self.call_matches);
+            ms.clear();
+            sigs.match_tls_into(&f, &mut ms);
+            for m in &ms {
+                let a = self.call_alert(m, f.ts_ns, "tls").with("tls", tls_json(&f));
+                self.detectors.submit_rule(a, out);
+            }
+            self.call_matches = ms;
+        }
         let Some(h) = self.http.as_mut() else { return };
         for c in h.take_calls() {
             if let Some(g) = self.api.as_mut() {
@@ -88,7 +108,7 @@ impl Inspector {
             ms.clear();
             sigs.match_call_into(&c, &mut ms);
             for m in &ms {
-                let mut a = self.call_alert(m, c.ts_ns);
+                let mut a = self.call_alert(m, c.ts_ns, "http").with("http", true);
                 if self.payload_printable {
                     let side = if m.to_client { &c.response } else { &c.request };
                     if let Some(r) = a.rule.as_mut() {
@@ -171,7 +191,7 @@ impl Inspector {
     }
 
     /// An HTTP rule's match on a call: about the side's sender, with the buffers' evidence.
-    fn call_alert(&mut self, cm: &CallMatch, ts_ns: u64) -> Alert {
+    fn call_alert(&mut self, cm: &CallMatch, ts_ns: u64, app_proto: &'static str) -> Alert {
         let sig = self.signature(&cm.m);
         let mut a = Alert::new(sig, ts_ns, cm.src);
         a.src_ip = Some(cm.src);
@@ -184,12 +204,12 @@ impl Inspector {
         a.rule = Some(Box::new(RuleInfo {
             gid: cm.m.gid,
             action: cm.m.action,
-            app_proto: Some("http"),
+            app_proto: Some(app_proto),
             to_server: Some(!cm.to_client),
             flow: None,
             payload: None,
         }));
-        a.with("matches", evidence(&cm.m)).with("http", true)
+        a.with("matches", evidence(&cm.m))
     }
 
     fn alert(&mut self, m: &SigMatch, p: &Packet) -> Alert {
@@ -230,6 +250,22 @@ impl Inspector {
         }));
         a.with("matches", evidence(m))
     }
+}
+
+/// The TLS facts an alert carries (EVE's `tls` object: sni, version, subject, issuerdn, ja4).
+fn tls_json(f: &crate::http::TlsFacts) -> serde_json::Value {
+    let mut v = serde_json::json!({});
+    let mut put = |k: &str, x: &Option<String>| {
+        if let Some(x) = x {
+            v[k] = x.clone().into();
+        }
+    };
+    put("sni", &f.sni);
+    put("version", &f.version);
+    put("subject", &f.cert_subject);
+    put("issuerdn", &f.cert_issuer);
+    put("ja4", &f.ja4);
+    v
 }
 
 fn evidence(m: &SigMatch) -> Vec<serde_json::Value> {

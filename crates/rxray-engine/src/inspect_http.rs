@@ -53,6 +53,23 @@ impl HttpInspector {
         self
     }
 
+    /// Connections to these server ports are TLS: their handshakes are read (SNI, JA4, version,
+    /// the certificate's names), for `tls` rules and the threat lists' TLS entries.
+    pub fn with_tls_ports(mut self, ports: &[u16]) -> Self {
+        self.tracker = self.tracker.with_tls_ports(ports);
+        for p in ports {
+            if !self.ports.contains(p) {
+                self.ports.push(*p);
+            }
+        }
+        self
+    }
+
+    /// The TLS facts of connections whose clear-text handshake ended since the last call.
+    pub fn take_tls_facts(&mut self) -> Vec<crate::http::TlsFacts> {
+        self.tracker.take_tls_facts()
+    }
+
     pub fn ports(&self) -> &[u16] {
         &self.ports
     }

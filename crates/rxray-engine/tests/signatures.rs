@@ -468,7 +468,7 @@ drop tcp any any -> any any (msg:"drop"; content:"a"; sid:2;)
 alert http any any -> any any (msg:"sticky"; http.uri; content:"/x"; sid:3;)
 alert tcp any any -> any any (msg:"byte_test"; byte_test:4,>,1000,0; sid:4;)
 alert tcp any any -> any any (msg:"backref"; pcre:"/(a)\1/"; sid:5;)
-alert tls any any -> any any (msg:"tls"; sid:6;)
+alert smtp any any -> any any (msg:"smtp"; sid:6;)
 alert tcp any any -> any any (msg:"lookahead"; pcre:"/a(?=b)/"; sid:7;)
 alert tcp any any -> any any (msg:"http_uri modifier"; content:"/x"; http_uri; sid:8;)
 alert tcp any any -> any any (msg:"ok 2"; content:"b"; sid:9;)
@@ -482,7 +482,7 @@ alert tcp any any -> any any (msg:"stream"; flow:established,only_stream; sid:10
     assert_eq!(got, [(4, 5), (6, 7), (10, 11)]);
     let reason = |sid| l.unsupported.iter().find(|u| u.sid == sid).unwrap().reason.clone();
     assert!(reason(4).contains("byte_test"));
-    assert!(reason(6).contains("protocol 'tls'"));
+    assert!(reason(6).contains("protocol 'smtp'"));
     assert!(reason(10).contains("only_stream"));
     let loaded: Vec<u32> = l.set.rules().iter().map(|r| r.sid).collect();
     assert_eq!(loaded, [1, 2, 3, 5, 7, 8, 9]);

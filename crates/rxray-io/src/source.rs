@@ -3,7 +3,7 @@
 use crate::CaptureReader;
 use rxray_engine::event::Packet;
 use rxray_engine::source::{Event, Frame, Source, SourceError};
-use rxray_wire::dissect::{dissect_into, empty_packet};
+use rxray_wire::dissect::{dissect_into, dissect_into_whole, empty_packet};
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -15,6 +15,8 @@ pub struct CaptureSource {
     files: std::vec::IntoIter<PathBuf>,
     current: Option<(CaptureReader<File>, String, PathBuf)>,
     frames: bool,
+    /// Packets keep their whole payload (signatures), not the kernel event's prefix.
+    whole: bool,
     pending: bool,
     pkt: Packet,
     frame: FrameBuf,
@@ -46,12 +48,20 @@ impl CaptureSource {
             files: files.to_vec().into_iter(),
             current: None,
             frames,
+            whole: false,
             pending: false,
             pkt: empty_packet(),
             frame: FrameBuf::default(),
             records: 0,
             ended: false,
         }
+    }
+
+    /// Packets keep their whole payload (up to the captured bytes) instead of the 256-byte prefix
+    /// a kernel event carries: what payload signatures inspect.
+    pub fn with_whole_payload(mut self) -> Self {
+        self.whole = true;
+        self
     }
 
     /// Opens the next file; `Ok(false)` when there is none.
@@ -73,7 +83,11 @@ impl CaptureSource {
             Some(Ok(r)) => r,
         };
         let name = rec.iface_name.unwrap_or(fallback);
-        dissect_into(&mut self.pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, PAYLOAD);
+        if self.whole {
+            dissect_into_whole(&mut self.pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name);
+        } else {
+            dissect_into(&mut self.pkt, rec.data, rec.linktype, rec.ts_ns, rec.orig_len, name, PAYLOAD);
+        }
         if self.frames {
             let f = &mut self.frame;
             f.ts_ns = rec.ts_ns;

@@ -10,6 +10,7 @@ use rxray_engine::event::Packet;
 use rxray_engine::source::{
     ConnEvent, ConnSnapshot, DropEvent, Event, FlowSnapshot, Frame, LatencySnapshot, Source, SourceError,
 };
+use rxray_wire::dissect::dissect_into_whole;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -50,6 +51,11 @@ pub struct LiveSource {
     ingress: Option<Ingress>,
     read_events: bool,
     capture: Option<(RingBuf<MapData>, Reassembler)>,
+    /// Each captured frame is also dissected into a packet with its whole payload (yielded
+    /// after the frame): signatures then see whole payloads, not the event ring's prefix.
+    frame_packets: bool,
+    /// A frame's packet is waiting to be yielded.
+    pending_packet: bool,
     drops: Option<Drops>,
     conns: Option<Conns>,
     readers: Option<Readers>,
@@ -78,6 +84,8 @@ impl LiveSource {
             ingress: None,
             read_events: false,
             capture: None,
+            frame_packets: false,
+            pending_packet: false,
             drops: None,
             conns: None,
             readers: None,
@@ -111,6 +119,14 @@ impl LiveSource {
         self.read_events = events;
         self.ingress = Some(ingress);
         Ok(self)
+    }
+
+    /// Packets from the capture ring (each frame dissected with its whole payload, after its
+    /// `Event::Frame`) instead of the event ring's records with their 256-byte prefix. Needs the
+    /// ingress loaded with `capture` and added here with `frames`; read it without `events`.
+    pub fn with_frame_packets(mut self) -> Self {
+        self.frame_packets = true;
+        self
     }
 
     /// The drop tracepoint: each drop becomes an `Event::Drop`.
@@ -372,6 +388,9 @@ fn iface_name(names: &[(u32, String)], ifindex: u32) -> &str {
 
 impl Source for LiveSource {
     fn next_event(&mut self) -> Option<Result<Event<'_>, SourceError>> {
+        if std::mem::take(&mut self.pending_packet) {
+            return Some(Ok(Event::Packet(&self.pkt)));
+        }
         if self.since_clock == 0 {
             self.since_clock = CLOCK_EVERY;
             if let Some(d) = self.take_due() {
@@ -392,8 +411,16 @@ impl Source for LiveSource {
             return Some(Ok(match kind {
                 Kind::Frame(info) => {
                     let data = self.capture.as_ref().map_or(&[][..], |(_, r)| r.last_frame());
+                    let ts_ns = self.clock.to_unix_ns(info.ts_mono_ns);
+                    if self.frame_packets {
+                        let iface = iface_name(&self.names, info.ifindex);
+                        dissect_into_whole(&mut self.pkt, data, rxray_wire::LinkType::ETHERNET, ts_ns, info.wire_len, iface);
+                        self.pkt.ifindex = info.ifindex;
+                        self.pkt.rx_queue = info.rx_queue;
+                        self.pending_packet = true;
+                    }
                     Event::Frame(Frame {
-                        ts_ns: self.clock.to_unix_ns(info.ts_mono_ns),
+                        ts_ns,
                         ifindex: info.ifindex,
                         iface: iface_name(&self.names, info.ifindex),
                         rx_queue: info.rx_queue,

@@ -103,7 +103,15 @@ pub fn dissect_into(
     snap: usize,
 ) {
     let (e, mal) = parse(frame, linktype, wire_len);
-    fill(out, &e, mal, frame, ts_ns, wire_len, iface, snap);
+    fill(out, &e, mal, frame, ts_ns, wire_len, iface, snap.min(PAYLOAD_MAX));
+}
+
+/// Like [`dissect_into`], but the payload is kept whole (up to the captured bytes and the IP
+/// datagram's end), not cut at [`PAYLOAD_MAX`]: what signatures inspect (Suricata matches the
+/// whole packet payload), from capture files and from the kernel's capture ring.
+pub fn dissect_into_whole(out: &mut Packet, frame: &[u8], linktype: LinkType, ts_ns: u64, wire_len: u32, iface: &str) {
+    let (e, mal) = parse(frame, linktype, wire_len);
+    fill(out, &e, mal, frame, ts_ns, wire_len, iface, usize::MAX);
 }
 
 /// What `rxray analyze` needs of a frame, without building a `Packet` (same parser, same
@@ -640,7 +648,7 @@ fn fill(out: &mut Packet, e: &Ev, mal: u16, frame: &[u8], ts_ns: u64, wire_len: 
     let start = e.payload_off as usize;
     out.payload.clear();
     if start < stop {
-        let n = (stop - start).min(snap).min(PAYLOAD_MAX);
+        let n = (stop - start).min(snap);
         out.payload.extend_from_slice(&frame[start..start + n]);
     }
 }

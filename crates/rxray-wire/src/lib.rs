@@ -1,6 +1,7 @@
 //! rxray-wire: packet dissection over `&[u8]` (no I/O), producing exactly the `Packet` the kernel's
 //! XDP parser (bpf/xdp_ingress.bpf.c) produces for the same frame, so captures and live traffic agree.
 pub mod dissect;
+pub mod dns;
 pub mod event;
 pub mod flat;
 pub mod ipproto;

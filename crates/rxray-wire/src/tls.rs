@@ -13,6 +13,8 @@ pub const MAX_RECORD_LEN: u16 = (1 << 14) + 2048;
 
 pub const CLIENT_HELLO: u8 = 1;
 pub const SERVER_HELLO: u8 = 2;
+pub const CERTIFICATE: u8 = 11;
+pub const SERVER_HELLO_DONE: u8 = 14;
 
 const EXT_SNI: u16 = 0x0000;
 const EXT_ALPN: u16 = 0x0010;
@@ -211,6 +213,30 @@ pub fn parse_server_hello(msg: &[u8]) -> Result<ServerHello, HelloError> {
         }
     }
     Ok(h)
+}
+
+/// The subject and issuer of the first (the server's own) certificate of a TLS 1.2 Certificate
+/// handshake message (RFC 5246 §7.4.2; its 4-byte header included), formatted as Suricata's
+/// `tls.cert_subject` and `tls.cert_issuer` hold them ("C=US, O=Example, CN=example.com": the
+/// RDNs in certificate order, joined by ", "), which is x509-parser's formatting, the crate
+/// Suricata itself uses. None when the message carries no certificate.
+pub fn certificate_names(msg: &[u8]) -> Result<Option<(String, String)>, HelloError> {
+    let mut c = Cur { b: msg, at: 0 };
+    if c.u8("handshake type")? != CERTIFICATE {
+        return Err(HelloError { what: "not a Certificate message", offset: 0 });
+    }
+    c.take(3, "handshake length")?;
+    let list = c.take(3, "certificate list length")?;
+    let n = u32::from_be_bytes([0, list[0], list[1], list[2]]) as usize;
+    if n == 0 {
+        return Ok(None);
+    }
+    let first = c.take(3, "certificate length")?;
+    let len = u32::from_be_bytes([0, first[0], first[1], first[2]]) as usize;
+    let at = c.at;
+    let der = c.take(len, "certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| HelloError { what: "certificate is not valid X.509 DER", offset: at })?;
+    Ok(Some((cert.subject().to_string(), cert.issuer().to_string())))
 }
 
 /// GREASE values (RFC 8701): 0x?a?a with both bytes equal.

@@ -206,6 +206,12 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
     for t in &o.threat_lists {
         let (name, file) = t.split_once('=').ok_or_else(|| anyhow!("--threat-list {t:?}: expected NAME=FILE"))?;
         let text = o.files.read(file.as_ref()).with_context(|| format!("--threat-list {t}"))?;
+        // `sni:NAME` and `ja4:FINGERPRINT` lines are matched on TLS handshakes; the rest are addresses.
+        let (names, text) = rxray_engine::detect::threat::TlsNames::from_list(&text);
+        if !names.is_empty() {
+            eprintln!("rxray: threat list {name}: {} server names and {} JA4 fingerprints from {file}", names.sni.len(), names.ja4.len());
+            det.add_threat_names(name, names);
+        }
         let (set, parsed) = CidrSet::parse(&text, ParseMode::Lenient).map_err(|errs| anyhow!("threat list {file}: {}", errs[0]))?;
         for e in parsed.errors.iter().take(5) {
             eprintln!("rxray: warning: threat list {file}:{e} (line skipped)");
@@ -542,13 +548,20 @@ impl<'f> AlertLoop<'f> {
 /// before anything starts) and inspected by the HTTP rules.
 fn with_http(insp: Inspector, h: &HttpOpts) -> Result<(Inspector, bool)> {
     let spec = h.spec()?;
-    if spec.is_none() && !insp.wants_http() {
+    let tls = insp.wants_tls();
+    if spec.is_none() && !insp.wants_http() && !tls {
         return Ok((insp, false));
     }
-    if h.ports.is_empty() {
+    if h.ports.is_empty() && !tls {
         bail!("HTTP (--openapi, --api-limits, or rules with HTTP buffers) needs at least one --port");
     }
-    Ok((insp.with_http(HttpInspector::new(h.config(), &h.ports, spec)), true))
+    let mut hi = HttpInspector::new(h.config(), &h.ports, spec);
+    if tls {
+        // `tls` rules and threat lists with SNI or JA4 entries read the handshakes on --tls-port.
+        hi = hi.with_tls_ports(&h.tls_ports);
+    }
+    let ports = hi.ports().to_vec();
+    Ok((insp.with_http(hi), !ports.is_empty()))
 }
 
 /// `rxray analyze --alerts FILE...`: the same pipeline over captures, in capture time. With
@@ -558,7 +571,7 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts, h: &HttpOpts) -> Result<()> {
     let home = home_nets(o)?;
     let recorder = Recorder::new(o)?;
     let out = eve_out(o)?;
-    let mut src = CaptureSource::new(files, recorder.is_some() || http);
+    let mut src = CaptureSource::new(files, recorder.is_some() || http).with_whole_payload();
     let mut l = AlertLoop::new(insp, recorder, out, &mut [], home, None);
     l.http_frames = http;
     l.offline = true;
@@ -586,7 +599,8 @@ pub struct AlertsArgs {
     /// Stop after this many alerts.
     #[arg(short = 'c', long)]
     pub count: Option<u64>,
-    /// Payload bytes per event the signatures see (0..=256; more is an error, not cut silently).
+    /// Payload bytes per event the detectors see (0..=256; more is an error, not cut silently).
+    /// When a signature reads packet payloads, packets come whole from the capture ring instead.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=256))]
     pub snap: u32,
     /// Do not follow the kernel's TCP connections (used by the exfiltration detector).
@@ -672,8 +686,8 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     session::require_root()?;
     let hosts = host_addrs(a.enforce, rxray_kernel::host::addresses())?;
     let (insp, http) = with_http(inspector(&a.opts, &hosts)?, &a.http)?;
-    if http && a.http.ports.len() > rxray_kernel::http::MAX_PORTS {
-        bail!("--port takes 1 to {} ports", rxray_kernel::http::MAX_PORTS);
+    if http && insp.http().is_some_and(|h| h.ports().len() > rxray_kernel::http::MAX_PORTS) {
+        bail!("--port and --tls-port take 1 to {} ports together", rxray_kernel::http::MAX_PORTS);
     }
     if let Some(j) = join_agent(&a)? {
         let stop = session::stop_flag()?;
@@ -704,18 +718,22 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     }
     let stop = session::stop_flag()?;
+    // Signatures see whole payloads (as Suricata does): when a rule reads packet payloads,
+    // packets come from the capture ring, each frame whole up to CAP_SNAP_MAX, not from the
+    // event ring's 256-byte prefix (HTTP and TLS rules read the reassembled streams instead).
+    let whole = insp.signatures().is_some_and(|s| s.needs_whole_payload());
     let opts = IngressOptions {
         payload_snap: a.snap.min(PAYLOAD_MAX),
-        events: true,
+        events: !whole,
         flows: false,
         // The flight recorder needs the frames themselves (headers and payload prefix).
-        capture: recorder.is_some(),
-        capture_snap: recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()),
+        capture: recorder.is_some() || whole,
+        capture_snap: if whole { CAP_SNAP_MAX } else { recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()) },
         // Whole calls of the HTTP ports, both directions (as `rxray http` reads them).
         http_ring_bytes: if http { 16 << 20 } else { 0 },
         ..Default::default()
     };
-    let ports = a.http.ports.clone();
+    let ports = insp.http().map(|h| h.ports().to_vec()).unwrap_or_default();
     let required = a.http.openapi.is_some();
     let (mut ingress, http) = session::attach_then(&ifaces, a.xdp_mode, opts, "alerts", "inspecting", |ing| {
         if !http {
@@ -732,7 +750,10 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         }
     })?;
     let ring = if http { Some(ingress.take_http_ring().context("the HTTP ring is missing from the object")?) } else { None };
-    let mut src = LiveSource::new().with_ingress(ingress, true, recorder.is_some())?.with_ticks(Duration::from_millis(100));
+    let mut src = LiveSource::new().with_ingress(ingress, !whole, recorder.is_some() || whole)?.with_ticks(Duration::from_millis(100));
+    if whole {
+        src = src.with_frame_packets();
+    }
     let http_ring = ring.map(|ring| HttpRing { ring, ports, clock: *src.clock(), resynced: std::time::Instant::now(), bad: 0 });
     // The kernel's TCP connections feed the exfiltration detector: closed ones as they close, live
     // ones every 5 s.

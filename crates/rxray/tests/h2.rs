@@ -280,68 +280,6 @@ fn grpc_unary_and_streaming_calls_with_their_statuses() {
     check(&analyze(&file, "50051", "8443"), "rxray analyze --http on tcpdump's capture");
 }
 
-/// JA4 over a capture, written from FoxIO's published description (not from rxray's code): the
-/// first ClientHello to `port` of each TCP connection, reassembled by sequence number.
-const JA4_PY: &str = r#"
-import sys, struct, hashlib
-f = open(sys.argv[1], "rb").read(); port = int(sys.argv[2])
-magic = struct.unpack("<I", f[:4])[0]
-assert magic in (0xa1b2c3d4, 0xa1b23c4d), "not a little-endian pcap"
-link = struct.unpack("<I", f[20:24])[0]
-off, flows = 24, {}
-while off + 16 <= len(f):
-    _, _, incl, _ = struct.unpack("<IIII", f[off:off+16]); pkt = f[off+16:off+16+incl]; off += 16 + incl
-    if link == 1: eth = pkt[14:] if pkt[12:14] == b"\x08\x00" else None
-    elif link == 113: eth = pkt[16:] if pkt[14:16] == b"\x08\x00" else None
-    else: raise SystemExit("link type %d" % link)
-    if not eth or eth[9] != 6: continue
-    ihl = (eth[0] & 15) * 4; tot = struct.unpack(">H", eth[2:4])[0]; tcp = eth[ihl:tot]
-    sp, dp, seq = struct.unpack(">HHI", tcp[:8]); doff = (tcp[12] >> 4) * 4; flags = tcp[13]
-    if dp != port: continue
-    k = (eth[12:16], sp)
-    if flags & 2: flows[k] = {"isn": seq + 1, "data": {}}; continue
-    if k in flows and len(tcp) > doff: flows[k]["data"][seq - flows[k]["isn"]] = tcp[doff:]
-def grease(v): return (v & 0x0f0f) == 0x0a0a and (v >> 8) == (v & 0xff)
-def h12(s): return hashlib.sha256(s.encode()).hexdigest()[:12] if s else "000000000000"
-for k in sorted(flows, key=lambda k: k[1]):
-    d = flows[k]["data"]; buf = b""; pos = 0
-    while pos in d: buf += d[pos]; pos += len(d[pos])
-    hs = b""; i = 0
-    while i + 5 <= len(buf) and buf[i] == 22:
-        n = struct.unpack(">H", buf[i+3:i+5])[0]; hs += buf[i+5:i+5+n]; i += 5 + n
-        if len(hs) >= 4 and len(hs) >= 4 + int.from_bytes(hs[1:4], "big"): break
-    assert hs[0] == 1, "not a ClientHello"
-    p = 4; ver = struct.unpack(">H", hs[p:p+2])[0]; p += 2 + 32
-    p += 1 + hs[p]
-    n = struct.unpack(">H", hs[p:p+2])[0]; ciphers = [struct.unpack(">H", hs[p+2+j:p+4+j])[0] for j in range(0, n, 2)]; p += 2 + n
-    p += 1 + hs[p]
-    end = p + 2 + struct.unpack(">H", hs[p:p+2])[0]; p += 2
-    exts, sni, alpn, sigs, vers = [], False, [], [], []
-    while p < end:
-        t, n = struct.unpack(">HH", hs[p:p+4]); body = hs[p+4:p+4+n]; p += 4 + n
-        exts.append(t)
-        if t == 0: sni = True
-        if t == 16:
-            q = 2
-            while q < len(body): alpn.append(body[q+1:q+1+body[q]]); q += 1 + body[q]
-        if t == 13: sigs = [struct.unpack(">H", body[2+j:4+j])[0] for j in range(0, struct.unpack(">H", body[:2])[0], 2)]
-        if t == 43: vers = [struct.unpack(">H", body[1+j:3+j])[0] for j in range(0, body[0], 2)]
-    vers = [v for v in vers if not grease(v)]
-    v = max(vers) if vers else ver
-    vs = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}.get(v, "00")
-    c = [x for x in ciphers if not grease(x)]; e = [x for x in exts if not grease(x)]
-    if alpn and alpn[0]:
-        a = alpn[0]
-        al = chr(a[0]) + chr(a[-1]) if chr(a[0]).isalnum() and chr(a[-1]).isalnum() and a[0] < 128 and a[-1] < 128 else a.hex()[0] + a.hex()[-1]
-    else: al = "00"
-    pa = "t%s%s%02d%02d%s" % (vs, "d" if sni else "i", min(len(c), 99), min(len(e), 99), al)
-    pb = h12(",".join("%04x" % x for x in sorted(c)))
-    ce = ",".join("%04x" % x for x in sorted(x for x in e if x not in (0, 16)))
-    s = [x for x in sigs if not grease(x)]
-    if s: ce += "_" + ",".join("%04x" % x for x in s)
-    print(k[1], "%s_%s_%s" % (pa, pb, h12(ce)))
-"#;
-
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
@@ -391,7 +329,7 @@ fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
     assert_eq!(fcode, Some(0), "rxray flows: {ferr:?}");
     let (file, _) = dump.stop();
 
-    let py = Command::new("python3").args(["-c", JA4_PY]).arg(&file).arg("8443").output().expect("python3");
+    let py = Command::new("python3").args(["-c", common::JA4_PY]).arg(&file).arg("8443").output().expect("python3");
     assert!(py.status.success(), "JA4 in Python: {}", String::from_utf8_lossy(&py.stderr));
     let ja4: BTreeMap<u64, String> = String::from_utf8_lossy(&py.stdout)
         .lines()

@@ -226,6 +226,22 @@ impl Detectors {
         self.threat.add_list(name, set);
     }
 
+    /// Adds a threat list's SNI and JA4 entries (matched on TLS handshakes, `on_tls`).
+    pub fn add_threat_names(&mut self, name: impl Into<String>, names: threat::TlsNames) {
+        self.threat.add_names(name, names);
+    }
+
+    /// Some threat list names TLS server names or JA4 fingerprints.
+    pub fn has_threat_names(&self) -> bool {
+        self.threat.has_names()
+    }
+
+    /// One TLS connection's handshake facts, for the threat lists' SNI and JA4 entries.
+    pub fn on_tls(&mut self, f: &crate::http::TlsFacts, out: &mut Vec<Alert>) {
+        self.threat.on_tls(f, &mut self.raw);
+        self.finish(out);
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -1,6 +1,6 @@
 //! TLS facts of one connection on a TLS port: the ClientHello (SNI, offered ALPN and versions,
-//! JA4), the ServerHello (chosen version and, before TLS 1.3, ALPN) and the handshake time.
-//! Records are walked by their headers only; encrypted bytes are counted, never read.
+//! JA4), the ServerHello (chosen version and, before TLS 1.3, ALPN and the Certificate's subject
+//! and issuer) and the handshake time. Records are walked by their headers only; encrypted bytes are counted, never read.
 use super::exchange::Dir;
 use super::ConnKey;
 use rxray_wire::tls::{self as t, RecordHeader};
@@ -36,6 +36,12 @@ pub struct TlsFacts {
     pub cipher: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
+    /// The server certificate's subject and issuer ("C=US, O=..., CN=..."), before TLS 1.3 (which
+    /// encrypts the certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_issuer: Option<String>,
     /// ClientHello to the client's Finished (its first encrypted handshake record).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_ms: Option<f64>,
@@ -59,6 +65,8 @@ struct Side {
     /// Handshake bytes until the hello is whole; `done` once read (or given up).
     hs: Vec<u8>,
     done: bool,
+    /// The first handshake message (the hello) was read.
+    hello_seen: bool,
     ccs: bool,
     /// The record walk lost its place: every byte is counted as encrypted.
     lost: bool,
@@ -177,6 +185,9 @@ impl TlsConn {
         let s = &mut self.sides[ix(dir)];
         if kind == t::CHANGE_CIPHER_SPEC {
             s.ccs = true;
+            if dir == Dir::ToClient && !s.done {
+                self.server_done();
+            }
         }
         let finished = dir == Dir::ToServer && self.sides[0].done && (kind == t::APPLICATION_DATA || (kind == t::HANDSHAKE && self.sides[0].ccs));
         if finished && !self.finished && self.facts.ja4.is_some() && self.sides[1].done {
@@ -185,40 +196,88 @@ impl TlsConn {
         }
     }
 
+    /// Reads every whole handshake message collected so far: the client's ClientHello; the
+    /// server's ServerHello and, before TLS 1.3 (where they are still in clear text), its
+    /// Certificate, up to ServerHelloDone.
     fn hello(&mut self, dir: Dir) {
-        let s = &mut self.sides[ix(dir)];
-        let Some((kind, n)) = t::handshake_message(&s.hs) else { return };
-        let msg = std::mem::take(&mut s.hs);
-        s.done = true;
-        match (dir, kind) {
-            (Dir::ToServer, t::CLIENT_HELLO) => match t::parse_client_hello(&msg[..n]) {
-                Ok(h) => {
-                    self.facts.ts_ns = s.record_ts;
-                    self.facts.sni = h.sni.clone();
-                    self.facts.alpn_offered = h.alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-                    let v = h.supported_versions.iter().copied().filter(|v| !t::is_grease(*v)).max().unwrap_or(h.legacy_version);
-                    self.facts.client_version = Some(t::version_name(v));
-                    self.facts.ja4 = Some(t::ja4(&h));
-                }
-                Err(e) => self.facts.error = Some(format!("ClientHello: {e}")),
-            },
-            (Dir::ToClient, t::SERVER_HELLO) => {
-                match t::parse_server_hello(&msg[..n]) {
-                    Ok(h) => {
-                        self.facts.version = Some(t::version_name(h.version()));
-                        self.facts.cipher = Some(format!("0x{:04x}", h.cipher));
-                        self.facts.alpn = h.alpn.map(|a| String::from_utf8_lossy(&a).into_owned());
-                    }
-                    Err(e) => self.facts.error = Some(format!("ServerHello: {e}")),
-                }
-                self.complete = true;
+        loop {
+            let s = &mut self.sides[ix(dir)];
+            if s.done {
+                return;
             }
-            (Dir::ToServer, _) => self.facts.error = Some("the client's first handshake message is not a ClientHello".into()),
-            (Dir::ToClient, _) => {
+            let Some((kind, n)) = t::handshake_message(&s.hs) else { return };
+            let msg: Vec<u8> = s.hs.drain(..n).collect();
+            self.message(dir, kind, &msg);
+        }
+    }
+
+    fn message(&mut self, dir: Dir, kind: u8, msg: &[u8]) {
+        let s = &mut self.sides[ix(dir)];
+        let first = !s.hello_seen;
+        s.hello_seen = true;
+        match (dir, kind, first) {
+            (Dir::ToServer, t::CLIENT_HELLO, true) => {
+                s.done = true;
+                s.hs = Vec::new();
+                match t::parse_client_hello(msg) {
+                    Ok(h) => {
+                        self.facts.ts_ns = s.record_ts;
+                        self.facts.sni = h.sni.clone();
+                        self.facts.alpn_offered = h.alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                        let v = h.supported_versions.iter().copied().filter(|v| !t::is_grease(*v)).max().unwrap_or(h.legacy_version);
+                        self.facts.client_version = Some(t::version_name(v));
+                        self.facts.ja4 = Some(t::ja4(&h));
+                    }
+                    Err(e) => self.facts.error = Some(format!("ClientHello: {e}")),
+                }
+            }
+            (Dir::ToClient, t::SERVER_HELLO, true) => match t::parse_server_hello(msg) {
+                Ok(h) => {
+                    self.facts.version = Some(t::version_name(h.version()));
+                    self.facts.cipher = Some(format!("0x{:04x}", h.cipher));
+                    self.facts.alpn = h.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned());
+                    // TLS 1.3 encrypts everything after the ServerHello.
+                    if h.version() >= 0x0304 {
+                        self.server_done();
+                    }
+                }
+                Err(e) => {
+                    self.facts.error = Some(format!("ServerHello: {e}"));
+                    self.server_done();
+                }
+            },
+            (Dir::ToClient, t::CERTIFICATE, false) => {
+                match t::certificate_names(msg) {
+                    Ok(Some((subject, issuer))) => {
+                        self.facts.cert_subject = Some(subject);
+                        self.facts.cert_issuer = Some(issuer);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.facts.error = Some(format!("Certificate: {e}")),
+                }
+                self.server_done();
+            }
+            // Other messages before ServerHelloDone (ServerKeyExchange, CertificateRequest).
+            (Dir::ToClient, k, false) if k != t::SERVER_HELLO_DONE => {}
+            (Dir::ToClient, _, false) => self.server_done(),
+            (Dir::ToServer, _, _) => {
+                s.done = true;
+                s.hs = Vec::new();
+                self.facts.error = Some("the client's first handshake message is not a ClientHello".into());
+            }
+            (Dir::ToClient, _, true) => {
                 self.facts.error = Some("the server's first handshake message is not a ServerHello".into());
-                self.complete = true;
+                self.server_done();
             }
         }
+    }
+
+    /// The server's clear-text handshake is over: the facts are final.
+    fn server_done(&mut self) {
+        let s = &mut self.sides[1];
+        s.done = true;
+        s.hs = Vec::new();
+        self.complete = true;
     }
 
     /// `len` bytes were lost or not copied: skipped inside a record, else the walk stops.

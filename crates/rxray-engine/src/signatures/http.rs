@@ -109,6 +109,8 @@ impl HttpBuffers {
             Buffer::StatCode => &self.stat_code,
             Buffer::StatMsg => &self.stat_msg,
             Buffer::RequestBody | Buffer::ResponseBody | Buffer::FileData => &self.body,
+            // Not HTTP buffers: an HTTP call has none of them.
+            Buffer::DnsQuery | Buffer::TlsSni | Buffer::TlsCertSubject | Buffer::TlsCertIssuer | Buffer::Ja4Hash => &[],
         }
     }
 }

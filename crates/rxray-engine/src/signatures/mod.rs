@@ -6,7 +6,9 @@
 //! syntax error at a line and column or the sid and reason it is unsupported. See
 //! docs/signatures.md for the keywords and their semantics.
 pub mod addr;
+pub mod app;
 pub mod classtype;
+pub mod dns;
 pub mod flow;
 pub mod hook;
 pub mod http;
@@ -18,6 +20,7 @@ pub mod set;
 pub mod table;
 pub mod threshold;
 pub mod threshold_config;
+pub mod tls;
 
 pub use addr::Vars;
 pub use parse::{Note, RuleError, Unsupported};

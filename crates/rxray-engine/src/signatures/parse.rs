@@ -201,8 +201,12 @@ impl RuleParser<'_> {
             "ip" => Proto::Ip,
             // Without HTTP buffers such a rule matches packets (a note says so, below).
             "http" | "http1" => Proto::Tcp,
+            // DNS messages over UDP and TCP, TLS handshakes (signatures/app.rs), any packet.
+            "dns" => Proto::Ip,
+            "tls" => Proto::Tcp,
+            "pkthdr" => Proto::Pkthdr,
             w if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
-                self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http)"));
+                self.unsupported(format!("protocol '{proto_word}' is not supported (tcp, udp, icmp, ip, http, dns, tls, pkthdr)"));
                 Proto::Ip
             }
             _ => return Err((at, format!("'{proto_word}' is not a protocol"))),
@@ -260,6 +264,7 @@ impl RuleParser<'_> {
             threshold: None,
             detection_filter: None,
             references: Vec::new(),
+            app: Default::default(),
         };
         let mut sid_seen = false;
         let mut priority: Option<u8> = None;
@@ -278,6 +283,9 @@ impl RuleParser<'_> {
         self.split_buffers(&mut rule, open)?;
         if transactional && !rule.is_http() {
             self.unsupported("the '=>' direction (a transactional rule) needs an app-layer transaction; rxray has HTTP ones only");
+        }
+        if let Some(why) = super::app::finish(&mut rule, &proto_word) {
+            self.unsupported(why);
         }
         if (proto_word.eq_ignore_ascii_case("http") || proto_word.eq_ignore_ascii_case("http1")) && !rule.is_http() {
             self.notes.push(
@@ -472,6 +480,10 @@ impl RuleParser<'_> {
                 }
             }
             "rawbytes" => no_value(&value)?,
+            k if super::app::is_keyword(k) => {
+                let (v, vat) = need(&value)?;
+                super::app::keyword(rule, k, &v, vat)?;
+            }
             b if Buffer::sticky(b).is_some() => {
                 no_value(&value)?;
                 self.sticky = Buffer::sticky(b).unwrap_or(Buffer::Payload);

@@ -12,6 +12,8 @@ pub enum Proto {
     Icmp,
     /// Any IP packet.
     Ip,
+    /// `pkthdr`: any packet, IP or not (rules on the packet header only).
+    Pkthdr,
 }
 
 /// `content` with its modifiers. `offset`/`depth` are absolute (from the payload start);
@@ -81,6 +83,14 @@ pub enum Buffer {
     /// `file.data`: the body of the rule's direction (request body to the server, response body
     /// to the client).
     FileData,
+    /// `dns.query`: each question name of a DNS request, dotted (signatures/dns.rs).
+    DnsQuery,
+    /// TLS handshake facts (signatures/tls.rs): the ClientHello's SNI, the server certificate's
+    /// subject and issuer, the ClientHello's JA4.
+    TlsSni,
+    TlsCertSubject,
+    TlsCertIssuer,
+    Ja4Hash,
 }
 
 impl Buffer {
@@ -103,6 +113,11 @@ impl Buffer {
             "http.stat_msg" => Buffer::StatMsg,
             "http.response_body" | "http.server_body" => Buffer::ResponseBody,
             "file.data" | "file_data" => Buffer::FileData,
+            "dns.query" | "dns_query" => Buffer::DnsQuery,
+            "tls.sni" | "tls_sni" => Buffer::TlsSni,
+            "tls.cert_subject" => Buffer::TlsCertSubject,
+            "tls.cert_issuer" => Buffer::TlsCertIssuer,
+            "ja4.hash" => Buffer::Ja4Hash,
             _ => return None,
         })
     }
@@ -172,6 +187,11 @@ impl Buffer {
             Buffer::StatMsg => "http.stat_msg",
             Buffer::ResponseBody => "http.response_body",
             Buffer::FileData => "file.data",
+            Buffer::DnsQuery => "dns.query",
+            Buffer::TlsSni => "tls.sni",
+            Buffer::TlsCertSubject => "tls.cert_subject",
+            Buffer::TlsCertIssuer => "tls.cert_issuer",
+            Buffer::Ja4Hash => "ja4.hash",
         }
     }
 }
@@ -350,7 +370,7 @@ impl RuleAction {
 impl Rule {
     /// The rule inspects HTTP calls rather than packets.
     pub fn is_http(&self) -> bool {
-        !self.http.is_empty()
+        !self.http.is_empty() && self.app.proto == super::app::AppProto::None
     }
 }
 
@@ -393,4 +413,7 @@ pub struct Rule {
     /// `detection_filter` (kind `Detection`); applied before `threshold` when both are given.
     pub detection_filter: Option<Threshold>,
     pub references: Vec<String>,
+    /// The app-layer protocol a `dns` or `tls` rule inspects, and its non-buffer keywords
+    /// (`dns.opcode`, `tls.version`); the buffers are in `http`.
+    pub app: super::app::AppRule,
 }

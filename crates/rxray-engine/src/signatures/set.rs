@@ -3,6 +3,8 @@
 use super::flow::{FlowTracker, FlowView, DEFAULT_FLOW_CAPACITY};
 use super::http::HttpBuffers;
 use super::payload::{inspect, Buffers};
+use super::app::AppProto;
+use super::dns::DnsSide;
 use super::rule::{Buffer, FlowState, PayloadItem, Proto, Rule, RuleAction};
 use super::threshold::{Slot, Thresholds, Tuple, DEFAULT_THRESHOLD_CAPACITY};
 use super::threshold_config::{EntryKind, RateFilter, RateFilters, Suppress, ThresholdConfig};
@@ -84,6 +86,10 @@ pub struct SignatureSet {
     http_pattern_rules: Vec<Vec<u32>>,
     http_always: Vec<u32>,
     http_rules: Vec<u32>,
+    /// `dns` rules (each DNS message) and `tls` rules (each connection's handshake facts).
+    dns_rules: Vec<u32>,
+    tls_rules: Vec<u32>,
+    dns: DnsSide,
     use_prefilter: bool,
     needs_flow: bool,
     flows: FlowTracker,
@@ -106,8 +112,13 @@ pub struct SignatureSet {
 impl SignatureSet {
     pub fn new(rules: Vec<Rule>) -> SignatureSet {
         let (mut packet, mut http) = (Keyed::default(), Keyed::default());
+        let (mut dns_rules, mut tls_rules) = (Vec::new(), Vec::new());
         for (i, r) in rules.iter().enumerate() {
-            if r.is_http() {
+            if r.app.proto == AppProto::Dns {
+                dns_rules.push(i as u32);
+            } else if r.app.proto == AppProto::Tls {
+                tls_rules.push(i as u32);
+            } else if r.is_http() {
                 let pat = prefilter_content(r.http.iter().flat_map(|(_, v)| v.iter()).chain(r.payload.iter()));
                 http.add(i as u32, pat.map(|p| &p[..p.len().min(PREFILTER_MAX_PATTERN)]));
             } else {
@@ -129,6 +140,9 @@ impl SignatureSet {
             http_pattern_rules,
             http_always,
             http_rules,
+            dns_rules,
+            tls_rules,
+            dns: DnsSide::default(),
             use_prefilter: true,
             needs_flow,
             flows: FlowTracker::new(DEFAULT_FLOW_CAPACITY),
@@ -271,7 +285,7 @@ impl SignatureSet {
                 PayloadItem::Content(_) => 0,
             })
             .sum();
-        SigStats { flows_evicted: self.flows.evicted(), thresholds_evicted: self.thresholds.evicted(), pcre_limit_hits, ..self.stats }
+        SigStats { flows_evicted: self.flows.evicted() + self.dns.streams_evicted(), thresholds_evicted: self.thresholds.evicted(), pcre_limit_hits, ..self.stats }
     }
 
     /// HTTP rules (evaluated on calls, not packets).
@@ -327,12 +341,14 @@ impl SignatureSet {
             self.stats.evaluated += 1;
             let rule = &self.rules[ri as usize];
             let k = &c.conn;
-            // The side the rule inspects, and the addresses as that side's packets carry them.
+            // The side the rule inspects (both, for `file.data` with no direction), and the
+            // addresses as that side's packets carry them.
+            let to_client = if rule.app.both_sides { !request_only } else { rule.to_client };
             let (src, sport, dst, dport) =
-                if rule.to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
+                if to_client { (k.server, k.server_port, k.client, k.client_port) } else { (k.client, k.client_port, k.server, k.server_port) };
             // Request rules read the request alone, as soon as it is whole; response rules the
             // paired call (each side is inspected once).
-            if rule.to_client == request_only {
+            if to_client == request_only {
                 continue;
             }
             if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|f| f.state == FlowState::NotEstablished) {
@@ -387,7 +403,7 @@ impl SignatureSet {
                 evidence,
                 flow: None,
             };
-            out.push(CallMatch { m, to_client: rule.to_client, src, sport, dst, dport });
+            out.push(CallMatch { m, to_client: !request_only, src, sport, dst, dport });
         });
     }
 
@@ -403,6 +419,9 @@ impl SignatureSet {
     /// nothing fires).
     pub fn match_packet_into(&mut self, p: &Packet, out: &mut Vec<SigMatch>) {
         self.stats.packets += 1;
+        if !self.dns_rules.is_empty() {
+            self.match_dns(p, out);
+        }
         let view = if self.needs_flow { self.flows.update(p) } else { None };
         self.collect_candidates(&p.payload);
         if self.candidates.is_empty() {
@@ -443,6 +462,120 @@ impl SignatureSet {
             out.push(m);
         });
         self.pending = pending;
+    }
+
+    /// The `dns` rules that fire on the DNS messages `p` carries or completes (over TCP).
+    fn match_dns(&mut self, p: &Packet, out: &mut Vec<SigMatch>) {
+        let whole = p.payload.len() as u32 >= payload_size(p);
+        let SignatureSet { dns, rules, dns_rules, stats, hits, .. } = self;
+        let mut ev = Vec::new();
+        let mut pending: Vec<(u32, Vec<Evidence>)> = Vec::new();
+        dns.messages(p, whole, |m| {
+            for &ri in dns_rules.iter() {
+                let r = &rules[ri as usize];
+                stats.evaluated += 1;
+                if !header_matches(r, p) || !super::dns::matches(r, m, hits, &mut ev) {
+                    continue;
+                }
+                stats.matches += 1;
+                let evidence = super::dns::keywords(r)
+                    .zip(ev.iter())
+                    .map(|(keyword, &h)| Evidence {
+                        keyword,
+                        buffer: (h.0 != Buffer::Payload).then_some(h.0.name()),
+                        offset: h.2,
+                        bytes: super::dns::hit_bytes(m, h).to_vec(),
+                    })
+                    .collect();
+                pending.push((ri, evidence));
+            }
+        });
+        // threshold, threshold.config and the action order, as for every other match.
+        let Some(ip) = p.ip.as_ref() else { return };
+        let (sport, dport) = ports(p).unwrap_or((0, 0));
+        let tuple = Tuple { proto: ip.proto, src: ip.src, sport, dst: ip.dst, dport };
+        self.finalize(&mut pending, &tuple, p.ts_ns, |rule, action, evidence| {
+            out.push(SigMatch {
+                action,
+                gid: rule.gid,
+                sid: rule.sid,
+                rev: rule.rev,
+                msg: rule.msg.clone(),
+                classtype: rule.classtype.clone(),
+                priority: rule.priority,
+                evidence,
+                flow: None,
+            });
+        });
+    }
+
+    /// Some rule reads packet payloads (a packet rule with `content` or `pcre`, or a `dns`
+    /// rule): a live source should then deliver whole payloads, not a prefix. HTTP and TLS rules
+    /// read reassembled streams instead.
+    pub fn needs_whole_payload(&self) -> bool {
+        !self.dns_rules.is_empty() || self.packet_rules.iter().any(|&ri| !self.rules[ri as usize].payload.is_empty())
+    }
+
+    /// `tls` rules.
+    pub fn tls_rules(&self) -> usize {
+        self.tls_rules.len()
+    }
+
+    /// The `tls` rules that fire on one connection's handshake facts (once per connection, when
+    /// the server's clear-text handshake is over), in rule-file order.
+    pub fn match_tls_into(&mut self, f: &crate::http::TlsFacts, out: &mut Vec<CallMatch>) {
+        let (Some(client), Some(server)) = (f.client, f.server) else { return };
+        let mut ev = Vec::new();
+        // Per direction (to the server, to the client): the matches, gated as every other match.
+        let mut pending: [Vec<(u32, Vec<Evidence>)>; 2] = Default::default();
+        let tls_rules = std::mem::take(&mut self.tls_rules);
+        for &ri in &tls_rules {
+            let rule = &self.rules[ri as usize];
+            self.stats.evaluated += 1;
+            let (src, sport, dst, dport) =
+                if rule.to_client { (server, f.server_port, client, f.client_port) } else { (client, f.client_port, server, f.server_port) };
+            if !call_header_matches(rule, src, sport, dst, dport) || rule.flow.is_some_and(|fl| fl.state == FlowState::NotEstablished) {
+                continue;
+            }
+            if !super::tls::matches(rule, f, &mut self.hits, &mut ev) {
+                continue;
+            }
+            self.stats.matches += 1;
+            let keywords = rule.http.iter().flat_map(|(_, v)| v.iter()).filter(|i| !i.is_negated()).map(|i| match i {
+                PayloadItem::Content(_) => "content",
+                PayloadItem::Pcre(_) => "pcre",
+            });
+            let evidence = keywords
+                .zip(ev.iter())
+                .map(|(keyword, &(b, s, e))| Evidence {
+                    keyword,
+                    buffer: Some(b.name()),
+                    offset: s,
+                    bytes: super::tls::buffer(f, b).and_then(|x| x.get(s as usize..e as usize)).unwrap_or_default().to_vec(),
+                })
+                .collect();
+            pending[rule.to_client as usize].push((ri, evidence));
+        }
+        self.tls_rules = tls_rules;
+        for (to_client, mut pending) in [false, true].into_iter().zip(pending) {
+            let (src, sport, dst, dport) =
+                if to_client { (server, f.server_port, client, f.client_port) } else { (client, f.client_port, server, f.server_port) };
+            let tuple = Tuple { proto: 6, src, sport, dst, dport };
+            self.finalize(&mut pending, &tuple, f.ts_ns, |rule, action, evidence| {
+                let m = SigMatch {
+                    action,
+                    gid: rule.gid,
+                    sid: rule.sid,
+                    rev: rule.rev,
+                    msg: rule.msg.clone(),
+                    classtype: rule.classtype.clone(),
+                    priority: rule.priority,
+                    evidence,
+                    flow: None,
+                };
+                out.push(CallMatch { m, to_client, src, sport, dst, dport });
+            });
+        }
     }
 
     /// Fills `self.candidates` (sorted rule indices) from the prefilter and the always-list.
@@ -595,13 +728,14 @@ fn ports(p: &Packet) -> Option<(u16, u16)> {
 
 fn header_matches(r: &Rule, p: &Packet) -> bool {
     let Some(ip) = p.ip.as_ref() else {
-        return false;
+        // `pkthdr` takes any packet; one without IP only when the rule names no address or port.
+        return r.proto == Proto::Pkthdr && r.src.is_any() && r.dst.is_any() && r.sport.is_any() && r.dport.is_any();
     };
     let proto_ok = match r.proto {
         Proto::Tcp => p.tcp.is_some(),
         Proto::Udp => p.udp.is_some(),
         Proto::Icmp => p.icmp.is_some(),
-        Proto::Ip => true,
+        Proto::Ip | Proto::Pkthdr => true,
     };
     if !proto_ok {
         return false;
