@@ -233,7 +233,13 @@ impl SignatureSet {
     /// The pending matches in Suricata's action order (pass, drop, reject, alert; rule-file order
     /// within one action), each through [`gate`](Self::gate); a `pass` that gets through ends
     /// the packet (nothing after it alerts). Calls `emit` for each match that alerts.
-    fn finalize<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple: &Tuple, ts_ns: u64, mut emit: impl FnMut(&Rule, RuleAction, T)) {
+    fn finalize<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple: &Tuple, ts_ns: u64, emit: impl FnMut(&Rule, RuleAction, T)) {
+        self.finalize_each(pending, |_| *tuple, ts_ns, emit)
+    }
+
+    /// [`finalize`](Self::finalize) with each match's own tuple (the `tls` rules of one
+    /// handshake look at either direction).
+    fn finalize_each<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple_of: impl Fn(&T) -> Tuple, ts_ns: u64, mut emit: impl FnMut(&Rule, RuleAction, T)) {
         pending.sort_by_key(|(ri, _)| (self.rules[*ri as usize].action, *ri));
         let mut done = false;
         for (ri, hits) in pending.drain(..) {
@@ -241,7 +247,7 @@ impl SignatureSet {
                 self.stats.suppressed += 1;
                 continue;
             }
-            match self.gate(ri, tuple, ts_ns) {
+            match self.gate(ri, &tuple_of(&hits), ts_ns) {
                 None => self.stats.suppressed += 1,
                 Some(RuleAction::Pass) => {
                     self.stats.suppressed += 1;
@@ -448,12 +454,14 @@ impl SignatureSet {
         if self.pending.is_empty() {
             return;
         }
-        let Some(ip) = p.ip.as_ref() else {
-            self.pending.clear();
-            return;
-        };
+        // A packet with no IP header (only `pkthdr` rules with no address take it): thresholds
+        // track it under the unspecified address.
         let (sport, dport) = ports(p).unwrap_or((0, 0));
-        let tuple = Tuple { proto: ip.proto, src: ip.src, sport, dst: ip.dst, dport };
+        let none = IpAddr::from([0u8; 4]);
+        let tuple = match p.ip.as_ref() {
+            Some(ip) => Tuple { proto: ip.proto, src: ip.src, sport, dst: ip.dst, dport },
+            None => Tuple { proto: 0, src: none, sport: 0, dst: none, dport: 0 },
+        };
         let mut pending = std::mem::take(&mut self.pending);
         self.finalize(&mut pending, &tuple, p.ts_ns, |rule, action, hits| {
             let mut m = sig_match(rule, &p.payload, &hits);
@@ -526,8 +534,8 @@ impl SignatureSet {
     pub fn match_tls_into(&mut self, f: &crate::http::TlsFacts, out: &mut Vec<CallMatch>) {
         let (Some(client), Some(server)) = (f.client, f.server) else { return };
         let mut ev = Vec::new();
-        // Per direction (to the server, to the client): the matches, gated as every other match.
-        let mut pending: [Vec<(u32, Vec<Evidence>)>; 2] = Default::default();
+        // The matches in rule-file order, each with its direction, gated as every other match.
+        let mut pending: Vec<(u32, (bool, Vec<Evidence>))> = Vec::new();
         let tls_rules = std::mem::take(&mut self.tls_rules);
         for &ri in &tls_rules {
             let rule = &self.rules[ri as usize];
@@ -554,28 +562,31 @@ impl SignatureSet {
                     bytes: super::tls::buffer(f, b).and_then(|x| x.get(s as usize..e as usize)).unwrap_or_default().to_vec(),
                 })
                 .collect();
-            pending[rule.to_client as usize].push((ri, evidence));
+            pending.push((ri, (rule.to_client, evidence)));
         }
         self.tls_rules = tls_rules;
-        for (to_client, mut pending) in [false, true].into_iter().zip(pending) {
-            let (src, sport, dst, dport) =
-                if to_client { (server, f.server_port, client, f.client_port) } else { (client, f.client_port, server, f.server_port) };
-            let tuple = Tuple { proto: 6, src, sport, dst, dport };
-            self.finalize(&mut pending, &tuple, f.ts_ns, |rule, action, evidence| {
-                let m = SigMatch {
-                    action,
-                    gid: rule.gid,
-                    sid: rule.sid,
-                    rev: rule.rev,
-                    msg: rule.msg.clone(),
-                    classtype: rule.classtype.clone(),
-                    priority: rule.priority,
-                    evidence,
-                    flow: None,
-                };
-                out.push(CallMatch { m, to_client, src, sport, dst, dport });
-            });
-        }
+        let ends = move |to_client: bool| {
+            if to_client { (server, f.server_port, client, f.client_port) } else { (client, f.client_port, server, f.server_port) }
+        };
+        let tuple_of = move |(to_client, _): &(bool, Vec<Evidence>)| {
+            let (src, sport, dst, dport) = ends(*to_client);
+            Tuple { proto: 6, src, sport, dst, dport }
+        };
+        self.finalize_each(&mut pending, tuple_of, f.ts_ns, |rule, action, (to_client, evidence)| {
+            let (src, sport, dst, dport) = ends(to_client);
+            let m = SigMatch {
+                action,
+                gid: rule.gid,
+                sid: rule.sid,
+                rev: rule.rev,
+                msg: rule.msg.clone(),
+                classtype: rule.classtype.clone(),
+                priority: rule.priority,
+                evidence,
+                flow: None,
+            };
+            out.push(CallMatch { m, to_client, src, sport, dst, dport });
+        });
     }
 
     /// Fills `self.candidates` (sorted rule indices) from the prefilter and the always-list.
