@@ -15,7 +15,8 @@ const KINDS: &[(&str, u32, &str)] = &[
     ("drop", 73, r#"drop tcp $HOME_NET any -> $EXTERNAL_NET any (msg:"drop"; flow:established,to_server; content:"{w}"; sid:{sid}; rev:1;)"#),
     ("pass", 58, r#"pass ip 198.18.0.0/15 any -> any any (msg:"pass"; sid:{sid}; rev:1;)"#),
     ("dns", 50, r#"alert dns any any -> any any (msg:"dns"; dns.query; content:"{w}"; nocase; sid:{sid}; rev:1;)"#),
-    ("pkthdr", 39, r#"alert ip any any -> any any (msg:"pkthdr"; pkthdr; content:"|45|"; depth:1; content:"{w}"; sid:{sid}; rev:1;)"#),
+    // `pkthdr` is a rule protocol (Suricata's decoder-events.rules: `alert pkthdr any any -> any any`).
+    ("pkthdr", 39, r#"alert pkthdr any any -> any any (msg:"pkthdr {w}"; dsize:>0; sid:{sid}; rev:1;)"#),
     ("tls", 37, r#"alert tls any any -> any any (msg:"tls"; tls.sni; content:"{w}"; sid:{sid}; rev:1;)"#),
     ("http.uri", 34, r#"alert http any any -> any any (msg:"uri"; flow:established,to_server; http.uri; content:"/{w}"; sid:{sid}; rev:1;)"#),
     ("sip", 25, r#"alert sip any any -> any any (msg:"sip"; sip.method; content:"INVITE"; sid:{sid}; rev:1;)"#),
