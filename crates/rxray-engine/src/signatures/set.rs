@@ -398,17 +398,7 @@ impl SignatureSet {
             if request_only { (k.client, k.client_port, k.server, k.server_port) } else { (k.server, k.server_port, k.client, k.client_port) };
         let tuple = Tuple { proto: 6, src, sport, dst, dport };
         self.finalize(&mut call_pending, &tuple, c.ts_ns, |rule, action, evidence| {
-            let m = SigMatch {
-                action,
-                gid: rule.gid,
-                sid: rule.sid,
-                rev: rule.rev,
-                msg: rule.msg.clone(),
-                classtype: rule.classtype.clone(),
-                priority: rule.priority,
-                evidence,
-                flow: None,
-            };
+            let m = SigMatch::of(rule, action, evidence);
             out.push(CallMatch { m, to_client: !request_only, src, sport, dst, dport });
         });
     }
@@ -503,17 +493,7 @@ impl SignatureSet {
         let (sport, dport) = ports(p).unwrap_or((0, 0));
         let tuple = Tuple { proto: ip.proto, src: ip.src, sport, dst: ip.dst, dport };
         self.finalize(&mut pending, &tuple, p.ts_ns, |rule, action, evidence| {
-            out.push(SigMatch {
-                action,
-                gid: rule.gid,
-                sid: rule.sid,
-                rev: rule.rev,
-                msg: rule.msg.clone(),
-                classtype: rule.classtype.clone(),
-                priority: rule.priority,
-                evidence,
-                flow: None,
-            });
+            out.push(SigMatch::of(rule, action, evidence));
         });
     }
 
@@ -574,17 +554,7 @@ impl SignatureSet {
         };
         self.finalize_each(&mut pending, tuple_of, f.ts_ns, |rule, action, (to_client, evidence)| {
             let (src, sport, dst, dport) = ends(to_client);
-            let m = SigMatch {
-                action,
-                gid: rule.gid,
-                sid: rule.sid,
-                rev: rule.rev,
-                msg: rule.msg.clone(),
-                classtype: rule.classtype.clone(),
-                priority: rule.priority,
-                evidence,
-                flow: None,
-            };
+            let m = SigMatch::of(rule, action, evidence);
             out.push(CallMatch { m, to_client, src, sport, dst, dport });
         });
     }
@@ -831,17 +801,23 @@ fn evidence_of<'a>(items: &'a [PayloadItem], buf: &'a [u8], hits: &'a [(u32, u32
 }
 
 fn sig_match(r: &Rule, payload: &[u8], hits: &[(u32, u32)]) -> SigMatch {
-    let evidence = evidence_of(&r.payload, payload, hits).collect();
-    SigMatch {
-        action: r.action,
-        gid: r.gid,
-        sid: r.sid,
-        rev: r.rev,
-        msg: r.msg.clone(),
-        classtype: r.classtype.clone(),
-        priority: r.priority,
-        evidence,
-        flow: None,
+    SigMatch::of(r, r.action, evidence_of(&r.payload, payload, hits).collect())
+}
+
+impl SigMatch {
+    /// A match of `rule`, alerting with `action` (the rule's, or a rate filter's), with no flow.
+    fn of(rule: &Rule, action: RuleAction, evidence: Vec<Evidence>) -> SigMatch {
+        SigMatch {
+            action,
+            gid: rule.gid,
+            sid: rule.sid,
+            rev: rule.rev,
+            msg: rule.msg.clone(),
+            classtype: rule.classtype.clone(),
+            priority: rule.priority,
+            evidence,
+            flow: None,
+        }
     }
 }
 
