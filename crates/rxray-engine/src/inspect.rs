@@ -56,13 +56,13 @@ impl Inspector {
 
     /// The HTTP side is needed: HTTP rules or API limits.
     pub fn wants_http(&self) -> bool {
-        self.has_http_rules() || self.api.is_some()
+        self.wants_calls()
     }
 
     /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document
     /// and, when the rules have HTTP rules, inspected by them.
     pub fn with_http(mut self, h: HttpInspector) -> Inspector {
-        let wants_calls = self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0) || self.api.is_some();
+        let wants_calls = self.wants_calls();
         self.http = Some(if wants_calls { h.with_calls() } else { h });
         self
     }
@@ -96,29 +96,41 @@ impl Inspector {
         }
         let Some(h) = self.http.as_mut() else { return };
         for c in h.take_calls() {
-            if let Some(g) = self.api.as_mut() {
-                let mut found = Vec::new();
-                g.on_call(&c, &mut found);
-                for a in found {
-                    self.detectors.submit(a, out);
-                }
-            }
-            let Some(sigs) = self.sigs.as_mut() else { continue };
-            let mut ms = std::mem::take(&mut self.call_matches);
-            ms.clear();
-            sigs.match_call_into(&c, &mut ms);
-            for m in &ms {
-                let mut a = self.call_alert(m, c.ts_ns, "http").with("http", true);
-                if self.payload_printable {
-                    let side = if m.to_client { &c.response } else { &c.request };
-                    if let Some(r) = a.rule.as_mut() {
-                        r.payload = Some([&side.head[..], &side.body[..]].concat());
-                    }
-                }
-                self.detectors.submit_rule(a, out);
-            }
-            self.call_matches = ms;
+            self.on_call(&c, out);
         }
+    }
+
+    /// Whole HTTP calls are wanted (`on_call`): the rules have HTTP rules, or there are API limits.
+    pub fn wants_calls(&self) -> bool {
+        self.has_http_rules() || self.api.is_some()
+    }
+
+    /// One HTTP call (a request alone when it is whole, then the paired call): the API limits and
+    /// baselines, and the HTTP rules. Called for the HTTP side's own calls, and by sources that
+    /// reassemble HTTP themselves (the agent's HTTP view).
+    pub fn on_call(&mut self, c: &crate::http::Call, out: &mut Vec<Alert>) {
+        if let Some(g) = self.api.as_mut() {
+            let mut found = Vec::new();
+            g.on_call(c, &mut found);
+            for a in found {
+                self.detectors.submit(a, out);
+            }
+        }
+        let Some(sigs) = self.sigs.as_mut() else { return };
+        let mut ms = std::mem::take(&mut self.call_matches);
+        ms.clear();
+        sigs.match_call_into(c, &mut ms);
+        for m in &ms {
+            let mut a = self.call_alert(m, c.ts_ns, "http").with("http", true);
+            if self.payload_printable {
+                let side = if m.to_client { &c.response } else { &c.request };
+                if let Some(r) = a.rule.as_mut() {
+                    r.payload = Some([&side.head[..], &side.body[..]].concat());
+                }
+            }
+            self.detectors.submit_rule(a, out);
+        }
+        self.call_matches = ms;
     }
 
     pub fn http(&self) -> Option<&HttpInspector> {

@@ -87,7 +87,7 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr], files: &crate::args:
     let opts = alerts::AlertOpts {
         signatures: cfg.signatures.clone(),
         detect_config: cfg.detect_config.as_ref().map(PathBuf::from),
-        api_limits: None,
+        api_limits: cfg.api_limits.as_ref().map(PathBuf::from),
         threat_lists: cfg.threat_lists.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         eve: None,
         recorder: None,
@@ -428,6 +428,16 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
+            // The HTTP view's calls go to detection when it wants them (HTTP rules, API limits).
+            let wants = insp.as_ref().is_some_and(|i| i.wants_calls());
+            if h.tracker.keeps_calls() != wants {
+                h.tracker.keep_calls(wants);
+            }
+            if let Some(i) = insp.as_mut().filter(|_| wants) {
+                for c in h.tracker.take_calls() {
+                    i.on_call(&c, &mut alerts_out);
+                }
+            }
         }
         crate::join::views::pump_drops(&mut drop_src, conns.as_ref().map(|c| c.source()), &mut hub, clock.now_ns());
         let now = clock.now_ns();
