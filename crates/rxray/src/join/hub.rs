@@ -475,6 +475,14 @@ impl Hub {
                     h.tracker.segment(seg);
                 }
             }
+            c.with_view(|v, q| v.on_http_segment(iface, seg, q));
+        }
+    }
+
+    /// One alert of the agent's detectors (after its firewall acted on it): each joined `top` shows it.
+    pub fn on_alert(&mut self, a: &rxray_engine::alert::Alert) {
+        for c in self.clients.iter_mut() {
+            c.with_view(|v, q| v.on_alert(a, q));
         }
     }
 
