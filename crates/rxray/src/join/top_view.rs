@@ -138,3 +138,19 @@ impl View for TopView {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rxray_tui::model::{AlertRow, EndpointRow};
+
+    #[test]
+    fn top_panes_round_trip_as_json() {
+        let mut p = TopPanes { ts_ns: 7, drop_events_lost: Some(1), ..Default::default() };
+        p.panes.drops.reasons = vec![("NO_SOCKET".into(), 40)];
+        p.panes.alerts.recent.push(AlertRow { detector: "syn_flood".into(), src: "198.18.0.66".parse().ok(), action: "block 198.18.0.66/32 600s".into(), ..Default::default() });
+        p.panes.http.endpoints.push(EndpointRow { method: "GET".into(), template: "/a/{id}".into(), requests: 3, error_rate: 1.0 / 3.0, p95_ms: None });
+        let back: TopPanes = serde_json::from_slice(&serde_json::to_vec(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
+}
