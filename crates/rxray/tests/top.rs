@@ -295,12 +295,3 @@ fn top_joined_shows_the_agents_alert_and_block() {
     t.keys(&["Escape"]);
     quits_restored(&t);
 }
-
-/// Takes the firewall off the lab's interface (the agent leaves it pinned when it stops).
-struct FwOff<'a>(&'a Lab);
-
-impl Drop for FwOff<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
-    }
-}
