@@ -486,7 +486,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
-                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), detect: st.cfg.detect, http_ports: ports.as_deref() },
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), detect: st.cfg.detect, http_ports: ports.as_deref(), ..Default::default() },
                     };
                     hub.join(conn, *req, &view);
                 }

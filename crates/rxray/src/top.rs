@@ -216,6 +216,8 @@ struct JoinFeed {
     stop: Arc<AtomicBool>,
     latest: Option<serde_json::Value>,
     latest_panes: Option<crate::join::top_view::TopPanes>,
+    /// What the last panes said of the loss line: detectors on, drop events and HTTP records lost.
+    loss: (bool, Option<u64>, Option<u64>),
     gone: bool,
     store: PathBuf,
 }
@@ -247,9 +249,17 @@ impl Feed for JoinFeed {
 
     fn refresh(&mut self, c: &mut Collector) -> Result<(), Error> {
         let panes = self.latest_panes.take();
+        if let Some(p) = &panes {
+            self.loss = (p.panes.alerts.on, p.drop_events_lost, p.http_records_lost);
+        }
         if let Some(v) = self.latest.take() {
             let (snap, protocols, mut counters) = flows_from_json(&v);
-            counters.drop_events_lost = panes.as_ref().and_then(|p| p.drop_events_lost);
+            // The agent's detector events and ring losses over these interfaces since the join.
+            if self.loss.0 {
+                counters.events = v["totals"]["events"].as_u64();
+                counters.events_lost = v["totals"]["lost"].as_u64();
+            }
+            (counters.drop_events_lost, counters.http_records_lost) = (self.loss.1, self.loss.2);
             c.on_flows(snap, counters);
             c.set_protocols(protocols);
         }
@@ -381,7 +391,7 @@ fn join(a: &TopArgs, stop: &Arc<AtomicBool>) -> Result<Option<(JoinFeed, Collect
         }
     };
     let store = a.store.clone().or_else(agent_store).unwrap_or_else(|| PathBuf::from(rxray_agent::config::DEFAULT_STORE));
-    Ok(Some((JoinFeed { flows: Some(j), panes, stop: Arc::clone(stop), latest: None, latest_panes: None, gone: false, store }, c)))
+    Ok(Some((JoinFeed { flows: Some(j), panes, stop: Arc::clone(stop), latest: None, latest_panes: None, loss: (false, None, None), gone: false, store }, c)))
 }
 
 fn drop_counts(ifindexes: &[u32]) -> Result<(Drops, BTreeMap<u64, String>), String> {

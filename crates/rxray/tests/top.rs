@@ -223,6 +223,11 @@ fn top_joined_shows_the_agents_drops_http_and_store_detail() {
         packets_of(s, &items_t) == Some(12) && packets_of(s, &index_t) == Some(3)
     });
     assert!(s.contains("Top HTTP endpoints (15 requests)"), "{s}");
+    // The loss line has the agent's parts: its detectors, drop counts and HTTP view all run.
+    t.keys(&["1"]);
+    t.wait_for(Duration::from_secs(10), "the agent's parts on the loss line", |s| {
+        s.contains("detector events ") && s.contains("drop events lost 0") && s.contains("HTTP lost 0")
+    });
 
     // The detail of the sender (the top source): its investigate timeline from the agent's store,
     // with the 40 datagrams to port 5001 (in one row or more, as the store's periods cut them).

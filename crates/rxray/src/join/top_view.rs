@@ -21,6 +21,9 @@ pub struct TopPanes {
     pub panes: Panes,
     /// Drop events the agent's drops ring had no room for since the join (None: no drop counts).
     pub drop_events_lost: Option<u64>,
+    /// HTTP records the agent's HTTP rings had no room for since the join (None: no HTTP view).
+    #[serde(default)]
+    pub http_records_lost: Option<u64>,
 }
 
 /// A joined `top`: the agent's drops, alerts and HTTP segments, through the dashboard's own
@@ -31,6 +34,8 @@ pub struct TopView {
     /// The agent's drop counts (per reason slot) and ring losses when the client joined.
     base: BTreeMap<u32, u64>,
     base_lost: u64,
+    /// HTTP records lost on the client's interfaces when it joined.
+    base_http_lost: u64,
     http: Option<(HttpTracker, Vec<u16>)>,
     interfaces: Vec<String>,
     every: Duration,
@@ -58,16 +63,25 @@ pub fn view(interfaces: &[String], every: Option<Duration>, feeds: &Feeds) -> To
     let http_on = if http.is_some() { Ok(()) } else { Err("the agent runs without its HTTP view (`[http] enabled = true` turns it on)".to_string()) };
     c.set_parts(drops, alerts, http_on);
     let every = every.unwrap_or(Duration::from_secs(1));
+    let base_http_lost = http_lost(interfaces, feeds).unwrap_or(0);
     TopView {
         c,
         names,
         base: t.by_reason.into_iter().collect(),
         base_lost: t.lost,
+        base_http_lost,
         http,
         interfaces: interfaces.to_vec(),
         every,
         next: Instant::now(),
     }
+}
+
+/// HTTP records the agent's rings on `interfaces` had no room for (None: no HTTP counters).
+fn http_lost(interfaces: &[String], feeds: &Feeds) -> Option<u64> {
+    let f = feeds.http_totals?;
+    let t: Vec<_> = interfaces.iter().filter_map(|i| f(i)).collect();
+    (!t.is_empty()).then(|| t.iter().map(|t| t.records_lost).sum())
 }
 
 impl TopView {
@@ -95,7 +109,8 @@ impl TopView {
             tr.advance(rxray_kernel::monotonic_ns());
             self.c.on_http(tr.snapshot());
         }
-        TopPanes { ts_ns: f.now_ns, panes: self.c.panes(), drop_events_lost: t.map(|t| t.lost.saturating_sub(self.base_lost)) }
+        let http_records_lost = self.http.as_ref().and_then(|_| http_lost(&self.interfaces, f)).map(|n| n.saturating_sub(self.base_http_lost));
+        TopPanes { ts_ns: f.now_ns, panes: self.c.panes(), drop_events_lost: t.map(|t| t.lost.saturating_sub(self.base_lost)), http_records_lost }
     }
 
     fn send(&mut self, f: &Feeds, q: &mut Queue) {

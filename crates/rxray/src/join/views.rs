@@ -64,6 +64,8 @@ pub struct Feeds<'a> {
     pub detect: bool,
     /// The agent's HTTP view's ports, when it runs (a joined `top`'s HTTP pane).
     pub http_ports: Option<&'a [u16]>,
+    /// The HTTP copies' kernel counters of an interface (a joined `top`'s loss line).
+    pub http_totals: Option<&'a dyn Fn(&str) -> Option<rxray_kernel::http::HttpKernelTotals>>,
 }
 
 /// The latency histograms and counters over some of the agent's interfaces.
