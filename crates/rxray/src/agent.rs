@@ -413,7 +413,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 closed.push((conn.clone(), ts));
             });
             // Joined `conns` list each as it closed.
-            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None };
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None, ..Default::default() };
             for (conn, ts) in &closed {
                 hub.on_closed_conn(conn, *ts, &feeds);
             }
@@ -464,6 +464,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 r.trigger(&mut al);
             }
             *st.alerts.entry(al.sig.detector.to_string()).or_default() += 1;
+            hub.on_alert(&al);
             if store.is_some() {
                 st.history.record_alert(&al);
             }
@@ -495,7 +496,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
-                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), detect: st.cfg.detect, http_ports: ports.as_deref(), ..Default::default() },
                     };
                     hub.join(conn, *req, &view);
                 }
@@ -525,7 +526,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
-                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), ..Default::default() },
             };
             hub.service(&view);
         }

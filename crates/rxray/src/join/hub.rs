@@ -44,6 +44,13 @@ pub struct AgentView<'a> {
     pub feeds: super::views::Feeds<'a>,
 }
 
+impl<'a> AgentView<'a> {
+    /// The sources the joined views read (with the HTTP copies' counters).
+    fn view_feeds(&self) -> super::views::Feeds<'a> {
+        super::views::Feeds { http_totals: Some(self.http_totals), ..self.feeds }
+    }
+}
+
 /// The flow table and ingress counters over some of the agent's interfaces.
 pub type FlowsOf<'a> = &'a dyn Fn(&[String]) -> Option<(FlowSnapshot, Totals)>;
 
@@ -278,7 +285,7 @@ impl Hub {
             FlowsClient::new(&req, (agent.flows)(&ifaces))
         });
         let view_ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
-        let view = match super::views::view_of(&req, &view_ifaces, &agent.feeds) {
+        let view = match super::views::view_of(&req, &view_ifaces, &agent.view_feeds()) {
             Ok(v) => v,
             Err(e) => return refuse(&conn, e, false),
         };
@@ -475,6 +482,14 @@ impl Hub {
                     h.tracker.segment(seg);
                 }
             }
+            c.with_view(|v, q| v.on_http_segment(iface, seg, q));
+        }
+    }
+
+    /// One alert of the agent's detectors (after its firewall acted on it): each joined `top` shows it.
+    pub fn on_alert(&mut self, a: &rxray_engine::alert::Alert) {
+        for c in self.clients.iter_mut() {
+            c.with_view(|v, q| v.on_alert(a, q));
         }
     }
 
@@ -500,7 +515,7 @@ impl Hub {
             c.http_snapshot(agent, now, false);
             c.alerts_tick(agent.now_ns);
             c.flows_snapshot(agent, now, false, &mut self.ctx);
-            c.with_view(|v, q| v.tick(&agent.feeds, now, q));
+            c.with_view(|v, q| v.tick(&agent.view_feeds(), now, q));
             c.close_if_done(&agent.feeds);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));

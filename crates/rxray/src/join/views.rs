@@ -60,6 +60,12 @@ pub struct Feeds<'a> {
     pub capture_snap: Option<u32>,
     /// The agent's latency histograms, when it measures latency.
     pub latency: Option<LatencyFeed<'a>>,
+    /// The agent runs its detectors (a joined `top`'s alerts pane).
+    pub detect: bool,
+    /// The agent's HTTP view's ports, when it runs (a joined `top`'s HTTP pane).
+    pub http_ports: Option<&'a [u16]>,
+    /// The HTTP copies' kernel counters of an interface (a joined `top`'s loss line).
+    pub http_totals: Option<&'a dyn Fn(&str) -> Option<rxray_kernel::http::HttpKernelTotals>>,
 }
 
 /// The latency histograms and counters over some of the agent's interfaces.
@@ -82,6 +88,10 @@ pub trait View {
     fn on_frame(&mut self, _f: &Frame, _q: &mut Queue) {}
     /// A connection that closed at `ts_ns`.
     fn on_closed(&mut self, _c: &Connection, _ts_ns: u64, _q: &mut Queue) {}
+    /// An alert of the agent's detectors (after its firewall acted on it).
+    fn on_alert(&mut self, _a: &rxray_engine::alert::Alert, _q: &mut Queue) {}
+    /// A TCP segment of the agent's HTTP view, on `iface`.
+    fn on_http_segment(&mut self, _iface: &str, _seg: &rxray_engine::http::TcpSegment, _q: &mut Queue) {}
     /// Periodic output, when due.
     fn tick(&mut self, _f: &Feeds, _now: Instant, _q: &mut Queue) {}
     /// The last output, and the command's closing summary (for its stderr).
@@ -150,6 +160,7 @@ pub fn view_of(req: &JoinRequest, interfaces: &[String], feeds: &Feeds) -> Resul
                 started: Instant::now(),
             })
         }
+        "top" => Box::new(super::top_view::view(interfaces, every, feeds)),
         _ => return Ok(None),
     }))
 }
