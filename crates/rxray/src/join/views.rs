@@ -38,11 +38,18 @@ impl Queue<'_> {
         true
     }
 
-    /// Output that is not a record.
+    /// Output that is not a record (a periodic table or snapshot, a header). A client that stops
+    /// reading does not grow the queue past its capacity with them either: a full queue loses
+    /// the output, counted as lost (the next snapshot supersedes it).
     pub fn extra(&mut self, body: &[u8]) {
-        if !body.is_empty() {
-            self.q.push_back(out_frame(body));
+        if body.is_empty() {
+            return;
         }
+        if self.q.len() >= self.cap {
+            *self.lost += 1;
+            return;
+        }
+        self.q.push_back(out_frame(body));
     }
 
 }
@@ -534,6 +541,17 @@ mod tests {
         let b = capture_record(1, &f, 60);
         assert_eq!(parse_capture_record(&b), Some(CaptureRecord { idb: 1, rx_queue: 3, orig_len: 1500, ts_ns: 0x0102_0304_0506_0708, data: &data[..60] }));
         assert_eq!(parse_capture_record(&b[..19]), None);
+    }
+
+    #[test]
+    fn periodic_output_to_a_client_that_stops_reading_stays_within_its_queue() {
+        let (mut q, mut lost, mut matched) = (VecDeque::new(), 0, 0);
+        let mut queue = Queue { q: &mut q, cap: 4, lost: &mut lost, matched: &mut matched };
+        for i in 0..100 {
+            queue.extra(format!("snapshot {i}\n").as_bytes());
+        }
+        queue.extra(b"");
+        assert_eq!((q.len(), lost, matched), (4, 96, 0));
     }
 }
 
