@@ -13,6 +13,7 @@ pub mod flow;
 pub mod hook;
 pub mod http;
 pub mod parse;
+pub mod pass;
 pub mod payload;
 pub mod pcre;
 pub mod rule;
