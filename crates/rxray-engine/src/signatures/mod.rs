@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod app;
 pub mod classtype;
+pub mod decode_event;
 pub mod dns;
 pub mod flow;
 pub mod hook;

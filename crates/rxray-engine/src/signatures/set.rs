@@ -781,6 +781,9 @@ fn options_match(r: &Rule, p: &Packet, view: Option<FlowView>, dsize: u32) -> bo
             return false;
         }
     }
+    if r.decode_event.is_some() && super::decode_event::DecodeEvent::of(p) != r.decode_event {
+        return false;
+    }
     if let Some(f) = r.flow {
         let needs_view = f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished);
         if needs_view {
