@@ -81,6 +81,9 @@ pub struct RuleInfo {
     pub flow: Option<EveFlow>,
     /// The packet's payload (or the HTTP message), for `payload_printable`, when asked for.
     pub payload: Option<Vec<u8>>,
+    /// A `tls` rule's handshake facts as Suricata's top-level `tls` object (output-json-tls.c,
+    /// JsonTlsLogJSONExtended: `subject`, `issuerdn`, `sni`, `version`, `ja4`).
+    pub tls: Option<serde_json::Value>,
 }
 
 /// Suricata's alert `flow` object: the flow's counters up to this packet and its endpoints as the
@@ -215,7 +218,10 @@ impl Serialize for Alert {
         if let Some(p) = self.proto {
             m.serialize_entry("proto", &rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve))?;
         }
-        let blocked = self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
+        // output-json-alert.c: "blocked" for a reject rule in any mode (Suricata sends its
+        // reset), for a drop only when the packet was dropped (rxray: the block is in place).
+        let reject = self.rule.as_ref().is_some_and(|r| r.action == crate::signatures::RuleAction::Reject);
+        let blocked = reject || (self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block()));
         m.serialize_entry(
             "alert",
             &EveAlert {
@@ -244,6 +250,9 @@ impl Serialize for Alert {
             }
             if let Some(p) = &r.payload {
                 m.serialize_entry("payload_printable", &printable(p))?;
+            }
+            if let Some(t) = &r.tls {
+                m.serialize_entry("tls", t)?;
             }
         }
         m.serialize_entry(

@@ -89,7 +89,10 @@ impl Inspector {
             ms.clear();
             sigs.match_tls_into(&f, &mut ms);
             for m in &ms {
-                let a = self.call_alert(m, f.ts_ns, "tls").with("tls", tls_json(&f));
+                let mut a = self.call_alert(m, f.ts_ns, "tls").with("tls", tls_json(&f));
+                if let Some(r) = a.rule.as_mut() {
+                    r.tls = Some(eve_tls(&f));
+                }
                 self.detectors.submit_rule(a, out);
             }
             self.call_matches = ms;
@@ -220,6 +223,7 @@ impl Inspector {
             to_server: Some(!cm.to_client),
             flow: None,
             payload: None,
+            tls: None,
         }));
         a.with("matches", evidence(&cm.m))
     }
@@ -259,6 +263,7 @@ impl Inspector {
             to_server: m.flow.map(|v| v.to_server),
             flow,
             payload: self.payload_printable.then(|| p.payload.clone()),
+            tls: None,
         }));
         a.with("matches", evidence(m))
     }
@@ -278,6 +283,35 @@ fn tls_json(f: &crate::http::TlsFacts) -> serde_json::Value {
     put("issuerdn", &f.cert_issuer);
     put("ja4", &f.ja4);
     v
+}
+
+/// Suricata's top-level `tls` object of an alert (output-json-tls.c, JsonTlsLogJSONExtended):
+/// `subject`, `issuerdn`, `sni`, `version` as SSLVersionToString spells it ("TLS 1.2"), `ja4`;
+/// each only when known.
+fn eve_tls(f: &crate::http::TlsFacts) -> serde_json::Value {
+    let mut v = serde_json::Map::new();
+    let fields = [("subject", &f.cert_subject), ("issuerdn", &f.cert_issuer), ("sni", &f.sni), ("ja4", &f.ja4)];
+    for (k, x) in fields {
+        if let Some(x) = x {
+            v.insert(k.into(), x.clone().into());
+        }
+    }
+    if let Some(ver) = &f.version {
+        v.insert("version".into(), suricata_tls_version(ver).into());
+    }
+    serde_json::Value::Object(v)
+}
+
+/// rxray's version name ("1.2", "ssl3", "0x7f1c") as Suricata's SSLVersionToString writes it.
+fn suricata_tls_version(v: &str) -> String {
+    match v {
+        "1.3" => "TLS 1.3".into(),
+        "1.2" => "TLS 1.2".into(),
+        "1.1" => "TLS 1.1".into(),
+        "1.0" => "TLSv1".into(),
+        "ssl3" => "SSLv3".into(),
+        other => other.into(),
+    }
 }
 
 fn evidence(m: &SigMatch) -> Vec<serde_json::Value> {

@@ -499,6 +499,11 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), detect: st.cfg.detect, http_ports: ports.as_deref(), ..Default::default() },
                     };
                     hub.join(conn, *req, &view);
+                    // Copies on before the client sends anything after its hello (a joined
+                    // `alerts` reading whole payloads, a `capture`).
+                    if capture_snap.is_some() && hub.wants_frames() {
+                        crate::join::views::joined_capture(observed.iter_mut().map(|o| o.ingress_mut()), true);
+                    }
                 }
                 Ok(Request::Status) => {
                     let mut v = status(&st, &observed, drop_src.as_ref().and_then(|s| s.drops()), metrics.as_ref(), store.as_ref(), &hub);
