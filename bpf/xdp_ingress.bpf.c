@@ -989,7 +989,7 @@ int rxray_xdp(RX_CTX *ctx)
 /* ---- delivery latency (RXRAY_FEAT_LATENCY) ----
  * Three stages of one packet, matched by struct rxray_lat_key (see rxray.h): XDP stamps the arrival;
  * tp_btf/sk_data_ready stamps the queueing of the skb at the tail of the socket's receive queue;
- * tp_btf/skb_copy_datagram_iovec (in the reading task) measures both and deletes the stamp. The
+ * tp_btf/skb_copy_datagram_iovec (in the reading task) measures both and consumes the stamp. The
  * tracing programs live in this object so they share rxray_lat_arrivals and the clock with XDP; they
  * are attached only while latency is measured. */
 #include "rxray_skb.h"
@@ -997,12 +997,63 @@ int rxray_xdp(RX_CTX *ctx)
 #define AF_INET_ 2
 #define AF_INET6_ 10
 
+/* The arrival stamps: a direct-mapped table (an array indexed by a hash of the packet's key), so that
+ * stamping is a few stores and finding a stamp an inlined array lookup and a key compare, where an
+ * LRU hash took locks and, once full, evictions on every data packet. A stamp is replaced by a later
+ * packet whose key falls in the same slot (with 65,536 slots, rarely one not yet read). arrival_ns is
+ * written last and 0 marks a free or consumed slot; a reader takes a stamp only if arrival_ns is the
+ * same before and after it compared the key, so a slot rewritten meanwhile is skipped, not misread. */
+struct rxray_lat_slot {
+	struct rxray_lat_key k;
+	struct rxray_lat_stamp s;
+	__u64 _pad; /* 64 bytes: one cache line a slot */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, RXRAY_LAT_ARRIVALS_MAX);
-	__type(key, struct rxray_lat_key);
-	__type(value, struct rxray_lat_stamp);
+	__uint(map_flags, BPF_F_MMAPABLE); /* page-aligned values: each slot is exactly one cache line */
+	__type(key, __u32);
+	__type(value, struct rxray_lat_slot);
 } rxray_lat_arrivals SEC(".maps");
+
+#define LAT_ONCE(x) (*(volatile __typeof__(x) *)&(x))
+
+/* The slot of a key: a multiply-xor hash of its ten 32-bit words (the key is 4-byte aligned). */
+static __always_inline __u32 lat_slot(const struct rxray_lat_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u64 h = 0x9e3779b97f4a7c15ULL;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
+		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
+	h ^= h >> 29;
+	return (__u32)h & (RXRAY_LAT_ARRIVALS_MAX - 1);
+}
+
+static __always_inline int lat_key_eq(const struct rxray_lat_key *a, const struct rxray_lat_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* The slot holding k's stamp, or NULL; *arrival is its arrival time (nonzero). */
+static __always_inline struct rxray_lat_slot *lat_find(const struct rxray_lat_key *k, __u64 *arrival)
+{
+	__u32 i = lat_slot(k);
+	struct rxray_lat_slot *sl = bpf_map_lookup_elem(&rxray_lat_arrivals, &i);
+	if (!sl)
+		return NULL;
+	__u64 a = LAT_ONCE(sl->s.arrival_ns);
+	if (!a || !lat_key_eq(&sl->k, k) || LAT_ONCE(sl->s.arrival_ns) != a)
+		return NULL;
+	*arrival = a;
+	return sl;
+}
 
 /* Histograms per flow (key tag 0) and per reading process. A full table fails the insert, counted. */
 struct {
@@ -1079,20 +1130,77 @@ __noinline int rxray_lat_arrive(RX_CTX *ctx, struct rxray_pkt_event *e, __u64 no
 	__builtin_memcpy(k.daddr, e->daddr, 16);
 	k.sport = e->sport;
 	k.dport = e->dport;
-	struct rxray_lat_stamp s = { .arrival_ns = now, .queued_ns = 0 };
-	bpf_map_update_elem(&rxray_lat_arrivals, &k, &s, BPF_ANY);
+	__u32 i = lat_slot(&k);
+	struct rxray_lat_slot *sl = bpf_map_lookup_elem(&rxray_lat_arrivals, &i);
+	if (!sl)
+		return 0;
+	LAT_ONCE(sl->s.arrival_ns) = 0;
+	sl->k = k;
+	sl->s.queued_ns = 0;
+	LAT_ONCE(sl->s.arrival_ns) = now ? now : 1;
 	lat_count(RXRAY_LC_STAMPED);
 	return 0;
 }
 
-/* The key of the packet an skb starts with, as XDP computed it; -1 when it is not TCP or UDP. */
+/* The key of the packet an skb starts with, as XDP computed it; -1 when it is not TCP or UDP. The
+ * skb's fields are read directly (tp_btf); the common headers (IPv4 without options, IPv6 without
+ * extension headers) come in one read, anything else through rxray_skb_headers. */
 static __always_inline int lat_skb_key(const struct sk_buff *skb, struct rxray_lat_key *k)
 {
-	struct rxray_skb_hdrs h = {};
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	if (proto != RXRAY_SKB_ETH_P_IP && proto != RXRAY_SKB_ETH_P_IPV6)
+	__u16 proto = bpf_ntohs(skb->protocol);
+	const unsigned char *head = skb->head;
+	__u32 nh = skb->network_header;
+	__u8 b[54]; /* IPv6 (40) + the TCP header's first 14 bytes */
+	if (proto == RXRAY_SKB_ETH_P_IP) {
+		if (bpf_probe_read_kernel(b, 34, head + nh))
+			return -1;
+		if (b[0] == 0x45) { /* IPv4, no options */
+			if ((b[6] & 0x1f) | b[7])
+				return -1; /* a later fragment: never stamped */
+			k->ip_ver = 4;
+			k->proto = b[9];
+			__builtin_memcpy(k->saddr, b + 12, 4);
+			__builtin_memcpy(k->daddr, b + 16, 4);
+			if (b[9] == IPPROTO_TCP) {
+				k->sport = (__u16)b[20] << 8 | b[21];
+				k->dport = (__u16)b[22] << 8 | b[23];
+				k->tag = (__u32)b[24] << 24 | (__u32)b[25] << 16 | (__u32)b[26] << 8 | b[27];
+				return 0;
+			}
+			if (b[9] != IPPROTO_UDP)
+				return -1;
+			__u16 len = (__u16)b[24] << 8 | b[25];
+			__u32 n = len > 8 ? len - 8 : 0;
+			k->sport = (__u16)b[20] << 8 | b[21];
+			k->dport = (__u16)b[22] << 8 | b[23];
+			k->tag = lat_udp_tag(len, (__u16)b[26] << 8 | b[27], rxray_udp_first(b + 28, n));
+			return 0;
+		}
+	} else if (proto == RXRAY_SKB_ETH_P_IPV6) {
+		if (bpf_probe_read_kernel(b, sizeof(b), head + nh))
+			return -1;
+		if (b[6] == IPPROTO_TCP || b[6] == IPPROTO_UDP) { /* no extension headers */
+			k->ip_ver = 6;
+			k->proto = b[6];
+			__builtin_memcpy(k->saddr, b + 8, 16);
+			__builtin_memcpy(k->daddr, b + 24, 16);
+			k->sport = (__u16)b[40] << 8 | b[41];
+			k->dport = (__u16)b[42] << 8 | b[43];
+			if (b[6] == IPPROTO_TCP) {
+				k->tag = (__u32)b[44] << 24 | (__u32)b[45] << 16 | (__u32)b[46] << 8 | b[47];
+			} else {
+				__u16 len = (__u16)b[44] << 8 | b[45];
+				__u32 n = len > 8 ? len - 8 : 0;
+				k->tag = lat_udp_tag(len, (__u16)b[46] << 8 | b[47], rxray_udp_first(b + 48, n));
+			}
+			return 0;
+		}
+	} else {
 		return -1;
-	rxray_skb_headers(BPF_CORE_READ(skb, head), BPF_CORE_READ(skb, network_header), proto, &h);
+	}
+	/* IPv4 options, IPv6 extension headers: the general reader. */
+	struct rxray_skb_hdrs h = {};
+	rxray_skb_headers(head, nh, proto, &h);
 	if (!h.l4_off)
 		return -1;
 	if (h.l4_proto == IPPROTO_TCP)
@@ -1107,6 +1215,35 @@ static __always_inline int lat_skb_key(const struct sk_buff *skb, struct rxray_l
 	__builtin_memcpy(k->daddr, h.daddr, 16);
 	k->sport = h.sport;
 	k->dport = h.dport;
+	return 0;
+}
+
+/* The key of a TCP skb on sk's receive queue, from what the stack already holds: the socket's
+ * addresses (remote -> local, as the packets arrived) and TCP_SKB_CB(skb)->seq, the sequence number of
+ * the skb's first byte (its first packet's, which XDP saw). No packet bytes are read. -1 when sk is
+ * not a TCP socket or the skb is neither IPv4 nor IPv6. */
+static __always_inline int lat_tcp_key(const struct sock *sk, const struct sk_buff *skb, struct rxray_lat_key *k)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return -1;
+	__u16 proto = bpf_ntohs(skb->protocol);
+	if (proto == RXRAY_SKB_ETH_P_IP) {
+		k->ip_ver = 4;
+		__u32 ra = sk->__sk_common.skc_daddr, la = sk->__sk_common.skc_rcv_saddr;
+		__builtin_memcpy(k->saddr, &ra, 4);
+		__builtin_memcpy(k->daddr, &la, 4);
+	} else if (proto == RXRAY_SKB_ETH_P_IPV6) {
+		k->ip_ver = 6;
+		struct in6_addr ra = sk->__sk_common.skc_v6_daddr, la = sk->__sk_common.skc_v6_rcv_saddr;
+		__builtin_memcpy(k->saddr, &ra, 16);
+		__builtin_memcpy(k->daddr, &la, 16);
+	} else {
+		return -1;
+	}
+	k->proto = IPPROTO_TCP;
+	k->sport = bpf_ntohs(sk->__sk_common.skc_dport);
+	k->dport = sk->__sk_common.skc_num;
+	k->tag = *(const __u32 *)skb->cb; /* struct tcp_skb_cb starts with seq */
 	return 0;
 }
 
@@ -1171,7 +1308,7 @@ static __always_inline int lat_udp_queued(const struct sock *sk, const struct rx
 {
 	struct rxray_lat_sock_key sk_key = {};
 	lat_sock_key(sk, &sk_key);
-	__u32 qlen = BPF_CORE_READ(sk, sk_receive_queue.qlen);
+	__u32 qlen = sk->sk_receive_queue.qlen;
 	struct rxray_lat_sock *c = bpf_map_lookup_elem(&rxray_lat_udp_socks, &sk_key);
 	if (!c) {
 		/* Datagrams already waiting (both of UDP's queues, less this one) are read first. */
@@ -1185,19 +1322,20 @@ static __always_inline int lat_udp_queued(const struct sock *sk, const struct rx
 	__u64 seq = __sync_fetch_and_add(&c->queued, 1);
 	if (!qlen)
 		return 0; /* a reader took it before this ran: numbered, not measured */
-	struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	struct sk_buff *skb = sk->sk_receive_queue.prev;
 	struct rxray_lat_key k = {};
 	if (!skb || lat_skb_key(skb, &k))
 		return 0;
-	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
-	if (!s)
+	__u64 arr;
+	struct rxray_lat_slot *sl = lat_find(&k, &arr);
+	if (!sl)
 		return 0;
 	struct rxray_lat_pending p = {};
 	p.k = k;
 	p.k.tag = 0;
-	p.arrival_ns = s->arrival_ns;
+	p.arrival_ns = arr;
 	p.queued_ns = rx_now(cfg);
-	bpf_map_delete_elem(&rxray_lat_arrivals, &k);
+	LAT_ONCE(sl->s.arrival_ns) = 0;
 	struct rxray_lat_udp_key uk = { .s = sk_key, .seq = seq };
 	bpf_map_update_elem(&rxray_lat_udp_queue, &uk, &p, BPF_ANY);
 	lat_count(RXRAY_LC_QUEUED);
@@ -1213,22 +1351,23 @@ int rxray_lat_queued(__u64 *ctx)
 	const struct rxray_config *cfg = lat_config();
 	if (!cfg || !sk)
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET_ && family != AF_INET6_)
 		return 0;
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 proto = sk->sk_protocol;
 	if (proto == IPPROTO_UDP)
 		return lat_udp_queued(sk, cfg);
-	if (proto != IPPROTO_TCP || !BPF_CORE_READ(sk, sk_receive_queue.qlen))
+	if (proto != IPPROTO_TCP || !sk->sk_receive_queue.qlen)
 		return 0;
-	struct sk_buff *skb = BPF_CORE_READ(sk, sk_receive_queue.prev);
+	struct sk_buff *skb = sk->sk_receive_queue.prev;
 	struct rxray_lat_key k = {};
-	if (!skb || lat_skb_key(skb, &k))
+	if (!skb || lat_tcp_key(sk, skb, &k))
 		return 0;
-	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
-	if (!s || s->queued_ns)
+	__u64 arr;
+	struct rxray_lat_slot *sl = lat_find(&k, &arr);
+	if (!sl || sl->s.queued_ns)
 		return 0;
-	s->queued_ns = rx_now(cfg);
+	sl->s.queued_ns = rx_now(cfg);
 	lat_count(RXRAY_LC_QUEUED);
 	return 0;
 }
@@ -1310,21 +1449,35 @@ static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u6
 	}
 }
 
-/* The read stage of a TCP skb, in the reading task: measures its stamp, if any, and deletes it. */
+/* The read stage of a TCP skb, in the reading task: measures its stamp, if any, and consumes it. */
 static __always_inline int lat_read(const struct sk_buff *skb)
 {
 	const struct rxray_config *cfg = lat_config();
 	if (!cfg || !skb)
 		return 0;
+	/* A TCP receive-queue skb is owned by its socket (skb_set_owner_r); anything else (UDP, unix,
+	 * netlink copies) leaves here after a few loads. */
+	const struct sock *sk = skb->sk;
+	if (!sk)
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
 	struct rxray_lat_key k = {};
-	if (lat_skb_key(skb, &k))
+	if (lat_tcp_key(sk, skb, &k))
 		return 0;
-	struct rxray_lat_stamp *s = bpf_map_lookup_elem(&rxray_lat_arrivals, &k);
-	if (!s)
+	/* Only the copy that starts at the skb's first byte is its first read: the socket's copied_seq
+	 * (advanced after each copy) is then the skb's seq. A later piece leaves without its stamp. */
+	__u32 copied = 0;
+	if (bpf_probe_read_kernel(&copied, sizeof(copied), (const char *)sk + bpf_core_field_offset(struct tcp_sock, copied_seq)) ||
+	    copied != k.tag)
 		return 0;
-	__u64 arr = s->arrival_ns;
-	__u64 q = s->queued_ns;
-	bpf_map_delete_elem(&rxray_lat_arrivals, &k);
+	__u64 arr;
+	struct rxray_lat_slot *sl = lat_find(&k, &arr);
+	if (!sl)
+		return 0;
+	__u64 q = sl->s.queued_ns;
+	LAT_ONCE(sl->s.arrival_ns) = 0; /* consumed: a later read of the same skb is not measured again */
 	k.tag = 0;
 	lat_record(&k, arr, q, rx_now(cfg));
 	return 0;
@@ -1350,7 +1503,7 @@ int rxray_lat_udp_read(__u64 *ctx)
 	const struct rxray_config *cfg = lat_config();
 	if (!cfg || !sk || ret < 0 || (flags & 2 /* MSG_PEEK */))
 		return 0;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+	if (sk->sk_protocol != IPPROTO_UDP)
 		return 0;
 	struct rxray_lat_sock_key sk_key = {};
 	lat_sock_key(sk, &sk_key);

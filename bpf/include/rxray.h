@@ -649,11 +649,12 @@ struct rxray_fw_bucket {
  * arrived, remote -> local, plus a per-packet tag). tp_btf/sk_data_ready stamps the skb that was just
  * queued on a socket (the tail of sk_receive_queue); tp_btf/skb_copy_datagram_iovec, which runs in the
  * reading task, finds the skb's stamp, adds arrival->queue and arrival->read to the flow's and the
- * reader's histograms and deletes the stamp. An skb built from several packets (GRO, receive-queue
- * coalescing) is measured by its first packet only; the others' stamps age out of the LRU. */
+ * reader's histograms and consumes the stamp. An skb built from several packets (GRO, receive-queue
+ * coalescing) is measured by its first packet only; the others' stamps stay until a later packet
+ * takes their slot (rxray_lat_arrivals is a direct-mapped table). */
 enum rxray_lat_limit {
 	RXRAY_FEAT_LATENCY = (1U << 4),
-	RXRAY_LAT_ARRIVALS_MAX = 65536, /* packets in flight (stamped, not yet read); LRU */
+	RXRAY_LAT_ARRIVALS_MAX = 65536, /* slots of the stamp table (a power of two); direct-mapped */
 	RXRAY_LAT_FLOWS_MAX = 4096, /* flows with histograms */
 	RXRAY_LAT_PROCS_MAX = 1024, /* reading processes with histograms */
 	RXRAY_LAT_SUB_BITS = 2, /* 4 linear sub-buckets per power of two: bucket width <= 25% */

@@ -5,8 +5,23 @@ use rxray_io::{LinkType, PcapWriter};
 use std::process::Command;
 use std::time::Instant;
 
+/// The README's size; RXRAY_BENCH_PACKETS=N makes a smaller capture (scripts/bench-all's quick run),
+/// with one conversation per 8 packets as here.
 const PACKETS: usize = 1_000_000;
-const FLOWS: usize = 125_000;
+const PACKETS_PER_FLOW: usize = 8;
+
+fn packets() -> usize {
+    match std::env::var("RXRAY_BENCH_PACKETS") {
+        Err(_) => PACKETS,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n >= PACKETS_PER_FLOW => n,
+            _ => {
+                eprintln!("bench analyze: RXRAY_BENCH_PACKETS must be a whole number of at least {PACKETS_PER_FLOW}, not {v:?}");
+                std::process::exit(2);
+            }
+        },
+    }
+}
 
 /// An Ethernet frame of flow `i` (TCP or UDP, IPv4 or IPv6, some VLAN-tagged), `k`-th packet.
 fn frame(buf: &mut Vec<u8>, i: usize, k: usize) {
@@ -79,16 +94,17 @@ fn main() {
     let path = std::env::temp_dir().join(format!("rxray-bench-{}.pcap", std::process::id()));
     let mut w = PcapWriter::new(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), LinkType::ETHERNET, 262144).unwrap();
     let mut buf = Vec::with_capacity(2048);
-    // Each flow sends PACKETS/FLOWS packets alternating direction: 2 * FLOWS one-way flows.
-    for n in 0..PACKETS {
-        let (i, k) = (n % FLOWS, n / FLOWS);
+    let (packets, flows) = (packets(), packets() / PACKETS_PER_FLOW);
+    // Each flow sends packets/flows packets alternating direction: 2 * flows one-way flows.
+    for n in 0..packets {
+        let (i, k) = (n % flows, n / flows);
         frame(&mut buf, i, k);
         w.write_packet(1_700_000_000_000_000_000 + n as u64 * 1000, buf.len() as u32, &buf).unwrap();
     }
     w.flush().unwrap();
     drop(w);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("capture: {PACKETS} packets, {FLOWS} conversations ({} one-way flows), {} MB", 2 * FLOWS, size / 1_000_000);
+    println!("capture: {packets} packets, {flows} conversations ({} one-way flows), {} MB", 2 * flows, size / 1_000_000);
     let p = path.display();
     let runs: Vec<Run> = [
         time("rxray analyze", &format!("{rxray} analyze --json --top 0 {p} > /dev/null")),
@@ -101,7 +117,7 @@ fn main() {
     .collect();
     println!("{:<30} {:>9} {:>14} {:>12} {:>12}", "", "seconds", "packets/s", "CPU seconds", "peak RSS MB");
     for r in &runs {
-        println!("{:<30} {:>9.2} {:>14.0} {:>12.2} {:>12.1}", r.name, r.secs, PACKETS as f64 / r.secs, r.cpu, r.rss_kb as f64 / 1024.0);
+        println!("{:<30} {:>9.2} {:>14.0} {:>12.2} {:>12.1}", r.name, r.secs, packets as f64 / r.secs, r.cpu, r.rss_kb as f64 / 1024.0);
     }
     if let Some(rx) = runs.first().filter(|r| r.name == "rxray analyze") {
         for peer in runs.iter().filter(|r| !r.name.starts_with("rxray")) {

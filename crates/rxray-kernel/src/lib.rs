@@ -68,6 +68,8 @@ pub static BENCH_LPM_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/
 pub static BENCH_ROTATE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_rotate.bpf.o");
 /// The firewall benchmark's flood generator: XDP_TX under BPF_F_TEST_XDP_LIVE_FRAMES, rotating sources.
 pub static BENCH_TX_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_tx.bpf.o");
+/// The latency benchmark's floors: tp_btf programs on the latency stages' tracepoints that only return.
+pub static BENCH_TRACE_OBJ: &[u8] = aya::include_bytes_aligned!("../../../bpf/obj/bench_trace.bpf.o");
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
