@@ -45,6 +45,8 @@ pub struct AgentConfig {
     pub detect_config: Option<String>,
     /// `default`, `none` or a file.
     pub signatures: String,
+    /// API limits (`rxray alerts --api-limits`'s file), checked on the HTTP view's calls.
+    pub api_limits: Option<String>,
     pub threat_lists: BTreeMap<String, String>,
     /// A rules file the firewall applies at start and on every reload.
     pub firewall_rules: Option<String>,
@@ -155,6 +157,7 @@ struct DetectDoc {
     enabled: Option<bool>,
     config: Option<String>,
     signatures: Option<String>,
+    api_limits: Option<Spanned<String>>,
     threat_lists: Option<BTreeMap<String, String>>,
 }
 
@@ -263,9 +266,9 @@ impl AgentConfig {
         let flows = doc.flows.as_ref().and_then(|f| f.enabled).unwrap_or(true);
         let flow_capacity = cx.int(doc.flows.and_then(|f| f.capacity), "capacity", 1, 1 << 24, 65_536) as u32;
         let d = doc.detect;
-        let (detect, detect_config, signatures, threat_lists) = match d {
-            Some(d) => (d.enabled.unwrap_or(true), d.config, d.signatures.unwrap_or_else(|| "default".into()), d.threat_lists.unwrap_or_default()),
-            None => (true, None, "default".into(), BTreeMap::new()),
+        let (detect, detect_config, signatures, api_limits, threat_lists) = match d {
+            Some(d) => (d.enabled.unwrap_or(true), d.config, d.signatures.unwrap_or_else(|| "default".into()), d.api_limits, d.threat_lists.unwrap_or_default()),
+            None => (true, None, "default".into(), None, BTreeMap::new()),
         };
         let (firewall_rules, enforce) = doc.firewall.map_or((None, false), |f| (f.rules, f.enforce.unwrap_or(false)));
         let (http, mut http_ports) = (doc.http.as_ref().and_then(|h| h.enabled).unwrap_or(false), DEFAULT_HTTP_PORTS.to_vec());
@@ -279,6 +282,13 @@ impl AgentConfig {
                 }
             }
         }
+        // API limits count the HTTP view's requests: without it they would never see one.
+        if let Some(l) = &api_limits {
+            if !http {
+                cx.err(l.span(), "api_limits needs the HTTP view ([http] enabled = true, with the API's ports)");
+            }
+        }
+        let api_limits = api_limits.map(Spanned::into_inner);
         let (mut client_queue, mut max_clients, mut client_capture_ring) = (4096, 16, DEFAULT_CAPTURE_RING);
         if let Some(c) = doc.clients {
             (client_queue, max_clients) = (cx.int(c.queue, "queue", 16, 1 << 20, 4096) as usize, cx.int(c.max, "max", 1, 1024, 16) as usize);
@@ -342,6 +352,7 @@ impl AgentConfig {
             detect,
             detect_config,
             signatures,
+            api_limits,
             threat_lists,
             firewall_rules,
             enforce,
@@ -421,6 +432,7 @@ enabled = false
 [detect]
 signatures = "none"
 config = "/etc/rxray/detect.json"
+api_limits = "/etc/rxray/limits.toml"
 threat_lists = { tor = "/etc/rxray/tor.netset" }
 [firewall]
 rules = "/etc/rxray/rules.toml"
@@ -447,6 +459,7 @@ ring_size = 65536
         assert_eq!(c.signatures, "none");
         assert_eq!(c.detect_config.as_deref(), Some("/etc/rxray/detect.json"));
         assert_eq!(c.threat_lists["tor"], "/etc/rxray/tor.netset");
+        assert_eq!(c.api_limits.as_deref(), Some("/etc/rxray/limits.toml"));
         assert_eq!(c.firewall_rules.as_deref(), Some("/etc/rxray/rules.toml"));
         assert_eq!(c.http_ports, [8080, 9000]);
         assert_eq!((c.client_queue, c.max_clients, c.client_capture_ring), (64, 2, 0));
@@ -475,6 +488,10 @@ ring_size = 65536
         assert_eq!(e.len(), 2, "{e:?}");
         let e = AgentConfig::parse("agent.toml", "[snapshot]\ninterval_ms = 5\n", "h").unwrap_err();
         assert!(e[0].message.contains("out of range"), "{}", e[0]);
+        // API limits without the HTTP view would never see a request.
+        let e = AgentConfig::parse("agent.toml", "[detect]\napi_limits = \"l.toml\"\n", "h").unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (2, 14), "{e:?}");
+        assert!(e[0].message.contains("needs the HTTP view"), "{}", e[0]);
         let e = AgentConfig::parse("agent.toml", "host = [\n", "h").unwrap_err();
         assert_eq!(e[0].file, "agent.toml");
     }

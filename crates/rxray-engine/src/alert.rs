@@ -81,6 +81,9 @@ pub struct RuleInfo {
     pub flow: Option<EveFlow>,
     /// The packet's payload (or the HTTP message), for `payload_printable`, when asked for.
     pub payload: Option<Vec<u8>>,
+    /// A `tls` rule's handshake facts as Suricata's top-level `tls` object (output-json-tls.c,
+    /// JsonTlsLogJSONExtended: `subject`, `issuerdn`, `sni`, `version`, `ja4`).
+    pub tls: Option<serde_json::Value>,
 }
 
 /// Suricata's alert `flow` object: the flow's counters up to this packet and its endpoints as the
@@ -161,7 +164,7 @@ impl Alert {
 
 /// The EVE `alert` record as rxray writes it (`rxray alerts`, `analyze --alerts`, the agent's
 /// EVE output): Suricata's fields in Suricata's order (timestamp, flow_id, in_iface, event_type,
-/// addresses, proto, alert, then a signature's app_proto, direction, flow and payload), then
+/// addresses, proto, alert, then a signature's app_proto, direction, flow, payload and tls), then
 /// `rxray` with the evidence. Absent addresses, ports and fields are left out, not null.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct EveRecord<'a> {
@@ -200,13 +203,17 @@ pub struct EveRecord<'a> {
     /// With `--payload-printable`: the payload, non-printable bytes as '.'.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_printable: Option<String>,
+    /// A `tls` rule's: the handshake's facts, as Suricata's top-level `tls` object (`subject`,
+    /// `issuerdn`, `sni`, `version`, `ja4`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a Value>,
     pub rxray: EveRxray<'a>,
 }
 
 /// Suricata's `alert` sub-object.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct EveAlert<'a> {
-    /// `blocked` only when a firewall really took the action; `allowed` otherwise.
+    /// `blocked` for a reject rule, or when a firewall really took the action; `allowed` otherwise.
     pub action: &'static str,
     /// 1 for rule-based signatures (or the rule's own), 9000 for rxray's detectors.
     pub gid: u32,
@@ -240,7 +247,10 @@ pub struct EveRxray<'a> {
 impl Alert {
     /// The EVE record of this alert (what serializing the `Alert` writes).
     pub fn eve(&self) -> EveRecord<'_> {
-        let blocked = self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block());
+        // output-json-alert.c: "blocked" for a reject rule in any mode (Suricata sends its
+        // reset), for a drop only when the packet was dropped (rxray: the block is in place).
+        let reject = self.rule.as_ref().is_some_and(|r| r.action == crate::signatures::RuleAction::Reject);
+        let blocked = reject || (self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block()));
         let rule = self.rule.as_deref();
         EveRecord {
             timestamp: eve_timestamp(self.ts_ns),
@@ -270,6 +280,7 @@ impl Alert {
             direction: rule.and_then(|r| r.to_server).map(|ts| if ts { "to_server" } else { "to_client" }),
             flow: rule.and_then(|r| r.flow.as_ref()),
             payload_printable: rule.and_then(|r| r.payload.as_deref()).map(printable),
+            tls: rule.and_then(|r| r.tls.as_ref()),
             rxray: EveRxray {
                 id: self.id,
                 detector: self.sig.detector,

@@ -56,13 +56,13 @@ impl Inspector {
 
     /// The HTTP side is needed: HTTP rules or API limits.
     pub fn wants_http(&self) -> bool {
-        self.has_http_rules() || self.api.is_some()
+        self.wants_calls()
     }
 
     /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document
     /// and, when the rules have HTTP rules, inspected by them.
     pub fn with_http(mut self, h: HttpInspector) -> Inspector {
-        let wants_calls = self.sigs.as_ref().is_some_and(|s| s.http_rules() > 0) || self.api.is_some();
+        let wants_calls = self.wants_calls();
         self.http = Some(if wants_calls { h.with_calls() } else { h });
         self
     }
@@ -89,36 +89,51 @@ impl Inspector {
             ms.clear();
             sigs.match_tls_into(&f, &mut ms);
             for m in &ms {
-                let a = self.call_alert(m, f.ts_ns, "tls").with("tls", tls_json(&f));
+                let mut a = self.call_alert(m, f.ts_ns, "tls").with("tls", tls_json(&f));
+                if let Some(r) = a.rule.as_mut() {
+                    r.tls = Some(eve_tls(&f));
+                }
                 self.detectors.submit_rule(a, out);
             }
             self.call_matches = ms;
         }
         let Some(h) = self.http.as_mut() else { return };
         for c in h.take_calls() {
-            if let Some(g) = self.api.as_mut() {
-                let mut found = Vec::new();
-                g.on_call(&c, &mut found);
-                for a in found {
-                    self.detectors.submit(a, out);
-                }
-            }
-            let Some(sigs) = self.sigs.as_mut() else { continue };
-            let mut ms = std::mem::take(&mut self.call_matches);
-            ms.clear();
-            sigs.match_call_into(&c, &mut ms);
-            for m in &ms {
-                let mut a = self.call_alert(m, c.ts_ns, "http").with("http", true);
-                if self.payload_printable {
-                    let side = if m.to_client { &c.response } else { &c.request };
-                    if let Some(r) = a.rule.as_mut() {
-                        r.payload = Some([&side.head[..], &side.body[..]].concat());
-                    }
-                }
-                self.detectors.submit_rule(a, out);
-            }
-            self.call_matches = ms;
+            self.on_call(&c, out);
         }
+    }
+
+    /// Whole HTTP calls are wanted (`on_call`): the rules have HTTP rules, or there are API limits.
+    pub fn wants_calls(&self) -> bool {
+        self.has_http_rules() || self.api.is_some()
+    }
+
+    /// One HTTP call (a request alone when it is whole, then the paired call): the API limits and
+    /// baselines, and the HTTP rules. Called for the HTTP side's own calls, and by sources that
+    /// reassemble HTTP themselves (the agent's HTTP view).
+    pub fn on_call(&mut self, c: &crate::http::Call, out: &mut Vec<Alert>) {
+        if let Some(g) = self.api.as_mut() {
+            let mut found = Vec::new();
+            g.on_call(c, &mut found);
+            for a in found {
+                self.detectors.submit(a, out);
+            }
+        }
+        let Some(sigs) = self.sigs.as_mut() else { return };
+        let mut ms = std::mem::take(&mut self.call_matches);
+        ms.clear();
+        sigs.match_call_into(c, &mut ms);
+        for m in &ms {
+            let mut a = self.call_alert(m, c.ts_ns, "http").with("http", true);
+            if self.payload_printable {
+                let side = if m.to_client { &c.response } else { &c.request };
+                if let Some(r) = a.rule.as_mut() {
+                    r.payload = Some([&side.head[..], &side.body[..]].concat());
+                }
+            }
+            self.detectors.submit_rule(a, out);
+        }
+        self.call_matches = ms;
     }
 
     pub fn http(&self) -> Option<&HttpInspector> {
@@ -208,6 +223,7 @@ impl Inspector {
             to_server: Some(!cm.to_client),
             flow: None,
             payload: None,
+            tls: None,
         }));
         a.with("matches", evidence(&cm.m))
     }
@@ -247,6 +263,7 @@ impl Inspector {
             to_server: m.flow.map(|v| v.to_server),
             flow,
             payload: self.payload_printable.then(|| p.payload.clone()),
+            tls: None,
         }));
         a.with("matches", evidence(m))
     }
@@ -266,6 +283,35 @@ fn tls_json(f: &crate::http::TlsFacts) -> serde_json::Value {
     put("issuerdn", &f.cert_issuer);
     put("ja4", &f.ja4);
     v
+}
+
+/// Suricata's top-level `tls` object of an alert (output-json-tls.c, JsonTlsLogJSONExtended):
+/// `subject`, `issuerdn`, `sni`, `version` as SSLVersionToString spells it ("TLS 1.2"), `ja4`;
+/// each only when known.
+fn eve_tls(f: &crate::http::TlsFacts) -> serde_json::Value {
+    let mut v = serde_json::Map::new();
+    let fields = [("subject", &f.cert_subject), ("issuerdn", &f.cert_issuer), ("sni", &f.sni), ("ja4", &f.ja4)];
+    for (k, x) in fields {
+        if let Some(x) = x {
+            v.insert(k.into(), x.clone().into());
+        }
+    }
+    if let Some(ver) = &f.version {
+        v.insert("version".into(), suricata_tls_version(ver).into());
+    }
+    serde_json::Value::Object(v)
+}
+
+/// rxray's version name ("1.2", "ssl3", "0x7f1c") as Suricata's SSLVersionToString writes it.
+fn suricata_tls_version(v: &str) -> String {
+    match v {
+        "1.3" => "TLS 1.3".into(),
+        "1.2" => "TLS 1.2".into(),
+        "1.1" => "TLS 1.1".into(),
+        "1.0" => "TLSv1".into(),
+        "ssl3" => "SSLv3".into(),
+        other => other.into(),
+    }
 }
 
 fn evidence(m: &SigMatch) -> Vec<serde_json::Value> {

@@ -321,3 +321,58 @@ proptest::proptest! {
         proptest::prop_assert!(snap.totals.responses <= snap.totals.requests + snap.totals.unpaired_responses);
     }
 }
+
+/// HTTP/2 requests reach request-side inspection as HTTP/1.x ones do: each request alone as soon as
+/// it is whole (its END_STREAM), then the paired call. So an HTTP rule on the request fires once
+/// per attack request, and an API limit counts every request (both saw only paired calls before,
+/// where request rules do not look, so neither fired on HTTP/2).
+#[test]
+fn h2_requests_are_inspected_alone_when_whole_for_request_rules_and_api_limits() {
+    use rxray_engine::detect::api_limit::{ApiGuard, ApiLimits};
+    use rxray_engine::signatures::{load, Vars};
+    let (mut ce, mut se) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    let mut w = Wire::new(100, true);
+    let mut c = PREFACE.to_vec();
+    c.extend(frame(4, 0, 0, &[]));
+    let attack = "/items/1?id=1%20UNION%20SELECT%20username,password%20FROM%20users";
+    // Five GETs on streams 1..9; stream 3 carries the attack; stream 9's request never ends.
+    for (s, path) in [(1, "/items/1"), (3, attack), (5, "/items/2"), (7, "/items/3")] {
+        c.extend(req(&mut ce, s, "GET", path, false, true));
+    }
+    c.extend(req(&mut ce, 9, "GET", "/items/4", false, false));
+    w.send(Dir::ToServer, &c);
+    let mut sv = frame(4, 0, 0, &[]);
+    for s in [1, 3, 5, 7] {
+        sv.extend(resp(&mut se, s, "200", true));
+    }
+    w.send(Dir::ToClient, &sv).fin();
+    let mut t = HttpTracker::new(HttpConfig::default()).with_calls();
+    let (cl, sr): (IpAddr, IpAddr) = ("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap());
+    for (n, (d, seq, flags, data)) in w.segs.iter().enumerate() {
+        let (src, sport, dst, dport) = if *d == Dir::ToServer { (cl, 40000, sr, 80) } else { (sr, 80, cl, 40000) };
+        t.segment(&TcpSegment { ts_ns: 1_000_000_000 + n as u64 * 1_000_000, src, sport, dst, dport, dir: *d, seq: *seq, ack: 0, flags: *flags, payload: data, wire_len: data.len() as u32 });
+    }
+    t.finish();
+    let calls = t.take_calls();
+    let alone: Vec<&str> = calls.iter().filter(|c| c.is_request_only()).map(|c| std::str::from_utf8(&c.request.head).unwrap().lines().next().unwrap()).collect();
+    let want: Vec<String> = ["/items/1", attack, "/items/2", "/items/3"].iter().map(|p| format!("GET {p} HTTP/1.1")).collect();
+    assert_eq!(alone, want, "one request alone per ended request stream, in order");
+    assert_eq!(calls.iter().filter(|c| !c.is_request_only() && c.status == 200).count(), 4, "and the four paired calls");
+    // The default rules: the UNION SELECT request fires sid 9000001 once; the others nothing.
+    let l = load(include_str!("../../../rules/default.rules"), &Vars::default());
+    let mut set = l.set;
+    let mut m = Vec::new();
+    for c in &calls {
+        set.match_call_into(c, &mut m);
+    }
+    assert_eq!(m.iter().map(|x| x.m.sid).collect::<Vec<_>>(), vec![9000001]);
+    // An API limit of 2 a minute with no burst on GET /items/{id}: 4 requests 1 ms apart, 3 over.
+    let limits = ApiLimits::parse("t.toml", "[[api_limit]]\nendpoint = \"GET /items/{id}\"\nrate = \"2/m\"\naction = \"alert\"\n").unwrap();
+    let mut g = ApiGuard::new(limits);
+    let mut out = Vec::new();
+    for c in &calls {
+        g.on_call(c, &mut out);
+    }
+    assert_eq!(out.len(), 3, "rate 2/m, burst 0: the 2nd, 3rd and 4th request come early");
+    assert!(out.iter().all(|a| a.sig.detector == "api_limit" && a.src_ip == Some(cl)));
+}

@@ -541,7 +541,8 @@ alert tcp any any -> any any (content:"x"; reference:url,example.com; metadata:c
     let mut s = l.set;
     let m = s.match_packet(&req(b"x"));
     let pr: Vec<(u32, u8)> = m.iter().map(|m| (m.sid, m.priority)).collect();
-    assert_eq!(pr, [(1, 2), (2, 4), (3, 3), (4, 3)]);
+    // In Suricata's order: by priority (detect-engine-sigorder.c), then rule-file order.
+    assert_eq!(pr, [(1, 2), (3, 3), (4, 3), (2, 4)]);
 }
 
 // ------------------------------------------------------------------ the default rules

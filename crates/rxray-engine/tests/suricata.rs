@@ -275,9 +275,13 @@ fn actions_follow_suricatas_action_order() {
     // The first packet: every rule but pass, in action order (drop, reject, alert); the second: none.
     assert_eq!(sids(&a), [2, 3, 1]);
     let eve: Vec<serde_json::Value> = a.iter().map(|a| a.to_eve()).collect();
-    // IDS mode (no --enforce): output-json-alert.c writes "allowed" unless the packet was
-    // dropped; rxray never sends resets, so a reject is "allowed" too until enforced.
-    assert!(eve.iter().all(|e| e["alert"]["action"] == "allowed"), "{eve:?}");
+    // IDS mode (no --enforce). output-json-alert.c, AlertJsonHeader:
+    //     if (pa->action & ACTION_REJECT_ANY) { action = "blocked"; }
+    //     else if ((pa->action & ACTION_DROP) && EngineModeIsIPS()) { action = "blocked"; }
+    // (action starts as "allowed"): a reject is "blocked" in any mode, a drop and an alert
+    // "allowed" outside IPS mode.
+    let actions: Vec<&str> = eve.iter().map(|e| e["alert"]["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["allowed", "blocked", "allowed"], "{eve:?}");
     // drop and reject: the policy decides a block of the source, with a TTL and the rule named.
     let m = &eve[0]["rxray"]["mitigation"];
     assert_eq!((m["decision"].as_str(), m["kind"]["cidr"].as_str(), m["ttl_s"].as_u64()), (Some("taken"), Some("198.18.0.1/32"), Some(600)), "{m}");
@@ -320,4 +324,58 @@ fn eve_fields_of_a_signature_alert() {
     assert!(e.get("app_proto").is_none(), "unknown for a packet rule: left out");
     // pcap_cnt is the capture reader's: absent here.
     assert!(e.get("pcap_cnt").is_none());
+}
+
+// ------------------------------------------------------------------ decoder events
+
+/// An IPv4 frame carrying `l4` (protocol `proto`) as its whole IP payload, bytes as given.
+fn raw_ipv4(proto: u8, l4: &[u8]) -> Packet {
+    let mut fr = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let tot = (20 + l4.len()) as u16;
+    fr.extend_from_slice(&[0x45, 0, (tot >> 8) as u8, tot as u8, 0, 1, 0x40, 0, 64, proto, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2]);
+    fr.extend_from_slice(l4);
+    dissect(&fr, LinkType::ETHERNET, 1_700_000_000_000_000_000, fr.len() as u32, "lab", 256)
+}
+
+#[test]
+fn decoder_events_follow_suricatas_tcp_and_udp_decoders() {
+    // decoder-events.rules: `alert pkthdr any any -> any any (msg:"SURICATA TCP packet too small";
+    // decode-event:tcp.pkt_too_small; ...)`. decode-tcp.c, DecodeTCPPacket (len: the IP payload):
+    //   if (len < TCP_HEADER_LEN) TCP_PKT_TOO_SMALL; hlen = TCP_GET_HLEN(p);
+    //   if (len < hlen) TCP_HLEN_TOO_SMALL; tcp_opt_len = hlen - TCP_HEADER_LEN (uint8_t);
+    //   if (tcp_opt_len > TCP_OPTLENMAX) TCP_INVALID_OPTLEN.
+    // decode-udp.c, DecodeUDPPacket: if (len < UDP_HEADER_LEN) UDP_HLEN_TOO_SMALL;
+    //   if (len < UDP_GET_LEN(p)) UDP_PKT_TOO_SMALL; if (len != UDP_GET_LEN(p)) UDP_HLEN_INVALID.
+    let rules = "alert pkthdr any any -> any any (msg:\"tcp small\"; decode-event:tcp.pkt_too_small; sid:2200033;)\n\
+                 alert pkthdr any any -> any any (msg:\"tcp hlen\"; decode-event:tcp.hlen_too_small; sid:2200034;)\n\
+                 alert pkthdr any any -> any any (msg:\"tcp optlen\"; decode-event:tcp.invalid_optlen; sid:2200035;)\n\
+                 alert pkthdr any any -> any any (msg:\"udp hlen\"; decode-event:udp.hlen_too_small; sid:2200038;)\n\
+                 alert pkthdr any any -> any any (msg:\"udp small\"; decode-event:udp.pkt_too_small; sid:2200037;)\n\
+                 alert pkthdr any any -> any any (msg:\"udp invalid\"; decode-event:udp.hlen_invalid; sid:2200039;)";
+    let tcp_hdr = |offset_words: u8| {
+        let mut h = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, offset_words << 4, 0x10, 0x03, 0xe8, 0, 0, 0, 0];
+        h.truncate(20);
+        h
+    };
+    let udp_hdr = |len: u16, payload: usize| {
+        let mut h = vec![0x13, 0x88, 0, 53, (len >> 8) as u8, len as u8, 0, 0];
+        h.extend(std::iter::repeat_n(b'x', payload));
+        h
+    };
+    let packets = [
+        raw_ipv4(ipproto::TCP, &tcp_hdr(5)[..12]), // 12 bytes of TCP: pkt_too_small
+        raw_ipv4(ipproto::TCP, &tcp_hdr(8)),       // data offset 8 (32 bytes) in 20: hlen_too_small
+        raw_ipv4(ipproto::TCP, &tcp_hdr(3)),       // data offset 3 (12 bytes): invalid_optlen
+        raw_ipv4(ipproto::TCP, &tcp_hdr(5)),       // a good header: no event
+        raw_ipv4(ipproto::UDP, &[0x13, 0x88, 0, 53]), // 4 bytes of UDP: hlen_too_small
+        raw_ipv4(ipproto::UDP, &udp_hdr(100, 4)),  // length 100 in 12 bytes: pkt_too_small
+        raw_ipv4(ipproto::UDP, &udp_hdr(4, 4)),    // length 4 (below the header): hlen_invalid
+        raw_ipv4(ipproto::UDP, &udp_hdr(12, 4)),   // a good datagram: no event
+    ];
+    let a = alerts(set_of(rules), &packets);
+    assert_eq!(sids(&a), [2200033, 2200034, 2200035, 2200038, 2200037, 2200039]);
+    // Events rxray does not derive are named by sid.
+    let l = load("alert pkthdr any any -> any any (msg:\"x\"; decode-event:ipv4.trunc_pkt; sid:2200003;)", &Vars::default());
+    assert_eq!((l.unsupported.len(), l.errors.len()), (1, 0));
+    assert!(l.unsupported[0].reason.contains("ipv4.trunc_pkt"), "{:?}", l.unsupported[0].reason);
 }

@@ -138,8 +138,16 @@ impl FwMaps {
         })
     }
 
-    fn from_pins(root: &Path) -> Result<FwMaps, KernelError> {
+    /// The maps of the firewall pinned under `root` (on `iface`). One pinned by an older rxray may
+    /// lack a map this one uses: that is said with what to do, not as a bare missing file.
+    fn from_pins(root: &Path, iface: &str) -> Result<FwMaps, KernelError> {
         FwMaps::from_fn(|name| {
+            if !root.join(name).exists() {
+                return Err(KernelError::Load(format!(
+                    "the firewall on {iface} was installed by an older rxray (it has no map {name}): \
+                     remove it with `rxray firewall off -i {iface}`, then apply the rules again"
+                )));
+            }
             let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
             Ok(match name {
                 "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" | "rxray_fw_slimits" => Map::HashMap(md),
@@ -572,7 +580,7 @@ impl Firewall {
         let ifindex = ifindex_of(iface)?;
         let root = pin_root(ifindex);
         if installed(ifindex) {
-            return Ok((Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root }, false));
+            return Ok((Firewall { maps: FwMaps::from_pins(&root, iface)?, iface: iface.into(), ifindex, root }, false));
         }
         if let Some(owner) = crate::owner::owner_of(ifindex).filter(|o| o.alive) {
             return Err(KernelError::Owned { iface: iface.into(), owner });
@@ -616,7 +624,7 @@ impl Firewall {
             return Err(e);
         }
         drop(ebpf); // the pins hold the program, its link and its maps now
-        Ok((Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root }, true))
+        Ok((Firewall { maps: FwMaps::from_pins(&root, iface)?, iface: iface.into(), ifindex, root }, true))
     }
 
     /// Opens the firewall pinned on `iface`; an error when none is installed.
@@ -627,7 +635,7 @@ impl Firewall {
         if !installed(ifindex) {
             return Err(KernelError::Load(format!("no rxray firewall is installed on {iface} (rxray firewall apply FILE -i {iface})")));
         }
-        Ok(Firewall { maps: FwMaps::from_pins(&root)?, iface: iface.into(), ifindex, root })
+        Ok(Firewall { maps: FwMaps::from_pins(&root, iface)?, iface: iface.into(), ifindex, root })
     }
 
     /// Makes `c` the live rule set (atomically); returns the generation now active.

@@ -152,6 +152,32 @@ pub struct Ingress {
     /// Observing through the firewall's attached program (shared maps): nothing of ours is
     /// attached, and at the end only our features are turned off.
     adopted: bool,
+    /// The sizes of the event ring and the capture ring, which set the wake-up threshold.
+    rings: RingSizes,
+}
+
+/// The rings' sizes in bytes, from which the reader's wake-up threshold follows.
+#[derive(Clone, Copy, Debug)]
+struct RingSizes {
+    events: u64,
+    capture: u64,
+}
+
+impl RingSizes {
+    /// A batch of about 1/16 of the smallest ring being written (at least a page), so that
+    /// neither ring fills before its reader is woken; readers poll at least every 100 ms for the
+    /// rest. Events turned on later (a joined `watch` on an agent that reads only the capture
+    /// ring) bring the threshold down to the event ring's with them.
+    fn wakeup_bytes(self, features: u32) -> u64 {
+        let events = features & abi::FEAT_EVENTS != 0;
+        let capture = features & abi::FEAT_CAPTURE != 0;
+        let ring = match (events, capture) {
+            (true, true) => self.events.min(self.capture),
+            (false, true) => self.capture,
+            _ => self.events,
+        };
+        (ring / 16).max(4096)
+    }
 }
 
 /// Config features that belong to the firewall, not to an observer.
@@ -229,6 +255,7 @@ impl Ingress {
             locks: Vec::new(),
             command: opts.command.clone(),
             adopted: false,
+            rings: RingSizes { events: opts.ring_bytes as u64, capture: opts.capture_ring_bytes as u64 },
         };
         me.write_config()?;
         if opts.filter.is_some() {
@@ -244,9 +271,8 @@ impl Ingress {
                 | if opts.capture { abi::FEAT_CAPTURE } else { 0 },
             payload_snap: opts.payload_snap.min(abi::PAYLOAD_MAX as u32),
             clock_ns: 0,
-            // A batch of about 1/16 of the ring (the capture ring's when only it is read); readers
-            // poll at least every 100 ms for the rest.
-            wakeup_bytes: (if opts.capture && !opts.events { opts.capture_ring_bytes } else { opts.ring_bytes } / 16).max(4096) as u64,
+            // Set from the features by `write_config` (see `RingSizes::wakeup_bytes`).
+            wakeup_bytes: 0,
             capture_snap: opts.capture_snap.clamp(1, abi::CAP_SNAP_MAX),
             _pad0: 0,
         }
@@ -278,9 +304,10 @@ impl Ingress {
             .take_map("rxray_events")
             .ok_or(KernelError::Map { map: "rxray_events", detail: "missing from the object".into() })?;
         let ring = RingBuf::try_from(ring_map).map_err(|e| KernelError::Map { map: "rxray_events", detail: e.to_string() })?;
-        let mut config = Self::config_for(opts);
-        // The ring is the firewall's (its size was set at install).
-        config.wakeup_bytes = (ring_bytes_of(&root).unwrap_or(opts.ring_bytes) / 16).max(4096) as u64;
+        let config = Self::config_for(opts);
+        // The rings are the firewall's (their sizes were set at install).
+        let pinned = |map: &str, or: u32| sizes.iter().find(|(n, _)| n == map).map_or(or, |(_, n)| *n) as u64;
+        let rings = RingSizes { events: pinned("rxray_events", opts.ring_bytes), capture: pinned("rxray_cap", opts.capture_ring_bytes) };
         let mut me = Ingress {
             ring,
             ebpf,
@@ -290,6 +317,7 @@ impl Ingress {
             locks: vec![lock],
             command: opts.command.clone(),
             adopted: true,
+            rings,
         };
         me.write_config()?;
         if opts.filter.is_some() {
@@ -308,6 +336,7 @@ impl Ingress {
         let mut arr: Array<&mut MapData, abi::Config> =
             Array::try_from(map).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })?;
         let live = arr.get(&0, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })?;
+        self.config.wakeup_bytes = self.rings.wakeup_bytes(self.config.features);
         let mut c = self.config;
         c.features = (c.features & !FW_FEATURES) | (live.features & FW_FEATURES);
         arr.set(0, c, 0).map_err(|e| KernelError::Map { map: "rxray_config", detail: e.to_string() })
@@ -672,12 +701,6 @@ fn pinned_sizes(root: &std::path::Path) -> Result<Vec<(String, u32)>, KernelErro
     Ok(v)
 }
 
-/// The size of the pinned event ring under a firewall's pin root.
-fn ring_bytes_of(root: &std::path::Path) -> Option<u32> {
-    let md = MapData::from_pin(root.join("rxray_events")).ok()?;
-    md.info().ok().map(|i| i.max_entries())
-}
-
 fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = String::new();
     let mut cur = e.source();
@@ -686,4 +709,29 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTS: u32 = abi::FEAT_EVENTS;
+    const CAPTURE: u32 = abi::FEAT_CAPTURE;
+
+    #[test]
+    fn the_reader_is_woken_before_the_smallest_ring_being_written_fills() {
+        // An agent reading only a 8 MiB capture ring, whose joined `watch` turns on events into a
+        // 64 KiB event ring: the threshold must follow the event ring down (it stayed at 512 KiB,
+        // so the 64 KiB ring filled between 100 ms polls and lost events).
+        let agent = RingSizes { events: 64 << 10, capture: 8 << 20 };
+        assert_eq!(agent.wakeup_bytes(CAPTURE), 512 << 10);
+        assert_eq!(agent.wakeup_bytes(CAPTURE | EVENTS), 4 << 10);
+        assert_eq!(agent.wakeup_bytes(EVENTS), 4 << 10);
+        // `capture` alone: its own ring, not the one-page event ring it never writes.
+        let capture = RingSizes { events: 4096, capture: 4 << 20 };
+        assert_eq!(capture.wakeup_bytes(CAPTURE), 256 << 10);
+        // `watch`: 1/16 of its ring, never below a page.
+        assert_eq!(RingSizes { events: 8 << 20, capture: 4096 }.wakeup_bytes(EVENTS), 512 << 10);
+        assert_eq!(RingSizes { events: 16 << 10, capture: 4096 }.wakeup_bytes(EVENTS), 4096);
+    }
 }

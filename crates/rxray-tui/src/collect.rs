@@ -1,7 +1,7 @@
 //! The collector: turns what the engine and the kernel say (flow tables, counters, drops, alerts,
 //! HTTP snapshots) into the dashboard's `Snapshot`, keeping rates, sparkline history and the view filter.
 use crate::model::{
-    AlertRow, Detail, EndpointRow, FlowRow, Health, IfaceRate, PortRow, ProtoRow, Snapshot, SortKey, Talker, HISTORY,
+    AlertRow, Detail, EndpointRow, FlowRow, Health, IfaceRate, Panes, PortRow, ProtoRow, Snapshot, SortKey, Talker, HISTORY,
 };
 use rxray_engine::alert::Alert;
 use rxray_engine::detect::policy::{ActionKind, Mitigation};
@@ -52,7 +52,9 @@ pub struct Collector {
     alerts: VecDeque<AlertRow>,
     http_on: bool,
     http_note: Option<String>,
-    http: Option<HttpSnapshot>,
+    /// Requests over every endpoint, and the top endpoints (most requests first).
+    http_requests: u64,
+    http: Vec<EndpointRow>,
 }
 
 impl Collector {
@@ -75,7 +77,8 @@ impl Collector {
             alerts: VecDeque::new(),
             http_on: false,
             http_note: None,
-            http: None,
+            http_requests: 0,
+            http: Vec::new(),
         }
     }
 
@@ -149,33 +152,81 @@ impl Collector {
     /// An alert, with its mitigation as the detectors decided it (`enforced`: carried out).
     pub fn on_alert(&mut self, a: &Alert, enforced: bool) {
         self.alerts_total += 1;
-        let action = match &a.mitigation {
-            None => String::new(),
-            Some(Mitigation::None { reason }) => format!("none: {reason}"),
-            Some(Mitigation::Taken(act)) => {
-                let what = match &act.kind {
-                    ActionKind::Block { cidr } => format!("block {cidr}"),
-                    ActionKind::RateLimit { dst, pps, .. } => format!("limit {dst} to {pps}/s"),
-                    ActionKind::LimitSrc { cidr, rate, .. } => format!("limit {cidr} to {rate}"),
-                };
-                format!("{}{what} {}s", if enforced { "" } else { "would " }, act.ttl_s)
-            }
-        };
-        self.alerts.push_front(AlertRow {
-            ts_ns: a.ts_ns,
-            detector: a.sig.detector.to_string(),
-            src: a.src_ip,
-            dst: a.dest_ip,
-            msg: a.sig.msg.to_string(),
-            action,
-        });
+        self.alerts.push_front(alert_row(a, enforced));
         self.alerts.truncate(RECENT_ALERTS);
     }
 
     /// The HTTP view's latest snapshot.
     pub fn on_http(&mut self, s: HttpSnapshot) {
-        self.http = Some(s);
+        (self.http_requests, self.http) = endpoint_rows(&s);
     }
+
+    /// The drops, alerts and HTTP panes now (what an agent sends a joined `top`).
+    pub fn panes(&self) -> Panes {
+        let mut drops: Vec<(String, u64)> = self.drops.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Panes {
+            drops: crate::model::Drops { on: self.drops_on, note: self.drops_note.clone(), reasons: drops },
+            alerts: crate::model::Alerts {
+                on: self.alerts_on,
+                note: self.alerts_note.clone(),
+                total: self.alerts_total,
+                recent: self.alerts.iter().take(50).cloned().collect(),
+            },
+            http: crate::model::Http { on: self.http_on, note: self.http_note.clone(), requests: self.http_requests, endpoints: self.http.clone() },
+        }
+    }
+
+    /// The drops, alerts and HTTP panes as a running agent sent them (they replace these panes'
+    /// own; the detail view's alerts are the ones sent).
+    pub fn set_panes(&mut self, p: Panes) {
+        (self.drops_on, self.drops_note) = (p.drops.on, p.drops.note);
+        self.set_drops(p.drops.reasons);
+        (self.alerts_on, self.alerts_note, self.alerts_total) = (p.alerts.on, p.alerts.note, p.alerts.total);
+        self.alerts = p.alerts.recent.into();
+        (self.http_on, self.http_note, self.http_requests, self.http) = (p.http.on, p.http.note, p.http.requests, p.http.endpoints);
+    }
+}
+
+/// An alert as the alerts pane shows it, with its firewall action (`enforced`: carried out;
+/// otherwise "would ...").
+pub fn alert_row(a: &Alert, enforced: bool) -> AlertRow {
+    let action = match &a.mitigation {
+        None => String::new(),
+        Some(Mitigation::None { reason }) => format!("none: {reason}"),
+        Some(Mitigation::Taken(act)) => {
+            let what = match &act.kind {
+                ActionKind::Block { cidr } => format!("block {cidr}"),
+                ActionKind::RateLimit { dst, pps, .. } => format!("limit {dst} to {pps}/s"),
+                ActionKind::LimitSrc { cidr, rate, .. } => format!("limit {cidr} to {rate}"),
+            };
+            format!("{}{what} {}s", if enforced { "" } else { "would " }, act.ttl_s)
+        }
+    };
+    AlertRow { ts_ns: a.ts_ns, detector: a.sig.detector.to_string(), src: a.src_ip, dst: a.dest_ip, msg: a.sig.msg.to_string(), action }
+}
+
+/// An HTTP snapshot's requests and top endpoints (most requests first) with their p95 latency
+/// and error rate (5xx and unanswered over requests).
+pub fn endpoint_rows(s: &HttpSnapshot) -> (u64, Vec<EndpointRow>) {
+    let (mut requests, mut rows) = (0, Vec::new());
+    for e in &s.endpoints {
+        requests += e.requests;
+        let errors: u64 = e.statuses.iter().filter(|(c, _)| **c >= 500).map(|(_, n)| n).sum::<u64>() + e.unanswered;
+        rows.push(EndpointRow {
+            method: e.method.clone(),
+            template: e.template.clone(),
+            requests: e.requests,
+            error_rate: if e.requests == 0 { 0.0 } else { errors as f64 / e.requests as f64 },
+            p95_ms: e.latency_ms.as_ref().map(|l| l.p95),
+        });
+    }
+    rows.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| (&a.method, &a.template).cmp(&(&b.method, &b.template))));
+    rows.truncate(ROWS);
+    (requests, rows)
+}
+
+impl Collector {
 
     fn selected(&self) -> impl Iterator<Item = &FlowRecord> {
         self.flows.iter().filter(|r| self.filter.as_ref().is_none_or(|f| f.matches(&flow_packet(r))))
@@ -250,9 +301,8 @@ impl Collector {
         let mut protocols = protocols;
         protocols.retain(|p| p.packets > 0);
         protocols.sort_by(|a, b| b.packets.cmp(&a.packets).then_with(|| a.name.cmp(&b.name)));
-        let mut drops: Vec<(String, u64)> = self.drops.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        drops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let s = Snapshot {
+        let Panes { drops, alerts, http } = self.panes();
+        Snapshot {
             ts_ns: self.ts_ns,
             source: self.source.clone(),
             filter: self.filter_text().map(str::to_string),
@@ -274,35 +324,10 @@ impl Collector {
             flows,
             ports,
             protocols,
-            drops: crate::model::Drops { on: self.drops_on, note: self.drops_note.clone(), reasons: drops },
-            alerts: crate::model::Alerts {
-                on: self.alerts_on,
-                note: self.alerts_note.clone(),
-                total: self.alerts_total,
-                recent: self.alerts.iter().take(50).cloned().collect(),
-            },
-            http: self.http_rows(),
-        };
-        s
-    }
-
-    fn http_rows(&self) -> crate::model::Http {
-        let mut h = crate::model::Http { on: self.http_on, note: self.http_note.clone(), ..Default::default() };
-        let Some(s) = &self.http else { return h };
-        for e in &s.endpoints {
-            h.requests += e.requests;
-            let errors: u64 = e.statuses.iter().filter(|(c, _)| **c >= 500).map(|(_, n)| n).sum::<u64>() + e.unanswered;
-            h.endpoints.push(EndpointRow {
-                method: e.method.clone(),
-                template: e.template.clone(),
-                requests: e.requests,
-                error_rate: if e.requests == 0 { 0.0 } else { errors as f64 / e.requests as f64 },
-                p95_ms: e.latency_ms.as_ref().map(|l| l.p95),
-            });
+            drops,
+            alerts,
+            http,
         }
-        h.endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| (&a.method, &a.template).cmp(&(&b.method, &b.template))));
-        h.endpoints.truncate(ROWS);
-        h
     }
 
     /// One address's live flows (from or to it) and alerts (about it), for the detail view.

@@ -1,5 +1,6 @@
 //! The dashboard's model: one `Snapshot` of everything the panes show, plain data with no handle on
 //! the kernel, the engine or the clock. Panes render only this, so tests render fixed snapshots.
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// How many samples a sparkline keeps (one per refresh: 5 minutes at the default 1 s).
@@ -151,7 +152,7 @@ pub struct ProtoRow {
 }
 
 /// Kernel drops by reason (tp_btf/kfree_skb on the watched interfaces).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Drops {
     /// False: the drop tracepoint is not attached (the pane says why).
     pub on: bool,
@@ -161,7 +162,7 @@ pub struct Drops {
 }
 
 /// Recent alerts, newest first, with what was (or would be) done about each.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Alerts {
     pub on: bool,
     pub note: Option<String>,
@@ -169,7 +170,7 @@ pub struct Alerts {
     pub recent: Vec<AlertRow>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlertRow {
     pub ts_ns: u64,
     pub detector: String,
@@ -181,7 +182,7 @@ pub struct AlertRow {
 }
 
 /// Top HTTP endpoints.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Http {
     pub on: bool,
     pub note: Option<String>,
@@ -189,7 +190,7 @@ pub struct Http {
     pub endpoints: Vec<EndpointRow>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRow {
     pub method: String,
     pub template: String,
@@ -197,6 +198,15 @@ pub struct EndpointRow {
     /// Responses with a 5xx status, and requests never answered, over requests.
     pub error_rate: f64,
     pub p95_ms: Option<f64>,
+}
+
+/// The panes a feed fills from outside the flow table (drops, alerts, HTTP): what a running agent
+/// sends a joined `top` every refresh.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Panes {
+    pub drops: Drops,
+    pub alerts: Alerts,
+    pub http: Http,
 }
 
 /// What the lists are ordered by.

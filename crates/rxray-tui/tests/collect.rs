@@ -119,3 +119,42 @@ fn the_live_detail_lists_the_address_flows() {
     assert_eq!(d.lines[1], "  veth-b tcp 198.18.0.1:2000 > 198.18.0.2:443: 15 packets, 15000 bytes");
     assert!(d.lines.iter().any(|l| l == "0 recent alerts about 198.18.0.1"));
 }
+
+/// Panes that come from outside (a running agent's `TopPanes`) replace the drops, alerts and HTTP
+/// panes as sent, read back unchanged, and the live detail lists the alerts sent about an address.
+#[test]
+fn panes_sent_by_an_agent_replace_the_collectors_own() {
+    use rxray_tui::model::{AlertRow, Alerts, Drops, EndpointRow, Http, Panes};
+    let mut c = collector();
+    c.set_parts(Err("off here".into()), Err("off here".into()), Err("off here".into()));
+    c.set_drops([("OTHER".to_string(), 9)]);
+    let sent = Panes {
+        drops: Drops { on: true, note: None, reasons: vec![("NO_SOCKET".into(), 40), ("TCP_CSUM".into(), 2)] },
+        alerts: Alerts {
+            on: true,
+            note: None,
+            total: 3,
+            recent: vec![AlertRow {
+                ts_ns: 1_700_000_000_000_000_000,
+                detector: "port_scan_vertical".into(),
+                src: Some(ip("198.18.0.1")),
+                dst: Some(ip("198.18.0.2")),
+                msg: "RXRAY port scan".into(),
+                action: "block 198.18.0.1/32 600s".into(),
+            }],
+        },
+        http: Http {
+            on: true,
+            note: None,
+            requests: 15,
+            endpoints: vec![EndpointRow { method: "GET".into(), template: "/api/items/{id}".into(), requests: 12, error_rate: 0.0, p95_ms: Some(1.5) }],
+        },
+    };
+    c.set_panes(sent.clone());
+    assert_eq!(c.panes(), sent);
+    let s = c.snapshot(SortKey::Bytes);
+    assert_eq!((s.drops, s.alerts, s.http), (sent.drops, sent.alerts, sent.http));
+    let d = c.detail_live(ip("198.18.0.1"));
+    assert!(d.lines.iter().any(|l| l == "1 recent alerts about 198.18.0.1"), "{:?}", d.lines);
+    assert!(d.lines.iter().any(|l| l.contains("port_scan_vertical") && l.contains("[block 198.18.0.1/32 600s]")), "{:?}", d.lines);
+}

@@ -89,7 +89,7 @@ fn inspector(cfg: &AgentConfig, hosts: &[std::net::IpAddr], files: &crate::args:
     let opts = alerts::AlertOpts {
         signatures: cfg.signatures.clone(),
         detect_config: cfg.detect_config.as_ref().map(PathBuf::from),
-        api_limits: None,
+        api_limits: cfg.api_limits.as_ref().map(PathBuf::from),
         threat_lists: cfg.threat_lists.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         eve: None,
         recorder: None,
@@ -415,7 +415,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 closed.push((conn.clone(), ts));
             });
             // Joined `conns` list each as it closed.
-            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None };
+            let feeds = crate::join::views::Feeds { drops: drop_src.as_ref(), conns: Some(c.source()), now_ns: clock.now_ns(), capture_snap, latency: None, ..Default::default() };
             for (conn, ts) in &closed {
                 hub.on_closed_conn(conn, *ts, &feeds);
             }
@@ -430,6 +430,16 @@ pub fn run(a: AgentArgs) -> Result<()> {
         }
         if let Some(h) = http.as_mut() {
             h.pump(session::BATCH, |iface, seg| hub.on_http_segment(iface, seg));
+            // The HTTP view's calls go to detection when it wants them (HTTP rules, API limits).
+            let wants = insp.as_ref().is_some_and(|i| i.wants_calls());
+            if h.tracker.keeps_calls() != wants {
+                h.tracker.keep_calls(wants);
+            }
+            if let Some(i) = insp.as_mut().filter(|_| wants) {
+                for c in h.tracker.take_calls() {
+                    i.on_call(&c, &mut alerts_out);
+                }
+            }
         }
         crate::join::views::pump_drops(&mut drop_src, conns.as_ref().map(|c| c.source()), &mut hub, clock.now_ns());
         let now = clock.now_ns();
@@ -456,6 +466,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 r.trigger(&mut al);
             }
             *st.alerts.entry(al.sig.detector.to_string()).or_default() += 1;
+            hub.on_alert(&al);
             if store.is_some() {
                 st.history.record_alert(&al);
             }
@@ -486,9 +497,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
                         now_ns: clock.now_ns(),
                         ifindexes: &ifindexes,
                         flows: &|i| joined_flows(&observed, &st, i),
-                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
+                        feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), detect: st.cfg.detect, http_ports: ports.as_deref(), ..Default::default() },
                     };
                     hub.join(conn, *req, &view);
+                    // Copies on before the client sends anything after its hello (a joined
+                    // `alerts` reading whole payloads, a `capture`).
+                    if capture_snap.is_some() && hub.wants_frames() {
+                        crate::join::views::joined_capture(observed.iter_mut().map(|o| o.ingress_mut()), true);
+                    }
                 }
                 Ok(Request::Status) => {
                     let mut v = status(&st, &observed, drop_src.as_ref().and_then(|s| s.drops()), metrics.as_ref(), store.as_ref(), &hub);
@@ -516,7 +532,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 now_ns: clock.now_ns(),
                 ifindexes: &ifindexes,
                 flows: &|i| joined_flows(&observed, &st, i),
-                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }) },
+                feeds: crate::join::views::Feeds { drops: drop_src.as_ref(), conns: conns.as_ref().map(|c| c.source()), now_ns: clock.now_ns(), capture_snap, latency: latency_stages.map(|(q, u)| crate::join::views::LatencyFeed { read: lat_of, queue_stage: q, udp_stage: u }), ..Default::default() },
             };
             hub.service(&view);
         }

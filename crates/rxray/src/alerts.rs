@@ -673,6 +673,9 @@ pub fn run(a: AlertsArgs) -> Result<()> {
     }
     if let Some(j) = join_agent(&a)? {
         let stop = session::stop_flag()?;
+        if insp.signatures().is_some_and(|s| s.needs_whole_payload()) {
+            eprintln!("rxray: the signatures read packet payloads: the agent feeds them whole frames from its capture ring");
+        }
         eprintln!("rxray: inspecting {} (joined the agent of {}, client {}); Ctrl-C to stop", j.hello.interfaces.join(", "), j.hello.host, j.hello.id);
         let mut out = std::io::stdout().lock();
         let o = j.run(&stop, &mut out, a.count, Duration::ZERO)?;

@@ -62,7 +62,7 @@ impl Names {
 
     /// The name of a per-reason counter slot: the last one also counts every larger reason (the
     /// subsystem-encoded ones).
-    fn slot(&self, code: u32) -> String {
+    pub(crate) fn slot(&self, code: u32) -> String {
         if code as usize == rxray_kernel::drops::REASON_SLOTS - 1 {
             "OTHER".to_string()
         } else {

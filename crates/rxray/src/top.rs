@@ -49,8 +49,9 @@ pub struct TopArgs {
     #[arg(long = "http-port", value_delimiter = ',', default_values_t = DEFAULT_PORTS)]
     pub http_ports: Vec<u16>,
     /// The history store whose `investigate` timeline the detail view shows (when it exists).
-    #[arg(long, default_value = rxray_agent::config::DEFAULT_STORE)]
-    pub store: PathBuf,
+    /// Default: the joined agent's store, otherwise /var/lib/rxray/store.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     /// Exit after this many refreshes (benchmarks).
     #[arg(long, hide = true)]
     pub refreshes: Option<u64>,
@@ -184,15 +185,7 @@ impl Feed for LiveFeed {
     }
 
     fn detail(&mut self, addr: IpAddr, c: &Collector) -> Detail {
-        match crate::history::store_timeline(&self.store, &addr.to_string(), 3600 * 1_000_000_000) {
-            Some(Ok(lines)) => Detail { addr: Some(addr), origin: "store".into(), lines },
-            Some(Err(e)) => {
-                let mut d = c.detail_live(addr);
-                d.lines.insert(0, format!("(the store at {} could not be read: {e:#})", self.store.display()));
-                d
-            }
-            None => c.detail_live(addr),
-        }
+        detail_of(&self.store, addr, c)
     }
 
     fn stopped(&self) -> bool {
@@ -200,17 +193,48 @@ impl Feed for LiveFeed {
     }
 }
 
-/// The agent of this namespace as the dashboard's feed: `top` joins it as a JSON `flows` client and
-/// reads its flow table (counted from the join) every interval.
+/// The detail of `addr`: its `investigate` timeline of the last hour from the store at `store`
+/// when one is there, otherwise its live flows and alerts.
+fn detail_of(store: &Path, addr: IpAddr, c: &Collector) -> Detail {
+    match crate::history::store_timeline(store, &addr.to_string(), 3600 * 1_000_000_000) {
+        Some(Ok(lines)) => Detail { addr: Some(addr), origin: "store".into(), lines },
+        Some(Err(e)) => {
+            let mut d = c.detail_live(addr);
+            d.lines.insert(0, format!("(the store at {} could not be read: {e:#})", store.display()));
+            d
+        }
+        None => c.detail_live(addr),
+    }
+}
+
+/// The agent of this namespace as the dashboard's feed: `top` joins it twice, as a JSON `flows`
+/// client (its flow table, counted from the join, every interval) and as a `top` client (its
+/// drops, alerts and HTTP panes, `join::top_view`).
 struct JoinFeed {
     flows: Option<crate::join::client::Joined>,
+    panes: Option<crate::join::client::Joined>,
     stop: Arc<AtomicBool>,
     latest: Option<serde_json::Value>,
+    latest_panes: Option<crate::join::top_view::TopPanes>,
+    /// What the last panes said of the loss line: detectors on, drop events and HTTP records lost.
+    loss: (bool, Option<u64>, Option<u64>),
     gone: bool,
+    store: PathBuf,
 }
 
 impl Feed for JoinFeed {
     fn pump(&mut self, _: &mut Collector, wait: Duration) -> Result<(), Error> {
+        if let Some(p) = self.panes.as_mut() {
+            match p.poll_out(Duration::ZERO).map_err(|e| format!("{e:#}"))? {
+                Some(lines) => {
+                    if let Some(last) = lines.last() {
+                        let v = serde_json::from_slice(last).map_err(|e| format!("the agent's top panes: {e} (at line {}, column {})", e.line(), e.column()))?;
+                        self.latest_panes = Some(v);
+                    }
+                }
+                None => self.gone = true,
+            }
+        }
         let Some(j) = self.flows.as_mut() else { return Ok(()) };
         match j.poll_out(wait).map_err(|e| format!("{e:#}"))? {
             Some(lines) => {
@@ -224,12 +248,29 @@ impl Feed for JoinFeed {
     }
 
     fn refresh(&mut self, c: &mut Collector) -> Result<(), Error> {
+        let panes = self.latest_panes.take();
+        if let Some(p) = &panes {
+            self.loss = (p.panes.alerts.on, p.drop_events_lost, p.http_records_lost);
+        }
         if let Some(v) = self.latest.take() {
-            let (snap, protocols, counters) = flows_from_json(&v);
+            let (snap, protocols, mut counters) = flows_from_json(&v);
+            // The agent's detector events and ring losses over these interfaces since the join.
+            if self.loss.0 {
+                counters.events = v["totals"]["events"].as_u64();
+                counters.events_lost = v["totals"]["lost"].as_u64();
+            }
+            (counters.drop_events_lost, counters.http_records_lost) = (self.loss.1, self.loss.2);
             c.on_flows(snap, counters);
             c.set_protocols(protocols);
         }
+        if let Some(p) = panes {
+            c.set_panes(p.panes);
+        }
         Ok(())
+    }
+
+    fn detail(&mut self, addr: IpAddr, c: &Collector) -> Detail {
+        detail_of(&self.store, addr, c)
     }
 
     fn stopped(&self) -> bool {
@@ -239,10 +280,36 @@ impl Feed for JoinFeed {
 
 impl Drop for JoinFeed {
     fn drop(&mut self) {
-        if let Some(j) = self.flows.take() {
+        for j in [self.flows.take(), self.panes.take()].into_iter().flatten() {
             j.leave();
         }
     }
+}
+
+/// The store directory of the agent of this namespace, from its status (None: it keeps none, or
+/// it does not say).
+fn agent_store() -> Option<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        #[serde(default)]
+        sinks: Vec<Sink>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Sink {
+        name: String,
+        #[serde(default)]
+        enabled: bool,
+        #[serde(default)]
+        dir: Option<String>,
+    }
+    use std::io::{BufRead as _, Write as _};
+    let mut c = std::os::unix::net::UnixStream::connect(crate::agent::socket_path()).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(b"{\"cmd\":\"status\"}\n").ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(&c).read_line(&mut line).ok()?;
+    let st: Status = serde_json::from_str(line.trim()).ok()?;
+    st.sinks.into_iter().find(|s| s.name == "store" && s.enabled).and_then(|s| s.dir).map(PathBuf::from)
 }
 
 /// One of the agent's JSON flows snapshots (`rxray flows --json`'s line) as the engine's table,
@@ -311,11 +378,20 @@ fn join(a: &TopArgs, stop: &Arc<AtomicBool>) -> Result<Option<(JoinFeed, Collect
         interval: Some(a.interval),
         ..Default::default()
     };
-    let Some(j) = crate::join::client::try_join("flows", req)? else { return Ok(None) };
+    let Some(j) = crate::join::client::try_join("flows", req.clone())? else { return Ok(None) };
     let mut c = Collector::new(format!("{} (joined the agent of {}, client {})", j.hello.interfaces.join(", "), j.hello.host, j.hello.id));
-    let why = || Err("joined the agent: not sent over the join (yet); `rxray top --standalone` attaches its own".to_string());
-    c.set_parts(why(), why(), why());
-    Ok(Some((JoinFeed { flows: Some(j), stop: Arc::clone(stop), latest: None, gone: false }, c)))
+    // The drops, alerts and HTTP panes: a second join (an older agent refuses it: the panes say so).
+    let panes = match crate::join::client::try_join("top", crate::join::JoinRequest { json: false, ..req }) {
+        Ok(Some(p)) => Some(p),
+        Ok(None) => None,
+        Err(e) => {
+            let why = || Err(format!("the agent sends no top panes ({e:#}); `rxray top --standalone` attaches its own"));
+            c.set_parts(why(), why(), why());
+            None
+        }
+    };
+    let store = a.store.clone().or_else(agent_store).unwrap_or_else(|| PathBuf::from(rxray_agent::config::DEFAULT_STORE));
+    Ok(Some((JoinFeed { flows: Some(j), panes, stop: Arc::clone(stop), latest: None, latest_panes: None, loss: (false, None, None), gone: false, store }, c)))
 }
 
 fn drop_counts(ifindexes: &[u32]) -> Result<(Drops, BTreeMap<u64, String>), String> {
@@ -387,7 +463,7 @@ pub fn run(a: TopArgs) -> Result<()> {
     };
     let mut feed = LiveFeed::new(src, stop);
     feed.http = http;
-    feed.store = a.store.clone();
+    feed.store = a.store.clone().unwrap_or_else(|| PathBuf::from(rxray_agent::config::DEFAULT_STORE));
     feed.reasons = reasons;
     let alerts_on = if a.no_alerts {
         Err("--no-alerts".to_string())

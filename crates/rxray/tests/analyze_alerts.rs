@@ -225,3 +225,63 @@ fn home_net_is_one_setting_for_rules_and_the_home_net_flag() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("one setting"), "{e}");
 }
+
+/// `pass` per TCP flow and the order of one packet's alerts, over a capture the test writes.
+/// Suricata's rules/intro.rst, "pass": "If a signature matches and contains pass, Suricata stops
+/// scanning the packet and skips to the end of all rules (only for the current packet). If the
+/// signature matches on a TCP connection, the entire flow will be passed but details of the flow
+/// will still be logged." detect-engine-sigorder.c orders signatures by action
+/// (SCSigOrderByActionCompare) and then by priority (SCSigOrderByPriorityCompare, 1 first), and
+/// detect-engine-alert.c (PacketAlertFinalize) sorts a packet's alerts by that order before they
+/// are logged: the priority 1 rule's record comes before the priority 3 rule's, whatever the
+/// rule file's order.
+#[test]
+fn a_pass_on_a_tcp_flow_passes_the_flow_and_alerts_come_in_priority_order() {
+    use f::tcp_flags::{ACK, FIN, PSH, SYN};
+    let dir = TempDir::new();
+    let rules = dir.path().join("pass.rules");
+    std::fs::write(
+        &rules,
+        "pass tcp any any -> any any (msg:\"pass\"; content:\"PASSME\"; sid:1;)\n\
+         alert tcp any any -> any any (msg:\"low\"; content:\"data\"; priority:3; sid:2;)\n\
+         alert tcp any any -> any any (msg:\"high\"; content:\"data\"; priority:1; sid:3;)\n\
+         alert udp any any -> any any (msg:\"udp\"; content:\"data\"; sid:4;)\n\
+         pass udp any any -> any any (msg:\"udp pass\"; content:\"PASSME\"; sid:5;)\n",
+    )
+    .unwrap();
+    let (client, other, server) = (Ipv4Addr::new(198, 18, 9, 7), Ipv4Addr::new(198, 18, 9, 8), Ipv4Addr::new(198, 18, 9, 2));
+    let udp = |payload: &[u8]| {
+        let ip = Ipv4 { src: client, dst: server, ttl: 64, tos: 0, id: 1, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+        f::frame(&eth(), &[], L3::Ipv4(ip), L4::Udp(f::Udp { sport: 5000, dport: 5353 }), payload)
+    };
+    let c = |flags: u8, seq: u32, payload: &[u8]| seg(client, server, 40000, 8080, seq, 1, flags, payload);
+    let s = |flags: u8, payload: &[u8]| seg(server, client, 8080, 40000, 1, 1, flags, payload);
+    let frames = vec![
+        c(SYN, 100, b""),                      // 1
+        s(SYN | ACK, b""),                     // 2
+        c(ACK, 101, b""),                      // 3
+        c(PSH | ACK, 101, b"data 1"),          // 4: alerts 3, 2
+        c(PSH | ACK, 107, b"data PASSME"),     // 5: pass (no alert); the flow is passed
+        c(PSH | ACK, 118, b"data 3"),          // 6: passed flow
+        s(PSH | ACK, b"data 4"),               // 7: passed flow, the other direction
+        seg(other, server, 40001, 8080, 1, 1, PSH | ACK, b"data 8"), // 8: another flow: alerts 3, 2
+        udp(b"data u9"),                       // 9: alert 4
+        udp(b"data PASSME"),                   // 10: pass, this packet only (UDP)
+        udp(b"data u11"),                      // 11: alert 4
+        c(FIN | ACK, 124, b""),                // 12
+        s(FIN | ACK, b""),                     // 13
+        c(SYN, 900, b""),                      // 14: a new connection on the same ports
+        s(SYN | ACK, b""),                     // 15
+        c(ACK, 901, b""),                      // 16
+        c(PSH | ACK, 901, b"data 17"),         // 17: alerts 3, 2
+    ];
+    let pcap = dir.path().join("pass.pcap");
+    rxray_lab::pcap::write_pcap(&pcap, &frames).unwrap();
+    let (eve, err) = run(&["--signatures", rules.to_str().unwrap(), pcap.to_str().unwrap()]);
+    let got: Vec<(u64, u64)> = eve
+        .iter()
+        .filter(|a| a["rxray"]["detector"] == "signature")
+        .map(|a| (a["pcap_cnt"].as_u64().unwrap(), a["alert"]["signature_id"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, [(4, 3), (4, 2), (8, 3), (8, 2), (9, 4), (11, 4), (17, 3), (17, 2)], "{err}");
+}

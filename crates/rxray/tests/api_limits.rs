@@ -250,3 +250,48 @@ fn a_bad_limits_file_is_refused_with_its_line_and_column() {
     let want = format!("{}:5:10: action must be \"ratelimit\", \"block\" or \"alert\", not \"throttle\"", f.display());
     assert!(err.contains(&want), "{err}");
 }
+
+/// The agent checks API limits and HTTP rules on its HTTP view's calls (`[detect] api_limits`,
+/// `[http] enabled`): curl sends 6 GETs of /api/items/N against a limit of 2 a minute, and one
+/// request with a SQL injection; the agent's EVE output has `api_limit` alerts about that client and
+/// endpoint, and the default rules' sid 9000001 once.
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn the_agent_checks_api_limits_and_http_rules_on_its_http_view() {
+    let tmp = TempDir::new();
+    let Some((lab, _nginx, server)) = lab_with_nginx(&tmp) else { return };
+    let limits = tmp.path().join("limits.toml");
+    std::fs::write(&limits, "[[api_limit]]\nendpoint = \"GET /api/items/{id}\"\nrate = \"2/m\"\naction = \"alert\"\n").unwrap();
+    let cfg = tmp.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "interfaces = [\"{}\"]\n[metrics]\nlisten = \"off\"\n[store]\nenabled = false\n[detect]\napi_limits = \"{}\"\n[http]\nenabled = true\nports = [8080]\n",
+            lab.if_b(),
+            limits.display()
+        ),
+    )
+    .unwrap();
+    let mut agent = Running::start_netns(lab.ns_b(), &["agent", "--config", cfg.to_str().unwrap()]);
+    agent.wait_stderr("SIGHUP reloads", Duration::from_secs(60));
+    let url = |p: &str| format!("http://{server}:8080{p}");
+    let mut urls: Vec<String> = (1..=6).map(|i| url(&format!("/api/items/{i}"))).collect();
+    urls.push(url("/index.html?id=1%20UNION%20SELECT%20username,password%20FROM%20users"));
+    let codes = common::web::curl(&lab, lab.ns_a(), &[], &urls);
+    assert!(codes.iter().all(|c| *c == 200), "curl: {codes:?}");
+    agent.wait_lines(2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = agent.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let alerts = eve(&out);
+    let sigs: Vec<&Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "signature").collect();
+    assert_eq!(sigs.len(), 1, "the injection only: {sigs:?}");
+    assert_eq!(sigs[0]["alert"]["signature_id"].as_u64(), Some(9000001), "{}", sigs[0]);
+    assert_eq!(sigs[0]["src_ip"], lab.addr4_a().to_string());
+    let lim: Vec<&Value> = alerts.iter().filter(|a| a["rxray"]["detector"] == "api_limit").collect();
+    assert!(!lim.is_empty(), "6 requests against 2/m: {alerts:?} {err:?}");
+    for a in &lim {
+        assert_eq!(a["src_ip"], lab.addr4_a().to_string(), "{a}");
+        assert_eq!(a["rxray"]["evidence"]["endpoint"], "GET /api/items/{id}", "{a}");
+    }
+}

@@ -715,3 +715,35 @@ fn detach_orphans_removes_the_state_of_a_deleted_namespace() {
 fn lab_quiet_second() -> Option<Lab> {
     Some(Lab::pair_quiet(&unique_name()).expect("second lab"))
 }
+
+/// A firewall pinned by an older rxray lacks the maps a newer one added (here the source limits'):
+/// the commands that open it say so and what to do, `off` removes it, and a new `apply` installs
+/// the current one.
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn a_firewall_installed_by_an_older_rxray_is_named_as_such_and_off_then_apply_replaces_it() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(lab) = lab() else { return };
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
+    let _off = Off(&lab);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let ino = std::fs::metadata(format!("/run/netns/{}", lab.ns_b())).unwrap().ino();
+    let o = lab.exec(lab.ns_b(), ["cat"]).arg(format!("/sys/class/net/{}/ifindex", lab.if_b())).output().unwrap();
+    let ifindex = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let pin = PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}/{ifindex}/rxray_fw_slimits"));
+    assert!(pin.exists(), "{}", pin.display());
+    std::fs::remove_file(&pin).unwrap();
+    for args in [vec!["list", "-i", lab.if_b()], vec!["apply", rules.to_str().unwrap(), "-i", lab.if_b()]] {
+        let o = fw(lab.ns_b(), &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(err.contains("installed by an older rxray (it has no map rxray_fw_slimits)"), "{args:?}: {err}");
+        assert!(err.contains(&format!("rxray firewall off -i {}", lab.if_b())), "{err}");
+    }
+    fw_ok(lab.ns_b(), &["off", "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    assert!(pin.exists(), "the new install has every map");
+    fw_ok(lab.ns_b(), &["list", "-i", lab.if_b()]);
+}

@@ -382,3 +382,49 @@ fn tls_facts_of_curl_against_nginx_with_ja4_checked_independently() {
     }
     assert_eq!(with_tls, 3, "rxray flows: {last}");
 }
+
+/// `rxray alerts` on h2c: a request rule (the default rules' UNION SELECT on `http.uri`) fires on
+/// an HTTP/2 request, and an API limit counts HTTP/2 requests (nghttp and h2load against nghttpd).
+/// Suricata's HTTP/2 keywords: "http.uri ... works on HTTP/2 as well" (its http2 docs map the
+/// `:path` pseudo-header to the URI buffers).
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn h2c_requests_raise_request_rules_and_count_against_api_limits() {
+    if !need_root() || !tools(&["nghttpd", "nghttp", "h2load"]) {
+        return;
+    }
+    let tmp = TempDir::new();
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(www.join("api")).unwrap();
+    std::fs::write(www.join("api/7"), "seven").unwrap();
+    let limits = tmp.path().join("limits.toml");
+    std::fs::write(&limits, "[[api_limit]]\nendpoint = \"GET /api/{id}\"\nrate = \"2/m\"\naction = \"alert\"\n").unwrap();
+    let lab = Lab::pair("rxh2a").expect("lab");
+    let b = lab.addr4_b().to_string();
+    let _srv = Proc(lab.exec(lab.ns_b(), ["nghttpd", "--no-tls", "-a", &b, "-d"]).arg(&www).arg("8082").stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nghttpd"));
+    wait_listen(lab.ns_b(), 8082);
+    let mut rx = Running::start(lab.ns_b(), &["alerts", "-i", lab.if_b(), "--port", "8082", "--standalone", "--api-limits", limits.to_str().unwrap()]);
+    rx.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
+    let url = |p: &str| format!("http://{b}:8082{p}");
+    let attack = "/items?id=1%20UNION%20SELECT%20username,password%20FROM%20users";
+    let out = lab.exec(lab.ns_a(), ["nghttp", "-n", "-s"]).args([url(attack), url("/items?q=trade+union+selection")]).output().expect("nghttp");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(said.lines().filter(|l| l.contains(" 404 ")).count(), 2, "nghttp: {said} {}", String::from_utf8_lossy(&out.stderr));
+    let out = lab.exec(lab.ns_a(), ["h2load", "-n", "10", "-c", "1"]).arg(url("/api/7")).output().expect("h2load");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10 succeeded"), "{}", String::from_utf8_lossy(&out.stdout));
+    rx.wait_lines(2, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, out, err) = rx.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    let eve: Vec<Value> = out.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let sigs: Vec<&Value> = eve.iter().filter(|a| a["rxray"]["detector"] == "signature").collect();
+    assert_eq!(sigs.len(), 1, "the UNION SELECT request only: {sigs:?} {err:?}");
+    assert_eq!(sigs[0]["alert"]["signature_id"].as_u64(), Some(9000001), "{}", sigs[0]);
+    assert_eq!(sigs[0]["src_ip"], lab.addr4_a().to_string());
+    let limited: Vec<&Value> = eve.iter().filter(|a| a["rxray"]["detector"] == "api_limit").collect();
+    assert!(!limited.is_empty(), "h2load's 10 requests against 2/m: {eve:?} {err:?}");
+    for a in &limited {
+        assert_eq!(a["src_ip"], lab.addr4_a().to_string(), "{a}");
+        assert_eq!(a["rxray"]["evidence"]["endpoint"], "GET /api/{id}", "{a}");
+    }
+}

@@ -551,3 +551,50 @@ fn joined_capture_writes_the_pcapng_a_standalone_capture_writes_and_each_filter_
         assert_eq!((*orig as usize, &data[..]), (w.len(), &w[..w.len().min(100)]));
     }
 }
+
+/// Suricata inspects the whole packet payload (issue 23: "a `content` with `distance`/`within`
+/// that lies past byte 256 of a 1,418-byte packet"): a joined `alerts` whose signatures read
+/// payloads is fed the agent's capture ring, each frame whole, and alerts on a content at byte
+/// 1000 of a 1,418-byte frame, once per frame sent; a rule on the first bytes alerts alike.
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn a_joined_alerts_sees_a_content_past_byte_256_of_a_1418_byte_frame() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair_quiet(&unique_name()).expect("lab");
+    let (ns, iface) = (lab.ns_b().to_string(), lab.if_b().to_string());
+    let dir = TempDir::new();
+    let rules = dir.path().join("far.rules");
+    std::fs::write(
+        &rules,
+        "alert udp any any -> any any (msg:\"past byte 256\"; content:\"START\"; depth:5; content:\"NEEDLE\"; distance:990; within:12; sid:104;)\n\
+         alert udp any any -> any any (msg:\"start\"; content:\"START\"; depth:5; sid:105;)\n",
+    )
+    .unwrap();
+    let eth = Eth { dst: lab.mac_b(), src: lab.mac_a() };
+    let sent: Vec<Vec<u8>> = (0..3u16)
+        .map(|i| {
+            let mut payload = vec![b'.'; 1418 - 14 - 20 - 8];
+            payload[..5].copy_from_slice(b"START");
+            payload[1000..1006].copy_from_slice(b"NEEDLE");
+            let ip = Ipv4 { src: lab.addr4_a(), dst: lab.addr4_b(), ttl: 64, tos: 0, id: 500 + i, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: ipproto::UDP };
+            frames::frame(&eth, &[], L3::Ipv4(ip), L4::Udp(Udp { sport: 40000 + i, dport: 9999 }), &payload)
+        })
+        .collect();
+    assert!(sent.iter().all(|f| f.len() == 1418));
+    let cfg = config(&dir, &iface, "[detect]\nenabled = false\n");
+    let _agent = agent(&ns, &cfg);
+    let mut joined = Running::start_netns(&ns, &["alerts", "-i", &iface, "--signatures", rules.to_str().unwrap(), "--no-conns"]);
+    joined.wait_stderr("joined the agent of join-lab", Duration::from_secs(10));
+    assert_eq!(send_frames(lab.ns_a(), lab.if_a(), &sent).unwrap(), sent.len());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, out, err) = joined.interrupt();
+    assert_eq!(code, Some(0), "{err:?}");
+    assert!(err.iter().any(|l| l.contains("whole frames from its capture ring")), "it says where the payloads come from: {err:?}");
+    let got = json_lines(&out);
+    let sid = |s: u64| got.iter().filter(|a| a["alert"]["signature_id"] == s).collect::<Vec<_>>();
+    assert_eq!((sid(104).len(), sid(105).len()), (3, 3), "one alert per frame and rule: {out:?} {err:?}");
+    let m = &sid(104)[0]["rxray"]["evidence"]["matches"][1];
+    assert_eq!((m["offset"].as_u64(), m["text"].as_str()), (Some(1000), Some("NEEDLE")), "{}", sid(104)[0]);
+}

@@ -246,6 +246,15 @@ fn tls_rules_and_threat_list_names_on_curl_against_nginx_live_and_offline() {
         assert_eq!(counts(got), want, "{what}");
         let t = &got[&202][0]["rxray"]["evidence"]["tls"];
         assert_eq!((t["sni"].as_str(), t["subject"].as_str(), t["ja4"].as_str()), (Some("kw.lab.test"), Some("C=US, O=Rxray Lab, CN=kw.lab.test"), Some(ja4.as_str())), "{what}");
+        // Suricata writes the handshake in the alert's top-level `tls` object (output-json-tls.c,
+        // JsonTlsLogJSONExtended: "subject", "issuerdn", "sni", "version" as SSLVersionToString
+        // spells it, "TLS 1.2", and "ja4"), and `app_proto` "tls". The certificate is
+        // self-signed: its issuer is the subject the test chose; curl was held to TLS 1.2.
+        for (sid, a) in got.iter().filter(|(k, _)| **k != 0).flat_map(|(k, v)| v.iter().map(move |a| (k, a))) {
+            let subject = "C=US, O=Rxray Lab, CN=kw.lab.test";
+            let want = serde_json::json!({"subject": subject, "issuerdn": subject, "sni": "kw.lab.test", "version": "TLS 1.2", "ja4": ja4});
+            assert_eq!((&a["tls"], a["app_proto"].as_str()), (&want, Some("tls")), "{what}: sid {sid}: {a}");
+        }
         let threat: Vec<&Value> = got.get(&0).map(|v| v.iter().filter(|a| a["rxray"]["detector"] == "threat_list").collect()).unwrap_or_default();
         assert_eq!(threat.len(), 1, "{what}: {threat:?}");
         assert_eq!(threat[0]["rxray"]["evidence"]["entry"], "lab.test", "{what}");

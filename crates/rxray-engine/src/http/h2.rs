@@ -494,6 +494,11 @@ impl H2Conn {
     fn end_stream(&mut self, dir: Dir, stream: u32, cx: &mut Ctx<'_>) {
         let Some(s) = self.streams.get_mut(&stream) else { return };
         s.ended[ix(dir)] = true;
+        // The request alone, as soon as it is whole, as HTTP/1.x delivers it: what request-side
+        // inspection reads (request rules, API limits); the checks of whole calls skip it.
+        if let (Dir::ToServer, Some(calls), Some(request)) = (dir, cx.calls.as_mut(), s.request.as_ref()) {
+            calls.push(Call { client: self.conn.client, conn: self.conn, ts_ns: s.first_ts, request: request.clone(), status: 0, response: Message::default(), latency_ns: 0 });
+        }
         if !(s.ended[0] && s.ended[1]) {
             return;
         }

@@ -332,9 +332,27 @@ impl HttpTracker {
 
     /// Whole calls are collected and kept for `take_calls` once checked.
     pub fn with_calls(mut self) -> Self {
-        self.calls.get_or_insert_with(Vec::new);
-        self.kept_calls = Some(Vec::new());
+        self.keep_calls(true);
         self
+    }
+
+    /// Turns the keeping of whole calls for `take_calls` on or off (a running tracker whose
+    /// consumer comes or goes, as the agent's detection on a reload).
+    pub fn keep_calls(&mut self, on: bool) {
+        if on {
+            self.calls.get_or_insert_with(Vec::new);
+            self.kept_calls.get_or_insert_with(Vec::new);
+        } else {
+            self.kept_calls = None;
+            if self.openapi.is_none() {
+                self.calls = None;
+            }
+        }
+    }
+
+    /// Whether whole calls are kept for `take_calls`.
+    pub fn keeps_calls(&self) -> bool {
+        self.kept_calls.is_some()
     }
 
     /// The finding occurrences since the last call (empty without `with_finding_events`).

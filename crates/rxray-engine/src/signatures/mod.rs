@@ -8,11 +8,13 @@
 pub mod addr;
 pub mod app;
 pub mod classtype;
+pub mod decode_event;
 pub mod dns;
 pub mod flow;
 pub mod hook;
 pub mod http;
 pub mod parse;
+pub mod pass;
 pub mod payload;
 pub mod pcre;
 pub mod rule;

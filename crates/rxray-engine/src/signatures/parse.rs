@@ -261,6 +261,7 @@ impl RuleParser<'_> {
             flow: None,
             flags: None,
             dsize: None,
+            decode_event: None,
             threshold: None,
             detection_filter: None,
             references: Vec::new(),
@@ -480,6 +481,17 @@ impl RuleParser<'_> {
                 }
             }
             "rawbytes" => no_value(&value)?,
+            "decode-event" => {
+                let (v, vat) = need(&value)?;
+                let name = v.trim();
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
+                    return Err((vat, format!("'{name}' is not a decoder event name (such as tcp.pkt_too_small)")));
+                }
+                match super::decode_event::DecodeEvent::parse(name) {
+                    Some(e) => rule.decode_event = Some(e),
+                    None => self.unsupported(format!("decode-event '{name}' is not supported (rxray derives {})", super::decode_event::SUPPORTED)),
+                }
+            }
             k if super::app::is_keyword(k) => {
                 let (v, vat) = need(&value)?;
                 super::app::keyword(rule, k, &v, vat)?;

@@ -409,6 +409,8 @@ pub struct Rule {
     pub flow: Option<FlowOpt>,
     pub flags: Option<FlagsOpt>,
     pub dsize: Option<Dsize>,
+    /// `decode-event:NAME` (decode_event.rs).
+    pub decode_event: Option<super::decode_event::DecodeEvent>,
     pub threshold: Option<Threshold>,
     /// `detection_filter` (kind `Detection`); applied before `threshold` when both are given.
     pub detection_filter: Option<Threshold>,

@@ -1,6 +1,7 @@
 //! A loaded rule set and its matcher: an Aho-Corasick prefilter over one content per rule picks
 //! the candidate rules for a packet; only those (and the rules without content) are evaluated.
 use super::flow::{FlowTracker, FlowView, DEFAULT_FLOW_CAPACITY};
+use super::pass::PassedFlows;
 use super::http::HttpBuffers;
 use super::payload::{inspect, Buffers};
 use super::app::AppProto;
@@ -93,6 +94,8 @@ pub struct SignatureSet {
     use_prefilter: bool,
     needs_flow: bool,
     flows: FlowTracker,
+    /// TCP flows a `pass` rule passed: not inspected again (pass.rs).
+    passed: PassedFlows,
     thresholds: Thresholds,
     /// threshold.config: suppressions and rate filters per rule (index), when given.
     suppress: HashMap<u32, Vec<Suppress>>,
@@ -146,6 +149,7 @@ impl SignatureSet {
             use_prefilter: true,
             needs_flow,
             flows: FlowTracker::new(DEFAULT_FLOW_CAPACITY),
+            passed: PassedFlows::new(DEFAULT_FLOW_CAPACITY),
             thresholds: Thresholds::new(DEFAULT_THRESHOLD_CAPACITY),
             suppress: HashMap::new(),
             rate: HashMap::new(),
@@ -164,6 +168,7 @@ impl SignatureSet {
     /// is dropped when full, and counted in [`SigStats`]).
     pub fn with_state_capacity(mut self, flows: usize, thresholds: usize) -> Self {
         self.flows = FlowTracker::new(flows);
+        self.passed = PassedFlows::new(flows);
         self.thresholds = Thresholds::new(thresholds);
         self
     }
@@ -230,9 +235,11 @@ impl SignatureSet {
         Some(action)
     }
 
-    /// The pending matches in Suricata's action order (pass, drop, reject, alert; rule-file order
-    /// within one action), each through [`gate`](Self::gate); a `pass` that gets through ends
-    /// the packet (nothing after it alerts). Calls `emit` for each match that alerts.
+    /// The pending matches in Suricata's order (detect-engine-sigorder.c: by action, pass, drop,
+    /// reject, alert; then by priority, 1 first; then rule-file order), each through
+    /// [`gate`](Self::gate); a `pass` that gets through ends the packet (nothing after it
+    /// alerts) and, on TCP, passes the flow. Calls `emit` for each match that alerts, in that
+    /// order (detect-engine-alert.c sorts a packet's alerts by that order before logging).
     fn finalize<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple: &Tuple, ts_ns: u64, emit: impl FnMut(&Rule, RuleAction, T)) {
         self.finalize_each(pending, |_| *tuple, ts_ns, emit)
     }
@@ -240,17 +247,22 @@ impl SignatureSet {
     /// [`finalize`](Self::finalize) with each match's own tuple (the `tls` rules of one
     /// handshake look at either direction).
     fn finalize_each<T>(&mut self, pending: &mut Vec<(u32, T)>, tuple_of: impl Fn(&T) -> Tuple, ts_ns: u64, mut emit: impl FnMut(&Rule, RuleAction, T)) {
-        pending.sort_by_key(|(ri, _)| (self.rules[*ri as usize].action, *ri));
+        pending.sort_by_key(|(ri, _)| {
+            let r = &self.rules[*ri as usize];
+            (r.action, r.priority, *ri)
+        });
         let mut done = false;
         for (ri, hits) in pending.drain(..) {
             if done {
                 self.stats.suppressed += 1;
                 continue;
             }
-            match self.gate(ri, &tuple_of(&hits), ts_ns) {
+            let tuple = tuple_of(&hits);
+            match self.gate(ri, &tuple, ts_ns) {
                 None => self.stats.suppressed += 1,
                 Some(RuleAction::Pass) => {
                     self.stats.suppressed += 1;
+                    self.passed.pass(&tuple);
                     done = true;
                 }
                 Some(a) => emit(&self.rules[ri as usize], a, hits),
@@ -291,7 +303,7 @@ impl SignatureSet {
                 PayloadItem::Content(_) => 0,
             })
             .sum();
-        SigStats { flows_evicted: self.flows.evicted() + self.dns.streams_evicted(), thresholds_evicted: self.thresholds.evicted(), pcre_limit_hits, ..self.stats }
+        SigStats { flows_evicted: self.flows.evicted() + self.dns.streams_evicted() + self.passed.evicted(), thresholds_evicted: self.thresholds.evicted(), pcre_limit_hits, ..self.stats }
     }
 
     /// HTTP rules (evaluated on calls, not packets).
@@ -299,11 +311,15 @@ impl SignatureSet {
         self.http_rules.len()
     }
 
-    /// The HTTP rules that fire on a call, in rule-file order. Each rule looks at one side: rules
+    /// The HTTP rules that fire on a call, in Suricata's order (action, priority, rule file). Each rule looks at one side: rules
     /// on the request (to the server) read a request-only call (`Call::is_request_only`, delivered
     /// when the request is whole), rules on the response (to the client) the paired call.
     pub fn match_call_into(&mut self, c: &Call, out: &mut Vec<CallMatch>) {
         if self.http_rules.is_empty() {
+            return;
+        }
+        let k = &c.conn;
+        if self.passed.is_passed(k.client, k.client_port, k.server, k.server_port) {
             return;
         }
         self.stats.calls += 1;
@@ -403,7 +419,7 @@ impl SignatureSet {
         });
     }
 
-    /// The rules that fire on `p`, in rule-file order. Packets must arrive in time order for
+    /// The rules that fire on `p`, in Suricata's order (action, priority, rule file). Packets must arrive in time order for
     /// `flow` and `threshold` state to mean what the rules say.
     pub fn match_packet(&mut self, p: &Packet) -> Vec<SigMatch> {
         let mut out = Vec::new();
@@ -415,6 +431,15 @@ impl SignatureSet {
     /// nothing fires).
     pub fn match_packet_into(&mut self, p: &Packet, out: &mut Vec<SigMatch>) {
         self.stats.packets += 1;
+        if let (Some(ip), Some(t)) = (p.ip.as_ref(), p.tcp) {
+            if self.passed.packet_passed(ip.src, t.sport, ip.dst, t.dport, t.flags) {
+                // A passed flow: still tracked (its counters), no longer inspected.
+                if self.needs_flow {
+                    self.flows.update(p);
+                }
+                return;
+            }
+        }
         if !self.dns_rules.is_empty() {
             self.match_dns(p, out);
         }
@@ -510,9 +535,12 @@ impl SignatureSet {
     }
 
     /// The `tls` rules that fire on one connection's handshake facts (once per connection, when
-    /// the server's clear-text handshake is over), in rule-file order.
+    /// the server's clear-text handshake is over), in Suricata's order (action, priority, file).
     pub fn match_tls_into(&mut self, f: &crate::http::TlsFacts, out: &mut Vec<CallMatch>) {
         let (Some(client), Some(server)) = (f.client, f.server) else { return };
+        if self.passed.is_passed(client, f.client_port, server, f.server_port) {
+            return;
+        }
         let mut ev = Vec::new();
         // The matches in rule-file order, each with its direction, gated as every other match.
         let mut pending: Vec<(u32, (bool, Vec<Evidence>))> = Vec::new();
@@ -752,6 +780,9 @@ fn options_match(r: &Rule, p: &Packet, view: Option<FlowView>, dsize: u32) -> bo
         if !d.matches(dsize) {
             return false;
         }
+    }
+    if r.decode_event.is_some() && super::decode_event::DecodeEvent::of(p) != r.decode_event {
+        return false;
     }
     if let Some(f) = r.flow {
         let needs_view = f.to_server.is_some() || matches!(f.state, FlowState::Established | FlowState::NotEstablished);

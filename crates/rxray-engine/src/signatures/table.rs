@@ -33,6 +33,15 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
         self.cur.entry(k).or_insert(v)
     }
 
+    /// Whether `k` has an entry (in either generation), without touching it.
+    pub fn contains(&self, k: &K) -> bool {
+        self.cur.contains_key(k) || self.old.contains_key(k)
+    }
+
+    pub fn remove(&mut self, k: &K) -> Option<V> {
+        self.cur.remove(k).or_else(|| self.old.remove(k))
+    }
+
     pub fn len(&self) -> usize {
         self.cur.len() + self.old.len()
     }

@@ -47,6 +47,13 @@ pub struct AgentView<'a> {
     pub feeds: super::views::Feeds<'a>,
 }
 
+impl<'a> AgentView<'a> {
+    /// The sources the joined views read (with the HTTP copies' counters).
+    fn view_feeds(&self) -> super::views::Feeds<'a> {
+        super::views::Feeds { http_totals: Some(self.http_totals), ..self.feeds }
+    }
+}
+
 /// The flow table and ingress counters over some of the agent's interfaces.
 pub type FlowsOf<'a> = &'a dyn Fn(&[String]) -> Option<(FlowSnapshot, Totals)>;
 
@@ -123,6 +130,9 @@ struct AlertsClient {
     insp: rxray_engine::inspect::Inspector,
     raised: Vec<rxray_engine::alert::Alert>,
     last_tick: u64,
+    /// Its signatures read packet payloads: fed the agent's capture ring (each frame whole, as
+    /// a standalone `alerts` reads them), not the event ring's 256-byte prefix.
+    whole: bool,
 }
 
 /// A joined `rxray http`: its own tracker, fed the agent's segments on its ports from the moment
@@ -196,6 +206,8 @@ pub struct Hub {
     ctx: Option<(LiveSource, KernelContext)>,
     ctx_tried: bool,
     scratch: Vec<u8>,
+    /// A capture ring frame dissected whole (joined `alerts` reading whole payloads).
+    frame_pkt: Packet,
 }
 
 /// The sum of the kernel's counters over `ifaces`.
@@ -217,7 +229,7 @@ fn peer_pid(conn: &UnixStream) -> Option<i32> {
 
 impl Hub {
     pub fn new(max: usize, queue: usize) -> Hub {
-        Hub { clients: Vec::new(), next_id: 1, max, queue, ctx: None, ctx_tried: false, scratch: Vec::with_capacity(512) }
+        Hub { clients: Vec::new(), next_id: 1, max, queue, ctx: None, ctx_tried: false, scratch: Vec::with_capacity(512), frame_pkt: rxray_wire::dissect::empty_packet() }
     }
 
     /// Whether any client needs packet events (the agent turns them on in its programs).
@@ -270,7 +282,13 @@ impl Hub {
                 return refuse(&conn, "an alerts join names its detection options".into(), false);
             };
             match crate::alerts::inspector(&crate::alerts::opts_of(r), agent.hosts) {
-                Ok(insp) => Some(AlertsClient { insp, raised: Vec::new(), last_tick: 0 }),
+                Ok(insp) => {
+                    let whole = insp.signatures().is_some_and(|s| s.needs_whole_payload());
+                    if whole && agent.feeds.capture_snap.is_none() {
+                        return refuse(&conn, "its signatures read whole packet payloads, and the agent has no capture ring for joined clients (`[clients] capture_ring = 0`)".into(), false);
+                    }
+                    Some(AlertsClient { insp, raised: Vec::new(), last_tick: 0, whole })
+                }
                 Err(e) => return refuse(&conn, format!("{e:#}"), false),
             }
         } else {
@@ -281,7 +299,7 @@ impl Hub {
             FlowsClient::new(&req, (agent.flows)(&ifaces))
         });
         let view_ifaces = if req.interfaces.is_empty() { owned.to_vec() } else { req.interfaces.clone() };
-        let view = match super::views::view_of(&req, &view_ifaces, &agent.feeds) {
+        let view = match super::views::view_of(&req, &view_ifaces, &agent.view_feeds()) {
             Ok(v) => v,
             Err(e) => return refuse(&conn, e, false),
         };
@@ -338,14 +356,25 @@ impl Hub {
         }
     }
 
-    /// Whether a joined `capture` needs the agent's capture ring.
+    /// Whether a joined `capture` (or an `alerts` whose signatures read whole payloads) needs
+    /// the agent's capture ring.
     pub fn wants_frames(&self) -> bool {
-        self.clients.iter().any(|c| c.closing.is_none() && c.view.as_ref().is_some_and(|v| v.wants_frames()))
+        self.clients.iter().any(|c| c.closing.is_none() && (c.view.as_ref().is_some_and(|v| v.wants_frames()) || c.alerts.as_ref().is_some_and(|a| a.whole)))
     }
 
     /// One whole packet from the agent's capture ring: each joined `capture` takes it if its
-    /// interfaces and filter do.
+    /// interfaces and filter do; each joined `alerts` reading whole payloads inspects it.
     pub fn on_frame(&mut self, f: &rxray_engine::source::Frame, feeds: &super::views::Feeds) {
+        if self.clients.iter().any(|c| c.alerts.as_ref().is_some_and(|a| a.whole)) {
+            rxray_wire::dissect::dissect_into_whole(&mut self.frame_pkt, f.data, f.linktype, f.ts_ns, f.orig_len, f.iface);
+            self.frame_pkt.ifindex = f.ifindex;
+            self.frame_pkt.rx_queue = f.rx_queue;
+            for c in self.clients.iter_mut() {
+                if c.alerts.as_ref().is_some_and(|a| a.whole) && c.closing.is_none() && c.interfaces.iter().any(|i| i == f.iface) {
+                    c.inspect(&self.frame_pkt);
+                }
+            }
+        }
         self.to_views(feeds, |v, q| v.on_frame(f, q));
     }
 
@@ -399,8 +428,11 @@ impl Hub {
         let mut reader = None;
         let mut cut: Option<Packet> = None;
         for c in self.clients.iter_mut() {
-            if c.alerts.is_some() && c.closing.is_none() && c.interfaces.contains(&p.iface) {
-                c.inspect(p);
+            if let Some(a) = &c.alerts {
+                // One reading whole payloads takes the capture ring's frames instead (on_frame).
+                if !a.whole && c.closing.is_none() && c.interfaces.contains(&p.iface) {
+                    c.inspect(p);
+                }
                 continue;
             }
             if c.req.command != "watch" || c.closing.is_some() || c.gone || !c.interfaces.contains(&p.iface) {
@@ -478,6 +510,14 @@ impl Hub {
                     h.tracker.segment(seg);
                 }
             }
+            c.with_view(|v, q| v.on_http_segment(iface, seg, q));
+        }
+    }
+
+    /// One alert of the agent's detectors (after its firewall acted on it): each joined `top` shows it.
+    pub fn on_alert(&mut self, a: &rxray_engine::alert::Alert) {
+        for c in self.clients.iter_mut() {
+            c.with_view(|v, q| v.on_alert(a, q));
         }
     }
 
@@ -503,7 +543,7 @@ impl Hub {
             c.http_snapshot(agent, now, false);
             c.alerts_tick(agent.now_ns);
             c.flows_snapshot(agent, now, false, &mut self.ctx);
-            c.with_view(|v, q| v.tick(&agent.feeds, now, q));
+            c.with_view(|v, q| v.tick(&agent.view_feeds(), now, q));
             c.close_if_done(&agent.feeds);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
                 c.queue.push_back(json_frame(Kind::Lost, &LostNotice { lost: c.lost }));
@@ -581,13 +621,14 @@ impl Client {
         self.queue.len()
     }
 
-    /// A joined `alerts`: one packet through its detectors (payload cut to its snap), and the
-    /// alerts raised written as `rxray alerts` writes them.
+    /// A joined `alerts`: one packet through its detectors (payload cut to its snap, unless its
+    /// signatures read whole payloads), and the alerts raised written as `rxray alerts` writes
+    /// them.
     fn inspect(&mut self, p: &Packet) {
         let Some(a) = self.alerts.as_mut() else { return };
         self.matched += 1;
         let snap = self.req.snap as usize;
-        if p.payload.len() > snap {
+        if p.payload.len() > snap && !a.whole {
             let mut x = p.clone();
             x.payload.truncate(snap);
             a.insp.on_packet(&x, &mut a.raised);

@@ -12,6 +12,7 @@
 //!   A client that simply disconnects is forgotten.
 pub mod client;
 pub mod hub;
+pub mod top_view;
 pub mod views;
 
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// The commands that can join, and what each receives.
-pub const COMMANDS: &[&str] = &["watch", "http", "alerts", "flows", "drops", "conns", "capture", "latency"];
+pub const COMMANDS: &[&str] = &["watch", "http", "alerts", "flows", "drops", "conns", "capture", "latency", "top"];
 
 /// What a joining command asks for: its own view, filtered and rendered by the agent.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]

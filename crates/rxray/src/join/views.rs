@@ -38,11 +38,18 @@ impl Queue<'_> {
         true
     }
 
-    /// Output that is not a record.
+    /// Output that is not a record (a periodic table or snapshot, a header). A client that stops
+    /// reading does not grow the queue past its capacity with them either: a full queue loses
+    /// the output, counted as lost (the next snapshot supersedes it).
     pub fn extra(&mut self, body: &[u8]) {
-        if !body.is_empty() {
-            self.q.push_back(out_frame(body));
+        if body.is_empty() {
+            return;
         }
+        if self.q.len() >= self.cap {
+            *self.lost += 1;
+            return;
+        }
+        self.q.push_back(out_frame(body));
     }
 
 }
@@ -60,6 +67,12 @@ pub struct Feeds<'a> {
     pub capture_snap: Option<u32>,
     /// The agent's latency histograms, when it measures latency.
     pub latency: Option<LatencyFeed<'a>>,
+    /// The agent runs its detectors (a joined `top`'s alerts pane).
+    pub detect: bool,
+    /// The agent's HTTP view's ports, when it runs (a joined `top`'s HTTP pane).
+    pub http_ports: Option<&'a [u16]>,
+    /// The HTTP copies' kernel counters of an interface (a joined `top`'s loss line).
+    pub http_totals: Option<&'a dyn Fn(&str) -> Option<rxray_kernel::http::HttpKernelTotals>>,
 }
 
 /// The latency histograms and counters over some of the agent's interfaces.
@@ -82,6 +95,10 @@ pub trait View {
     fn on_frame(&mut self, _f: &Frame, _q: &mut Queue) {}
     /// A connection that closed at `ts_ns`.
     fn on_closed(&mut self, _c: &Connection, _ts_ns: u64, _q: &mut Queue) {}
+    /// An alert of the agent's detectors (after its firewall acted on it).
+    fn on_alert(&mut self, _a: &rxray_engine::alert::Alert, _q: &mut Queue) {}
+    /// A TCP segment of the agent's HTTP view, on `iface`.
+    fn on_http_segment(&mut self, _iface: &str, _seg: &rxray_engine::http::TcpSegment, _q: &mut Queue) {}
     /// Periodic output, when due.
     fn tick(&mut self, _f: &Feeds, _now: Instant, _q: &mut Queue) {}
     /// The last output, and the command's closing summary (for its stderr).
@@ -150,6 +167,7 @@ pub fn view_of(req: &JoinRequest, interfaces: &[String], feeds: &Feeds) -> Resul
                 started: Instant::now(),
             })
         }
+        "top" => Box::new(super::top_view::view(interfaces, every, feeds)),
         _ => return Ok(None),
     }))
 }
@@ -523,6 +541,17 @@ mod tests {
         let b = capture_record(1, &f, 60);
         assert_eq!(parse_capture_record(&b), Some(CaptureRecord { idb: 1, rx_queue: 3, orig_len: 1500, ts_ns: 0x0102_0304_0506_0708, data: &data[..60] }));
         assert_eq!(parse_capture_record(&b[..19]), None);
+    }
+
+    #[test]
+    fn periodic_output_to_a_client_that_stops_reading_stays_within_its_queue() {
+        let (mut q, mut lost, mut matched) = (VecDeque::new(), 0, 0);
+        let mut queue = Queue { q: &mut q, cap: 4, lost: &mut lost, matched: &mut matched };
+        for i in 0..100 {
+            queue.extra(format!("snapshot {i}\n").as_bytes());
+        }
+        queue.extra(b"");
+        assert_eq!((q.len(), lost, matched), (4, 96, 0));
     }
 }
 

@@ -359,6 +359,16 @@ impl Drop for Dump {
         let _ = self.child.wait();
     }
 }
+/// Takes rxray's firewall off the lab's second interface when it goes (an agent that enforces
+/// leaves it pinned when it stops).
+pub struct FwOff<'a>(pub &'a Lab);
+
+impl Drop for FwOff<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
+    }
+}
+
 pub mod curl_log;
 pub mod web;
 pub mod pcap;
