@@ -88,13 +88,15 @@ pub struct RuleInfo {
 
 /// Suricata's alert `flow` object: the flow's counters up to this packet and its endpoints as the
 /// client opened it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EveFlow {
     pub pkts_toserver: u64,
     pub pkts_toclient: u64,
     pub bytes_toserver: u64,
     pub bytes_toclient: u64,
+    /// The flow's first packet, as `timestamp`.
     #[serde(serialize_with = "eve_ts")]
+    #[schemars(with = "String")]
     pub start: u64,
     pub src_ip: IpAddr,
     pub dest_ip: IpAddr,
@@ -160,73 +162,110 @@ impl Alert {
     }
 }
 
+/// The EVE `alert` record as rxray writes it (`rxray alerts`, `analyze --alerts`, the agent's
+/// EVE output): Suricata's fields in Suricata's order (timestamp, flow_id, in_iface, event_type,
+/// addresses, proto, alert, then a signature's app_proto, direction, flow, payload and tls), then
+/// `rxray` with the evidence. Absent addresses, ports and fields are left out, not null.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct EveRecord<'a> {
+    /// Event time, as Suricata writes it (`2026-11-29T08:00:00.123456+0000`).
+    pub timestamp: String,
+    /// A hash of the 5-tuple, the same both ways and in every run, below 2^53.
+    pub flow_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_iface: Option<&'a str>,
+    /// Offline: the packet's ordinal in the capture (from 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_cnt: Option<u64>,
+    /// Always "alert".
+    pub event_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    /// The protocol's name as Suricata spells it (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`), else its number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    pub alert: EveAlert<'a>,
+    /// A signature's: the application protocol of its flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<&'static str>,
+    /// A signature's: `to_server` or `to_client`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    /// A signature's: its flow's counters up to this packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<&'a EveFlow>,
+    /// With `--payload-printable`: the payload, non-printable bytes as '.'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_printable: Option<String>,
+    /// A `tls` rule's: the handshake's facts, as Suricata's top-level `tls` object (`subject`,
+    /// `issuerdn`, `sni`, `version`, `ja4`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a Value>,
+    pub rxray: EveRxray<'a>,
+}
+
 /// Suricata's `alert` sub-object.
-#[derive(Serialize)]
-struct EveAlert<'a> {
-    action: &'static str,
-    gid: u32,
-    signature_id: u32,
-    rev: u32,
-    signature: &'a str,
-    category: &'a str,
-    severity: u8,
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct EveAlert<'a> {
+    /// `blocked` for a reject rule, or when a firewall really took the action; `allowed` otherwise.
+    pub action: &'static str,
+    /// 1 for rule-based signatures (or the rule's own), 9000 for rxray's detectors.
+    pub gid: u32,
+    pub signature_id: u32,
+    pub rev: u32,
+    pub signature: &'a str,
+    pub category: &'a str,
+    /// 1 (high) to 3 (low).
+    pub severity: u8,
 }
 
-/// rxray's own sub-object.
-#[derive(Serialize)]
-struct EveRxray<'a> {
-    id: u64,
-    detector: &'a str,
-    subject: IpAddr,
-    distributed: bool,
+/// rxray's own sub-object: the detector, what the alert is about, the evidence and the mitigation.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct EveRxray<'a> {
+    pub id: u64,
+    pub detector: &'a str,
+    pub subject: IpAddr,
+    pub distributed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    offender: Option<IpAddr>,
-    evidence: &'a Map<String, Value>,
-    suppressed: u64,
-    mitigation: &'a Option<Mitigation>,
+    pub offender: Option<IpAddr>,
+    /// The numbers behind the decision (rates, counts, thresholds, baseline, score, top talkers;
+    /// `enforced`: what the firewall did), per detector.
+    pub evidence: &'a Map<String, Value>,
+    pub suppressed: u64,
+    pub mitigation: &'a Option<Mitigation>,
+    /// The flight recorder's pcapng for this alert.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pcap: &'a Option<String>,
+    pub pcap: &'a Option<String>,
 }
 
-/// Writes the EVE record in Suricata's field order (timestamp, flow_id, in_iface, event_type,
-/// addresses, proto, alert), then `rxray`; absent addresses and ports are left out.
-impl Serialize for Alert {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("timestamp", &eve_timestamp(self.ts_ns))?;
-        m.serialize_entry("flow_id", &self.flow_id())?;
-        if let Some(i) = &self.iface {
-            m.serialize_entry("in_iface", i)?;
-        }
-        if let Some(n) = self.pcap_cnt {
-            m.serialize_entry("pcap_cnt", &n)?;
-        }
-        m.serialize_entry("event_type", "alert")?;
-        if let Some(a) = self.src_ip {
-            m.serialize_entry("src_ip", &a)?;
-        }
-        if let Some(p) = self.src_port {
-            m.serialize_entry("src_port", &p)?;
-        }
-        if let Some(a) = self.dest_ip {
-            m.serialize_entry("dest_ip", &a)?;
-        }
-        if let Some(p) = self.dest_port {
-            m.serialize_entry("dest_port", &p)?;
-        }
-        if let Some(p) = self.proto {
-            m.serialize_entry("proto", &rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve))?;
-        }
+impl Alert {
+    /// The EVE record of this alert (what serializing the `Alert` writes).
+    pub fn eve(&self) -> EveRecord<'_> {
         // output-json-alert.c: "blocked" for a reject rule in any mode (Suricata sends its
         // reset), for a drop only when the packet was dropped (rxray: the block is in place).
         let reject = self.rule.as_ref().is_some_and(|r| r.action == crate::signatures::RuleAction::Reject);
         let blocked = reject || (self.enforced && matches!(&self.mitigation, Some(Mitigation::Taken(a)) if a.is_block()));
-        m.serialize_entry(
-            "alert",
-            &EveAlert {
+        let rule = self.rule.as_deref();
+        EveRecord {
+            timestamp: eve_timestamp(self.ts_ns),
+            flow_id: self.flow_id(),
+            in_iface: self.iface.as_deref(),
+            pcap_cnt: self.pcap_cnt,
+            event_type: "alert",
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dest_ip: self.dest_ip,
+            dest_port: self.dest_port,
+            proto: self.proto.map(|p| rxray_wire::ipproto::name_or_number(p, rxray_wire::ipproto::Spelling::Eve)),
+            alert: EveAlert {
                 action: if blocked { "blocked" } else { "allowed" },
-                gid: match &self.rule {
+                gid: match rule {
                     Some(r) => r.gid,
                     None if self.sig.detector == crate::inspect::SIGNATURE => 1,
                     None => GID,
@@ -237,27 +276,12 @@ impl Serialize for Alert {
                 category: self.sig.category,
                 severity: self.sig.severity,
             },
-        )?;
-        if let Some(r) = &self.rule {
-            if let Some(a) = r.app_proto {
-                m.serialize_entry("app_proto", a)?;
-            }
-            if let Some(ts) = r.to_server {
-                m.serialize_entry("direction", if ts { "to_server" } else { "to_client" })?;
-            }
-            if let Some(f) = &r.flow {
-                m.serialize_entry("flow", f)?;
-            }
-            if let Some(p) = &r.payload {
-                m.serialize_entry("payload_printable", &printable(p))?;
-            }
-            if let Some(t) = &r.tls {
-                m.serialize_entry("tls", t)?;
-            }
-        }
-        m.serialize_entry(
-            "rxray",
-            &EveRxray {
+            app_proto: rule.and_then(|r| r.app_proto),
+            direction: rule.and_then(|r| r.to_server).map(|ts| if ts { "to_server" } else { "to_client" }),
+            flow: rule.and_then(|r| r.flow.as_ref()),
+            payload_printable: rule.and_then(|r| r.payload.as_deref()).map(printable),
+            tls: rule.and_then(|r| r.tls.as_ref()),
+            rxray: EveRxray {
                 id: self.id,
                 detector: self.sig.detector,
                 subject: self.subject,
@@ -268,8 +292,14 @@ impl Serialize for Alert {
                 mitigation: &self.mitigation,
                 pcap: &self.pcap,
             },
-        )?;
-        m.end()
+        }
+    }
+}
+
+/// An alert serializes as its EVE record (`Alert::eve`).
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.eve().serialize(s)
     }
 }
 

@@ -75,6 +75,16 @@ impl Serialize for Cidr {
     }
 }
 
+/// A prefix is written as text, `198.18.0.0/15` or `2001:2::/48`.
+impl schemars::JsonSchema for Cidr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cidr".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "A prefix: an address, '/', the prefix length."})
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Cidr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

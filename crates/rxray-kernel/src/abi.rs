@@ -3,10 +3,20 @@
 //! against the BTF of the compiled object.
 #![allow(missing_docs)]
 
-pub const PAYLOAD_MAX: usize = 256;
+/// The frame's limits, its layers, fragment flags, TCP options seen and malformed categories:
+/// rxray-wire defines them once (the capture dissector fills the same flat record as the kernel),
+/// and this module re-exports them, so tests/abi_btf.rs checks them against rxray.h with the rest.
+pub use rxray_wire::flat::{
+    FRAG_DF, FRAG_MF, L_ARP, L_ETH, L_FRAG, L_FRAG_PORTS, L_ICMP, L_ICMPV6, L_IPV4, L_IPV6, L_IP_OPTS, L_QINQ, L_TCP, L_UDP, L_VLAN,
+    TCPOPT_MSS, TCPOPT_SACK, TCPOPT_SACK_OK, TCPOPT_TS, TCPOPT_WSCALE,
+};
+pub use rxray_wire::{
+    MALFORMED_NAMES, MAL_ARP_TRUNC, MAL_COUNT, MAL_ETH_TRUNC, MAL_ICMP_TRUNC, MAL_IPV4_HDR, MAL_IPV4_TRUNC, MAL_IPV6_EXT_CHAIN,
+    MAL_IPV6_EXT_TRUNC, MAL_IPV6_HDR, MAL_IPV6_TRUNC, MAL_NONE, MAL_TCP_HDR, MAL_TCP_OPT, MAL_TCP_TRUNC, MAL_UDP_LEN, MAL_UDP_TRUNC,
+    MAL_VLAN_DEPTH, MAL_VLAN_TRUNC, MAX_IPV6_EXT, MAX_VLANS, PAYLOAD_MAX,
+};
+
 pub const PAYLOAD_DEFAULT: u32 = 128;
-pub const MAX_VLANS: usize = 2;
-pub const MAX_IPV6_EXT: usize = 8;
 
 pub const FEAT_EVENTS: u32 = 1 << 0;
 pub const FEAT_FLOWS: u32 = 1 << 1;
@@ -30,33 +40,6 @@ pub const PROTO_NAMES: [&str; 11] = [
 ];
 pub const P_COUNT: usize = 16;
 
-pub const L_ETH: u32 = 1 << 0;
-pub const L_VLAN: u32 = 1 << 1;
-pub const L_QINQ: u32 = 1 << 2;
-pub const L_ARP: u32 = 1 << 3;
-pub const L_IPV4: u32 = 1 << 4;
-pub const L_IPV6: u32 = 1 << 5;
-pub const L_IP_OPTS: u32 = 1 << 6;
-pub const L_FRAG: u32 = 1 << 7;
-pub const L_TCP: u32 = 1 << 8;
-pub const L_UDP: u32 = 1 << 9;
-pub const L_ICMP: u32 = 1 << 10;
-pub const L_ICMPV6: u32 = 1 << 11;
-pub const L_FRAG_PORTS: u32 = 1 << 12;
-
-pub const FRAG_DF: u8 = 1 << 0;
-pub const FRAG_MF: u8 = 1 << 1;
-
-pub const TCPOPT_MSS: u8 = 1 << 0;
-pub const TCPOPT_WSCALE: u8 = 1 << 1;
-pub const TCPOPT_SACK_OK: u8 = 1 << 2;
-pub const TCPOPT_SACK: u8 = 1 << 3;
-pub const TCPOPT_TS: u8 = 1 << 4;
-
-/// `enum rxray_malformed`, in order; index 0 is "none". One list for live and offline: the
-/// dissector in rxray-wire owns it, and the kernel's categories are numbered the same.
-pub use rxray_wire::MALFORMED_NAMES;
-pub const MAL_COUNT: usize = 17;
 
 pub const C_PACKETS: usize = 0;
 pub const C_BYTES: usize = 1;

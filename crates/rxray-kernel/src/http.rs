@@ -16,7 +16,7 @@ pub const MAX_PORTS: usize = abi::HTTP_MAX_PORTS;
 const EGRESS_PROG: &str = "rxray_http_egress";
 
 /// The kernel's HTTP counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct HttpKernelTotals {
     /// Segments on a watched port seen by either hook.
     pub segments: u64,

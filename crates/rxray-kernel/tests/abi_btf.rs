@@ -58,7 +58,9 @@ const ABI_CONSTS: &[(&str, i64)] = abi_consts!(
     PAYLOAD_MAX, PAYLOAD_DEFAULT, MAX_VLANS, MAX_IPV6_EXT, FEAT_EVENTS, FEAT_FLOWS, FEAT_FILTER, FEAT_CAPTURE,
     FEAT_FIREWALL, FEAT_FW_DRYRUN, CAP_CHUNK, CAP_SNAP_MAX, FLOW_HIST, FK_FLOW, FK_FRAGS, P_COUNT, L_ETH, L_VLAN,
     L_QINQ, L_ARP, L_IPV4, L_IPV6, L_IP_OPTS, L_FRAG, L_TCP, L_UDP, L_ICMP, L_ICMPV6, L_FRAG_PORTS, FRAG_DF, FRAG_MF,
-    TCPOPT_MSS, TCPOPT_WSCALE, TCPOPT_SACK_OK, TCPOPT_SACK, TCPOPT_TS, MAL_COUNT, C_PACKETS, C_BYTES, C_EVENTS,
+    TCPOPT_MSS, TCPOPT_WSCALE, TCPOPT_SACK_OK, TCPOPT_SACK, TCPOPT_TS, MAL_NONE, MAL_ETH_TRUNC, MAL_VLAN_TRUNC,
+    MAL_VLAN_DEPTH, MAL_ARP_TRUNC, MAL_IPV4_TRUNC, MAL_IPV4_HDR, MAL_IPV6_TRUNC, MAL_IPV6_HDR, MAL_IPV6_EXT_TRUNC,
+    MAL_IPV6_EXT_CHAIN, MAL_TCP_TRUNC, MAL_TCP_HDR, MAL_TCP_OPT, MAL_UDP_TRUNC, MAL_UDP_LEN, MAL_ICMP_TRUNC, MAL_COUNT, C_PACKETS, C_BYTES, C_EVENTS,
     C_LOST, C_MALFORMED, C_FLOW_FAIL, C_FRAG_BUCKET, C_IFACE_FAIL, C_MAL_BASE, C_FILTERED, C_CAP_PACKETS, C_CAP_LOST,
     C_FW_DROPPED, C_FW_WOULD, C_COUNT, FILTER_MAX, FILTER_ACCEPT, FILTER_REJECT, FF_L3, FF_IP, FF_V6EXT, FF_FRAG_OFF,
     FF_SPORT, FF_DPORT, FF_TCP_FLAGS, FF_WIRE_LEN, FF_VLAN_COUNT, FF_VID0, FF_VID1, FF_SADDR, FF_DADDR, FC_EQ, FC_GT,
@@ -119,19 +121,36 @@ fn rust_constants_match_the_enums_in_btf() {
     assert!(bad.is_empty(), "Rust and rxray.h disagree:\n{}", bad.join("\n"));
 }
 
+/// `pub const NAME: TYPE` lines of a source file whose type is an integer: their names.
+fn integer_consts(src: &str) -> Vec<String> {
+    let ints = ["u8", "u16", "u32", "u64", "usize", "i32", "i64"];
+    src.lines()
+        .filter_map(|l| l.strip_prefix("pub const ")?.split_once(':'))
+        .filter(|(_, ty)| ints.contains(&ty.trim().split(|c: char| c == ' ' || c == '=').next().unwrap_or("")))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
 #[test]
 fn every_integer_constant_of_abi_rs_is_checked() {
-    // The list above is written by hand: this reads abi.rs so a new constant cannot be left out.
-    let src = std::fs::read_to_string(format!("{}/src/abi.rs", env!("CARGO_MANIFEST_DIR"))).expect("abi.rs");
-    let ints = ["u8", "u16", "u32", "u64", "usize", "i32", "i64"];
-    let mut missing = Vec::new();
-    for l in src.lines() {
-        let Some(rest) = l.strip_prefix("pub const ") else { continue };
-        let Some((name, ty)) = rest.split_once(':') else { continue };
-        let ty = ty.trim().split(|c: char| c == ' ' || c == '=').next().unwrap_or("");
-        if ints.contains(&ty) && !ABI_CONSTS.iter().any(|(n, _)| *n == name) && !STILL_DEFINES.contains(&name) {
-            missing.push(name.to_string());
+    // The list above is written by hand: this reads abi.rs, and the rxray-wire files whose
+    // constants abi.rs re-exports (wire owns the flat record's), so a new one cannot be left out.
+    let read = |p: &str| std::fs::read_to_string(format!("{}/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let abi = read("src/abi.rs");
+    let mut names = integer_consts(&abi);
+    let wire: Vec<String> = [read("../rxray-wire/src/flat.rs"), read("../rxray-wire/src/lib.rs")].iter().flat_map(|s| integer_consts(s)).collect();
+    // The rxray.h ones of wire: its flat record's flags and the malformed categories (the rest of
+    // wire's constants, such as protocol numbers, are not the ABI's).
+    let shared = |n: &str| ["L_", "FRAG_", "TCPOPT_", "MAL_"].iter().any(|p| n.starts_with(p)) || ["PAYLOAD_MAX", "MAX_VLANS", "MAX_IPV6_EXT"].contains(&n);
+    let mut not_reexported = Vec::new();
+    for n in wire.iter().filter(|n| shared(n)) {
+        if !abi.contains(&format!(" {n},")) && !abi.contains(&format!(" {n}\n")) {
+            not_reexported.push(n.clone());
         }
+        names.push(n.clone());
     }
+    assert!(not_reexported.is_empty(), "re-export these rxray-wire constants in abi.rs: {not_reexported:?}");
+    assert!(names.iter().any(|n| n == "MAL_ICMP_TRUNC") && names.iter().any(|n| n == "L_FRAG_PORTS"), "the walk found wire's constants: {names:?}");
+    let missing: Vec<&String> = names.iter().filter(|n| !ABI_CONSTS.iter().any(|(c, _)| c == n) && !STILL_DEFINES.contains(&n.as_str())).collect();
     assert!(missing.is_empty(), "add to ABI_CONSTS in tests/abi_btf.rs: {missing:?}");
 }

@@ -45,7 +45,7 @@ impl<'a> Exchange<'a> {
 }
 
 /// What kind of disagreement between traffic and spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     UndocumentedPath,
@@ -74,7 +74,7 @@ impl Kind {
 
 /// What failed, where: `location` is `request body`, `response body`, `query parameter limit`...;
 /// `pointer` and `keyword` are the JSON pointer into the value and the JSON Schema keyword that failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Detail {
     pub location: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +85,7 @@ pub struct Detail {
 }
 
 /// The first exchange that produced a finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Example {
     pub request_line: String,
     pub status: Option<u16>,
@@ -93,7 +93,7 @@ pub struct Example {
 }
 
 /// One aggregated finding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub kind: Kind,
     pub method: String,
@@ -123,7 +123,7 @@ impl Default for CheckLimits {
 }
 
 /// Counters over every exchange checked.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CheckCounters {
     pub exchanges: u64,
     /// Exchanges matched to an operation.

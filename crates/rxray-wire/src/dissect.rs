@@ -17,10 +17,14 @@ use crate::view::{
     ArpEthIpv4, ArpHeader, EthernetHeader, IcmpHeader, Ipv4Header, Ipv6Ext, Ipv6Header, TcpHeader, UdpHeader, VlanTag,
 };
 use crate::{LinkType, MALFORMED_NAMES, MAX_IPV6_EXT, MAX_VLANS, PAYLOAD_MAX};
+use crate::{
+    MAL_ARP_TRUNC, MAL_ETH_TRUNC, MAL_ICMP_TRUNC, MAL_IPV4_HDR, MAL_IPV4_TRUNC, MAL_IPV6_EXT_CHAIN, MAL_IPV6_EXT_TRUNC, MAL_IPV6_HDR,
+    MAL_IPV6_TRUNC, MAL_TCP_HDR, MAL_TCP_OPT, MAL_TCP_TRUNC, MAL_UDP_LEN, MAL_UDP_TRUNC, MAL_VLAN_DEPTH, MAL_VLAN_TRUNC,
+};
 use crate::event::{Packet, Vlan};
 use crate::flat::Flat as Ev;
 use crate::flat::{
-    FRAG_DF, FRAG_MF, L_ARP, L_ETH, L_FRAG, L_ICMP, L_ICMPV6, L_IPV4, L_IPV6, L_IP_OPTS, L_TCP, L_UDP, TCPOPT_MSS, TCPOPT_SACK,
+    FRAG_DF, FRAG_MF, L_ARP, L_ETH, L_FRAG, L_ICMP, L_ICMPV6, L_IPV4, L_IPV6, L_IP_OPTS, L_QINQ, L_TCP, L_UDP, L_VLAN, TCPOPT_MSS, TCPOPT_SACK,
     TCPOPT_SACK_OK, TCPOPT_TS, TCPOPT_WSCALE,
 };
 use std::net::IpAddr;
@@ -35,28 +39,6 @@ const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
-
-// Malformed categories (enum rxray_malformed).
-const MAL_ETH_TRUNC: u16 = 1;
-const MAL_VLAN_TRUNC: u16 = 2;
-const MAL_VLAN_DEPTH: u16 = 3;
-const MAL_ARP_TRUNC: u16 = 4;
-const MAL_IPV4_TRUNC: u16 = 5;
-const MAL_IPV4_HDR: u16 = 6;
-const MAL_IPV6_TRUNC: u16 = 7;
-const MAL_IPV6_HDR: u16 = 8;
-const MAL_IPV6_EXT_TRUNC: u16 = 9;
-const MAL_IPV6_EXT_CHAIN: u16 = 10;
-const MAL_TCP_TRUNC: u16 = 11;
-const MAL_TCP_HDR: u16 = 12;
-const MAL_TCP_OPT: u16 = 13;
-const MAL_UDP_TRUNC: u16 = 14;
-const MAL_UDP_LEN: u16 = 15;
-const MAL_ICMP_TRUNC: u16 = 16;
-
-// Layers (RXRAY_L_*).
-const L_VLAN: u32 = 1 << 1;
-const L_QINQ: u32 = 1 << 2;
 
 const TCP_OPT_MAX: usize = 40;
 

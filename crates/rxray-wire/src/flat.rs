@@ -5,9 +5,11 @@ use crate::event::{Arp, Eth, Icmp, Ip, Packet, Tcp, Udp, Vlan};
 use crate::{MAX_IPV6_EXT, MAX_VLANS};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-// Layers (enum rxray_layer), fragment flags and TCP options seen (rxray.h; rxray-kernel's abi.rs
-// holds the same values, checked against the objects' BTF).
+// Layers (enum rxray_layer), fragment flags and TCP options seen (rxray.h). Defined here once:
+// rxray-kernel's abi.rs re-exports them, and its tests/abi_btf.rs checks them against the BTF.
 pub const L_ETH: u32 = 1 << 0;
+pub const L_VLAN: u32 = 1 << 1;
+pub const L_QINQ: u32 = 1 << 2;
 pub const L_ARP: u32 = 1 << 3;
 pub const L_IPV4: u32 = 1 << 4;
 pub const L_IPV6: u32 = 1 << 5;
@@ -17,8 +19,9 @@ pub const L_TCP: u32 = 1 << 8;
 pub const L_UDP: u32 = 1 << 9;
 pub const L_ICMP: u32 = 1 << 10;
 pub const L_ICMPV6: u32 = 1 << 11;
-pub const FRAG_DF: u8 = 1;
-pub const FRAG_MF: u8 = 2;
+pub const L_FRAG_PORTS: u32 = 1 << 12;
+pub const FRAG_DF: u8 = 1 << 0;
+pub const FRAG_MF: u8 = 1 << 1;
 pub const TCPOPT_MSS: u8 = 1 << 0;
 pub const TCPOPT_WSCALE: u8 = 1 << 1;
 pub const TCPOPT_SACK_OK: u8 = 1 << 2;

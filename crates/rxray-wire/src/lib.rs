@@ -51,9 +51,30 @@ pub const MAX_VLANS: usize = 2;
 /// IPv6 extension headers walked before `ipv6_ext_chain_too_long` (RXRAY_MAX_IPV6_EXT).
 pub const MAX_IPV6_EXT: usize = 8;
 
-/// The malformed categories by number (enum rxray_malformed in bpf/include/rxray.h), shared with the
-/// kernel path (`rxray_kernel::abi` re-exports this list).
-pub const MALFORMED_NAMES: [&str; 17] = [
+// The malformed categories (enum rxray_malformed in bpf/include/rxray.h), defined here once for the
+// dissector and the kernel path: rxray-kernel's abi.rs re-exports them, and its tests/abi_btf.rs
+// checks them against the BTF.
+pub const MAL_NONE: u16 = 0;
+pub const MAL_ETH_TRUNC: u16 = 1;
+pub const MAL_VLAN_TRUNC: u16 = 2;
+pub const MAL_VLAN_DEPTH: u16 = 3;
+pub const MAL_ARP_TRUNC: u16 = 4;
+pub const MAL_IPV4_TRUNC: u16 = 5;
+pub const MAL_IPV4_HDR: u16 = 6;
+pub const MAL_IPV6_TRUNC: u16 = 7;
+pub const MAL_IPV6_HDR: u16 = 8;
+pub const MAL_IPV6_EXT_TRUNC: u16 = 9;
+pub const MAL_IPV6_EXT_CHAIN: u16 = 10;
+pub const MAL_TCP_TRUNC: u16 = 11;
+pub const MAL_TCP_HDR: u16 = 12;
+pub const MAL_TCP_OPT: u16 = 13;
+pub const MAL_UDP_TRUNC: u16 = 14;
+pub const MAL_UDP_LEN: u16 = 15;
+pub const MAL_ICMP_TRUNC: u16 = 16;
+pub const MAL_COUNT: usize = 17;
+
+/// The malformed categories' names, by number (`rxray_kernel::abi` re-exports this list).
+pub const MALFORMED_NAMES: [&str; MAL_COUNT] = [
     "none",
     "eth_truncated",
     "vlan_truncated",

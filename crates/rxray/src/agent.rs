@@ -3,6 +3,8 @@
 //! and applies a firewall rules file, serves Prometheus metrics and answers `rxray status` on
 //! `/run/rxray/<netns inode>/agent.sock`. SIGHUP reloads the config (a bad one is rejected and the
 //! running one stays); SIGTERM detaches the observers, leaves the firewall pinned and stops.
+use crate::records::agent as rec;
+use crate::sinks::Sink;
 use crate::{alerts, session, XdpModeArg};
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_agent::config::{hostname, parse_listen, AgentConfig};
@@ -348,7 +350,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
     let capture_snap = (st.cfg.client_capture_ring > 0 || recorder.is_some()).then(|| recorder.as_ref().map_or(CAP_SNAP_MAX, |r| r.snap()));
     let mut hub = crate::join::hub::Hub::new(st.cfg.max_clients, st.cfg.client_queue);
     let mut events_on = st.cfg.detect;
-    let mut stdout = std::io::stdout();
+    let mut eve = crate::sinks::eve::Eve::new(std::io::stdout());
     let mut last_tick = 0u64;
     let mut next_snapshot = Instant::now();
     let mut next_retention = 0u64;
@@ -468,8 +470,7 @@ pub fn run(a: AgentArgs) -> Result<()> {
             if store.is_some() {
                 st.history.record_alert(&al);
             }
-            let _ = serde_json::to_writer(&mut stdout, &al).map(|_| stdout.write_all(b"\n"));
-            let _ = stdout.flush();
+            let _ = eve.write(&al);
         }
         if let Some(r) = recorder.as_mut() {
             if let Err(e) = r.poll(now) {
@@ -507,14 +508,14 @@ pub fn run(a: AgentArgs) -> Result<()> {
                 }
                 Ok(Request::Status) => {
                     let mut v = status(&st, &observed, drop_src.as_ref().and_then(|s| s.drops()), metrics.as_ref(), store.as_ref(), &hub);
-                    v["connections"] = match conns.as_ref().and_then(|c| c.totals()) {
-                        Some(Ok(t)) => serde_json::json!({"enabled": true, "new": t.new, "events": t.events, "events_lost": t.lost, "insert_failed": t.insert_failed}),
-                        Some(Err(e)) => serde_json::json!({"enabled": true, "error": e.to_string()}),
-                        None => serde_json::json!({"enabled": false}),
+                    v.connections = match conns.as_ref().and_then(|c| c.totals()) {
+                        Some(Ok(t)) => rec::ConnectionsStatus { enabled: true, new: Some(t.new), events: Some(t.events), events_lost: Some(t.lost), insert_failed: Some(t.insert_failed), ..Default::default() },
+                        Some(Err(e)) => rec::ConnectionsStatus { enabled: true, error: Some(e.to_string()), ..Default::default() },
+                        None => rec::ConnectionsStatus::default(),
                     };
                     reply(&conn, &v)
                 }
-                Err(e) => reply(&conn, &serde_json::json!({"error": e})),
+                Err(e) => reply(&conn, &rec::AgentError { error: e }),
             }
         }
         hub.refresh();
@@ -804,63 +805,71 @@ fn snapshot(st: &State, observed: &[Observed], tables: &[Vec<rxray_engine::flows
 }
 
 /// `rxray status --json`: what the agent runs and how complete its data is.
-fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>, hub: &crate::join::hub::Hub) -> serde_json::Value {
-    let ifaces: Vec<serde_json::Value> = observed
+fn status(st: &State, observed: &[Observed], drops: Option<&Drops>, metrics: Option<&MetricsServer>, store: Option<&StoreWriter>, hub: &crate::join::hub::Hub) -> rec::AgentStatus {
+    let interfaces = observed
         .iter()
         .flat_map(|o| {
             let t = o.ingress().totals().ok();
-            o.ingress().attached().iter().map(move |x| {
-                serde_json::json!({
-                    "interface": x.iface, "ifindex": x.ifindex, "hook": "xdp", "mode": x.mode.to_string(),
-                    "firewall": o.firewall.is_some(),
-                    "packets": t.as_ref().map(|t| t.packets), "bytes": t.as_ref().map(|t| t.bytes),
-                    "events_lost": t.as_ref().map(|t| t.lost), "flow_insert_failed": t.as_ref().map(|t| t.flow_insert_failed),
-                    "flows": if st.cfg.flows { o.ingress().flows().ok().map(|f| f.len()) } else { None },
-                    "flow_capacity": st.cfg.flows.then_some(st.cfg.flow_capacity),
-                })
+            o.ingress().attached().iter().map(move |x| rec::IfaceStatus {
+                interface: x.iface.clone(),
+                ifindex: x.ifindex,
+                hook: "xdp",
+                mode: x.mode.to_string(),
+                firewall: o.firewall.is_some(),
+                packets: t.as_ref().map(|t| t.packets),
+                bytes: t.as_ref().map(|t| t.bytes),
+                events_lost: t.as_ref().map(|t| t.lost),
+                flow_insert_failed: t.as_ref().map(|t| t.flow_insert_failed),
+                flows: if st.cfg.flows { o.ingress().flows().ok().map(|f| f.len()) } else { None },
+                flow_capacity: st.cfg.flows.then_some(st.cfg.flow_capacity),
             }).collect::<Vec<_>>()
         })
         .collect();
     let d = drops.and_then(|d| d.totals().ok());
-    serde_json::json!({
-        "host": st.cfg.host,
-        "pid": std::process::id(),
-        "uptime_s": st.started.elapsed().as_secs_f64(),
-        "config": st.config_file.as_ref().map(|p| p.display().to_string()),
-        "reloads": st.reloads,
-        "reloads_rejected": st.reloads_rejected,
-        "last_reload_error": st.last_reload_error,
-        "interfaces": ifaces,
-        "drops": d.map(|d| serde_json::json!({"drops": d.drops, "events_lost": d.lost})),
-        "detection": {"enabled": st.cfg.detect, "enforce": st.cfg.enforce, "alerts": st.alerts},
-        "firewall_rules": st.cfg.firewall_rules,
-        "sinks": [
-            {"name": "metrics", "listen": metrics.map(|m| m.addr.to_string()), "healthy": metrics.is_some() || st.cfg.metrics.is_none()},
-            {"name": "eve", "to": "stdout", "healthy": true},
+    rec::AgentStatus {
+        host: st.cfg.host.clone(),
+        pid: std::process::id(),
+        uptime_s: st.started.elapsed().as_secs_f64(),
+        config: st.config_file.as_ref().map(|p| p.display().to_string()),
+        reloads: st.reloads,
+        reloads_rejected: st.reloads_rejected,
+        last_reload_error: st.last_reload_error.clone(),
+        interfaces,
+        drops: d.map(|d| rec::DropsStatus { drops: d.drops, events_lost: d.lost }),
+        detection: rec::DetectionStatus { enabled: st.cfg.detect, enforce: st.cfg.enforce, alerts: st.alerts.clone() },
+        firewall_rules: st.cfg.firewall_rules.clone(),
+        sinks: vec![
+            rec::SinkStatus::Metrics { name: "metrics", listen: metrics.map(|m| m.addr.to_string()), healthy: metrics.is_some() || st.cfg.metrics.is_none() },
+            rec::SinkStatus::Eve { name: "eve", to: "stdout", healthy: true },
             store_status(st, store),
         ],
-        "clients": hub.status(),
-    })
+        clients: hub.status(),
+        connections: Default::default(),
+    }
 }
 
 /// The store sink's health: size, lag (batches queued, age of the newest written), retention.
-fn store_status(st: &State, store: Option<&StoreWriter>) -> serde_json::Value {
+fn store_status(st: &State, store: Option<&StoreWriter>) -> rec::SinkStatus {
     use std::sync::atomic::Ordering::Relaxed;
-    let Some(w) = store else { return serde_json::json!({"name": "store", "enabled": false, "healthy": true}) };
+    let Some(w) = store else { return rec::SinkStatus::StoreOff { name: "store", enabled: false, healthy: true } };
     let s = &w.stats;
     let last = s.last_written_ts.load(Relaxed);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let err = s.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    serde_json::json!({
-        "name": "store", "enabled": true, "dir": st.cfg.store_dir,
-        "size_bytes": s.size_bytes.load(Relaxed),
-        "batches_written": s.batches_written.load(Relaxed), "rows_written": s.rows_written.load(Relaxed),
-        "batches_lost": s.batches_lost.load(Relaxed), "batches_failed": s.batches_failed.load(Relaxed),
-        "queued": s.queued.load(Relaxed),
-        "lag_s": if last > 0 { Some(now.saturating_sub(last) as f64 / 1e9) } else { None },
-        "retention": {"max_age_s": st.cfg.store_max_age_s, "max_bytes": st.cfg.store_max_bytes, "rollup_after_s": st.cfg.store_rollup_after_s},
-        "last_error": err,
-        "healthy": s.batches_failed.load(Relaxed) == 0 && s.batches_lost.load(Relaxed) == 0,
+    rec::SinkStatus::Store(rec::StoreStatus {
+        name: "store",
+        enabled: true,
+        dir: st.cfg.store_dir.clone(),
+        size_bytes: s.size_bytes.load(Relaxed),
+        batches_written: s.batches_written.load(Relaxed),
+        rows_written: s.rows_written.load(Relaxed),
+        batches_lost: s.batches_lost.load(Relaxed),
+        batches_failed: s.batches_failed.load(Relaxed),
+        queued: s.queued.load(Relaxed),
+        lag_s: if last > 0 { Some(now.saturating_sub(last) as f64 / 1e9) } else { None },
+        retention: rec::Retention { max_age_s: st.cfg.store_max_age_s, max_bytes: st.cfg.store_max_bytes, rollup_after_s: st.cfg.store_rollup_after_s },
+        last_error: err,
+        healthy: s.batches_failed.load(Relaxed) == 0 && s.batches_lost.load(Relaxed) == 0,
     })
 }
 
@@ -995,9 +1004,8 @@ fn read_request(conn: &UnixStream) -> std::result::Result<Request, String> {
 }
 
 /// One JSON line back.
-fn reply(conn: &UnixStream, v: &serde_json::Value) {
-    let mut w = conn;
-    let _ = writeln!(w, "{v}");
+fn reply<R: crate::sinks::Record>(conn: &UnixStream, rec: &R) {
+    let _ = crate::sinks::JsonLines::new(conn).write(rec);
 }
 
 /// `[http] enabled`: HTTP copies on every interface the agent observes through its own program

@@ -3,6 +3,9 @@
 //! `--enforce`, the policy's decisions are carried out by the firewall: blocks of offending sources
 //! and rate limits of targeted destinations, each with its TTL, checked in the kernel.
 use crate::http::HttpOpts;
+use crate::sinks::eve::Eve;
+use crate::sinks::pcapng::Recordings;
+use crate::sinks::Sink;
 use crate::{session, XdpModeArg};
 use anyhow::{anyhow, bail, Context, Result};
 use rxray_engine::alert::Alert;
@@ -109,11 +112,10 @@ fn rule_vars(o: &AlertOpts) -> Result<Vars> {
     Ok(vars)
 }
 
-/// The flight recorder and the directory it writes to.
+/// The flight recorder and the sink of its recordings (pcapng files in a directory).
 pub struct Recorder {
-    dir: PathBuf,
     rec: FlightRecorder,
-    pub written: u64,
+    out: Recordings,
 }
 
 impl Recorder {
@@ -123,11 +125,11 @@ impl Recorder {
 
     /// A recorder writing to `dir`, keeping `seconds` before and after each alert.
     pub fn open(dir: &std::path::Path, seconds: f64) -> Result<Recorder> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let out = Recordings::create(dir)?;
         let ns = (seconds.max(0.0) * 1e9) as u64;
         let rec = FlightRecorder::new(RecorderConfig { before_ns: ns, after_ns: ns, snap: 256, ..Default::default() })
             .map_err(|e| anyhow!("flight recorder: {e}"))?;
-        Ok(Recorder { dir: dir.to_path_buf(), rec, written: 0 })
+        Ok(Recorder { rec, out })
     }
 
     pub fn snap(&self) -> u32 {
@@ -142,17 +144,13 @@ impl Recorder {
     pub fn trigger(&mut self, a: &mut Alert) {
         let name = format!("rxray-alert-{}-{}.pcapng", a.id, a.sig.detector);
         if self.rec.trigger_alert(a) {
-            a.pcap = Some(self.dir.join(name).display().to_string());
+            a.pcap = Some(self.out.dir().join(name).display().to_string());
         }
     }
 
     fn write(&mut self, recs: Vec<rxray_engine::recorder::Recording>) -> Result<()> {
-        for r in recs {
-            let path = self.dir.join(r.file_name());
-            let f = std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
-            rxray_io::write::write_recording(std::io::BufWriter::new(f), &r, rxray_io::LinkType::ETHERNET)
-                .with_context(|| format!("writing {}", path.display()))?;
-            self.written += 1;
+        for r in &recs {
+            self.out.write(r)?;
         }
         Ok(())
     }
@@ -167,8 +165,8 @@ impl Recorder {
     pub fn finish(&mut self) -> Result<()> {
         let r = self.rec.flush_all();
         self.write(r)?;
-        if self.written > 0 {
-            eprintln!("rxray: flight recorder: {} recordings in {}", self.written, self.dir.display());
+        if self.out.written > 0 {
+            eprintln!("rxray: flight recorder: {} recordings in {}", self.out.written, self.out.dir().display());
         }
         Ok(())
     }
@@ -264,22 +262,6 @@ pub fn inspector(o: &AlertOpts, host_addrs: &[IpAddr]) -> Result<Inspector> {
     })
 }
 
-fn eve_out(o: &AlertOpts) -> Result<Box<dyn Write>> {
-    Ok(match &o.eve {
-        None => Box::new(std::io::stdout()),
-        Some(p) => Box::new(
-            std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("opening {}", p.display()))?,
-        ),
-    })
-}
-
-pub(crate) fn write_alert(out: &mut dyn Write, a: &Alert) -> Result<()> {
-    serde_json::to_writer(&mut *out, a)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
-}
-
 #[derive(Default)]
 struct Tally {
     by: BTreeMap<String, u64>,
@@ -314,7 +296,7 @@ impl Tally {
 struct AlertLoop<'f> {
     insp: Inspector,
     recorder: Option<Recorder>,
-    out: Box<dyn Write>,
+    out: Eve<Box<dyn Write>>,
     tally: Tally,
     alerts: Vec<Alert>,
     /// Firewalls that carry out the mitigations (`--enforce`); none otherwise.
@@ -369,7 +351,7 @@ impl<'f> AlertLoop<'f> {
     fn new(
         insp: Inspector,
         recorder: Option<Recorder>,
-        out: Box<dyn Write>,
+        out: Eve<Box<dyn Write>>,
         firewalls: &'f mut [Firewall],
         home: CidrSet,
         count: Option<u64>,
@@ -469,7 +451,7 @@ impl<'f> AlertLoop<'f> {
                 r.trigger(&mut al);
             }
             self.tally.add(&al);
-            write_alert(&mut self.out, &al)?;
+            self.out.write(&al)?;
             self.emitted += 1;
             if self.count.is_some_and(|c| self.emitted >= c) {
                 return Ok(true);
@@ -570,7 +552,7 @@ pub fn analyze(files: &[PathBuf], o: &AlertOpts, h: &HttpOpts) -> Result<()> {
     let (insp, http) = with_http(inspector(o, &[])?, h)?;
     let home = home_nets(o)?;
     let recorder = Recorder::new(o)?;
-    let out = eve_out(o)?;
+    let out = Eve::open(o.eve.as_deref())?;
     let mut src = CaptureSource::new(files, recorder.is_some() || http).with_whole_payload();
     let mut l = AlertLoop::new(insp, recorder, out, &mut [], home, None);
     l.http_frames = http;
@@ -703,7 +685,7 @@ pub fn run(a: AlertsArgs) -> Result<()> {
         return Ok(());
     }
     // Outputs before anything is attached or installed: a bad path fails with nothing changed.
-    let out = eve_out(&a.opts)?;
+    let out = Eve::open(a.opts.eve.as_deref())?;
     let recorder = Recorder::new(&a.opts)?;
     if a.enforce && a.ifaces.is_empty() {
         bail!("--enforce installs rxray's firewall: name the interfaces it may act on with -i");
@@ -805,7 +787,7 @@ pub(crate) fn enforce(firewalls: &mut [Firewall], al: &mut Alert) {
     }
     // The EVE action says `blocked` only when a firewall really took the action.
     al.enforced = done.len() > failed;
-    al.evidence.insert("enforced".into(), serde_json::json!(done));
+    al.evidence.insert("enforced".into(), done.into());
 }
 
 #[cfg(test)]

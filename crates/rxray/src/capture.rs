@@ -3,14 +3,13 @@
 //! comment per packet with what pcap does not carry: the RX queue). Rotation as tcpdump's -C/-G.
 use crate::{session, XdpModeArg};
 use anyhow::{bail, Context, Result};
-use rxray_io::write::PcapngWriter;
+use crate::sinks::pcapng::{Captured, Pcapng};
+use crate::sinks::Sink;
 use rxray_engine::source::Event;
 use rxray_kernel::source::CAP_SNAP_MAX;
 use rxray_kernel::{IngressOptions, LiveSource};
-use rxray_wire::LinkType;
 use std::{
-    fs::File,
-    io::{self, BufWriter, Write},
+    io,
     time::{Duration, Instant},
 };
 
@@ -51,103 +50,12 @@ pub struct CaptureArgs {
     pub standalone: bool,
 }
 
-/// Counts the bytes written, for -C.
-struct Counting<W: Write> {
-    inner: W,
-    n: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        let k = self.inner.write(b)?;
-        self.n += k as u64;
-        Ok(k)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-type Sink = PcapngWriter<Counting<Box<dyn Write>>>;
-
-struct Output {
-    base: String,
-    index: u64,
-    snaplen: u32,
-    ifaces: Vec<(u32, String)>,
-    sink: Sink,
-    opened: Instant,
-}
-
-/// The name of output file `index` (FILE, FILE1, FILE2, ...).
-fn file_name(base: &str, index: u64) -> String {
-    if index == 0 {
-        base.to_string()
-    } else {
-        format!("{base}{index}")
-    }
-}
-
-impl Output {
-    /// Creates the file and writes its section header through to it, so a file that cannot take
-    /// a capture (a directory, `/proc/version`, a full disk) fails here, naming itself, before
-    /// anything is attached.
-    fn create_sink(base: &str, index: u64) -> Result<Sink> {
-        let name = file_name(base, index);
-        let w: Box<dyn Write> = if base == "-" {
-            Box::new(io::stdout())
-        } else {
-            Box::new(BufWriter::with_capacity(1 << 20, File::create(&name).with_context(|| format!("creating {name}"))?))
-        };
-        let mut s = PcapngWriter::new(Counting { inner: w, n: 0 }, "rxray capture").with_context(|| format!("writing {name}"))?;
-        s.flush().with_context(|| format!("writing {name}"))?;
-        Ok(s)
-    }
-
-    fn add_interfaces(s: &mut Sink, name: &str, snaplen: u32, ifaces: &[(u32, String)]) -> Result<()> {
-        for (_, iface) in ifaces {
-            s.add_interface(iface, LinkType::ETHERNET, snaplen).with_context(|| format!("writing {name}"))?;
-        }
-        Ok(())
-    }
-
-    fn name(&self) -> String {
-        file_name(&self.base, self.index)
-    }
-
-    /// Writes one packet, with its comment (the RX queue; where a request starts, its request
-    /// line as `rxray watch` shows it). `Ok(false)`: the reader went away (`-w -` into a closed pipe).
-    fn write(&mut self, idb: u32, ts_ns: u64, orig_len: u32, rx_queue: u32, data: &[u8]) -> Result<bool> {
-        let mut comment = format!("rxq={rx_queue}");
-        if let Some(seg) = rxray_wire::dissect::tcp_segment(data, LinkType::ETHERNET, orig_len) {
-            if let Some(rl) = rxray_wire::http::request_line(&data[seg.payload]) {
-                comment.push_str(" http=");
-                comment.push_str(&rl);
-            }
-        }
-        match self.sink.write_packet(idb, ts_ns, orig_len, data, Some(&comment)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("writing {}", self.name())),
-        }
-    }
-
-    /// After a packet: a new file once this one holds `-C` million bytes.
-    fn after_write(&mut self, file_size_mb: Option<u64>) -> Result<()> {
-        if file_size_mb.is_some_and(|mb| self.sink.get_ref().n >= mb * 1_000_000) {
-            self.rotate()?;
-        }
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> Result<()> {
-        self.sink.flush().with_context(|| format!("writing {}", self.name()))?;
-        self.index += 1;
-        let name = self.name();
-        self.sink = Self::create_sink(&self.base, self.index)?;
-        Self::add_interfaces(&mut self.sink, &name, self.snaplen, &self.ifaces)?;
-        self.opened = Instant::now();
-        Ok(())
+/// Writes one packet to the sink; `Ok(false)`: the reader went away (`-w -` into a closed pipe).
+fn write(out: &mut Pcapng, p: &Captured) -> Result<bool> {
+    match out.write(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -164,7 +72,7 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     }
     let stop = session::stop_flag()?;
     // The output first: a file that cannot be written fails before anything is attached.
-    let mut sink = Output::create_sink(&a.file, 0)?;
+    let mut out = Pcapng::create(&a.file, a.snaplen)?;
     if !a.standalone {
         session::require_root()?;
         let req = crate::join::JoinRequest {
@@ -175,9 +83,7 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             ..Default::default()
         };
         if let Some(j) = crate::join::client::try_join("capture", req)? {
-            let ifaces: Vec<(u32, String)> = a.ifaces.iter().map(|i| (0, i.clone())).collect();
-            Output::add_interfaces(&mut sink, &a.file, a.snaplen, &ifaces)?;
-            let out = Output { base: a.file.clone(), index: 0, snaplen: a.snaplen, sink, ifaces, opened: Instant::now() };
+            out.add_interfaces(&a.ifaces)?;
             return run_joined(&a, j, out, &stop);
         }
     }
@@ -195,15 +101,14 @@ pub fn run(a: CaptureArgs) -> Result<()> {
     let ifaces: Vec<(u32, String)> = ing.attached().iter().map(|x| (x.ifindex, x.iface.clone())).collect();
     let idb = |ifindex: u32| ifaces.iter().position(|(i, _)| *i == ifindex).map(|p| p as u32);
     let mut src = LiveSource::new().with_ingress(ing, false, true).context("the capture ring")?;
-    Output::add_interfaces(&mut sink, &a.file, a.snaplen, &ifaces)?;
-    let mut out = Output { base: a.file.clone(), index: 0, snaplen: a.snaplen, sink, ifaces: ifaces.clone(), opened: Instant::now() };
+    out.add_interfaces(&ifaces.iter().map(|(_, i)| i.clone()).collect::<Vec<_>>())?;
     let mut written = 0u64;
     let mut pump = session::Pump::new(&stop);
     loop {
         while let Some(ev) = pump.next(&mut src) {
             let Event::Frame(f) = ev? else { continue };
             let iface = idb(f.ifindex).unwrap_or(0);
-            if !out.write(iface, f.ts_ns, f.orig_len, f.rx_queue, f.data)? {
+            if !write(&mut out, &Captured { idb: iface, ts_ns: f.ts_ns, orig_len: f.orig_len, rx_queue: f.rx_queue, data: f.data })? {
                 pump.finish();
                 break;
             }
@@ -214,24 +119,22 @@ pub fn run(a: CaptureArgs) -> Result<()> {
             }
             out.after_write(a.file_size_mb)?;
         }
-        if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
-            out.rotate()?;
-        }
-        if out.sink.flush().is_err() {
+        out.tick(a.rotate_secs)?;
+        if out.flush().is_err() {
             pump.finish();
         }
         if !pump.again(&mut src) {
             break;
         }
     }
-    out.sink.flush().with_context(|| format!("writing {}", out.name()))?;
+    out.flush()?;
     let t = crate::flows::totals(&src)?;
     eprintln!(
         "{} packets captured, {} lost (capture ring full), {} incomplete, {} files",
         written,
         t.capture_lost,
         src.frames_incomplete(),
-        out.index + 1
+        out.files()
     );
     Ok(())
 }
@@ -239,7 +142,7 @@ pub fn run(a: CaptureArgs) -> Result<()> {
 /// `capture` joined to the agent: the agent sends the packets of its capture ring that this
 /// client's interfaces, filter and snap length take; this writes them as the standalone capture
 /// does (the same pcapng: interfaces, times, lengths, comments, rotation).
-fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Output, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
+fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Pcapng, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
     eprintln!("rxray: capturing on {} (joined the agent of {}, client {}); Ctrl-C to stop", a.ifaces.join(", "), j.hello.host, j.hello.id);
     let mut written = 0u64;
     let mut bye: Option<Instant> = None;
@@ -260,7 +163,7 @@ fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Outp
             let Some(p) = crate::join::views::parse_capture_record(r) else {
                 bail!("the agent sent a capture record of {} bytes (shorter than its 20-byte header)", r.len());
             };
-            if !out.write(p.idb, p.ts_ns, p.orig_len, p.rx_queue, p.data)? {
+            if !write(&mut out, &Captured { idb: p.idb, ts_ns: p.ts_ns, orig_len: p.orig_len, rx_queue: p.rx_queue, data: p.data })? {
                 writing = false;
                 break;
             }
@@ -271,14 +174,12 @@ fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Outp
             }
             out.after_write(a.file_size_mb)?;
         }
-        if a.rotate_secs.is_some_and(|s| out.opened.elapsed() >= Duration::from_secs(s)) {
-            out.rotate()?;
-        }
-        if out.sink.flush().is_err() {
+        out.tick(a.rotate_secs)?;
+        if out.flush().is_err() {
             writing = false;
         }
     }
-    out.sink.flush().with_context(|| format!("writing {}", out.name()))?;
+    out.flush()?;
     let s = j.summary.take().unwrap_or_default();
     let lost = |k: &str| s[k].as_u64().map_or("?".to_string(), |n| n.to_string());
     eprintln!(
@@ -286,7 +187,7 @@ fn run_joined(a: &CaptureArgs, mut j: crate::join::client::Joined, mut out: Outp
         written,
         lost("capture_lost"),
         lost("lost_queue"),
-        out.index + 1
+        out.files()
     );
     Ok(())
 }

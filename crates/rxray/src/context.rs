@@ -87,7 +87,7 @@ impl KernelContext {
 
     /// What the context counted that it could not join: drop events the ring had no room for
     /// (their flows' drop counts are short by that many), for the flows snapshot's `context`.
-    pub fn totals_json(&self, src: &LiveSource) -> ContextTotals {
+    pub fn context_totals(&self, src: &LiveSource) -> ContextTotals {
         let lost = src.drops().and_then(|d| d.totals().ok()).map(|t| t.lost);
         ContextTotals { drop_events_lost: lost, drops: self.drops, readers: self.joins.readers().len() }
     }

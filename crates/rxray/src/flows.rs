@@ -122,7 +122,7 @@ fn json_snapshot<'a>(
     ctx: Option<&mut KernelContext>,
     tls: &'a [rxray_engine::http::TlsFacts],
 ) -> Result<FlowsSnapshot<'a>> {
-    let context = ctx.as_ref().map(|c| c.totals_json(src));
+    let context = ctx.as_ref().map(|c| c.context_totals(src));
     Ok(json_snapshot_of(&totals(src)?, snap, ts_ns, ctx, context, tls))
 }
 

@@ -2,6 +2,8 @@
 //! segments to the engine's `HttpTracker`; this module wires sources to it and renders its snapshots.
 use anyhow::{anyhow, Context, Result};
 use rxray_engine::http::{HttpConfig, HttpSnapshot, HttpTracker, TcpSegment, DEFAULT_PORTS, DEFAULT_TLS_PORTS};
+use crate::records::http::{HttpAnalyzeDoc, HttpLiveSnapshot};
+use crate::sinks::{JsonLines, Sink};
 use rxray_io::CaptureReader;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -96,17 +98,8 @@ pub fn analyze(files: &[PathBuf], o: &HttpOpts, json: bool) -> Result<()> {
     let (snap, errors) = analyze_files(files, o)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if json {
-        #[derive(serde::Serialize)]
-        struct Doc<'a> {
-            files: Vec<String>,
-            ports: &'a [u16],
-            tls_ports: &'a [u16],
-            errors: &'a [String],
-            http: &'a HttpSnapshot,
-        }
-        let doc = Doc { files: files.iter().map(|f| f.display().to_string()).collect(), ports: &o.ports, tls_ports: &o.tls_ports, errors: &errors, http: &snap };
-        serde_json::to_writer(&mut out, &doc).context("writing JSON")?;
-        writeln!(out)?;
+        let doc = HttpAnalyzeDoc { files: files.iter().map(|f| f.display().to_string()).collect(), ports: &o.ports, tls_ports: &o.tls_ports, errors: &errors, http: &snap };
+        JsonLines::new(&mut out).write(&doc).context("writing JSON")?;
     } else {
         out.write_all(table(&snap, 0).as_bytes())?;
     }
@@ -324,9 +317,7 @@ pub fn render_snapshot(out: &mut impl Write, t: &mut HttpTracker, kernel: rxray_
     t.completeness_mut().events_lost = kernel.records_lost;
     let snap = t.snapshot();
     if json {
-        let line = LiveSnapshot { ts_ns, last, http: &snap, kernel };
-        serde_json::to_writer(&mut *out, &line)?;
-        writeln!(out)?;
+        JsonLines::new(&mut *out).write(&HttpLiveSnapshot { ts_ns, last, http: &snap, kernel })?;
     } else {
         // A joined client's terminal is redrawn by these codes (a local one by LiveText, in `run`).
         out.write_all(b"\x1b[H\x1b[2J")?;
@@ -344,20 +335,6 @@ fn text_of(snap: &HttpSnapshot, kernel: &rxray_kernel::http::HttpKernelTotals, t
         kernel.segments, kernel.records, kernel.bytes_copied, kernel.bytes_not_copied(), kernel.bytes_over_budget, kernel.bytes_lost, kernel.bytes_unwalked
     );
     s
-}
-
-/// One live snapshot line.
-#[derive(serde::Serialize)]
-struct LiveSnapshot<'a> {
-    /// Wall-clock time of the snapshot, ns since the Unix epoch.
-    ts_ns: u64,
-    /// This is the last snapshot (after draining on exit).
-    #[serde(rename = "final")]
-    last: bool,
-    #[serde(flatten)]
-    http: &'a HttpSnapshot,
-    /// The kernel's own counters for the HTTP copies.
-    kernel: rxray_kernel::http::HttpKernelTotals,
 }
 
 pub fn run(a: HttpArgs) -> Result<()> {

@@ -1,10 +1,12 @@
 //! The `--json` records of `conns` and `firewall` as typed serde structs: the shape of each output
 //! is written here, once, instead of in `json!` trees at each print. `line` prints a record with
 //! its keys in sorted order, at every depth, as these outputs always have (serde_json's map).
+pub mod agent;
 pub mod analyze;
 pub mod drops;
 pub mod flows;
 pub mod history;
+pub mod http;
 pub mod latency;
 pub mod watch;
 
@@ -162,6 +164,13 @@ pub fn reference() -> Vec<(&'static str, &'static str, schemars::Schema)> {
         ("`rxray firewall simulate --packets --json`, one per packet", "FwVerdict", schema_for::<FwVerdict>()),
         ("`rxray firewall simulate --json` (keys in declared order)", "SimReport", schema_for::<crate::firewall::SimReport>()),
         ("`rxray ifaces --json`, one per interface (keys in declared order)", "Iface", schema_for::<crate::ifaces::Iface>()),
+        ("`rxray alerts`, `rxray analyze --alerts` and the agent, one per alert: Suricata's EVE `alert` record with rxray's evidence (keys in declared order)", "EveRecord", schema_for::<rxray_engine::alert::EveRecord>()),
+        ("`rxray analyze FILE... --http --json`, one document (keys in declared order)", "HttpAnalyzeDoc", schema_for::<http::HttpAnalyzeDoc>()),
+        ("`rxray http --json`, one per interval and one at exit (keys in declared order)", "HttpLiveSnapshot", schema_for::<http::HttpLiveSnapshot>()),
+        ("`rxray status --json`", "AgentStatus", schema_for::<agent::AgentStatus>()),
+        ("the agent, on its socket, to a request it cannot take (crate::join)", "AgentError", schema_for::<agent::AgentError>()),
+        ("the agent, on its socket, to a joined client whose queue lost events (frame `L`)", "LostNotice", schema_for::<agent::LostNotice>()),
+        ("the agent, on its socket, to a joined client as it closes (frame `S`)", "JoinSummary", schema_for::<agent::JoinSummary>()),
     ]
 }
 
@@ -182,8 +191,7 @@ pub fn reference_markdown() -> String {
          and `crates/rxray/tests/json_records.rs` checks lines printed by real runs of each command\n\
          against the schemas in this file. Keys are printed sorted at every depth, except where a\n\
          record says they are in the order its struct declares them.\n\
-         Not typed yet (issue 13): `alerts` and `analyze --alerts` (EVE), `analyze --http` and\n\
-         `http --json`, `status --json`, and the agent's own outputs.\n",
+         The agent's socket protocol (docs/agent.md) carries some of these records too.\n",
     );
     for (cmd, name, schema) in reference() {
         let json = serde_json::to_string_pretty(&schema).unwrap_or_default();

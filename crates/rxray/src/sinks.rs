@@ -1,8 +1,12 @@
 //! Sinks: where a command's records go, one trait for every output format. A command is
 //! source → engine → sinks: it builds typed records (`crate::records`) and hands each to a sink
-//! chosen by its flags (`Lines`: JSON Lines with `--json`, text otherwise).
+//! chosen by its flags (`Lines`: JSON Lines with `--json`, text otherwise; `eve::Eve` for alerts;
+//! `pcapng::Pcapng` for captured packets and `pcapng::Recordings` for the flight recorder).
 use serde::Serialize;
 use std::io::{self, Write};
+
+pub mod eve;
+pub mod pcapng;
 
 /// Takes records of type `R`, one at a time.
 pub trait Sink<R: ?Sized> {

@@ -60,6 +60,37 @@ fn capture(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// One TCP segment between two addresses of the test ranges.
+#[allow(clippy::too_many_arguments)]
+fn seg(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let eth = Eth { dst: [2, 0, 0, 0, 0, 2], src: [2, 0, 0, 0, 0, 1] };
+    let ip = Ipv4 { src, dst, ttl: 64, tos: 0, id: 1, df: true, mf: false, frag_off_bytes: 0, options: vec![], protocol: 6 };
+    frame(&eth, &[], L3::Ipv4(ip), L4::Tcp(Tcp { sport, dport, seq, ack, flags, window: 1000, urgent: 0, options: vec![] }), payload)
+}
+
+/// A capture that alerts and holds HTTP calls: a SYN flood from one source, and two whole calls to
+/// port 8080 (a SQL injection in the first's query, a plain GET in the second).
+fn attack_capture(dir: &Path) -> std::path::PathBuf {
+    use rxray_lab::frames::tcp_flags::{ACK, FIN, PSH, SYN};
+    let (attacker, client, server) = ("198.18.9.66".parse().unwrap(), "198.18.9.7".parse().unwrap(), "198.18.9.2".parse().unwrap());
+    let mut frames: Vec<Vec<u8>> = (0..3000u16).map(|i| seg(attacker, server, 10000 + i, 80, 1, 0, SYN, b"")).collect();
+    for (sport, req) in [(40000u16, &b"GET /item?id=1%27%20OR%20%271%27=%271 HTTP/1.1\r\nHost: shop\r\n\r\n"[..]), (40001, b"GET /index.html HTTP/1.1\r\nHost: shop\r\n\r\n")] {
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (c, s) = (1001u32, 5001u32);
+        frames.push(seg(client, server, sport, 8080, c - 1, 0, SYN, b""));
+        frames.push(seg(server, client, 8080, sport, s - 1, c, SYN | ACK, b""));
+        frames.push(seg(client, server, sport, 8080, c, s, PSH | ACK, req));
+        let c = c + req.len() as u32;
+        frames.push(seg(server, client, 8080, sport, s, c, PSH | ACK, resp));
+        let s = s + resp.len() as u32;
+        frames.push(seg(client, server, sport, 8080, c, s, FIN | ACK, b""));
+        frames.push(seg(server, client, 8080, sport, s, c + 1, FIN | ACK, b""));
+    }
+    let path = dir.join("attack.pcap");
+    rxray_lab::pcap::write_pcap(&path, &frames).unwrap();
+    path
+}
+
 fn run(args: &[&str]) -> (String, String) {
     let o = Command::new(rxray_bin()).args(args).output().expect("run rxray");
     assert!(o.status.success(), "rxray {args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -76,6 +107,21 @@ fn offline(s: &BTreeMap<String, (Value, bool)>, dir: &Path) -> BTreeSet<String> 
     seen.insert(check(s, "AnalyzeDoc", out.trim_end()));
     let (out, _) = run(&["investigate", "198.18.0.1", "--captures", dir.to_str().unwrap(), "--json"]);
     seen.insert(check(s, "Investigation", out.trim_end()));
+    // EVE: a detector's alert and a signature's (with its flow, direction and payload).
+    let attack = attack_capture(dir);
+    let (out, _) = run(&["analyze", "--alerts", "--payload-printable", attack.to_str().unwrap()]);
+    let eve: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for d in ["syn_flood", "signature"] {
+        assert!(eve.iter().any(|a| a["rxray"]["detector"] == d), "the example has a {d} alert: {out}");
+    }
+    assert!(eve.iter().any(|a| a["payload_printable"].is_string() && a["direction"].is_string() && a["app_proto"] == "http"), "a signature's EVE fields: {out}");
+    for l in out.lines() {
+        seen.insert(check(s, "EveRecord", l));
+    }
+    let (out, _) = run(&["analyze", "--http", "--port", "8080", "--json", attack.to_str().unwrap()]);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["http"]["totals"]["requests"], 2, "the example has both calls: {doc}");
+    seen.insert(check(s, "HttpAnalyzeDoc", out.trim_end()));
     seen
 }
 
@@ -83,7 +129,7 @@ fn offline(s: &BTreeMap<String, (Value, bool)>, dir: &Path) -> BTreeSet<String> 
 fn offline_outputs_match_their_schemas() {
     let dir = TempDir::new();
     let seen = offline(&schemas(), dir.path());
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 4, "{seen:?}");
 }
 
 const SERVER: &str = r#"
@@ -103,6 +149,64 @@ for i in range(5):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b"x" * 32, (b, 9)); u.close()
     time.sleep(0.02)
 k = socket.create_connection((b, port), timeout=10); k.send(b"hello"); assert k.recv(16) == b"k"; k.close()
+print("done", flush=True)
+"#;
+
+/// Speaks the agent's socket protocol: a request it cannot take (its error line), then a joined
+/// `watch --json` with a queue of 8 that reads nothing until told (so a flood overflows it), then
+/// reads for two seconds, says bye and prints the loss notices and the closing summary.
+const PROTOCOL: &str = r#"
+import socket, os, json, struct, sys, time
+path = "/run/rxray/%d/agent.sock" % os.stat("/proc/self/ns/net").st_ino
+def ask(req):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(path); s.sendall(req + b"\n"); return s
+s = ask(b'{"cmd":"nope"}')
+print("E " + s.makefile().readline().strip(), flush=True)
+s.close()
+s = ask(json.dumps({"cmd": "join", "v": 1, "command": "watch", "json": True, "queue": 8}).encode())
+buf = b""
+def frames(until):
+    global buf
+    while True:
+        while len(buf) >= 5:
+            n = struct.unpack(">I", buf[1:5])[0]
+            if len(buf) < 5 + n:
+                break
+            k, p, buf = chr(buf[0]), buf[5:5 + n], buf[5 + n:]
+            yield k, p
+        if time.time() > until:
+            return
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not d:
+            return
+        buf += d
+k, p = next(frames(time.time() + 10))
+assert k == "H", k
+print("joined", flush=True)
+sys.stdin.readline()
+s.settimeout(0.2)
+for k, p in frames(time.time() + 2):
+    if k == "L":
+        print("L " + p.decode(), flush=True)
+s.sendall(b'{"cmd":"bye"}\n')
+for k, p in frames(time.time() + 10):
+    if k == "L":
+        print("L " + p.decode(), flush=True)
+    if k == "S":
+        print("S " + p.decode(), flush=True)
+        break
+print("done", flush=True)
+"#;
+
+/// Datagrams from a to a closed port of b, as fast as python sends them (bounded: 3000).
+const FLOOD: &str = r#"
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(3000):
+    u.sendto(b"x" * 16, (sys.argv[1], 9))
 print("done", flush=True)
 "#;
 
@@ -195,6 +299,17 @@ fn every_record_in_docs_json_md_matches_a_real_run() {
     }
     seen.insert(check(&s, "Summary<LatencySummary>", lines_starting(&err, "{\"summary\"").next().expect("latency's summary")));
 
+    // http: its snapshots (the exchange on port 5700 is not HTTP; the counters still print).
+    let mut http = Running::start(&ns, &["http", "--json", "--standalone", "--port", "5700", "--interval", "0.3", "-i", &iface]);
+    http.wait_stderr("Ctrl-C to stop", Duration::from_secs(20));
+    traffic(&lab);
+    assert!(http.wait_lines(1, Duration::from_secs(5)), "http printed no snapshot");
+    let (out, _) = stopped(http);
+    assert!(out.last().is_some_and(|l| l.contains("\"final\":true")), "the last snapshot says it is: {out:?}");
+    for l in &out {
+        seen.insert(check(&s, "HttpLiveSnapshot", l));
+    }
+
     let (code, out, err) = rxray_in(&ns, &["ifaces", "--json"]);
     assert_eq!(code, Some(0), "{err}");
     for l in out.lines() {
@@ -238,6 +353,35 @@ fn every_record_in_docs_json_md_matches_a_real_run() {
         seen.insert(check(&s, "PacketOut", l));
     }
     seen.insert(check(&s, "Summary<WatchJoinedSummary>", lines_starting(&err, "{\"summary\"").next().expect("the joined summary")));
+    let (code, out, err) = rxray_in(&ns, &["status", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    seen.insert(check(&s, "AgentStatus", out.trim_end()));
+    // The socket protocol's own records: an error reply, a loss notice and a closing summary.
+    let mut p = Kid::python(&lab, &ns, PROTOCOL, &[]);
+    let e = p.line();
+    seen.insert(check(&s, "AgentError", e.strip_prefix("E ").expect("the error reply")));
+    assert_eq!(p.line(), "joined");
+    let mut flood = Kid::python(&lab, lab.ns_a(), FLOOD, &[lab.addr4_b().to_string()]);
+    assert_eq!(flood.line(), "done");
+    assert!(flood.wait(Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(500));
+    p.say("read");
+    let mut lines = Vec::new();
+    loop {
+        let l = p.line();
+        if l == "done" {
+            break;
+        }
+        lines.push(l);
+    }
+    assert!(p.wait(Duration::from_secs(10)));
+    for l in &lines {
+        match l.split_once(' ') {
+            Some(("L", j)) => seen.insert(check(&s, "LostNotice", j)),
+            Some(("S", j)) => seen.insert(check(&s, "JoinSummary", j)),
+            _ => panic!("the protocol script printed {l:?}"),
+        };
+    }
     std::thread::sleep(Duration::from_millis(1500));
     let (code, _, err) = agent.interrupt();
     assert_eq!(code, Some(0), "{err:?}");

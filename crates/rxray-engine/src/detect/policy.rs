@@ -138,7 +138,7 @@ impl Default for PolicyConfig {
 }
 
 /// A mitigation to carry out.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ActionKind {
     Block { cidr: Cidr },
@@ -148,7 +148,7 @@ pub enum ActionKind {
     LimitSrc { cidr: Cidr, dport: Option<u16>, syn_only: bool, interval_ns: u64, burst: u64, rate: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Action {
     pub kind: ActionKind,
     pub ttl_s: u32,
@@ -163,7 +163,7 @@ impl Action {
 }
 
 /// The decision recorded on an alert: an action, or why none was taken.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "decision", rename_all = "kebab-case")]
 pub enum Mitigation {
     Taken(Action),

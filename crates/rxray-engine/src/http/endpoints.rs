@@ -159,7 +159,7 @@ impl LatencyHist {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct LatencyMs {
     pub p50: f64,
     pub p95: f64,
@@ -252,7 +252,7 @@ impl Endpoint {
 }
 
 /// One endpoint in a snapshot (see docs/http.md).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EndpointSnapshot {
     pub protocol: &'static str,
     pub method: String,
@@ -283,7 +283,7 @@ fn is_zero(v: &u64) -> bool {
 
 /// A gRPC endpoint's calls: `grpc-status` codes from the trailers (JSON keys are the codes as
 /// strings), and the length-prefixed messages each way.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GrpcSnapshot {
     pub statuses: BTreeMap<u32, u64>,
     pub request_messages: u64,

@@ -146,7 +146,7 @@ impl Default for HttpConfig {
 }
 
 /// Counts over every endpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     pub requests: u64,
     /// Final responses (not 1xx interim ones), paired or not.
@@ -168,7 +168,7 @@ pub struct Totals {
 }
 
 /// How complete the data behind the numbers is: every byte or message that was not seen whole.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Completeness {
     /// Bytes whose length was known but whose content was not copied (snap length, body limit).
     pub bytes_not_copied: u64,
@@ -210,7 +210,7 @@ pub struct Completeness {
 
 /// A report: endpoints sorted by requests, totals, completeness; with an OpenAPI document, where
 /// the traffic and the document disagree.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct HttpSnapshot {
     pub endpoints: Vec<EndpointSnapshot>,
     pub totals: Totals,
@@ -227,7 +227,7 @@ pub struct HttpSnapshot {
 }
 
 /// The TLS connections: the open ones and the last `MAX_TLS_KEPT` that ended, oldest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TlsSnapshot {
     pub connections: Vec<TlsFacts>,
     /// Ended connections no longer kept (the report holds the newest).
@@ -235,7 +235,7 @@ pub struct TlsSnapshot {
 }
 
 /// What the OpenAPI checks covered.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct OpenApiCounters {
     pub spec: String,
     #[serde(flatten)]

@@ -4,6 +4,9 @@
 //! never holds up the agent: every write is non-blocking.
 use super::{json_frame, Hello, JoinRequest, Kind, COMMANDS, VERSION};
 use crate::context::KernelContext;
+use crate::records::agent::{ClientStatus, JoinSummary, JoinTotals, LostNotice};
+use crate::sinks::eve::Eve;
+use crate::sinks::Sink;
 use crate::watch::{render, PacketContext};
 use rxray_engine::event::Packet;
 use rxray_engine::filter::Filter;
@@ -543,7 +546,7 @@ impl Hub {
             c.with_view(|v, q| v.tick(&agent.view_feeds(), now, q));
             c.close_if_done(&agent.feeds);
             if c.lost > c.lost_told && now.duration_since(c.last_notice) >= NOTICE_EVERY && c.events_queued() < c.cap {
-                c.queue.push_back(json_frame(Kind::Lost, &serde_json::json!({"lost": c.lost})));
+                c.queue.push_back(json_frame(Kind::Lost, &LostNotice { lost: c.lost }));
                 c.lost_told = c.lost;
                 c.last_notice = now;
             }
@@ -554,22 +557,28 @@ impl Hub {
     }
 
     /// `rxray status`: each joined client, its filter, queue fill and losses.
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            self.clients
-                .iter()
-                .map(|c| {
-                    let q = c.events_queued();
-                    serde_json::json!({
-                        "id": c.id, "command": c.req.command, "pid": c.pid, "interfaces": c.interfaces,
-                        "filter": c.req.filter, "json": c.req.json,
-                        "queue": q, "queue_capacity": c.cap, "queue_fill": q as f64 / c.cap as f64,
-                        "matched": c.matched, "filtered": c.filtered, "lost": c.lost,
-                        "joined_s": c.joined.elapsed().as_secs_f64(),
-                    })
-                })
-                .collect(),
-        )
+    pub fn status(&self) -> Vec<ClientStatus> {
+        self.clients
+            .iter()
+            .map(|c| {
+                let q = c.events_queued();
+                ClientStatus {
+                    id: c.id,
+                    command: c.req.command.clone(),
+                    pid: c.pid,
+                    interfaces: c.interfaces.clone(),
+                    filter: c.req.filter.clone(),
+                    json: c.req.json,
+                    queue: q,
+                    queue_capacity: c.cap,
+                    queue_fill: q as f64 / c.cap as f64,
+                    matched: c.matched,
+                    filtered: c.filtered,
+                    lost: c.lost,
+                    joined_s: c.joined.elapsed().as_secs_f64(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -591,19 +600,18 @@ impl Client {
     /// A view that reached its `--count` ends as if its client had said bye.
     fn close_if_done(&mut self, feeds: &super::views::Feeds) {
         if self.closing.is_none() && self.view.as_ref().is_some_and(|v| v.done()) {
-            let s = self.finish_view(feeds, serde_json::json!({"lost_queue": self.lost, "matched": self.matched}));
+            let s = self.finish_view(feeds, JoinSummary { kernel: None, lost_queue: self.lost, matched: self.matched, text: None });
             self.queue.push_back(json_frame(Kind::Summary, &s));
             self.closing = Some(Instant::now() + CLOSE_GRACE);
         }
     }
 
     /// A view's last output and closing summary (its `text`, for the command's stderr), into `s`.
-    fn finish_view(&mut self, feeds: &super::views::Feeds, mut s: serde_json::Value) -> serde_json::Value {
+    fn finish_view(&mut self, feeds: &super::views::Feeds, mut s: JoinSummary) -> JoinSummary {
         if let Some(v) = self.view.as_mut() {
             let mut q = super::views::Queue { q: &mut self.queue, cap: usize::MAX, lost: &mut self.lost, matched: &mut self.matched };
-            let text = v.finish(feeds, &mut q);
-            s["text"] = serde_json::Value::from(text);
-            s["lost_queue"] = serde_json::Value::from(self.lost);
+            s.text = Some(v.finish(feeds, &mut q));
+            s.lost_queue = self.lost;
         }
         s
     }
@@ -648,7 +656,7 @@ impl Client {
                 continue;
             }
             let mut buf = vec![Kind::Out.byte(), 0, 0, 0, 0];
-            if crate::alerts::write_alert(&mut buf, &al).is_ok() {
+            if Eve::new(&mut buf).write(&al).is_ok() {
                 let len = (buf.len() - 5) as u32;
                 buf[1..5].copy_from_slice(&len.to_be_bytes());
                 self.queue.push_back(buf);
@@ -703,7 +711,7 @@ impl Client {
             Some((src, k)) => {
                 let _ = k.refresh(src, true);
                 if self.req.json {
-                    let cj = k.totals_json(src);
+                    let cj = k.context_totals(src);
                     crate::flows::json_snapshot_of(&t, &snap, agent.now_ns, Some(k), Some(cj), &[]).to_string() + "\n"
                 } else {
                     crate::flows::table_of(&t, &snap.flows, f.top, Some(k))
@@ -769,21 +777,23 @@ impl Client {
 
     /// What the client's summary line needs: the kernel's counts over its interfaces since it
     /// joined, and its own filtered and lost events.
-    fn summary(&self, totals: TotalsOf) -> serde_json::Value {
+    fn summary(&self, totals: TotalsOf) -> JoinSummary {
         let d = totals_over(&self.interfaces, totals).since(&self.base);
-        let by: serde_json::Map<String, serde_json::Value> = d.malformed_named().into_iter().map(|(k, n)| (k.to_string(), serde_json::Value::from(n))).collect();
-        serde_json::json!({
-            "packets": d.packets,
-            "bytes": d.bytes,
-            "lost_ring": d.lost,
-            "capture_lost": d.capture_lost,
-            "lost_queue": self.lost,
-            "malformed": d.malformed,
-            "malformed_by": by,
-            "matched": self.matched,
-            "filtered": self.filtered,
-            "filtering": self.filter.is_some(),
-        })
+        JoinSummary {
+            kernel: Some(JoinTotals {
+                packets: d.packets,
+                bytes: d.bytes,
+                lost_ring: d.lost,
+                capture_lost: d.capture_lost,
+                malformed: d.malformed,
+                malformed_by: d.malformed_named().into_iter().map(|(k, n)| (k.to_string(), n)).collect(),
+                filtered: self.filtered,
+                filtering: self.filter.is_some(),
+            }),
+            lost_queue: self.lost,
+            matched: self.matched,
+            text: None,
+        }
     }
 
     /// Writes queued frames until the socket would block.

@@ -154,9 +154,13 @@ pub fn frame(kind: Kind, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A frame's JSON payload, encoded.
-pub fn json_frame(kind: Kind, v: &impl Serialize) -> Vec<u8> {
-    frame(kind, &serde_json::to_vec(v).unwrap_or_default())
+/// A frame's JSON payload: a typed record (`crate::records::agent`, or `Hello`), encoded.
+pub fn json_frame<R: crate::sinks::Record>(kind: Kind, rec: &R) -> Vec<u8> {
+    frame(kind, crate::sinks::json_line(rec).as_bytes())
+}
+
+impl crate::sinks::Record for Hello {
+    const KEYS: crate::sinks::Keys = crate::sinks::Keys::Declared;
 }
 
 /// A protocol violation, with the byte offset in the stream where it was found.
@@ -232,7 +236,7 @@ mod tests {
         stream.extend(json_frame(Kind::Hello, &Hello { v: 1, ok: true, ..Default::default() }));
         stream.extend(frame(Kind::Out, b"line one\n"));
         stream.extend(frame(Kind::Out, b""));
-        stream.extend(json_frame(Kind::Lost, &serde_json::json!({"lost": 3})));
+        stream.extend(json_frame(Kind::Lost, &crate::records::agent::LostNotice { lost: 3 }));
         for cut in 0..stream.len() {
             let mut r = FrameReader::default();
             let mut got = Vec::new();

@@ -4,6 +4,7 @@
 //! The flow table itself comes through a joined `flows` beside it.
 use super::views::{Feeds, Queue, View};
 use crate::drops::Names;
+use crate::sinks::{JsonLines, Keys, Record, Sink};
 use rxray_engine::alert::Alert;
 use rxray_engine::http::{Direction, HttpConfig, HttpTracker, TcpSegment};
 use rxray_kernel::DropTotals;
@@ -24,6 +25,11 @@ pub struct TopPanes {
     /// HTTP records the agent's HTTP rings had no room for since the join (None: no HTTP view).
     #[serde(default)]
     pub http_records_lost: Option<u64>,
+}
+
+/// The panes go to the client as a JSON line, keys in the order above (the client reads them back).
+impl Record for TopPanes {
+    const KEYS: Keys = Keys::Declared;
 }
 
 /// A joined `top`: the agent's drops, alerts and HTTP segments, through the dashboard's own
@@ -114,8 +120,8 @@ impl TopView {
     }
 
     fn send(&mut self, f: &Feeds, q: &mut Queue) {
-        if let Ok(mut line) = serde_json::to_vec(&self.panes(f)) {
-            line.push(b'\n');
+        let mut line = Vec::new();
+        if JsonLines::new(&mut line).write(&self.panes(f)).is_ok() {
             q.extra(&line);
         }
     }
