@@ -160,20 +160,8 @@ fn v6w(x: u128) -> IpAddr {
 /// come from the filter alone; below, some are probed for every source).
 fn v6w_rule(min_len: u8) -> impl Strategy<Value = Rule> {
     (prop::collection::vec((any::<u128>(), min_len..=72), 1..6), 0u8..2).prop_map(|(pfx, a)| Rule {
-        id: 0,
-        name: String::new(),
-        line: 0,
-        action: [Action::Allow, Action::Deny][a as usize],
         src: AddrMatch::Prefixes(pfx.into_iter().map(|(x, l)| Cidr::new(v6w(x), l).unwrap()).collect()),
-        dst: AddrMatch::Any,
-        ip: None,
-        proto: None,
-        sport: (0, 65535),
-        dport: (0, 65535),
-        tcp_flags: None,
-        ttl_s: None,
-        limit: None,
-        lists: Vec::new(),
+        ..Rule::unconditional(0, [Action::Allow, Action::Deny][a as usize])
     })
 }
 

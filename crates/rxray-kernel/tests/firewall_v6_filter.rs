@@ -15,25 +15,6 @@ use rxray_lab::testing::{need_root, Rng};
 use rxray_lab::{MAC_A, MAC_B};
 use std::net::{IpAddr, Ipv6Addr};
 
-fn rule(id: u32, action: Action, prefixes: Vec<Cidr>) -> Rule {
-    Rule {
-        id,
-        name: format!("r{id}"),
-        line: id as usize,
-        action,
-        src: AddrMatch::Prefixes(prefixes),
-        dst: AddrMatch::Any,
-        ip: None,
-        proto: None,
-        sport: (0, 65535),
-        dport: (0, 65535),
-        tcp_flags: None,
-        ttl_s: None,
-        limit: None,
-        lists: vec![],
-    }
-}
-
 fn udp6(src: Ipv6Addr) -> Vec<u8> {
     let ip = Ipv6 { src, dst: "2001:2::2".parse().unwrap(), hop_limit: 64, traffic_class: 0, flow_label: 0, next_header: ipproto::UDP };
     frames::frame(&Eth { dst: MAC_B, src: MAC_A }, &[], L3::Ipv6(ip, vec![]), L4::Udp(Udp { sport: 4000, dport: 5000 }), b"v6 filter")
@@ -60,7 +41,8 @@ fn check(lens: &[u8]) {
         .enumerate()
         .map(|(i, &l)| {
             let p = bases.iter().map(|&b| Cidr::new(IpAddr::from(b.to_be_bytes()), l).unwrap());
-            rule(i as u32 + 1, if i % 2 == 0 { Action::Deny } else { Action::Allow }, p.collect())
+            let action = if i % 2 == 0 { Action::Deny } else { Action::Allow };
+            Rule { src: AddrMatch::Prefixes(p.collect()), ..Rule::unconditional(i as u32 + 1, action) }
         })
         .collect();
     let set = RuleSet { rules, ..Default::default() };
