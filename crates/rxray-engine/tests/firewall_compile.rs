@@ -121,22 +121,7 @@ fn a_million_prefix_list_compiles_and_classifies() {
         .collect();
     let (agg, _) = rxray_engine::cidr::aggregate(&list, false);
     let set_ref = rxray_engine::cidr::CidrSet::new(&agg);
-    let rule = Rule {
-        id: 1,
-        name: "list".into(),
-        line: 1,
-        action: Action::Deny,
-        src: AddrMatch::Prefixes(agg),
-        dst: AddrMatch::Any,
-        ip: None,
-        proto: None,
-        sport: (0, 65535),
-        dport: (0, 65535),
-        tcp_flags: None,
-        ttl_s: None,
-        limit: None,
-        lists: Vec::new(),
-    };
+    let rule = Rule { name: "list".into(), src: AddrMatch::Prefixes(agg), ..Rule::unconditional(1, Action::Deny) };
     let c = Compiled::new(&RuleSet { rules: vec![rule], ..Default::default() }).unwrap();
     let (mut inside, mut outside) = (0, 0);
     for _ in 0..20_000 {
