@@ -141,6 +141,15 @@ struct {
 	__type(value, struct rxray_count);
 } rxray_ifaces SEC(".maps");
 
+/* The common case of the per-interface counters: an array read instead of a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	RXRAY_PINNING
+	__uint(max_entries, RXRAY_IFACE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rxray_iface_slot);
+} rxray_iface_slots SEC(".maps");
+
 /* Where a packet is parsed when no ring-buffer record is taken (events off, or ring full). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -637,8 +646,13 @@ __noinline int rxray_account(RX_CTX *ctx, struct rxray_pkt_event *e, struct rxra
 	count(bpf_map_lookup_elem(&rxray_protos, &idx), segs, len);
 
 	__u32 ifindex = e->ifindex;
-	struct rxray_count *ic = bpf_map_lookup_elem(&rxray_ifaces, &ifindex);
-	if (ic) {
+	__u32 si = ifindex & (RXRAY_IFACE_SLOTS - 1);
+	struct rxray_iface_slot *slot = bpf_map_lookup_elem(&rxray_iface_slots, &si);
+	struct rxray_count *ic = NULL;
+	if (slot && (slot->ifindex == ifindex || !slot->c.packets)) {
+		slot->ifindex = ifindex;
+		count(&slot->c, segs, len);
+	} else if ((ic = bpf_map_lookup_elem(&rxray_ifaces, &ifindex))) {
 		count(ic, segs, len);
 	} else {
 		struct rxray_count init = { .packets = segs, .bytes = len };

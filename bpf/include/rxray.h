@@ -185,6 +185,19 @@ struct rxray_count {
 	__u64 bytes;
 };
 
+/* Per-interface counters, per CPU, in rxray_iface_slots[ifindex % RXRAY_IFACE_SLOTS]: the slot is
+ * taken by the first interface counted there (c.packets != 0); another interface meeting a taken
+ * slot counts in the rxray_ifaces hash instead. An interface's count is the sum of both. */
+enum rxray_iface_limit {
+	RXRAY_IFACE_SLOTS = 64,
+};
+
+struct rxray_iface_slot {
+	__u32 ifindex;
+	__u32 _pad;
+	struct rxray_count c;
+};
+
 /* Runtime configuration: one entry of the rxray_config array map. */
 struct rxray_config {
 	__u32 features;    /* RXRAY_FEAT_* */
@@ -488,8 +501,20 @@ enum rxray_fw_limit {
 	RXRAY_FW_C_BLOCKS = (RXRAY_FW_RULES + 1), /* packets dropped by a dynamic block */
 	RXRAY_FW_CLASSES = 128, /* address classes per field (7 bits; 0 = no prefix matched) */
 	RXRAY_FW_DEEP = 0x80, /* v4 table byte flag: prefixes longer than /24 inside this /24 */
-	RXRAY_FW_V4_WORDS = (1U << 22), /* v4 source table words: 2^24 /24s x 2 generations x 1 byte */
+	RXRAY_FW_V4_WORDS = (1U << 22), /* v4 source table words: 2 generations x 2^24 /24s x 1 byte */
 	RXRAY_FW_LENS = 32, /* distinct prefix lengths per (field, IP version) in rxray_fw_prefix */
+	RXRAY_FW_V6_BITS = 22, /* v6 source length filter: 2^22 slots per generation */
+	RXRAY_FW_V6_WORDS = (1U << 20), /* its words: 2 generations x 2^22 slots x 1 byte */
+	RXRAY_FW_V6_REST = 0x80, /* v6 filter bit for every length from index 7 of lens[] on */
+	RXRAY_FW_V6_MIN = 24, /* shorter v6 source lengths are not painted: always probed (v6_always) */
+};
+
+/* The IPv6 source length filter (rxray_fw_v6): the slot of an address is its first 32 bits times
+ * this constant, top RXRAY_FW_V6_BITS bits of the 32-bit product. Its byte says which of lens[SRC][v6] (bit i:
+ * index i, RXRAY_FW_V6_REST: index 7 and later) have a prefix whose first 32 bits may hash there;
+ * only those lengths (and set->v6_always) are probed. A collision only adds a probe. */
+enum rxray_fw_v6_hash {
+	RXRAY_FW_V6_MUL = 0x61c88647, /* the kernel's GOLDEN_RATIO_32, as hash_32() */
 };
 
 enum rxray_fw_action {
@@ -546,6 +571,8 @@ struct rxray_fw_set {
 	__u8 drop_malformed;  /* drop IP packets whose headers do not parse (addresses unknown) */
 	__u8 nlens[2][2];     /* [field][0: v4, 1: v6]: lengths in lens[][][] */
 	__u8 lens[2][2][RXRAY_FW_LENS]; /* prefix lengths present in rxray_fw_prefix, longest first */
+	__u8 v6_always;       /* v6 source lengths (as a rxray_fw_v6 byte) probed whatever the filter says */
+	__u8 v4_direct;       /* rxray_fw_v4 holds IPv4 source prefixes (0: no read, class 0) */
 };
 
 /* rxray_fw_prefix: every prefix but IPv4 source prefixes up to /24 (those are in rxray_fw_v4). */
@@ -850,6 +877,8 @@ struct rxray_abi_enums {
 	enum rxray_fw_limit_by fw_limit_by;
 	enum rxray_fw_verdict fw_verdict;
 	enum rxray_fw_field fw_field;
+	enum rxray_fw_v6_hash fw_v6_hash;
+	enum rxray_iface_limit iface_limit;
 	enum rxray_lat_limit lat_limit;
 	enum rxray_lat_counter lat_counter;
 	enum rxray_reader_limit reader_limit;

@@ -26,7 +26,8 @@ struct {
 	__type(value, struct rxray_fw_set);
 } rxray_fw_sets SEC(".maps");
 
-/* IPv4 source classes by /24, both generations interleaved: byte (a24 << 1 | gen). Memory-mapped by
+/* IPv4 source classes by /24, one generation after the other: byte (gen << 24 | a24), so the live
+ * generation is 16 MiB of contiguous memory. Memory-mapped by
  * user space (written in place); one entry until the loader sizes it for the firewall. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -36,6 +37,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } rxray_fw_v4 SEC(".maps");
+
+/* IPv6 source length filter (see enum rxray_fw_v6_hash), one generation after the other: byte
+ * (gen << RXRAY_FW_V6_BITS | slot), 4 MiB each. Memory-mapped by user space; one entry until sized. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	RXRAY_PINNING
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} rxray_fw_v6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -181,6 +193,7 @@ struct fw_lpm {
 	__u8 lens[RXRAY_FW_LENS];
 	__u32 n;
 	__u32 cls;
+	__u32 present;   /* lens indexes to probe, as a rxray_fw_v6 byte (0xff: all) */
 };
 
 static long fw_lpm_step(__u32 i, void *arg)
@@ -190,6 +203,8 @@ static long fw_lpm_step(__u32 i, void *arg)
 		return 1;
 	__u32 ix = i & (RXRAY_FW_LENS - 1);
 	asm volatile("" : "+r"(ix));
+	if (!(l->present & (1U << (ix < 7 ? ix : 7))))
+		return 0;
 	__u32 len = l->lens[ix & (RXRAY_FW_LENS - 1)];
 	l->k.len = len;
 	fw_mask((__u32 *)l->k.addr, l->addr, len);
@@ -202,11 +217,11 @@ static long fw_lpm_step(__u32 i, void *arg)
 }
 
 static __always_inline __u32 fw_classify(const struct rxray_fw_set *set, __u32 gen, __u32 field, __u8 ver,
-					 const __u32 *addr, __u32 dflt)
+					 const __u32 *addr, __u32 dflt, __u32 present)
 {
 	__u32 vi = ver == 6;
 	__u32 n = set->nlens[field & 1][vi];
-	if (!n)
+	if (!n || !present)
 		return dflt;
 	struct fw_lpm l = {};
 	l.k.gen = gen;
@@ -216,6 +231,7 @@ static __always_inline __u32 fw_classify(const struct rxray_fw_set *set, __u32 g
 	__builtin_memcpy(l.lens, set->lens[field & 1][vi], RXRAY_FW_LENS);
 	l.n = n;
 	l.cls = dflt;
+	l.present = present;
 	bpf_loop(RXRAY_FW_LENS, fw_lpm_step, &l, 0);
 	return l.cls;
 }
@@ -506,19 +522,29 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 
 	/* 2. classify the addresses, 3. the rules in order */
 	__u32 scls;
-	if (p.ver == 4) {
+	if (p.ver == 4 && !set->v4_direct) {
+		scls = 0; /* no IPv4 source prefix: the 32 MiB table is not read */
+	} else if (p.ver == 4) {
 		__u32 a24 = bpf_ntohl(p.saddr[0]) >> 8;
-		__u32 idx = a24 << 1 | gen;
+		__u32 idx = gen << 24 | a24;
 		__u32 word = idx >> 3;
 		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v4, &word);
 		__u32 b = w ? (*w >> ((idx & 7) * 8)) & 0xff : 0;
 		scls = b & (RXRAY_FW_CLASSES - 1);
 		if (b & RXRAY_FW_DEEP)
-			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls);
+			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
+	} else if (set->nlens[RXRAY_FWF_SRC][1]) {
+		/* Only the lengths the filter names for the first 32 bits (most sources: none). */
+		__u32 h = bpf_ntohl(p.saddr[0]) * (__u32)RXRAY_FW_V6_MUL;
+		__u32 idx = gen << RXRAY_FW_V6_BITS | h >> (32 - RXRAY_FW_V6_BITS);
+		__u32 word = idx >> 3;
+		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v6, &word);
+		__u32 present = w ? ((*w >> ((idx & 7) * 8)) & 0xff) | set->v6_always : 0xff;
+		scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0, present);
 	} else {
-		scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0);
+		scls = 0;
 	}
-	__u32 dcls = fw_classify(set, gen, RXRAY_FWF_DST, p.ver, p.daddr, 0);
+	__u32 dcls = fw_classify(set, gen, RXRAY_FWF_DST, p.ver, p.daddr, 0, 0xff);
 	p.smask = fw_class_mask(gen, RXRAY_FWF_SRC, scls);
 	p.dmask = fw_class_mask(gen, RXRAY_FWF_DST, dcls);
 	if (p.smask & p.dmask)

@@ -121,22 +121,7 @@ fn a_million_prefix_list_compiles_and_classifies() {
         .collect();
     let (agg, _) = rxray_engine::cidr::aggregate(&list, false);
     let set_ref = rxray_engine::cidr::CidrSet::new(&agg);
-    let rule = Rule {
-        id: 1,
-        name: "list".into(),
-        line: 1,
-        action: Action::Deny,
-        src: AddrMatch::Prefixes(agg),
-        dst: AddrMatch::Any,
-        ip: None,
-        proto: None,
-        sport: (0, 65535),
-        dport: (0, 65535),
-        tcp_flags: None,
-        ttl_s: None,
-        limit: None,
-        lists: Vec::new(),
-    };
+    let rule = Rule { name: "list".into(), src: AddrMatch::Prefixes(agg), ..Rule::unconditional(1, Action::Deny) };
     let c = Compiled::new(&RuleSet { rules: vec![rule], ..Default::default() }).unwrap();
     let (mut inside, mut outside) = (0, 0);
     for _ in 0..20_000 {
@@ -147,4 +132,48 @@ fn a_million_prefix_list_compiles_and_classifies() {
         if listed { inside += 1 } else { outside += 1 }
     }
     assert!(inside > 100 && outside > 100, "inside {inside}, outside {outside}");
+}
+
+/// IPv6 addresses whose first 32 bits take few values (2001:0000..2001:0303), so that prefixes of
+/// every length, shorter and longer than the IPv6 source filter's /24 and /32, overlap.
+fn v6w(x: u128) -> IpAddr {
+    let top = (0x2001u128 << 112) | ((x & 3) << 104) | (((x >> 2) & 3) << 96);
+    IpAddr::from((top | ((x >> 4) & ((1u128 << 96) - 1))).to_be_bytes())
+}
+
+/// A rule with 1..6 source prefixes of /min_len to /72 (with min_len 24, the lengths from index 7 on
+/// come from the filter alone; below, some are probed for every source).
+fn v6w_rule(min_len: u8) -> impl Strategy<Value = Rule> {
+    (prop::collection::vec((any::<u128>(), min_len..=72), 1..6), 0u8..2).prop_map(|(pfx, a)| Rule {
+        src: AddrMatch::Prefixes(pfx.into_iter().map(|(x, l)| Cidr::new(v6w(x), l).unwrap()).collect()),
+        ..Rule::unconditional(0, [Action::Allow, Action::Deny][a as usize])
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    /// The IPv6 source filter (which lengths to probe for an address) never hides a match: sources
+    /// in, at the edges of and beside prefixes of /0 to /72 decide as the rules say.
+    #[test]
+    fn ipv6_source_filter_keeps_every_match(
+        rules in prop_oneof![Just(0u8), Just(24u8)].prop_flat_map(|m| prop::collection::vec(v6w_rule(m), 1..10)),
+        srcs in prop::collection::vec(any::<u128>(), 64),
+    ) {
+        let set = RuleSet { rules: rules.into_iter().enumerate().map(|(i, mut r)| { r.id = i as u32 + 1; r }).collect(), ..Default::default() };
+        let c = Compiled::new(&set).unwrap();
+        let dst = v6w(0);
+        let mut ips: Vec<IpAddr> = srcs.into_iter().map(v6w).collect();
+        for r in &set.rules {
+            if let AddrMatch::Prefixes(v) = &r.src {
+                for pfx in v {
+                    let (a, b) = pfx.range();
+                    ips.extend([a, b, b.wrapping_add(1), a.wrapping_sub(1)].map(|x| IpAddr::from(x.to_be_bytes())));
+                }
+            }
+        }
+        for src in ips {
+            let p = FwInput { src, dst, proto: 6, sport: 1, dport: 1000, flags: 2, l4_known: true };
+            prop_assert_eq!(c.decide(&p), naive(&set.rules, &p), "source {:?}", src);
+        }
+    }
 }

@@ -426,22 +426,7 @@ fn rotating_rxray(fw: &mut Simulator, rots: &[Rotation], has_list: bool) -> Res<
 // ---------------------------------------------------------------- rule sets
 
 fn rule(id: u32, name: &str, action: Action) -> Rule {
-    Rule {
-        id,
-        name: name.into(),
-        line: 0,
-        action,
-        src: AddrMatch::Any,
-        dst: AddrMatch::Any,
-        ip: None,
-        proto: None,
-        sport: (0, 65535),
-        dport: (0, 65535),
-        tcp_flags: None,
-        ttl_s: None,
-        limit: None,
-        lists: vec![],
-    }
+    Rule { name: name.into(), line: 0, ..Rule::unconditional(id, action) }
 }
 
 fn deny_list(list: &[Cidr]) -> RuleSet {

@@ -1,12 +1,17 @@
 //! ns/packet of the XDP ingress program through BPF_PROG_TEST_RUN, beside the floor (a program that
 //! only returns XDP_PASS), cycling through many distinct flows, with the ring buffer drained by a
 //! second thread while timing; and the rate at which user space drains and decodes events.
+//! Then the flow table at 1,000, 100,000 and 1,000,000 live flows: a rotating front program
+//! (bench_rotate) writes the next of N source addresses into the frame on every run and tail-calls
+//! rxray, so every packet belongs to another of the N flows the table holds (the worst case for the
+//! caches); the floor is the same rotation in front of XDP_PASS.
 //! Run: `scripts/bench` (root). Prints raw figures and ratios; asserts nothing about speed.
 use aya::{
+    maps::{Array, ProgramArray},
     programs::{TestRun, TestRunOptions, Xdp},
-    Ebpf,
+    Ebpf, EbpfLoader,
 };
-use rxray_kernel::{abi, decode, Clock, Ingress, IngressOptions, BENCH_PASS_OBJ};
+use rxray_kernel::{abi, decode, Clock, Ingress, IngressOptions, BENCH_PASS_OBJ, BENCH_ROTATE_OBJ};
 use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -51,6 +56,74 @@ fn round(prog: &Xdp, frames: &[Vec<u8>]) -> f64 {
     total.as_nanos() as f64 / frames.len() as f64
 }
 
+/// Live flow counts measured under rotation, and the test-run repetitions per timed round.
+const SCALES: [usize; 3] = [1_000, 100_000, 1_000_000];
+const ROT_RUNS: u32 = 1_000_000;
+const ROT_ROUNDS: usize = 3;
+
+/// bench_rotate loaded in front of `target`, cycling over `n` sources 10.0.0.0 + i.
+fn rotator(target: &Xdp, n: usize) -> Ebpf {
+    let n32 = n as u32;
+    let mut e = EbpfLoader::new()
+        .map_max_entries("rotate_src", n32)
+        .override_global("rotate_n", &n32, true)
+        .load(BENCH_ROTATE_OBJ)
+        .expect("load bench_rotate");
+    {
+        let mut a: Array<_, [u8; 16]> = Array::try_from(e.map_mut("rotate_src").unwrap()).expect("rotate_src");
+        for i in 0..n32 {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+            a.set(i, b, 0).expect("rotate_src set");
+        }
+    }
+    let p: &mut Xdp = e.program_mut("bench_rotate").unwrap().try_into().unwrap();
+    p.load().expect("verify bench_rotate");
+    let fd = target.fd().expect("target fd");
+    let mut next = ProgramArray::try_from(e.map_mut("rotate_next").unwrap()).expect("rotate_next");
+    next.set(0, fd, 0).expect("rotate_next set");
+    e
+}
+
+/// One test run of `repeat` rotating repetitions: kernel's mean ns per run.
+fn rot_run(rot: &Ebpf, frame: &[u8], repeat: u32) -> f64 {
+    let p: &Xdp = rot.program("bench_rotate").unwrap().try_into().unwrap();
+    let mut o = TestRunOptions::new();
+    o.data_in = Some(frame);
+    o.repeat = repeat;
+    let r = p.test_run(o).expect("bench_rotate: BPF_PROG_TEST_RUN");
+    assert_eq!(r.return_value, 2, "XDP_PASS expected");
+    r.duration.as_nanos() as f64
+}
+
+/// Median ns/packet of rotating over `n` sources in front of `target`, after one pass over all of
+/// them (so the flow table holds every flow before timing).
+fn rotating(target: &Xdp, frame: &[u8], n: usize) -> f64 {
+    let rot = rotator(target, n);
+    rot_run(&rot, frame, n as u32);
+    median((0..ROT_ROUNDS).map(|_| rot_run(&rot, frame, ROT_RUNS.max(n as u32))).collect())
+}
+
+/// The flow table at each of SCALES live flows, beside the rotation floor; prints one line each.
+fn flow_scales(frame: &[u8], floor: &Xdp) {
+    println!("flow table, events off, every packet another of N live flows (rotating source), median of {ROT_ROUNDS}");
+    for n in SCALES {
+        let cap = (n + n / 4).max(65536) as u32;
+        let ing = Ingress::load(&IngressOptions { events: false, flows: true, flow_capacity: cap, ..Default::default() })
+            .expect("load rxray");
+        let floor_ns = rotating(floor, frame, n);
+        let ns = rotating(ing.program(), frame, n);
+        let t = ing.totals().expect("totals");
+        let live = ing.flows().expect("flows").len();
+        assert_eq!(live, n, "the flow table should hold every rotated flow");
+        println!(
+            "  {n:>9} flows  rxray {ns:7.1} ns/packet  floor (rotate + XDP_PASS) {floor_ns:6.1}  net {:7.1}  (insert failures {})",
+            ns - floor_ns,
+            t.flow_insert_failed
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -66,6 +139,11 @@ fn main() {
     let mut floor_obj = Ebpf::load(BENCH_PASS_OBJ).expect("load bench_pass");
     let floor: &mut Xdp = floor_obj.program_mut("bench_pass").unwrap().try_into().unwrap();
     floor.load().expect("verify bench_pass");
+    let floor: &Xdp = floor;
+    if std::env::args().any(|a| a == "--scale-only") {
+        flow_scales(&frames[0], floor);
+        return;
+    }
     let floor_ns = median((0..ROUNDS).map(|_| round(floor, &frames)).collect());
 
     let mut ing = Ingress::load(&IngressOptions { events: false, flows: false, ..Default::default() }).expect("load rxray");
@@ -126,4 +204,8 @@ fn main() {
         drained.load(Ordering::Acquire),
         drain_rate / 1e6
     );
+    drop(ing);
+    if std::env::args().all(|a| a != "--no-scale") {
+        flow_scales(&frames[0], floor);
+    }
 }

@@ -153,6 +153,16 @@ pub struct Count {
     pub bytes: u64,
 }
 
+pub const IFACE_SLOTS: usize = 64;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceSlot {
+    pub ifindex: u32,
+    pub _pad: u32,
+    pub c: Count,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FragKey {
@@ -459,6 +469,11 @@ pub const FW_CLASSES: usize = 128;
 pub const FW_DEEP: u8 = 0x80;
 pub const FW_V4_WORDS: u32 = 1 << 22;
 pub const FW_LENS: usize = 32;
+pub const FW_V6_BITS: u32 = 22;
+pub const FW_V6_WORDS: u32 = 1 << 20;
+pub const FW_V6_REST: u8 = 0x80;
+pub const FW_V6_MIN: u8 = 24;
+pub const FW_V6_MUL: u32 = 0x61c8_8647;
 pub const FWA_ALLOW: u8 = 1;
 pub const FWA_DENY: u8 = 2;
 pub const FWA_LIMIT: u8 = 3;
@@ -504,6 +519,8 @@ pub struct FwSet {
     pub drop_malformed: u8,
     pub nlens: [[u8; 2]; 2],
     pub lens: [[[u8; FW_LENS]; 2]; 2],
+    pub v6_always: u8,
+    pub v4_direct: u8,
 }
 
 #[repr(C)]
@@ -761,6 +778,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_flow_key", FlowKey, [ifindex, vlan, ip_ver, proto, saddr, daddr, sport, dport, kind, _pad]),
         layout!("rxray_flow_stats", FlowStats, [packets, bytes, first_ns, last_ns, tcp_flags, _pad, size_hist]),
         layout!("rxray_count", Count, [packets, bytes]),
+        layout!("rxray_iface_slot", IfaceSlot, [ifindex, _pad, c]),
         layout!("rxray_filter_insn", FilterInsn, [field, cmp, jt, jf, mask, value, _pad, addr, amask]),
         layout!("rxray_filter", FilterProg, [len, entry, _pad, insn]),
         layout!("rxray_cap_hdr", CapHdr, [ts_ns, ifindex, rx_queue, wire_len, cap_len, seq, offset, len, cpu, last, _pad]),
@@ -813,7 +831,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 limit_len6, flags_mask, flags_value, sport_lo, sport_hi, dport_lo, dport_hi, l4, _pad
             ]
         ),
-        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens]),
+        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct]),
         layout!("rxray_fw_prefix_key", FwPrefixKey, [gen, field, ver, len, addr]),
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),
@@ -938,6 +956,7 @@ pod!(
     FlowKey,
     FlowStats,
     Count,
+    IfaceSlot,
     Config,
     FilterProg,
     DropStats,

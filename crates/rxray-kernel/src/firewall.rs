@@ -61,12 +61,54 @@ fn merr(map: &'static str) -> impl Fn(aya::maps::MapError) -> KernelError {
     move |e| KernelError::Map { map, detail: e.to_string() }
 }
 
+/// Maps a direct table (an mmapable array of u64 words) shared and writable; (null, 0) when the map
+/// is not sized for the firewall (never written then).
+fn map_direct(map: &Map, name: &'static str, words: u32) -> Result<(*mut u8, usize), KernelError> {
+    let Map::Array(md) = map else {
+        return Err(KernelError::Map { map: name, detail: "not an array".into() });
+    };
+    let entries = md.info().map_err(merr(name))?.max_entries() as usize;
+    if entries < words as usize {
+        return Ok((std::ptr::null_mut(), 0));
+    }
+    let len = entries * 8;
+    // SAFETY: a shared mapping of the map's fd (created BPF_F_MMAPABLE) of exactly its value area.
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, md.fd().as_fd().as_raw_fd(), 0)
+    };
+    if p == libc::MAP_FAILED {
+        return Err(KernelError::Map { map: name, detail: format!("mmap: {}", std::io::Error::last_os_error()) });
+    }
+    Ok((p.cast(), len))
+}
+
+/// Writes generation `gen`'s half of a direct table (byte gen * len / 2 + slot), zeros where `src`
+/// (len / 2 slots, or empty for all zeros) has none; the other generation's half is untouched.
+fn write_direct(mem: *mut u8, len: usize, name: &'static str, src: &[u8], gen: u32) -> Result<(), KernelError> {
+    if mem.is_null() {
+        if src.is_empty() {
+            return Ok(());
+        }
+        return Err(KernelError::Map { map: name, detail: "not sized for the firewall".into() });
+    }
+    let half = len / 2;
+    if src.len() > half {
+        return Err(KernelError::Map { map: name, detail: format!("{} slots for a table of {half}", src.len()) });
+    }
+    // SAFETY: mem maps len bytes (map_direct); the range is generation gen's half of them.
+    let mem = unsafe { std::slice::from_raw_parts_mut(mem.add(gen as usize * half), half) };
+    mem[..src.len()].copy_from_slice(src);
+    mem[src.len()..].fill(0);
+    Ok(())
+}
+
 /// The firewall's maps, from a fresh load or from pins.
 struct FwMaps {
     config: Map,
     active: Map,
     sets: Map,
     v4: Map,
+    v6: Map,
     prefix: Map,
     classes: Map,
     rules: Map,
@@ -77,25 +119,31 @@ struct FwMaps {
     slimits: Map,
     last: Map,
     stats: Map,
-    /// The mmap of rxray_fw_v4 (2^25 bytes: byte a24 << 1 | gen).
+    /// The mmap of rxray_fw_v4 (2^25 bytes: byte gen << 24 | a24).
     v4_mem: *mut u8,
     v4_len: usize,
+    /// The mmap of rxray_fw_v6 (2^23 bytes: byte gen << 22 | slot).
+    v6_mem: *mut u8,
+    v6_len: usize,
 }
 
 impl Drop for FwMaps {
     fn drop(&mut self) {
-        if !self.v4_mem.is_null() {
-            // SAFETY: mapped in map_v4 with this length, unmapped once.
-            unsafe { libc::munmap(self.v4_mem.cast(), self.v4_len) };
+        for (p, len) in [(self.v4_mem, self.v4_len), (self.v6_mem, self.v6_len)] {
+            if !p.is_null() {
+                // SAFETY: mapped in map_direct with this length, unmapped once.
+                unsafe { libc::munmap(p.cast(), len) };
+            }
         }
     }
 }
 
-const MAP_NAMES: [&str; 14] = [
+const MAP_NAMES: [&str; 15] = [
     "rxray_config",
     "rxray_fw_active",
     "rxray_fw_sets",
     "rxray_fw_v4",
+    "rxray_fw_v6",
     "rxray_fw_prefix",
     "rxray_fw_classes",
     "rxray_fw_rules",
@@ -115,6 +163,7 @@ impl FwMaps {
             active: get("rxray_fw_active")?,
             sets: get("rxray_fw_sets")?,
             v4: get("rxray_fw_v4")?,
+            v6: get("rxray_fw_v6")?,
             prefix: get("rxray_fw_prefix")?,
             classes: get("rxray_fw_classes")?,
             rules: get("rxray_fw_rules")?,
@@ -127,8 +176,11 @@ impl FwMaps {
             stats: get("rxray_stats")?,
             v4_mem: std::ptr::null_mut(),
             v4_len: 0,
+            v6_mem: std::ptr::null_mut(),
+            v6_len: 0,
         };
-        m.map_v4()?;
+        (m.v4_mem, m.v4_len) = map_direct(&m.v4, "rxray_fw_v4", abi::FW_V4_WORDS)?;
+        (m.v6_mem, m.v6_len) = map_direct(&m.v6, "rxray_fw_v6", abi::FW_V6_WORDS)?;
         Ok(m)
     }
 
@@ -157,34 +209,6 @@ impl FwMaps {
         })
     }
 
-    fn map_v4(&mut self) -> Result<(), KernelError> {
-        let Map::Array(md) = &self.v4 else {
-            return Err(KernelError::Map { map: "rxray_fw_v4", detail: "not an array".into() });
-        };
-        let entries = md.info().map_err(merr("rxray_fw_v4"))?.max_entries() as usize;
-        if entries < abi::FW_V4_WORDS as usize {
-            return Ok(()); // not sized for the firewall (never written)
-        }
-        let len = entries * 8;
-        // SAFETY: a shared mapping of the map's fd (created BPF_F_MMAPABLE) of exactly its value area.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                md.fd().as_fd().as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(KernelError::Map { map: "rxray_fw_v4", detail: format!("mmap: {}", std::io::Error::last_os_error()) });
-        }
-        self.v4_mem = p.cast();
-        self.v4_len = len;
-        Ok(())
-    }
-
     fn config(&self) -> Result<abi::Config, KernelError> {
         let a: Array<&MapData, abi::Config> = Array::try_from(&self.config).map_err(merr("rxray_config"))?;
         a.get(&0, 0).map_err(merr("rxray_config"))
@@ -211,22 +235,9 @@ impl FwMaps {
         let old = self.active()?;
         let new = old ^ 1;
         self.clear_prefixes(new)?;
-        // IPv4 source table, generation `new` bytes only (the live generation's bytes are untouched).
-        if !self.v4_mem.is_null() {
-            // SAFETY: v4_mem maps v4_len bytes; indexes stay below 2^25 <= v4_len.
-            let mem = unsafe { std::slice::from_raw_parts_mut(self.v4_mem, self.v4_len) };
-            if c.v4_src.is_empty() {
-                for slot in 0..(1usize << 24) {
-                    mem[slot << 1 | new as usize] = 0;
-                }
-            } else {
-                for (slot, &b) in c.v4_src.iter().enumerate() {
-                    mem[slot << 1 | new as usize] = b;
-                }
-            }
-        } else if !c.v4_src.is_empty() {
-            return Err(KernelError::Map { map: "rxray_fw_v4", detail: "not sized for the firewall".into() });
-        }
+        // The IPv4 source table and the IPv6 source filter, generation `new` bytes only.
+        write_direct(self.v4_mem, self.v4_len, "rxray_fw_v4", &c.v4_src, new)?;
+        write_direct(self.v6_mem, self.v6_len, "rxray_fw_v6", &c.v6_src, new)?;
         {
             let mut h: BpfHash<&mut MapData, abi::FwPrefixKey, u32> =
                 BpfHash::try_from(&mut self.prefix).map_err(merr("rxray_fw_prefix"))?;
@@ -288,6 +299,8 @@ impl FwMaps {
             nrules: c.rules.len() as u32,
             default_action: if c.default_deny { abi::FWA_DENY } else { abi::FWA_ALLOW },
             drop_malformed: c.drop_malformed as u8,
+            v6_always: c.v6_always,
+            v4_direct: !c.v4_src.is_empty() as u8,
             ..Default::default()
         };
         for field in 0..2 {
@@ -450,6 +463,7 @@ pub use crate::abi::{FwCounterView, FW_C_DEFAULT, FW_SLOTS};
 fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
     let mut l = EbpfLoader::new();
     l.map_max_entries("rxray_fw_v4", abi::FW_V4_WORDS)
+        .map_max_entries("rxray_fw_v6", abi::FW_V6_WORDS)
         .map_max_entries("rxray_fw_prefix", cap.prefixes.max(1))
         .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
         .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))

@@ -587,16 +587,26 @@ impl Ingress {
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_ifaces", detail: e.to_string() };
         let map = self.ebpf.map("rxray_ifaces").ok_or(KernelError::Map { map: "rxray_ifaces", detail: "missing".into() })?;
         let h: PerCpuHashMap<&MapData, u32, abi::Count> = PerCpuHashMap::try_from(map).map_err(err)?;
-        let mut out = Vec::new();
+        let mut sum: std::collections::BTreeMap<u32, abi::Count> = std::collections::BTreeMap::new();
+        let mut add = |k: u32, c: &abi::Count| {
+            let s = sum.entry(k).or_default();
+            s.packets += c.packets;
+            s.bytes += c.bytes;
+        };
         for item in h.iter() {
             let (k, v) = item.map_err(err)?;
-            out.push((k, v.iter().fold(abi::Count::default(), |acc, c| abi::Count {
-                packets: acc.packets + c.packets,
-                bytes: acc.bytes + c.bytes,
-            })));
+            v.iter().for_each(|c| add(k, c));
         }
-        out.sort_by_key(|(k, _)| *k);
-        Ok(out)
+        // The per-CPU slots hold most interfaces' counts (see struct rxray_iface_slot).
+        let serr = |e: aya::maps::MapError| KernelError::Map { map: "rxray_iface_slots", detail: e.to_string() };
+        let map = self.ebpf.map("rxray_iface_slots").ok_or(KernelError::Map { map: "rxray_iface_slots", detail: "missing".into() })?;
+        let slots: PerCpuArray<&MapData, abi::IfaceSlot> = PerCpuArray::try_from(map).map_err(serr)?;
+        for i in 0..abi::IFACE_SLOTS as u32 {
+            for s in slots.get(&i, 0).map_err(serr)?.iter().filter(|s| s.c.packets != 0) {
+                add(s.ifindex, &s.c);
+            }
+        }
+        Ok(sum.into_iter().collect())
     }
 
     /// The flow table decoded into records, with the per-protocol and per-interface counters,

@@ -67,7 +67,7 @@ const ABI_CONSTS: &[(&str, i64)] = abi_consts!(
     FC_GE, DROP_REASONS, DROP_IFACES_MAX, DROPF_IFACES, DROPF_COUNT_ONLY, DC_DROPS, DC_EVENTS, DC_LOST, DC_NO_NETNS,
     DC_COUNT, CONNS_MAX, CONN_PATH, CC_NEW, CC_EVENTS, CC_LOST, CC_INSERT_FAIL, CC_UNTRACKED, CC_RST_TX_NOSOCK,
     CC_CLOSED, CC_COUNT, CONNF_PASSIVE, CONNF_FIN_RX, CONNF_LATE, FW_RULES, FW_SLOTS, FW_C_DEFAULT, FW_C_BLOCKS,
-    FW_CLASSES, FW_DEEP, FW_V4_WORDS, FW_LENS, FWA_ALLOW, FWA_DENY, FWA_LIMIT, FWL_RULE, FWL_SRC, FWL_DPORT,
+    FW_CLASSES, FW_DEEP, FW_V4_WORDS, FW_LENS, FW_V6_BITS, FW_V6_WORDS, FW_V6_REST, FW_V6_MIN, FW_V6_MUL, IFACE_SLOTS, FWA_ALLOW, FWA_DENY, FWA_LIMIT, FWL_RULE, FWL_SRC, FWL_DPORT,
     FWV_NONE, FWV_DROP, FWV_WOULD, FWF_SRC, FWF_DST, FEAT_LATENCY, LAT_ARRIVALS_MAX, LAT_FLOWS_MAX, LAT_PROCS_MAX,
     LAT_SUB_BITS, LAT_BUCKETS, LC_STAMPED, LC_QUEUED, LC_READ, LC_FLOW_FAIL, LC_PROC_FAIL, LC_COUNT,
     CONN_CFG_READERS, READERS_MAX, HC_SEGMENTS, HC_RECORDS, HC_BYTES_COPIED, HC_BYTES_BUDGET, HC_RECORDS_LOST,
@@ -113,6 +113,11 @@ fn rust_constants_match_the_enums_in_btf() {
         ("compile::MAX_LENS", compile::MAX_LENS as i64, "RXRAY_FW_LENS"),
         // 2^24 /24 slots x 2 generations, one byte each, in 64-bit words.
         ("compile::V4_SLOTS", (compile::V4_SLOTS * 2 / 8) as i64, "RXRAY_FW_V4_WORDS"),
+        ("compile::V6_SLOTS", (compile::V6_SLOTS * 2 / 8) as i64, "RXRAY_FW_V6_WORDS"),
+        ("compile::V6_BITS", compile::V6_BITS as i64, "RXRAY_FW_V6_BITS"),
+        ("compile::V6_REST", compile::V6_REST as i64, "RXRAY_FW_V6_REST"),
+        ("compile::V6_MIN", compile::V6_MIN as i64, "RXRAY_FW_V6_MIN"),
+        ("compile::V6_MUL", compile::V6_MUL as i64, "RXRAY_FW_V6_MUL"),
     ] {
         if c.get(cname) != Some(&v) {
             bad.push(format!("{name} ({v}) does not match {cname} ({:?})", c.get(cname)));

@@ -9,7 +9,9 @@
 //! IPv4 source prefixes up to /24 are painted into a direct table of 2^24 /24 slots (one lookup
 //! whatever the list size); a slot holding longer prefixes is flagged "deep" and those prefixes, like
 //! every other prefix (IPv6 sources, destinations), go into a hash keyed by (field, version, length,
-//! masked address), tried longest length first.
+//! masked address), tried longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
+//! a hash of the address's first 32 bits, names the lengths worth probing (`v6_src`): a random source
+//! usually meets none, so it costs one table read instead of one hash probe per length.
 use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +26,25 @@ pub const DEEP: u8 = 0x80;
 pub const MAX_LENS: usize = 32;
 /// /24 slots of the IPv4 source table.
 pub const V4_SLOTS: usize = 1 << 24;
+/// Slots of the IPv6 source length filter (2^V6_BITS).
+pub const V6_BITS: u32 = 22;
+pub const V6_SLOTS: usize = 1 << V6_BITS;
+/// IPv6 filter byte bit for every length from index 7 of `lens[0][1]` on (bit i < 7: index i).
+pub const V6_REST: u8 = 0x80;
+/// IPv6 source lengths shorter than this are not painted into the filter: always probed.
+pub const V6_MIN: u8 = 24;
+/// The filter's hash: slot = (first 32 bits * V6_MUL) >> (32 - V6_BITS), in 32-bit arithmetic.
+pub const V6_MUL: u32 = 0x61c8_8647;
+
+/// The IPv6 filter slot of an address whose first 32 bits are `a32`.
+pub fn v6_slot(a32: u32) -> usize {
+    (a32.wrapping_mul(V6_MUL) >> (32 - V6_BITS)) as usize
+}
+
+/// The filter bit of the length at index `i` of `lens[0][1]`.
+fn v6_bit(i: usize) -> u8 {
+    if i < 7 { 1 << i } else { V6_REST }
+}
 
 /// Which packets share a rate-limit bucket, as compiled (the kernel's code is rxray-kernel's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,6 +98,11 @@ pub struct Compiled {
     pub rules: Vec<CompiledRule>,
     /// IPv4 source classes by /24 (`class | DEEP`); empty when no rule has an IPv4 source prefix.
     pub v4_src: Vec<u8>,
+    /// IPv6 source length filter by `v6_slot` (bits as `v6_bit`); empty when no rule has an IPv6
+    /// source prefix of /V6_MIN or longer.
+    pub v6_src: Vec<u8>,
+    /// IPv6 source lengths shorter than V6_MIN, as filter bits: probed for every source.
+    pub v6_always: u8,
     pub prefixes: Vec<PrefixEntry>,
     /// [field][0: v4, 1: v6]: the lengths present in `prefixes`, longest first.
     pub lens: [[Vec<u8>; 2]; 2],
@@ -217,6 +243,8 @@ impl Compiled {
             dry_run: set.dry_run,
             rules: set.rules.iter().map(compile_rule).collect(),
             v4_src: Vec::new(),
+            v6_src: Vec::new(),
+            v6_always: 0,
             prefixes: Vec::new(),
             lens: Default::default(),
             class_masks: [src.masks, dst.masks],
@@ -270,8 +298,30 @@ impl Compiled {
                 out.lens[field][vi] = l;
             }
         }
+        out.paint_v6();
         out.index = out.prefixes.iter().map(|p| ((p.field, p.ver, p.len, p.addr), p.class)).collect();
         Ok(out)
+    }
+
+    /// The IPv6 source filter: for each prefix of /V6_MIN or longer, its length's bit in the slot of
+    /// every first-32-bit value it covers (at most 2^(32 - V6_MIN)); shorter lengths in v6_always.
+    fn paint_v6(&mut self) {
+        let lens = &self.lens[0][1];
+        for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6) {
+            let bit = v6_bit(lens.iter().position(|&l| l == p.len).unwrap_or(lens.len()));
+            if p.len < V6_MIN {
+                self.v6_always |= bit;
+                continue;
+            }
+            if self.v6_src.is_empty() {
+                self.v6_src = vec![0u8; V6_SLOTS];
+            }
+            let a32 = u32::from_be_bytes([p.addr[0], p.addr[1], p.addr[2], p.addr[3]]);
+            let span = 1u32 << (32 - p.len.min(32) as u32);
+            for v in 0..span {
+                self.v6_src[v6_slot(a32 | v)] |= bit;
+            }
+        }
     }
 
     /// The class of an address in one field, as the kernel computes it.
@@ -290,7 +340,15 @@ impl Compiled {
                 return dflt;
             }
         }
-        for &len in &self.lens[field][(ver == 6) as usize] {
+        let mut present = 0xffu8;
+        if field == 0 && ver == 6 {
+            let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+            present = self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0) | self.v6_always;
+        }
+        for (i, &len) in self.lens[field][(ver == 6) as usize].iter().enumerate() {
+            if present & v6_bit(i) == 0 {
+                continue;
+            }
             let masked = mask16(&addr, len);
             if let Some(&class) = self.index.get(&(field as u8, ver, len, masked)) {
                 return class;

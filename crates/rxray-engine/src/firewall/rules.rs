@@ -112,6 +112,27 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Rule `id` (line `id`, named "r<id>") with no condition: it meets every packet. For building
+    /// rules in code: `Rule { src, ..Rule::unconditional(1, Action::Deny) }`.
+    pub fn unconditional(id: u32, action: Action) -> Rule {
+        Rule {
+            id,
+            name: format!("r{id}"),
+            line: id as usize,
+            action,
+            src: AddrMatch::Any,
+            dst: AddrMatch::Any,
+            ip: None,
+            proto: None,
+            sport: (0, 65535),
+            dport: (0, 65535),
+            tcp_flags: None,
+            ttl_s: None,
+            limit: None,
+            lists: Vec::new(),
+        }
+    }
+
     /// Does the rule test protocol, ports or flags?
     pub fn tests_l4(&self) -> bool {
         self.proto.is_some() || self.sport != (0, 65535) || self.dport != (0, 65535) || self.tcp_flags.is_some()
