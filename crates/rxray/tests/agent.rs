@@ -131,14 +131,6 @@ fn fw_stats(ns: &str, iface: &str) -> Value {
     serde_json::from_str::<Value>(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap()["counters"].clone()
 }
 
-struct FwOff<'a>(&'a Lab);
-
-impl Drop for FwOff<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
-    }
-}
-
 /// Whether Debian's prometheus, promtool and curl are here (a test without them fails under CI).
 fn have_prometheus() -> bool {
     for tool in ["prometheus", "promtool", "curl"] {

@@ -7,7 +7,7 @@
 mod common;
 
 use common::web::lab_with_nginx;
-use common::{rxray_bin, Kid, Running, TempDir};
+use common::{rxray_bin, FwOff, Kid, Running, TempDir};
 use rxray_lab::Lab;
 use serde_json::Value;
 use std::process::Command;
@@ -62,15 +62,6 @@ fn client_counts(k: &mut Kid) -> (u64, u64, u64) {
             let v: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
             return (v[0], v[1], v[2]);
         }
-    }
-}
-
-/// Removes the pinned firewall even when the test fails half-way.
-struct FwOff<'a>(&'a Lab);
-
-impl Drop for FwOff<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
     }
 }
 

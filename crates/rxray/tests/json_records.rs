@@ -229,15 +229,6 @@ fn fw(ns: &str, args: &[&str]) -> String {
     run(&all).0
 }
 
-/// Removes the firewall from b's interface, even when the test fails.
-struct FwOff<'a>(&'a Lab);
-
-impl Drop for FwOff<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
-    }
-}
-
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn every_record_in_docs_json_md_matches_a_real_run() {
