@@ -1,5 +1,5 @@
-//! The binary is thin (DESIGN.md, "One direction of flow"): this test reads crates/rxray/src and
-//! (every folder) fails when a module there uses the kernel's ABI module or decodes bytes (that is the sources'
+//! The binary is thin (DESIGN.md, "One direction of flow"): this test reads crates/rxray/src (every
+//! folder) and fails when a module there uses the kernel's ABI module or decodes bytes (that is the sources'
 //! job: rxray-kernel, rxray-io), or reads /proc or /sys or runs a process (an injected OS input's
 //! job), the demo's lab aside. What has not moved yet is listed in `NOT_YET_MOVED`, which may only
 //! shrink: an entry that no longer matches anything fails the test too.
