@@ -138,7 +138,21 @@ impl Running {
 }
 
 impl Drop for Running {
+    /// A test that ends (or fails) without stopping its rxray: Ctrl-C first, so that rxray removes
+    /// what it made (owner locks, the agent's socket, its /run/rxray directory) as on any stop;
+    /// SIGKILL when it has not gone within 5 s.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill with a pid we spawned and still own (not yet reaped).
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
