@@ -54,11 +54,6 @@ impl Inspector {
         self.api.as_ref()
     }
 
-    /// The HTTP side is needed: HTTP rules or API limits.
-    pub fn wants_http(&self) -> bool {
-        self.wants_calls()
-    }
-
     /// Adds the HTTP side: calls reassembled from segments, checked against an OpenAPI document
     /// and, when the rules have HTTP rules, inspected by them.
     pub fn with_http(mut self, h: HttpInspector) -> Inspector {

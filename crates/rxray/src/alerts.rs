@@ -531,7 +531,7 @@ impl<'f> AlertLoop<'f> {
 fn with_http(insp: Inspector, h: &HttpOpts) -> Result<(Inspector, bool)> {
     let spec = h.spec()?;
     let tls = insp.wants_tls();
-    if spec.is_none() && !insp.wants_http() && !tls {
+    if spec.is_none() && !insp.wants_calls() && !tls {
         return Ok((insp, false));
     }
     if h.ports.is_empty() && !tls {

@@ -85,8 +85,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::interrupt_then_kill(&mut self.child);
     }
 }
 

@@ -142,20 +142,27 @@ impl Drop for Running {
     /// what it made (owner locks, the agent's socket, its /run/rxray directory) as on any stop;
     /// SIGKILL when it has not gone within 5 s.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill with a pid we spawned and still own (not yet reaped).
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        interrupt_then_kill(&mut self.child);
     }
+}
+
+/// Stops an `rxray` a test started and did not stop itself: Ctrl-C (SIGINT) first, so that it
+/// removes what it made (owner locks, the agent's socket, its /run/rxray directory) as on any
+/// stop; SIGKILL when it has not gone within 5 s. Reaps it either way.
+pub fn interrupt_then_kill(child: &mut std::process::Child) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill with a pid we spawned and still own (not yet reaped).
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The `{"summary": {...}}` line `watch --json` prints on stderr at exit.
@@ -380,6 +387,22 @@ pub struct FwOff<'a>(pub &'a Lab);
 impl Drop for FwOff<'_> {
     fn drop(&mut self) {
         let _ = Command::new(rxray_bin()).args(["--netns", self.0.ns_b(), "firewall", "off", "-i", self.0.if_b()]).output();
+    }
+}
+
+/// The EVE of a run that sent one request matching signature `sid` and more requests to `endpoint`
+/// than its API limit allows, all from `src`: exactly one signature alert (that sid, from `src`),
+/// and at least one `api_limit` alert, each from `src` on `endpoint`. `ctx` is printed on failure.
+pub fn expect_one_signature_and_api_limits(eve: &[Value], sid: u64, src: &str, endpoint: &str, ctx: &dyn std::fmt::Debug) {
+    let sigs: Vec<&Value> = eve.iter().filter(|a| a["rxray"]["detector"] == "signature").collect();
+    assert_eq!(sigs.len(), 1, "one signature alert: {sigs:?} {ctx:?}");
+    assert_eq!(sigs[0]["alert"]["signature_id"].as_u64(), Some(sid), "{}", sigs[0]);
+    assert_eq!(sigs[0]["src_ip"], src, "{}", sigs[0]);
+    let limited: Vec<&Value> = eve.iter().filter(|a| a["rxray"]["detector"] == "api_limit").collect();
+    assert!(!limited.is_empty(), "api_limit alerts: {eve:?} {ctx:?}");
+    for a in &limited {
+        assert_eq!(a["src_ip"], src, "{a}");
+        assert_eq!(a["rxray"]["evidence"]["endpoint"], endpoint, "{a}");
     }
 }
 
