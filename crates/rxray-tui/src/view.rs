@@ -402,7 +402,7 @@ fn alerts(f: &mut Frame, area: Rect, s: &Snapshot, sel: Option<usize>) {
         .collect();
     let cols: [Col; 6] = [
         ("TIME", Constraint::Length(8), true),
-        ("DETECTOR", Constraint::Length(14), true),
+        ("DETECTOR", Constraint::Length(20), true),
         ("SOURCE", Constraint::Length(15), true),
         ("DESTINATION", Constraint::Length(15), false),
         ("ACTION", Constraint::Length(32), true),

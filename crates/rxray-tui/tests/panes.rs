@@ -102,7 +102,7 @@ fn fixture() -> Snapshot {
             },
             AlertRow {
                 ts_ns: t0 + 30_000_000_000,
-                detector: "port_scan".into(),
+                detector: "port_scan_horizontal".into(),
                 src: ip("198.18.0.77"),
                 dst: ip("198.18.0.2"),
                 msg: "port scan: 120 ports in 2 s".into(),
