@@ -112,7 +112,7 @@ fn run() -> Result<(), String> {
     let frames: u64 = a[1].parse().map_err(|_| format!("FRAMES: not a count: {}", a[1]))?;
     let rate: f64 = a[2].parse().map_err(|_| format!("RATE: not a number: {}", a[2]))?;
     let cpus: usize = a[3].parse().map_err(|_| format!("CPUS: not a count: {}", a[3]))?;
-    if cpus == 0 || cpus > 1024 || !(rate >= 0.0) {
+    if cpus == 0 || cpus > 1024 || !rate.is_finite() || rate < 0.0 {
         return Err("CPUS: 1 to 1024; RATE: 0 or more".into());
     }
     // SAFETY: a valid NUL-terminated name.
