@@ -1069,20 +1069,35 @@ static __always_inline struct rxray_lat_slot *lat_find(const struct rxray_lat_ke
 	return sl;
 }
 
-/* Histograms per flow (key tag 0) and per reading process. A full table fails the insert, counted. */
+/* Histograms per flow (key tag 0) and per reading process: per-CPU arrays, each slot owned by the
+ * key in the same slot of its index table (see rxray.h). A full index fails the insert, counted. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
-	__type(key, struct rxray_lat_key);
+	__type(key, __u32);
 	__type(value, struct rxray_lat_hist);
 } rxray_lat_flows SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_flow_ref);
+} rxray_lat_flow_ix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RXRAY_LAT_PROCS_MAX);
-	__type(key, struct rxray_lat_proc_key);
+	__type(key, __u32);
 	__type(value, struct rxray_lat_hist);
 } rxray_lat_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RXRAY_LAT_PROCS_MAX);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_proc_ref);
+} rxray_lat_proc_ix SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1090,14 +1105,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rxray_lat_stats);
 } rxray_lat_stats SEC(".maps");
-
-/* A zeroed histogram to insert from (too large for the stack); never written. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rxray_lat_hist);
-} rxray_lat_zero SEC(".maps");
 
 static __always_inline void lat_count(__u32 i)
 {
@@ -1423,18 +1430,54 @@ static __always_inline void lat_add(struct rxray_lat_hist *h, __u64 rd, __u64 qd
 		h->queue[i]++;
 }
 
-/* The histogram under key in map, inserted zeroed when missing; NULL when the table is full. */
-static __always_inline struct rxray_lat_hist *lat_hist(void *map, const void *key)
+/* The index-table slot of a flow (key tag 0), claimed when missing; -1 when its probes are full. */
+static __always_inline int lat_flow_slot(const struct rxray_lat_key *fk)
 {
-	__u32 zero = 0;
-	struct rxray_lat_hist *h = bpf_map_lookup_elem(map, key);
-	if (h)
-		return h;
-	struct rxray_lat_hist *z = bpf_map_lookup_elem(&rxray_lat_zero, &zero);
-	if (!z)
-		return NULL;
-	bpf_map_update_elem(map, key, z, BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, key);
+	const __u32 *w = (const __u32 *)fk;
+	__u64 h = 0x9e3779b97f4a7c15ULL;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*fk) / 4); i++)
+		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
+	__u32 base = (__u32)(h >> 32);
+	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
+		__u32 i = (base + p) & (RXRAY_LAT_FLOWS_MAX - 1);
+		struct rxray_lat_flow_ref *r = bpf_map_lookup_elem(&rxray_lat_flow_ix, &i);
+		if (!r)
+			return -1;
+		__u64 st = LAT_ONCE(r->state);
+		if (st == RXRAY_LAT_REF_FREE && __sync_val_compare_and_swap(&r->state, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
+			r->k = *fk;
+			__sync_fetch_and_add(&r->state, 1); /* BUSY -> READY, after the key */
+			return i;
+		}
+		if (LAT_ONCE(r->state) == RXRAY_LAT_REF_READY && lat_key_eq(&r->k, fk))
+			return i;
+		/* another key, or one being written: the next slot */
+	}
+	return -1;
+}
+
+/* The same for a reading process. */
+static __always_inline int lat_proc_slot(const struct rxray_lat_proc_key *pk)
+{
+	__u64 h = ((__u64)pk->tgid * 0x9e3779b97f4a7c15ULL) ^ pk->cgroup_id;
+	h *= 0xff51afd7ed558ccdULL;
+	__u32 base = (__u32)(h >> 32);
+	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
+		__u32 i = (base + p) & (RXRAY_LAT_PROCS_MAX - 1);
+		struct rxray_lat_proc_ref *r = bpf_map_lookup_elem(&rxray_lat_proc_ix, &i);
+		if (!r)
+			return -1;
+		__u64 st = LAT_ONCE(r->state);
+		if (st == RXRAY_LAT_REF_FREE && __sync_val_compare_and_swap(&r->state, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
+			r->k = *pk;
+			__sync_fetch_and_add(&r->state, 1);
+			return i;
+		}
+		if (LAT_ONCE(r->state) == RXRAY_LAT_REF_READY && r->k.tgid == pk->tgid && r->k.cgroup_id == pk->cgroup_id)
+			return i;
+	}
+	return -1;
 }
 
 /* Adds one measured packet (arrival, queue stamp or 0, read now) to its flow's and the current
@@ -1444,7 +1487,12 @@ static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u6
 	lat_count(RXRAY_LC_READ);
 	__u64 rd = now > arr ? now - arr : 0;
 	__u64 qd = q > arr ? q - arr : 0;
-	struct rxray_lat_hist *h = lat_hist(&rxray_lat_flows, fk);
+	struct rxray_lat_hist *h = NULL;
+	int s = lat_flow_slot(fk);
+	if (s >= 0) {
+		__u32 i = s;
+		h = bpf_map_lookup_elem(&rxray_lat_flows, &i);
+	}
 	if (h)
 		lat_add(h, rd, qd, q != 0, now);
 	else
@@ -1453,7 +1501,12 @@ static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u6
 	struct rxray_lat_proc_key pk = {};
 	pk.tgid = bpf_get_current_pid_tgid() >> 32;
 	pk.cgroup_id = bpf_get_current_cgroup_id();
-	h = lat_hist(&rxray_lat_procs, &pk);
+	h = NULL;
+	s = lat_proc_slot(&pk);
+	if (s >= 0) {
+		__u32 i = s;
+		h = bpf_map_lookup_elem(&rxray_lat_procs, &i);
+	}
 	if (h) {
 		if (!h->comm[0])
 			bpf_get_current_comm(h->comm, sizeof(h->comm));
