@@ -1430,7 +1430,37 @@ static __always_inline void lat_add(struct rxray_lat_hist *h, __u64 rd, __u64 qd
 		h->queue[i]++;
 }
 
-/* The index-table slot of a flow (key tag 0), claimed when missing; -1 when its probes are full. */
+/* The slot of key (klen bytes, a multiple of 4) in the index table ix of n slots (a power of two),
+ * claimed when missing; -1 when its RXRAY_LAT_PROBES slots from h hold other keys. Every slot of ix
+ * is a __u64 state (RXRAY_LAT_REF_*) followed by the key (struct rxray_lat_flow_ref, _proc_ref). */
+static __always_inline int lat_ref_slot(void *ix, __u32 n, __u64 h, const void *key, const int klen)
+{
+	__u32 base = (__u32)(h >> 32);
+	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
+		__u32 i = (base + p) & (n - 1);
+		__u64 *r = bpf_map_lookup_elem(ix, &i);
+		if (!r)
+			return -1;
+		if (LAT_ONCE(*r) == RXRAY_LAT_REF_FREE &&
+		    __sync_val_compare_and_swap(r, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
+			__builtin_memcpy(r + 1, key, klen);
+			__sync_fetch_and_add(r, 1); /* BUSY -> READY, after the key */
+			return i;
+		}
+		if (LAT_ONCE(*r) != RXRAY_LAT_REF_READY)
+			continue; /* free but just taken, or a key being written: the next slot */
+		const __u32 *x = (const __u32 *)(r + 1), *y = key;
+		__u32 d = 0;
+#pragma unroll
+		for (int w = 0; w < klen / 4; w++)
+			d |= x[w] ^ y[w];
+		if (!d)
+			return i;
+	}
+	return -1;
+}
+
+/* A flow's slot (key tag 0), by a multiply-xor hash of its ten words. */
 static __always_inline int lat_flow_slot(const struct rxray_lat_key *fk)
 {
 	const __u32 *w = (const __u32 *)fk;
@@ -1438,46 +1468,14 @@ static __always_inline int lat_flow_slot(const struct rxray_lat_key *fk)
 #pragma unroll
 	for (int i = 0; i < (int)(sizeof(*fk) / 4); i++)
 		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
-	__u32 base = (__u32)(h >> 32);
-	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
-		__u32 i = (base + p) & (RXRAY_LAT_FLOWS_MAX - 1);
-		struct rxray_lat_flow_ref *r = bpf_map_lookup_elem(&rxray_lat_flow_ix, &i);
-		if (!r)
-			return -1;
-		__u64 st = LAT_ONCE(r->state);
-		if (st == RXRAY_LAT_REF_FREE && __sync_val_compare_and_swap(&r->state, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
-			r->k = *fk;
-			__sync_fetch_and_add(&r->state, 1); /* BUSY -> READY, after the key */
-			return i;
-		}
-		if (LAT_ONCE(r->state) == RXRAY_LAT_REF_READY && lat_key_eq(&r->k, fk))
-			return i;
-		/* another key, or one being written: the next slot */
-	}
-	return -1;
+	return lat_ref_slot(&rxray_lat_flow_ix, RXRAY_LAT_FLOWS_MAX, h, fk, sizeof(*fk));
 }
 
-/* The same for a reading process. */
+/* A reading process's slot. */
 static __always_inline int lat_proc_slot(const struct rxray_lat_proc_key *pk)
 {
-	__u64 h = ((__u64)pk->tgid * 0x9e3779b97f4a7c15ULL) ^ pk->cgroup_id;
-	h *= 0xff51afd7ed558ccdULL;
-	__u32 base = (__u32)(h >> 32);
-	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
-		__u32 i = (base + p) & (RXRAY_LAT_PROCS_MAX - 1);
-		struct rxray_lat_proc_ref *r = bpf_map_lookup_elem(&rxray_lat_proc_ix, &i);
-		if (!r)
-			return -1;
-		__u64 st = LAT_ONCE(r->state);
-		if (st == RXRAY_LAT_REF_FREE && __sync_val_compare_and_swap(&r->state, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
-			r->k = *pk;
-			__sync_fetch_and_add(&r->state, 1);
-			return i;
-		}
-		if (LAT_ONCE(r->state) == RXRAY_LAT_REF_READY && r->k.tgid == pk->tgid && r->k.cgroup_id == pk->cgroup_id)
-			return i;
-	}
-	return -1;
+	__u64 h = (((__u64)pk->tgid * 0x9e3779b97f4a7c15ULL) ^ pk->cgroup_id) * 0xff51afd7ed558ccdULL;
+	return lat_ref_slot(&rxray_lat_proc_ix, RXRAY_LAT_PROCS_MAX, h, pk, sizeof(*pk));
 }
 
 /* Adds one measured packet (arrival, queue stamp or 0, read now) to its flow's and the current
