@@ -1033,14 +1033,21 @@ struct {
 
 #define LAT_ONCE(x) (*(volatile __typeof__(x) *)&(x))
 
-/* The slot of a key: a multiply-xor hash of its ten 32-bit words (the key is 4-byte aligned). */
-static __always_inline __u32 lat_slot(const struct rxray_lat_key *k)
+/* A multiply-xor hash of a key's ten 32-bit words (the key is 4-byte aligned). */
+static __always_inline __u64 lat_key_hash(const struct rxray_lat_key *k)
 {
 	const __u32 *w = (const __u32 *)k;
 	__u64 h = 0x9e3779b97f4a7c15ULL;
 #pragma unroll
 	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
 		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
+	return h;
+}
+
+/* The stamp slot of a key. */
+static __always_inline __u32 lat_slot(const struct rxray_lat_key *k)
+{
+	__u64 h = lat_key_hash(k);
 	h ^= h >> 29;
 	return (__u32)h & (RXRAY_LAT_ARRIVALS_MAX - 1);
 }
@@ -1460,15 +1467,10 @@ static __always_inline int lat_ref_slot(void *ix, __u32 n, __u64 h, const void *
 	return -1;
 }
 
-/* A flow's slot (key tag 0), by a multiply-xor hash of its ten words. */
+/* A flow's slot (key tag 0). */
 static __always_inline int lat_flow_slot(const struct rxray_lat_key *fk)
 {
-	const __u32 *w = (const __u32 *)fk;
-	__u64 h = 0x9e3779b97f4a7c15ULL;
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*fk) / 4); i++)
-		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
-	return lat_ref_slot(&rxray_lat_flow_ix, RXRAY_LAT_FLOWS_MAX, h, fk, sizeof(*fk));
+	return lat_ref_slot(&rxray_lat_flow_ix, RXRAY_LAT_FLOWS_MAX, lat_key_hash(fk), fk, sizeof(*fk));
 }
 
 /* A reading process's slot. */
