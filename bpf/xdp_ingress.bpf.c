@@ -1033,14 +1033,21 @@ struct {
 
 #define LAT_ONCE(x) (*(volatile __typeof__(x) *)&(x))
 
-/* The slot of a key: a multiply-xor hash of its ten 32-bit words (the key is 4-byte aligned). */
-static __always_inline __u32 lat_slot(const struct rxray_lat_key *k)
+/* A multiply-xor hash of a key's ten 32-bit words (the key is 4-byte aligned). */
+static __always_inline __u64 lat_key_hash(const struct rxray_lat_key *k)
 {
 	const __u32 *w = (const __u32 *)k;
 	__u64 h = 0x9e3779b97f4a7c15ULL;
 #pragma unroll
 	for (int i = 0; i < (int)(sizeof(*k) / 4); i++)
 		h = (h ^ w[i]) * 0xff51afd7ed558ccdULL;
+	return h;
+}
+
+/* The stamp slot of a key. */
+static __always_inline __u32 lat_slot(const struct rxray_lat_key *k)
+{
+	__u64 h = lat_key_hash(k);
 	h ^= h >> 29;
 	return (__u32)h & (RXRAY_LAT_ARRIVALS_MAX - 1);
 }
@@ -1069,20 +1076,35 @@ static __always_inline struct rxray_lat_slot *lat_find(const struct rxray_lat_ke
 	return sl;
 }
 
-/* Histograms per flow (key tag 0) and per reading process. A full table fails the insert, counted. */
+/* Histograms per flow (key tag 0) and per reading process: per-CPU arrays, each slot owned by the
+ * key in the same slot of its index table (see rxray.h). A full index fails the insert, counted. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
-	__type(key, struct rxray_lat_key);
+	__type(key, __u32);
 	__type(value, struct rxray_lat_hist);
 } rxray_lat_flows SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RXRAY_LAT_FLOWS_MAX);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_flow_ref);
+} rxray_lat_flow_ix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RXRAY_LAT_PROCS_MAX);
-	__type(key, struct rxray_lat_proc_key);
+	__type(key, __u32);
 	__type(value, struct rxray_lat_hist);
 } rxray_lat_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RXRAY_LAT_PROCS_MAX);
+	__type(key, __u32);
+	__type(value, struct rxray_lat_proc_ref);
+} rxray_lat_proc_ix SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1090,14 +1112,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct rxray_lat_stats);
 } rxray_lat_stats SEC(".maps");
-
-/* A zeroed histogram to insert from (too large for the stack); never written. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rxray_lat_hist);
-} rxray_lat_zero SEC(".maps");
 
 static __always_inline void lat_count(__u32 i)
 {
@@ -1423,18 +1437,47 @@ static __always_inline void lat_add(struct rxray_lat_hist *h, __u64 rd, __u64 qd
 		h->queue[i]++;
 }
 
-/* The histogram under key in map, inserted zeroed when missing; NULL when the table is full. */
-static __always_inline struct rxray_lat_hist *lat_hist(void *map, const void *key)
+/* The slot of key (klen bytes, a multiple of 4) in the index table ix of n slots (a power of two),
+ * claimed when missing; -1 when its RXRAY_LAT_PROBES slots from h hold other keys. Every slot of ix
+ * is a __u64 state (RXRAY_LAT_REF_*) followed by the key (struct rxray_lat_flow_ref, _proc_ref). */
+static __always_inline int lat_ref_slot(void *ix, __u32 n, __u64 h, const void *key, const int klen)
 {
-	__u32 zero = 0;
-	struct rxray_lat_hist *h = bpf_map_lookup_elem(map, key);
-	if (h)
-		return h;
-	struct rxray_lat_hist *z = bpf_map_lookup_elem(&rxray_lat_zero, &zero);
-	if (!z)
-		return NULL;
-	bpf_map_update_elem(map, key, z, BPF_NOEXIST);
-	return bpf_map_lookup_elem(map, key);
+	__u32 base = (__u32)(h >> 32);
+	for (__u32 p = 0; p < RXRAY_LAT_PROBES; p++) {
+		__u32 i = (base + p) & (n - 1);
+		__u64 *r = bpf_map_lookup_elem(ix, &i);
+		if (!r)
+			return -1;
+		if (LAT_ONCE(*r) == RXRAY_LAT_REF_FREE &&
+		    __sync_val_compare_and_swap(r, RXRAY_LAT_REF_FREE, RXRAY_LAT_REF_BUSY) == RXRAY_LAT_REF_FREE) {
+			__builtin_memcpy(r + 1, key, klen);
+			__sync_fetch_and_add(r, 1); /* BUSY -> READY, after the key */
+			return i;
+		}
+		if (LAT_ONCE(*r) != RXRAY_LAT_REF_READY)
+			continue; /* free but just taken, or a key being written: the next slot */
+		const __u32 *x = (const __u32 *)(r + 1), *y = key;
+		__u32 d = 0;
+#pragma unroll
+		for (int w = 0; w < klen / 4; w++)
+			d |= x[w] ^ y[w];
+		if (!d)
+			return i;
+	}
+	return -1;
+}
+
+/* A flow's slot (key tag 0). */
+static __always_inline int lat_flow_slot(const struct rxray_lat_key *fk)
+{
+	return lat_ref_slot(&rxray_lat_flow_ix, RXRAY_LAT_FLOWS_MAX, lat_key_hash(fk), fk, sizeof(*fk));
+}
+
+/* A reading process's slot. */
+static __always_inline int lat_proc_slot(const struct rxray_lat_proc_key *pk)
+{
+	__u64 h = (((__u64)pk->tgid * 0x9e3779b97f4a7c15ULL) ^ pk->cgroup_id) * 0xff51afd7ed558ccdULL;
+	return lat_ref_slot(&rxray_lat_proc_ix, RXRAY_LAT_PROCS_MAX, h, pk, sizeof(*pk));
 }
 
 /* Adds one measured packet (arrival, queue stamp or 0, read now) to its flow's and the current
@@ -1444,7 +1487,12 @@ static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u6
 	lat_count(RXRAY_LC_READ);
 	__u64 rd = now > arr ? now - arr : 0;
 	__u64 qd = q > arr ? q - arr : 0;
-	struct rxray_lat_hist *h = lat_hist(&rxray_lat_flows, fk);
+	struct rxray_lat_hist *h = NULL;
+	int s = lat_flow_slot(fk);
+	if (s >= 0) {
+		__u32 i = s;
+		h = bpf_map_lookup_elem(&rxray_lat_flows, &i);
+	}
 	if (h)
 		lat_add(h, rd, qd, q != 0, now);
 	else
@@ -1453,7 +1501,12 @@ static __always_inline void lat_record(struct rxray_lat_key *fk, __u64 arr, __u6
 	struct rxray_lat_proc_key pk = {};
 	pk.tgid = bpf_get_current_pid_tgid() >> 32;
 	pk.cgroup_id = bpf_get_current_cgroup_id();
-	h = lat_hist(&rxray_lat_procs, &pk);
+	h = NULL;
+	s = lat_proc_slot(&pk);
+	if (s >= 0) {
+		__u32 i = s;
+		h = bpf_map_lookup_elem(&rxray_lat_procs, &i);
+	}
 	if (h) {
 		if (!h->comm[0])
 			bpf_get_current_comm(h->comm, sizeof(h->comm));

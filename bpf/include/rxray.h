@@ -730,6 +730,29 @@ struct rxray_lat_proc_key {
 	__u64 cgroup_id;
 };
 
+/* The histogram tables are per-CPU arrays (rxray_lat_flows, rxray_lat_procs), so that the read stage
+ * finds a histogram with inlined array lookups instead of two per-CPU hash lookups. A flow or process
+ * owns the slot of the same index in an index table (rxray_lat_flow_ix, rxray_lat_proc_ix: plain
+ * arrays, open addressing, RXRAY_LAT_PROBES slots from the key's hash). A slot is claimed once (state
+ * 0 -> 1 by compare-and-swap, then the key, then 2) and never freed, as hash entries were not. Two
+ * CPUs inserting the same key at once may claim two slots: user space sums entries of equal keys. */
+enum rxray_lat_ref_limit {
+	RXRAY_LAT_PROBES = 16,   /* slots tried per key; past them the insert fails, counted */
+	RXRAY_LAT_REF_FREE = 0,
+	RXRAY_LAT_REF_BUSY = 1,  /* claimed, key being written */
+	RXRAY_LAT_REF_READY = 2,
+};
+
+struct rxray_lat_flow_ref {
+	__u64 state;             /* RXRAY_LAT_REF_* (64 bits: the atomics the BPF target has) */
+	struct rxray_lat_key k;  /* tag 0 */
+};
+
+struct rxray_lat_proc_ref {
+	__u64 state;
+	struct rxray_lat_proc_key k;
+};
+
 /* Per-CPU histograms of one flow or process (user space sums the CPUs). Bucket i holds values
  * [lo, hi) ns: i < 4: [i, i+1); else with o = i / 4 + 1, s = i % 4: [(4 + s) << (o - 2), (5 + s) << (o - 2)). */
 struct rxray_lat_hist {
@@ -880,6 +903,7 @@ struct rxray_abi_enums {
 	enum rxray_fw_v6_hash fw_v6_hash;
 	enum rxray_iface_limit iface_limit;
 	enum rxray_lat_limit lat_limit;
+	enum rxray_lat_ref_limit lat_ref_limit;
 	enum rxray_lat_counter lat_counter;
 	enum rxray_reader_limit reader_limit;
 	enum rxray_http_limit http_limit;

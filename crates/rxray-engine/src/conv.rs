@@ -101,6 +101,12 @@ impl ConvTable {
         self.convs.len()
     }
 
+    /// Room for `more` rows beyond those held, so that adding them neither rehashes nor moves rows.
+    pub fn reserve(&mut self, more: usize) {
+        self.index.reserve(more);
+        self.convs.reserve(more);
+    }
+
     /// Keeps the `keep` rows with the most bytes (then frames) and removes the others; returns
     /// (rows removed, their frames, their bytes). Linear apart from one selection.
     pub fn fold_smallest(&mut self, keep: usize) -> (u64, u64, u64) {
@@ -133,8 +139,22 @@ impl ConvTable {
     pub fn into_sorted(self) -> Vec<Conversation> {
         let ConvTable { index, convs, .. } = self;
         drop(index);
-        let mut v: Vec<Conversation> = convs.into_iter().map(Row::conversation).collect();
-        v.sort_unstable_by(by_size_then_endpoints);
+        // Ranked by (bytes, frames) alone first, a small key per row; rows equal in both are
+        // then put in endpoint order. The same order as by_size_then_endpoints, with fewer moves
+        // of whole rows.
+        let mut rank: Vec<(u64, u64, u32)> = convs.iter().enumerate().map(|(i, r)| (r.ab.1 + r.ba.1, r.ab.0 + r.ba.0, i as u32)).collect();
+        rank.sort_unstable_by(|x, y| y.0.cmp(&x.0).then(y.1.cmp(&x.1)).then(x.2.cmp(&y.2)));
+        let mut slots: Vec<Option<Row>> = convs.into_iter().map(Some).collect();
+        let mut v: Vec<Conversation> = rank.iter().filter_map(|&(_, _, i)| slots[i as usize].take().map(Row::conversation)).collect();
+        drop(slots);
+        let mut start = 0;
+        while start < rank.len() {
+            let end = start + rank[start..].iter().take_while(|r| (r.0, r.1) == (rank[start].0, rank[start].1)).count();
+            if end - start > 1 {
+                v[start..end].sort_unstable_by(by_size_then_endpoints);
+            }
+            start = end;
+        }
         v
     }
 

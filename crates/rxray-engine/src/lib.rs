@@ -4,6 +4,7 @@
 pub use rxray_wire::event;
 pub mod flows;
 pub mod analysis;
+mod flow_index;
 pub mod conv;
 pub mod filter;
 pub mod firewall;

@@ -699,6 +699,27 @@ pub struct LatProcKey {
     pub cgroup_id: u64,
 }
 
+pub const LAT_PROBES: u32 = 16;
+pub const LAT_REF_FREE: u64 = 0;
+pub const LAT_REF_BUSY: u64 = 1;
+pub const LAT_REF_READY: u64 = 2;
+
+/// `struct rxray_lat_flow_ref`: the flow owning the same slot of `rxray_lat_flows`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatFlowRef {
+    pub state: u64,
+    pub k: LatKey,
+}
+
+/// `struct rxray_lat_proc_ref`: the process owning the same slot of `rxray_lat_procs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LatProcRef {
+    pub state: u64,
+    pub k: LatProcKey,
+}
+
 /// `struct rxray_lat_hist`: one CPU's histograms of a flow or process.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -818,6 +839,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_lat_key", LatKey, [ip_ver, proto, _pad, tag, saddr, daddr, sport, dport]),
         layout!("rxray_lat_stamp", LatStamp, [arrival_ns, queued_ns]),
         layout!("rxray_lat_proc_key", LatProcKey, [tgid, _pad, cgroup_id]),
+        layout!("rxray_lat_flow_ref", LatFlowRef, [state, k]),
+        layout!("rxray_lat_proc_ref", LatProcRef, [state, k]),
         layout!(
             "rxray_lat_hist",
             LatHist,
@@ -978,6 +1001,8 @@ pod!(
     LatKey,
     LatStamp,
     LatProcKey,
+    LatFlowRef,
+    LatProcRef,
     LatHist,
     ReaderKey,
     Reader,

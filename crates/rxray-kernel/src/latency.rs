@@ -4,7 +4,7 @@
 //! stamp map and clock; this module attaches them to a loaded `Ingress` and reads what they count.
 use crate::{abi, attach_tp, kernel_btf, Ingress, KernelError};
 use rxray_engine::source::LatencySnapshot;
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{Array, MapData, PerCpuArray};
 
 /// (program, tracepoint): the TCP read stage is required; without the queue stage only TCP's
 /// arrival → read is measured, and without sock_recv_length no UDP read is.
@@ -66,12 +66,12 @@ impl Ingress {
 
     /// Per-flow histograms (keys with tag 0: remote → local as the packets arrived).
     pub fn latency_flows(&self) -> Result<Vec<(abi::LatKey, LatencyEntry)>, KernelError> {
-        self.lat_map("rxray_lat_flows")
+        self.lat_map("rxray_lat_flow_ix", "rxray_lat_flows", |r: &abi::LatFlowRef| (r.state, r.k))
     }
 
     /// Per-process histograms (tgid, cgroup id).
     pub fn latency_procs(&self) -> Result<Vec<(abi::LatProcKey, LatencyEntry)>, KernelError> {
-        self.lat_map("rxray_lat_procs")
+        self.lat_map("rxray_lat_proc_ix", "rxray_lat_procs", |r: &abi::LatProcRef| (r.state, r.k))
     }
 
     /// The latency histograms, decoded: per flow (remote → local) and per reading process.
@@ -82,17 +82,42 @@ impl Ingress {
         })
     }
 
-    fn lat_map<K: aya::Pod>(&self, name: &'static str) -> Result<Vec<(K, LatencyEntry)>, KernelError> {
-        let err = |e: aya::maps::MapError| KernelError::Map { map: name, detail: e.to_string() };
-        let map = self.ebpf().map(name).ok_or(KernelError::Map { map: name, detail: "missing".into() })?;
-        let h: PerCpuHashMap<&MapData, K, abi::LatHist> = PerCpuHashMap::try_from(map).map_err(err)?;
-        let mut out = Vec::new();
-        for item in h.iter() {
-            match item {
-                Ok((k, v)) => out.push((k, sum(v.iter().copied()))),
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(err(e)),
+    /// The histograms of every key in the index table `ix`: slot i of the per-CPU array `hists`
+    /// belongs to the key in slot i of `ix` once that slot is ready. A key found in two slots (two
+    /// CPUs inserted it at once) is one entry, the sum of both.
+    fn lat_map<K: Copy + Eq + std::hash::Hash, R: aya::Pod>(
+        &self,
+        ix: &'static str,
+        hists: &'static str,
+        key: impl Fn(&R) -> (u64, K),
+    ) -> Result<Vec<(K, LatencyEntry)>, KernelError> {
+        let map_of = |name: &'static str| self.ebpf().map(name).ok_or(KernelError::Map { map: name, detail: "missing".into() });
+        let ix_err = |e: aya::maps::MapError| KernelError::Map { map: ix, detail: e.to_string() };
+        let h_err = |e: aya::maps::MapError| KernelError::Map { map: hists, detail: e.to_string() };
+        let refs: Array<&MapData, R> = Array::try_from(map_of(ix)?).map_err(ix_err)?;
+        let h: PerCpuArray<&MapData, abi::LatHist> = PerCpuArray::try_from(map_of(hists)?).map_err(h_err)?;
+        let mut slots: Vec<(K, Vec<u32>)> = Vec::new();
+        let mut seen: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+        for i in 0..refs.len() {
+            let (state, k) = key(&refs.get(&i, 0).map_err(ix_err)?);
+            if state != abi::LAT_REF_READY {
+                continue;
             }
+            match seen.get(&k) {
+                Some(&j) => slots[j].1.push(i),
+                None => {
+                    seen.insert(k, slots.len());
+                    slots.push((k, vec![i]));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(slots.len());
+        for (k, idx) in slots {
+            let mut per_cpu = Vec::new();
+            for i in idx {
+                per_cpu.extend(h.get(&i, 0).map_err(h_err)?.iter().copied());
+            }
+            out.push((k, sum(per_cpu.into_iter())));
         }
         Ok(out)
     }

@@ -229,3 +229,46 @@ fn a_joined_latency_reports_what_a_standalone_one_reports_from_when_it_joined() 
     assert_eq!(s2["kernel"]["flow_insert_failed"], json!(0), "{s2}");
     drop(agent);
 }
+
+/// Four readers at once (TCP and UDP, each once waiting and once not), so that their first reads
+/// may claim histogram slots on both CPUs at the same moment: each flow and each process still has
+/// exactly its own messages, with its own wait.
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn concurrent_readers_keep_their_own_flow_and_process_histograms() {
+    if !need_root() {
+        return;
+    }
+    let lab = Lab::pair(&unique_name()).expect("lab");
+    let r = start(&lab);
+    let runs = [("tcp", 5621u16, 0.0), ("tcp", 5622, DELAY_MS / 1000.0), ("udp", 5623, 0.0), ("udp", 5624, DELAY_MS / 1000.0)];
+    let got: Vec<(u32, u16)> = std::thread::scope(|s| {
+        let hs: Vec<_> = runs.iter().map(|&(proto, port, d)| {
+            let lab = &lab;
+            s.spawn(move || exchange(lab, proto, port, d))
+        }).collect();
+        hs.into_iter().map(|h| h.join().expect("exchange")).collect()
+    });
+    let (rep, s) = stop(r);
+    let procs = rep["processes"].as_array().unwrap();
+    for (&(proto, port, delay_s), &(pid, cport)) in runs.iter().zip(&got) {
+        let fl = flow(&rep, if proto == "tcp" { 6 } else { 17 }, port, cport);
+        assert_eq!(fl["read"]["count"], json!(MSGS), "{fl}");
+        assert_eq!(fl["queue"]["count"], json!(MSGS), "{fl}");
+        let p = procs.iter().find(|p| p["pid"] == json!(pid)).unwrap_or_else(|| panic!("pid {pid}: {rep}"));
+        assert_eq!(p["read"]["count"], json!(MSGS), "{p}");
+        for e in [&fl["read"], &p["read"]] {
+            if delay_s > 0.0 {
+                assert!(f(&e["mean_ms"]) >= DELAY_MS, "the waiting reader's: {fl} {p}");
+            } else {
+                assert!(f(&e["max_ms"]) < DELAY_MS / 2.0, "the reader that does not wait: {fl} {p}");
+            }
+        }
+    }
+    // One entry per flow of this run, however the slots were claimed.
+    let ports: Vec<u16> = runs.iter().map(|r| r.1).collect();
+    let ours = rep["flows"].as_array().unwrap().iter().filter(|f| ports.iter().any(|p| f["local_port"] == json!(p))).count();
+    assert_eq!(ours, runs.len(), "{rep}");
+    assert_eq!(s["kernel"]["flow_insert_failed"], json!(0), "{s}");
+    assert_eq!(s["kernel"]["proc_insert_failed"], json!(0), "{s}");
+}
