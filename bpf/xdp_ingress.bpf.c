@@ -106,9 +106,12 @@ struct {
 	__type(value, __u32);
 } rxray_cap_seq SEC(".maps");
 
-/* Flow table: sized by the loader; a full table fails inserts, which are counted (RXRAY_C_FLOW_FAIL). */
+/* Flow table: sized by the loader; a full table fails inserts, which are counted (RXRAY_C_FLOW_FAIL).
+ * A plain hash with the counters inline, updated with atomic adds: a packet touches the bucket and
+ * one element (three adjacent cache lines), where a per-CPU hash also touched a separate per-CPU
+ * value, and the table takes one value per flow instead of one per flow and CPU. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	RXRAY_PINNING
 	__uint(max_entries, 65536);
 	__type(key, struct rxray_flow_key);
@@ -685,31 +688,43 @@ __noinline int rxray_account(RX_CTX *ctx, struct rxray_pkt_event *e, struct rxra
 		}
 	}
 
+	/* The size buckets: one, or for a GSO unit segs - 1 full segments and the rest. */
+	__u32 b1 = size_bucket(len) & (RXRAY_FLOW_HIST - 1), b2 = 0;
+	__u64 n1 = 1, n2 = 0;
+	if (segs > 1) {
+		__u32 full = e->payload_off + rx_vlan_hw(ctx) + rx_gso_size(ctx);
+		b1 = size_bucket(full) & (RXRAY_FLOW_HIST - 1);
+		n1 = segs - 1;
+		b2 = size_bucket(len - (__u64)(segs - 1) * full) & (RXRAY_FLOW_HIST - 1);
+		n2 = 1;
+	}
+	__u64 flags = e->tcp_flags;
 	struct rxray_flow_stats *fs = bpf_map_lookup_elem(&rxray_flows, &k);
 	if (!fs) {
+		/* A new flow is inserted with this packet already counted; when another CPU inserted it
+		 * first, this packet is added to that one's counters below. */
 		struct rxray_flow_stats init = {};
+		init.bytes = len;
 		init.first_ns = now;
-		if (bpf_map_update_elem(&rxray_flows, &k, &init, BPF_NOEXIST) && bpf_map_lookup_elem(&rxray_flows, &k) == NULL) {
+		init.last_ns = now;
+		init.tcp_flags = flags;
+		init.size_hist[b1] = n1;
+		init.size_hist[b2 & (RXRAY_FLOW_HIST - 1)] += n2;
+		if (bpf_map_update_elem(&rxray_flows, &k, &init, BPF_NOEXIST) == 0)
+			return 0;
+		fs = bpf_map_lookup_elem(&rxray_flows, &k);
+		if (!fs) {
 			st->c[RXRAY_C_FLOW_FAIL]++;
 			return 0;
 		}
-		fs = bpf_map_lookup_elem(&rxray_flows, &k);
-		if (!fs)
-			return 0;
-		if (!fs->first_ns) /* created by another CPU: this CPU's slot starts here */
-			fs->first_ns = now;
 	}
-	fs->packets += segs;
-	fs->bytes += len;
-	fs->last_ns = now;
-	fs->tcp_flags |= e->tcp_flags;
-	if (segs > 1) { /* segs - 1 full segments and the rest */
-		__u32 full = e->payload_off + rx_vlan_hw(ctx) + rx_gso_size(ctx);
-		fs->size_hist[size_bucket(full) & (RXRAY_FLOW_HIST - 1)] += segs - 1;
-		fs->size_hist[size_bucket(len - (__u64)(segs - 1) * full) & (RXRAY_FLOW_HIST - 1)]++;
-	} else {
-		fs->size_hist[size_bucket(len) & (RXRAY_FLOW_HIST - 1)]++;
-	}
+	__sync_fetch_and_add(&fs->bytes, len);
+	__sync_fetch_and_add(&fs->size_hist[b1], n1);
+	if (n2)
+		__sync_fetch_and_add(&fs->size_hist[b2 & (RXRAY_FLOW_HIST - 1)], n2);
+	fs->last_ns = now; /* two CPUs may store out of order: last_ns is then a few ns early */
+	if ((fs->tcp_flags & flags) != flags) /* most packets add no new flag: no atomic then */
+		__sync_fetch_and_or(&fs->tcp_flags, flags);
 	return 0;
 }
 

@@ -136,14 +136,15 @@ struct rxray_flow_key {
 	__u8 _pad[3];
 };
 
-/* Per-CPU flow counters; user space sums the CPUs. */
+/* A flow's counters: one value per flow, shared by every CPU and updated with atomic adds, so two
+ * CPUs' packets of one flow add up exactly. The packet count is the sum of size_hist (every packet
+ * lands in exactly one bucket), which saves a counter and an atomic add per packet. 96 bytes, so an
+ * element of the hash map (48-byte header, 48-byte key, this) is three whole cache lines. */
 struct rxray_flow_stats {
-	__u64 packets;
 	__u64 bytes;
-	__u64 first_ns;   /* CLOCK_MONOTONIC (coarse unless events are on) */
-	__u64 last_ns;
-	__u32 tcp_flags;  /* OR of the TCP flags seen */
-	__u32 _pad;
+	__u64 last_ns;    /* CLOCK_MONOTONIC (coarse unless events are on) */
+	__u64 first_ns;   /* set once, by the packet that inserted the flow */
+	__u64 tcp_flags;  /* OR of the TCP flags seen (64-bit: the atomic OR BPF has at every -mcpu) */
 	__u64 size_hist[RXRAY_FLOW_HIST];
 };
 

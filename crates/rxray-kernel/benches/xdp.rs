@@ -3,8 +3,9 @@
 //! second thread while timing; and the rate at which user space drains and decodes events.
 //! Then the flow table at 1,000, 100,000 and 1,000,000 live flows: a rotating front program
 //! (bench_rotate) writes the next of N source addresses into the frame on every run and tail-calls
-//! rxray, so every packet belongs to another of the N flows the table holds (the worst case for the
-//! caches); the floor is the same rotation in front of XDP_PASS.
+//! rxray, so every packet belongs to another of the N flows the table holds; the floor is the same
+//! rotation in front of XDP_PASS. The flows are visited in the order they were inserted, then in a
+//! shuffled order (the worst case for the caches: no prefetcher follows it).
 //! Run: `scripts/bench` (root). Prints raw figures and ratios; asserts nothing about speed.
 use aya::{
     maps::{Array, ProgramArray},
@@ -97,28 +98,51 @@ fn rot_run(rot: &Ebpf, frame: &[u8], repeat: u32) -> f64 {
 }
 
 /// Median ns/packet of rotating over `n` sources in front of `target`, after one pass over all of
-/// them (so the flow table holds every flow before timing).
-fn rotating(target: &Xdp, frame: &[u8], n: usize) -> f64 {
-    let rot = rotator(target, n);
+/// them (so the flow table holds every flow before timing): first in the order they were inserted,
+/// then in a shuffled order. Visited in insertion order, a hash map's preallocated elements are
+/// read in address order, which the prefetchers follow; shuffled, every element is a random access,
+/// as with real traffic. Returns (insertion order, shuffled).
+fn rotating(target: &Xdp, frame: &[u8], n: usize) -> (f64, f64) {
+    let mut rot = rotator(target, n);
     rot_run(&rot, frame, n as u32);
-    median((0..ROT_ROUNDS).map(|_| rot_run(&rot, frame, ROT_RUNS.max(n as u32))).collect())
+    let in_order = median((0..ROT_ROUNDS).map(|_| rot_run(&rot, frame, ROT_RUNS.max(n as u32))).collect());
+    {
+        // Fisher-Yates with a fixed xorshift seed: the same order on every run.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut a: Array<_, [u8; 16]> = Array::try_from(rot.map_mut("rotate_src").unwrap()).expect("rotate_src");
+        for (i, src) in order.iter().enumerate() {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&(0x0a00_0000 + src).to_be_bytes());
+            a.set(i as u32, b, 0).expect("rotate_src set");
+        }
+    }
+    let shuffled = median((0..ROT_ROUNDS).map(|_| rot_run(&rot, frame, ROT_RUNS.max(n as u32))).collect());
+    (in_order, shuffled)
 }
 
 /// The flow table at each of SCALES live flows, beside the rotation floor; prints one line each.
 fn flow_scales(frame: &[u8], floor: &Xdp) {
-    println!("flow table, events off, every packet another of N live flows (rotating source), median of {ROT_ROUNDS}");
+    println!("flow table, events off, every packet another of N live flows (rotating source), median of {ROT_ROUNDS}; visited in insertion order, then shuffled");
     for n in SCALES {
         let cap = (n + n / 4).max(65536) as u32;
         let ing = Ingress::load(&IngressOptions { events: false, flows: true, flow_capacity: cap, ..Default::default() })
             .expect("load rxray");
-        let floor_ns = rotating(floor, frame, n);
-        let ns = rotating(ing.program(), frame, n);
+        let (floor_ns, floor_shuf) = rotating(floor, frame, n);
+        let (ns, shuf) = rotating(ing.program(), frame, n);
         let t = ing.totals().expect("totals");
         let live = ing.flows().expect("flows").len();
         assert_eq!(live, n, "the flow table should hold every rotated flow");
         println!(
-            "  {n:>9} flows  rxray {ns:7.1} ns/packet  floor (rotate + XDP_PASS) {floor_ns:6.1}  net {:7.1}  (insert failures {})",
+            "  {n:>9} flows  rxray {ns:7.1} ns/packet  floor (rotate + XDP_PASS) {floor_ns:6.1}  net {:7.1}  |  shuffled order: rxray {shuf:7.1}  floor {floor_shuf:6.1}  net {:7.1}  (insert failures {})",
             ns - floor_ns,
+            shuf - floor_shuf,
             t.flow_insert_failed
         );
     }

@@ -137,13 +137,18 @@ pub struct FlowKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
-    pub packets: u64,
     pub bytes: u64,
-    pub first_ns: u64,
     pub last_ns: u64,
-    pub tcp_flags: u32,
-    pub _pad: u32,
+    pub first_ns: u64,
+    pub tcp_flags: u64,
     pub size_hist: [u64; FLOW_HIST],
+}
+
+impl FlowStats {
+    /// The flow's packets: every packet is counted in exactly one size bucket.
+    pub fn packets(&self) -> u64 {
+        self.size_hist.iter().sum()
+    }
 }
 
 #[repr(C)]
@@ -797,7 +802,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
         layout!("rxray_stats", Stats, [c]),
         layout!("rxray_config", Config, [features, payload_snap, clock_ns, wakeup_bytes, capture_snap, _pad0]),
         layout!("rxray_flow_key", FlowKey, [ifindex, vlan, ip_ver, proto, saddr, daddr, sport, dport, kind, _pad]),
-        layout!("rxray_flow_stats", FlowStats, [packets, bytes, first_ns, last_ns, tcp_flags, _pad, size_hist]),
+        layout!("rxray_flow_stats", FlowStats, [bytes, last_ns, first_ns, tcp_flags, size_hist]),
         layout!("rxray_count", Count, [packets, bytes]),
         layout!("rxray_iface_slot", IfaceSlot, [ifindex, _pad, c]),
         layout!("rxray_filter_insn", FilterInsn, [field, cmp, jt, jf, mask, value, _pad, addr, amask]),

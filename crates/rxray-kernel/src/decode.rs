@@ -234,7 +234,7 @@ pub fn decode(e: &PktEvent, clock: &Clock, iface: &str) -> Packet {
     p
 }
 
-/// Decodes one flow-table entry (counters already summed over CPUs).
+/// Decodes one flow-table entry.
 pub fn decode_flow(k: &abi::FlowKey, v: &abi::FlowStats, clock: &Clock, iface: &str) -> FlowRecord {
     FlowRecord {
         key: FlowKey {
@@ -248,7 +248,7 @@ pub fn decode_flow(k: &abi::FlowKey, v: &abi::FlowStats, clock: &Clock, iface: &
             fragments: k.kind == abi::FK_FRAGS,
         },
         iface: iface.to_string(),
-        packets: v.packets,
+        packets: v.packets(),
         bytes: v.bytes,
         first_ns: clock.to_unix_ns(v.first_ns),
         last_ns: clock.to_unix_ns(v.last_ns),

@@ -3,7 +3,7 @@
 //! `Ingress` detaches everything.
 use crate::{abi, classify_load_error, owner::OwnerLock, AttachMode, Hook, KernelError, TC_INGRESS_OBJ, XDP_INGRESS_OBJ};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{tc::TcAttachType, SchedClassifier, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -498,41 +498,24 @@ impl Ingress {
         (prog, &mut self.ring)
     }
 
-    /// The flow table, each entry summed over CPUs (first seen: the earliest CPU's).
+    /// The flow table: every entry's counters, shared by all CPUs (see struct rxray_flow_stats).
     pub fn flows(&self) -> Result<Vec<(abi::FlowKey, abi::FlowStats)>, KernelError> {
         let err = |e: aya::maps::MapError| KernelError::Map { map: "rxray_flows", detail: e.to_string() };
         let map = self.ebpf.map("rxray_flows").ok_or(KernelError::Map { map: "rxray_flows", detail: "missing".into() })?;
-        let h: PerCpuHashMap<&MapData, abi::FlowKey, abi::FlowStats> = PerCpuHashMap::try_from(map).map_err(err)?;
+        let h: HashMap<&MapData, abi::FlowKey, abi::FlowStats> = HashMap::try_from(map).map_err(err)?;
         let mut out = Vec::new();
         for item in h.iter() {
-            let (k, per_cpu) = match item {
-                Ok(v) => v,
+            match item {
+                Ok(kv) => out.push(kv),
                 // A flow deleted between listing its key and reading it is simply gone.
                 Err(aya::maps::MapError::KeyNotFound) => continue,
                 Err(e) => return Err(err(e)),
-            };
-            let mut sum = abi::FlowStats::default();
-            for v in per_cpu.iter() {
-                if v.packets == 0 {
-                    continue;
-                }
-                sum.packets += v.packets;
-                sum.bytes += v.bytes;
-                if sum.first_ns == 0 || (v.first_ns != 0 && v.first_ns < sum.first_ns) {
-                    sum.first_ns = v.first_ns;
-                }
-                sum.last_ns = sum.last_ns.max(v.last_ns);
-                sum.tcp_flags |= v.tcp_flags;
-                for (a, b) in sum.size_hist.iter_mut().zip(v.size_hist.iter()) {
-                    *a += b;
-                }
             }
-            out.push((k, sum));
         }
         Ok(out)
     }
 
-    /// Removes the flows whose last packet (on every CPU) came before `cutoff_mono_ns` (the
+    /// Removes the flows whose last packet came before `cutoff_mono_ns` (the
     /// kernel's monotonic clock), so a long-lived owner (the agent) keeps room in the table; returns
     /// the keys removed, decoded. Each entry is read again just before its removal, so a flow that
     /// moved meanwhile stays (a packet that lands between that read and the delete is lost, a window
@@ -547,7 +530,7 @@ impl Ingress {
         let clock = crate::Clock::now();
         let names: Vec<(u32, String)> = self.attached.iter().map(|a| (a.ifindex, a.iface.clone())).collect();
         let map = self.ebpf.map_mut("rxray_flows").ok_or(KernelError::Map { map: "rxray_flows", detail: "missing".into() })?;
-        let mut h: PerCpuHashMap<&mut MapData, abi::FlowKey, abi::FlowStats> = PerCpuHashMap::try_from(map).map_err(err)?;
+        let mut h: HashMap<&mut MapData, abi::FlowKey, abi::FlowStats> = HashMap::try_from(map).map_err(err)?;
         let mut gone = Vec::new();
         for k in idle {
             let name = names.iter().find(|(i, _)| *i == k.ifindex).map_or("?", |(_, n)| n.as_str());
@@ -556,7 +539,7 @@ impl Ingress {
                 continue;
             }
             let still_idle = match h.get(&k, 0) {
-                Ok(v) => v.iter().all(|c| c.last_ns < cutoff_mono_ns),
+                Ok(v) => v.last_ns < cutoff_mono_ns,
                 Err(_) => false,
             };
             if still_idle && h.remove(&k).is_ok() {
