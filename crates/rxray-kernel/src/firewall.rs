@@ -191,9 +191,10 @@ impl FwMaps {
     }
 
     /// The maps of the firewall pinned under `root` (on `iface`). One pinned by an older rxray may
-    /// lack a map this one uses: that is said with what to do, not as a bare missing file.
+    /// lack a map this one uses, or pin one of another shape: that is said with what to do, not as a
+    /// bare missing file or a map error later.
     fn from_pins(root: &Path, iface: &str) -> Result<FwMaps, KernelError> {
-        FwMaps::from_fn(|name| {
+        let maps = FwMaps::from_fn(|name| {
             if !root.join(name).exists() {
                 return Err(KernelError::Load(format!(
                     "the firewall on {iface} was installed by an older rxray (it has no map {name}): \
@@ -206,7 +207,9 @@ impl FwMaps {
                 "rxray_fw_counters" | "rxray_stats" => Map::PerCpuArray(md),
                 _ => Map::Array(md),
             })
-        })
+        })?;
+        crate::pins::check(root, crate::XDP_FW_OBJ, iface)?;
+        Ok(maps)
     }
 
     fn config(&self) -> Result<abi::Config, KernelError> {

@@ -294,6 +294,7 @@ impl Ingress {
         // Every map is opened from its pin, but aya sizes what it maps from the loader's view, so the
         // loader must be told the pinned sizes (a ring read with the wrong mask is garbage).
         let sizes = pinned_sizes(&root)?;
+        crate::pins::check(&root, crate::XDP_FW_OBJ, iface)?;
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&root);
         for (name, n) in &sizes {

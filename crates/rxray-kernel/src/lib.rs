@@ -18,6 +18,7 @@ pub mod kallsyms;
 pub mod latency;
 pub mod os;
 pub mod owner;
+mod pins;
 pub mod readers;
 pub mod source;
 pub use ingress::{ifindex_of, ifname_of};

@@ -747,3 +747,57 @@ fn a_firewall_installed_by_an_older_rxray_is_named_as_such_and_off_then_apply_re
     assert!(pin.exists(), "the new install has every map");
     fw_ok(lab.ns_b(), &["list", "-i", lab.if_b()]);
 }
+
+/// A firewall pinned by an older rxray whose map has another shape: here the flow table as it was
+/// (a per-CPU hash of 104-byte values) where this rxray's is a plain hash with its counters inline.
+/// The pin is replaced by such a map (bpftool). An observer adopting the firewall's program
+/// (`watch` on its interface) and the firewall's own commands name the map, both shapes and the
+/// fix, instead of reading counters of another layout; `off` removes it and `apply` installs anew.
+#[test]
+#[ignore = "needs root, namespaces and BPF"]
+fn a_firewall_map_of_another_shape_is_named_with_both_shapes_and_off_then_apply_replaces_it() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(lab) = lab() else { return };
+    if !have("bpftool") {
+        skip_or_fail("bpftool is not installed");
+        return;
+    }
+    let dir = TempDir::new();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
+    let _off = Off(&lab);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let ino = std::fs::metadata(format!("/run/netns/{}", lab.ns_b())).unwrap().ino();
+    let o = lab.exec(lab.ns_b(), ["cat"]).arg(format!("/sys/class/net/{}/ifindex", lab.if_b())).output().unwrap();
+    let ifindex = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let pin = PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}/{ifindex}/rxray_flows"));
+    assert!(pin.exists(), "{}", pin.display());
+    std::fs::remove_file(&pin).unwrap();
+    let o = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&pin)
+        .args(["type", "percpu_hash", "key", "48", "value", "104", "entries", "64", "name", "rxray_flows"])
+        .output()
+        .expect("bpftool");
+    assert!(o.status.success(), "bpftool map create: {}", String::from_utf8_lossy(&o.stderr));
+    let want = |what: &str, err: &str| {
+        assert!(err.contains("installed by another rxray version (its map rxray_flows is a PerCpuHash with 48-byte keys and 104-byte values; this rxray's is a Hash"), "{what}: {err}");
+        assert!(err.contains(&format!("rxray firewall off -i {}", lab.if_b())), "{what}: {err}");
+    };
+    // Bounded: were the map adopted, watch would wait for packets; `timeout` ends it.
+    let o = Command::new("timeout")
+        .args(["-s", "INT", "20", rxray_bin(), "--netns", lab.ns_b(), "watch", "-i", lab.if_b(), "-c", "1"])
+        .output()
+        .expect("run rxray watch");
+    assert!(!o.status.success(), "watch adopted a map of another shape");
+    want("watch", &String::from_utf8_lossy(&o.stderr));
+    let o = fw(lab.ns_b(), &["list", "-i", lab.if_b()]);
+    assert!(!o.status.success(), "list");
+    want("list", &String::from_utf8_lossy(&o.stderr));
+    fw_ok(lab.ns_b(), &["off", "-i", lab.if_b()]);
+    fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
+    let o = Command::new("bpftool").args(["-j", "map", "show", "pinned"]).arg(&pin).output().expect("bpftool");
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bpftool -j map show");
+    assert_eq!(shown["type"], "hash", "the new install's flow table: {shown}");
+    fw_ok(lab.ns_b(), &["list", "-i", lab.if_b()]);
+}
