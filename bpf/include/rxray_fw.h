@@ -49,14 +49,24 @@ struct {
 	__type(value, __u64);
 } rxray_fw_v6 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	RXRAY_PINNING
+/* The prefix tables, one per generation (see struct rxray_fw_pbucket): user space creates each
+ * one sized for its rule set, fills it through a memory mapping and puts it here before the flip. */
+struct rxray_fw_ptable {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct rxray_fw_prefix_key);
-	__type(value, __u32);
-} rxray_fw_prefix SEC(".maps");
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	/* Sizes, not types: the BTF of a map inside a map would only forward-declare the bucket. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct rxray_fw_pbucket));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	RXRAY_PINNING
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct rxray_fw_ptable);
+} rxray_fw_lpm SEC(".maps");
 
 /* Rule bitmask per class: [gen][field][class]. */
 struct {
@@ -186,15 +196,65 @@ static __always_inline __u64 fw_precise(struct fw_pkt *p)
 	return p->now;
 }
 
-/* Longest prefix of addr in rxray_fw_prefix for (gen, field, ver): its class, or dflt. */
+/* One probe of rxray_fw_lpm: the masked address, len | tag << 8, the generation, its bucket count. */
+struct fw_pkey {
+	__u32 w[4];
+	__u32 meta;
+	__u32 gen;
+	__u32 nb;
+};
+
+/* Longest prefix of addr in rxray_fw_lpm for (gen, field, ver): its class, or dflt. */
 struct fw_lpm {
-	struct rxray_fw_prefix_key k;
+	struct fw_pkey pk;
 	const __u32 *addr;
 	__u8 lens[RXRAY_FW_LENS];
 	__u32 n;
 	__u32 cls;
 	__u32 present;   /* lens indexes to probe, as a rxray_fw_v6 byte (0xff: all) */
+	__u32 tag;       /* 0x80 | field << 1 | is_v6 */
 };
+
+/* The class of the prefix k in the table, or -1 (see struct rxray_fw_pbucket). A global function, so
+ * the verifier checks its loop once rather than at every length of every caller. */
+__noinline int rxray_fw_pget(const struct fw_pkey *k)
+{
+	if (!k)
+		return -1;
+	__u32 gen = k->gen;
+	void *t = bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+	if (!t)
+		return -1;
+	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], meta = k->meta;
+	__u64 x = (__u64)w0 | (__u64)w1 << 32;
+	__u64 y = (__u64)w2 | (__u64)w3 << 32;
+	__u64 z = x * RXRAY_FW_PK1 ^ y * RXRAY_FW_PK2 ^ (__u64)meta * RXRAY_FW_PK3;
+	z ^= z >> 29;
+	z *= RXRAY_FW_PK1;
+	/* The table has RXRAY_FW_PROBES - 1 buckets past the last home bucket: no wrap. */
+	__u32 b = ((z >> 32) * k->nb) >> 32;
+	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
+		__u32 ix = b + j;
+		struct rxray_fw_pbucket *bk = bpf_map_lookup_elem(t, &ix);
+		if (!bk)
+			return -1;
+		__u32 d0 = (bk->addr[0][0] ^ w0) | (bk->addr[0][1] ^ w1) | (bk->addr[0][2] ^ w2) | (bk->addr[0][3] ^ w3) |
+			   ((bk->len[0] | (__u32)bk->tag[0] << 8) ^ meta);
+		__u32 d1 = (bk->addr[1][0] ^ w0) | (bk->addr[1][1] ^ w1) | (bk->addr[1][2] ^ w2) | (bk->addr[1][3] ^ w3) |
+			   ((bk->len[1] | (__u32)bk->tag[1] << 8) ^ meta);
+		__u32 d2 = (bk->addr[2][0] ^ w0) | (bk->addr[2][1] ^ w1) | (bk->addr[2][2] ^ w2) | (bk->addr[2][3] ^ w3) |
+			   ((bk->len[2] | (__u32)bk->tag[2] << 8) ^ meta);
+		if (!d0)
+			return bk->cls[0];
+		if (!d1)
+			return bk->cls[1];
+		if (!d2)
+			return bk->cls[2];
+		if (!bk->tag[RXRAY_FW_PSLOTS - 1])
+			return -1;
+	}
+	return -1;
+}
 
 static long fw_lpm_step(__u32 i, void *arg)
 {
@@ -206,11 +266,11 @@ static long fw_lpm_step(__u32 i, void *arg)
 	if (!(l->present & (1U << (ix < 7 ? ix : 7))))
 		return 0;
 	__u32 len = l->lens[ix & (RXRAY_FW_LENS - 1)];
-	l->k.len = len;
-	fw_mask((__u32 *)l->k.addr, l->addr, len);
-	__u32 *c = bpf_map_lookup_elem(&rxray_fw_prefix, &l->k);
-	if (c) {
-		l->cls = *c;
+	fw_mask(l->pk.w, l->addr, len);
+	l->pk.meta = len | l->tag << 8;
+	int c = rxray_fw_pget(&l->pk);
+	if (c >= 0) {
+		l->cls = c;
 		return 1;
 	}
 	return 0;
@@ -224,9 +284,9 @@ static __always_inline __u32 fw_classify(const struct rxray_fw_set *set, __u32 g
 	if (!n || !present)
 		return dflt;
 	struct fw_lpm l = {};
-	l.k.gen = gen;
-	l.k.field = field;
-	l.k.ver = ver;
+	l.pk.gen = gen;
+	l.pk.nb = set->pbuckets;
+	l.tag = 0x80 | (field & 1) << 1 | vi;
 	l.addr = addr;
 	__builtin_memcpy(l.lens, set->lens[field & 1][vi], RXRAY_FW_LENS);
 	l.n = n;

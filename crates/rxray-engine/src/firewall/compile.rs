@@ -8,10 +8,12 @@
 //!
 //! IPv4 source prefixes up to /24 are painted into a direct table of 2^24 /24 slots (one lookup
 //! whatever the list size); a slot holding longer prefixes is flagged "deep" and those prefixes, like
-//! every other prefix (IPv6 sources, destinations), go into a hash keyed by (field, version, length,
-//! masked address), tried longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
+//! every other prefix (IPv6 sources, destinations), go into the prefix table (`ptable`: open
+//! addressing over 64-byte buckets, keyed by field, version, length and masked address), tried
+//! longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
 //! a hash of the address's first 32 bits, names the lengths worth probing (`v6_src`): a random source
 //! usually meets none, so it costs one table read instead of one hash probe per length.
+use super::ptable::PTable;
 use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -110,8 +112,8 @@ pub struct Compiled {
     pub class_masks: [[u64; CLASSES]; 2],
     /// Classes in use per field (including class 0).
     pub classes: [usize; 2],
-    /// `prefixes` by (field, version, length, address), for `classify`.
-    index: HashMap<(u8, u8, u8, [u8; 16]), u8>,
+    /// `prefixes` as the kernel's prefix table (rxray_fw_lpm) holds them; `classify` reads it.
+    pub ptable: PTable,
 }
 
 /// A packet as the firewall sees it (for `Compiled::decide`, the user-space model of the kernel's
@@ -249,7 +251,7 @@ impl Compiled {
             lens: Default::default(),
             class_masks: [src.masks, dst.masks],
             classes: [src.classes, dst.classes],
-            index: HashMap::new(),
+            ptable: PTable::default(),
         };
         let mut v4: Vec<&(bool, u128, u8, u8)> = src.entries.iter().filter(|e| e.0).collect();
         if !v4.is_empty() {
@@ -299,7 +301,7 @@ impl Compiled {
             }
         }
         out.paint_v6();
-        out.index = out.prefixes.iter().map(|p| ((p.field, p.ver, p.len, p.addr), p.class)).collect();
+        out.ptable = PTable::build(&out.prefixes)?;
         Ok(out)
     }
 
@@ -350,7 +352,7 @@ impl Compiled {
                 continue;
             }
             let masked = mask16(&addr, len);
-            if let Some(&class) = self.index.get(&(field as u8, ver, len, masked)) {
+            if let Some(class) = self.ptable.get(field as u8, ver, len, &masked) {
                 return class;
             }
         }
