@@ -256,6 +256,60 @@ __noinline int rxray_fw_pget(const struct fw_pkey *k)
 	return -1;
 }
 
+/* The first `bits` bits of a 32-bit word, in network order (bits may be <= 0 or >= 32). */
+static __always_inline __u32 fw_m32(__s32 bits)
+{
+	if (bits <= 0)
+		return 0;
+	if (bits >= 32)
+		return 0xffffffff;
+	return bpf_htonl(~(0xffffffffU >> bits));
+}
+
+/* The grouped IPv6 source prefixes holding k->w (the source; k->meta: the group tag): the class of
+ * the longest, -1 when none, -2 when the group is too big and marked (see struct rxray_fw_pbucket). */
+__noinline int rxray_fw_pgroup(const struct fw_pkey *k)
+{
+	if (!k)
+		return -1;
+	__u32 gen = k->gen;
+	void *t = bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+	if (!t)
+		return -1;
+	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], tag = k->meta & 0xff;
+	__u64 z = (__u64)w0 * RXRAY_FW_PK1 ^ (__u64)(32 | tag << 8) * RXRAY_FW_PK3;
+	z ^= z >> 29;
+	z *= RXRAY_FW_PK1;
+	__u32 b = ((z >> 32) * k->nb) >> 32;
+	int best = -1;
+	__u32 blen = 0;
+	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
+		__u32 ix = b + j;
+		struct rxray_fw_pbucket *bk = bpf_map_lookup_elem(t, &ix);
+		if (!bk)
+			return best;
+#pragma unroll
+		for (int s = 0; s < RXRAY_FW_PSLOTS; s++) {
+			if (bk->tag[s] != tag || bk->addr[s][0] != w0)
+				continue;
+			__s32 len = bk->len[s];
+			if (!len)
+				return -2;
+			if ((__u32)len <= blen)
+				continue;
+			__u32 d = ((w1 & fw_m32(len - 32)) ^ bk->addr[s][1]) | ((w2 & fw_m32(len - 64)) ^ bk->addr[s][2]) |
+				  ((w3 & fw_m32(len - 96)) ^ bk->addr[s][3]);
+			if (d)
+				continue;
+			best = bk->cls[s];
+			blen = len;
+		}
+		if (!bk->tag[RXRAY_FW_PSLOTS - 1])
+			return best;
+	}
+	return best;
+}
+
 static long fw_lpm_step(__u32 i, void *arg)
 {
 	struct fw_lpm *l = arg;
@@ -594,13 +648,31 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 		if (b & RXRAY_FW_DEEP)
 			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
 	} else if (set->nlens[RXRAY_FWF_SRC][1]) {
-		/* Only the lengths the filter names for the first 32 bits (most sources: none). */
-		__u32 h = bpf_ntohl(p.saddr[0]) * (__u32)RXRAY_FW_V6_MUL;
-		__u32 idx = gen << RXRAY_FW_V6_BITS | h >> (32 - RXRAY_FW_V6_BITS);
-		__u32 word = idx >> 3;
-		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v6, &word);
-		__u32 present = w ? ((*w >> ((idx & 7) * 8)) & 0xff) | set->v6_always : 0xff;
-		scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0, present);
+		/* The grouped prefixes (/32 and longer, most of them) in one scan; on a miss, only the
+		 * lengths the filter names for the first 32 bits (most sources: none). */
+		int g = -1;
+		__u8 grp = set->v6_group;
+		if (grp & 1) {
+			struct fw_pkey gk = {};
+			__builtin_memcpy(gk.w, p.saddr, 16);
+			gk.meta = 0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1 | 1;
+			gk.gen = gen;
+			gk.nb = set->pbuckets;
+			g = rxray_fw_pgroup(&gk);
+		}
+		if (g >= 0) {
+			scls = g;
+		} else {
+			__u32 present = set->v6_always;
+			if (!(grp & 1) || (grp & 2) || g == -2) {
+				__u32 h = bpf_ntohl(p.saddr[0]) * (__u32)RXRAY_FW_V6_MUL;
+				__u32 idx = gen << RXRAY_FW_V6_BITS | h >> (32 - RXRAY_FW_V6_BITS);
+				__u32 word = idx >> 3;
+				__u64 *w = bpf_map_lookup_elem(&rxray_fw_v6, &word);
+				present = w ? ((*w >> ((idx & 7) * 8)) & 0xff) | set->v6_always : 0xff;
+			}
+			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0, present);
+		}
 	} else {
 		scls = 0;
 	}

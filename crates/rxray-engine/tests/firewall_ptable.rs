@@ -193,7 +193,7 @@ fn prefix_table_finds_exactly_its_keys() {
             }
             let class = (next() % 127) as u8 + 1;
             want.insert(key, class);
-            entries.push(PrefixEntry { field, ver, len, addr, class });
+            entries.push(PrefixEntry { field, ver, len, addr, class, grouped: false });
             // Near misses: the other field, family tag, a length one off, the last bit flipped.
             others.push((field ^ 1, ver, len, addr));
             others.push((field, ver, len.saturating_add(1).min(if ver == 4 { 32 } else { 128 }), addr));

@@ -476,6 +476,8 @@ pub const FW_V6_MIN: u8 = 24;
 pub const FW_V6_MUL: u32 = 0x61c8_8647;
 pub const FW_PSLOTS: usize = 3;
 pub const FW_PROBES: usize = 8;
+pub const FW_GROUP: usize = 6;
+pub const FW_TAG_GROUP: u8 = 0x10;
 pub const FWA_ALLOW: u8 = 1;
 pub const FWA_DENY: u8 = 2;
 pub const FWA_LIMIT: u8 = 3;
@@ -523,6 +525,7 @@ pub struct FwSet {
     pub lens: [[[u8; FW_LENS]; 2]; 2],
     pub v6_always: u8,
     pub v4_direct: u8,
+    pub v6_group: u8,
     pub pbuckets: u32,
 }
 
@@ -835,7 +838,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 limit_len6, flags_mask, flags_value, sport_lo, sport_hi, dport_lo, dport_hi, l4, _pad
             ]
         ),
-        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct, pbuckets]),
+        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct, v6_group, pbuckets]),
         layout!("rxray_fw_pbucket", FwPbucket, [addr, len, tag, cls, _pad]),
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),

@@ -13,7 +13,7 @@
 //! longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
 //! a hash of the address's first 32 bits, names the lengths worth probing (`v6_src`): a random source
 //! usually meets none, so it costs one table read instead of one hash probe per length.
-use super::ptable::PTable;
+use super::ptable::{Group, PTable};
 use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,6 +35,8 @@ pub const V6_SLOTS: usize = 1 << V6_BITS;
 pub const V6_REST: u8 = 0x80;
 /// IPv6 source lengths shorter than this are not painted into the filter: always probed.
 pub const V6_MIN: u8 = 24;
+/// IPv6 source prefixes (/32 or longer) sharing their first 32 bits that are grouped (RXRAY_FW_GROUP).
+pub const GROUP: usize = 6;
 /// The filter's hash: slot = (first 32 bits * V6_MUL) >> (32 - V6_BITS), in 32-bit arithmetic.
 pub const V6_MUL: u32 = 0x61c8_8647;
 
@@ -90,6 +92,9 @@ pub struct PrefixEntry {
     pub len: u8,
     pub addr: [u8; 16],
     pub class: u8,
+    /// An IPv6 source prefix of /32 or longer kept with its group (see `ptable`): no filter bit,
+    /// found by the group scan. With len 0: a group's marker (too big to group; never in `prefixes`).
+    pub grouped: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +110,9 @@ pub struct Compiled {
     pub v6_src: Vec<u8>,
     /// IPv6 source lengths shorter than V6_MIN, as filter bits: probed for every source.
     pub v6_always: u8,
+    /// Bit 0: IPv6 source prefixes are grouped (the group scan comes first); bit 1: after a group
+    /// miss the filter is read always (some /V6_MIN../31 prefix is in it), not only for a marker.
+    pub v6_group: u8,
     pub prefixes: Vec<PrefixEntry>,
     /// [field][0: v4, 1: v6]: the lengths present in `prefixes`, longest first.
     pub lens: [[Vec<u8>; 2]; 2],
@@ -247,6 +255,7 @@ impl Compiled {
             v4_src: Vec::new(),
             v6_src: Vec::new(),
             v6_always: 0,
+            v6_group: 0,
             prefixes: Vec::new(),
             lens: Default::default(),
             class_masks: [src.masks, dst.masks],
@@ -275,7 +284,7 @@ impl Compiled {
                     continue;
                 }
                 let ip = if is_v4 { IpAddr::from((start as u32).to_be_bytes()) } else { IpAddr::from(start.to_be_bytes()) };
-                out.prefixes.push(PrefixEntry { field, ver: if is_v4 { 4 } else { 6 }, len, addr: bytes16(ip), class });
+                out.prefixes.push(PrefixEntry { field, ver: if is_v4 { 4 } else { 6 }, len, addr: bytes16(ip), class, grouped: false });
             }
         }
         for field in 0..2 {
@@ -300,16 +309,51 @@ impl Compiled {
                 out.lens[field][vi] = l;
             }
         }
+        let markers = out.group_v6();
         out.paint_v6();
-        out.ptable = PTable::build(&out.prefixes)?;
+        let mut entries = out.prefixes.clone();
+        entries.extend(markers);
+        out.ptable = PTable::build(&entries)?;
         Ok(out)
+    }
+
+    /// Groups the IPv6 source prefixes of /32 or longer by their first 32 bits: groups of up to GROUP
+    /// are marked `grouped`; each bigger one gets a marker (returned) and stays per length.
+    fn group_v6(&mut self) -> Vec<PrefixEntry> {
+        let mut size: HashMap<[u8; 4], usize> = HashMap::new();
+        let key = |p: &PrefixEntry| [p.addr[0], p.addr[1], p.addr[2], p.addr[3]];
+        let groupable = |p: &PrefixEntry| p.field == 0 && p.ver == 6 && p.len >= 32;
+        for p in self.prefixes.iter().filter(|p| groupable(p)) {
+            *size.entry(key(p)).or_default() += 1;
+        }
+        for p in self.prefixes.iter_mut().filter(|p| groupable(p)) {
+            p.grouped = size[&key(p)] <= GROUP;
+            self.v6_group |= p.grouped as u8;
+        }
+        let mut markers: Vec<PrefixEntry> = size
+            .into_iter()
+            .filter(|&(_, n)| n > GROUP)
+            .map(|(w0, _)| {
+                let mut addr = [0u8; 16];
+                addr[..4].copy_from_slice(&w0);
+                PrefixEntry { field: 0, ver: 6, len: 0, addr, class: 0, grouped: true }
+            })
+            .collect();
+        markers.sort_unstable_by_key(|m| m.addr);
+        if !markers.is_empty() {
+            self.v6_group |= 1;
+        }
+        markers
     }
 
     /// The IPv6 source filter: for each prefix of /V6_MIN or longer, its length's bit in the slot of
     /// every first-32-bit value it covers (at most 2^(32 - V6_MIN)); shorter lengths in v6_always.
     fn paint_v6(&mut self) {
         let lens = &self.lens[0][1];
-        for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6) {
+        for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6 && !p.grouped) {
+            if p.len < 32 && p.len >= V6_MIN {
+                self.v6_group |= 2;
+            }
             let bit = v6_bit(lens.iter().position(|&l| l == p.len).unwrap_or(lens.len()));
             if p.len < V6_MIN {
                 self.v6_always |= bit;
@@ -344,8 +388,19 @@ impl Compiled {
         }
         let mut present = 0xffu8;
         if field == 0 && ver == 6 {
-            let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-            present = self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0) | self.v6_always;
+            let mut marked = false;
+            if self.v6_group & 1 != 0 {
+                match self.ptable.group(&addr) {
+                    Group::Class(c) => return c,
+                    Group::Marked => marked = true,
+                    Group::None => {}
+                }
+            }
+            present = self.v6_always;
+            if self.v6_group & 1 == 0 || self.v6_group & 2 != 0 || marked {
+                let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+                present |= self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0);
+            }
         }
         for (i, &len) in self.lens[field][(ver == 6) as usize].iter().enumerate() {
             if present & v6_bit(i) == 0 {

@@ -20,6 +20,8 @@ pub const BUCKET: usize = 64;
 pub const PK1: u64 = 0x9e37_79b9_7f4a_7c15;
 pub const PK2: u64 = 0xc2b2_ae3d_27d4_eb4f;
 pub const PK3: u64 = 0x1656_67b1_9e37_79f9;
+/// Tag bit of a grouped prefix or a group's marker (RXRAY_FW_TAG_GROUP).
+pub const TAG_GROUP: u8 = 0x10;
 /// Prefixes per bucket on average when built (a bucket is full with probability about 0.2).
 const LOAD: f64 = 1.5;
 
@@ -47,6 +49,24 @@ pub fn hash(addr: &[u8; 16], len: u8, tag: u8) -> u64 {
 /// The home bucket of a hash in a table of `nb` buckets.
 pub fn home(h: u64, nb: u32) -> u32 {
     (((h >> 32) * nb as u64) >> 32) as u32
+}
+
+/// What the group scan found for an IPv6 source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// The class of the longest grouped prefix holding the source.
+    Class(u8),
+    /// The source's group is too big to group: probe per length.
+    Marked,
+    /// No grouped prefix holds it.
+    None,
+}
+
+/// The key of an IPv6 address's group: its first 32 bits, the rest zero.
+fn group_key(a: &[u8; 16]) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&a[..4]);
+    k
 }
 
 /// One generation's table: `nb` buckets of BUCKET bytes, as the kernel's array holds them.
@@ -80,8 +100,14 @@ impl PTable {
     fn fill(entries: &[PrefixEntry], nb: u32) -> Option<PTable> {
         let mut t = PTable { home: nb, bytes: vec![0u8; (nb as usize + PROBES - 1) * BUCKET] };
         for e in entries {
-            let tg = tag(e.field, e.ver);
-            let mut b = home(hash(&e.addr, e.len, tg), nb);
+            let (tg, h) = if e.grouped {
+                let tg = tag(e.field, e.ver) | TAG_GROUP;
+                (tg, hash(&group_key(&e.addr), 32, tg))
+            } else {
+                let tg = tag(e.field, e.ver);
+                (tg, hash(&e.addr, e.len, tg))
+            };
+            let mut b = home(h, nb);
             let mut placed = false;
             for _ in 0..PROBES {
                 let bk = t.bucket_mut(b);
@@ -138,6 +164,43 @@ impl PTable {
             b += 1;
         }
         None
+    }
+
+    /// The grouped IPv6 source prefixes holding `src` (a whole address), as `rxray_fw_pgroup` finds
+    /// them: the class of the longest, or the group's marker, or none.
+    pub fn group(&self, src: &[u8; 16]) -> Group {
+        let nb = self.home;
+        if nb == 0 {
+            return Group::None;
+        }
+        let tg = tag(0, 6) | TAG_GROUP;
+        let mut b = home(hash(&group_key(src), 32, tg), nb) as usize;
+        let mut best: Option<(u8, u8)> = None;
+        for _ in 0..PROBES {
+            let bk = &self.bytes[b * BUCKET..(b + 1) * BUCKET];
+            for s in 0..PSLOTS {
+                if bk[OFF_TAG + s] != tg || bk[s * 16..s * 16 + 4] != src[..4] {
+                    continue;
+                }
+                let len = bk[OFF_LEN + s];
+                if len == 0 {
+                    return Group::Marked;
+                }
+                if best.is_some_and(|(l, _)| l >= len) {
+                    continue;
+                }
+                let mut entry = [0u8; 16];
+                entry.copy_from_slice(&bk[s * 16..s * 16 + 16]);
+                if super::compile::mask16(src, len) == entry {
+                    best = Some((len, bk[OFF_CLS + s]));
+                }
+            }
+            if bk[OFF_TAG + PSLOTS - 1] == 0 {
+                break;
+            }
+            b += 1;
+        }
+        best.map_or(Group::None, |(_, c)| Group::Class(c))
     }
 
     /// Test hook: frees the first slot of every bucket (the table loses about a third of its
