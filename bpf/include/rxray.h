@@ -585,7 +585,8 @@ struct rxray_fw_set {
 	__u8 lens[2][2][RXRAY_FW_LENS]; /* prefix lengths present in rxray_fw_lpm, longest first */
 	__u8 v6_always;       /* v6 source lengths (as a rxray_fw_v6 byte) probed whatever the filter says */
 	__u8 v4_direct;       /* rxray_fw_v4 holds IPv4 source prefixes (0: no read, class 0) */
-	__u8 v6_group;        /* bit 0: grouped IPv6 sources (rxray_fw_pgroup) first; bit 1: then the filter always */
+	__u8 groups;          /* bit 0: grouped IPv6 sources (rxray_fw_pgroup) first; bit 1: after a miss the
+			       * filter always; bit 2: IPv4 source prefixes longer than /24 grouped by /24 */
 	__u32 pbuckets;       /* home buckets of this generation's rxray_fw_lpm table */
 };
 
@@ -596,11 +597,11 @@ struct rxray_fw_set {
  * RXRAY_FW_PROBES - 1 buckets on: a probe reads buckets from home until it finds the key, meets a
  * bucket whose last slot is free (tag 0), or has read RXRAY_FW_PROBES. Home buckets are 0 ..
  * set->pbuckets - 1; the array has RXRAY_FW_PROBES - 1 more after them, so nothing wraps.
- * Grouped IPv6 source prefixes (tag | RXRAY_FW_TAG_GROUP): every prefix of /32 or longer that shares
- * its first 32 bits with fewer than RXRAY_FW_GROUP others has the home of those 32 bits alone (the
- * hash of the address with only w0 kept, len 32), so one scan from that home meets all of them and
- * the longest holding the source wins. A bigger group leaves a marker there instead (len 0): its
- * prefixes are probed per length, after the IPv6 filter. */
+ * Grouped source prefixes (tag | RXRAY_FW_TAG_GROUP): every IPv6 source prefix of /32 or longer, and
+ * IPv4 one longer than /24, that shares its first GL bits (32, IPv4 24) with at most RXRAY_FW_GROUP - 1
+ * others has the home of those bits alone (the hash of the address masked to GL, with len GL), so one
+ * scan from that home meets all of them and the longest holding the source wins. A bigger group
+ * leaves a marker there instead (len 0): its prefixes are probed per length (IPv6: after the filter). */
 struct rxray_fw_pbucket {
 	__u32 addr[RXRAY_FW_PSLOTS][4]; /* masked, as in the packet (network order) */
 	__u8 len[RXRAY_FW_PSLOTS];

@@ -215,6 +215,17 @@ struct fw_lpm {
 	__u32 tag;       /* 0x80 | field << 1 | is_v6 */
 };
 
+/* The home bucket of (w0..w3, meta) in a table of nb home buckets (RXRAY_FW_PK*). */
+static __always_inline __u32 fw_phome(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __u32 meta, __u32 nb)
+{
+	__u64 x = (__u64)w0 | (__u64)w1 << 32;
+	__u64 y = (__u64)w2 | (__u64)w3 << 32;
+	__u64 z = x * RXRAY_FW_PK1 ^ y * RXRAY_FW_PK2 ^ (__u64)meta * RXRAY_FW_PK3;
+	z ^= z >> 29;
+	z *= RXRAY_FW_PK1;
+	return ((z >> 32) * nb) >> 32;
+}
+
 /* The class of the prefix k in the table, or -1 (see struct rxray_fw_pbucket). A global function, so
  * the verifier checks its loop once rather than at every length of every caller. */
 __noinline int rxray_fw_pget(const struct fw_pkey *k)
@@ -226,13 +237,8 @@ __noinline int rxray_fw_pget(const struct fw_pkey *k)
 	if (!t)
 		return -1;
 	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], meta = k->meta;
-	__u64 x = (__u64)w0 | (__u64)w1 << 32;
-	__u64 y = (__u64)w2 | (__u64)w3 << 32;
-	__u64 z = x * RXRAY_FW_PK1 ^ y * RXRAY_FW_PK2 ^ (__u64)meta * RXRAY_FW_PK3;
-	z ^= z >> 29;
-	z *= RXRAY_FW_PK1;
 	/* The table has RXRAY_FW_PROBES - 1 buckets past the last home bucket: no wrap. */
-	__u32 b = ((z >> 32) * k->nb) >> 32;
+	__u32 b = fw_phome(w0, w1, w2, w3, meta, k->nb);
 	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
 		__u32 ix = b + j;
 		struct rxray_fw_pbucket *bk = bpf_map_lookup_elem(t, &ix);
@@ -266,8 +272,8 @@ static __always_inline __u32 fw_m32(__s32 bits)
 	return bpf_htonl(~(0xffffffffU >> bits));
 }
 
-/* The grouped IPv6 source prefixes holding k->w (the source; k->meta: the group tag): the class of
- * the longest, -1 when none, -2 when the group is too big and marked (see struct rxray_fw_pbucket). */
+/* The grouped source prefixes holding k->w (the source; k->meta: the group tag | GL << 8): the class
+ * of the longest, -1 when none, -2 when the group is too big and marked (see struct rxray_fw_pbucket). */
 __noinline int rxray_fw_pgroup(const struct fw_pkey *k)
 {
 	if (!k)
@@ -276,11 +282,9 @@ __noinline int rxray_fw_pgroup(const struct fw_pkey *k)
 	void *t = bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
 	if (!t)
 		return -1;
-	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], tag = k->meta & 0xff;
-	__u64 z = (__u64)w0 * RXRAY_FW_PK1 ^ (__u64)(32 | tag << 8) * RXRAY_FW_PK3;
-	z ^= z >> 29;
-	z *= RXRAY_FW_PK1;
-	__u32 b = ((z >> 32) * k->nb) >> 32;
+	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], tag = k->meta & 0xff, gl = (k->meta >> 8) & 63;
+	__u32 mgl = fw_m32(gl);
+	__u32 b = fw_phome(w0 & mgl, 0, 0, 0, gl | tag << 8, k->nb);
 	int best = -1;
 	__u32 blen = 0;
 	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
@@ -290,14 +294,14 @@ __noinline int rxray_fw_pgroup(const struct fw_pkey *k)
 			return best;
 #pragma unroll
 		for (int s = 0; s < RXRAY_FW_PSLOTS; s++) {
-			if (bk->tag[s] != tag || bk->addr[s][0] != w0)
+			if (bk->tag[s] != tag || (bk->addr[s][0] & mgl) != (w0 & mgl))
 				continue;
 			__s32 len = bk->len[s];
 			if (!len)
 				return -2;
 			if ((__u32)len <= blen)
 				continue;
-			__u32 d = ((w1 & fw_m32(len - 32)) ^ bk->addr[s][1]) | ((w2 & fw_m32(len - 64)) ^ bk->addr[s][2]) |
+			__u32 d = ((w0 & fw_m32(len)) ^ bk->addr[s][0]) | ((w1 & fw_m32(len - 32)) ^ bk->addr[s][1]) | ((w2 & fw_m32(len - 64)) ^ bk->addr[s][2]) |
 				  ((w3 & fw_m32(len - 96)) ^ bk->addr[s][3]);
 			if (d)
 				continue;
@@ -645,17 +649,31 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v4, &word);
 		__u32 b = w ? (*w >> ((idx & 7) * 8)) & 0xff : 0;
 		scls = b & (RXRAY_FW_CLASSES - 1);
-		if (b & RXRAY_FW_DEEP)
-			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
+		if (b & RXRAY_FW_DEEP) {
+			/* The /24's longer prefixes in one scan of their group; a marked group per length. */
+			int g = -2;
+			if (set->groups & 4) {
+				struct fw_pkey gk = {};
+				gk.w[0] = p.saddr[0];
+				gk.meta = (0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1) | 24 << 8;
+				gk.gen = gen;
+				gk.nb = set->pbuckets;
+				g = rxray_fw_pgroup(&gk);
+			}
+			if (g >= 0)
+				scls = g;
+			else if (g == -2)
+				scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
+		}
 	} else if (set->nlens[RXRAY_FWF_SRC][1]) {
 		/* The grouped prefixes (/32 and longer, most of them) in one scan; on a miss, only the
 		 * lengths the filter names for the first 32 bits (most sources: none). */
 		int g = -1;
-		__u8 grp = set->v6_group;
+		__u8 grp = set->groups;
 		if (grp & 1) {
 			struct fw_pkey gk = {};
 			__builtin_memcpy(gk.w, p.saddr, 16);
-			gk.meta = 0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1 | 1;
+			gk.meta = (0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1 | 1) | 32 << 8;
 			gk.gen = gen;
 			gk.nb = set->pbuckets;
 			g = rxray_fw_pgroup(&gk);

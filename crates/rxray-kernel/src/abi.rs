@@ -525,7 +525,7 @@ pub struct FwSet {
     pub lens: [[[u8; FW_LENS]; 2]; 2],
     pub v6_always: u8,
     pub v4_direct: u8,
-    pub v6_group: u8,
+    pub groups: u8,
     pub pbuckets: u32,
 }
 
@@ -838,7 +838,7 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 limit_len6, flags_mask, flags_value, sport_lo, sport_hi, dport_lo, dport_hi, l4, _pad
             ]
         ),
-        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct, v6_group, pbuckets]),
+        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct, groups, pbuckets]),
         layout!("rxray_fw_pbucket", FwPbucket, [addr, len, tag, cls, _pad]),
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),

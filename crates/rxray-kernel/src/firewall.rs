@@ -312,7 +312,7 @@ impl FwMaps {
             drop_malformed: c.drop_malformed as u8,
             v6_always: c.v6_always,
             v4_direct: !c.v4_src.is_empty() as u8,
-            v6_group: c.v6_group,
+            groups: c.groups,
             pbuckets: c.ptable.home_buckets(),
             ..Default::default()
         };

@@ -123,7 +123,7 @@ fn the_program_decides_by_the_longest_prefix_of_random_nested_sets() {
         let set = rule_set(&mut rng, 400);
         let c = Compiled::new(&set).expect("compile");
         assert!(c.ptable.home_buckets() > 500, "round {round}: {} buckets", c.ptable.home_buckets());
-        assert_eq!(c.v6_group & 1, 1, "round {round}: the IPv6 sources of /32 and longer should be grouped");
+        assert_eq!(c.groups & 5, 5, "round {round}: IPv6 sources of /32 and longer and IPv4 ones longer than /24 should be grouped");
         let cs = cases(&mut rng, &set, 150);
         let decided: std::collections::BTreeSet<usize> = cs.iter().map(|c| c.2).collect();
         assert!(decided.len() >= 5, "round {round}: the frames should meet most rules and the default: {decided:?}");

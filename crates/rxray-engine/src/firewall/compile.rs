@@ -114,8 +114,9 @@ pub struct Compiled {
     /// IPv6 source lengths shorter than V6_MIN, as filter bits: probed for every source.
     pub v6_always: u8,
     /// Bit 0: IPv6 source prefixes are grouped (the group scan comes first); bit 1: after a group
-    /// miss the filter is read always (some /V6_MIN../31 prefix is in it), not only for a marker.
-    pub v6_group: u8,
+    /// miss the filter is read always (some /V6_MIN../31 prefix is in it), not only for a marker;
+    /// bit 2: IPv4 source prefixes longer than /24 are grouped by /24 (`group_src`).
+    pub groups: u8,
     pub prefixes: Vec<PrefixEntry>,
     /// [field][0: v4, 1: v6]: the lengths present in `prefixes`, longest first.
     pub lens: [[Vec<u8>; 2]; 2],
@@ -258,7 +259,7 @@ impl Compiled {
             v4_src: Vec::new(),
             v6_src: Vec::new(),
             v6_always: 0,
-            v6_group: 0,
+            groups: 0,
             prefixes: Vec::new(),
             lens: Default::default(),
             class_masks: [src.masks, dst.masks],
@@ -312,7 +313,7 @@ impl Compiled {
                 out.lens[field][vi] = l;
             }
         }
-        let markers = out.group_v6();
+        let markers = out.group_src();
         out.paint_v6();
         let mut entries = out.prefixes.clone();
         entries.extend(markers);
@@ -320,32 +321,31 @@ impl Compiled {
         Ok(out)
     }
 
-    /// Groups the IPv6 source prefixes of /32 or longer by their first 32 bits: groups of up to GROUP
-    /// are marked `grouped`; each bigger one gets a marker (returned) and stays per length.
-    fn group_v6(&mut self) -> Vec<PrefixEntry> {
-        let mut size: HashMap<[u8; 4], usize> = HashMap::new();
-        let key = |p: &PrefixEntry| [p.addr[0], p.addr[1], p.addr[2], p.addr[3]];
-        let groupable = |p: &PrefixEntry| p.field == 0 && p.ver == 6 && p.len >= 32;
+    /// Groups the IPv6 source prefixes of /32 or longer by their first 32 bits, and the IPv4 ones
+    /// longer than /24 by their /24: groups of up to GROUP are marked `grouped`; each bigger one gets
+    /// a marker (returned) and stays per length.
+    fn group_src(&mut self) -> Vec<PrefixEntry> {
+        let mut size: HashMap<(u8, [u8; 4]), usize> = HashMap::new();
+        let key = |p: &PrefixEntry| (p.ver, [p.addr[0], p.addr[1], p.addr[2], if p.ver == 6 { p.addr[3] } else { 0 }]);
+        let groupable = |p: &PrefixEntry| p.field == 0 && if p.ver == 6 { p.len >= 32 } else { p.len > 24 };
+        let bit = |ver: u8| if ver == 6 { 1 } else { 4 };
         for p in self.prefixes.iter().filter(|p| groupable(p)) {
             *size.entry(key(p)).or_default() += 1;
+            self.groups |= bit(p.ver);
         }
         for p in self.prefixes.iter_mut().filter(|p| groupable(p)) {
             p.grouped = size[&key(p)] <= GROUP;
-            self.v6_group |= p.grouped as u8;
         }
         let mut markers: Vec<PrefixEntry> = size
             .into_iter()
             .filter(|&(_, n)| n > GROUP)
-            .map(|(w0, _)| {
+            .map(|((ver, w0), _)| {
                 let mut addr = [0u8; 16];
                 addr[..4].copy_from_slice(&w0);
-                PrefixEntry { field: 0, ver: 6, len: 0, addr, class: 0, grouped: true }
+                PrefixEntry { field: 0, ver, len: 0, addr, class: 0, grouped: true }
             })
             .collect();
-        markers.sort_unstable_by_key(|m| m.addr);
-        if !markers.is_empty() {
-            self.v6_group |= 1;
-        }
+        markers.sort_unstable_by_key(|m| (m.ver, m.addr));
         markers
     }
 
@@ -355,7 +355,7 @@ impl Compiled {
         let lens = &self.lens[0][1];
         for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6 && !p.grouped) {
             if p.len < 32 && p.len >= V6_MIN {
-                self.v6_group |= 2;
+                self.groups |= 2;
             }
             let bit = v6_bit(lens.iter().position(|&l| l == p.len).unwrap_or(lens.len()));
             if p.len < V6_MIN {
@@ -388,19 +388,26 @@ impl Compiled {
             if b & DEEP == 0 {
                 return dflt;
             }
+            if self.groups & 4 != 0 {
+                match self.ptable.group(&addr, 4) {
+                    Group::Class(c) => return c,
+                    Group::None => return dflt,
+                    Group::Marked => {} // per length
+                }
+            }
         }
         let mut present = 0xffu8;
         if field == 0 && ver == 6 {
             let mut marked = false;
-            if self.v6_group & 1 != 0 {
-                match self.ptable.group(&addr) {
+            if self.groups & 1 != 0 {
+                match self.ptable.group(&addr, 6) {
                     Group::Class(c) => return c,
                     Group::Marked => marked = true,
                     Group::None => {}
                 }
             }
             present = self.v6_always;
-            if self.v6_group & 1 == 0 || self.v6_group & 2 != 0 || marked {
+            if self.groups & 1 == 0 || self.groups & 2 != 0 || marked {
                 let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
                 present |= self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0);
             }

@@ -62,10 +62,16 @@ pub enum Group {
     None,
 }
 
-/// The key of an IPv6 address's group: its first 32 bits, the rest zero.
-fn group_key(a: &[u8; 16]) -> [u8; 16] {
+/// The bits that make a source prefix's group: IPv6 32, IPv4 24.
+fn group_len(ver: u8) -> u8 {
+    if ver == 6 { 32 } else { 24 }
+}
+
+/// The key of an address's group: its first group_len bits, the rest zero.
+fn group_key(a: &[u8; 16], ver: u8) -> [u8; 16] {
     let mut k = [0u8; 16];
-    k[..4].copy_from_slice(&a[..4]);
+    let n = group_len(ver) as usize / 8;
+    k[..n].copy_from_slice(&a[..n]);
     k
 }
 
@@ -102,7 +108,7 @@ impl PTable {
         for e in entries {
             let (tg, h) = if e.grouped {
                 let tg = tag(e.field, e.ver) | TAG_GROUP;
-                (tg, hash(&group_key(&e.addr), 32, tg))
+                (tg, hash(&group_key(&e.addr, e.ver), group_len(e.ver), tg))
             } else {
                 let tg = tag(e.field, e.ver);
                 (tg, hash(&e.addr, e.len, tg))
@@ -166,20 +172,21 @@ impl PTable {
         None
     }
 
-    /// The grouped IPv6 source prefixes holding `src` (a whole address), as `rxray_fw_pgroup` finds
-    /// them: the class of the longest, or the group's marker, or none.
-    pub fn group(&self, src: &[u8; 16]) -> Group {
+    /// The grouped source prefixes of IP version `ver` holding `src` (a whole address), as
+    /// `rxray_fw_pgroup` finds them: the class of the longest, or the group's marker, or none.
+    pub fn group(&self, src: &[u8; 16], ver: u8) -> Group {
         let nb = self.home;
         if nb == 0 {
             return Group::None;
         }
-        let tg = tag(0, 6) | TAG_GROUP;
-        let mut b = home(hash(&group_key(src), 32, tg), nb) as usize;
+        let tg = tag(0, ver) | TAG_GROUP;
+        let gb = group_len(ver) as usize / 8;
+        let mut b = home(hash(&group_key(src, ver), group_len(ver), tg), nb) as usize;
         let mut best: Option<(u8, u8)> = None;
         for _ in 0..PROBES {
             let bk = &self.bytes[b * BUCKET..(b + 1) * BUCKET];
             for s in 0..PSLOTS {
-                if bk[OFF_TAG + s] != tg || bk[s * 16..s * 16 + 4] != src[..4] {
+                if bk[OFF_TAG + s] != tg || bk[s * 16..s * 16 + gb] != src[..gb] {
                     continue;
                 }
                 let len = bk[OFF_LEN + s];
