@@ -13,9 +13,10 @@
 //! longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
 //! a hash of the address's first 32 bits, names the lengths worth probing (`v6_src`): a random source
 //! usually meets none, so it costs one table read instead of one probe per length. IPv6 source
-//! prefixes of /32 and longer are grouped by their first 32 bits instead (`group_v6`, up to GROUP a
+//! prefixes of /32 and longer are grouped by their first 32 bits instead (`group_src`, up to GROUP a
 //! group): one scan of the group in the prefix table answers every length, and the filter is read
 //! only after a miss when a group was too big (its marker says so) or a /24../31 prefix exists.
+//! IPv4 source prefixes longer than /24 are grouped by their /24 the same way.
 use super::ptable::{Group, PTable};
 use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
