@@ -226,14 +226,20 @@ static __always_inline __u32 fw_phome(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __
 	return ((z >> 32) * nb) >> 32;
 }
 
+/* The prefix table of k's generation (NULL without k or table). */
+static __always_inline void *fw_ptable_of(const struct fw_pkey *k)
+{
+	if (!k)
+		return NULL;
+	__u32 gen = k->gen;
+	return bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+}
+
 /* The class of the prefix k in the table, or -1 (see struct rxray_fw_pbucket). A global function, so
  * the verifier checks its loop once rather than at every length of every caller. */
 __noinline int rxray_fw_pget(const struct fw_pkey *k)
 {
-	if (!k)
-		return -1;
-	__u32 gen = k->gen;
-	void *t = bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+	void *t = fw_ptable_of(k);
 	if (!t)
 		return -1;
 	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], meta = k->meta;
@@ -276,10 +282,7 @@ static __always_inline __u32 fw_m32(__s32 bits)
  * of the longest, -1 when none, -2 when the group is too big and marked (see struct rxray_fw_pbucket). */
 __noinline int rxray_fw_pgroup(const struct fw_pkey *k)
 {
-	if (!k)
-		return -1;
-	__u32 gen = k->gen;
-	void *t = bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+	void *t = fw_ptable_of(k);
 	if (!t)
 		return -1;
 	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], tag = k->meta & 0xff, gl = (k->meta >> 8) & 63;
