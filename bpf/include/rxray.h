@@ -503,11 +503,15 @@ enum rxray_fw_limit {
 	RXRAY_FW_CLASSES = 128, /* address classes per field (7 bits; 0 = no prefix matched) */
 	RXRAY_FW_DEEP = 0x80, /* v4 table byte flag: prefixes longer than /24 inside this /24 */
 	RXRAY_FW_V4_WORDS = (1U << 22), /* v4 source table words: 2 generations x 2^24 /24s x 1 byte */
-	RXRAY_FW_LENS = 32, /* distinct prefix lengths per (field, IP version) in rxray_fw_prefix */
+	RXRAY_FW_LENS = 32, /* distinct prefix lengths per (field, IP version) in rxray_fw_lpm */
 	RXRAY_FW_V6_BITS = 22, /* v6 source length filter: 2^22 slots per generation */
 	RXRAY_FW_V6_WORDS = (1U << 20), /* its words: 2 generations x 2^22 slots x 1 byte */
 	RXRAY_FW_V6_REST = 0x80, /* v6 filter bit for every length from index 7 of lens[] on */
 	RXRAY_FW_V6_MIN = 24, /* shorter v6 source lengths are not painted: always probed (v6_always) */
+	RXRAY_FW_PSLOTS = 3, /* prefixes per 64-byte bucket of rxray_fw_lpm */
+	RXRAY_FW_PROBES = 8, /* buckets read at most per probe: from the home bucket on (user space checks) */
+	RXRAY_FW_GROUP = 6, /* IPv6 source prefixes (/32 or longer) sharing their first 32 bits, grouped */
+	RXRAY_FW_TAG_GROUP = 0x10, /* tag bit of a grouped prefix (or a group's marker, len 0) */
 };
 
 /* The IPv6 source length filter (rxray_fw_v6): the slot of an address is its first 32 bits times
@@ -517,6 +521,14 @@ enum rxray_fw_limit {
 enum rxray_fw_v6_hash {
 	RXRAY_FW_V6_MUL = 0x61c88647, /* the kernel's GOLDEN_RATIO_32, as hash_32() */
 };
+
+/* The prefix table's hash (rxray_fw_lpm, see struct rxray_fw_pbucket): with the masked address as four
+ * little-endian words w0..w3 and meta = len | tag << 8,
+ *   z = (w0 | w1 << 32) * K1 ^ (w2 | w3 << 32) * K2 ^ meta * K3;  z ^= z >> 29;  z *= K1;
+ *   home bucket = ((z >> 32) * nbuckets) >> 32   (all in 64-bit arithmetic). */
+#define RXRAY_FW_PK1 0x9e3779b97f4a7c15ULL
+#define RXRAY_FW_PK2 0xc2b2ae3d27d4eb4fULL
+#define RXRAY_FW_PK3 0x165667b19e3779f9ULL
 
 enum rxray_fw_action {
 	RXRAY_FWA_ALLOW = 1,
@@ -571,19 +583,34 @@ struct rxray_fw_set {
 	__u8 default_action;  /* RXRAY_FWA_ALLOW or RXRAY_FWA_DENY */
 	__u8 drop_malformed;  /* drop IP packets whose headers do not parse (addresses unknown) */
 	__u8 nlens[2][2];     /* [field][0: v4, 1: v6]: lengths in lens[][][] */
-	__u8 lens[2][2][RXRAY_FW_LENS]; /* prefix lengths present in rxray_fw_prefix, longest first */
+	__u8 lens[2][2][RXRAY_FW_LENS]; /* prefix lengths present in rxray_fw_lpm, longest first */
 	__u8 v6_always;       /* v6 source lengths (as a rxray_fw_v6 byte) probed whatever the filter says */
 	__u8 v4_direct;       /* rxray_fw_v4 holds IPv4 source prefixes (0: no read, class 0) */
+	__u8 groups;          /* bit 0: grouped IPv6 sources (rxray_fw_pgroup) first; bit 1: after a miss the
+			       * filter always; bit 2: IPv4 source prefixes longer than /24 grouped by /24 */
+	__u32 pbuckets;       /* home buckets of this generation's rxray_fw_lpm table */
 };
 
-/* rxray_fw_prefix: every prefix but IPv4 source prefixes up to /24 (those are in rxray_fw_v4). */
-struct rxray_fw_prefix_key {
-	__u8 gen;
-	__u8 field;  /* enum rxray_fw_field */
-	__u8 ver;    /* 4 or 6 */
-	__u8 len;
-	__u8 addr[16]; /* masked to len; IPv4 in the first 4 bytes */
+/* rxray_fw_lpm: one array of these per generation, built whole by user space (memory-mapped) and
+ * swapped in before the generation goes live. Every prefix but IPv4 source prefixes up to /24 (those
+ * are in rxray_fw_v4). A prefix (masked address, len, tag = 0x80 | field << 1 | is_v6) sits in the
+ * first bucket from its home (RXRAY_FW_PK*) with a free slot, slots filled in order, at most
+ * RXRAY_FW_PROBES - 1 buckets on: a probe reads buckets from home until it finds the key, meets a
+ * bucket whose last slot is free (tag 0), or has read RXRAY_FW_PROBES. Home buckets are 0 ..
+ * set->pbuckets - 1; the array has RXRAY_FW_PROBES - 1 more after them, so nothing wraps.
+ * Grouped source prefixes (tag | RXRAY_FW_TAG_GROUP): every IPv6 source prefix of /32 or longer, and
+ * IPv4 one longer than /24, that shares its first GL bits (32, IPv4 24) with at most RXRAY_FW_GROUP - 1
+ * others has the home of those bits alone (the hash of the address masked to GL, with len GL), so one
+ * scan from that home meets all of them and the longest holding the source wins. A bigger group
+ * leaves a marker there instead (len 0): its prefixes are probed per length (IPv6: after the filter). */
+struct rxray_fw_pbucket {
+	__u32 addr[RXRAY_FW_PSLOTS][4]; /* masked, as in the packet (network order) */
+	__u8 len[RXRAY_FW_PSLOTS];
+	__u8 tag[RXRAY_FW_PSLOTS];      /* 0: free */
+	__u8 cls[RXRAY_FW_PSLOTS];
+	__u8 _pad[7];
 };
+
 
 /* Per-CPU counters per rule slot: rxray_fw_counters[gen * RXRAY_FW_SLOTS + slot]. */
 struct rxray_fw_counter {
@@ -871,10 +898,12 @@ struct rxray_http_chunk {
 };
 
 /* ---- every enum above, named once in a type ----
+ * (and struct rxray_fw_pbucket, which no map's BTF names: see rxray_fw_lpm)
  * A #define never reaches an object's BTF, and an enum only does when a type that BTF keeps names
  * it: xdp_ingress.bpf.c declares one read-only variable of this type, so the objects' BTF carries
  * each enum, and rxray-kernel's tests/abi_btf.rs checks every Rust constant against it. */
 struct rxray_abi_enums {
+	struct rxray_fw_pbucket fw_pbucket;
 	enum rxray_limit limit;
 	enum rxray_feature feature;
 	enum rxray_capture_limit capture_limit;

@@ -49,14 +49,24 @@ struct {
 	__type(value, __u64);
 } rxray_fw_v6 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	RXRAY_PINNING
+/* The prefix tables, one per generation (see struct rxray_fw_pbucket): user space creates each
+ * one sized for its rule set, fills it through a memory mapping and puts it here before the flip. */
+struct rxray_fw_ptable {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct rxray_fw_prefix_key);
-	__type(value, __u32);
-} rxray_fw_prefix SEC(".maps");
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	/* Sizes, not types: the BTF of a map inside a map would only forward-declare the bucket. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct rxray_fw_pbucket));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	RXRAY_PINNING
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct rxray_fw_ptable);
+} rxray_fw_lpm SEC(".maps");
 
 /* Rule bitmask per class: [gen][field][class]. */
 struct {
@@ -186,15 +196,126 @@ static __always_inline __u64 fw_precise(struct fw_pkt *p)
 	return p->now;
 }
 
-/* Longest prefix of addr in rxray_fw_prefix for (gen, field, ver): its class, or dflt. */
+/* One probe of rxray_fw_lpm: the masked address, len | tag << 8, the generation, its bucket count. */
+struct fw_pkey {
+	__u32 w[4];
+	__u32 meta;
+	__u32 gen;
+	__u32 nb;
+};
+
+/* Longest prefix of addr in rxray_fw_lpm for (gen, field, ver): its class, or dflt. */
 struct fw_lpm {
-	struct rxray_fw_prefix_key k;
+	struct fw_pkey pk;
 	const __u32 *addr;
 	__u8 lens[RXRAY_FW_LENS];
 	__u32 n;
 	__u32 cls;
 	__u32 present;   /* lens indexes to probe, as a rxray_fw_v6 byte (0xff: all) */
+	__u32 tag;       /* 0x80 | field << 1 | is_v6 */
 };
+
+/* The home bucket of (w0..w3, meta) in a table of nb home buckets (RXRAY_FW_PK*). */
+static __always_inline __u32 fw_phome(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __u32 meta, __u32 nb)
+{
+	__u64 x = (__u64)w0 | (__u64)w1 << 32;
+	__u64 y = (__u64)w2 | (__u64)w3 << 32;
+	__u64 z = x * RXRAY_FW_PK1 ^ y * RXRAY_FW_PK2 ^ (__u64)meta * RXRAY_FW_PK3;
+	z ^= z >> 29;
+	z *= RXRAY_FW_PK1;
+	return ((z >> 32) * nb) >> 32;
+}
+
+/* The prefix table of k's generation (NULL without k or table). */
+static __always_inline void *fw_ptable_of(const struct fw_pkey *k)
+{
+	if (!k)
+		return NULL;
+	__u32 gen = k->gen;
+	return bpf_map_lookup_elem(&rxray_fw_lpm, &gen);
+}
+
+/* The class of the prefix k in the table, or -1 (see struct rxray_fw_pbucket). A global function, so
+ * the verifier checks its loop once rather than at every length of every caller. */
+__noinline int rxray_fw_pget(const struct fw_pkey *k)
+{
+	void *t = fw_ptable_of(k);
+	if (!t)
+		return -1;
+	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], meta = k->meta;
+	/* The table has RXRAY_FW_PROBES - 1 buckets past the last home bucket: no wrap. */
+	__u32 b = fw_phome(w0, w1, w2, w3, meta, k->nb);
+	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
+		__u32 ix = b + j;
+		struct rxray_fw_pbucket *bk = bpf_map_lookup_elem(t, &ix);
+		if (!bk)
+			return -1;
+		__u32 d0 = (bk->addr[0][0] ^ w0) | (bk->addr[0][1] ^ w1) | (bk->addr[0][2] ^ w2) | (bk->addr[0][3] ^ w3) |
+			   ((bk->len[0] | (__u32)bk->tag[0] << 8) ^ meta);
+		__u32 d1 = (bk->addr[1][0] ^ w0) | (bk->addr[1][1] ^ w1) | (bk->addr[1][2] ^ w2) | (bk->addr[1][3] ^ w3) |
+			   ((bk->len[1] | (__u32)bk->tag[1] << 8) ^ meta);
+		__u32 d2 = (bk->addr[2][0] ^ w0) | (bk->addr[2][1] ^ w1) | (bk->addr[2][2] ^ w2) | (bk->addr[2][3] ^ w3) |
+			   ((bk->len[2] | (__u32)bk->tag[2] << 8) ^ meta);
+		if (!d0)
+			return bk->cls[0];
+		if (!d1)
+			return bk->cls[1];
+		if (!d2)
+			return bk->cls[2];
+		if (!bk->tag[RXRAY_FW_PSLOTS - 1])
+			return -1;
+	}
+	return -1;
+}
+
+/* The first `bits` bits of a 32-bit word, in network order (bits may be <= 0 or >= 32). */
+static __always_inline __u32 fw_m32(__s32 bits)
+{
+	if (bits <= 0)
+		return 0;
+	if (bits >= 32)
+		return 0xffffffff;
+	return bpf_htonl(~(0xffffffffU >> bits));
+}
+
+/* The grouped source prefixes holding k->w (the source; k->meta: the group tag | GL << 8): the class
+ * of the longest, -1 when none, -2 when the group is too big and marked (see struct rxray_fw_pbucket). */
+__noinline int rxray_fw_pgroup(const struct fw_pkey *k)
+{
+	void *t = fw_ptable_of(k);
+	if (!t)
+		return -1;
+	__u32 w0 = k->w[0], w1 = k->w[1], w2 = k->w[2], w3 = k->w[3], tag = k->meta & 0xff, gl = (k->meta >> 8) & 63;
+	__u32 mgl = fw_m32(gl);
+	__u32 b = fw_phome(w0 & mgl, 0, 0, 0, gl | tag << 8, k->nb);
+	int best = -1;
+	__u32 blen = 0;
+	for (int j = 0; j < RXRAY_FW_PROBES; j++) {
+		__u32 ix = b + j;
+		struct rxray_fw_pbucket *bk = bpf_map_lookup_elem(t, &ix);
+		if (!bk)
+			return best;
+#pragma unroll
+		for (int s = 0; s < RXRAY_FW_PSLOTS; s++) {
+			if (bk->tag[s] != tag || (bk->addr[s][0] & mgl) != (w0 & mgl))
+				continue;
+			__s32 len = bk->len[s];
+			if (!len)
+				return -2;
+			if ((__u32)len <= blen)
+				continue;
+			__u32 d = ((w0 & fw_m32(len)) ^ bk->addr[s][0]) | ((w1 & fw_m32(len - 32)) ^ bk->addr[s][1]) | ((w2 & fw_m32(len - 64)) ^ bk->addr[s][2]) |
+				  ((w3 & fw_m32(len - 96)) ^ bk->addr[s][3]);
+			if (d)
+				continue;
+			best = bk->cls[s];
+			blen = len;
+		}
+		if (!bk->tag[RXRAY_FW_PSLOTS - 1])
+			return best;
+	}
+	return best;
+}
 
 static long fw_lpm_step(__u32 i, void *arg)
 {
@@ -206,11 +327,11 @@ static long fw_lpm_step(__u32 i, void *arg)
 	if (!(l->present & (1U << (ix < 7 ? ix : 7))))
 		return 0;
 	__u32 len = l->lens[ix & (RXRAY_FW_LENS - 1)];
-	l->k.len = len;
-	fw_mask((__u32 *)l->k.addr, l->addr, len);
-	__u32 *c = bpf_map_lookup_elem(&rxray_fw_prefix, &l->k);
-	if (c) {
-		l->cls = *c;
+	fw_mask(l->pk.w, l->addr, len);
+	l->pk.meta = len | l->tag << 8;
+	int c = rxray_fw_pget(&l->pk);
+	if (c >= 0) {
+		l->cls = c;
 		return 1;
 	}
 	return 0;
@@ -224,9 +345,9 @@ static __always_inline __u32 fw_classify(const struct rxray_fw_set *set, __u32 g
 	if (!n || !present)
 		return dflt;
 	struct fw_lpm l = {};
-	l.k.gen = gen;
-	l.k.field = field;
-	l.k.ver = ver;
+	l.pk.gen = gen;
+	l.pk.nb = set->pbuckets;
+	l.tag = 0x80 | (field & 1) << 1 | vi;
 	l.addr = addr;
 	__builtin_memcpy(l.lens, set->lens[field & 1][vi], RXRAY_FW_LENS);
 	l.n = n;
@@ -531,16 +652,48 @@ __noinline int rxray_fw(RX_CTX *ctx, struct rxray_pkt_event *e, __u32 mal, __u32
 		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v4, &word);
 		__u32 b = w ? (*w >> ((idx & 7) * 8)) & 0xff : 0;
 		scls = b & (RXRAY_FW_CLASSES - 1);
-		if (b & RXRAY_FW_DEEP)
-			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
+		if (b & RXRAY_FW_DEEP) {
+			/* The /24's longer prefixes in one scan of their group; a marked group per length. */
+			int g = -2;
+			if (set->groups & 4) {
+				struct fw_pkey gk = {};
+				gk.w[0] = p.saddr[0];
+				gk.meta = (0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1) | 24 << 8;
+				gk.gen = gen;
+				gk.nb = set->pbuckets;
+				g = rxray_fw_pgroup(&gk);
+			}
+			if (g >= 0)
+				scls = g;
+			else if (g == -2)
+				scls = fw_classify(set, gen, RXRAY_FWF_SRC, 4, p.saddr, scls, 0xff);
+		}
 	} else if (set->nlens[RXRAY_FWF_SRC][1]) {
-		/* Only the lengths the filter names for the first 32 bits (most sources: none). */
-		__u32 h = bpf_ntohl(p.saddr[0]) * (__u32)RXRAY_FW_V6_MUL;
-		__u32 idx = gen << RXRAY_FW_V6_BITS | h >> (32 - RXRAY_FW_V6_BITS);
-		__u32 word = idx >> 3;
-		__u64 *w = bpf_map_lookup_elem(&rxray_fw_v6, &word);
-		__u32 present = w ? ((*w >> ((idx & 7) * 8)) & 0xff) | set->v6_always : 0xff;
-		scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0, present);
+		/* The grouped prefixes (/32 and longer, most of them) in one scan; on a miss, only the
+		 * lengths the filter names for the first 32 bits (most sources: none). */
+		int g = -1;
+		__u8 grp = set->groups;
+		if (grp & 1) {
+			struct fw_pkey gk = {};
+			__builtin_memcpy(gk.w, p.saddr, 16);
+			gk.meta = (0x80 | RXRAY_FW_TAG_GROUP | RXRAY_FWF_SRC << 1 | 1) | 32 << 8;
+			gk.gen = gen;
+			gk.nb = set->pbuckets;
+			g = rxray_fw_pgroup(&gk);
+		}
+		if (g >= 0) {
+			scls = g;
+		} else {
+			__u32 present = set->v6_always;
+			if (!(grp & 1) || (grp & 2) || g == -2) {
+				__u32 h = bpf_ntohl(p.saddr[0]) * (__u32)RXRAY_FW_V6_MUL;
+				__u32 idx = gen << RXRAY_FW_V6_BITS | h >> (32 - RXRAY_FW_V6_BITS);
+				__u32 word = idx >> 3;
+				__u64 *w = bpf_map_lookup_elem(&rxray_fw_v6, &word);
+				present = w ? ((*w >> ((idx & 7) * 8)) & 0xff) | set->v6_always : 0xff;
+			}
+			scls = fw_classify(set, gen, RXRAY_FWF_SRC, 6, p.saddr, 0, present);
+		}
 	} else {
 		scls = 0;
 	}

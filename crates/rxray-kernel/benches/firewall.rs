@@ -196,33 +196,9 @@ fn anywhere(rng: &mut Rng, v6: bool) -> IpAddr {
 
 fn tcp_frame(src: IpAddr, dport: u16, flags: u8) -> Vec<u8> {
     let eth = Eth { dst: MAC_B, src: MAC_A };
-    let l3 = match src {
-        IpAddr::V4(s) => L3::Ipv4(Ipv4 {
-            src: s,
-            dst: Ipv4Addr::new(198, 18, 0, 2),
-            ttl: 64,
-            tos: 0,
-            id: 1,
-            df: true,
-            mf: false,
-            frag_off_bytes: 0,
-            options: vec![],
-            protocol: ipproto::TCP,
-        }),
-        IpAddr::V6(s) => L3::Ipv6(
-            Ipv6 {
-                src: s,
-                dst: "2001:2::2".parse().unwrap(),
-                hop_limit: 64,
-                traffic_class: 0,
-                flow_label: 0,
-                next_header: ipproto::TCP,
-            },
-            vec![],
-        ),
-    };
+    let dst = if src.is_ipv4() { IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)) } else { "2001:2::2".parse().unwrap() };
     let tcp = Tcp { sport: 40000, dport, seq: 1, ack: 1, flags, window: 512, urgent: 0, options: vec![] };
-    frames::frame(&eth, &[], l3, L4::Tcp(tcp), &[0u8; 64])
+    frames::frame(&eth, &[], frames::plain_ip(src, dst, ipproto::TCP), L4::Tcp(tcp), &[0u8; 64])
 }
 
 /// Sources half from listed prefixes (a random host of a random prefix), half from anywhere, each

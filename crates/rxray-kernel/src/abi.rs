@@ -479,6 +479,10 @@ pub const FW_V6_WORDS: u32 = 1 << 20;
 pub const FW_V6_REST: u8 = 0x80;
 pub const FW_V6_MIN: u8 = 24;
 pub const FW_V6_MUL: u32 = 0x61c8_8647;
+pub const FW_PSLOTS: usize = 3;
+pub const FW_PROBES: usize = 8;
+pub const FW_GROUP: usize = 6;
+pub const FW_TAG_GROUP: u8 = 0x10;
 pub const FWA_ALLOW: u8 = 1;
 pub const FWA_DENY: u8 = 2;
 pub const FWA_LIMIT: u8 = 3;
@@ -526,16 +530,19 @@ pub struct FwSet {
     pub lens: [[[u8; FW_LENS]; 2]; 2],
     pub v6_always: u8,
     pub v4_direct: u8,
+    pub groups: u8,
+    pub pbuckets: u32,
 }
 
+/// One bucket of a prefix table (struct rxray_fw_pbucket); rxray_engine's ptable writes them as bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FwPrefixKey {
-    pub gen: u8,
-    pub field: u8,
-    pub ver: u8,
-    pub len: u8,
-    pub addr: [u8; 16],
+pub struct FwPbucket {
+    pub addr: [[u32; 4]; FW_PSLOTS],
+    pub len: [u8; FW_PSLOTS],
+    pub tag: [u8; FW_PSLOTS],
+    pub cls: [u8; FW_PSLOTS],
+    pub _pad: [u8; 7],
 }
 
 #[repr(C)]
@@ -859,8 +866,8 @@ pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
                 limit_len6, flags_mask, flags_value, sport_lo, sport_hi, dport_lo, dport_hi, l4, _pad
             ]
         ),
-        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct]),
-        layout!("rxray_fw_prefix_key", FwPrefixKey, [gen, field, ver, len, addr]),
+        layout!("rxray_fw_set", FwSet, [nrules, default_action, drop_malformed, nlens, lens, v6_always, v4_direct, groups, pbuckets]),
+        layout!("rxray_fw_pbucket", FwPbucket, [addr, len, tag, cls, _pad]),
         layout!("rxray_fw_counter", FwCounter, [packets, bytes, last_ns]),
         layout!("rxray_fw_block_key", FwBlockKey, [ver, len, _pad, addr]),
         layout!("rxray_fw_block", FwBlock, [expires_ns, added_ns, packets, bytes, id, _pad]),
@@ -994,7 +1001,7 @@ pod!(
     Conn,
     FwRule,
     FwSet,
-    FwPrefixKey,
+    FwPbucket,
     FwCounter,
     FwBlockKey,
     FwBlock,

@@ -9,7 +9,7 @@
 //! say to use `rxray --netns NAME`, which enters only the network namespace.
 use crate::{abi, classify_load_error, hook::Hook, ingress::{ifindex_of, load_tc, load_xdp}, AttachMode, KernelError, TC_FW_OBJ, XDP_FW_OBJ, XDP_INGRESS_OBJ};
 use aya::{
-    maps::{Array, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
+    maps::{Array, ArrayOfMaps, HashMap as BpfHash, Map, MapData, PerCpuArray, PerCpuValues},
     programs::{links::FdLink, links::Link as _, links::PinnedLink, TestRun, TestRunOptions, Xdp, XdpMode},
     util::nr_cpus,
     Ebpf, EbpfLoader,
@@ -28,8 +28,8 @@ pub use crate::bpffs::BPFFS;
 /// Capacities of the firewall's maps.
 #[derive(Clone, Copy, Debug)]
 pub struct FwCapacity {
-    /// Prefix-hash entries (both generations during an apply): IPv6 and destination prefixes, and
-    /// IPv4 source prefixes longer than /24.
+    /// Most entries of one rule set's prefix table (rxray_fw_lpm, sized per rule set): IPv6 and
+    /// destination prefixes, and IPv4 source prefixes longer than /24. Checked at every apply.
     pub prefixes: u32,
     pub blocks: u32,
     pub buckets: u32,
@@ -39,6 +39,17 @@ impl Default for FwCapacity {
     fn default() -> Self {
         FwCapacity { prefixes: 1 << 21, blocks: 1 << 16, buckets: 1 << 16 }
     }
+}
+
+/// Bytes per prefix-table bucket (struct rxray_fw_pbucket).
+const FW_PBUCKET: usize = std::mem::size_of::<abi::FwPbucket>();
+/// Map flags of a prefix table (an inner map of rxray_fw_lpm, memory-mapped by user space).
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+const BPF_F_INNER_MAP: u32 = 1 << 12;
+
+/// The fd of a map made to go into a map of maps.
+fn inner_fd<M: aya::maps::InnerMap>(m: &M) -> std::os::fd::RawFd {
+    m.fd().as_fd().as_raw_fd()
 }
 
 /// The pin root of an interface in this network namespace.
@@ -109,7 +120,7 @@ struct FwMaps {
     sets: Map,
     v4: Map,
     v6: Map,
-    prefix: Map,
+    lpm: Map,
     classes: Map,
     rules: Map,
     counters: Map,
@@ -125,6 +136,8 @@ struct FwMaps {
     /// The mmap of rxray_fw_v6 (2^23 bytes: byte gen << 22 | slot).
     v6_mem: *mut u8,
     v6_len: usize,
+    /// Most prefix-table entries a rule set may have (FwCapacity::prefixes).
+    prefix_cap: u32,
 }
 
 impl Drop for FwMaps {
@@ -144,7 +157,7 @@ const MAP_NAMES: [&str; 15] = [
     "rxray_fw_sets",
     "rxray_fw_v4",
     "rxray_fw_v6",
-    "rxray_fw_prefix",
+    "rxray_fw_lpm",
     "rxray_fw_classes",
     "rxray_fw_rules",
     "rxray_fw_counters",
@@ -164,7 +177,7 @@ impl FwMaps {
             sets: get("rxray_fw_sets")?,
             v4: get("rxray_fw_v4")?,
             v6: get("rxray_fw_v6")?,
-            prefix: get("rxray_fw_prefix")?,
+            lpm: get("rxray_fw_lpm")?,
             classes: get("rxray_fw_classes")?,
             rules: get("rxray_fw_rules")?,
             counters: get("rxray_fw_counters")?,
@@ -178,6 +191,7 @@ impl FwMaps {
             v4_len: 0,
             v6_mem: std::ptr::null_mut(),
             v6_len: 0,
+            prefix_cap: FwCapacity::default().prefixes,
         };
         (m.v4_mem, m.v4_len) = map_direct(&m.v4, "rxray_fw_v4", abi::FW_V4_WORDS)?;
         (m.v6_mem, m.v6_len) = map_direct(&m.v6, "rxray_fw_v6", abi::FW_V6_WORDS)?;
@@ -203,8 +217,9 @@ impl FwMaps {
             }
             let md = MapData::from_pin(root.join(name)).map_err(merr(name_static(name)))?;
             Ok(match name {
-                "rxray_fw_prefix" | "rxray_fw_blocks" | "rxray_fw_dlimits" | "rxray_fw_slimits" => Map::HashMap(md),
+                "rxray_fw_blocks" | "rxray_fw_dlimits" | "rxray_fw_slimits" => Map::HashMap(md),
                 "rxray_fw_counters" | "rxray_stats" => Map::PerCpuArray(md),
+                "rxray_fw_lpm" => Map::ArrayOfMaps(md),
                 _ => Map::Array(md),
             })
         })?;
@@ -235,23 +250,19 @@ impl FwMaps {
     /// Writes `c` into the inactive generation, then makes it the active one (one word), then frees
     /// the old generation's prefixes. Rules with a TTL expire at `now + ttl` (CLOCK_MONOTONIC ns).
     fn apply(&mut self, c: &Compiled, now_ns: u64) -> Result<u32, KernelError> {
+        if c.prefixes.len() > self.prefix_cap as usize {
+            return Err(KernelError::Map {
+                map: "rxray_fw_lpm",
+                detail: format!("{} prefixes for a capacity of {} (--prefix-capacity)", c.prefixes.len(), self.prefix_cap),
+            });
+        }
         let old = self.active()?;
         let new = old ^ 1;
-        self.clear_prefixes(new)?;
         // The IPv4 source table and the IPv6 source filter, generation `new` bytes only.
         write_direct(self.v4_mem, self.v4_len, "rxray_fw_v4", &c.v4_src, new)?;
         write_direct(self.v6_mem, self.v6_len, "rxray_fw_v6", &c.v6_src, new)?;
-        {
-            let mut h: BpfHash<&mut MapData, abi::FwPrefixKey, u32> =
-                BpfHash::try_from(&mut self.prefix).map_err(merr("rxray_fw_prefix"))?;
-            for p in &c.prefixes {
-                let k = abi::FwPrefixKey { gen: new as u8, field: p.field, ver: p.ver, len: p.len, addr: p.addr };
-                h.insert(k, p.class as u32, 0).map_err(|e| KernelError::Map {
-                    map: "rxray_fw_prefix",
-                    detail: format!("{e} after {} entries (capacity: --prefix-capacity)", c.prefixes.len()),
-                })?;
-            }
-        }
+        // The new generation's prefix table: a fresh array of its own size.
+        self.set_ptable(new, c.ptable.bytes())?;
         {
             let mut a: Array<&mut MapData, u64> = Array::try_from(&mut self.classes).map_err(merr("rxray_fw_classes"))?;
             for field in 0..2u32 {
@@ -304,6 +315,8 @@ impl FwMaps {
             drop_malformed: c.drop_malformed as u8,
             v6_always: c.v6_always,
             v4_direct: !c.v4_src.is_empty() as u8,
+            groups: c.groups,
+            pbuckets: c.ptable.home_buckets(),
             ..Default::default()
         };
         for field in 0..2 {
@@ -333,18 +346,34 @@ impl FwMaps {
         // Packets already past the flip finish within microseconds (XDP runs under RCU); then the old
         // generation's prefixes go.
         std::thread::sleep(std::time::Duration::from_millis(20));
-        self.clear_prefixes(old)?;
+        self.set_ptable(old, &[])?;
         Ok(new)
     }
 
-    fn clear_prefixes(&mut self, gen: u32) -> Result<(), KernelError> {
-        let mut h: BpfHash<&mut MapData, abi::FwPrefixKey, u32> =
-            BpfHash::try_from(&mut self.prefix).map_err(merr("rxray_fw_prefix"))?;
-        let stale: Vec<abi::FwPrefixKey> = h.keys().filter_map(|k| k.ok()).filter(|k| k.gen as u32 == gen).collect();
-        for k in stale {
-            let _ = h.remove(&k); // gone already is fine
+    /// Puts a new prefix table holding `bytes` (whole buckets; empty: one free bucket) in generation
+    /// `gen`'s slot of rxray_fw_lpm. The table it replaces is freed once no program reads it.
+    fn set_ptable(&mut self, gen: u32, bytes: &[u8]) -> Result<(), KernelError> {
+        const NAME: &str = "rxray_fw_lpm";
+        let buckets = (bytes.len() / FW_PBUCKET).max(1) as u32;
+        let t: Array<MapData, [u8; FW_PBUCKET]> =
+            Array::create(buckets, BPF_F_MMAPABLE | BPF_F_INNER_MAP).map_err(merr(NAME))?;
+        if !bytes.is_empty() {
+            let len = buckets as usize * FW_PBUCKET;
+            let fd = inner_fd(&t);
+            // SAFETY: a shared mapping of the new array (BPF_F_MMAPABLE) of exactly its value area,
+            // written then unmapped here; no program reads it before it is put in the outer map.
+            unsafe {
+                let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+                if p == libc::MAP_FAILED {
+                    return Err(KernelError::Map { map: NAME, detail: format!("mmap: {}", std::io::Error::last_os_error()) });
+                }
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.cast::<u8>(), len);
+                libc::munmap(p, len);
+            }
         }
-        Ok(())
+        let mut outer: ArrayOfMaps<&mut MapData, Array<MapData, [u8; FW_PBUCKET]>> =
+            ArrayOfMaps::try_from(&mut self.lpm).map_err(merr(NAME))?;
+        outer.set(gen, &t, 0).map_err(merr(NAME))
     }
 
     /// The program's totals of packets seen, dropped by the firewall and would-be dropped (dry run),
@@ -467,7 +496,6 @@ fn loader(cap: FwCapacity) -> EbpfLoader<'static> {
     let mut l = EbpfLoader::new();
     l.map_max_entries("rxray_fw_v4", abi::FW_V4_WORDS)
         .map_max_entries("rxray_fw_v6", abi::FW_V6_WORDS)
-        .map_max_entries("rxray_fw_prefix", cap.prefixes.max(1))
         .map_max_entries("rxray_fw_blocks", cap.blocks.max(1))
         .map_max_entries("rxray_fw_buckets", cap.buckets.max(1))
         .map_max_entries("rxray_fw_dlimits", 4096)
@@ -597,7 +625,9 @@ impl Firewall {
         let ifindex = ifindex_of(iface)?;
         let root = pin_root(ifindex);
         if installed(ifindex) {
-            return Ok((Firewall { maps: FwMaps::from_pins(&root, iface)?, iface: iface.into(), ifindex, root }, false));
+            let mut maps = FwMaps::from_pins(&root, iface)?;
+            maps.prefix_cap = cap.prefixes;
+            return Ok((Firewall { maps, iface: iface.into(), ifindex, root }, false));
         }
         if let Some(owner) = crate::owner::owner_of(ifindex).filter(|o| o.alive) {
             return Err(KernelError::Owned { iface: iface.into(), owner });
@@ -641,7 +671,9 @@ impl Firewall {
             return Err(e);
         }
         drop(ebpf); // the pins hold the program, its link and its maps now
-        Ok((Firewall { maps: FwMaps::from_pins(&root, iface)?, iface: iface.into(), ifindex, root }, true))
+        let mut maps = FwMaps::from_pins(&root, iface)?;
+        maps.prefix_cap = cap.prefixes;
+        Ok((Firewall { maps, iface: iface.into(), ifindex, root }, true))
     }
 
     /// Opens the firewall pinned on `iface`; an error when none is installed.
@@ -990,6 +1022,7 @@ impl Simulator {
         let mut ebpf = loader(cap).load(XDP_INGRESS_OBJ).map_err(classify_load_error)?;
         load_xdp(&mut ebpf)?;
         let mut maps = FwMaps::from_ebpf(&mut ebpf)?;
+        maps.prefix_cap = cap.prefixes;
         let mut cfg = maps.config()?;
         cfg.clock_ns = start_ns.max(1);
         maps.set_config(cfg)?;

@@ -192,6 +192,29 @@ pub enum L4 {
     None,
 }
 
+/// A plain IP header from `src` to `dst` (both of one family) carrying `protocol`: TTL/hop limit
+/// 64, DF set, no options or extension headers.
+pub fn plain_ip(src: IpAddr, dst: IpAddr, protocol: u8) -> L3 {
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => L3::Ipv4(Ipv4 {
+            src,
+            dst,
+            ttl: 64,
+            tos: 0,
+            id: 1,
+            df: true,
+            mf: false,
+            frag_off_bytes: 0,
+            options: vec![],
+            protocol,
+        }),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            L3::Ipv6(Ipv6 { src, dst, hop_limit: 64, traffic_class: 0, flow_label: 0, next_header: protocol }, vec![])
+        }
+        _ => panic!("plain_ip: {src} and {dst} are of different families"),
+    }
+}
+
 /// Builds a whole Ethernet frame: Ethernet header, `vlans` outermost first, L3, L4, payload.
 ///
 /// IPv4 total length, IHL, IPv6 payload length, extension-header lengths and next headers, TCP

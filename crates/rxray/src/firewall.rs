@@ -64,7 +64,7 @@ pub struct ApplyArgs {
     /// native XDP, else generic, elsewhere), native, generic or tc.
     #[arg(long, value_enum, default_value = "auto")]
     pub xdp_mode: XdpModeArg,
-    /// Prefix-hash capacity (IPv6, destination, and IPv4 source prefixes longer than /24), set at install.
+    /// Prefix-table capacity per rule set (IPv6, destination, and IPv4 source prefixes longer than /24).
     #[arg(long, default_value_t = 1 << 21)]
     pub prefix_capacity: u32,
     /// Keep running and apply the file again whenever it changes (a bad version keeps the last good rules).

@@ -8,10 +8,16 @@
 //!
 //! IPv4 source prefixes up to /24 are painted into a direct table of 2^24 /24 slots (one lookup
 //! whatever the list size); a slot holding longer prefixes is flagged "deep" and those prefixes, like
-//! every other prefix (IPv6 sources, destinations), go into a hash keyed by (field, version, length,
-//! masked address), tried longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
+//! every other prefix (IPv6 sources, destinations), go into the prefix table (`ptable`: open
+//! addressing over 64-byte buckets, keyed by field, version, length and masked address), tried
+//! longest length first. For IPv6 sources a filter of 2^22 bytes, indexed by
 //! a hash of the address's first 32 bits, names the lengths worth probing (`v6_src`): a random source
-//! usually meets none, so it costs one table read instead of one hash probe per length.
+//! usually meets none, so it costs one table read instead of one probe per length. IPv6 source
+//! prefixes of /32 and longer are grouped by their first 32 bits instead (`group_src`, up to GROUP a
+//! group): one scan of the group in the prefix table answers every length, and the filter is read
+//! only after a miss when a group was too big (its marker says so) or a /24../31 prefix exists.
+//! IPv4 source prefixes longer than /24 are grouped by their /24 the same way.
+use super::ptable::{Group, PTable};
 use super::rules::{Action, AddrMatch, Per, Rule, RuleSet};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,6 +39,8 @@ pub const V6_SLOTS: usize = 1 << V6_BITS;
 pub const V6_REST: u8 = 0x80;
 /// IPv6 source lengths shorter than this are not painted into the filter: always probed.
 pub const V6_MIN: u8 = 24;
+/// IPv6 source prefixes (/32 or longer) sharing their first 32 bits that are grouped (RXRAY_FW_GROUP).
+pub const GROUP: usize = 6;
 /// The filter's hash: slot = (first 32 bits * V6_MUL) >> (32 - V6_BITS), in 32-bit arithmetic.
 pub const V6_MUL: u32 = 0x61c8_8647;
 
@@ -88,6 +96,9 @@ pub struct PrefixEntry {
     pub len: u8,
     pub addr: [u8; 16],
     pub class: u8,
+    /// An IPv6 source prefix of /32 or longer kept with its group (see `ptable`): no filter bit,
+    /// found by the group scan. With len 0: a group's marker (too big to group; never in `prefixes`).
+    pub grouped: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +114,10 @@ pub struct Compiled {
     pub v6_src: Vec<u8>,
     /// IPv6 source lengths shorter than V6_MIN, as filter bits: probed for every source.
     pub v6_always: u8,
+    /// Bit 0: IPv6 source prefixes are grouped (the group scan comes first); bit 1: after a group
+    /// miss the filter is read always (some /V6_MIN../31 prefix is in it), not only for a marker;
+    /// bit 2: IPv4 source prefixes longer than /24 are grouped by /24 (`group_src`).
+    pub groups: u8,
     pub prefixes: Vec<PrefixEntry>,
     /// [field][0: v4, 1: v6]: the lengths present in `prefixes`, longest first.
     pub lens: [[Vec<u8>; 2]; 2],
@@ -110,8 +125,8 @@ pub struct Compiled {
     pub class_masks: [[u64; CLASSES]; 2],
     /// Classes in use per field (including class 0).
     pub classes: [usize; 2],
-    /// `prefixes` by (field, version, length, address), for `classify`.
-    index: HashMap<(u8, u8, u8, [u8; 16]), u8>,
+    /// `prefixes` as the kernel's prefix table (rxray_fw_lpm) holds them; `classify` reads it.
+    pub ptable: PTable,
 }
 
 /// A packet as the firewall sees it (for `Compiled::decide`, the user-space model of the kernel's
@@ -245,11 +260,12 @@ impl Compiled {
             v4_src: Vec::new(),
             v6_src: Vec::new(),
             v6_always: 0,
+            groups: 0,
             prefixes: Vec::new(),
             lens: Default::default(),
             class_masks: [src.masks, dst.masks],
             classes: [src.classes, dst.classes],
-            index: HashMap::new(),
+            ptable: PTable::default(),
         };
         let mut v4: Vec<&(bool, u128, u8, u8)> = src.entries.iter().filter(|e| e.0).collect();
         if !v4.is_empty() {
@@ -273,7 +289,7 @@ impl Compiled {
                     continue;
                 }
                 let ip = if is_v4 { IpAddr::from((start as u32).to_be_bytes()) } else { IpAddr::from(start.to_be_bytes()) };
-                out.prefixes.push(PrefixEntry { field, ver: if is_v4 { 4 } else { 6 }, len, addr: bytes16(ip), class });
+                out.prefixes.push(PrefixEntry { field, ver: if is_v4 { 4 } else { 6 }, len, addr: bytes16(ip), class, grouped: false });
             }
         }
         for field in 0..2 {
@@ -298,16 +314,50 @@ impl Compiled {
                 out.lens[field][vi] = l;
             }
         }
+        let markers = out.group_src();
         out.paint_v6();
-        out.index = out.prefixes.iter().map(|p| ((p.field, p.ver, p.len, p.addr), p.class)).collect();
+        let mut entries = out.prefixes.clone();
+        entries.extend(markers);
+        out.ptable = PTable::build(&entries)?;
         Ok(out)
+    }
+
+    /// Groups the IPv6 source prefixes of /32 or longer by their first 32 bits, and the IPv4 ones
+    /// longer than /24 by their /24: groups of up to GROUP are marked `grouped`; each bigger one gets
+    /// a marker (returned) and stays per length.
+    fn group_src(&mut self) -> Vec<PrefixEntry> {
+        let mut size: HashMap<(u8, [u8; 4]), usize> = HashMap::new();
+        let key = |p: &PrefixEntry| (p.ver, [p.addr[0], p.addr[1], p.addr[2], if p.ver == 6 { p.addr[3] } else { 0 }]);
+        let groupable = |p: &PrefixEntry| p.field == 0 && if p.ver == 6 { p.len >= 32 } else { p.len > 24 };
+        let bit = |ver: u8| if ver == 6 { 1 } else { 4 };
+        for p in self.prefixes.iter().filter(|p| groupable(p)) {
+            *size.entry(key(p)).or_default() += 1;
+            self.groups |= bit(p.ver);
+        }
+        for p in self.prefixes.iter_mut().filter(|p| groupable(p)) {
+            p.grouped = size[&key(p)] <= GROUP;
+        }
+        let mut markers: Vec<PrefixEntry> = size
+            .into_iter()
+            .filter(|&(_, n)| n > GROUP)
+            .map(|((ver, w0), _)| {
+                let mut addr = [0u8; 16];
+                addr[..4].copy_from_slice(&w0);
+                PrefixEntry { field: 0, ver, len: 0, addr, class: 0, grouped: true }
+            })
+            .collect();
+        markers.sort_unstable_by_key(|m| (m.ver, m.addr));
+        markers
     }
 
     /// The IPv6 source filter: for each prefix of /V6_MIN or longer, its length's bit in the slot of
     /// every first-32-bit value it covers (at most 2^(32 - V6_MIN)); shorter lengths in v6_always.
     fn paint_v6(&mut self) {
         let lens = &self.lens[0][1];
-        for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6) {
+        for p in self.prefixes.iter().filter(|p| p.field == 0 && p.ver == 6 && !p.grouped) {
+            if p.len < 32 && p.len >= V6_MIN {
+                self.groups |= 2;
+            }
             let bit = v6_bit(lens.iter().position(|&l| l == p.len).unwrap_or(lens.len()));
             if p.len < V6_MIN {
                 self.v6_always |= bit;
@@ -339,18 +389,36 @@ impl Compiled {
             if b & DEEP == 0 {
                 return dflt;
             }
+            if self.groups & 4 != 0 {
+                match self.ptable.group(&addr, 4) {
+                    Group::Class(c) => return c,
+                    Group::None => return dflt,
+                    Group::Marked => {} // per length
+                }
+            }
         }
         let mut present = 0xffu8;
         if field == 0 && ver == 6 {
-            let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
-            present = self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0) | self.v6_always;
+            let mut marked = false;
+            if self.groups & 1 != 0 {
+                match self.ptable.group(&addr, 6) {
+                    Group::Class(c) => return c,
+                    Group::Marked => marked = true,
+                    Group::None => {}
+                }
+            }
+            present = self.v6_always;
+            if self.groups & 1 == 0 || self.groups & 2 != 0 || marked {
+                let a32 = u32::from_be_bytes([addr[0], addr[1], addr[2], addr[3]]);
+                present |= self.v6_src.get(v6_slot(a32)).copied().unwrap_or(0);
+            }
         }
         for (i, &len) in self.lens[field][(ver == 6) as usize].iter().enumerate() {
             if present & v6_bit(i) == 0 {
                 continue;
             }
             let masked = mask16(&addr, len);
-            if let Some(&class) = self.index.get(&(field as u8, ver, len, masked)) {
+            if let Some(class) = self.ptable.get(field as u8, ver, len, &masked) {
                 return class;
             }
         }

@@ -2,6 +2,7 @@
 //! program reads (`compile`). Pure: files a rules file names (blocklists) are read through a
 //! caller-supplied function, and nothing here touches the kernel.
 pub mod compile;
+pub mod ptable;
 pub mod rules;
 
 pub use compile::{Compiled, CompiledRule, LimitKey};
