@@ -17,7 +17,7 @@ use rxray_engine::cidr::{aggregate, Cidr, CidrSet};
 use rxray_engine::firewall::{Action, AddrMatch, Compiled, Limit, Per, Rule, RuleSet};
 use rxray_kernel::firewall::{Firewall, FwCapacity, Simulator};
 use rxray_kernel::{AttachMode, BENCH_LPM_OBJ, BENCH_PASS_OBJ, BENCH_ROTATE_OBJ, BENCH_TX_OBJ};
-use rxray_lab::frames::{self, ipproto, tcp_flags, Eth, Ipv4, Ipv6, Tcp, Udp, L3, L4};
+use rxray_lab::frames::{self, ipproto, tcp_flags, Eth, Ipv4, Tcp, Udp, L3, L4};
 use rxray_lab::testing::{unique_name, Rng};
 use rxray_lab::{Lab, MAC_A, MAC_B};
 use std::{
