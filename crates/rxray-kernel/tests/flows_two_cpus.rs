@@ -5,7 +5,7 @@
 //! sizes and flags); the expected counts come from what the threads sent.
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use rxray_kernel::{Ingress, IngressOptions};
-use rxray_lab::frames::{self, ipproto, Eth, Ipv4, Tcp, L3, L4};
+use rxray_lab::frames::{self, ipproto, Eth, Tcp, L4};
 use rxray_lab::testing::need_root;
 use rxray_lab::{MAC_A, MAC_B};
 use std::sync::Barrier;
@@ -15,20 +15,9 @@ const RUNS: u32 = 40; // test runs per thread
 const REPEAT: u32 = 25_000; // repetitions per test run: 1,000,000 packets per thread
 
 fn tcp_frame(flags: u8, payload_len: usize) -> Vec<u8> {
-    let ip = Ipv4 {
-        src: "198.18.0.1".parse().unwrap(),
-        dst: "198.18.0.2".parse().unwrap(),
-        ttl: 64,
-        tos: 0,
-        id: 1,
-        df: true,
-        mf: false,
-        frag_off_bytes: 0,
-        options: vec![],
-        protocol: ipproto::TCP,
-    };
     let tcp = Tcp { sport: 40000, dport: 80, seq: 1, ack: 1, flags, window: 512, urgent: 0, options: vec![] };
-    frames::frame(&Eth { dst: MAC_B, src: MAC_A }, &[], L3::Ipv4(ip), L4::Tcp(tcp), &vec![0x5a; payload_len])
+    let ip = frames::plain_ip("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap(), ipproto::TCP);
+    frames::frame(&Eth { dst: MAC_B, src: MAC_A }, &[], ip, L4::Tcp(tcp), &vec![0x5a; payload_len])
 }
 
 /// The flow table's size bucket of a frame of `len` bytes, from the documented edges.

@@ -716,23 +716,29 @@ fn lab_quiet_second() -> Option<Lab> {
     Some(Lab::pair_quiet(&unique_name()).expect("second lab"))
 }
 
+/// Where the firewall on the lab's veth-b pins its map `name` (bpffs, by namespace inode and
+/// ifindex).
+fn fw_pin(lab: &Lab, name: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(format!("/run/netns/{}", lab.ns_b())).unwrap().ino();
+    let o = lab.exec(lab.ns_b(), ["cat"]).arg(format!("/sys/class/net/{}/ifindex", lab.if_b())).output().unwrap();
+    let ifindex = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}/{ifindex}/{name}"))
+}
+
 /// A firewall pinned by an older rxray lacks the maps a newer one added (here the source limits'):
 /// the commands that open it say so and what to do, `off` removes it, and a new `apply` installs
 /// the current one.
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn a_firewall_installed_by_an_older_rxray_is_named_as_such_and_off_then_apply_replaces_it() {
-    use std::os::unix::fs::MetadataExt;
     let Some(lab) = lab() else { return };
     let dir = TempDir::new();
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
     let _off = Off(&lab);
     fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
-    let ino = std::fs::metadata(format!("/run/netns/{}", lab.ns_b())).unwrap().ino();
-    let o = lab.exec(lab.ns_b(), ["cat"]).arg(format!("/sys/class/net/{}/ifindex", lab.if_b())).output().unwrap();
-    let ifindex = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let pin = PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}/{ifindex}/rxray_fw_slimits"));
+    let pin = fw_pin(&lab, "rxray_fw_slimits");
     assert!(pin.exists(), "{}", pin.display());
     std::fs::remove_file(&pin).unwrap();
     for args in [vec!["list", "-i", lab.if_b()], vec!["apply", rules.to_str().unwrap(), "-i", lab.if_b()]] {
@@ -756,7 +762,6 @@ fn a_firewall_installed_by_an_older_rxray_is_named_as_such_and_off_then_apply_re
 #[test]
 #[ignore = "needs root, namespaces and BPF"]
 fn a_firewall_map_of_another_shape_is_named_with_both_shapes_and_off_then_apply_replaces_it() {
-    use std::os::unix::fs::MetadataExt;
     let Some(lab) = lab() else { return };
     if !have("bpftool") {
         skip_or_fail("bpftool is not installed");
@@ -767,10 +772,7 @@ fn a_firewall_map_of_another_shape_is_named_with_both_shapes_and_off_then_apply_
     std::fs::write(&rules, "[[rule]]\naction = \"deny\"\nproto = \"udp\"\ndport = 7700\n").unwrap();
     let _off = Off(&lab);
     fw_ok(lab.ns_b(), &["apply", rules.to_str().unwrap(), "-i", lab.if_b()]);
-    let ino = std::fs::metadata(format!("/run/netns/{}", lab.ns_b())).unwrap().ino();
-    let o = lab.exec(lab.ns_b(), ["cat"]).arg(format!("/sys/class/net/{}/ifindex", lab.if_b())).output().unwrap();
-    let ifindex = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let pin = PathBuf::from(format!("/sys/fs/bpf/rxray/{ino}/{ifindex}/rxray_flows"));
+    let pin = fw_pin(&lab, "rxray_flows");
     assert!(pin.exists(), "{}", pin.display());
     std::fs::remove_file(&pin).unwrap();
     let o = Command::new("bpftool")
