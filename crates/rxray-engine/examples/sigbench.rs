@@ -7,7 +7,7 @@
 //! rule's content and 1% a web attack from the default rules' families.
 use rxray_engine::event::Packet;
 use rxray_engine::signatures::{load, SignatureSet, Vars};
-use rxray_lab::frames::{self as f, ipproto, tcp_flags as tf, Eth, L3, L4};
+use rxray_lab::frames::{self as f, ipproto, tcp_flags as tf, Eth, L4};
 use rxray_lab::testing::{generated_rules, word, Rng};
 use rxray_wire::{dissect, LinkType};
 use std::net::Ipv4Addr;
@@ -48,18 +48,7 @@ fn request(rng: &mut Rng, words: &[String]) -> Vec<u8> {
 
 fn packet(src: Ipv4Addr, sport: u16, flags: u8, payload: &[u8], ts_ns: u64) -> Packet {
     let eth = Eth { dst: [2, 0, 0, 0, 0, 2], src: [2, 0, 0, 0, 0, 1] };
-    let l3 = L3::Ipv4(f::Ipv4 {
-        src,
-        dst: Ipv4Addr::new(198, 18, 0, 2),
-        ttl: 64,
-        tos: 0,
-        id: 1,
-        df: true,
-        mf: false,
-        frag_off_bytes: 0,
-        options: vec![],
-        protocol: ipproto::TCP,
-    });
+    let l3 = f::plain_ip(src.into(), Ipv4Addr::new(198, 18, 0, 2).into(), ipproto::TCP);
     let l4 = L4::Tcp(f::Tcp { sport, dport: 8080, seq: 1, ack: 1, flags, window: 512, urgent: 0, options: vec![] });
     let fr = f::frame(&eth, &[], l3, l4, payload);
     dissect(&fr, LinkType::ETHERNET, ts_ns, fr.len() as u32, "bench", 256)

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use rxray_engine::event::Packet;
 use rxray_engine::signatures::{load, Loaded, SigMatch, SignatureSet, Vars};
-use rxray_lab::frames::{self as f, ipproto, tcp_flags as tf, Eth, L3, L4};
+use rxray_lab::frames::{self as f, ipproto, tcp_flags as tf, Eth, L4};
 use rxray_lab::testing::Rng;
 use rxray_wire::{dissect, LinkType};
 use std::net::IpAddr;
@@ -30,24 +30,7 @@ fn pkt(src: &str, sport: u16, dst: &str, dport: u16, tp: Tp, payload: &[u8], ts_
         Tp::Udp => ipproto::UDP,
         Tp::Icmp => if s.is_ipv4() { ipproto::ICMP } else { ipproto::ICMPV6 },
     };
-    let l3 = match (s, d) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => L3::Ipv4(f::Ipv4 {
-            src: s,
-            dst: d,
-            ttl: 64,
-            tos: 0,
-            id: 1,
-            df: true,
-            mf: false,
-            frag_off_bytes: 0,
-            options: vec![],
-            protocol: proto,
-        }),
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            L3::Ipv6(f::Ipv6 { src: s, dst: d, hop_limit: 64, traffic_class: 0, flow_label: 0, next_header: proto }, vec![])
-        }
-        _ => panic!("mixed families"),
-    };
+    let l3 = f::plain_ip(s, d, proto);
     let l4 = match tp {
         Tp::Tcp(flags) => {
             L4::Tcp(f::Tcp { sport, dport, seq: 1, ack: 1, flags, window: 1000, urgent: 0, options: vec![] })

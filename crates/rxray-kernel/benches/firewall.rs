@@ -17,7 +17,7 @@ use rxray_engine::cidr::{aggregate, Cidr, CidrSet};
 use rxray_engine::firewall::{Action, AddrMatch, Compiled, Limit, Per, Rule, RuleSet};
 use rxray_kernel::firewall::{Firewall, FwCapacity, Simulator};
 use rxray_kernel::{AttachMode, BENCH_LPM_OBJ, BENCH_PASS_OBJ, BENCH_ROTATE_OBJ, BENCH_TX_OBJ};
-use rxray_lab::frames::{self, ipproto, tcp_flags, Eth, Ipv4, Tcp, Udp, L3, L4};
+use rxray_lab::frames::{self, ipproto, tcp_flags, Eth, Tcp, Udp, L4};
 use rxray_lab::testing::{unique_name, Rng};
 use rxray_lab::{Lab, MAC_A, MAC_B};
 use std::{
@@ -739,18 +739,7 @@ fn flood(v4: &[Cidr], v6: &[Cidr]) -> Res<()> {
     let frame = frames::frame(
         &Eth { dst: MAC_B, src: MAC_A },
         &[],
-        L3::Ipv4(Ipv4 {
-            src: Ipv4Addr::from(FLOOD_BASE),
-            dst: lab.addr4_b(),
-            ttl: 64,
-            tos: 0,
-            id: 1,
-            df: true,
-            mf: false,
-            frag_off_bytes: 0,
-            options: vec![],
-            protocol: ipproto::UDP,
-        }),
+        frames::plain_ip(Ipv4Addr::from(FLOOD_BASE).into(), lab.addr4_b().into(), ipproto::UDP),
         L4::Udp(Udp { sport: 40000, dport: 9 }),
         &[0u8; 22],
     );
